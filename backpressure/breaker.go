@@ -1,0 +1,537 @@
+package backpressure
+
+// Invariants:
+//   - cur always holds a non-nil *decision; a published decision is never
+//     modified: every change (new sample, stale mark, close, hot update)
+//     publishes a fresh copy by CompareAndSwap, and a copy made after Close
+//     keeps closed set.
+//   - Exactly one goroutine at a time holds refreshing (a try-lock taken by
+//     CompareAndSwap(false, true)); only the holder reads the Source and
+//     touches b.m, b.reading and b.lastGC. Callers that fail to take it never
+//     wait: they decide on the last published decision.
+//   - cfg always holds a non-nil, validated *config that is never modified.
+//   - pending (guarded by mu) holds transitions not yet handed to
+//     OnStateChange; only the loop goroutine calls OnStateChange, so calls
+//     happen in transition order, outside every lock, never on Admit's path.
+//   - The loop goroutine is started by NewBreaker and has exited when Close
+//     returns.
+
+import (
+	"math"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Breaker admits or refuses work according to memory pressure. All methods
+// are safe for concurrent use. See the package documentation.
+type Breaker struct {
+	cur        atomic.Pointer[decision]
+	cfg        atomic.Pointer[config]
+	inflight   atomic.Pointer[func() int64]
+	refreshing atomic.Bool
+
+	// Owned by the holder of refreshing.
+	m       machine
+	src     Source
+	reading Reading
+	lastGC  time.Duration
+
+	throttle *rate.Limiter // internally synchronized
+	probe    *rate.Limiter // internally synchronized
+	stale    *time.Timer   // marks the decision stale maxStaleness after an inline refresh
+
+	entered [numStates]atomic.Uint64 // transitions into each state
+
+	epoch time.Time
+
+	mu          sync.Mutex
+	pending     []transition
+	closed      bool
+	lastProfile time.Duration
+	profileErr  error
+
+	// notify has room for one wake-up: the loop drains every pending
+	// transition on each wake, so a second signal would add nothing.
+	notify chan struct{}
+	done   chan struct{}
+	exited chan struct{}
+}
+
+// decision is what Admit acts on: the outcome of the last sample.
+type decision struct {
+	// fast is state == Normal && !stale && !closed: Admit need only check
+	// the in-flight count against limit.
+	fast     bool
+	state    State
+	stale    bool
+	closed   bool
+	inflight func() int64
+	// limit is the in-flight count at which the reservation reaches the
+	// next threshold up (throttle in Normal, reject otherwise).
+	limit int64
+	// rate is the token-bucket rate in Throttle; zero refuses everything.
+	rate float64
+
+	used, measured, budget int64
+	source                 BudgetSource
+	bytesPerTask           int64
+	inFlight               int64
+	goroutines             int64
+	gcShare                float64
+	at                     time.Duration // sample time, since epoch
+
+	throttleErr, rejectErr *RejectError
+}
+
+type transition struct{ from, to State }
+
+// NewBreaker returns a running Breaker. It reads a first sample, so State is
+// meaningful at once. The budget comes from WithBudget, else the cgroup
+// memory limit × WithCgroupRatio, else GOMEMLIMIT, else there is none and the
+// breaker stays Normal (Stats().Source == BudgetNone). Close releases its
+// background goroutine.
+func NewBreaker(opts ...Option) (*Breaker, error) {
+	c := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			return nil, invalid("nil Option")
+		}
+		o.apply(&c)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	b := &Breaker{
+		src:    c.source,
+		epoch:  time.Now(),
+		notify: make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		exited: make(chan struct{}),
+	}
+	if b.src == nil {
+		b.src = newRuntimeSource()
+	}
+	b.src.Read(&b.reading)
+	switch {
+	case c.explicit > 0:
+		if c.explicit <= b.reading.Used {
+			return nil, invalid("budget %d bytes: not above current use %d bytes", c.explicit, b.reading.Used)
+		}
+		c.budget, c.budgetSource = c.explicit, BudgetExplicit
+	default:
+		if limit, ok := cgroupLimit(c.root); ok {
+			c.budget, c.budgetSource = int64(float64(limit)*c.cgroupRatio), BudgetCgroup
+		} else if gl := debug.SetMemoryLimit(-1); gl != math.MaxInt64 && gl > 0 {
+			c.budget, c.budgetSource = gl, BudgetGOMEMLIMIT
+		}
+	}
+	b.cfg.Store(&c)
+	b.throttle = rate.NewLimiter(rate.Limit(c.throttleRate), c.throttleBurst)
+	b.probe = rate.NewLimiter(rate.Limit(c.probeRate), 1)
+	b.m.init()
+	b.cur.Store(&decision{stale: true}) // replaced below, before b is shared
+	b.stale = time.AfterFunc(time.Hour, b.markStale)
+	b.stale.Stop()
+	b.refreshing.Store(true) // no one else can hold it yet
+	b.refresh(false, true)
+	go b.loop()
+	return b, nil
+}
+
+// Admit reports whether one more unit of work may start: nil, or a
+// *RejectError that errors.Is ErrMemoryPressure or ErrThrottled, or
+// ErrClosed. It never blocks. In Normal it costs one atomic load and, when
+// SetInFlightFunc was called, one call of that function; it allocates
+// nothing, also when it refuses.
+func (b *Breaker) Admit() error {
+	d := b.cur.Load() // acquires the decision published by the last refresh
+	if d.fast && (d.inflight == nil || d.inflight() < d.limit) {
+		return nil
+	}
+	return b.admitSlow(d)
+}
+
+func (b *Breaker) admitSlow(d *decision) error {
+	if d.closed {
+		return ErrClosed
+	}
+	var n int64
+	if d.inflight != nil {
+		n = d.inflight()
+	}
+	if d.stale || n >= d.limit {
+		if b.refreshing.CompareAndSwap(false, true) { // take the refresher's role
+			b.refresh(true, false)
+			d = b.cur.Load() // acquires the decision just published
+			if d.closed {
+				return ErrClosed
+			}
+			if d.inflight != nil {
+				n = d.inflight()
+			}
+		} else if d.stale && b.now()-d.at > b.cfg.Load().unknownAfter && d.state == Normal {
+			// Someone else is refreshing and the last sample is too old to
+			// trust: admit no faster than Throttle would.
+			if b.throttle.Allow() {
+				return nil
+			}
+			return d.throttleErr
+		}
+	}
+	switch d.state {
+	case Normal:
+		if n < d.limit {
+			return nil
+		}
+		// The reservation crossed the throttle threshold while another
+		// caller held the refresh: refuse rather than overshoot.
+		return d.throttleErr
+	case Throttle:
+		if n >= d.limit {
+			return d.rejectErr
+		}
+		if d.rate > 0 && b.throttle.Allow() {
+			return nil
+		}
+		return d.throttleErr
+	case Probe:
+		if n < d.limit && b.probe.Allow() {
+			return nil
+		}
+		return d.rejectErr
+	default:
+		return d.rejectErr
+	}
+}
+
+// State returns the state of the last sample.
+func (b *Breaker) State() State { return b.cur.Load().state }
+
+// Pressure returns effective use / budget at the last sample (zero when
+// there is no budget). Effective use is measured use plus the reservation for
+// in-flight work.
+func (b *Breaker) Pressure() float64 {
+	d := b.cur.Load()
+	return ratio(d.used, d.budget)
+}
+
+// SetInFlightFunc registers the count of admitted work that has not finished
+// (queued plus running tasks). The breaker reserves bytes-per-task for each
+// (WithBytesPerTask, or learned), so a burst admitted within one sample
+// cannot overshoot: effective use = measured use + f() × bytes per task.
+// Admit calls f on every call, so f must be cheap (an atomic load) and safe
+// for concurrent use. A nil f removes the reservation. The last call wins.
+func (b *Breaker) SetInFlightFunc(f func() int64) error {
+	if f == nil {
+		b.inflight.Store(nil) // publishes the removal to the next refresh
+	} else {
+		b.inflight.Store(&f) // publishes f to the next refresh
+	}
+	return b.update(func(d *decision) {
+		d.inflight = f
+		d.limit = 0 // forces the next Admit to refresh with f counted
+		d.stale = true
+	})
+}
+
+// SetThresholds replaces the thresholds at run time. Invalid thresholds
+// return an error matching ErrInvalidConfig and change nothing.
+func (b *Breaker) SetThresholds(t Thresholds) error {
+	if err := t.validate(); err != nil {
+		return err
+	}
+	return b.setConfig(func(c *config) error {
+		c.thresholds = t
+		return nil
+	})
+}
+
+// SetBudget replaces the budget at run time with an explicit one. A budget
+// that is not positive or not above the current measured use returns an
+// error matching ErrInvalidConfig and changes nothing.
+func (b *Breaker) SetBudget(bytes int64) error {
+	if bytes <= 0 {
+		return invalid("budget %d: must be positive", bytes)
+	}
+	if used := b.cur.Load().measured; bytes <= used {
+		return invalid("budget %d bytes: not above current use %d bytes", bytes, used)
+	}
+	return b.setConfig(func(c *config) error {
+		c.explicit, c.budget, c.budgetSource = bytes, bytes, BudgetExplicit
+		return nil
+	})
+}
+
+func (b *Breaker) setConfig(change func(*config) error) error {
+	for {
+		if b.cur.Load().closed {
+			return ErrClosed
+		}
+		old := b.cfg.Load()
+		c := *old
+		if err := change(&c); err != nil {
+			return err
+		}
+		if b.cfg.CompareAndSwap(old, &c) { // publishes the new immutable config
+			break
+		}
+	}
+	// Act on it now when no one else is refreshing; otherwise the next Admit
+	// will, because the decision is marked stale.
+	if b.refreshing.CompareAndSwap(false, true) { // take the refresher's role
+		b.refresh(false, false)
+		return nil
+	}
+	return b.update(func(d *decision) { d.stale = true })
+}
+
+// Close stops the background sampler and waits for it; pending OnStateChange
+// calls are made first. Admit returns ErrClosed afterwards. A second Close
+// returns ErrClosed.
+func (b *Breaker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.closed = true
+	b.mu.Unlock()
+	for {
+		old := b.cur.Load()
+		d := *old
+		d.closed, d.fast = true, false
+		if b.cur.CompareAndSwap(old, &d) { // publishes closed to every Admit
+			break
+		}
+	}
+	b.stale.Stop()
+	close(b.done)
+	<-b.exited
+	return nil
+}
+
+// update publishes a modified copy of the current decision.
+func (b *Breaker) update(change func(*decision)) error {
+	for {
+		old := b.cur.Load()
+		if old.closed {
+			return ErrClosed
+		}
+		d := *old
+		change(&d)
+		d.fast = d.state == Normal && !d.stale && !d.closed
+		if b.cur.CompareAndSwap(old, &d) { // publishes the copy
+			return nil
+		}
+	}
+}
+
+// markStale runs maxStaleness after an inline refresh: the next Admit
+// refreshes the sample.
+func (b *Breaker) markStale() {
+	_ = b.update(func(d *decision) { d.stale = true })
+}
+
+func (b *Breaker) now() time.Duration { return time.Since(b.epoch) }
+
+// refresh reads a sample, steps the state machine and publishes a decision.
+// The caller holds refreshing; refresh releases it. inline says an admitting
+// caller is refreshing (the next sample is then due maxStaleness later);
+// otherwise the decision is published stale, so that the first Admit after a
+// quiet period samples afresh.
+func (b *Breaker) refresh(inline, first bool) {
+	c := b.cfg.Load()
+	now := b.now()
+	b.src.Read(&b.reading)
+	var n int64
+	f := b.inflight.Load()
+	if f != nil {
+		n = max((*f)(), 0)
+	}
+	in := b.m.observe(c, now, b.reading, n)
+	from, to, changed := b.m.step(c, now, in)
+
+	d := &decision{
+		state:        to,
+		stale:        !inline,
+		measured:     b.reading.Used,
+		used:         in.effective,
+		budget:       c.budget,
+		source:       c.budgetSource,
+		bytesPerTask: in.bytesPerTask,
+		inFlight:     n,
+		goroutines:   b.reading.Goroutines,
+		gcShare:      b.m.gcShare,
+		at:           now,
+		rate:         in.rate,
+		limit:        math.MaxInt64,
+	}
+	if f != nil {
+		d.inflight = *f
+		level := c.thresholds.Reject
+		if to == Normal {
+			level = c.thresholds.Throttle
+		}
+		if c.budget > 0 {
+			room := level*float64(c.budget) - float64(b.reading.Used)
+			d.limit = int64(max(room/float64(in.bytesPerTask), 0))
+		}
+	}
+	d.fast = to == Normal && !d.stale
+	retry := c.interval
+	if in.rate > 0 {
+		retry = max(time.Duration(float64(time.Second)/in.rate), c.maxStaleness)
+	}
+	d.throttleErr = &RejectError{Err: ErrThrottled, State: to, Used: in.effective, Budget: c.budget, RetryAfter: retry}
+	hold := c.hold
+	switch to {
+	case Probe:
+		hold = max(time.Duration(float64(time.Second)/c.probeRate), c.maxStaleness)
+	case Throttle, Normal:
+		hold = retry
+	}
+	d.rejectErr = &RejectError{Err: ErrMemoryPressure, State: to, Used: in.effective, Budget: c.budget, RetryAfter: hold}
+	if to == Throttle && in.rate > 0 && b.throttle.Limit() != rate.Limit(in.rate) {
+		b.throttle.SetLimit(rate.Limit(in.rate))
+	}
+	if changed {
+		b.entered[to].Add(1) // counts the transition for Stats
+	}
+
+	for { // publish, keeping a concurrent Close
+		old := b.cur.Load()
+		if old.closed {
+			d.closed, d.fast = true, false
+		}
+		if b.cur.CompareAndSwap(old, d) { // publishes the sample and the new state
+			break
+		}
+	}
+	if inline {
+		b.stale.Reset(c.maxStaleness)
+	}
+	b.refreshing.Store(false) // hands the refresher's role to the next taker
+
+	if changed {
+		b.mu.Lock()
+		b.pending = append(b.pending, transition{from, to})
+		b.mu.Unlock()
+		select {
+		case b.notify <- struct{}{}:
+		default:
+		}
+	}
+	_ = first
+}
+
+// loop is the background sampler: it refreshes every interval so the
+// breaker recovers while nothing is admitted, forces a GC now and then while
+// in Reject, and makes the OnStateChange calls and heap profiles.
+func (b *Breaker) loop() {
+	defer close(b.exited)
+	c := b.cfg.Load()
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			b.deliver()
+			return
+		case <-b.notify:
+			b.deliver()
+		case <-t.C:
+			if !b.refreshing.CompareAndSwap(false, true) { // take the refresher's role
+				continue
+			}
+			c := b.cfg.Load()
+			if b.cur.Load().state == Reject && c.gcInReject > 0 && b.now()-b.lastGC >= c.gcInReject {
+				b.lastGC = b.now()
+				runtime.GC()
+			}
+			b.refresh(false, false)
+		}
+	}
+}
+
+// deliver makes the pending OnStateChange calls and the heap profile.
+func (b *Breaker) deliver() {
+	b.mu.Lock()
+	p := b.pending
+	b.pending = nil
+	b.mu.Unlock()
+	c := b.cfg.Load()
+	for _, tr := range p {
+		if tr.to == Reject && c.profileOpen != nil {
+			b.writeProfile(c)
+		}
+		if c.onStateChange != nil {
+			c.onStateChange(tr.from, tr.to)
+		}
+	}
+}
+
+func (b *Breaker) writeProfile(c *config) {
+	now := b.now()
+	b.mu.Lock()
+	due := b.lastProfile == 0 || now-b.lastProfile >= c.profileEvery
+	if due {
+		b.lastProfile = now
+	}
+	b.mu.Unlock()
+	if !due {
+		return
+	}
+	w, err := c.profileOpen()
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(w, 0)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	b.mu.Lock()
+	b.profileErr = err
+	b.mu.Unlock()
+}
+
+// Stats is a point-in-time view of a Breaker.
+type Stats struct {
+	State State
+	// Pressure is Used / Budget.
+	Pressure float64
+	// Used is the effective use: Measured + InFlight × BytesPerTask.
+	Used, Measured, Budget int64
+	Source                 BudgetSource
+	InFlight, BytesPerTask int64
+	Goroutines             int64
+	// GCCPUShare is the GC's share of CPU over the last full window.
+	GCCPUShare float64
+	// SampleAge is the age of the last sample.
+	SampleAge time.Duration
+	// Entered counts transitions into each state, indexed by State.
+	Entered [numStates]uint64
+	// ProfileErr is the error of the last heap profile, if any.
+	ProfileErr error
+}
+
+// Stats returns the figures of the last sample and the transition counts.
+func (b *Breaker) Stats() Stats {
+	d := b.cur.Load()
+	s := Stats{
+		State: d.state, Pressure: ratio(d.used, d.budget), Used: d.used, Measured: d.measured,
+		Budget: d.budget, Source: d.source, InFlight: d.inFlight, BytesPerTask: d.bytesPerTask,
+		Goroutines: d.goroutines, GCCPUShare: d.gcShare, SampleAge: b.now() - d.at,
+	}
+	for i := range s.Entered {
+		s.Entered[i] = b.entered[i].Load()
+	}
+	b.mu.Lock()
+	s.ProfileErr = b.profileErr
+	b.mu.Unlock()
+	return s
+}
