@@ -1,0 +1,68 @@
+package ringbuf_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/shoal-go/shoal/ringbuf"
+)
+
+func TestNewRoundsUp(t *testing.T) {
+	for _, tc := range []struct{ in, want int }{
+		{1, 1}, {2, 2}, {3, 4}, {5, 8}, {1000, 1024}, {1024, 1024},
+	} {
+		r, err := ringbuf.New[int](tc.in)
+		if err != nil {
+			t.Fatalf("New(%d): %v", tc.in, err)
+		}
+		if r.Cap() != tc.want || r.Len() != 0 {
+			t.Errorf("New(%d): Cap %d Len %d, want Cap %d Len 0", tc.in, r.Cap(), r.Len(), tc.want)
+		}
+	}
+}
+
+func TestNewBadCapacity(t *testing.T) {
+	for _, c := range []int{0, -1, -1 << 40, ringbuf.MaxCapacity + 1, 1 << 62} {
+		r, err := ringbuf.New[int](c)
+		if !errors.Is(err, ringbuf.ErrCapacity) || r != nil {
+			t.Errorf("New(%d) = %v, %v; want nil, ErrCapacity", c, r, err)
+		}
+	}
+	// A capacity in range whose slots would not fit in memory.
+	if _, err := ringbuf.New[[1 << 20]byte](ringbuf.MaxCapacity); !errors.Is(err, ringbuf.ErrCapacity) {
+		t.Errorf("New[[1<<20]byte](MaxCapacity): err %v, want ErrCapacity", err)
+	}
+}
+
+func TestFIFOFullEmpty(t *testing.T) {
+	r, err := ringbuf.New[int](4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := r.TryPop(); ok {
+		t.Fatalf("TryPop on empty ring = %d, true", v)
+	}
+	for lap := 0; lap < 3; lap++ {
+		for i := 0; i < 4; i++ {
+			if !r.TryPush(lap*10 + i) {
+				t.Fatalf("lap %d: TryPush %d failed below capacity", lap, i)
+			}
+		}
+		if r.TryPush(99) {
+			t.Fatalf("lap %d: TryPush succeeded on a full ring", lap)
+		}
+		if r.Len() != 4 {
+			t.Fatalf("lap %d: Len %d, want 4", lap, r.Len())
+		}
+		if v, ok := r.TryPop(); !ok || v != lap*10 {
+			t.Fatalf("lap %d: TryPop = %d, %v; want %d, true", lap, v, ok, lap*10)
+		}
+		dst := make([]int, 8)
+		if n := r.PopBatch(dst); n != 3 || dst[0] != lap*10+1 || dst[2] != lap*10+3 {
+			t.Fatalf("lap %d: PopBatch = %d %v", lap, n, dst[:n])
+		}
+		if n := r.PopBatch(dst); n != 0 {
+			t.Fatalf("lap %d: PopBatch on empty ring = %d", lap, n)
+		}
+	}
+}
