@@ -1,0 +1,378 @@
+package pool
+
+// Invariants:
+//
+//   - running counts worker goroutines that have been started and have not
+//     decided to exit. It grows only by CAS in grow/ensure (never above max
+//     at the time of the CAS) and shrinks only under mu, so the idle-timeout
+//     check "running > floor" and the decrement are one step.
+//   - A worker is on idleList iff w.parked, both guarded by mu; idle equals
+//     len(idleList). Whoever clears w.parked (a waker, Tune, stop) sends
+//     exactly one token on w.wake; the worker receives it before it looks for
+//     work again, so w.wake (capacity 1) never holds a stale token.
+//   - spinning counts workers looking for work without being parked. A
+//     producer that sees spinning > 0 after its push wakes nobody: the
+//     spinner re-checks the run queue after it stops spinning (sequentially
+//     consistent atomics), so the push is seen by one of them.
+//   - Parking is announce / re-check / block: a worker joins idleList (idle
+//     store), then re-checks the run queue; a producer pushes, then loads
+//     idle. One of them sees the other.
+//   - The run queue holds each scheduled, unheld, unparked shard exactly once
+//     (see lane.go), so it never holds more than the number of shards and a
+//     push never finds it full.
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoal-go/shoal/ringbuf"
+)
+
+// spinRounds bounds how long a worker that ran out of work keeps looking
+// before it parks: each round yields the processor once (runtime.Gosched)
+// and re-checks the run queue. About 64 rounds is a few microseconds, long
+// enough to catch the next submission of a busy producer without the wake-up
+// of a parked goroutine, and short enough that an idle pool parks at once.
+const spinRounds = 64
+
+// worker is one worker goroutine's handle.
+type worker struct {
+	// wake carries the one token of a waker that took this worker off the
+	// idle list. Capacity 1 so that the waker never blocks, even before the
+	// worker has reached its receive; the invariant above keeps it from
+	// ever holding two.
+	wake chan struct{}
+	// parked is guarded by control.mu.
+	parked bool
+	// timer is the idle timer, reused across parks; owned by the worker.
+	timer *time.Timer
+	// stats are the worker's counters (see stats.go).
+	stats workerStats
+	// finished counts tasks that left the pool during the current batch.
+	finished int64
+}
+
+// control is the non-generic half of a pool: the run queue of ready shards,
+// the workers, and the counters a scaler samples. See "Extension points" in
+// pool.go.
+type control struct {
+	runq *ringbuf.Ring[uint32]
+
+	_ [cacheLine]byte
+	// These are read on every schedule and written rarely (spinning and idle
+	// on every park/unpark, the rest on scaling).
+	running  atomic.Int32
+	idle     atomic.Int32
+	spinning atomic.Int32
+	minW     atomic.Int32
+	maxW     atomic.Int32
+	target   atomic.Int32
+	stopping atomic.Bool
+	_        [cacheLine - 28]byte
+
+	idleTimeout time.Duration
+	maxSpinning int32
+	// start launches one worker goroutine; running has already been counted.
+	start func()
+
+	mu       sync.Mutex
+	idleList []*worker
+	all      []*worker
+	retired  counters // counters of exited workers, guarded by mu
+	wg       sync.WaitGroup
+}
+
+func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration) error {
+	q, err := ringbuf.New[uint32](nshards)
+	if err != nil {
+		return err
+	}
+	c.runq = q
+	c.minW.Store(int32(minW))
+	c.maxW.Store(int32(maxW))
+	c.target.Store(int32(minW))
+	c.idleTimeout = idleTimeout
+	c.maxSpinning = int32(max(1, runtime.GOMAXPROCS(0)/2))
+	return nil
+}
+
+// floor is the number of workers kept warm: the target, within [min, max].
+func (c *control) floor() int32 {
+	return max(c.minW.Load(), min(c.target.Load(), c.maxW.Load()))
+}
+
+// push hands a scheduled shard to the run queue; the caller held it or moved
+// it to scheduled.
+func (c *control) push(idx uint32) {
+	// Hands the shard (and everything its holder wrote) to the worker that
+	// pops it. The queue has room for every shard, so this loop runs once.
+	for !c.runq.TryPush(idx) {
+		runtime.Gosched()
+	}
+}
+
+// wake makes sure some worker will look at the run queue after a push:
+// nothing if one is spinning, else an idle one is woken, else a new one
+// started (up to max).
+func (c *control) wake() {
+	// Reads whether a spinner will re-check the run queue (see Invariants).
+	if c.spinning.Load() != 0 {
+		return
+	}
+	// Reads the parked count; pairs with park's announce.
+	if c.idle.Load() != 0 && c.wakeOne() {
+		return
+	}
+	c.grow()
+}
+
+// grow starts one worker if fewer than max run.
+func (c *control) grow() bool {
+	for {
+		n := c.running.Load()
+		if n >= c.maxW.Load() {
+			return false
+		}
+		// Reserves the new worker's place under max.
+		if c.running.CompareAndSwap(n, n+1) {
+			c.start()
+			return true
+		}
+	}
+}
+
+// ensure starts workers until at least n run (capped by max).
+func (c *control) ensure(n int32) {
+	for c.running.Load() < min(n, c.maxW.Load()) {
+		if !c.grow() {
+			return
+		}
+	}
+}
+
+// wakeOne wakes the most recently parked worker, if any.
+func (c *control) wakeOne() bool {
+	c.mu.Lock()
+	n := len(c.idleList)
+	if n == 0 {
+		c.mu.Unlock()
+		return false
+	}
+	w := c.idleList[n-1]
+	c.idleList[n-1] = nil
+	c.idleList = c.idleList[:n-1]
+	w.parked = false
+	// Withdraws the parked worker from the count producers read.
+	c.idle.Add(-1)
+	c.mu.Unlock()
+	w.wake <- struct{}{}
+	return true
+}
+
+// wakeAll wakes every parked worker, so that each re-reads stopping, max and
+// the run queue.
+func (c *control) wakeAll() {
+	c.mu.Lock()
+	for i, w := range c.idleList {
+		w.parked = false
+		c.idleList[i] = nil
+		w.wake <- struct{}{}
+	}
+	c.idleList = c.idleList[:0]
+	// Withdraws every parked worker from the count.
+	c.idle.Store(0)
+	c.mu.Unlock()
+}
+
+// unpark takes w off the idle list if nobody has; it reports whether it did.
+func (c *control) unpark(w *worker) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !w.parked {
+		return false
+	}
+	w.parked = false
+	for i, x := range c.idleList {
+		if x == w {
+			last := len(c.idleList) - 1
+			copy(c.idleList[i:], c.idleList[i+1:])
+			c.idleList[last] = nil
+			c.idleList = c.idleList[:last]
+			break
+		}
+	}
+	// Withdraws w from the parked count.
+	c.idle.Add(-1)
+	return true
+}
+
+// exitIfAbove lets w exit if more than limit() workers run; it reports
+// whether w must exit (running has then been decremented).
+func (c *control) exitIfAbove(limit func() int32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running.Load() > limit() {
+		// Gives up w's place; done under mu so that two workers cannot both
+		// see room to exit.
+		c.running.Add(-1)
+		return true
+	}
+	return false
+}
+
+func (c *control) maxLimit() int32 { return c.maxW.Load() }
+
+// findWork returns the next shard for w, or false when w must exit (running
+// already decremented).
+func (c *control) findWork(w *worker) (uint32, bool) {
+	for {
+		if idx, ok := c.runq.TryPop(); ok {
+			return idx, true
+		}
+		if c.stopping.Load() {
+			return 0, !c.exitIfAbove(func() int32 { return -1 })
+		}
+		if c.running.Load() > c.maxW.Load() && c.exitIfAbove(c.maxLimit) {
+			return 0, false
+		}
+		if idx, ok := c.spin(); ok {
+			return idx, true
+		}
+		if !c.park(w) {
+			return 0, false
+		}
+	}
+}
+
+// spin looks for work for a bounded number of rounds, if not too many
+// workers spin already.
+func (c *control) spin() (uint32, bool) {
+	if c.spinning.Load() >= c.maxSpinning {
+		return 0, false
+	}
+	// Announces a spinner: producers skip waking while it is non-zero.
+	c.spinning.Add(1)
+	for range spinRounds {
+		runtime.Gosched()
+		if idx, ok := c.runq.TryPop(); ok {
+			c.foundWhileSpinning()
+			return idx, true
+		}
+		if c.stopping.Load() {
+			break
+		}
+	}
+	// Withdraws the spinner, then re-checks: a producer that saw it did not
+	// wake anyone.
+	c.spinning.Add(-1)
+	if idx, ok := c.runq.TryPop(); ok {
+		if c.runq.Len() > 0 {
+			c.wake()
+		}
+		return idx, true
+	}
+	return 0, false
+}
+
+// foundWhileSpinning ends spinning after a spinner found work: if more work
+// waits, another worker must look (the Go scheduler's resetspinning).
+func (c *control) foundWhileSpinning() {
+	// Withdraws the spinner.
+	c.spinning.Add(-1)
+	if c.runq.Len() > 0 {
+		c.wake()
+	}
+}
+
+// park blocks w until it is woken or, when more workers than the floor run,
+// until the idle timeout. It reports false when w must exit (running
+// already decremented).
+func (c *control) park(w *worker) bool {
+	c.mu.Lock()
+	if c.stopping.Load() {
+		c.mu.Unlock()
+		return true // findWork handles stopping
+	}
+	w.parked = true
+	c.idleList = append(c.idleList, w)
+	// Announces w as parked before the re-check below.
+	c.idle.Add(1)
+	c.mu.Unlock()
+
+	if c.runq.Len() > 0 || c.stopping.Load() {
+		if !c.unpark(w) {
+			<-w.wake // a waker took w off the list; take its token
+		}
+		return true
+	}
+	for {
+		var timeout <-chan time.Time
+		if c.running.Load() > c.floor() {
+			w.timer.Reset(c.idleTimeout)
+			timeout = w.timer.C
+		}
+		select {
+		case <-w.wake:
+			w.timer.Stop()
+			return true
+		case <-timeout:
+			c.mu.Lock()
+			if !w.parked {
+				c.mu.Unlock()
+				<-w.wake
+				return true
+			}
+			if c.running.Load() > c.floor() {
+				w.parked = false
+				for i, x := range c.idleList {
+					if x == w {
+						last := len(c.idleList) - 1
+						copy(c.idleList[i:], c.idleList[i+1:])
+						c.idleList[last] = nil
+						c.idleList = c.idleList[:last]
+						break
+					}
+				}
+				// Withdraws w from the parked count and gives up its place.
+				c.idle.Add(-1)
+				c.running.Add(-1)
+				c.mu.Unlock()
+				return false
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+// register adds a started worker to the list Snapshot reads.
+func (c *control) register(w *worker) {
+	c.mu.Lock()
+	c.all = append(c.all, w)
+	c.mu.Unlock()
+}
+
+// retire removes an exiting worker and keeps its counters.
+func (c *control) retire(w *worker) {
+	c.mu.Lock()
+	w.stats.addTo(&c.retired)
+	for i, x := range c.all {
+		if x == w {
+			last := len(c.all) - 1
+			c.all[i] = c.all[last]
+			c.all[last] = nil
+			c.all = c.all[:last]
+			break
+		}
+	}
+	c.mu.Unlock()
+}
+
+// stop makes every worker exit once the run queue is empty, and waits.
+func (c *control) stop() {
+	// Tells workers to exit instead of parking.
+	c.stopping.Store(true)
+	c.wakeAll()
+	c.wg.Wait()
+}

@@ -1,0 +1,85 @@
+package pool
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/shoal-go/shoal/shard"
+)
+
+// Reason says why a task became a dead letter.
+type Reason uint8
+
+// The reasons a task can become a dead letter.
+const (
+	// Failed: the task returned an error on its last attempt, or an error
+	// marked with Permanent, or one RetryPolicy.Retryable refused.
+	Failed Reason = iota
+	// Panicked: the task panicked. Panics are not retried.
+	Panicked
+	// Canceled: the task returned an error matching context.Canceled (it
+	// gave up on purpose); such errors are not retried.
+	Canceled
+	// Expired: the deadline of the task's context passed before an attempt
+	// could start (or while it returned an error).
+	Expired
+	// Shutdown: Close's context ended before the task could run.
+	Shutdown
+	numReasons
+)
+
+// String returns the reason's name.
+func (r Reason) String() string {
+	switch r {
+	case Failed:
+		return "Failed"
+	case Panicked:
+		return "Panicked"
+	case Canceled:
+		return "Canceled"
+	case Expired:
+		return "Expired"
+	case Shutdown:
+		return "Shutdown"
+	}
+	return fmt.Sprintf("Reason(%d)", uint8(r))
+}
+
+// DeadLetter is an accepted task that did not complete, with why.
+type DeadLetter[K shard.Key] struct {
+	// Group is the task's group (the zero K for Go).
+	Group K
+	// Task is the task itself, so it can be inspected or resubmitted.
+	Task Task
+	// Err is the last error: the task's, context.DeadlineExceeded for
+	// Expired, an error describing the panic for Panicked, ErrClosed for
+	// Shutdown when the task never ran.
+	Err error
+	// Reason says why the task is here.
+	Reason Reason
+	// Attempts is how many times the task ran.
+	Attempts int
+	// Panic is the recovered value for Panicked, nil otherwise.
+	Panic any
+	// Stack is the panicking goroutine's stack for Panicked.
+	Stack []byte
+	// EnqueuedAt is when the task was accepted.
+	EnqueuedAt time.Time
+	// FailedAt is when the task became a dead letter.
+	FailedAt time.Time
+}
+
+// PanicError is the Err of a Panicked dead letter.
+type PanicError struct {
+	// Value is the value passed to panic.
+	Value any
+}
+
+// Error implements error.
+func (e *PanicError) Error() string { return fmt.Sprintf("shoal: task panicked: %v", e.Value) }
+
+// Unwrap returns the panic value if it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}

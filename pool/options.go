@@ -1,0 +1,196 @@
+package pool
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/shoal-go/shoal/backpressure"
+)
+
+// Option configures a Pool. Options are applied in order by New; the first
+// invalid one makes New return an error wrapping ErrInvalidOption.
+type Option interface{ apply(*config) error }
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+// config holds every setting of a pool. defaultConfig is the one place that
+// holds the defaults.
+type config struct {
+	shards       int
+	minWorkers   int
+	maxWorkers   int
+	queueSize    int
+	batchSize    int
+	nonblocking  bool
+	idleTimeout  time.Duration
+	retry        RetryPolicy
+	dlBuffer     int
+	panicHandler func(v any, stack []byte)
+	clock        Clock
+	// breaker is asked by every submission; ownBreaker is the one
+	// WithMemoryBudget creates, closed by Close.
+	breaker    *backpressure.Breaker
+	ownBreaker *backpressure.Breaker
+	budget     int64
+
+	// scaler, when set by an option of scaling*.go, is started by New and
+	// stopped by Close. See "Extension points" in pool.go.
+	scaler func(c *control) (stop func())
+	// onTask, when set, is called by the worker after each task with the
+	// shard, its queue wait and its run time. See "Extension points".
+	onTask func(shard int, wait, run time.Duration)
+}
+
+func defaultConfig() config {
+	procs := runtime.GOMAXPROCS(0)
+	return config{
+		shards:      1024,
+		minWorkers:  1,
+		maxWorkers:  max(4*procs, 8),
+		queueSize:   128,
+		batchSize:   64,
+		idleTimeout: 10 * time.Second,
+		retry:       RetryPolicy{MaxAttempts: 1},
+		dlBuffer:    256,
+	}
+}
+
+// WithShards sets the number of shards (default 1024). Each group maps to
+// one shard for the pool's lifetime; tasks of one shard run one at a time,
+// so a slow task delays the other groups of its shard only. More shards
+// isolate groups better and cost queue memory (shards × queue size slots).
+func WithShards(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n <= 0 || n > 1<<20 {
+			return invalid("WithShards(%d): want 1..%d", n, 1<<20)
+		}
+		c.shards = n
+		return nil
+	})
+}
+
+// WithWorkers sets the bounds of the worker count (default 1 and
+// max(4×GOMAXPROCS, 8)). 0 <= min <= max, max >= 1.
+func WithWorkers(minWorkers, maxWorkers int) Option {
+	return optionFunc(func(c *config) error {
+		if err := checkWorkers(minWorkers, maxWorkers); err != nil {
+			return err
+		}
+		c.minWorkers, c.maxWorkers = minWorkers, maxWorkers
+		return nil
+	})
+}
+
+func checkWorkers(minWorkers, maxWorkers int) error {
+	if minWorkers < 0 || maxWorkers < 1 || minWorkers > maxWorkers || maxWorkers > 1<<20 {
+		return invalid("workers (%d, %d): want 0 <= min <= max, 1 <= max <= %d", minWorkers, maxWorkers, 1<<20)
+	}
+	return nil
+}
+
+// WithQueueSize sets the capacity of each shard's queue (default 128,
+// rounded up to a power of two). The pool holds at most shards × size
+// queued tasks.
+func WithQueueSize(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n <= 0 || n > 1<<24 {
+			return invalid("WithQueueSize(%d): want 1..%d", n, 1<<24)
+		}
+		c.queueSize = n
+		return nil
+	})
+}
+
+// WithBatchSize sets how many tasks a worker runs from one shard before it
+// moves the shard behind the other ready shards (default 64). Larger batches
+// cost less per task; smaller ones bound how long one busy shard holds back
+// the others.
+func WithBatchSize(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n <= 0 || n > 1<<16 {
+			return invalid("WithBatchSize(%d): want 1..%d", n, 1<<16)
+		}
+		c.batchSize = n
+		return nil
+	})
+}
+
+// WithNonblocking makes Submit and Go return ErrQueueFull at once when the
+// shard's queue is full, instead of waiting for room.
+func WithNonblocking() Option {
+	return optionFunc(func(c *config) error { c.nonblocking = true; return nil })
+}
+
+// WithIdleTimeout sets how long a worker above the target count waits for
+// work before it exits (default 10 s).
+func WithIdleTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d <= 0 {
+			return invalid("WithIdleTimeout(%v): want > 0", d)
+		}
+		c.idleTimeout = d
+		return nil
+	})
+}
+
+// WithRetry sets the retry policy for tasks that return an error. The
+// default runs each task once.
+func WithRetry(p RetryPolicy) Option {
+	return optionFunc(func(c *config) error {
+		if err := p.validate(); err != nil {
+			return err
+		}
+		c.retry = p
+		return nil
+	})
+}
+
+// WithDeadLetterBuffer sets the capacity of the DeadLetters channel
+// (default 256; 0 makes it unbuffered). When it is full, the worker that
+// has a letter waits for room, so a consumer that stops reading slows the
+// pool down instead of losing letters; each such wait is counted in
+// Stats.DeadLetterStalls.
+func WithDeadLetterBuffer(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 0 || n > 1<<24 {
+			return invalid("WithDeadLetterBuffer(%d): want 0..%d", n, 1<<24)
+		}
+		c.dlBuffer = n
+		return nil
+	})
+}
+
+// WithPanicHandler sets a function that the worker calls after a task
+// panicked, with the panic value and the task's stack. The task also goes to
+// the dead letters as Panicked. A panic inside h is recovered and ignored.
+func WithPanicHandler(h func(v any, stack []byte)) Option {
+	return optionFunc(func(c *config) error {
+		if h == nil {
+			return invalid("WithPanicHandler(nil)")
+		}
+		c.panicHandler = h
+		return nil
+	})
+}
+
+// Clock is the source of timestamps: DeadLetter.EnqueuedAt and FailedAt, and
+// the check that a task's deadline has passed before it starts.
+type Clock interface {
+	Now() time.Time
+}
+
+// WithClock replaces time.Now as the source of timestamps and of the expiry
+// check. Timers (retry backoff, idle timeout) always use package time: tests
+// that need to control them run the pool inside a testing/synctest bubble,
+// where package time is virtual, and most need no Clock at all.
+func WithClock(c Clock) Option {
+	return optionFunc(func(cf *config) error {
+		if c == nil {
+			return invalid("WithClock(nil)")
+		}
+		cf.clock = c
+		return nil
+	})
+}

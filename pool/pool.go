@@ -1,0 +1,710 @@
+package pool
+
+// Extension points
+//
+// Other files of this package (the predictive scaler in scaling*.go, the
+// metrics in stats_metrics*.go) hook into the pool through these unexported
+// fields and methods; they cost nothing when unused.
+//
+// Scaling. p.ctl is the non-generic *control shared with a scaler:
+//   - p.ctl.target (atomic.Int32): the worker count kept warm. Idle workers
+//     exit after the idle timeout only while running > floor(), where
+//     floor() = target clamped to [min, max]. Store a new target and call
+//     p.ctl.ensure(n) to start workers up to it at once.
+//   - p.ctl.minW, p.ctl.maxW (atomic.Int32): the bounds; Tune sets them.
+//   - p.ctl.running, p.ctl.idle, p.ctl.spinning (atomic.Int32): started,
+//     parked and spinning workers; busy = running - idle - spinning.
+//   - p.ctl.runq.Len(): shards scheduled and waiting for a worker.
+//   - p.arrivals(): accepted submissions since New (monotonic; O(shards)).
+//   - p.queued(): tasks waiting in shard queues (O(shards)).
+//   - cfg.scaler: an Option sets it to func(*control) (stop func()); New
+//     calls it after the workers of min have started, Close calls stop
+//     before draining. The scaler owns its goroutine and must have ended it
+//     when stop returns.
+//   Reactive scaling is built in: when a shard becomes ready and no worker is
+//   idle or spinning, one starts at once, up to max.
+//
+// Metrics.
+//   - entry.enq is each task's acceptance time (ns since p.epoch, also
+//     DeadLetter.EnqueuedAt); queue wait = start - enq.
+//   - cfg.onTask, when an Option sets it, is called by the worker after
+//     each attempt with the shard, the queue wait and the run time. Clocks
+//     are read for it only when it is set.
+//   - Stats is an immutable value built by Snapshot; add fields there.
+//
+// Admission. cfg.breaker (admitter: Admit() error) is called first by every
+// submission; a non-nil error becomes *RejectError with reason
+// MemoryPressure or Throttled.
+
+// Invariants:
+//
+//   - Every accepted task (push returned pushOK) is, at any instant, in its
+//     lane, in its lane's retry slot, being run by the worker holding its
+//     lane, or being delivered as a dead letter by that worker; it leaves
+//     the pool only as a completion or a letter (or, after Close's deadline,
+//     in CloseError.Undelivered).
+//   - closing is set once, before the lanes are sealed; abandon is set once,
+//     after closing, when Close's context ends. closingCh and abandonCh are
+//     closed right after their flag is stored.
+//   - The dead-letter channel is closed by Close after every worker has
+//     exited, so no send can follow the close.
+
+import (
+	"context"
+	"errors"
+	"math/bits"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoal-go/shoal/shard"
+)
+
+// Task is a unit of work. The context carries the submitter's values and
+// deadline, but not its later cancellation: once accepted, a task belongs to
+// the pool. A non-nil error is retried according to the pool's RetryPolicy.
+type Task func(ctx context.Context) error
+
+// Pool runs tasks of many groups: tasks of one group one at a time in
+// submission order, tasks of different groups in parallel. See the package
+// documentation for the guarantees and costs.
+//
+// A Pool must be created with New and closed with Close.
+type Pool[K shard.Key] struct {
+	cfg     config
+	lanes   []lane[K]
+	nshards uint64
+	ctl     control
+	dl      chan DeadLetter[K]
+	epoch   time.Time
+	clock   Clock
+	breaker admitter
+
+	// inFlight counts accepted tasks not yet finished, kept only when a
+	// breaker needs it (trackInFlight), so a pool without one pays nothing.
+	trackInFlight bool
+	inFlight      atomic.Int64
+
+	rejects [numRejectReasons]atomic.Uint64
+
+	closing   atomic.Bool
+	closingCh chan struct{}
+	abandon   atomic.Bool
+	abandonCh chan struct{}
+	// progress (capacity 1) tells a waiting Close that a worker released a
+	// shard; one pending token is enough, Close re-checks everything.
+	progress chan struct{}
+
+	closeMu      sync.Mutex
+	closeStarted bool
+	closeDone    chan struct{}
+	stopScaler   func()
+
+	undeliveredMu sync.Mutex
+	undelivered   []DeadLetter[K]
+	shutdownCount atomic.Int64
+}
+
+// New returns a running pool configured by opts. The workers of the minimum
+// count start at once; the others start on demand.
+func New[K shard.Key](opts ...Option) (*Pool[K], error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			return nil, invalid("nil Option")
+		}
+		if err := o.apply(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	p := &Pool[K]{
+		cfg:       cfg,
+		lanes:     make([]lane[K], cfg.shards),
+		nshards:   uint64(cfg.shards),
+		dl:        make(chan DeadLetter[K], cfg.dlBuffer),
+		clock:     cfg.clock,
+		closingCh: make(chan struct{}),
+		abandonCh: make(chan struct{}),
+		progress:  make(chan struct{}, 1),
+		closeDone: make(chan struct{}),
+	}
+	if p.clock != nil {
+		p.epoch = p.clock.Now()
+	} else {
+		p.epoch = time.Now()
+	}
+	for i := range p.lanes {
+		p.lanes[i].init(cfg.queueSize)
+	}
+	if err := p.ctl.init(cfg.shards, cfg.minWorkers, cfg.maxWorkers, cfg.idleTimeout); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if err := p.setupBreaker(); err != nil {
+		return nil, err
+	}
+	p.ctl.start = p.startWorker
+	p.ctl.ensure(int32(cfg.minWorkers))
+	if cfg.scaler != nil {
+		p.stopScaler = cfg.scaler(&p.ctl)
+	}
+	return p, nil
+}
+
+// ShardOf returns the shard that group's tasks run on, in [0, shards).
+func (p *Pool[K]) ShardOf(group K) int { return int(p.shardOf(group)) }
+
+// shardOf maps group to a shard with Lemire's multiply-shift range
+// reduction of its hash: uniform for a well-mixed hash and about 1 ns. The
+// shard count is fixed for a pool's lifetime, so the consistency of jump
+// hash on resizing buys nothing here, and its loop costs 25–40 ns at 1024
+// shards.
+func (p *Pool[K]) shardOf(group K) uint32 {
+	hi, _ := bits.Mul64(shard.Hash(group), p.nshards)
+	return uint32(hi)
+}
+
+// Submit enqueues t to run after the tasks of group submitted before it.
+// When the group's shard queue is full it waits for room until ctx is done
+// (then the error matches ErrQueueFull and ctx.Err()), or, with
+// WithNonblocking, returns an error matching ErrQueueFull at once. A nil
+// error means the task was accepted: it will complete or reach DeadLetters.
+// A non-nil error means it was not accepted.
+//
+// If ctx is already done, Submit returns ctx.Err() and accepts nothing. If
+// ctx's deadline passes before the task starts, the task does not run and
+// becomes an Expired dead letter.
+//
+// Submit does not allocate.
+func (p *Pool[K]) Submit(ctx context.Context, group K, t Task) error {
+	return p.submit(ctx, p.shardOf(group), group, t, !p.cfg.nonblocking)
+}
+
+// TrySubmit is Submit with context.Background() that never waits: a full
+// queue is an error matching ErrQueueFull.
+func (p *Pool[K]) TrySubmit(group K, t Task) error {
+	return p.submit(context.Background(), p.shardOf(group), group, t, false)
+}
+
+// Go runs t, which belongs to no group, on a shard picked at random. It
+// keeps no order with other tasks; otherwise it behaves as Submit. Its dead
+// letters carry the zero group.
+func (p *Pool[K]) Go(ctx context.Context, t Task) error {
+	hi, _ := bits.Mul64(rand.Uint64(), p.nshards)
+	var zero K
+	return p.submit(ctx, uint32(hi), zero, t, !p.cfg.nonblocking)
+}
+
+func (p *Pool[K]) submit(ctx context.Context, idx uint32, group K, t Task, block bool) error {
+	if t == nil {
+		return ErrNilTask
+	}
+	if ctx == nil {
+		return ErrNilContext
+	}
+	if p.breaker != nil {
+		if err := p.breaker.Admit(); err != nil {
+			return p.reject(rejectReasonOf(err), err)
+		}
+	}
+	if ctx.Done() != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	l := &p.lanes[idx]
+	e := entry[K]{task: t, ctx: ctx, group: group, enq: p.nanotime()}
+	switch l.push(&e) {
+	case pushOK:
+		if p.trackInFlight {
+			// Counts the task for the breaker's reservation.
+			p.inFlight.Add(1)
+		}
+		p.accepted(idx, l)
+		return nil
+	case pushSealed:
+		p.rejects[Closed].Add(1)
+		return rejectClosed
+	}
+	if !block {
+		p.rejects[QueueFull].Add(1)
+		return rejectQueueFull
+	}
+	return p.waitAndPush(ctx, idx, l, &e)
+}
+
+// accepted schedules the lane after a successful push if it was idle.
+func (p *Pool[K]) accepted(idx uint32, l *lane[K]) {
+	// Loads before the CAS: a lane that is already scheduled (the common
+	// case under load) costs a shared read, not a write to a line the
+	// holder uses.
+	if l.state.Load() == stateIdle && l.state.CompareAndSwap(stateIdle, stateScheduled) {
+		p.ctl.push(idx)
+		p.ctl.wake()
+	}
+}
+
+// waitAndPush waits for room in a full lane.
+func (p *Pool[K]) waitAndPush(ctx context.Context, idx uint32, l *lane[K], e *entry[K]) error {
+	for {
+		ch := l.waitSpace()
+		e.enq = p.nanotime()
+		switch l.push(e) {
+		case pushOK:
+			l.doneWaiting()
+			if p.trackInFlight {
+				// Counts the task for the breaker's reservation.
+				p.inFlight.Add(1)
+			}
+			p.accepted(idx, l)
+			return nil
+		case pushSealed:
+			l.doneWaiting()
+			p.rejects[Closed].Add(1)
+			return rejectClosed
+		}
+		select {
+		case <-ch:
+			l.doneWaiting()
+		case <-ctx.Done():
+			l.doneWaiting()
+			return p.reject(QueueFull, ctx.Err())
+		case <-p.closingCh:
+			l.doneWaiting()
+			p.rejects[Closed].Add(1)
+			return rejectClosed
+		}
+	}
+}
+
+func (p *Pool[K]) reject(r RejectReason, err error) error {
+	p.rejects[r].Add(1)
+	return &RejectError{Reason: r, Err: err}
+}
+
+// nanotime returns the time since the pool's epoch.
+func (p *Pool[K]) nanotime() int64 {
+	if p.clock != nil {
+		return int64(p.clock.Now().Sub(p.epoch))
+	}
+	return int64(time.Since(p.epoch))
+}
+
+func (p *Pool[K]) now() time.Time { return p.epoch.Add(time.Duration(p.nanotime())) }
+
+// DeadLetters returns the channel of tasks that did not complete. It is
+// closed by Close after the last letter, so `for dl := range
+// p.DeadLetters()` ends. Read it: when it is full, workers wait.
+func (p *Pool[K]) DeadLetters() <-chan DeadLetter[K] { return p.dl }
+
+// Tune sets the bounds of the worker count at run time. It takes effect at
+// once: workers start up to the new minimum, and workers above the new
+// maximum exit as soon as they finish their current batch.
+func (p *Pool[K]) Tune(minWorkers, maxWorkers int) error {
+	if err := checkWorkers(minWorkers, maxWorkers); err != nil {
+		return err
+	}
+	if p.closing.Load() {
+		return ErrClosed
+	}
+	p.ctl.mu.Lock()
+	p.ctl.minW.Store(int32(minWorkers))
+	p.ctl.maxW.Store(int32(maxWorkers))
+	p.ctl.mu.Unlock()
+	p.ctl.ensure(int32(minWorkers))
+	// Parked workers re-read the bounds: those above max exit, the others
+	// re-arm their idle timers against the new floor.
+	p.ctl.wakeAll()
+	return nil
+}
+
+// arrivals returns the number of accepted submissions since New.
+func (p *Pool[K]) arrivals() uint64 {
+	var n uint64
+	for i := range p.lanes {
+		// Reads the lane's claimed positions; each is one accepted task.
+		n += p.lanes[i].tail.Load() &^ sealed
+	}
+	return n
+}
+
+// queued returns the number of tasks in the shard queues.
+func (p *Pool[K]) queued() int {
+	n := 0
+	for i := range p.lanes {
+		n += p.lanes[i].length()
+	}
+	return n
+}
+
+// Snapshot returns the pool's counters. It costs O(shards + workers), takes
+// no lock that submitters or running workers wait for, and may be called at
+// any time, also after Close.
+func (p *Pool[K]) Snapshot() Stats {
+	s := Stats{Taken: p.now(), ShardQueued: make([]int, len(p.lanes)), Closed: p.closing.Load()}
+	for i := range p.lanes {
+		l := &p.lanes[i]
+		s.Submitted += l.tail.Load() &^ sealed
+		q := l.length()
+		s.ShardQueued[i] = q
+		s.Queued += q
+	}
+	var c counters
+	p.ctl.mu.Lock()
+	c = p.ctl.retired
+	for _, w := range p.ctl.all {
+		w.stats.addTo(&c)
+	}
+	p.ctl.mu.Unlock()
+	s.Completed = c[cCompleted]
+	s.Failed = c[cFailed]
+	s.Retried = c[cRetried]
+	s.Panicked = c[cPanicked]
+	s.DeadLetterStalls = c[cStalls]
+	s.DeadLetters = ReasonCounts{
+		Failed:   c[cDead+int(Failed)],
+		Panicked: c[cDead+int(Panicked)],
+		Canceled: c[cDead+int(Canceled)],
+		Expired:  c[cDead+int(Expired)],
+		Shutdown: c[cDead+int(Shutdown)],
+	}
+	s.Rejected = RejectCounts{
+		QueueFull:      p.rejects[QueueFull].Load(),
+		Closed:         p.rejects[Closed].Load(),
+		MemoryPressure: p.rejects[MemoryPressure].Load(),
+		Throttled:      p.rejects[Throttled].Load(),
+	}
+	s.WaitingShards = p.ctl.runq.Len()
+	w := &s.Workers
+	w.Running = int(p.ctl.running.Load())
+	w.Idle = int(p.ctl.idle.Load())
+	w.Spinning = int(p.ctl.spinning.Load())
+	w.Busy = max(0, w.Running-w.Idle-w.Spinning)
+	w.Min = int(p.ctl.minW.Load())
+	w.Max = int(p.ctl.maxW.Load())
+	w.Target = int(p.ctl.floor())
+	return s
+}
+
+// Close stops admission at once (submissions fail with ErrClosed, blocked
+// ones included), lets the queued tasks run until ctx is done, and returns
+// when every goroutine the pool started has exited; the dead-letter channel
+// is then closed.
+//
+// If ctx ends first, the tasks still queued (and those waiting for a retry)
+// become Shutdown dead letters, tasks already running finish, and Close
+// returns a *CloseError that says how many were shut down and holds any
+// letters the dead-letter channel had no room for. A second Close waits for
+// the first and returns nil.
+func (p *Pool[K]) Close(ctx context.Context) error {
+	if ctx == nil {
+		return ErrNilContext
+	}
+	p.closeMu.Lock()
+	if p.closeStarted {
+		p.closeMu.Unlock()
+		select {
+		case <-p.closeDone:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.closeStarted = true
+	p.closeMu.Unlock()
+
+	// Stops admission: blocked submitters return, new pushes fail.
+	p.closing.Store(true)
+	close(p.closingCh)
+	for i := range p.lanes {
+		// Seals the lane: no CAS on tail succeeds from now on.
+		p.lanes[i].tail.Or(sealed)
+	}
+	if p.stopScaler != nil {
+		p.stopScaler()
+	}
+	done := ctx.Done()
+	var cerr *CloseError[K]
+	for !p.drained() {
+		select {
+		case <-p.progress:
+		case <-done:
+			done = nil
+			cerr = &CloseError[K]{Err: ctx.Err()}
+			p.startAbandon()
+		}
+	}
+	p.ctl.stop()
+	close(p.dl)
+	if b := p.cfg.ownBreaker; b != nil {
+		_ = b.Close()
+	}
+	if cerr != nil {
+		cerr.Shutdown = int(p.shutdownCount.Load())
+		p.undeliveredMu.Lock()
+		cerr.Undelivered = p.undelivered
+		p.undelivered = nil
+		p.undeliveredMu.Unlock()
+		close(p.closeDone)
+		return cerr
+	}
+	close(p.closeDone)
+	return nil
+}
+
+// drained reports whether every lane is idle and empty.
+func (p *Pool[K]) drained() bool {
+	for i := range p.lanes {
+		l := &p.lanes[i]
+		// Reads the holder's release and the final tail.
+		if l.state.Load() != stateIdle || l.length() != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// startAbandon turns the remaining backlog into Shutdown letters: workers
+// letter what they pop, and shards parked for a retry are woken now.
+func (p *Pool[K]) startAbandon() {
+	// Tells workers to letter instead of run; published before the channel
+	// close that wakes letter senders.
+	p.abandon.Store(true)
+	close(p.abandonCh)
+	for i := range p.lanes {
+		l := &p.lanes[i]
+		l.mu.Lock()
+		if l.timer != nil && l.timer.Stop() {
+			l.timer = nil
+			l.mu.Unlock()
+			p.ctl.push(uint32(i))
+			p.ctl.wake()
+			continue
+		}
+		l.mu.Unlock()
+	}
+}
+
+// notifyProgress tells a waiting Close to re-check.
+func (p *Pool[K]) notifyProgress() {
+	select {
+	case p.progress <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Pool[K]) startWorker() {
+	w := &worker{wake: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
+	w.timer.Stop()
+	p.ctl.register(w)
+	p.ctl.wg.Add(1)
+	go p.workerMain(w)
+}
+
+func (p *Pool[K]) workerMain(w *worker) {
+	defer p.ctl.wg.Done()
+	for {
+		idx, ok := p.ctl.findWork(w)
+		if !ok {
+			break
+		}
+		p.drain(w, idx)
+		w.stats.flush()
+		if p.trackInFlight && w.finished != 0 {
+			// Releases the breaker's reservation for the finished tasks.
+			p.inFlight.Add(-w.finished)
+		}
+		w.finished = 0
+		if p.ctl.running.Load() > p.ctl.maxW.Load() && p.ctl.exitIfAbove(p.ctl.maxLimit) {
+			break
+		}
+	}
+	w.stats.flush()
+	p.ctl.retire(w)
+}
+
+// drain runs up to a batch of tasks from the shard idx, which w holds, then
+// passes the shard on: parked on a retry timer, back to the run queue, or
+// idle.
+func (p *Pool[K]) drain(w *worker, idx uint32) {
+	l := &p.lanes[idx]
+	pos := l.head.Load()
+	if r := l.retry; r != nil {
+		l.retry = nil
+		if p.attempt(w, idx, l, &r.e, r.attempts, r.err) {
+			return
+		}
+		w.finished++
+	}
+	for n := 0; n < p.cfg.batchSize; n++ {
+		e, ok := l.pop(pos)
+		if !ok {
+			break
+		}
+		pos++
+		if p.attempt(w, idx, l, &e, 0, nil) {
+			// Publishes the consumed positions; the shard stays held by its
+			// retry timer.
+			l.head.Store(pos)
+			l.signalSpace()
+			return
+		}
+		w.finished++
+	}
+	// Publishes the consumed positions to length() readers.
+	l.head.Store(pos)
+	l.signalSpace()
+	if l.ready(pos) {
+		// Fairness: the shard goes behind the other ready shards.
+		p.ctl.push(idx)
+		return
+	}
+	// Releases the shard; a producer that publishes after this store sees
+	// idle and schedules it.
+	l.state.Store(stateIdle)
+	if l.ready(pos) && l.state.CompareAndSwap(stateIdle, stateScheduled) {
+		p.ctl.push(idx)
+		return
+	}
+	if p.closing.Load() {
+		p.notifyProgress()
+	}
+}
+
+// attempt runs one attempt of e, whose earlier attempts returned prevErr. It
+// reports true if the shard was parked for a retry (e is then kept in
+// l.retry).
+func (p *Pool[K]) attempt(w *worker, idx uint32, l *lane[K], e *entry[K], prev int, prevErr error) bool {
+	if p.abandon.Load() {
+		p.shutdownCount.Add(1)
+		err := prevErr
+		if err == nil {
+			err = ErrClosed
+		}
+		p.letter(w, e, Shutdown, err, prev, nil, nil)
+		return false
+	}
+	if d, ok := e.ctx.Deadline(); ok && !p.now().Before(d) {
+		err := prevErr
+		if err == nil {
+			err = context.DeadlineExceeded
+		}
+		p.letter(w, e, Expired, err, prev, nil, nil)
+		return false
+	}
+	var start int64
+	if p.cfg.onTask != nil {
+		start = p.nanotime()
+	}
+	err, pv, stack, panicked := p.call(e)
+	if p.cfg.onTask != nil {
+		end := p.nanotime()
+		p.cfg.onTask(int(idx), time.Duration(start-e.enq), time.Duration(end-start))
+	}
+	attempts := prev + 1
+	switch {
+	case panicked:
+		w.stats.local[cPanicked]++
+		p.letter(w, e, Panicked, &PanicError{Value: pv}, attempts, pv, stack)
+		if h := p.cfg.panicHandler; h != nil {
+			callHandler(h, pv, stack)
+		}
+		return false
+	case err == nil:
+		w.stats.local[cCompleted]++
+		return false
+	}
+	w.stats.local[cFailed]++
+	if d, ok := e.ctx.Deadline(); ok && !p.now().Before(d) {
+		p.letter(w, e, Expired, err, attempts, nil, nil)
+		return false
+	}
+	if errors.Is(err, context.Canceled) {
+		p.letter(w, e, Canceled, err, attempts, nil, nil)
+		return false
+	}
+	if !p.cfg.retry.retryable(err, attempts) {
+		p.letter(w, e, Failed, err, attempts, nil, nil)
+		return false
+	}
+	w.stats.local[cRetried]++
+	l.retry = &retrying[K]{e: *e, attempts: attempts, err: err}
+	d := p.cfg.retry.delay(attempts)
+	l.mu.Lock()
+	// The callback takes l.mu, so it cannot clear timer before it is set.
+	l.timer = time.AfterFunc(d, func() { p.resume(idx) })
+	l.mu.Unlock()
+	return true
+}
+
+// resume hands a shard whose retry timer fired back to the workers.
+func (p *Pool[K]) resume(idx uint32) {
+	l := &p.lanes[idx]
+	l.mu.Lock()
+	l.timer = nil
+	l.mu.Unlock()
+	p.ctl.push(idx)
+	p.ctl.wake()
+}
+
+// call runs the task, recovering a panic.
+func (p *Pool[K]) call(e *entry[K]) (err error, pv any, stack []byte, panicked bool) {
+	ctx, cancel := taskContext(e.ctx)
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+		if r := recover(); r != nil {
+			pv, stack, panicked = r, debug.Stack(), true
+		}
+	}()
+	return e.task(ctx), nil, nil, false
+}
+
+// taskContext returns the context a task runs with: the submitter's values
+// and deadline, without its cancellation.
+func taskContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx == context.Background() || ctx == context.TODO() {
+		return ctx, nil
+	}
+	c := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(c, d)
+	}
+	return c, nil
+}
+
+// callHandler calls the panic handler, containing its own panic.
+func callHandler(h func(any, []byte), v any, stack []byte) {
+	defer func() { _ = recover() }()
+	h(v, stack)
+}
+
+// letter delivers a dead letter. When the channel is full the worker waits
+// (pressure flows back to submitters), unless Close's deadline has passed:
+// then the letter is kept for CloseError.Undelivered.
+func (p *Pool[K]) letter(w *worker, e *entry[K], r Reason, err error, attempts int, pv any, stack []byte) {
+	w.stats.local[cDead+int(r)]++
+	dl := DeadLetter[K]{
+		Group: e.group, Task: e.task, Err: err, Reason: r, Attempts: attempts,
+		Panic: pv, Stack: stack,
+		EnqueuedAt: p.epoch.Add(time.Duration(e.enq)), FailedAt: p.now(),
+	}
+	select {
+	case p.dl <- dl:
+		return
+	default:
+	}
+	if !p.abandon.Load() {
+		w.stats.local[cStalls]++
+		select {
+		case p.dl <- dl:
+			return
+		case <-p.abandonCh:
+		}
+	}
+	p.undeliveredMu.Lock()
+	p.undelivered = append(p.undelivered, dl)
+	p.undeliveredMu.Unlock()
+}

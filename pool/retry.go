@@ -1,0 +1,84 @@
+package pool
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// RetryPolicy says how often and how late a task that returned an error is
+// run again. While a task waits for its next attempt, its shard is parked:
+// later tasks of the same shard wait behind it (order is kept) and the worker
+// serves other shards.
+//
+// The delay before attempt n+1 is drawn uniformly from [0, min(Max,
+// Base×Multiplier^(n-1))] ("full jitter"), or is exactly that bound with
+// NoJitter, unless Backoff is set.
+type RetryPolicy struct {
+	// MaxAttempts is the number of attempts in all, the first included
+	// (1 = no retry). Must be >= 1.
+	MaxAttempts int
+	// Base is the bound of the first delay (default 10 ms).
+	Base time.Duration
+	// Max caps every delay (default 10 s).
+	Max time.Duration
+	// Multiplier is the growth of the bound per attempt (default 2; >= 1).
+	Multiplier float64
+	// NoJitter uses the bound itself as the delay.
+	NoJitter bool
+	// Backoff, if set, replaces the computation above: it returns the delay
+	// before attempt+1, given the number of attempts made so far (>= 1).
+	Backoff func(attempt int) time.Duration
+	// Retryable, if set, decides whether an error may be retried; errors
+	// marked with Permanent are never retried.
+	Retryable func(error) bool
+}
+
+func (p *RetryPolicy) validate() error {
+	if p.MaxAttempts < 1 {
+		return invalid("RetryPolicy.MaxAttempts %d: want >= 1", p.MaxAttempts)
+	}
+	if p.Base < 0 || p.Max < 0 {
+		return invalid("RetryPolicy: negative Base or Max")
+	}
+	if p.Multiplier != 0 && p.Multiplier < 1 {
+		return invalid("RetryPolicy.Multiplier %v: want >= 1", p.Multiplier)
+	}
+	if p.Base == 0 {
+		p.Base = 10 * time.Millisecond
+	}
+	if p.Max == 0 {
+		p.Max = 10 * time.Second
+	}
+	if p.Max < p.Base {
+		return invalid("RetryPolicy: Max %v < Base %v", p.Max, p.Base)
+	}
+	if p.Multiplier == 0 {
+		p.Multiplier = 2
+	}
+	return nil
+}
+
+// delay returns the wait before the next attempt, after attempts attempts.
+func (p *RetryPolicy) delay(attempts int) time.Duration {
+	if p.Backoff != nil {
+		return max(p.Backoff(attempts), 0)
+	}
+	bound := float64(p.Base)
+	for i := 1; i < attempts && bound < float64(p.Max); i++ {
+		bound *= p.Multiplier
+	}
+	d := time.Duration(min(bound, float64(p.Max)))
+	if p.NoJitter || d <= 0 {
+		return d
+	}
+	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// retryable reports whether err, returned by attempt number attempts, may be
+// retried.
+func (p *RetryPolicy) retryable(err error, attempts int) bool {
+	if attempts >= p.MaxAttempts || IsPermanent(err) {
+		return false
+	}
+	return p.Retryable == nil || p.Retryable(err)
+}

@@ -1,0 +1,129 @@
+package pool
+
+// Invariants:
+//
+//   - A worker's counters are written only by that worker: it counts in
+//     plain fields (local) and publishes them to pub with one atomic add per
+//     field after each batch, so readers (Snapshot) never race and the hot
+//     path pays no atomic per task.
+//   - An exiting worker's published counters move into control.retired under
+//     control.mu, in the same critical section that removes it from
+//     control.all, so Snapshot (which holds mu) counts each event once.
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// counter indexes.
+const (
+	cCompleted = iota
+	cFailed
+	cRetried
+	cPanicked
+	cStalls
+	cDead       // + Reason
+	numCounters = cDead + int(numReasons)
+)
+
+// counters is a plain set of counts.
+type counters [numCounters]uint64
+
+// workerStats holds one worker's counts.
+type workerStats struct {
+	local counters
+	pub   [numCounters]atomic.Uint64
+}
+
+// flush publishes the local counts. Only the owning worker calls it.
+func (s *workerStats) flush() {
+	for i := range s.local {
+		if v := s.local[i]; v != 0 {
+			// Publishes the worker's counts to Snapshot.
+			s.pub[i].Add(v)
+			s.local[i] = 0
+		}
+	}
+}
+
+// addTo adds the published counts to c.
+func (s *workerStats) addTo(c *counters) {
+	for i := range s.pub {
+		// Reads the owner's published count.
+		c[i] += s.pub[i].Load()
+	}
+}
+
+// ReasonCounts counts dead letters by reason.
+type ReasonCounts struct {
+	Failed, Panicked, Canceled, Expired, Shutdown uint64
+}
+
+// Total is the sum over all reasons.
+func (r ReasonCounts) Total() uint64 {
+	return r.Failed + r.Panicked + r.Canceled + r.Expired + r.Shutdown
+}
+
+// RejectCounts counts refused submissions by reason.
+type RejectCounts struct {
+	QueueFull, Closed, MemoryPressure, Throttled uint64
+}
+
+// Total is the sum over all reasons.
+func (r RejectCounts) Total() uint64 {
+	return r.QueueFull + r.Closed + r.MemoryPressure + r.Throttled
+}
+
+// WorkerCounts describes the worker goroutines at one instant.
+type WorkerCounts struct {
+	// Running workers: started and not exited.
+	Running int
+	// Idle workers: parked, waiting for work.
+	Idle int
+	// Spinning workers: out of work, briefly looking before they park.
+	Spinning int
+	// Busy workers: Running - Idle - Spinning.
+	Busy int
+	// Min, Max and Target are the bounds and the count kept warm.
+	Min, Max, Target int
+}
+
+// Stats is a snapshot of a pool's counters. It is a value: later activity
+// does not change it, and ShardQueued belongs to the caller.
+//
+// Counters are read one by one while the pool runs, so a snapshot taken
+// under load may be off by the tasks of one batch per worker; once the pool
+// is quiet (or closed) they balance exactly:
+// Submitted == Completed + DeadLetters.Total() + Queued + in-flight.
+type Stats struct {
+	// Taken is when the snapshot was taken.
+	Taken time.Time
+	// Submitted counts accepted tasks (Submit, TrySubmit or Go returned nil).
+	Submitted uint64
+	// Completed counts tasks that returned nil, after retries if any.
+	Completed uint64
+	// Failed counts attempts that returned an error (retried or not).
+	Failed uint64
+	// Retried counts retries scheduled.
+	Retried uint64
+	// Panicked counts tasks that panicked.
+	Panicked uint64
+	// DeadLetters counts letters by reason (undelivered ones included).
+	DeadLetters ReasonCounts
+	// DeadLetterStalls counts the times a worker had to wait for room in
+	// the dead-letter channel.
+	DeadLetterStalls uint64
+	// Rejected counts refused submissions by reason.
+	Rejected RejectCounts
+	// Queued is the number of tasks waiting in shard queues (tasks parked
+	// for a retry included).
+	Queued int
+	// ShardQueued is Queued per shard.
+	ShardQueued []int
+	// WaitingShards is the number of shards ready and waiting for a worker.
+	WaitingShards int
+	// Workers describes the worker goroutines.
+	Workers WorkerCounts
+	// Closed reports whether Close has been called.
+	Closed bool
+}
