@@ -1,0 +1,85 @@
+package shard
+
+import (
+	"fmt"
+	"testing"
+)
+
+// benchKeys are 1024 distinct 16-byte keys, cycled through so that a lookup
+// is not always the same branch pattern and table slot.
+var benchKeys = func() []string {
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("group-%010d", i)
+	}
+	return keys
+}()
+
+var benchSink int
+
+// BenchmarkJump measures routing one 16-byte string key: Hash plus Jump.
+func BenchmarkJump(b *testing.B) {
+	for _, n := range []int{8, 64, 256, 1024} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			i, s := 0, 0
+			for b.Loop() {
+				s += Jump(Hash(benchKeys[i&1023]), n)
+				i++
+			}
+			benchSink = s
+		})
+	}
+}
+
+// BenchmarkRing measures routing one 16-byte string key: Hash plus
+// Ring.Lookup with the default table.
+func BenchmarkRing(b *testing.B) {
+	for _, n := range []int{8, 64, 256} {
+		r, err := NewRing(nodeNames(n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			i, s := 0, 0
+			for b.Loop() {
+				s += len(r.Lookup(Hash(benchKeys[i&1023])))
+				i++
+			}
+			benchSink = s
+		})
+	}
+}
+
+// BenchmarkHash measures Hash alone.
+func BenchmarkHash(b *testing.B) {
+	b.Run("string16", func(b *testing.B) {
+		var s uint64
+		i := 0
+		for b.Loop() {
+			s += Hash(benchKeys[i&1023])
+			i++
+		}
+		benchSink = int(s)
+	})
+	b.Run("int64", func(b *testing.B) {
+		var s uint64
+		for i := range int64(b.N) {
+			s += Hash(i)
+		}
+		benchSink = int(s)
+	})
+}
+
+// BenchmarkNewRing measures building the default table.
+func BenchmarkNewRing(b *testing.B) {
+	for _, n := range []int{8, 64, 256} {
+		names := nodeNames(n)
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := NewRing(names); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
