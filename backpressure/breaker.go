@@ -139,7 +139,7 @@ func NewBreaker(opts ...Option) (*Breaker, error) {
 	b.stale = time.AfterFunc(time.Hour, b.markStale)
 	b.stale.Stop()
 	b.refreshing.Store(true) // no one else can hold it yet
-	b.refresh(false, true)
+	b.refresh(false)
 	go b.loop()
 	return b, nil
 }
@@ -165,9 +165,12 @@ func (b *Breaker) admitSlow(d *decision) error {
 	if d.inflight != nil {
 		n = d.inflight()
 	}
-	if d.stale || n >= d.limit {
+	// Over the limit, a refresh helps only when the count moved since the
+	// sample: otherwise it would find the same (the limit is then below one
+	// task's worth of room) and every Admit would pay for a sample.
+	if d.stale || (n >= d.limit && n != d.inFlight) {
 		if b.refreshing.CompareAndSwap(false, true) { // take the refresher's role
-			b.refresh(true, false)
+			b.refresh(true)
 			d = b.cur.Load() // acquires the decision just published
 			if d.closed {
 				return ErrClosed
@@ -285,7 +288,7 @@ func (b *Breaker) setConfig(change func(*config) error) error {
 	// Act on it now when no one else is refreshing; otherwise the next Admit
 	// will, because the decision is marked stale.
 	if b.refreshing.CompareAndSwap(false, true) { // take the refresher's role
-		b.refresh(false, false)
+		b.refresh(false)
 		return nil
 	}
 	return b.update(func(d *decision) { d.stale = true })
@@ -345,7 +348,7 @@ func (b *Breaker) now() time.Duration { return time.Since(b.epoch) }
 // caller is refreshing (the next sample is then due maxStaleness later);
 // otherwise the decision is published stale, so that the first Admit after a
 // quiet period samples afresh.
-func (b *Breaker) refresh(inline, first bool) {
+func (b *Breaker) refresh(inline bool) {
 	c := b.cfg.Load()
 	now := b.now()
 	b.src.Read(&b.reading)
@@ -427,7 +430,6 @@ func (b *Breaker) refresh(inline, first bool) {
 		default:
 		}
 	}
-	_ = first
 }
 
 // loop is the background sampler: it refreshes every interval so the
@@ -454,7 +456,7 @@ func (b *Breaker) loop() {
 				b.lastGC = b.now()
 				runtime.GC()
 			}
-			b.refresh(false, false)
+			b.refresh(false)
 		}
 	}
 }
