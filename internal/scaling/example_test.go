@@ -1,0 +1,73 @@
+package scaling_test
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shoal-go/shoal/internal/scaling"
+)
+
+// A pool at rest, then a burst that saturates its workers, then quiet again.
+// Only the decisions that move the target are printed.
+func ExampleScaler() {
+	p := scaling.DefaultPolicy()
+	s, err := scaling.NewScaler(p)
+	if err != nil {
+		panic(err)
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := start
+	var arrivals uint64
+	step := func(perTick uint64, queued, busy int) {
+		arrivals += perTick
+		x := scaling.Sample{
+			Now: now, Arrivals: arrivals, Queued: queued, Capacity: 1 << 16,
+			ShardsWaiting: min(queued, 1024), Busy: busy, Running: max(s.Target(), busy),
+		}
+		if d := s.Step(x, 2, 16); d.Changed() {
+			fmt.Printf("at %4.1fs: %2d -> %2d (%s)\n", now.Sub(start).Seconds(), d.Previous, d.Target, d.Reason)
+		}
+		now = now.Add(p.Interval)
+	}
+	for range 50 { // 5 s, a task now and then
+		step(1, 0, 0)
+	}
+	for range 20 { // 2 s of a burst: every worker busy, shards waiting
+		step(400, 500, s.Target())
+	}
+	for range 100 { // 10 s of quiet
+		step(0, 0, 0)
+	}
+	// Output:
+	// at  0.0s:  0 ->  2 (start)
+	// at  5.0s:  2 ->  3 (grow: arrivals)
+	// at  5.2s:  3 ->  4 (grow: arrivals)
+	// at  5.4s:  4 ->  5 (grow: arrivals)
+	// at  5.6s:  5 ->  7 (grow: arrivals)
+	// at  5.8s:  7 ->  9 (grow: arrivals)
+	// at  6.0s:  9 -> 12 (grow: arrivals)
+	// at  6.2s: 12 -> 15 (grow: arrivals)
+	// at  6.4s: 15 -> 16 (grow: arrivals)
+	// at  7.9s: 16 -> 14 (shrink: arrivals)
+	// at  8.9s: 14 -> 11 (shrink: arrivals)
+	// at  9.9s: 11 ->  9 (shrink: arrivals)
+	// at 10.9s:  9 ->  7 (shrink: arrivals)
+	// at 11.9s:  7 ->  5 (shrink: arrivals)
+	// at 12.9s:  5 ->  4 (shrink: arrivals)
+	// at 13.9s:  4 ->  3 (shrink: arrivals)
+	// at 14.9s:  3 ->  2 (shrink: arrivals)
+}
+
+// Validate names the field that is out of range.
+func ExamplePolicy_Validate() {
+	p := scaling.DefaultPolicy()
+	p.ShrinkStep = 1.5
+	err := p.Validate()
+	var pe *scaling.PolicyError
+	fmt.Println(errors.Is(err, scaling.ErrInvalidPolicy), errors.As(err, &pe) && pe.Field == "ShrinkStep")
+	fmt.Println(err)
+	// Output:
+	// true true
+	// scaling: invalid policy: ShrinkStep = 1.5, want in (0, 1)
+}

@@ -1,0 +1,97 @@
+package scaling
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultPolicyIsValid(t *testing.T) {
+	p := DefaultPolicy()
+	if err := p.Validate(); err != nil {
+		t.Fatalf("DefaultPolicy().Validate() = %v", err)
+	}
+	// The numbers issue 5 names.
+	if p.Interval != 100*time.Millisecond || p.Window != time.Minute ||
+		p.GrowQueueRatio != 0.8 || p.GrowArrivalFactor != 1.5 || p.GrowStep != 0.25 ||
+		p.ShrinkQueueRatio != 0.2 || p.ShrinkArrivalFactor != 0.7 || p.ShrinkStep != 0.15 {
+		t.Fatalf("DefaultPolicy() = %+v", p)
+	}
+}
+
+func TestValidateRejectsBadPolicies(t *testing.T) {
+	nan := math.NaN()
+	cases := []struct {
+		field string
+		edit  func(*Policy)
+	}{
+		{"Interval", func(p *Policy) { p.Interval = 0 }},
+		{"Interval", func(p *Policy) { p.Interval = -time.Second }},
+		{"Alpha", func(p *Policy) { p.Alpha = 0 }},
+		{"Alpha", func(p *Policy) { p.Alpha = 1.01 }},
+		{"Alpha", func(p *Policy) { p.Alpha = nan }},
+		{"Window", func(p *Policy) { p.Window = p.Interval - 1 }},
+		{"Window", func(p *Policy) { p.Window = 0 }},
+		{"Window", func(p *Policy) { p.Interval, p.Window = time.Nanosecond, time.Hour }},
+		{"GrowQueueRatio", func(p *Policy) { p.GrowQueueRatio = 0 }},
+		{"GrowQueueRatio", func(p *Policy) { p.GrowQueueRatio = 1.5 }},
+		{"GrowArrivalFactor", func(p *Policy) { p.GrowArrivalFactor = 1 }},
+		{"GrowArrivalFactor", func(p *Policy) { p.GrowArrivalFactor = math.Inf(1) }},
+		{"GrowArrivalFactor", func(p *Policy) { p.GrowArrivalFactor = nan }},
+		{"GrowStep", func(p *Policy) { p.GrowStep = 0 }},
+		{"GrowStep", func(p *Policy) { p.GrowStep = 11 }},
+		{"ShrinkQueueRatio", func(p *Policy) { p.ShrinkQueueRatio = -0.1 }},
+		{"ShrinkQueueRatio", func(p *Policy) { p.ShrinkQueueRatio = p.GrowQueueRatio }},
+		{"ShrinkArrivalFactor", func(p *Policy) { p.ShrinkArrivalFactor = 0 }},
+		{"ShrinkArrivalFactor", func(p *Policy) { p.ShrinkArrivalFactor = 1 }},
+		{"ShrinkBusyRatio", func(p *Policy) { p.ShrinkBusyRatio = -1 }},
+		{"ShrinkBusyRatio", func(p *Policy) { p.ShrinkBusyRatio = 1 }},
+		{"ShrinkStep", func(p *Policy) { p.ShrinkStep = 0 }},
+		{"ShrinkStep", func(p *Policy) { p.ShrinkStep = 1 }},
+		{"Headroom", func(p *Policy) { p.Headroom = 0.99 }},
+		{"Headroom", func(p *Policy) { p.Headroom = nan }},
+		{"Cooldown", func(p *Policy) { p.Cooldown = -1 }},
+		{"ShrinkCooldown", func(p *Policy) { p.ShrinkCooldown = p.Cooldown - 1 }},
+		{"ShrinkCooldown", func(p *Policy) { p.Interval, p.Window, p.ShrinkCooldown = time.Nanosecond, time.Microsecond, time.Hour }},
+		{"Interval", func(p *Policy) { *p = Policy{} }},
+	}
+	for _, c := range cases {
+		p := DefaultPolicy()
+		c.edit(&p)
+		err := p.Validate()
+		var pe *PolicyError
+		if !errors.Is(err, ErrInvalidPolicy) || !errors.As(err, &pe) || pe.Field != c.field {
+			t.Errorf("%s: Validate() = %v, want a *PolicyError for %s", c.field, err, c.field)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.field) || pe.Want == "" {
+			t.Errorf("%s: message %q does not say what is wanted", c.field, err)
+		}
+		if s, err := NewScaler(p); s != nil || !errors.Is(err, ErrInvalidPolicy) {
+			t.Errorf("%s: NewScaler = %v, %v, want nil and ErrInvalidPolicy", c.field, s, err)
+		}
+	}
+}
+
+// Edges that are valid: the ends of each range that are included.
+func TestValidateAcceptsEdges(t *testing.T) {
+	edits := []func(*Policy){
+		func(p *Policy) { p.Alpha = 1 },
+		func(p *Policy) { p.Window = p.Interval },
+		func(p *Policy) { p.GrowQueueRatio = 1 },
+		func(p *Policy) { p.GrowStep = 10 },
+		func(p *Policy) { p.ShrinkQueueRatio = 0 },
+		func(p *Policy) { p.ShrinkBusyRatio = 0 },
+		func(p *Policy) { p.Headroom = 1 },
+		func(p *Policy) { p.Cooldown, p.ShrinkCooldown = 0, 0 },
+	}
+	for i, e := range edits {
+		p := DefaultPolicy()
+		e(&p)
+		if err := p.Validate(); err != nil {
+			t.Errorf("edit %d: %v", i, err)
+		}
+	}
+}

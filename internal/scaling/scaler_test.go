@@ -1,0 +1,290 @@
+package scaling
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// primed returns a Scaler that has seen a steady minute at target workers,
+// rate arrivals per second and busy workers, so that the rate, the baseline
+// and the busy average equal them and no cooldown runs. It also returns the
+// time and the arrival count of its last sample.
+func primed(t *testing.T, p Policy, target int, rate float64, busy int) (*Scaler, time.Time, uint64) {
+	t.Helper()
+	s, err := NewScaler(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, arrivals := t0, uint64(0)
+	x := Sample{Now: now, Busy: busy, Running: target}
+	if d := s.Step(x, target, target); d.Reason != ReasonStart || d.Target != target {
+		t.Fatalf("first Step = %+v, want start at %d", d, target)
+	}
+	per := uint64(rate * p.Interval.Seconds())
+	for range ticks(p.Window+p.ShrinkCooldown, p.Interval) {
+		now = now.Add(p.Interval)
+		arrivals += per
+		x = Sample{Now: now, Arrivals: arrivals, Busy: busy, Running: target}
+		if d := s.Step(x, target, target); d.Changed() {
+			t.Fatalf("priming changed the target: %+v", d)
+		}
+	}
+	if math.Abs(s.Rate()-rate) > 1e-6*rate || math.Abs(s.win.rate(now)-rate) > 1e-6*rate {
+		t.Fatalf("primed rate %v baseline %v, want %v", s.Rate(), s.win.rate(now), rate)
+	}
+	return s, now, arrivals
+}
+
+// Each rule on its own, with Alpha = 1 so that one sample sets the signals.
+func TestRules(t *testing.T) {
+	p := DefaultPolicy()
+	p.Alpha = 1
+	const target, base = 8, 100.0
+	cases := []struct {
+		name      string
+		busyPrime int
+		rate      float64 // arrivals per second in the probe interval
+		x         Sample  // Queued, Capacity, ShardsWaiting, Busy, Running
+		lo, hi    int
+		want      Reason
+		wantT     int
+	}{
+		{"steady", 5, base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
+		{"queue above ratio", 5, base, Sample{Queued: 801, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonGrowQueue, 10},
+		{"queue at ratio", 5, base, Sample{Queued: 800, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
+		{"queue unknown capacity", 5, base, Sample{Queued: 1 << 30, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
+		{"arrival spike, shards waiting", 5, 2 * base, Sample{Queued: 1, Capacity: 1000, ShardsWaiting: 1, Busy: 5, Running: 8}, 1, 64, ReasonGrowArrivals, 10},
+		{"arrival spike, none waiting", 5, 2 * base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
+		{"saturated", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 8, Running: 8}, 1, 64, ReasonGrowSaturated, 10},
+		{"waiting, an idle worker", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 7, Running: 8}, 1, 64, ReasonSteady, 8},
+		{"saturated beyond target", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 12, Running: 12}, 1, 64, ReasonGrowSaturated, 15},
+		{"growth capped by max", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 12, Running: 12}, 1, 9, ReasonGrowSaturated, 9},
+		{"at max", 5, base, Sample{Queued: 900, Capacity: 1000, Busy: 8, Running: 8}, 1, 8, ReasonLimit, 8},
+		{"arrivals fall", 5, 0.6 * base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonShrinkArrivals, 6},
+		{"arrivals fall, queue not low", 5, 0.6 * base, Sample{Queued: 201, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
+		{"arrivals fall, queue at low ratio", 5, 0.6 * base, Sample{Queued: 200, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonShrinkArrivals, 6},
+		{"arrivals fall, unknown capacity, queued", 5, 0.6 * base, Sample{Queued: 1, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
+		{"arrivals fall, shards waiting", 5, 0.6 * base, Sample{Queued: 1, Capacity: 1000, ShardsWaiting: 1, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
+		{"arrivals fall, busy floor", 6, 0.6 * base, Sample{Capacity: 1000, Busy: 6, Running: 8}, 1, 64, ReasonLimit, 8},
+		{"arrivals fall, min floor", 1, 0.6 * base, Sample{Capacity: 1000, Busy: 1, Running: 8}, 7, 64, ReasonShrinkArrivals, 7},
+		{"idle", 1, base, Sample{Capacity: 1000, Busy: 1, Running: 8}, 1, 64, ReasonShrinkIdle, 6},
+		{"idle at min", 1, base, Sample{Capacity: 1000, Busy: 1, Running: 8}, 8, 64, ReasonLimit, 8},
+		{"busy at the idle ratio", 4, base, Sample{Capacity: 1000, Busy: 4, Running: 8}, 1, 64, ReasonShrinkIdle, 6},
+		{"min raised", 5, base, Sample{Queued: 900, Capacity: 1000, Busy: 5, Running: 8}, 20, 64, ReasonMin, 20},
+		{"max lowered", 5, base, Sample{Queued: 900, Capacity: 1000, Busy: 5, Running: 8}, 1, 3, ReasonMax, 3},
+		{"max below min reads as min", 5, base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 4, 2, ReasonMax, 4},
+		{"negative bounds read as 0", 5, base, Sample{Capacity: 1000, Busy: 5, Running: 8}, -5, -1, ReasonMax, 0},
+		{"negative counts read as 0", 1, base, Sample{Queued: -1, Capacity: 1000, ShardsWaiting: -1, Busy: -1, Running: -1}, 1, 64, ReasonShrinkIdle, 6},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, now, arrivals := primed(t, p, target, base, c.busyPrime)
+			x := c.x
+			x.Now = now.Add(p.Interval)
+			x.Arrivals = arrivals + uint64(c.rate*p.Interval.Seconds())
+			d := s.Step(x, c.lo, c.hi)
+			if d.Reason != c.want || d.Target != c.wantT || d.Previous != target {
+				t.Fatalf("Step = %v %d->%d, want %v %d->%d", d.Reason, d.Previous, d.Target, c.want, target, c.wantT)
+			}
+			if d.At != x.Now || s.Target() != d.Target {
+				t.Fatalf("decision %+v, scaler target %d", d, s.Target())
+			}
+			if d.Changed() != (c.wantT != target) {
+				t.Fatalf("Changed() = %v", d.Changed())
+			}
+			if d.Changed() && s.Last() != d {
+				t.Fatalf("Last() = %+v, want %+v", s.Last(), d)
+			}
+		})
+	}
+}
+
+// Growth waits Cooldown after a change, a shrink waits ShrinkCooldown, and
+// bounds apply inside either.
+func TestCooldownAndBounds(t *testing.T) {
+	p := DefaultPolicy()
+	p.Alpha = 1
+	s, now, arrivals := primed(t, p, 8, 100, 5)
+	step := func(queued, lo, hi int) Decision {
+		now = now.Add(p.Interval)
+		arrivals += 10
+		return s.Step(Sample{Now: now, Arrivals: arrivals, Queued: queued, Capacity: 1000, Busy: 5, Running: s.Target()}, lo, hi)
+	}
+	want := func(d Decision, r Reason, target int) {
+		t.Helper()
+		if d.Reason != r || d.Target != target {
+			t.Fatalf("at +%v: %v %d, want %v %d", now.Sub(t0), d.Reason, d.Target, r, target)
+		}
+	}
+	want(step(900, 1, 64), ReasonGrowQueue, 10)
+	want(step(900, 1, 64), ReasonCooldown, 10) // 100 ms after
+	want(step(900, 12, 64), ReasonMin, 12)     // Tune inside the cooldown
+	want(step(900, 1, 64), ReasonGrowQueue, 15)
+	want(step(900, 1, 11), ReasonMax, 11) // Tune inside the cooldown
+	// Busy 5 of 11 is at most ShrinkBusyRatio: idle enough to shrink, once
+	// ShrinkCooldown has passed.
+	for range ticks(p.ShrinkCooldown, p.Interval) - 2 {
+		want(step(0, 1, 11), ReasonCooldown, 11)
+	}
+	// Max applied at +0.5 s, the last grow was at +0.4 s: the shrink
+	// cooldown counts from the grow.
+	d := step(0, 1, 11)
+	want(d, ReasonShrinkIdle, 9)
+	if s.Last() != d {
+		t.Fatalf("Last() = %+v, want %+v", s.Last(), d)
+	}
+}
+
+// A sample that is not after the previous one changes no signal; bounds
+// still apply.
+func TestClockNotAdvancing(t *testing.T) {
+	p := DefaultPolicy()
+	s, now, arrivals := primed(t, p, 8, 100, 5)
+	rate := s.Rate()
+	for _, at := range []time.Time{now, now.Add(-time.Second)} {
+		d := s.Step(Sample{Now: at, Arrivals: arrivals + 1e6, Capacity: 1000, Busy: 5, Running: 8}, 1, 64)
+		if d.Reason != ReasonSteady || s.Rate() != rate {
+			t.Fatalf("Step at %v: %v, rate %v, want steady at %v", at, d.Reason, s.Rate(), rate)
+		}
+	}
+	if d := s.Step(Sample{Now: now, Arrivals: arrivals}, 10, 64); d.Reason != ReasonMin || d.Target != 10 {
+		t.Fatalf("bounds with a stopped clock: %+v", d)
+	}
+}
+
+// A counter that goes back counts as nothing arrived; a late tick weighs
+// what the missed ticks would have weighed together.
+func TestRateEdges(t *testing.T) {
+	p := DefaultPolicy()
+	s, now, arrivals := primed(t, p, 8, 100, 5)
+	s.Step(Sample{Now: now.Add(p.Interval), Arrivals: 3, Busy: 5, Running: 8}, 1, 64)
+	if want := 100 * (1 - p.Alpha); math.Abs(s.Rate()-want) > 1e-9 {
+		t.Fatalf("rate after a counter restart = %v, want %v", s.Rate(), want)
+	}
+
+	s, now, arrivals = primed(t, p, 8, 100, 5)
+	// Three intervals late, at 400/s over the gap.
+	s.Step(Sample{Now: now.Add(3 * p.Interval), Arrivals: arrivals + 120, Busy: 5, Running: 8}, 1, 64)
+	w := 1 - math.Pow(1-p.Alpha, 3)
+	if want := 100 + w*(400-100); math.Abs(s.Rate()-want) > 1e-9 {
+		t.Fatalf("rate after a late tick = %v, want %v", s.Rate(), want)
+	}
+}
+
+// Whatever the samples and bounds, the target stays within the bounds of the
+// step, and the decision says what the scaler holds.
+func TestAlwaysWithinBounds(t *testing.T) {
+	for seed := range uint64(50) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		p := randomPolicy(rng)
+		s, err := NewScaler(p)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		now, arrivals := t0, uint64(0)
+		lo, hi := 0, 1
+		for i := range 3000 {
+			if i%97 == 0 {
+				lo = rng.IntN(20) - 2
+				hi = lo + rng.IntN(60) - 5
+			}
+			now = now.Add(time.Duration(rng.Int64N(int64(3 * p.Interval))))
+			arrivals += uint64(rng.IntN(1000) * rng.IntN(2))
+			x := Sample{
+				Now: now, Arrivals: arrivals,
+				Queued: rng.IntN(2000) - 10, Capacity: rng.IntN(2000) - 10,
+				ShardsWaiting: rng.IntN(5) - 1, Busy: rng.IntN(70) - 1, Running: rng.IntN(70) - 1,
+			}
+			d := s.Step(x, lo, hi)
+			wlo, whi := max(lo, 0), max(hi, lo, 0)
+			if d.Target < wlo || d.Target > whi || d.Target != s.Target() {
+				t.Fatalf("seed %d step %d: target %d (scaler %d) outside [%d, %d]: %+v", seed, i, d.Target, s.Target(), lo, hi, d)
+			}
+			rule := d.Reason >= ReasonGrowQueue && d.Reason <= ReasonShrinkIdle
+			if (d.Changed() && d.Reason < ReasonStart) || (rule && !d.Changed()) {
+				t.Fatalf("seed %d step %d: changed %v with reason %v", seed, i, d.Changed(), d.Reason)
+			}
+			if math.IsNaN(d.Rate) || math.IsNaN(d.Baseline) || d.Rate < 0 || d.Baseline < 0 {
+				t.Fatalf("seed %d step %d: rate %v baseline %v", seed, i, d.Rate, d.Baseline)
+			}
+		}
+	}
+}
+
+func randomPolicy(rng *rand.Rand) Policy {
+	p := DefaultPolicy()
+	p.Interval = time.Duration(1+rng.IntN(200)) * time.Millisecond
+	p.Alpha = 0.01 + 0.99*rng.Float64()
+	p.Window = p.Interval * time.Duration(1+rng.IntN(700))
+	p.GrowStep = 0.01 + 2*rng.Float64()
+	p.ShrinkStep = 0.01 + 0.9*rng.Float64()
+	p.Cooldown = time.Duration(rng.IntN(5)) * p.Interval
+	p.ShrinkCooldown = p.Cooldown + time.Duration(rng.IntN(20))*p.Interval
+	return p
+}
+
+func TestStepDoesNotAllocate(t *testing.T) {
+	s, now, arrivals := primed(t, DefaultPolicy(), 8, 100, 5)
+	x := Sample{Capacity: 1000, Busy: 5, Running: 8}
+	allocs := testing.AllocsPerRun(1000, func() {
+		now = now.Add(100 * time.Millisecond)
+		arrivals += 10
+		x.Now, x.Arrivals = now, arrivals
+		s.Step(x, 1, 64)
+	})
+	if allocs != 0 {
+		t.Fatalf("Step allocates %v times per call", allocs)
+	}
+}
+
+func TestReasonString(t *testing.T) {
+	seen := map[string]bool{}
+	for r := ReasonNone; r <= ReasonMax; r++ {
+		n := r.String()
+		if n == "" || n == "unknown" || seen[n] {
+			t.Errorf("Reason(%d).String() = %q", r, n)
+		}
+		seen[n] = true
+	}
+	if got := Reason(200).String(); got != "unknown" {
+		t.Errorf("Reason(200).String() = %q", got)
+	}
+}
+
+// Any sequence of samples and bounds: no panic, target within bounds.
+func FuzzStep(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+	f.Add([]byte{0, 0, 255, 255, 1, 1, 0, 0, 200, 3, 3, 9, 9, 9})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := DefaultPolicy()
+		if len(b) > 0 {
+			p.Alpha = float64(b[0]%100+1) / 100
+			p.Cooldown = time.Duration(b[0]%4) * p.Interval
+			p.ShrinkCooldown = p.Cooldown * 3
+		}
+		s, err := NewScaler(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now, arrivals := t0, uint64(0)
+		for len(b) >= 8 {
+			now = now.Add(time.Duration(int8(b[0])) * 10 * time.Millisecond)
+			arrivals += uint64(b[1]) * 13
+			if b[1] == 255 {
+				arrivals = 0
+			}
+			lo, hi := int(int8(b[6]))/4, int(int8(b[7]))/2
+			x := Sample{Now: now, Arrivals: arrivals, Queued: int(int8(b[2])) * 7, Capacity: int(int8(b[3])) * 9,
+				ShardsWaiting: int(int8(b[4])), Busy: int(int8(b[5])), Running: int(int8(b[5] ^ b[4]))}
+			d := s.Step(x, lo, hi)
+			if d.Target < max(lo, 0) || d.Target > max(hi, lo, 0) || d.Target != s.Target() {
+				t.Fatalf("target %d outside [%d, %d]", d.Target, lo, hi)
+			}
+			b = b[8:]
+		}
+	})
+}
