@@ -83,3 +83,35 @@ func BenchmarkNewRing(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTable measures routing one 16-byte string key: Hash plus
+// Table.Shard.
+func BenchmarkTable(b *testing.B) {
+	for _, n := range []int{8, 64, 256, 1024} {
+		tb, err := NewTable(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			i, s := 0, 0
+			for b.Loop() {
+				s += tb.Shard(Hash(benchKeys[i&1023]))
+				i++
+			}
+			benchSink = s
+		})
+	}
+}
+
+// BenchmarkNewTable measures building a Table.
+func BenchmarkNewTable(b *testing.B) {
+	for _, n := range []int{256, 1024, MaxTableShards} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := NewTable(n); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
