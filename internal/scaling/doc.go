@@ -22,7 +22,9 @@
 // Grow the target by GrowStep (at least +1) when any of these holds:
 //   - queued > GrowQueueRatio × capacity;
 //   - arrivals > GrowArrivalFactor × baseline and shards are waiting;
-//   - shards are waiting and every kept-warm worker is busy (saturation).
+//   - shards are waiting and every kept-warm worker is busy (saturation);
+//   - the busy average is at least target + 1 (a pool that starts workers on
+//     demand runs more than the target: keep warm what is in use).
 //
 // Shrink it by ShrinkStep (at least −1) when queued ≤ ShrinkQueueRatio ×
 // capacity, no shard is waiting, and either arrivals < ShrinkArrivalFactor ×

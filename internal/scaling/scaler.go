@@ -44,6 +44,7 @@ const (
 	ReasonGrowQueue      // queued > GrowQueueRatio × capacity
 	ReasonGrowArrivals   // arrivals > GrowArrivalFactor × baseline, shards waiting
 	ReasonGrowSaturated  // shards waiting and every kept-warm worker busy
+	ReasonGrowBusy       // busy average ≥ target + 1: workers started on demand stay in use
 	ReasonShrinkArrivals // arrivals < ShrinkArrivalFactor × baseline, queues low
 	ReasonShrinkIdle     // recent busy peak ≤ ShrinkBusyRatio × target, queues low
 	ReasonMin            // the target was below min (bounds changed)
@@ -59,6 +60,7 @@ var reasonNames = [...]string{
 	ReasonGrowQueue:      "grow: queue",
 	ReasonGrowArrivals:   "grow: arrivals",
 	ReasonGrowSaturated:  "grow: saturated",
+	ReasonGrowBusy:       "grow: busy",
 	ReasonShrinkArrivals: "shrink: arrivals",
 	ReasonShrinkIdle:     "shrink: idle",
 	ReasonMin:            "min",
@@ -224,14 +226,18 @@ func (s *Scaler) growReason(x Sample) Reason {
 	switch {
 	case x.Capacity > 0 && float64(x.Queued) > s.p.GrowQueueRatio*float64(x.Capacity):
 		return ReasonGrowQueue
-	case x.ShardsWaiting == 0:
-		return ReasonNone
-	case s.rate > s.p.GrowArrivalFactor*s.win.rate(x.Now):
+	case x.ShardsWaiting > 0 && s.rate > s.p.GrowArrivalFactor*s.win.rate(x.Now):
 		return ReasonGrowArrivals
-	case x.Busy >= s.target && x.Busy >= x.Running:
+	case x.ShardsWaiting > 0 && x.Busy >= s.target && x.Busy >= x.Running:
 		// Every kept-warm worker and every worker alive is busy while shards
 		// wait. Busy < Running means an idle worker is about to take them.
 		return ReasonGrowSaturated
+	case s.busy >= float64(s.target)+1:
+		// A pool that starts workers on demand runs more than the target
+		// without shards waiting; keep warm what is in use. The margin of a
+		// whole worker keeps this apart from the shrink rules at small
+		// targets.
+		return ReasonGrowBusy
 	}
 	return ReasonNone
 }
