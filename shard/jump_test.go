@@ -130,3 +130,26 @@ func TestJumpGrowth(t *testing.T) {
 		t.Error("no key moved to the new shard")
 	}
 }
+
+// FuzzJump checks Jump's range and its consistency from n to n+1 shards for
+// arbitrary hashes and shard counts.
+func FuzzJump(f *testing.F) {
+	f.Add(uint64(0), 1)
+	f.Add(uint64(0xdeadbeef), 64)
+	f.Add(^uint64(0), 1<<20)
+	f.Fuzz(func(t *testing.T, h uint64, n int) {
+		if n < 1 || n > 1<<30 {
+			if s := Jump(h, n); n < 1 && s != 0 {
+				t.Fatalf("Jump(%#x, %d) = %d, want 0", h, n, s)
+			}
+			return
+		}
+		a, b := Jump(h, n), Jump(h, n+1)
+		if a < 0 || a >= n {
+			t.Fatalf("Jump(%#x, %d) = %d, out of range", h, n, a)
+		}
+		if b != a && b != n {
+			t.Fatalf("Jump(%#x, %d) = %d but Jump(h, %d) = %d", h, n, a, n+1, b)
+		}
+	})
+}

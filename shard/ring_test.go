@@ -15,17 +15,6 @@ func nodeNames(n int) []string {
 	return names
 }
 
-// owners returns r.Lookup of every shared key hash.
-func owners(t *testing.T, r *Ring) []string {
-	t.Helper()
-	hs := keyHashes(t)
-	own := make([]string, len(hs))
-	for i, h := range hs {
-		own[i] = r.Lookup(h)
-	}
-	return own
-}
-
 func mustRing(t *testing.T, members []string, opts ...RingOption) *Ring {
 	t.Helper()
 	r, err := NewRing(members, opts...)
@@ -39,8 +28,8 @@ func TestRingBalance(t *testing.T) {
 	names := nodeNames(64)
 	r := mustRing(t, names)
 	load := map[string]int{}
-	for _, o := range owners(t, r) {
-		load[o]++
+	for _, h := range keyHashes(t) {
+		load[r.Lookup(h)]++
 	}
 	if len(load) != len(names) {
 		t.Fatalf("%d members own keys, want %d", len(load), len(names))
@@ -59,24 +48,24 @@ func TestRingBalance(t *testing.T) {
 func TestRingRemove(t *testing.T) {
 	names := nodeNames(64)
 	r := mustRing(t, names)
-	before := owners(t, r)
+	hs := keyHashes(t)
 	for _, gone := range []string{names[0], names[17], names[40], names[63]} {
 		r2, err := r.Remove(gone)
 		if err != nil {
 			t.Fatalf("Remove(%q): %v", gone, err)
 		}
-		after := owners(t, r2)
 		others, movedOthers, orphans := 0, 0, 0
-		for i := range before {
-			if after[i] == gone {
+		for i, h := range hs {
+			before, after := r.Lookup(h), r2.Lookup(h)
+			if after == gone {
 				t.Fatalf("key %d still routed to removed member %q", i, gone)
 			}
-			if before[i] == gone {
+			if before == gone {
 				orphans++
 				continue
 			}
 			others++
-			if after[i] != before[i] {
+			if after != before {
 				movedOthers++
 			}
 		}
@@ -94,20 +83,20 @@ func TestRingRemove(t *testing.T) {
 func TestRingAdd(t *testing.T) {
 	names := nodeNames(64)
 	r := mustRing(t, names)
-	before := owners(t, r)
+	hs := keyHashes(t)
 	opt := 1.0 / 65
 	for _, added := range []string{"node-64", "extra", "a-first-in-order"} {
 		r2, err := r.Add(added)
 		if err != nil {
 			t.Fatalf("Add(%q): %v", added, err)
 		}
-		after := owners(t, r2)
 		moved, toNew := 0, 0
-		for i := range before {
-			if after[i] != before[i] {
+		for _, h := range hs {
+			after := r2.Lookup(h)
+			if after != r.Lookup(h) {
 				moved++
 			}
-			if after[i] == added {
+			if after == added {
 				toNew++
 			}
 		}

@@ -10,8 +10,8 @@ const TableSlots = 1 << 16
 const MaxTableShards = TableSlots
 
 // Table is a precomputed consistent mapping from hashes to n shards with O(1)
-// lookup: one shift and one load from a 128 KiB table, about 1 ns against
-// Jump's O(ln n) loop.
+// lookup: one shift and one load from a 128 KiB table, against Jump's
+// O(ln n) loop of floating-point divisions.
 //
 // A Table is its own mapping: Table.Shard(h) is NOT Jump(h, n). Jump cannot
 // be tabulated exactly, because its result depends on every bit of h; a table
@@ -39,7 +39,7 @@ const MaxTableShards = TableSlots
 // n-1 shard k takes slots one at a time from the largest of the shards
 // 0..k-1, visited in a fixed cyclic order, until it holds floor(S/(k+1)) and
 // no other shard holds more than one slot more than it. Building costs
-// O(S ln n + n): about a millisecond at n = 1024.
+// O(S ln n + n): a few milliseconds at n = 1024.
 //
 // A Table is immutable and safe for concurrent use.
 type Table struct {
