@@ -55,9 +55,9 @@ func (f ringOptionFunc) apply(c *ringConfig) error { return f(c) }
 // the extra movement grows roughly as members/slots. Keep the table above
 // 2000 times the largest membership the ring will have for well under 1 %
 // extra movement (the default suits about 64 members), and above 100 times it
-// at the very least. Every node that must agree on routing must
-// use the same size. Sizes below 1 or above MaxTableSize make NewRing return
-// an error wrapping ErrBadTableSize.
+// at the very least. Every node that must agree on routing must use the same
+// size. The smallest table has 2 slots; sizes below 1 or above MaxTableSize
+// make NewRing return an error wrapping ErrBadTableSize.
 func WithTableSize(slots int) RingOption {
 	return ringOptionFunc(func(c *ringConfig) error {
 		if slots < 1 || slots > MaxTableSize {
@@ -78,15 +78,15 @@ func WithTableSize(slots int) RingOption {
 // the randomness of the keys themselves. Rendezvous hashing moves the
 // theoretical minimum of keys on every change, but costs one hash per member
 // on every lookup, O(n), which at hundreds of members is the slowest step of
-// routing a task; a ring of
-// virtual nodes is O(log n) and balances worse (max/mean ≈ 1.26 with 160
-// virtual nodes per member). Maglev's price is a little extra movement on
+// routing a task; a ring of virtual nodes is O(log n) and balances worse
+// (max/mean ≈ 1.26 with 160 virtual nodes per member). Maglev's price is a little extra movement on
 // membership changes: besides the keys that must move, a small fraction of the
 // others move too, and that fraction shrinks as M grows relative to n (at 64
 // members and the default M, under 0.4 % of the others on removal, and at
 // most 1.28 times the optimal 1/(n+1) of keys on addition). It also costs a
-// rebuild of the table on every change, O(M log M) time, which is fine for
-// cluster membership but not for per-request churn.
+// rebuild of the table on every change, O(M log M) time (a few milliseconds
+// at the default M), which is fine for cluster membership but not for
+// per-request churn.
 //
 // The table depends only on the set of member names and M, not on the order
 // in which members were given or added: every node that knows the same
@@ -212,7 +212,8 @@ func (r *Ring) TableSize() int {
 
 // Add returns a new ring with member added and the same table size; r is
 // unchanged. An empty name, a name already present or one member too many is
-// an error (ErrEmptyMember, ErrDuplicateMember, ErrTooManyMembers).
+// an error (ErrEmptyMember, ErrDuplicateMember, ErrTooManyMembers). On a nil
+// or zero Ring, Add is NewRing([]string{member}).
 func (r *Ring) Add(member string) (*Ring, error) {
 	if r == nil || len(r.table) == 0 {
 		return NewRing([]string{member})
