@@ -1,0 +1,24 @@
+// Package metrics holds the lock-free, allocation-free instruments behind
+// the pool's statistics:
+//
+//   - Histogram: durations in fixed log-scale buckets (four per power of two,
+//     from 1 µs to about 69 s), recorded with two atomic adds and a load, and
+//     read as a mergeable HistogramSnapshot with count, sum, max and
+//     quantiles accurate to within one bucket (at most 25 % relative error).
+//   - Rate: an exponentially weighted moving average of events per second.
+//     The hot path is one atomic add; the caller ticks it with an explicit
+//     time, so tests are deterministic.
+//   - TopK: the groups with the most queued tasks, from a sampled count-min
+//     sketch and a 16-slot table. The hot path is one random draw for most
+//     tasks and two atomic adds for one in eight.
+//
+// Every zero value is ready to use. None of them starts a goroutine, and
+// none allocates on its hot path (tested with testing.AllocsPerRun).
+//
+// Costs measured on the shared 2-core reference box (Go 1.26), medians of
+// `go test -run '^$' -bench . -benchtime 200ms -count 3 ./internal/metrics/`:
+// Histogram.Record ≈ 13 ns (one goroutine or two), Histogram.Snapshot with
+// Summary ≈ 175 ns, Rate.Add ≈ 9 ns alone and ≈ 14 ns with two goroutines
+// adding, TopK Inc+Dec ≈ 18 ns at the default 1-in-8 sampling (the draw from
+// math/rand/v2 is ≈ 6 ns of it) and ≈ 45 ns when every task is counted.
+package metrics
