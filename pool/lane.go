@@ -105,7 +105,9 @@ type lane[K shard.Key] struct {
 const cacheLine = 128
 
 func (l *lane[K]) init(size int) {
-	n := 1
+	// At least 2 slots: with one, "filled for p" (p+1) and "free for p+1"
+	// would be the same sequence value.
+	n := 2
 	for n < size {
 		n <<= 1
 	}

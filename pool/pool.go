@@ -316,6 +316,12 @@ func (p *Pool[K]) Tune(minWorkers, maxWorkers int) error {
 	// Parked workers re-read the bounds: those above max exit, the others
 	// re-arm their idle timers against the new floor.
 	p.ctl.wakeAll()
+	// A higher max serves shards already waiting at once.
+	for range p.ctl.runq.Len() {
+		if !p.ctl.grow() {
+			break
+		}
+	}
 	return nil
 }
 
@@ -697,7 +703,8 @@ func (p *Pool[K]) letter(w *worker, e *entry[K], r Reason, err error, attempts i
 	default:
 	}
 	if !p.abandon.Load() {
-		w.stats.local[cStalls]++
+		// Publishes the stall at once: the worker may wait here for long.
+		w.stats.pub[cStalls].Add(1)
 		select {
 		case p.dl <- dl:
 			return

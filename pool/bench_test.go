@@ -1,0 +1,133 @@
+package pool
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// The benchmarks submit b.N tasks over benchGroups groups from 1 or 8
+// goroutines and wait for the last to finish; ns/op is per task. Run with
+// -benchtime=1000000x for the figures in doc.go.
+const benchGroups = 10_000
+
+// spinWork burns about d iterations of arithmetic (≈1 µs at 1000 on the
+// reference machine); the result is kept in a sink so it is not removed.
+var sink uint64
+
+func spinWork(n int) {
+	x := uint64(n)
+	for i := 0; i < n; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	if x == 42 {
+		sink++
+	}
+}
+
+// chanPool is the baseline: a bare channel feeding GOMAXPROCS workers, with
+// no order, no retries and no dead letters.
+type chanPool struct {
+	ch chan func()
+	wg sync.WaitGroup
+}
+
+func newChanPool() *chanPool {
+	p := &chanPool{ch: make(chan func(), 1024)}
+	for range runtime.GOMAXPROCS(0) {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for f := range p.ch {
+				f()
+			}
+		}()
+	}
+	return p
+}
+
+func (p *chanPool) close() { close(p.ch); p.wg.Wait() }
+
+func BenchmarkSubmit(b *testing.B) {
+	for _, work := range []struct {
+		name string
+		n    int
+	}{{"noop", 0}, {"1us", 1000}} {
+		for _, subs := range []int{8, 1} {
+			name := work.name + "/sub" + itoa(subs)
+			b.Run("shoal/"+name, func(b *testing.B) { benchShoal(b, subs, work.n) })
+			b.Run("chan/"+name, func(b *testing.B) { benchChan(b, subs, work.n) })
+		}
+	}
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}
+
+// spread runs submit(i) for i in [0, n) from subs goroutines.
+func spread(n, subs int, submit func(i int)) {
+	var wg sync.WaitGroup
+	for s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := s; i < n; i += subs {
+				submit(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func benchShoal(b *testing.B, subs, work int) {
+	p, err := New[int]()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	task := Task(func(context.Context) error {
+		if work > 0 {
+			spinWork(work)
+		}
+		wg.Done()
+		return nil
+	})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	wg.Add(b.N)
+	spread(b.N, subs, func(i int) {
+		if err := p.Submit(ctx, (i*7919)%benchGroups, task); err != nil {
+			b.Error(err)
+			wg.Done()
+		}
+	})
+	wg.Wait()
+	b.StopTimer()
+	if err := p.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func benchChan(b *testing.B, subs, work int) {
+	p := newChanPool()
+	var wg sync.WaitGroup
+	task := func() {
+		if work > 0 {
+			spinWork(work)
+		}
+		wg.Done()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	wg.Add(b.N)
+	spread(b.N, subs, func(int) { p.ch <- task })
+	wg.Wait()
+	b.StopTimer()
+	p.close()
+}
