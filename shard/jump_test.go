@@ -25,7 +25,7 @@ func TestJumpOneShard(t *testing.T) {
 }
 
 func TestJumpBadCount(t *testing.T) {
-	for _, n := range []int{0, -1, -1 << 62} {
+	for _, n := range []int{0, -1, math.MinInt} {
 		if s := Jump(12345, n); s != 0 {
 			t.Errorf("Jump(h, %d) = %d, want 0", n, s)
 		}
