@@ -23,8 +23,11 @@ type Key interface {
 // Hash(int32(-1)) hashes 0xffffffff and Hash(int64(-1)) hashes
 // 0xffffffffffffffff.
 //
-// The result is stable across processes and releases of this module: it may
-// be stored or sent to other nodes.
+// The result is stable across processes, platforms and releases of this
+// module, so it may be stored or sent to other nodes, with one exception:
+// int and uint have their platform's width, so a negative int hashes
+// differently on 32-bit and 64-bit platforms. Use int64 keys where that
+// matters.
 func Hash[K Key](k K) uint64 {
 	if isString[K]() {
 		// K's underlying type is string: same layout as string.
