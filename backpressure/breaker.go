@@ -40,7 +40,6 @@ type Breaker struct {
 	m       machine
 	src     Source
 	reading Reading
-	lastGC  time.Duration
 
 	throttle *rate.Limiter // internally synchronized
 	probe    *rate.Limiter // internally synchronized
@@ -72,9 +71,10 @@ type decision struct {
 	stale    bool
 	closed   bool
 	inflight func() int64
-	// limit is the in-flight count at which the reservation reaches the
-	// next threshold up (throttle in Normal, reject otherwise).
-	limit int64
+	// room is the in-flight count at which the reservation reaches the
+	// next threshold up (throttle in Normal, reject otherwise); limit ≤ room
+	// is the count at which Admit samples again (see refreshBatch).
+	limit, room int64
 	// rate is the token-bucket rate in Throttle; zero refuses everything.
 	rate float64
 
@@ -146,9 +146,14 @@ func NewBreaker(opts ...Option) (*Breaker, error) {
 
 // Admit reports whether one more unit of work may start: nil, or a
 // *RejectError that errors.Is ErrMemoryPressure or ErrThrottled, or
-// ErrClosed. It never blocks. In Normal it costs one atomic load and, when
-// SetInFlightFunc was called, one call of that function; it allocates
-// nothing, also when it refuses.
+// ErrClosed. It never blocks and allocates nothing, also when it refuses.
+//
+// In Normal it costs one atomic load and, when SetInFlightFunc was called,
+// one call of that function. It samples memory inline (one caller does, the
+// others go on with the last sample) when the sample is older than
+// WithMaxStaleness, and when the in-flight count has grown by a quarter of
+// the room left since the sample: growth in admitted work is caught
+// however the scheduler treats timers.
 func (b *Breaker) Admit() error {
 	d := b.cur.Load() // acquires the decision published by the last refresh
 	if d.fast && (d.inflight == nil || d.inflight() < d.limit) {
@@ -157,18 +162,24 @@ func (b *Breaker) Admit() error {
 	return b.admitSlow(d)
 }
 
+// admitSlow handles everything but a fresh Normal sample with room. Off the
+// fast path it can afford the clock (30–100 ns), so here staleness is
+// measured rather than left to the timer, which a storm of runnable
+// goroutines can starve.
 func (b *Breaker) admitSlow(d *decision) error {
 	if d.closed {
 		return ErrClosed
 	}
+	c := b.cfg.Load()
 	var n int64
 	if d.inflight != nil {
 		n = d.inflight()
 	}
+	age := b.now() - d.at
 	// Over the limit, a refresh helps only when the count moved since the
-	// sample: otherwise it would find the same (the limit is then below one
-	// task's worth of room) and every Admit would pay for a sample.
-	if d.stale || (n >= d.limit && n != d.inFlight) {
+	// sample: otherwise it would find the same, and every Admit would pay
+	// for a sample.
+	if d.stale || age >= c.maxStaleness || (n >= d.limit && n != d.inFlight) {
 		if b.refreshing.CompareAndSwap(false, true) { // take the refresher's role
 			b.refresh(true)
 			d = b.cur.Load() // acquires the decision just published
@@ -178,25 +189,27 @@ func (b *Breaker) admitSlow(d *decision) error {
 			if d.inflight != nil {
 				n = d.inflight()
 			}
-		} else if d.stale && b.now()-d.at > b.cfg.Load().unknownAfter && d.state == Normal {
-			// Someone else is refreshing and the last sample is too old to
-			// trust: admit no faster than Throttle would.
-			if b.throttle.Allow() {
-				return nil
-			}
-			return d.throttleErr
+			age = 0
 		}
 	}
 	switch d.state {
 	case Normal:
-		if n < d.limit {
+		if age > c.unknownAfter {
+			// Another caller holds the refresh and the last sample is too
+			// old to trust: admit no faster than Throttle would.
+			if n < d.room && b.throttle.Allow() {
+				return nil
+			}
+			return d.throttleErr
+		}
+		if n < d.room {
 			return nil
 		}
-		// The reservation crossed the throttle threshold while another
+		// The reservation reached the throttle threshold while another
 		// caller held the refresh: refuse rather than overshoot.
 		return d.throttleErr
 	case Throttle:
-		if n >= d.limit {
+		if n >= d.room {
 			return d.rejectErr
 		}
 		if d.rate > 0 && b.throttle.Allow() {
@@ -204,7 +217,7 @@ func (b *Breaker) admitSlow(d *decision) error {
 		}
 		return d.throttleErr
 	case Probe:
-		if n < d.limit && b.probe.Allow() {
+		if n < d.room && b.probe.Allow() {
 			return nil
 		}
 		return d.rejectErr
@@ -225,11 +238,16 @@ func (b *Breaker) Pressure() float64 {
 }
 
 // SetInFlightFunc registers the count of admitted work that has not finished
-// (queued plus running tasks). The breaker reserves bytes-per-task for each
-// (WithBytesPerTask, or learned), so a burst admitted within one sample
-// cannot overshoot: effective use = measured use + f() × bytes per task.
-// Admit calls f on every call, so f must be cheap (an atomic load) and safe
-// for concurrent use. A nil f removes the reservation. The last call wins.
+// (queued plus running tasks). The breaker reserves WithBytesPerTask bytes
+// for each, so a burst admitted within one sample cannot overshoot:
+//
+//	effective use = measured use + f() × bytes per task
+//
+// and Admit samples again whenever f() has grown by a quarter of the room
+// left. Admit calls f on every call, so f must be cheap (an atomic load) and
+// safe for concurrent use. A nil f removes the reservation. The last call
+// wins: a breaker serves one pool. Without f, a burst is seen only once the
+// admitted work has allocated and the sample has been refreshed.
 func (b *Breaker) SetInFlightFunc(f func() int64) error {
 	if f == nil {
 		b.inflight.Store(nil) // publishes the removal to the next refresh
@@ -343,6 +361,21 @@ func (b *Breaker) markStale() {
 
 func (b *Breaker) now() time.Duration { return time.Since(b.epoch) }
 
+// minRefreshBatch is the fewest admissions between count-driven samples,
+// so that near a threshold Admit does not sample on every call.
+const minRefreshBatch = 16
+
+// refreshBatch returns the in-flight count at which Admit samples again:
+// after a quarter of the room left (at least minRefreshBatch tasks, never
+// past room). Each sample then sees the memory of the work admitted before
+// it, however long timers are delayed.
+func refreshBatch(n, room int64) int64 {
+	if room <= n {
+		return room
+	}
+	return min(n+max((room-n)/4, minRefreshBatch), room)
+}
+
 // refresh reads a sample, steps the state machine and publishes a decision.
 // The caller holds refreshing; refresh releases it. inline says an admitting
 // caller is refreshing (the next sample is then due maxStaleness later);
@@ -374,6 +407,7 @@ func (b *Breaker) refresh(inline bool) {
 		at:           now,
 		rate:         in.rate,
 		limit:        math.MaxInt64,
+		room:         math.MaxInt64,
 	}
 	if f != nil {
 		d.inflight = *f
@@ -382,8 +416,8 @@ func (b *Breaker) refresh(inline bool) {
 			level = c.thresholds.Throttle
 		}
 		if c.budget > 0 {
-			room := level*float64(c.budget) - float64(b.reading.Used)
-			d.limit = int64(max(room/float64(in.bytesPerTask), 0))
+			d.room = int64(max((level*float64(c.budget)-float64(b.reading.Used))/float64(in.bytesPerTask), 0))
+			d.limit = refreshBatch(n, d.room)
 		}
 	}
 	d.fast = to == Normal && !d.stale
@@ -437,8 +471,8 @@ func (b *Breaker) refresh(inline bool) {
 // in Reject, and makes the OnStateChange calls and heap profiles.
 func (b *Breaker) loop() {
 	defer close(b.exited)
-	c := b.cfg.Load()
-	t := time.NewTicker(c.interval)
+	var lastGC time.Duration
+	t := time.NewTicker(b.cfg.Load().interval)
 	defer t.Stop()
 	for {
 		select {
@@ -448,15 +482,16 @@ func (b *Breaker) loop() {
 		case <-b.notify:
 			b.deliver()
 		case <-t.C:
-			if !b.refreshing.CompareAndSwap(false, true) { // take the refresher's role
-				continue
-			}
+			// Force a GC before taking the refresher's role, never while
+			// holding it: a GC under load can take long.
 			c := b.cfg.Load()
-			if b.cur.Load().state == Reject && c.gcInReject > 0 && b.now()-b.lastGC >= c.gcInReject {
-				b.lastGC = b.now()
+			if b.cur.Load().state == Reject && c.gcInReject > 0 && b.now()-lastGC >= c.gcInReject {
+				lastGC = b.now()
 				runtime.GC()
 			}
-			b.refresh(false)
+			if b.refreshing.CompareAndSwap(false, true) { // take the refresher's role
+				b.refresh(false)
+			}
 		}
 	}
 }

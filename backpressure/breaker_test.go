@@ -390,25 +390,44 @@ func TestReservation(t *testing.T) {
 	})
 }
 
-func TestLearnedBytesPerTask(t *testing.T) {
+// TestCountDrivenRefresh: in a burst no time passes and no timer fires, yet
+// Admit samples again each time the in-flight count has used a quarter of
+// the room left, and never while the count stands still.
+func TestCountDrivenRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var tasks atomic.Int64
-		src := &fakeSource{r: Reading{Used: 1 << 20}, perTask: 10 << 10, tasks: &tasks}
-		b, err := NewBreaker(WithSource(src), WithBudget(1<<40))
+		const mib = 1 << 20
+		src := &fakeSource{r: Reading{Used: 100 * mib}}
+		b, err := NewBreaker(WithSource(src), WithBudget(1000*mib), WithBytesPerTask(mib))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer b.Close()
-		if err := b.SetInFlightFunc(tasks.Load); err != nil {
+		var inflight atomic.Int64
+		if err := b.SetInFlightFunc(inflight.Load); err != nil {
 			t.Fatal(err)
 		}
-		for range 60 {
-			tasks.Add(10)
-			time.Sleep(3 * time.Millisecond)
-			_ = b.Admit()
+		_ = b.Admit()
+		r0 := src.readCount()
+		for range 1000 {
+			_ = b.Admit() // the count stands still
 		}
-		if got := b.Stats().BytesPerTask; got < 9<<10 || got > 11<<10 {
-			t.Fatalf("learned bytes per task = %d, want about %d", got, 10<<10)
+		if n := src.readCount() - r0; n != 0 {
+			t.Fatalf("%d samples while the in-flight count stood still, want 0", n)
+		}
+		var at []int64 // in-flight counts at which Admit sampled
+		for i := range int64(600) {
+			if b.Admit() != nil {
+				t.Fatalf("Admit refused at %d in flight, below the throttle room of 700", i)
+			}
+			if n := src.readCount(); n != r0+len(at) {
+				at = append(at, i)
+			}
+			inflight.Add(1)
+		}
+		// Room 700 at 0 in flight: samples at 175, 306, 404, 478, 533, 574, ...
+		want := []int64{175, 306, 404, 478, 533, 574}
+		if len(at) < len(want) || !slices.Equal(at[:len(want)], want) {
+			t.Fatalf("samples at in-flight counts %v, want %v first", at, want)
 		}
 	})
 }

@@ -101,7 +101,7 @@ type config struct {
 	throttleBurst int
 	probeRate     float64
 
-	bytesPerTask int64 // 0 = learned
+	bytesPerTask int64
 
 	maxGoroutines int64
 	gcBound       float64
@@ -126,6 +126,7 @@ func defaultConfig() config {
 		hold:          time.Second,
 		throttleRate:  10000,
 		throttleBurst: 100,
+		bytesPerTask:  64 << 10,
 		probeRate:     100,
 		gcBound:       0.5,
 		gcWindow:      time.Second,
@@ -154,8 +155,8 @@ func (c *config) validate() error {
 		return invalid("throttle rate %v burst %d: rate must be positive and finite, burst ≥ 1", c.throttleRate, c.throttleBurst)
 	case !(c.probeRate > 0) || math.IsInf(c.probeRate, 0):
 		return invalid("probe rate %v: must be positive and finite", c.probeRate)
-	case c.bytesPerTask < 0:
-		return invalid("bytes per task %d: must not be negative", c.bytesPerTask)
+	case c.bytesPerTask <= 0:
+		return invalid("bytes per task %d: must be positive", c.bytesPerTask)
 	case c.maxGoroutines < 0:
 		return invalid("goroutine ceiling %d: must not be negative", c.maxGoroutines)
 	case !(c.gcBound > 0 && c.gcBound <= 1):
@@ -225,10 +226,22 @@ func WithProbeRate(perSecond float64) Option {
 }
 
 // WithBytesPerTask sets the memory reserved for each admitted task that has
-// not finished (see SetInFlightFunc). Zero, the default, learns it as a
-// moving average of heap growth per newly admitted task.
+// not finished (see SetInFlightFunc); default 64 KiB. Set it to what one
+// task allocates at its peak, or more.
+//
+// The reservation is for memory that admitted work has not allocated yet,
+// which no measurement can see; so it is configured, not learned. An
+// estimate learned from use growth per admitted task falls exactly during
+// the bursts it must cover (tasks allocate after admission): in a storm of
+// tasks that each held 72 KiB (64 KiB and a stack), such an estimate sank
+// to 29 KiB.
 func WithBytesPerTask(n int64) Option {
-	return optionFunc(func(c *config) { c.bytesPerTask = n })
+	return optionFunc(func(c *config) {
+		c.bytesPerTask = n
+		if n == 0 {
+			c.bytesPerTask = -1 // zero is invalid when given explicitly
+		}
+	})
 }
 
 // WithMaxGoroutines sets a goroutine ceiling: at or above it nothing is

@@ -50,24 +50,14 @@ type machine struct {
 	since      time.Duration // when state was entered
 	belowSince time.Duration // start of the current run below Recover; -1 when above
 
-	bpt              float64 // learned bytes per task
-	lastUsed, lastIn int64
-
 	gcInit                  bool
 	gcAt                    time.Duration
 	gcStartGC, gcStartTotal float64
 	gcShare                 float64
 }
 
-// Learned bytes per task: initial guess and bounds.
-const (
-	initialBytesPerTask = 32 << 10
-	minBytesPerTask     = 1 << 10
-	maxBytesPerTask     = 64 << 20
-)
-
 func (m *machine) init() {
-	*m = machine{state: Normal, belowSince: -1, bpt: initialBytesPerTask}
+	*m = machine{state: Normal, belowSince: -1}
 }
 
 // inputs are the figures one sample gives the state machine.
@@ -80,19 +70,9 @@ type inputs struct {
 }
 
 // observe turns a reading and the in-flight count into inputs, updating the
-// learned bytes per task and the GC window.
+// GC window.
 func (m *machine) observe(c *config, now time.Duration, r Reading, n int64) inputs {
 	bpt := c.bytesPerTask
-	if bpt == 0 {
-		dIn, dUsed := n-m.lastIn, r.Used-m.lastUsed
-		if dIn > 0 && dUsed > 0 {
-			m.bpt += (float64(dUsed)/float64(dIn) - m.bpt) / 8
-			m.bpt = min(max(m.bpt, minBytesPerTask), maxBytesPerTask)
-		}
-		bpt = int64(m.bpt)
-	}
-	m.lastIn, m.lastUsed = n, r.Used
-
 	in := inputs{bytesPerTask: bpt}
 	res := float64(n) * float64(bpt)
 	in.effective = int64(min(float64(r.Used)+res, math.MaxInt64/2))
