@@ -111,3 +111,20 @@ func ExampleTable() {
 	// room-7: 0 -> 0
 	// true
 }
+
+func ExampleWithTableSize() {
+	// A larger table moves fewer keys needlessly when members change; it is
+	// rounded up to a prime, and every node must use the same size.
+	ring, err := shard.NewRing([]string{"node-a", "node-b"}, shard.WithTableSize(1_000_000))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(ring.TableSize())
+
+	_, err = shard.NewRing([]string{"node-a"}, shard.WithTableSize(0))
+	fmt.Println(errors.Is(err, shard.ErrBadTableSize))
+	// Output:
+	// 1000003
+	// true
+}
