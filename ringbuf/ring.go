@@ -2,7 +2,7 @@ package ringbuf
 
 // Invariants:
 //
-//   - len(slots) == mask+1 is a power of two in [1, MaxCapacity]; slot i
+//   - len(slots) == mask+1 is a power of two in [2, MaxCapacity]; slot i
 //     serves the positions p with p&mask == i, one lap after another.
 //   - head <= tail at every instant: a consumer claims position p only after
 //     it has seen slot p's sequence say "filled", which a producer writes only
@@ -14,6 +14,9 @@ package ringbuf
 //     seq == p                 free: the producer that claims p may write val;
 //     seq == p+1               filled: the consumer that claims p may read val;
 //     seq == p+len(slots)      freed again: ready for position p+len(slots).
+//     These three differ only if len(slots) >= 2: with one slot, "filled
+//     for p" and "free for p+1" would be the same number, so New never
+//     makes a ring of one slot.
 //     Any other value means the slot is owned by someone else right now (a
 //     producer or consumer between its claim and its release), or belongs to
 //     an earlier or later lap.
@@ -82,14 +85,14 @@ type Ring[T any] struct {
 }
 
 // New returns an empty Ring that holds up to capacity items, rounded up to
-// the next power of two. It returns ErrCapacity if capacity is not in
+// the next power of two, and to at least 2. It returns ErrCapacity if capacity is not in
 // [1, MaxCapacity] or the slots would take more than 1 TiB (1 GiB on 32-bit
 // platforms).
 func New[T any](capacity int) (*Ring[T], error) {
 	if capacity <= 0 || capacity > MaxCapacity {
 		return nil, ErrCapacity
 	}
-	n := uint64(1)
+	n := uint64(2)
 	for n < uint64(capacity) {
 		n <<= 1
 	}
@@ -246,7 +249,8 @@ func (r *Ring[T]) Len() int {
 	return int(n)
 }
 
-// Cap returns the capacity: the most items the ring holds, a power of two.
+// Cap returns the capacity: the most items the ring holds, a power of two
+// and at least 2.
 func (r *Ring[T]) Cap() int {
 	return int(r.mask + 1)
 }

@@ -9,7 +9,7 @@ import (
 
 func TestNewRoundsUp(t *testing.T) {
 	for _, tc := range []struct{ in, want int }{
-		{1, 1}, {2, 2}, {3, 4}, {5, 8}, {1000, 1024}, {1024, 1024},
+		{1, 2}, {2, 2}, {3, 4}, {5, 8}, {1000, 1024}, {1024, 1024},
 	} {
 		r, err := ringbuf.New[int](tc.in)
 		if err != nil {
