@@ -1,0 +1,238 @@
+package pool
+
+// Invariants:
+//
+//   - A pool has at most one autoscaler goroutine. It is started by New
+//     (through cfg.scaler) after the workers of min have started, and stop,
+//     which Close calls before draining, returns only after it has exited.
+//   - The autoscaler goroutine alone calls Step on its scaling.Scaler and
+//     alone stores control.target. Tune stores the bounds; floor() clamps the
+//     target to them at once, and the next sample moves the target itself
+//     within them.
+//   - last holds the latest decision that moved the target, published after
+//     the target store; nil until the first sample.
+//   - autoscalers maps a pool's *control to its autoscaler from start to
+//     stop, so that Pool.Scaling finds it; control has no field for it.
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoal-go/shoal/internal/scaling"
+)
+
+// ScalingPolicy holds every number of the predictive scaler: the sampling
+// interval, the EWMA weight, the baseline window, the growth and shrink
+// thresholds and steps, and the cooldowns. Start from DefaultScalingPolicy
+// and change fields; see the fields for their ranges and defaults.
+//
+// It is the one definition shoal has (an alias, not a copy), so the fields
+// are documented once.
+type ScalingPolicy = scaling.Policy
+
+// ScalingDecision is one decision of the scaler: the new target (workers kept
+// warm), the previous one, the reason, when, and the arrival rate and
+// baseline it saw.
+type ScalingDecision = scaling.Decision
+
+// ScalingReason says why the scaler moved the target.
+type ScalingReason = scaling.Reason
+
+// The reasons of a ScalingDecision.
+const (
+	ScalingNone           = scaling.ReasonNone           // no decision yet, or scaling is off
+	ScalingStart          = scaling.ReasonStart          // the first sample set the target to min
+	ScalingGrowQueue      = scaling.ReasonGrowQueue      // queued tasks above GrowQueueRatio of capacity
+	ScalingGrowArrivals   = scaling.ReasonGrowArrivals   // arrivals above GrowArrivalFactor × baseline, shards waiting
+	ScalingGrowSaturated  = scaling.ReasonGrowSaturated  // shards waiting and every worker busy
+	ScalingGrowBusy       = scaling.ReasonGrowBusy       // more workers busy on average than the target
+	ScalingShrinkArrivals = scaling.ReasonShrinkArrivals // arrivals below ShrinkArrivalFactor × baseline
+	ScalingShrinkIdle     = scaling.ReasonShrinkIdle     // busy workers at most ShrinkBusyRatio of the target
+	ScalingMin            = scaling.ReasonMin            // Tune raised min above the target
+	ScalingMax            = scaling.ReasonMax            // Tune lowered max below the target
+)
+
+// ErrInvalidScalingPolicy is matched by the error New returns for
+// WithScaling with a policy out of range, together with ErrInvalidOption;
+// errors.As finds a *ScalingPolicyError that names the field.
+var ErrInvalidScalingPolicy = scaling.ErrInvalidPolicy
+
+// ScalingPolicyError names the field of a ScalingPolicy that is out of
+// range, its value and the range wanted.
+type ScalingPolicyError = scaling.PolicyError
+
+// DefaultScalingPolicy returns the default policy: sample
+// every 100 ms, EWMA weight 0.2, a 60 s baseline; grow by 25 % (at least 1)
+// when queued > 80 % of capacity, arrivals > 1.5 × baseline with shards
+// waiting, or the workers are saturated; shrink by 15 % when queued < 20 %
+// and arrivals < 0.7 × baseline or the workers are mostly idle; 200 ms
+// between changes, 1 s before a shrink.
+func DefaultScalingPolicy() ScalingPolicy { return scaling.DefaultPolicy() }
+
+// WithScaling runs a scaler goroutine that samples the pool every
+// p.Interval and sets the number of workers kept warm (the target, within
+// the WithWorkers bounds): idle workers above it exit after the idle
+// timeout, and a higher target starts workers at once. New returns an error
+// matching ErrInvalidOption and ErrInvalidScalingPolicy if p is out of range.
+//
+// Scaling is off by default. Without it the pool still sizes itself: a
+// worker starts whenever a shard is ready and none is idle (up to max), and
+// idle workers above min exit after the idle timeout. The scaler adds a
+// warm set that follows the load, so that workers in steady use survive
+// lulls longer than the idle timeout; it costs a wake-up per interval and a
+// pass over the shards per sample, also while the pool is idle.
+//
+// The last decision that moved the target is returned by Pool.Scaling.
+func WithScaling(p ScalingPolicy) Option {
+	return optionFunc(func(c *config) error {
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("%w: WithScaling: %w", ErrInvalidOption, err)
+		}
+		c.scaler = func(ctl *control) (stop func()) {
+			// A pool's own signals (arrivals, queued tasks) are not reachable
+			// from control; see scalingSource.
+			a := startAutoscaler(ctl, nil, p)
+			if a == nil {
+				return nil
+			}
+			return a.stop
+		}
+		return nil
+	})
+}
+
+// Scaling returns the scaler's last decision that moved the target, with
+// its reason. It is the zero ScalingDecision (Reason ScalingNone) when
+// scaling is off or the pool is closed. Stats.Workers.Target is the target
+// in effect, clamped to the current bounds.
+func (p *Pool[K]) Scaling() ScalingDecision {
+	if v, ok := autoscalers.Load(&p.ctl); ok {
+		return v.(*autoscaler).last()
+	}
+	return ScalingDecision{}
+}
+
+// scalingSource is what the scaler reads from the generic half of a pool
+// besides control: arrivals since New, queued tasks and queue capacity, in
+// one pass over the shards. *Pool[K] implements it.
+type scalingSource interface {
+	scalingLoad() (arrivals uint64, queued, capacity int)
+}
+
+var _ scalingSource = (*Pool[int])(nil)
+
+// scalingLoad reads every shard once: the positions claimed (each an
+// accepted task) and the tasks not yet taken.
+func (p *Pool[K]) scalingLoad() (arrivals uint64, queued, capacity int) {
+	for i := range p.lanes {
+		l := &p.lanes[i]
+		// Reads the claimed positions (sealed bit aside) and the holder's
+		// consumed positions; the two may be a batch apart.
+		t := l.tail.Load() &^ sealed
+		h := l.head.Load()
+		arrivals += t
+		if t > h {
+			queued += int(t - h)
+		}
+		capacity += len(l.slots)
+	}
+	return arrivals, queued, capacity
+}
+
+// autoscalers maps *control to *autoscaler; see Invariants.
+var autoscalers sync.Map
+
+// autoscaler is a pool's scaler goroutine and what it publishes.
+type autoscaler struct {
+	ctl      *control
+	src      scalingSource // nil: only control's signals
+	sc       *scaling.Scaler
+	interval time.Duration
+
+	quit     chan struct{} // closed by stop
+	done     chan struct{} // closed by the goroutine when it returns
+	stopOnce sync.Once
+	decided  atomic.Pointer[ScalingDecision]
+}
+
+// startAutoscaler starts the scaler goroutine of the pool whose control is
+// ctl, reading src if not nil. It returns nil for an invalid policy
+// (WithScaling has rejected it before).
+func startAutoscaler(ctl *control, src scalingSource, p ScalingPolicy) *autoscaler {
+	sc, err := scaling.NewScaler(p)
+	if err != nil {
+		return nil
+	}
+	a := &autoscaler{
+		ctl: ctl, src: src, sc: sc, interval: p.Interval,
+		quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	autoscalers.Store(ctl, a)
+	go a.run()
+	return a
+}
+
+// stop ends the goroutine and waits for it. Safe to call more than once.
+func (a *autoscaler) stop() {
+	a.stopOnce.Do(func() {
+		close(a.quit)
+		<-a.done
+		autoscalers.Delete(a.ctl)
+	})
+}
+
+// last returns the latest decision that moved the target.
+func (a *autoscaler) last() ScalingDecision {
+	// Reads the decision the goroutine published.
+	if d := a.decided.Load(); d != nil {
+		return *d
+	}
+	return ScalingDecision{}
+}
+
+func (a *autoscaler) run() {
+	defer close(a.done)
+	t := time.NewTicker(a.interval)
+	defer t.Stop()
+	a.sample(time.Now())
+	for {
+		select {
+		case <-a.quit:
+			return
+		case now := <-t.C:
+			a.sample(now)
+		}
+	}
+}
+
+// sample takes one sample, steps the scaler and applies its decision.
+func (a *autoscaler) sample(now time.Time) {
+	c := a.ctl
+	// Reads the worker counts; each may be a transition apart from the
+	// others, which the scaler's smoothing absorbs.
+	running := int(c.running.Load())
+	busy := max(0, running-int(c.idle.Load())-int(c.spinning.Load()))
+	x := scaling.Sample{Now: now, ShardsWaiting: c.runq.Len(), Busy: busy, Running: running}
+	if a.src != nil {
+		x.Arrivals, x.Queued, x.Capacity = a.src.scalingLoad()
+	}
+	d := a.sc.Step(x, int(c.minW.Load()), int(c.maxW.Load()))
+	if !d.Changed() {
+		return
+	}
+	// Publishes the new count kept warm to park's idle-timeout check.
+	c.target.Store(int32(d.Target))
+	// Publishes the decision to Pool.Scaling. The copy is the only value
+	// that escapes, so a sample that changes nothing allocates nothing.
+	published := d
+	a.decided.Store(&published)
+	if d.Target > d.Previous {
+		c.ensure(int32(d.Target))
+		return
+	}
+	// Parked workers armed their idle timers (or none) against the old
+	// target: wake them so that those above the new one time out.
+	c.wakeAll()
+}

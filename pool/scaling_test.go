@@ -1,0 +1,451 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/shoal-go/shoal/internal/scaling"
+)
+
+// load drives a pool inside a synctest bubble: every tick it submits a
+// number of tasks drawn around rate × tick, over many groups, each task
+// sleeping 1–5 ms (I/O-like), and counts the tasks running at once.
+type load struct {
+	t    *testing.T
+	p    *Pool[int]
+	rng  *rand.Rand
+	tick time.Duration
+	next int
+
+	inTask  atomic.Int64
+	maxTask atomic.Int64
+	done    atomic.Int64
+	// submitted counts accepted tasks.
+	submitted int64
+}
+
+func newLoad(t *testing.T, p *Pool[int], seed uint64) *load {
+	// Submissions every millisecond, half a millisecond off the scaler's
+	// ticks: a bubble's clock makes events of one instant simultaneous, and
+	// a sample taken at the instant of a burst would see only bursts.
+	time.Sleep(time.Millisecond / 2)
+	return &load{t: t, p: p, rng: rand.New(rand.NewPCG(seed, 3)), tick: time.Millisecond}
+}
+
+func (g *load) task(d time.Duration) Task {
+	return func(context.Context) error {
+		n := g.inTask.Add(1)
+		for m := g.maxTask.Load(); n > m && !g.maxTask.CompareAndSwap(m, n); m = g.maxTask.Load() {
+		}
+		time.Sleep(d)
+		g.inTask.Add(-1)
+		g.done.Add(1)
+		return nil
+	}
+}
+
+// run submits for d at rate tasks per second with ±noise per tick, and
+// calls each after every tick.
+func (g *load) run(d time.Duration, rate, noise float64, each func()) {
+	g.t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		mean := rate * g.tick.Seconds() * (1 + noise*(2*g.rng.Float64()-1))
+		n := int(mean)
+		if g.rng.Float64() < mean-float64(n) {
+			n++
+		}
+		for range n {
+			g.next++
+			d := time.Millisecond + time.Duration(g.rng.Int64N(int64(4*time.Millisecond)))
+			if err := g.p.Submit(context.Background(), g.next%10007, g.task(d)); err != nil {
+				g.t.Fatalf("Submit: %v", err)
+			}
+			g.submitted++
+		}
+		time.Sleep(g.tick)
+		if each != nil {
+			each()
+		}
+	}
+}
+
+// idle lets d pass without submissions, calling each after every tick.
+func (g *load) idle(d time.Duration, each func()) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		time.Sleep(g.tick)
+		if each != nil {
+			each()
+		}
+	}
+}
+
+func closePool(t *testing.T, p *Pool[int]) {
+	t.Helper()
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := p.Scaling(); d.Reason != ScalingNone {
+		t.Fatalf("Scaling() after Close = %+v, want the zero decision", d)
+	}
+}
+
+func newScalingPool(t *testing.T, lo, hi int, opts ...Option) *Pool[int] {
+	t.Helper()
+	opts = append([]Option{
+		WithShards(64), WithQueueSize(1024), WithWorkers(lo, hi), WithIdleTimeout(time.Second),
+		WithScaling(DefaultScalingPolicy()),
+	}, opts...)
+	p, err := New[int](opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	// Ends the pool's goroutines inside the bubble if the test stops early.
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
+}
+
+// decisions counts the distinct decisions seen by polling Pool.Scaling at
+// least once per Cooldown (decisions are at least that far apart).
+type decisions struct {
+	p    *Pool[int]
+	last time.Time
+	n    int
+	log  []ScalingDecision
+}
+
+func (d *decisions) poll() {
+	if s := d.p.Scaling(); !s.At.Equal(d.last) {
+		d.last = s.At
+		d.n++
+		d.log = append(d.log, s)
+	}
+}
+
+// From idle to more load than max workers can serve: the target reaches max
+// within a bounded time, for reasons of growth, and workers never exceed max.
+func TestScalingRampToMax(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const lo, hi = 1, 16
+		p := newScalingPool(t, lo, hi)
+		g := newLoad(t, p, 1)
+		g.idle(2*time.Second, nil)
+		if w := p.Snapshot().Workers; w.Target != lo || w.Running != lo {
+			t.Fatalf("idle pool: %+v, want target and running %d", w, lo)
+		}
+		// 16 workers serve 16 / 3 ms ≈ 5,300 tasks/s; offer twice that.
+		reached := time.Duration(-1)
+		start := time.Now()
+		g.run(3*time.Second, 10700, 0.2, func() {
+			w := p.Snapshot().Workers
+			if w.Running > hi || w.Target > hi {
+				t.Fatalf("workers %+v above max %d", w, hi)
+			}
+			if reached < 0 && w.Target == hi {
+				reached = time.Since(start)
+			}
+		})
+		// Growth needs a few samples: at most 9 steps of 25 % from 1 to 16,
+		// 200 ms apart, and the busy average jumps them.
+		t.Logf("target at max after %v", reached)
+		if reached < 0 || reached > 2*time.Second {
+			t.Fatalf("target reached max after %v, want within 2s", reached)
+		}
+		switch r := p.Scaling().Reason; r {
+		case ScalingGrowBusy, ScalingGrowSaturated, ScalingGrowArrivals, ScalingGrowQueue:
+		default:
+			t.Fatalf("last reason %v, want a growth reason", r)
+		}
+		if m := g.maxTask.Load(); m > hi {
+			t.Fatalf("%d tasks ran at once, max is %d", m, hi)
+		}
+		closePool(t, p)
+		t.Logf("%d tasks", g.submitted)
+		if got := g.done.Load(); got != g.submitted {
+			t.Fatalf("%d of %d tasks done", got, g.submitted)
+		}
+	})
+}
+
+// After a burst, sustained idleness brings the target and then the running
+// workers back to min.
+func TestScalingIdleBackToMin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const lo, hi = 2, 24
+		p := newScalingPool(t, lo, hi)
+		g := newLoad(t, p, 2)
+		g.run(3*time.Second, 15000, 0.2, nil)
+		if w := p.Snapshot().Workers; w.Target < hi/2 {
+			t.Fatalf("after the burst: %+v, want a target of at least %d", w, hi/2)
+		}
+		start := time.Now()
+		targetAt, runningAt := time.Duration(-1), time.Duration(-1)
+		g.idle(30*time.Second, func() {
+			w := p.Snapshot().Workers
+			if targetAt < 0 && w.Target == lo {
+				targetAt = time.Since(start)
+			}
+			if runningAt < 0 && w.Running == lo {
+				runningAt = time.Since(start)
+			}
+		})
+		// The burst's backlog drains in ~1 s; then about 15 shrink steps of
+		// 15 %, 1 s apart (ShrinkCooldown); then the idle timeout.
+		t.Logf("target at min after %v, running after %v", targetAt, runningAt)
+		if targetAt < 0 || targetAt > 20*time.Second {
+			t.Fatalf("target back to min after %v, want within 20s", targetAt)
+		}
+		if runningAt < 0 || runningAt > targetAt+2*time.Second {
+			t.Fatalf("running back to min after %v (target at %v), want within the idle timeout", runningAt, targetAt)
+		}
+		if r := p.Scaling().Reason; r != ScalingShrinkIdle && r != ScalingShrinkArrivals {
+			t.Fatalf("last reason %v, want a shrink", r)
+		}
+		closePool(t, p)
+	})
+}
+
+// A steady load with noise: once the target has found its level, it
+// moves rarely, and stays within the bounds.
+func TestScalingSteadyLoadNoOscillation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const lo, hi = 1, 32
+		p := newScalingPool(t, lo, hi)
+		g := newLoad(t, p, 3)
+		// 2,000 tasks/s of 3 ms on average keep about 6 workers busy.
+		g.run(10*time.Second, 2000, 0.3, nil)
+		d := &decisions{p: p}
+		d.poll()
+		d.n = 0
+		g.run(40*time.Second, 2000, 0.3, func() {
+			d.poll()
+			if w := p.Snapshot().Workers; w.Target < lo || w.Target > hi || w.Running > hi {
+				t.Fatalf("workers %+v outside [%d, %d]", w, lo, hi)
+			}
+		})
+		t.Logf("%d decisions, target %d, %d tasks at once at most", d.n, p.Snapshot().Workers.Target, g.maxTask.Load())
+		if d.n > 3 {
+			t.Fatalf("%d decisions in 40 s of steady load, want <= 3: %+v", d.n, d.log)
+		}
+		if w := p.Snapshot().Workers; w.Target < 4 {
+			t.Fatalf("steady target %d, want at least the ~6 workers in use less noise", w.Target)
+		}
+		closePool(t, p)
+	})
+}
+
+// Many submitters at once: never more than max workers, nor tasks running.
+func TestScalingMaxNeverExceeded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const lo, hi = 2, 8
+		p := newScalingPool(t, lo, hi, WithQueueSize(64))
+		g := newLoad(t, p, 4)
+		var wg sync.WaitGroup
+		var stop atomic.Bool
+		for s := range 32 {
+			wg.Go(func() {
+				for i := 0; !stop.Load(); i++ {
+					for range 5 {
+						if err := p.Submit(context.Background(), s*1000+i%50, g.task(2*time.Millisecond)); err != nil {
+							t.Errorf("Submit: %v", err)
+							return
+						}
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			})
+		}
+		g.idle(3*time.Second, func() {
+			if w := p.Snapshot().Workers; w.Running > hi || w.Target > hi {
+				t.Errorf("workers %+v above max %d", w, hi)
+			}
+		})
+		stop.Store(true)
+		wg.Wait()
+		t.Logf("%d tasks done, %d at once at most", g.done.Load(), g.maxTask.Load())
+		if m := g.maxTask.Load(); m > hi || m < hi/2 {
+			t.Fatalf("%d tasks at once, want at most max %d (and the burst to use most of it)", m, hi)
+		}
+		closePool(t, p)
+	})
+}
+
+// Tune during a burst applies at once: a lower max caps the target and, once
+// the workers finish their batch, the running workers; a higher min starts
+// workers and raises the target.
+func TestScalingTuneDuringBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newScalingPool(t, 1, 16)
+		g := newLoad(t, p, 5)
+		g.run(2*time.Second, 10000, 0.2, nil)
+		if w := p.Snapshot().Workers; w.Target < 8 {
+			t.Fatalf("before Tune: %+v, want a target of at least 8", w)
+		}
+		if err := p.Tune(1, 4); err != nil {
+			t.Fatal(err)
+		}
+		if w := p.Snapshot().Workers; w.Target > 4 || w.Max != 4 {
+			t.Fatalf("right after Tune(1, 4): %+v, want target <= 4", w)
+		}
+		g.maxTask.Store(0)
+		var capped bool
+		g.run(2*time.Second, 10000, 0.2, func() {
+			if d := p.Scaling(); d.Reason == ScalingMax && d.Target == 4 {
+				capped = true
+			}
+			if w := p.Snapshot().Workers; w.Target > 4 {
+				t.Fatalf("after Tune(1, 4): %+v", w)
+			}
+		})
+		if !capped {
+			t.Fatalf("the scaler never took the new max: last %+v", p.Scaling())
+		}
+		// A batch is at most 64 tasks of 5 ms: by now every worker above 4 has
+		// finished it.
+		g.maxTask.Store(g.inTask.Load())
+		g.run(time.Second, 10000, 0.2, nil)
+		if m := g.maxTask.Load(); m > 4 {
+			t.Fatalf("%d tasks at once after Tune(1, 4)", m)
+		}
+		if err := p.Tune(12, 16); err != nil {
+			t.Fatal(err)
+		}
+		if w := p.Snapshot().Workers; w.Target < 12 || w.Running < 12 {
+			t.Fatalf("right after Tune(12, 16): %+v, want target and running >= 12", w)
+		}
+		g.run(time.Second, 10000, 0.2, nil)
+		closePool(t, p)
+	})
+}
+
+// WithScaling with a policy out of range: New fails with both sentinels and
+// the field named; nothing is started.
+func TestWithScalingRejectsBadPolicies(t *testing.T) {
+	cases := []struct {
+		field string
+		edit  func(*ScalingPolicy)
+	}{
+		{"Interval", func(p *ScalingPolicy) { p.Interval = 0 }},
+		{"Alpha", func(p *ScalingPolicy) { p.Alpha = 2 }},
+		{"Window", func(p *ScalingPolicy) { p.Window = time.Millisecond }},
+		{"GrowQueueRatio", func(p *ScalingPolicy) { p.GrowQueueRatio = -1 }},
+		{"GrowArrivalFactor", func(p *ScalingPolicy) { p.GrowArrivalFactor = 0.5 }},
+		{"GrowStep", func(p *ScalingPolicy) { p.GrowStep = 0 }},
+		{"ShrinkQueueRatio", func(p *ScalingPolicy) { p.ShrinkQueueRatio = 0.9 }},
+		{"ShrinkArrivalFactor", func(p *ScalingPolicy) { p.ShrinkArrivalFactor = 1.2 }},
+		{"ShrinkStep", func(p *ScalingPolicy) { p.ShrinkStep = 1 }},
+		{"Headroom", func(p *ScalingPolicy) { p.Headroom = 0.5 }},
+		{"Cooldown", func(p *ScalingPolicy) { p.Cooldown = -time.Second }},
+		{"ShrinkCooldown", func(p *ScalingPolicy) { p.ShrinkCooldown = 0 }},
+		{"Interval", func(p *ScalingPolicy) { *p = ScalingPolicy{} }},
+	}
+	for _, c := range cases {
+		pol := DefaultScalingPolicy()
+		c.edit(&pol)
+		p, err := New[int](WithScaling(pol))
+		var pe *ScalingPolicyError
+		if p != nil || !errors.Is(err, ErrInvalidOption) || !errors.Is(err, ErrInvalidScalingPolicy) ||
+			!errors.As(err, &pe) || pe.Field != c.field {
+			t.Errorf("%s: New = %v, %v; want nil and an error naming %s", c.field, p, err, c.field)
+		}
+	}
+}
+
+// Scaling is off unless asked for: the target stays at min, and Scaling()
+// reports no decision.
+func TestScalingOffByDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := New[int](WithShards(64), WithWorkers(1, 8))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := newLoad(t, p, 6)
+		g.run(time.Second, 5000, 0.2, nil)
+		if w := p.Snapshot().Workers; w.Target != 1 {
+			t.Fatalf("target %d without WithScaling, want min", w.Target)
+		}
+		if d := p.Scaling(); d != (ScalingDecision{}) {
+			t.Fatalf("Scaling() = %+v without WithScaling", d)
+		}
+		closePool(t, p)
+	})
+}
+
+// The scaler with every signal (arrivals, queued tasks, capacity): a
+// backlog above GrowQueueRatio of capacity grows the target, and so does a
+// jump in arrivals while shards wait.
+func TestScalingFullSignals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 4 shards of 16: capacity 64. One worker may run, so the
+		// queues fill.
+		p, err := New[int](WithShards(4), WithQueueSize(16), WithWorkers(1, 1), WithIdleTimeout(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pol := DefaultScalingPolicy()
+		a := startAutoscaler(&p.ctl, p, pol)
+		release := make(chan struct{})
+		block := func(context.Context) error { <-release; return nil }
+		// A group for each shard.
+		var groups [4]int
+		for g, found := 0, 0; found < 4; g++ {
+			if s := p.ShardOf(g); groups[s] == 0 {
+				groups[s] = g + 1
+				found++
+			}
+		}
+		for i := range 60 {
+			if err := p.TrySubmit(groups[i%4]-1, block); err != nil {
+				t.Fatalf("TrySubmit %d: %v", i, err)
+			}
+		}
+		arrivals, queued, capacity := p.scalingLoad()
+		if arrivals != 60 || queued < 56 || capacity != 64 {
+			t.Fatalf("scalingLoad = %d, %d, %d; want 60, >= 56, 64", arrivals, queued, capacity)
+		}
+		// The target may pass max; floor() clamps it, and a higher max lets
+		// it through.
+		if err := p.Tune(1, 8); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(pol.Interval)
+		synctest.Wait()
+		if d := p.Scaling(); d.Reason != ScalingGrowQueue && d.Reason != ScalingGrowSaturated {
+			t.Fatalf("with 56 of 64 queued: %+v, want a queue or saturation growth", d)
+		}
+		close(release)
+		a.stop()
+		if d := p.Scaling(); d.Reason != ScalingNone {
+			t.Fatalf("Scaling() after stop = %+v", d)
+		}
+		closePool(t, p)
+	})
+}
+
+// The sample costs one pass over the shards and no allocation.
+func TestScalingSampleDoesNotAllocate(t *testing.T) {
+	p, err := New[int](WithShards(256), WithWorkers(1, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closePool(t, p)
+	sc, err := scaling.NewScaler(DefaultScalingPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &autoscaler{ctl: &p.ctl, src: p, sc: sc}
+	a.sample(time.Now()) // the first sample moves the target to min
+	now := time.Now()
+	allocs := testing.AllocsPerRun(100, func() {
+		now = now.Add(100 * time.Millisecond)
+		a.sample(now)
+	})
+	if allocs != 0 {
+		t.Fatalf("sample allocates %v times", allocs)
+	}
+}
