@@ -66,3 +66,57 @@ func TestFIFOFullEmpty(t *testing.T) {
 		}
 	}
 }
+
+func TestNoAllocs(t *testing.T) {
+	r, err := ringbuf.New[int64](64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]int64, 16)
+	allocs := testing.AllocsPerRun(1000, func() {
+		for i := int64(0); i < 20; i++ {
+			if !r.TryPush(i) {
+				t.Fatal("TryPush failed below capacity")
+			}
+		}
+		if _, ok := r.TryPop(); !ok {
+			t.Fatal("TryPop failed on a non-empty ring")
+		}
+		if n := r.PopBatch(dst); n != 16 {
+			t.Fatalf("PopBatch = %d, want 16", n)
+		}
+		if _, ok := r.TryPop(); !ok {
+			t.Fatal("TryPop failed on a non-empty ring")
+		}
+		_ = r.Len() + r.Cap()
+		for range 2 {
+			r.TryPop()
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("TryPush/TryPop/PopBatch allocate %v times per run, want 0", allocs)
+	}
+}
+
+// TestPoppedSlotsCleared checks that the ring keeps no reference to an item
+// it has handed out, so that the garbage collector can free it.
+func TestPoppedSlotsCleared(t *testing.T) {
+	r, err := ringbuf.New[*int](8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		r.TryPush(&i)
+	}
+	r.TryPop()
+	r.PopBatch(make([]*int, 3))
+	live := 0
+	for _, p := range r.Slots() {
+		if p != nil {
+			live++
+		}
+	}
+	if live != r.Len() || live != 2 {
+		t.Errorf("%d slots hold a pointer, want the 2 not yet popped (Len %d)", live, r.Len())
+	}
+}
