@@ -155,6 +155,9 @@ type autoscaler struct {
 	done     chan struct{} // closed by the goroutine when it returns
 	stopOnce sync.Once
 	decided  atomic.Pointer[ScalingDecision]
+
+	arrivals uint64        // at the previous sample; the goroutine's own
+	samples  atomic.Uint64 // samples taken, for tests
 }
 
 // startAutoscaler starts the scaler goroutine of the pool whose control is
@@ -192,9 +195,18 @@ func (a *autoscaler) last() ScalingDecision {
 	return ScalingDecision{}
 }
 
+// idleBackoff bounds how far a quiet pool's scaler stretches its sampling
+// period: up to idleBackoff × Interval (1 s by default), doubling after each
+// quiet sample. A quiet pool costs one sample a second instead of ten; a
+// burst is still met by the pool's on-demand workers at once, and the scaler
+// sees it within that second, its EWMA weighting the long gap as the
+// intervals it spans.
+const idleBackoff = 10
+
 func (a *autoscaler) run() {
 	defer close(a.done)
-	t := time.NewTicker(a.interval)
+	wait := a.interval
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	a.sample(time.Now())
 	for {
@@ -202,13 +214,20 @@ func (a *autoscaler) run() {
 		case <-a.quit:
 			return
 		case now := <-t.C:
-			a.sample(now)
+			if a.sample(now) {
+				wait = a.interval
+			} else {
+				wait = min(2*wait, idleBackoff*a.interval)
+			}
+			t.Reset(wait)
 		}
 	}
 }
 
-// sample takes one sample, steps the scaler and applies its decision.
-func (a *autoscaler) sample(now time.Time) {
+// sample takes one sample, steps the scaler and applies its decision. It
+// reports whether the pool was active: tasks arrived, a worker was busy, a
+// shard waited, or the target is above min or moved.
+func (a *autoscaler) sample(now time.Time) (active bool) {
 	c := a.ctl
 	// Reads the worker counts; each may be a transition apart from the
 	// others, which the scaler's smoothing absorbs.
@@ -218,9 +237,13 @@ func (a *autoscaler) sample(now time.Time) {
 	if a.src != nil {
 		x.Arrivals, x.Queued, x.Capacity = a.src.scalingLoad()
 	}
-	d := a.sc.Step(x, int(c.minW.Load()), int(c.maxW.Load()))
+	a.samples.Add(1)
+	lo := int(c.minW.Load())
+	d := a.sc.Step(x, lo, int(c.maxW.Load()))
+	active = x.Arrivals != a.arrivals || x.Busy > 0 || x.ShardsWaiting > 0 || d.Target > lo || d.Changed()
+	a.arrivals = x.Arrivals
 	if !d.Changed() {
-		return
+		return active
 	}
 	// Publishes the new count kept warm to park's idle-timeout check.
 	c.target.Store(int32(d.Target))
@@ -230,9 +253,10 @@ func (a *autoscaler) sample(now time.Time) {
 	a.decided.Store(&published)
 	if d.Target > d.Previous {
 		c.ensure(int32(d.Target))
-		return
+		return active
 	}
 	// Parked workers armed their idle timers (or none) against the old
 	// target: wake them so that those above the new one time out.
 	c.wakeAll()
+	return active
 }

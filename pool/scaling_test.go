@@ -449,3 +449,36 @@ func TestScalingSampleDoesNotAllocate(t *testing.T) {
 		t.Fatalf("sample allocates %v times", allocs)
 	}
 }
+
+// A quiet pool's scaler samples about once a second, not ten times; a
+// burst after the quiet is still met.
+func TestScalingIdleBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const lo, hi = 1, 16
+		p := newScalingPool(t, lo, hi)
+		v, ok := autoscalers.Load(&p.ctl)
+		if !ok {
+			t.Fatal("no autoscaler registered")
+		}
+		a := v.(*autoscaler)
+		g := newLoad(t, p, 7)
+		g.idle(2*time.Second, nil)
+		before := a.samples.Load()
+		g.idle(20*time.Second, nil)
+		if n := a.samples.Load() - before; n < 15 || n > 25 {
+			t.Fatalf("%d samples in 20 s of quiet, want about 20", n)
+		}
+		start := time.Now()
+		reached := time.Duration(-1)
+		g.run(3*time.Second, 10700, 0.2, func() {
+			if reached < 0 && p.Snapshot().Workers.Target == hi {
+				reached = time.Since(start)
+			}
+		})
+		t.Logf("target at max %v after the quiet", reached)
+		if reached < 0 || reached > 3*time.Second {
+			t.Fatalf("target reached max after %v, want within 3s", reached)
+		}
+		closePool(t, p)
+	})
+}
