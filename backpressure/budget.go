@@ -1,8 +1,8 @@
 package backpressure
 
 import (
-	"bufio"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,18 +19,28 @@ const hugeLimit = 1 << 62
 // process's cgroup up to the mount's root counts. "max" and huge values
 // mean no limit; so does anything it cannot read or parse.
 func cgroupLimit(root string) (int64, bool) {
-	v1, v2, ok := selfCgroups(filepath.Join(root, "proc/self/cgroup"))
-	if !ok {
+	return cgroupLimitFrom(func(name string) ([]byte, error) {
+		return os.ReadFile(filepath.Join(root, filepath.FromSlash(name)))
+	})
+}
+
+// cgroupLimitFrom is cgroupLimit reading absolute, slash-separated names
+// through read.
+func cgroupLimitFrom(read func(name string) ([]byte, error)) (int64, bool) {
+	data, err := read("/proc/self/cgroup")
+	if err != nil {
 		return 0, false
 	}
-	mounts, ok := readMountinfo(filepath.Join(root, "proc/self/mountinfo"))
-	if !ok {
+	v1, v2 := parseCgroup(data)
+	data, err = read("/proc/self/mountinfo")
+	if err != nil {
 		return 0, false
 	}
+	mounts := parseMountinfo(data)
 	if v1 != "" {
 		for _, m := range mounts {
 			if m.fstype == "cgroup" && hasOpt(m.superOpts, "memory") {
-				return walkLimit(root, m, v1, "memory.limit_in_bytes")
+				return walkLimit(read, m, v1, "memory.limit_in_bytes")
 			}
 		}
 		return 0, false
@@ -38,21 +48,17 @@ func cgroupLimit(root string) (int64, bool) {
 	if v2 != "" {
 		for _, m := range mounts {
 			if m.fstype == "cgroup2" {
-				return walkLimit(root, m, v2, "memory.max")
+				return walkLimit(read, m, v2, "memory.max")
 			}
 		}
 	}
 	return 0, false
 }
 
-// selfCgroups parses /proc/self/cgroup ("id:controllers:path" per line):
+// parseCgroup parses /proc/self/cgroup ("id:controllers:path" per line):
 // v1 is the path of the v1 memory controller, v2 the path of the unified
-// hierarchy ("0::path").
-func selfCgroups(name string) (v1, v2 string, ok bool) {
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return "", "", false
-	}
+// hierarchy ("0::path"); either may be empty.
+func parseCgroup(data []byte) (v1, v2 string) {
 	for line := range strings.SplitSeq(string(data), "\n") {
 		f := strings.SplitN(line, ":", 3)
 		if len(f) != 3 || !strings.HasPrefix(f[2], "/") {
@@ -65,26 +71,19 @@ func selfCgroups(name string) (v1, v2 string, ok bool) {
 			v1 = f[2]
 		}
 	}
-	return v1, v2, v1 != "" || v2 != ""
+	return v1, v2
 }
 
 type mount struct {
 	root, point, fstype, superOpts string
 }
 
-// readMountinfo parses the fields it needs from /proc/self/mountinfo:
+// parseMountinfo parses the fields it needs from /proc/self/mountinfo:
 // "id parent major:minor root mountpoint opts [optional...] - fstype source superopts".
-func readMountinfo(name string) ([]mount, bool) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
+func parseMountinfo(data []byte) []mount {
 	var ms []mount
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		pre, post, found := strings.Cut(sc.Text(), " - ")
+	for line := range strings.SplitSeq(string(data), "\n") {
+		pre, post, found := strings.Cut(line, " - ")
 		if !found {
 			continue
 		}
@@ -94,7 +93,7 @@ func readMountinfo(name string) ([]mount, bool) {
 		}
 		ms = append(ms, mount{root: unescape(a[3]), point: unescape(a[4]), fstype: b[0], superOpts: b[2]})
 	}
-	return ms, sc.Err() == nil
+	return ms
 }
 
 // unescape undoes mountinfo's octal escapes (\040 for a space, ...).
@@ -127,7 +126,7 @@ func hasOpt(list, opt string) bool {
 
 // walkLimit reads file in the process's cgroup directory and in each parent
 // up to the mount point, and returns the smallest limit found.
-func walkLimit(root string, m mount, cgPath, file string) (int64, bool) {
+func walkLimit(read func(string) ([]byte, error), m mount, cgPath, file string) (int64, bool) {
 	rel := cgPath
 	if m.root != "/" {
 		// Without a cgroup namespace the mount may show only a sub-tree.
@@ -136,30 +135,27 @@ func walkLimit(root string, m mount, cgPath, file string) (int64, bool) {
 			rel = "/"
 		}
 	}
-	top := filepath.Join(root, m.point)
-	dir := filepath.Join(top, filepath.Clean("/"+rel))
-	if !strings.HasPrefix(dir, top) {
+	if !strings.HasPrefix(m.point, "/") {
 		return 0, false
 	}
+	top := path.Clean(m.point)
+	dir := path.Join(top, path.Clean("/"+rel)) // Clean("/"+rel) cannot climb above top
 	best, found := int64(0), false
 	for {
-		if v, ok := readLimit(filepath.Join(dir, file)); ok && (!found || v < best) {
+		if v, ok := readLimit(read, path.Join(dir, file)); ok && (!found || v < best) {
 			best, found = v, true
 		}
-		if dir == top {
+		if dir == top || len(dir) <= len(top) {
 			break
 		}
-		dir = filepath.Dir(dir)
-		if len(dir) < len(top) {
-			break
-		}
+		dir = path.Dir(dir)
 	}
 	return best, found
 }
 
 // readLimit reads one limit file; "max", huge values and errors mean none.
-func readLimit(name string) (int64, bool) {
-	data, err := os.ReadFile(name)
+func readLimit(read func(string) ([]byte, error), name string) (int64, bool) {
+	data, err := read(name)
 	if err != nil {
 		return 0, false
 	}

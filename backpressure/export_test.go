@@ -5,5 +5,3 @@ func WithRoot(dir string) Option {
 	return optionFunc(func(c *config) { c.root = dir })
 }
 
-// CgroupLimit exposes cgroupLimit.
-var CgroupLimit = cgroupLimit

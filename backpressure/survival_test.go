@@ -144,11 +144,16 @@ func cgroupParent() (string, bool, error) {
 	if os.Geteuid() != 0 {
 		return "", false, errors.New("not root")
 	}
-	v1, v2, ok := selfCgroups("/proc/self/cgroup")
-	mounts, ok2 := readMountinfo("/proc/self/mountinfo")
-	if !ok || !ok2 {
-		return "", false, errors.New("cannot read /proc/self/cgroup or mountinfo")
+	cg, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", false, err
 	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false, err
+	}
+	v1, v2 := parseCgroup(cg)
+	mounts := parseMountinfo(mi)
 	for _, m := range mounts {
 		switch {
 		case v1 != "" && m.fstype == "cgroup" && hasOpt(m.superOpts, "memory"):
