@@ -17,10 +17,20 @@ var benchKeys = func() []string {
 
 var benchSink int
 
-// BenchmarkJump measures routing one 16-byte string key: Hash plus Jump.
-func BenchmarkJump(b *testing.B) {
+// BenchmarkRoute measures routing one 16-byte string key, hashing included,
+// with Jump, Ring.Lookup (default table, n members) and Table.Shard, side by
+// side for each n so that the three share the machine's conditions.
+func BenchmarkRoute(b *testing.B) {
 	for _, n := range []int{8, 64, 256, 1024} {
-		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+		ring, err := NewRing(nodeNames(n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		table, err := NewTable(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("n=%d/jump", n), func(b *testing.B) {
 			i, s := 0, 0
 			for b.Loop() {
 				s += Jump(Hash(benchKeys[i&1023]), n)
@@ -28,21 +38,18 @@ func BenchmarkJump(b *testing.B) {
 			}
 			benchSink = s
 		})
-	}
-}
-
-// BenchmarkRing measures routing one 16-byte string key: Hash plus
-// Ring.Lookup with the default table.
-func BenchmarkRing(b *testing.B) {
-	for _, n := range []int{8, 64, 256} {
-		r, err := NewRing(nodeNames(n))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("n=%d/ring", n), func(b *testing.B) {
 			i, s := 0, 0
 			for b.Loop() {
-				s += len(r.Lookup(Hash(benchKeys[i&1023])))
+				s += len(ring.Lookup(Hash(benchKeys[i&1023])))
+				i++
+			}
+			benchSink = s
+		})
+		b.Run(fmt.Sprintf("n=%d/table", n), func(b *testing.B) {
+			i, s := 0, 0
+			for b.Loop() {
+				s += table.Shard(Hash(benchKeys[i&1023]))
 				i++
 			}
 			benchSink = s
@@ -80,25 +87,6 @@ func BenchmarkNewRing(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-		})
-	}
-}
-
-// BenchmarkTable measures routing one 16-byte string key: Hash plus
-// Table.Shard.
-func BenchmarkTable(b *testing.B) {
-	for _, n := range []int{8, 64, 256, 1024} {
-		tb, err := NewTable(n)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			i, s := 0, 0
-			for b.Loop() {
-				s += tb.Shard(Hash(benchKeys[i&1023]))
-				i++
-			}
-			benchSink = s
 		})
 	}
 }
