@@ -1,0 +1,45 @@
+// Command shoalbench compares shoal with raw goroutines, sync.Pool-recycled
+// goroutines, a channel worker pool, ants and pond, and prints a table.
+//
+// Usage:
+//
+//	go run ./bench/cmd/shoalbench [flags]
+//
+// Every row (one library, one workload, one number of producers) runs in its
+// own child process, this command re-executed, so that peak RSS belongs to
+// one library. Flags:
+//
+//	-quick          smaller task counts: the whole comparison in under a minute on 2 cores
+//	-json           one JSON object per row on stdout instead of a table
+//	-libs a,b       rows to run (default: all; see -list)
+//	-workload a,b   workloads to run: noop, cpu, sleep, burst (default: all)
+//	-producers 1,8  submitting goroutines (default: each workload's own list)
+//	-tasks N        tasks per row (default: each workload's size)
+//	-inprocess      run rows in this process (faster; peak RSS then covers all rows)
+//	-write-docs     also write docs/BENCHMARKS.md and its charts under docs/img
+//	-docs DIR       where -write-docs writes (default "docs")
+//	-list           print the rows and workloads and exit
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "shoalbench:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// errUsage reports bad flags; the flag package has already said why.
+var errUsage = errors.New("usage")

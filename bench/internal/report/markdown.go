@@ -1,0 +1,97 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"path"
+	"time"
+
+	"github.com/shoal-go/shoal/bench"
+)
+
+// Meta describes the run behind a results document.
+type Meta struct {
+	Command    string    // the command line that produced the results
+	Date       time.Time // when it ran
+	GoVersion  string
+	OS, Arch   string
+	CPU        string // model name
+	NumCPU     int
+	GOMAXPROCS int
+	Quick      bool     // -quick sizes
+	ImgDir     string   // charts' directory, relative to the document
+	Charts     []string // chart files in ImgDir
+}
+
+// Markdown writes docs/BENCHMARKS.md: how the figures were made, the charts
+// and one table per workload and number of producers.
+func Markdown(w io.Writer, results []bench.Result, m Meta) error {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("# Benchmarks\n\n")
+	p("shoal against the pools and patterns Go chat backends use instead. Every row\n")
+	p("runs the same tasks through the same harness (`bench.Run`), each row in its own\n")
+	p("child process so that peak RSS belongs to one library; figures of one run are\n")
+	p("comparable with each other, not with another machine's.\n\n")
+	p("This file is written by the command below; do not edit it by hand.\n\n")
+	p("```sh\n%s\n```\n\n", m.Command)
+	p("| | |\n|---|---|\n")
+	p("| date | %s |\n", m.Date.UTC().Format("2006-01-02 15:04 MST"))
+	p("| machine | %s, %d CPUs (GOMAXPROCS %d), %s/%s |\n", m.CPU, m.NumCPU, m.GOMAXPROCS, m.OS, m.Arch)
+	p("| Go | %s |\n", m.GoVersion)
+	sizes := "full"
+	if m.Quick {
+		sizes = "`-quick` (smaller task counts: figures are noisier than a full run's)"
+	}
+	p("| sizes | %s |\n\n", sizes)
+
+	p("## Rows\n\n")
+	p("The `order` column says what a row guarantees for the tasks of one group\n")
+	p("(a room): **fifo** — one at a time, in submission order (shoal's `Submit`,\n")
+	p("and peers behind a FIFO lane per group, `+lanes`); **exclusive** — never two\n")
+	p("at once, but possibly out of order (a mutex per group, `+mutex`); **no** —\n")
+	p("neither. Only fifo rows can stand in for shoal in a chat backend.\n\n")
+	p("- `goroutines`: `go task()` per task; `goroutines+sync.Pool`: the same with\n")
+	p("  the task carried in an object recycled through a `sync.Pool`.\n")
+	p("- `chan`: workers ranging over one buffered channel of `func()`.\n")
+	p("- `ants.Pool`, `ants.PoolWithFunc`, `ants.MultiPool` (one pool per CPU, round\n")
+	p("  robin), `pond` (v2): default options, sized to the workload's concurrency.\n")
+	p("- `+mutex` and `+lanes` keep their mutexes and lanes in a slice indexed by\n")
+	p("  group number, the cheapest form a user could write.\n\n")
+
+	p("## Workloads\n\n")
+	p("Tasks go to %s groups chosen at random per task. A pool runs at most\n", Count(bench.Groups))
+	p("*concurrency* tasks at once (raw goroutines: unbounded).\n\n")
+	p("| workload | task | concurrency |\n|---|---|---:|\n")
+	for _, wl := range bench.Workloads() {
+		p("| %s | %s | %s |\n", wl.Name, wl.Doc, Count(wl.Concurrency))
+	}
+	p("\nFigures: **ns/task** is wall time from the first submission to the last\n")
+	p("task's return, divided by the tasks; **tasks/s** its inverse; **allocs/task**\n")
+	p("and **B/task** are `runtime.MemStats` deltas over the run (harness included:\n")
+	p("it allocates nothing per task); **peak RSS** is the child process's VmHWM;\n")
+	p("**p50/p99** are submit-to-start latencies from up to 4,096 sampled tasks\n")
+	p("(from just before `Submit` to the task's first instruction); **GC pause** is\n")
+	p("the total stop-the-world pause during the run.\n\n")
+
+	if len(m.Charts) > 0 {
+		p("## Charts\n\n")
+		for _, c := range m.Charts {
+			p("![%s](%s)\n\n", c, path.Join(m.ImgDir, c))
+		}
+	}
+
+	p("## Results\n\n")
+	for _, s := range Sections(results) {
+		p("### %s\n\n", s.Title())
+		MarkdownTable(w, s)
+		p("\n")
+	}
+	p("## Reading the figures\n\n")
+	p("Before shoal existed, the same machine measured (8 producers, no-op tasks):\n")
+	p("raw goroutines ≈ 1,200 ns/task, ants.Pool ≈ 700, pond v2 ≈ 170, channel\n")
+	p("pool ≈ 84. The machine has few cores shared with other work: compare rows\n")
+	p("of one run, quote ratios, and rerun before trusting a difference under ~20 %%.\n")
+	p("The same workloads run as Go benchmarks for `benchstat`:\n\n")
+	p("```sh\ngo test ./bench -run '^$' -bench 'Noop' -count 6 > new.txt\nbenchstat old.txt new.txt\n```\n")
+	return nil
+}

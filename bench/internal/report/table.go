@@ -1,0 +1,153 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shoal-go/shoal/bench"
+)
+
+// columns of the text and Markdown tables, in order.
+var columns = []string{"lib", "order", "ns/task", "tasks/s", "allocs/task", "B/task", "peak RSS", "p50", "p99", "GC pause"}
+
+func cells(r bench.Result) []string {
+	return []string{
+		r.Lib,
+		r.Order,
+		Float(r.NsPerTask),
+		SI(r.TasksPerSec),
+		Float(r.AllocsPerTask),
+		Float(r.BytesPerTask),
+		Bytes(r.PeakRSSBytes),
+		Duration(r.P50Ns),
+		Duration(r.P99Ns),
+		Duration(r.GCPauseNs),
+	}
+}
+
+// Section is the results of one workload at one number of producers, in
+// row order.
+type Section struct {
+	Workload  string
+	Producers int
+	Tasks     int
+	Results   []bench.Result
+}
+
+// Title reads "noop, 8 producers, 300,000 tasks".
+func (s Section) Title() string {
+	p := "producers"
+	if s.Producers == 1 {
+		p = "producer"
+	}
+	return fmt.Sprintf("%s, %d %s, %s tasks", s.Workload, s.Producers, p, Count(s.Tasks))
+}
+
+// Sections groups results by workload and producers, keeping first-seen order.
+func Sections(results []bench.Result) []Section {
+	var out []Section
+	index := map[[2]any]int{}
+	for _, r := range results {
+		k := [2]any{r.Workload, r.Producers}
+		i, ok := index[k]
+		if !ok {
+			i = len(out)
+			index[k] = i
+			out = append(out, Section{Workload: r.Workload, Producers: r.Producers, Tasks: r.Tasks})
+		}
+		out[i].Results = append(out[i].Results, r)
+	}
+	return out
+}
+
+// Table writes results as aligned text, one block per section.
+func Table(w io.Writer, results []bench.Result) error {
+	for i, s := range Sections(results) {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w, s.Title())
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, strings.Join(columns, "\t")+"\t")
+		for _, r := range s.Results {
+			fmt.Fprintln(tw, strings.Join(cells(r), "\t")+"\t")
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MarkdownTable writes one section as a Markdown table.
+func MarkdownTable(w io.Writer, s Section) {
+	fmt.Fprintln(w, "| "+strings.Join(columns, " | ")+" |")
+	fmt.Fprintln(w, "|---|---|"+strings.Repeat("---:|", len(columns)-2))
+	for _, r := range s.Results {
+		fmt.Fprintln(w, "| "+strings.Join(cells(r), " | ")+" |")
+	}
+}
+
+// Float formats a per-task figure: one decimal below 100, none above.
+func Float(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return Count(int(v + 0.5))
+	}
+}
+
+// Count formats n with thousands separators: 1,000,000.
+func Count(n int) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + Count(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// SI formats a rate with a k/M/G suffix: 8.93M.
+func SI(v float64) string {
+	switch {
+	case v >= 1e9:
+		return fmt.Sprintf("%.2fG", v/1e9)
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+// Bytes formats a size in MiB, or "-" when unknown (0).
+func Bytes(n int64) string {
+	if n <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// Duration formats nanoseconds with three significant digits: 1.23ms.
+func Duration(ns int64) string {
+	d := time.Duration(ns)
+	switch {
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", ns)
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.3gµs", float64(ns)/1e3)
+	case d < time.Second:
+		return fmt.Sprintf("%.3gms", float64(ns)/1e6)
+	default:
+		return fmt.Sprintf("%.3gs", float64(ns)/1e9)
+	}
+}

@@ -1,0 +1,5 @@
+package bench
+
+// shoalLibs holds shoal's own rows; they join the comparison once the pool
+// package is in the tree.
+var shoalLibs []Lib
