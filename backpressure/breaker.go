@@ -7,9 +7,12 @@ package backpressure
 //     keeps closed set.
 //   - Exactly one goroutine at a time holds refreshing (a try-lock taken by
 //     CompareAndSwap(false, true)); only the holder reads the Source and
-//     touches b.m, b.reading and b.lastGC. Callers that fail to take it never
-//     wait: they decide on the last published decision.
+//     touches b.m and b.reading. Callers that fail to take it never wait:
+//     they decide on the last published decision. The holder queues its
+//     transition before releasing the role, so pending is in order.
 //   - cfg always holds a non-nil, validated *config that is never modified.
+//   - The stale timer is re-armed only under mu while !closed, and Close
+//     stops it under mu, so it is never re-armed after Close.
 //   - pending (guarded by mu) holds transitions not yet handed to
 //     OnStateChange; only the loop goroutine calls OnStateChange, so calls
 //     happen in transition order, outside every lock, never on Admit's path.
@@ -322,6 +325,7 @@ func (b *Breaker) Close() error {
 		return ErrClosed
 	}
 	b.closed = true
+	b.stale.Stop() // under mu: no refresh re-arms it after this
 	b.mu.Unlock()
 	for {
 		old := b.cur.Load()
@@ -331,7 +335,6 @@ func (b *Breaker) Close() error {
 			break
 		}
 	}
-	b.stale.Stop()
 	close(b.done)
 	<-b.exited
 	return nil
@@ -450,15 +453,19 @@ func (b *Breaker) refresh(inline bool) {
 			break
 		}
 	}
-	if inline {
+	// Queue the transition before handing the role on, so that transitions
+	// are queued in the order they happened.
+	b.mu.Lock()
+	if changed {
+		b.pending = append(b.pending, transition{from, to})
+	}
+	if inline && !b.closed {
 		b.stale.Reset(c.maxStaleness)
 	}
+	b.mu.Unlock()
 	b.refreshing.Store(false) // hands the refresher's role to the next taker
 
 	if changed {
-		b.mu.Lock()
-		b.pending = append(b.pending, transition{from, to})
-		b.mu.Unlock()
 		select {
 		case b.notify <- struct{}{}:
 		default:

@@ -4,4 +4,3 @@ package backpressure
 func WithRoot(dir string) Option {
 	return optionFunc(func(c *config) { c.root = dir })
 }
-
