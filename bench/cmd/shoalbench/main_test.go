@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/panjf2000/ants/v2"
+	"go.uber.org/goleak"
+
+	"github.com/shoal-go/shoal/bench"
+)
+
+// TestMain doubles as the child process: spawn re-executes the test binary
+// with -child, as the command re-executes itself.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "-child" {
+		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	// ants starts a default pool when imported; release it for goleak.
+	_ = ants.ReleaseTimeout(time.Second)
+	goleak.VerifyTestMain(m)
+}
+
+// TestJSONRowsFromChildProcesses runs the command's main loop on a tiny
+// plan: every row in a child process, one JSON object per row.
+func TestJSONRowsFromChildProcesses(t *testing.T) {
+	var out bytes.Buffer
+	args := []string{"-json", "-libs", "chan,pond+lanes", "-workload", "noop,cpu", "-producers", "1,3", "-tasks", "500"}
+	if err := run(context.Background(), args, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		rows = append(rows, m)
+	}
+	if len(rows) != 2*2*2 {
+		t.Fatalf("%d rows, want 8:\n%s", len(rows), out.String())
+	}
+	for _, key := range []string{"lib", "workload", "producers", "tasks", "ns_per_task", "allocs_per_task", "peak_rss_bytes", "p50_ns", "p99_ns"} {
+		if _, ok := rows[0][key]; !ok {
+			t.Errorf("row lacks %q: %v", key, rows[0])
+		}
+	}
+	if rows[0]["lib"] != "chan" || rows[1]["lib"] != "pond+lanes" || rows[0]["workload"] != "noop" || rows[7]["workload"] != "cpu" {
+		t.Errorf("rows out of plan order: %v / %v / %v", rows[0]["lib"], rows[1]["lib"], rows[7]["workload"])
+	}
+	for _, r := range rows {
+		if r["tasks"].(float64) != 500 || r["peak_rss_bytes"].(float64) <= 0 || r["errors"].(float64) != 0 {
+			t.Errorf("row %v: tasks, peak RSS or errors wrong", r)
+		}
+	}
+}
+
+func TestTableAndDocs(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	args := []string{"-inprocess", "-libs", "chan,ants.Pool+mutex,chan+lanes", "-producers", "2", "-tasks", "300", "-write-docs", "-docs", dir}
+	if err := run(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	table := out.String()
+	for _, want := range []string{"noop, 2 producers, 300 tasks", "burst, 2 producers", "ns/task", "p99", "chan+lanes", "fifo", "exclusive"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "BENCHMARKS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"go run ./bench/cmd/shoalbench -inprocess", "| lib | order | ns/task", "| chan+lanes | fifo |", "img/ns_per_task.png", "img/peak_rss.png", "img/latency.png", "go1."} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("BENCHMARKS.md lacks %q", want)
+		}
+	}
+	for _, png := range []string{"ns_per_task.png", "latency.png", "peak_rss.png"} {
+		b, err := os.ReadFile(filepath.Join(dir, "img", png))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(b, []byte("\x89PNG")) {
+			t.Errorf("%s is not a PNG", png)
+		}
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-libs", "nope"},
+		{"-workload", "nope"},
+		{"-producers", "0"},
+		{"-producers", "x"},
+		{"-tasks", "-1"},
+		{"-no-such-flag"},
+		{"stray"},
+	} {
+		err := run(context.Background(), args, io.Discard, io.Discard)
+		if err == nil {
+			t.Errorf("run(%q) = nil error", args)
+		}
+	}
+	if err := run(context.Background(), []string{"-libs", "chan", "-workload", "noop", "-producers", "1", "-tasks", "10", "-child", "-libs", "chan,pond"}, io.Discard, io.Discard); err == nil {
+		t.Error("-child with two rows = nil error")
+	}
+}
+
+func TestList(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-list"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range bench.Libs() {
+		if !strings.Contains(out.String(), l.Name) {
+			t.Errorf("-list lacks %s", l.Name)
+		}
+	}
+}
+
+func TestPlanQuickSizes(t *testing.T) {
+	o, err := parse([]string{"-quick"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := plan(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, w := range bench.Workloads() {
+		want += len(w.Producers) * len(bench.Libs())
+	}
+	if len(rows) != want {
+		t.Fatalf("%d rows, want %d", len(rows), want)
+	}
+	for _, r := range rows {
+		if r.spec.Tasks != r.spec.Workload.Quick {
+			t.Fatalf("%s: %d tasks, want the quick size %d", r.label(), r.spec.Tasks, r.spec.Workload.Quick)
+		}
+	}
+	if _, err := spawn(context.Background(), row{lib: rows[0].lib, spec: bench.Spec{Workload: rows[0].spec.Workload, Producers: 0, Tasks: 10}}); err == nil || errors.Is(err, context.Canceled) {
+		t.Fatalf("spawn of a bad row = %v, want the child's error", err)
+	}
+}
