@@ -122,7 +122,7 @@ func NewBreaker(opts ...Option) (*Breaker, error) {
 	}
 	b.src.Read(&b.reading)
 	switch {
-	case c.explicit > 0:
+	case c.hasExplicit:
 		if c.explicit <= b.reading.Used {
 			return nil, invalid("budget %d bytes: not above current use %d bytes", c.explicit, b.reading.Used)
 		}
@@ -134,7 +134,7 @@ func NewBreaker(opts ...Option) (*Breaker, error) {
 			c.budget, c.budgetSource = gl, BudgetGOMEMLIMIT
 		}
 	}
-	b.cfg.Store(&c)
+	b.cfg.Store(&c) // publishes the first config, before b is shared
 	b.throttle = rate.NewLimiter(rate.Limit(c.throttleRate), c.throttleBurst)
 	b.probe = rate.NewLimiter(rate.Limit(c.probeRate), 1)
 	b.m.init()
@@ -173,7 +173,7 @@ func (b *Breaker) admitSlow(d *decision) error {
 	if d.closed {
 		return ErrClosed
 	}
-	c := b.cfg.Load()
+	c := b.cfg.Load() // acquires the config for the staleness limits
 	var n int64
 	if d.inflight != nil {
 		n = d.inflight()
@@ -230,13 +230,15 @@ func (b *Breaker) admitSlow(d *decision) error {
 }
 
 // State returns the state of the last sample.
-func (b *Breaker) State() State { return b.cur.Load().state }
+func (b *Breaker) State() State {
+	return b.cur.Load().state // acquires the last decision
+}
 
 // Pressure returns effective use / budget at the last sample (zero when
 // there is no budget). Effective use is measured use plus the reservation for
 // in-flight work.
 func (b *Breaker) Pressure() float64 {
-	d := b.cur.Load()
+	d := b.cur.Load() // acquires the last decision
 	return ratio(d.used, d.budget)
 }
 
@@ -283,21 +285,21 @@ func (b *Breaker) SetBudget(bytes int64) error {
 	if bytes <= 0 {
 		return invalid("budget %d: must be positive", bytes)
 	}
-	if used := b.cur.Load().measured; bytes <= used {
+	if used := b.cur.Load().measured; bytes <= used { // acquires the last sample's measured use
 		return invalid("budget %d bytes: not above current use %d bytes", bytes, used)
 	}
 	return b.setConfig(func(c *config) error {
-		c.explicit, c.budget, c.budgetSource = bytes, bytes, BudgetExplicit
+		c.explicit, c.hasExplicit, c.budget, c.budgetSource = bytes, true, bytes, BudgetExplicit
 		return nil
 	})
 }
 
 func (b *Breaker) setConfig(change func(*config) error) error {
 	for {
-		if b.cur.Load().closed {
+		if b.cur.Load().closed { // acquires closed, published by Close
 			return ErrClosed
 		}
-		old := b.cfg.Load()
+		old := b.cfg.Load() // acquires the config to copy
 		c := *old
 		if err := change(&c); err != nil {
 			return err
@@ -328,7 +330,7 @@ func (b *Breaker) Close() error {
 	b.stale.Stop() // under mu: no refresh re-arms it after this
 	b.mu.Unlock()
 	for {
-		old := b.cur.Load()
+		old := b.cur.Load() // acquires the decision to copy
 		d := *old
 		d.closed, d.fast = true, false
 		if b.cur.CompareAndSwap(old, &d) { // publishes closed to every Admit
@@ -343,7 +345,7 @@ func (b *Breaker) Close() error {
 // update publishes a modified copy of the current decision.
 func (b *Breaker) update(change func(*decision)) error {
 	for {
-		old := b.cur.Load()
+		old := b.cur.Load() // acquires the decision to copy
 		if old.closed {
 			return ErrClosed
 		}
@@ -385,11 +387,11 @@ func refreshBatch(n, room int64) int64 {
 // otherwise the decision is published stale, so that the first Admit after a
 // quiet period samples afresh.
 func (b *Breaker) refresh(inline bool) {
-	c := b.cfg.Load()
+	c := b.cfg.Load() // acquires the config this sample is judged by
 	now := b.now()
 	b.src.Read(&b.reading)
 	var n int64
-	f := b.inflight.Load()
+	f := b.inflight.Load() // acquires the in-flight function set by SetInFlightFunc
 	if f != nil {
 		n = max((*f)(), 0)
 	}
@@ -445,7 +447,7 @@ func (b *Breaker) refresh(inline bool) {
 	}
 
 	for { // publish, keeping a concurrent Close
-		old := b.cur.Load()
+		old := b.cur.Load() // acquires the decision to replace
 		if old.closed {
 			d.closed, d.fast = true, false
 		}
@@ -479,7 +481,7 @@ func (b *Breaker) refresh(inline bool) {
 func (b *Breaker) loop() {
 	defer close(b.exited)
 	var lastGC time.Duration
-	t := time.NewTicker(b.cfg.Load().interval)
+	t := time.NewTicker(b.cfg.Load().interval) // acquires the sampling interval (not hot-updatable)
 	defer t.Stop()
 	for {
 		select {
@@ -491,8 +493,9 @@ func (b *Breaker) loop() {
 		case <-t.C:
 			// Force a GC before taking the refresher's role, never while
 			// holding it: a GC under load can take long.
-			c := b.cfg.Load()
-			if b.cur.Load().state == Reject && c.gcInReject > 0 && b.now()-lastGC >= c.gcInReject {
+			c := b.cfg.Load()                         // acquires the forced-GC interval
+			rejecting := b.cur.Load().state == Reject // acquires the current state
+			if rejecting && c.gcInReject > 0 && b.now()-lastGC >= c.gcInReject {
 				lastGC = b.now()
 				runtime.GC()
 			}
@@ -509,7 +512,7 @@ func (b *Breaker) deliver() {
 	p := b.pending
 	b.pending = nil
 	b.mu.Unlock()
-	c := b.cfg.Load()
+	c := b.cfg.Load() // acquires the callbacks
 	for _, tr := range p {
 		if tr.to == Reject && c.profileOpen != nil {
 			b.writeProfile(c)
@@ -558,21 +561,21 @@ type Stats struct {
 	// SampleAge is the age of the last sample.
 	SampleAge time.Duration
 	// Entered counts transitions into each state, indexed by State.
-	Entered [numStates]uint64
+	Entered [4]uint64
 	// ProfileErr is the error of the last heap profile, if any.
 	ProfileErr error
 }
 
 // Stats returns the figures of the last sample and the transition counts.
 func (b *Breaker) Stats() Stats {
-	d := b.cur.Load()
+	d := b.cur.Load() // acquires the last decision
 	s := Stats{
 		State: d.state, Pressure: ratio(d.used, d.budget), Used: d.used, Measured: d.measured,
 		Budget: d.budget, Source: d.source, InFlight: d.inFlight, BytesPerTask: d.bytesPerTask,
 		Goroutines: d.goroutines, GCCPUShare: d.gcShare, SampleAge: b.now() - d.at,
 	}
 	for i := range s.Entered {
-		s.Entered[i] = b.entered[i].Load()
+		s.Entered[i] = b.entered[i].Load() // reads the transition count
 	}
 	b.mu.Lock()
 	s.ProfileErr = b.profileErr

@@ -88,7 +88,8 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	budget       int64 // bytes; 0 = none
 	budgetSource BudgetSource
-	explicit     int64 // WithBudget; 0 = detect
+	explicit     int64 // WithBudget or SetBudget, when hasExplicit
+	hasExplicit  bool
 	cgroupRatio  float64
 	thresholds   Thresholds
 
@@ -141,7 +142,7 @@ func (c *config) validate() error {
 		return err
 	}
 	switch {
-	case c.explicit < 0:
+	case c.hasExplicit && c.explicit <= 0:
 		return invalid("budget %d: must be positive", c.explicit)
 	case !(c.cgroupRatio > 0 && c.cgroupRatio <= 1):
 		return invalid("cgroup ratio %v: must be in (0, 1]", c.cgroupRatio)
@@ -174,12 +175,7 @@ func (c *config) validate() error {
 // WithBudget sets the memory budget in bytes, instead of detecting it. It
 // must be positive and above the current use.
 func WithBudget(bytes int64) Option {
-	return optionFunc(func(c *config) {
-		c.explicit = bytes
-		if bytes == 0 {
-			c.explicit = -1 // zero is invalid when given explicitly
-		}
-	})
+	return optionFunc(func(c *config) { c.explicit, c.hasExplicit = bytes, true })
 }
 
 // WithCgroupRatio sets the share of the cgroup memory limit used as the
@@ -236,12 +232,7 @@ func WithProbeRate(perSecond float64) Option {
 // tasks that each held 72 KiB (64 KiB and a stack), such an estimate sank
 // to 29 KiB.
 func WithBytesPerTask(n int64) Option {
-	return optionFunc(func(c *config) {
-		c.bytesPerTask = n
-		if n == 0 {
-			c.bytesPerTask = -1 // zero is invalid when given explicitly
-		}
-	})
+	return optionFunc(func(c *config) { c.bytesPerTask = n })
 }
 
 // WithMaxGoroutines sets a goroutine ceiling: at or above it nothing is

@@ -11,6 +11,13 @@
 // On success it prints one JSON line with what happened.
 package main
 
+// Invariants:
+//   - inflight counts goroutines admitted and not yet released: incremented
+//     before the goroutine starts, decremented after it lets go of its
+//     block; the breaker reads it as its reservation.
+//   - held counts goroutines that have allocated and touched their block.
+//   - Every held goroutine exits once release is closed; run waits for all.
+
 import (
 	"encoding/json"
 	"errors"
@@ -65,10 +72,10 @@ func run(mode string, tasks, size, spawners int, d, settle time.Duration) error 
 		for i := 0; i < len(buf); i += 4096 {
 			buf[i] = 1 // touch every page, so it is really charged
 		}
-		held.Add(1)
+		held.Add(1) // the block is allocated and charged
 		<-release
 		runtime.KeepAlive(buf)
-		inflight.Add(-1)
+		inflight.Add(-1) // the block is let go
 	}
 	rep := report{Mode: mode}
 
@@ -79,7 +86,7 @@ func run(mode string, tasks, size, spawners int, d, settle time.Duration) error 
 			go hold()
 		}
 		deadline := time.Now().Add(d)
-		for held.Load() < int64(tasks) && time.Now().Before(deadline) {
+		for held.Load() < int64(tasks) && time.Now().Before(deadline) { // reads progress
 			runtime.Gosched()
 		}
 		rep.Admitted = int64(tasks)
@@ -96,8 +103,8 @@ func run(mode string, tasks, size, spawners int, d, settle time.Duration) error 
 			return err
 		}
 		var admitted, refused, peak atomic.Int64
-		var stopAt atomic.Int64 // UnixNano; the storm ends then
-		stopAt.Store(time.Now().Add(d).UnixNano())
+		var stopAt atomic.Int64                    // UnixNano; the storm ends then
+		stopAt.Store(time.Now().Add(d).UnixNano()) // the hard end of the storm
 		var settling sync.Once
 		var sp sync.WaitGroup
 		if trace {
@@ -113,28 +120,28 @@ func run(mode string, tasks, size, spawners int, d, settle time.Duration) error 
 					case <-t.C:
 						st := b.Stats()
 						fmt.Fprintf(os.Stderr, "%v used %d MiB measured %d MiB inflight %d held %d bpt %d age %v\n",
-							st.State, st.Used>>20, st.Measured>>20, st.InFlight, held.Load(), st.BytesPerTask, st.SampleAge)
+							st.State, st.Used>>20, st.Measured>>20, st.InFlight, held.Load(), st.BytesPerTask, st.SampleAge) // held: progress
 					}
 				}
 			}()
 		}
 		for range spawners {
 			sp.Go(func() {
-				for time.Now().UnixNano() < stopAt.Load() && admitted.Load() < int64(tasks) {
+				for time.Now().UnixNano() < stopAt.Load() && admitted.Load() < int64(tasks) { // reads the end and the count
 					err := b.Admit()
 					if err == nil {
-						admitted.Add(1)
-						inflight.Add(1)
+						admitted.Add(1) // counts the admission
+						inflight.Add(1) // reserves before the goroutine allocates
 						wg.Add(1)
 						go hold()
 						continue
 					}
-					refused.Add(1)
+					refused.Add(1) // counts the refusal
 					if errors.Is(err, backpressure.ErrMemoryPressure) {
-						settling.Do(func() { stopAt.Store(time.Now().Add(settle).UnixNano()) })
+						settling.Do(func() { stopAt.Store(time.Now().Add(settle).UnixNano()) }) // ends the storm soon
 					}
-					if u := b.Stats().Used; u > peak.Load() {
-						peak.Store(u)
+					if u := b.Stats().Used; u > peak.Load() { // reads the peak so far
+						peak.Store(u) // racy max: a report figure only
 					}
 					runtime.Gosched()
 				}
@@ -142,12 +149,12 @@ func run(mode string, tasks, size, spawners int, d, settle time.Duration) error 
 		}
 		sp.Wait()
 		st := b.Stats()
-		rep.Admitted, rep.Refused, rep.PeakUsed = admitted.Load(), refused.Load(), peak.Load()
+		rep.Admitted, rep.Refused, rep.PeakUsed = admitted.Load(), refused.Load(), peak.Load() // spawners are done
 		rep.Budget, rep.Source, rep.Entered, rep.LastState = st.Budget, st.Source.String(), st.Entered, st.State.String()
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
-	rep.Held = held.Load()
+	rep.Held = held.Load() // before release
 	close(release)
 	wg.Wait()
 	return json.NewEncoder(os.Stdout).Encode(rep)
