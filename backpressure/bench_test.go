@@ -64,3 +64,18 @@ func BenchmarkAdmit(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSample measures one sample: reading runtime/metrics and stepping
+// the state machine, as an Admit that refreshes pays for it.
+func BenchmarkSample(b *testing.B) {
+	br, err := NewBreaker(WithBudget(1 << 50))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	for b.Loop() {
+		for !br.refreshing.CompareAndSwap(false, true) { // take the refresher's role
+		}
+		br.refresh(true)
+	}
+}

@@ -276,6 +276,33 @@ func TestStaleness(t *testing.T) {
 	})
 }
 
+// TestStalenessWithoutTimer: when the timer that marks samples stale does
+// not run (a storm can starve it), Admit off the fast path still samples
+// afresh once the sample is older than maxStaleness: it reads the clock.
+func TestStalenessWithoutTimer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, src := newFake(t, 100)
+		if err := sample(b, src, 950); !errors.Is(err, ErrMemoryPressure) {
+			t.Fatalf("Admit = %v, want ErrMemoryPressure", err)
+		}
+		b.mu.Lock()
+		b.stale.Stop() // as if starved
+		b.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		n := src.readCount()
+		_ = b.Admit()
+		if got := src.readCount(); got != n {
+			t.Fatalf("Admit on a 1 ms old sample read %d times, want 0", got-n)
+		}
+		time.Sleep(2 * time.Millisecond)
+		n = src.readCount()
+		_ = b.Admit()
+		if got := src.readCount(); got != n+1 {
+			t.Fatalf("Admit on a 3 ms old sample read %d times, want 1", got-n)
+		}
+	})
+}
+
 func TestUnknownSampleIsThrottled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, src := newFake(t, 100, WithThrottleRate(10, 1))
