@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -99,15 +100,30 @@ func TestTimingsRecordDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// BenchmarkTimingsRecord is the per-attempt cost of WithTimings: two
+// goroutines, as two workers, each on its own shard, with durations that
+// vary over a realistic range (the maximum rarely moves).
 func BenchmarkTimingsRecord(b *testing.B) {
 	var tm Timings
+	var next atomic.Int32
 	b.RunParallel(func(pb *testing.PB) {
+		shard := int(next.Add(1))
 		i := 0
 		for pb.Next() {
 			i++
-			tm.record(i, time.Duration(i)*time.Microsecond, time.Millisecond)
+			tm.record(shard, time.Duration(i%5000)*time.Microsecond, time.Duration(i%700)*time.Microsecond)
 		}
 	})
+}
+
+func BenchmarkTimingsSnapshot(b *testing.B) {
+	var tm Timings
+	for i := range 10000 {
+		tm.record(i, time.Duration(i)*time.Microsecond, time.Millisecond)
+	}
+	for b.Loop() {
+		_ = tm.Snapshot().Wait.P99()
+	}
 }
 
 func ExampleTimings() {

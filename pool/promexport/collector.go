@@ -1,0 +1,275 @@
+package promexport
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shoal-go/shoal/backpressure"
+	"github.com/shoal-go/shoal/pool"
+)
+
+// Source is what a Collector reads: any *pool.Pool[K] is one.
+type Source interface {
+	Snapshot() pool.Stats
+}
+
+// BreakerSource gives the breaker's figures: a *backpressure.Breaker is one.
+type BreakerSource interface {
+	Stats() backpressure.Stats
+}
+
+var (
+	// ErrNilSource is returned by New without a Source.
+	ErrNilSource = errors.New("promexport: nil source")
+	// ErrInvalidOption is matched by errors from invalid options.
+	ErrInvalidOption = errors.New("promexport: invalid option")
+)
+
+// Option configures a Collector.
+type Option interface{ apply(*config) error }
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+type config struct {
+	timings     *pool.Timings
+	breaker     BreakerSource
+	constLabels prometheus.Labels
+}
+
+// WithTimings exports t, the Timings given to the pool with
+// pool.WithTimings, as the task_wait_seconds and task_run_seconds
+// histograms.
+func WithTimings(t *pool.Timings) Option {
+	return optionFunc(func(c *config) error {
+		if t == nil {
+			return fmt.Errorf("%w: WithTimings(nil)", ErrInvalidOption)
+		}
+		c.timings = t
+		return nil
+	})
+}
+
+// WithBreaker exports the memory-pressure figures and state of b, the
+// breaker given to the pool with pool.WithBreaker.
+func WithBreaker(b BreakerSource) Option {
+	return optionFunc(func(c *config) error {
+		if b == nil {
+			return fmt.Errorf("%w: WithBreaker(nil)", ErrInvalidOption)
+		}
+		c.breaker = b
+		return nil
+	})
+}
+
+// WithConstLabels adds labels to every metric, e.g. {"pool": "fanout"} to
+// tell several pools apart in one registry.
+func WithConstLabels(l prometheus.Labels) Option {
+	return optionFunc(func(c *config) error {
+		c.constLabels = prometheus.Labels{}
+		for k, v := range l {
+			c.constLabels[k] = v
+		}
+		return nil
+	})
+}
+
+// Collector is a prometheus.Collector over a pool's statistics. It keeps no
+// state between scrapes: every value comes from the pool's own counters, so
+// two registries may share one pool.
+type Collector struct {
+	src     Source
+	timings *pool.Timings
+	breaker BreakerSource
+	d       descs
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+type descs struct {
+	submitted, tasks, dead, rejected, failedAttempts, retries, panics, stalls *prometheus.Desc
+	queue, queueMax, waiting, workers, target, minW, maxW                     *prometheus.Desc
+	wait, run                                                                 *prometheus.Desc
+	pressure, used, budget, state, transitions                                *prometheus.Desc
+}
+
+// New returns a Collector over src. It returns ErrNilSource without a
+// source, and an error matching ErrInvalidOption for a bad option; an
+// invalid label name is reported by prometheus.Register.
+func New(src Source, opts ...Option) (*Collector, error) {
+	if src == nil {
+		return nil, ErrNilSource
+	}
+	var cfg config
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("%w: nil Option", ErrInvalidOption)
+		}
+		if err := o.apply(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	l := cfg.constLabels
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("shoal_"+name, help, labels, l)
+	}
+	c := &Collector{src: src, timings: cfg.timings, breaker: cfg.breaker}
+	c.d = descs{
+		submitted:      d("tasks_submitted_total", "Tasks accepted by Submit, TrySubmit or Go."),
+		tasks:          d("tasks_total", "Tasks finished, by outcome: completed, or dead_letter.", "outcome"),
+		dead:           d("dead_letters_total", "Tasks that became dead letters, by reason.", "reason"),
+		rejected:       d("rejections_total", "Submissions refused, by reason.", "reason"),
+		failedAttempts: d("task_attempts_failed_total", "Task attempts that returned an error, retried or not."),
+		retries:        d("task_retries_total", "Retries scheduled."),
+		panics:         d("task_panics_total", "Tasks that panicked."),
+		stalls:         d("dead_letter_stalls_total", "Times a worker waited for room in the dead-letter channel."),
+		queue:          d("queue_depth", "Tasks waiting in shard queues, those parked for a retry included."),
+		queueMax:       d("queue_depth_max_shard", "Tasks waiting in the deepest shard queue."),
+		waiting:        d("shards_waiting", "Shards ready and waiting for a worker."),
+		workers:        d("workers", "Worker goroutines by state: busy, idle, spinning.", "state"),
+		target:         d("workers_target", "Workers the scaler keeps warm."),
+		minW:           d("workers_min", "Lower bound of the worker count."),
+		maxW:           d("workers_max", "Upper bound of the worker count."),
+		wait:           d("task_wait_seconds", "Time from acceptance to the start of each attempt."),
+		run:            d("task_run_seconds", "Run time of each attempt."),
+		pressure:       d("memory_pressure_ratio", "Memory used over the breaker's budget."),
+		used:           d("memory_used_bytes", "Memory the breaker counts as used, reservations included."),
+		budget:         d("memory_budget_bytes", "The breaker's memory budget."),
+		state:          d("breaker_state", "1 for the breaker's current state, 0 for the others.", "state"),
+		transitions:    d("breaker_transitions_total", "Transitions of the breaker into each state.", "state"),
+	}
+	return c, nil
+}
+
+// Describe sends the descriptors of every metric the Collector may emit.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.d.submitted, c.d.tasks, c.d.dead, c.d.rejected, c.d.failedAttempts, c.d.retries,
+		c.d.panics, c.d.stalls, c.d.queue, c.d.queueMax, c.d.waiting, c.d.workers,
+		c.d.target, c.d.minW, c.d.maxW,
+	} {
+		ch <- d
+	}
+	if c.timings != nil {
+		ch <- c.d.wait
+		ch <- c.d.run
+	}
+	if c.breaker != nil {
+		for _, d := range []*prometheus.Desc{c.d.pressure, c.d.used, c.d.budget, c.d.state, c.d.transitions} {
+			ch <- d
+		}
+	}
+}
+
+// Collect takes one snapshot of the pool (and of the Timings and breaker,
+// when given) and sends its metrics.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.src.Snapshot()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter(c.d.submitted, s.Submitted)
+	counter(c.d.tasks, s.Completed, "completed")
+	counter(c.d.tasks, s.DeadLetters.Total(), "dead_letter")
+	for _, r := range []struct {
+		name string
+		v    uint64
+	}{
+		{"failed", s.DeadLetters.Failed}, {"panicked", s.DeadLetters.Panicked},
+		{"canceled", s.DeadLetters.Canceled}, {"expired", s.DeadLetters.Expired},
+		{"shutdown", s.DeadLetters.Shutdown},
+	} {
+		counter(c.d.dead, r.v, r.name)
+	}
+	for _, r := range []struct {
+		name string
+		v    uint64
+	}{
+		{"queue_full", s.Rejected.QueueFull}, {"closed", s.Rejected.Closed},
+		{"memory_pressure", s.Rejected.MemoryPressure}, {"throttled", s.Rejected.Throttled},
+	} {
+		counter(c.d.rejected, r.v, r.name)
+	}
+	counter(c.d.failedAttempts, s.Failed)
+	counter(c.d.retries, s.Retried)
+	counter(c.d.panics, s.Panicked)
+	counter(c.d.stalls, s.DeadLetterStalls)
+
+	deepest := 0
+	for _, q := range s.ShardQueued {
+		deepest = max(deepest, q)
+	}
+	gauge(c.d.queue, float64(s.Queued))
+	gauge(c.d.queueMax, float64(deepest))
+	gauge(c.d.waiting, float64(s.WaitingShards))
+	gauge(c.d.workers, float64(s.Workers.Busy), "busy")
+	gauge(c.d.workers, float64(s.Workers.Idle), "idle")
+	gauge(c.d.workers, float64(s.Workers.Spinning), "spinning")
+	gauge(c.d.target, float64(s.Workers.Target))
+	gauge(c.d.minW, float64(s.Workers.Min))
+	gauge(c.d.maxW, float64(s.Workers.Max))
+
+	if c.timings != nil {
+		t := c.timings.Snapshot()
+		ch <- constHistogram(c.d.wait, t.Wait)
+		ch <- constHistogram(c.d.run, t.Run)
+	}
+	if c.breaker != nil {
+		b := c.breaker.Stats()
+		gauge(c.d.pressure, b.Pressure)
+		gauge(c.d.used, float64(b.Used))
+		gauge(c.d.budget, float64(b.Budget))
+		for st := backpressure.Normal; st <= backpressure.Probe; st++ {
+			v := 0.0
+			if b.State == st {
+				v = 1
+			}
+			name := stateName(st)
+			gauge(c.d.state, v, name)
+			if int(st) < len(b.Entered) {
+				counter(c.d.transitions, b.Entered[st], name)
+			}
+		}
+	}
+}
+
+func stateName(s backpressure.State) string {
+	switch s {
+	case backpressure.Normal:
+		return "normal"
+	case backpressure.Throttle:
+		return "throttle"
+	case backpressure.Reject:
+		return "reject"
+	case backpressure.Probe:
+		return "probe"
+	}
+	return s.String()
+}
+
+// constHistogram converts h to Prometheus buckets at the powers of two from
+// 1.024 µs to 68.7 s: every such bound is a bucket edge of h, so the
+// cumulative counts are exact (up to durations equal to a bound, which h
+// counts above it and Prometheus at it).
+func constHistogram(d *prometheus.Desc, h pool.Histogram) prometheus.Metric {
+	buckets := make(map[float64]uint64, 27)
+	var cum uint64
+	for upper, n := range h.Buckets() {
+		cum += n
+		if upper == math.MaxInt64 {
+			break
+		}
+		if isPow2(uint64(upper)) {
+			buckets[upper.Seconds()] = cum
+		}
+	}
+	return prometheus.MustNewConstHistogram(d, h.Count(), h.Sum().Seconds(), buckets)
+}
+
+func isPow2(x uint64) bool { return x != 0 && x&(x-1) == 0 }
