@@ -479,6 +479,20 @@ func TestGCCPUShare(t *testing.T) {
 		}
 		synctest.Wait()
 		wantState(t, b, Normal)
+		// Back to 60 %, then no GC at all (the totals stand still): the
+		// share must not stay stuck at its last value.
+		for range 20 {
+			src.update(func(r *Reading) { r.TotalCPUSeconds += 0.2; r.GCCPUSeconds += 0.12 })
+			time.Sleep(100 * time.Millisecond)
+		}
+		synctest.Wait()
+		wantState(t, b, Throttle)
+		time.Sleep(2100 * time.Millisecond)
+		synctest.Wait()
+		wantState(t, b, Normal)
+		if s := b.Stats().GCCPUShare; s != 0 {
+			t.Fatalf("GCCPUShare with no GC = %v, want 0", s)
+		}
 	})
 }
 

@@ -243,7 +243,8 @@ func WithMaxGoroutines(n int64) Option {
 
 // WithGCCPUBound lifts the state to at least Throttle while the garbage
 // collector's share of CPU over the window exceeds bound (default 0.5 over
-// 1 s): the GC death spiral.
+// 1 s): the GC death spiral. The runtime updates GC CPU time only when a GC
+// stops the world, so a window with no GC counts as a share of zero.
 func WithGCCPUBound(bound float64, window time.Duration) Option {
 	return optionFunc(func(c *config) { c.gcBound, c.gcWindow = bound, window })
 }

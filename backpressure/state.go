@@ -83,6 +83,9 @@ func (m *machine) observe(c *config, now time.Duration, r Reading, n int64) inpu
 	if !m.gcInit {
 		m.gcInit, m.gcAt, m.gcStartGC, m.gcStartTotal = true, now, r.GCCPUSeconds, r.TotalCPUSeconds
 	} else if now-m.gcAt >= c.gcWindow {
+		// The runtime advances these totals only at a GC's stop-the-world
+		// points, so a window in which they did not move had no GC: share 0.
+		m.gcShare = 0
 		if dt := r.TotalCPUSeconds - m.gcStartTotal; dt > 0 {
 			m.gcShare = min(max((r.GCCPUSeconds-m.gcStartGC)/dt, 0), 1)
 		}
