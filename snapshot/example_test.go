@@ -1,6 +1,7 @@
 package snapshot_test
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/shoal-go/shoal/snapshot"
@@ -52,4 +53,35 @@ func ExampleStore() {
 	// lobby seq=2 deleted=false version=3
 	// random seq=0 deleted=true version=4
 	// next: 4
+}
+
+// A follower applies each change whose version is newer than what it holds,
+// and resyncs from scratch when the store has forgotten deletions it missed.
+func ExampleStore_Since() {
+	var presence snapshot.Store[string, string] // user → status
+	local := map[string]string{}
+	var next uint64
+	follow := func() {
+		changes, n, err := presence.Since(next)
+		if errors.Is(err, snapshot.ErrTooOld) {
+			clear(local)
+			changes, n, _ = presence.Since(0)
+		}
+		for _, c := range changes {
+			if c.Deleted {
+				delete(local, c.Key)
+			} else {
+				local[c.Key] = c.Value
+			}
+		}
+		next = n
+	}
+	presence.Set("ana", "online")
+	presence.Set("bo", "away")
+	follow()
+	presence.Set("bo", "online")
+	presence.Delete("ana")
+	follow()
+	fmt.Println(local, "at version", next)
+	// Output: map[bo:online] at version 4
 }

@@ -154,6 +154,7 @@ func (s *Store[K, V]) Delete(k K) (uint64, bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.dirty[k]
+	// Under mu the item is stable: only holders of mu store it.
 	if e == nil || e.p.Load().deleted {
 		return sh.versionLocked(e), false
 	}
@@ -212,7 +213,8 @@ func (s *Store[K, V]) Update(k K, fn func(old V, ok bool) V) (V, uint64) {
 // Since(0).
 //
 // Cost: one lock per shard, O(shards) when nothing changed, plus O(keys) of
-// each shard written after version. It never blocks readers.
+// each shard written after version. It never blocks readers; writers of a
+// shard wait while Since scans that shard.
 func (s *Store[K, V]) Since(version uint64) ([]Change[K, V], uint64, error) {
 	next := s.clock.Load() // every write with a version <= next has taken its shard lock already
 	var out []Change[K, V]
@@ -223,8 +225,7 @@ func (s *Store[K, V]) Since(version uint64) ([]Change[K, V], uint64, error) {
 			sh.mu.Unlock()
 			continue
 		}
-		if version > 0 && sh.purged.Load() > version {
-			purged := sh.purged.Load()
+		if purged := sh.purged.Load(); version > 0 && purged > version { // stable under mu
 			sh.mu.Unlock()
 			return nil, next, fmt.Errorf("%w (asked for changes after %d, a deletion at %d is forgotten)", ErrTooOld, version, purged)
 		}
@@ -284,9 +285,9 @@ func (sh *shard[K, V]) missLocked() {
 // versionLocked is the version of the key whose entry is e (nil: absent).
 func (sh *shard[K, V]) versionLocked(e *entry[V]) uint64 {
 	if e == nil {
-		return sh.purged.Load()
+		return sh.purged.Load() // stable under mu
 	}
-	return e.p.Load().ver
+	return e.p.Load().ver // stable under mu
 }
 
 // writeLocked publishes a new item for k (e is k's entry, or nil) and
@@ -302,7 +303,7 @@ func (s *Store[K, V]) writeLocked(sh *shard[K, V], k K, e *entry[V], v V, delete
 			sh.dirty = make(map[K]*entry[V])
 		}
 		sh.dirty[k] = e
-		if r := sh.read.Load(); r == nil || !r.amended {
+		if r := sh.read.Load(); r == nil || !r.amended { // stable under mu: only holders of mu store it
 			var m map[K]*entry[V]
 			if r != nil {
 				m = r.m
@@ -312,8 +313,8 @@ func (s *Store[K, V]) writeLocked(sh *shard[K, V], k K, e *entry[V], v V, delete
 		sh.live++
 		return ver
 	}
-	old := e.p.Load()
-	e.p.Store(it) // publishes the new value to lock-free readers
+	old := e.p.Load() // stable under mu
+	e.p.Store(it)     // publishes the new value to lock-free readers
 	switch {
 	case old.deleted && !deleted:
 		sh.dead--
@@ -332,9 +333,9 @@ func (sh *shard[K, V]) maybePurgeLocked() {
 	if sh.dead < purgeMin || sh.dead <= sh.live {
 		return
 	}
-	maxVer := sh.purged.Load()
+	maxVer := sh.purged.Load() // stable under mu
 	for k, e := range sh.dirty {
-		if it := e.p.Load(); it.deleted {
+		if it := e.p.Load(); it.deleted { // stable under mu
 			maxVer = max(maxVer, it.ver)
 			delete(sh.dirty, k)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shoal-go/shoal/backpressure"
@@ -66,15 +67,37 @@ func WithBreaker(b BreakerSource) Option {
 }
 
 // WithConstLabels adds labels to every metric, e.g. {"pool": "fanout"} to
-// tell several pools apart in one registry.
+// tell several pools apart in one registry. Names must match
+// [a-zA-Z_][a-zA-Z0-9_]*, must not start with "__", and must not be one of
+// the collector's own labels (outcome, reason, state).
 func WithConstLabels(l prometheus.Labels) Option {
 	return optionFunc(func(c *config) error {
 		c.constLabels = prometheus.Labels{}
 		for k, v := range l {
+			if !validLabelName(k) {
+				return fmt.Errorf("%w: WithConstLabels: bad label name %q", ErrInvalidOption, k)
+			}
 			c.constLabels[k] = v
 		}
 		return nil
 	})
+}
+
+func validLabelName(k string) bool {
+	switch k {
+	case "", "outcome", "reason", "state":
+		return false
+	}
+	if strings.HasPrefix(k, "__") {
+		return false
+	}
+	for i, r := range k {
+		ok := r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (i > 0 && r >= '0' && r <= '9')
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // Collector is a prometheus.Collector over a pool's statistics. It keeps no
@@ -168,11 +191,18 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // when given) and sends its metrics.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.src.Snapshot()
+	send := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+		m, err := prometheus.NewConstMetric(d, t, v, labels...)
+		if err != nil {
+			m = prometheus.NewInvalidMetric(d, err) // the registry reports it; never a panic
+		}
+		ch <- m
+	}
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+		send(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		send(d, prometheus.GaugeValue, v, labels...)
 	}
 	counter(c.d.submitted, s.Submitted)
 	counter(c.d.tasks, s.Completed, "completed")
@@ -269,7 +299,11 @@ func constHistogram(d *prometheus.Desc, h pool.Histogram) prometheus.Metric {
 			buckets[upper.Seconds()] = cum
 		}
 	}
-	return prometheus.MustNewConstHistogram(d, h.Count(), h.Sum().Seconds(), buckets)
+	m, err := prometheus.NewConstHistogram(d, h.Count(), h.Sum().Seconds(), buckets)
+	if err != nil {
+		return prometheus.NewInvalidMetric(d, err)
+	}
+	return m
 }
 
 func isPow2(x uint64) bool { return x != 0 && x&(x-1) == 0 }

@@ -32,7 +32,13 @@ func TestNewRejectsBadInput(t *testing.T) {
 		t.Fatalf("New(nil): %v", err)
 	}
 	var src promexport.Source = stubSource{}
-	for _, o := range []promexport.Option{promexport.WithTimings(nil), promexport.WithBreaker(nil), nil} {
+	for _, o := range []promexport.Option{
+		promexport.WithTimings(nil), promexport.WithBreaker(nil), nil,
+		promexport.WithConstLabels(prometheus.Labels{"state": "x"}),
+		promexport.WithConstLabels(prometheus.Labels{"9lives": "x"}),
+		promexport.WithConstLabels(prometheus.Labels{"__name__": "x"}),
+		promexport.WithConstLabels(prometheus.Labels{"pool-name": "x"}),
+	} {
 		if _, err := promexport.New(src, o); !errors.Is(err, promexport.ErrInvalidOption) {
 			t.Fatalf("bad option: %v, want ErrInvalidOption", err)
 		}

@@ -9,7 +9,7 @@ import (
 	"github.com/shoal-go/shoal/pool/promexport"
 )
 
-func ExampleNew() {
+func ExampleCollector() {
 	var timings pool.Timings
 	p, err := pool.New[string](pool.WithTimings(&timings))
 	if err != nil {
