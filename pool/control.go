@@ -35,7 +35,7 @@ import (
 // and re-checks the run queue. About 64 rounds is a few microseconds, long
 // enough to catch the next submission of a busy producer without the wake-up
 // of a parked goroutine, and short enough that an idle pool parks at once.
-const spinRounds = 64
+const spinRounds = 256
 
 // worker is one worker goroutine's handle.
 type worker struct {
@@ -70,10 +70,25 @@ type control struct {
 	maxW     atomic.Int32
 	target   atomic.Int32
 	stopping atomic.Bool
-	_        [cacheLine - 28]byte
+	// asleep: the monitor is blocked (see monitor.go).
+	asleep atomic.Bool
+	_      [cacheLine - 28]byte
+	// coarse is the pool clock kept by the monitor (see monitor.go).
+	coarse atomic.Int64
+	_      [cacheLine - 8]byte
+
+	// nanotime reads the real pool clock.
+	nanotime func() int64
+	// monWake (capacity 1) carries the token of whoever cleared asleep;
+	// monStop is closed to stop the monitor, which closes monDone.
+	monWake chan struct{}
+	monStop chan struct{}
+	monDone chan struct{}
 
 	idleTimeout time.Duration
 	maxSpinning int32
+	// spinRounds is spinRounds; a field so that benchmarks can compare.
+	spinRounds int
 	// start launches one worker goroutine; running has already been counted.
 	start func()
 
@@ -84,7 +99,7 @@ type control struct {
 	wg       sync.WaitGroup
 }
 
-func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration) error {
+func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration, nanotime func() int64) error {
 	q, err := ringbuf.New[uint32](nshards)
 	if err != nil {
 		return err
@@ -95,6 +110,12 @@ func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration) error
 	c.target.Store(int32(minW))
 	c.idleTimeout = idleTimeout
 	c.maxSpinning = int32(max(1, runtime.GOMAXPROCS(0)/2))
+	c.nanotime = nanotime
+	c.spinRounds = spinRounds
+	c.coarse.Store(nanotime())
+	c.monWake = make(chan struct{}, 1)
+	c.monStop = make(chan struct{})
+	c.monDone = make(chan struct{})
 	return nil
 }
 
@@ -113,19 +134,39 @@ func (c *control) push(idx uint32) {
 	}
 }
 
-// wake makes sure some worker will look at the run queue after a push:
-// nothing if one is spinning, else an idle one is woken, else a new one
-// started (up to max).
+// wake makes sure some worker will look at the run queue after a push.
+//
+// Nothing is done if a worker spins (it re-checks the queue). Otherwise a
+// worker is woken (or started, up to max) only if no worker is awake, or if
+// more shards wait than workers are awake; in the remaining case the awake
+// workers come back to the queue after their batch, and the monitor wakes
+// more within a tick if they do not (say, blocked in I/O). This is the rule
+// that keeps one producer spreading over many groups from paying a
+// cross-core wake-up per task: see doc.go for the figures.
 func (c *control) wake() {
 	// Reads whether a spinner will re-check the run queue (see Invariants).
 	if c.spinning.Load() != 0 {
 		return
 	}
 	// Reads the parked count; pairs with park's announce.
-	if c.idle.Load() != 0 && c.wakeOne() {
+	awake := c.running.Load() - c.idle.Load()
+	if awake <= 0 || int32(c.runq.Len()) > awake {
+		if !(c.idle.Load() != 0 && c.wakeOne()) {
+			c.grow()
+		}
+	}
+	c.kick()
+}
+
+// wakeNow is wake for callers that must not wait for the monitor.
+func (c *control) wakeNow() {
+	if c.spinning.Load() != 0 {
 		return
 	}
-	c.grow()
+	if !(c.idle.Load() != 0 && c.wakeOne()) {
+		c.grow()
+	}
+	c.kick()
 }
 
 // grow starts one worker if fewer than max run.
@@ -254,7 +295,7 @@ func (c *control) spin() (uint32, bool) {
 	}
 	// Announces a spinner: producers skip waking while it is non-zero.
 	c.spinning.Add(1)
-	for range spinRounds {
+	for range c.spinRounds {
 		runtime.Gosched()
 		if idx, ok := c.runq.TryPop(); ok {
 			c.foundWhileSpinning()
@@ -369,10 +410,13 @@ func (c *control) retire(w *worker) {
 	c.mu.Unlock()
 }
 
-// stop makes every worker exit once the run queue is empty, and waits.
+// stop makes every worker exit once the run queue is empty, then stops the
+// monitor, and waits for all of them.
 func (c *control) stop() {
 	// Tells workers to exit instead of parking.
 	c.stopping.Store(true)
 	c.wakeAll()
 	c.wg.Wait()
+	close(c.monStop)
+	<-c.monDone
 }

@@ -82,7 +82,7 @@ func TestOrderAndConservation(t *testing.T) {
 			for i := s; i < n; i += submitters {
 				// Group g is only submitted to by submitter g%submitters, so
 				// its acceptance order is this loop's order.
-				g := (i / submitters * 7919 % (groups / submitters)) * submitters + s
+				g := (i/submitters*7919%(groups/submitters))*submitters + s
 				q := seq[g]
 				seq[g]++
 				kind := mix(uint64(g), uint64(q), 0) % 100

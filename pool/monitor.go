@@ -1,0 +1,101 @@
+package pool
+
+// Invariants:
+//
+//   - The monitor is one goroutine per pool, started by New and stopped by
+//     Close after the workers. While the pool has work it ticks every
+//     monitorTick; when it has seen no awake worker and no waiting shard for
+//     two ticks it sets asleep and blocks on monWake, so an idle pool costs
+//     no CPU.
+//   - Whoever clears asleep (CAS true→false) sends the one token on monWake
+//     (capacity 1), and only the monitor sets asleep, after which it
+//     re-checks for work before it blocks; so the token is never lost and
+//     never doubled.
+//   - coarse is the pool clock (ns since the epoch) as of the last tick, or
+//     as of the last wake-up of the monitor: a producer that sees asleep
+//     stores the real time before it clears asleep. So a reader of coarse
+//     lags the real clock by at most about one tick.
+
+import (
+	"time"
+)
+
+// monitorTick is the monitor's period: the resolution of the coarse clock
+// and the longest a waiting shard goes unnoticed when every awake worker is
+// stuck in a long task. It is not shorter than a millisecond: shoal never
+// sleeps below that to wait.
+const monitorTick = time.Millisecond
+
+// monitorWakeBatch bounds the workers one tick starts or wakes.
+const monitorWakeBatch = 4
+
+// kick makes sure the monitor runs; producers call it after they scheduled
+// a shard.
+func (c *control) kick() {
+	// Reads whether the monitor sleeps; read-mostly, so this costs a shared
+	// cache line while the pool is busy.
+	if c.asleep.Load() {
+		// Refreshes the clock the monitor no longer keeps, before anyone can
+		// see the monitor awake.
+		c.coarse.Store(c.nanotime())
+		// Takes the right to wake the monitor.
+		if c.asleep.CompareAndSwap(true, false) {
+			c.monWake <- struct{}{}
+		}
+	}
+}
+
+// monitor is the pool's housekeeper: it keeps the coarse clock and, like the
+// Go runtime's sysmon, starts or wakes workers when shards wait while every
+// awake worker is busy (for instance blocked in I/O).
+func (c *control) monitor() {
+	defer close(c.monDone)
+	t := time.NewTicker(monitorTick)
+	defer t.Stop()
+	quiet := 0
+	for {
+		select {
+		case <-c.monStop:
+			return
+		case <-t.C:
+		}
+		// Publishes the time for producers and workers.
+		c.coarse.Store(c.nanotime())
+		if n := c.runq.Len(); n > 0 {
+			quiet = 0
+			if c.spinning.Load() == 0 {
+				for range min(n, monitorWakeBatch) {
+					if !(c.idle.Load() != 0 && c.wakeOne()) && !c.grow() {
+						break
+					}
+				}
+			}
+			continue
+		}
+		if c.running.Load() != c.idle.Load() {
+			quiet = 0
+			continue
+		}
+		if quiet++; quiet < 2 {
+			continue
+		}
+		quiet = 0
+		// Announces the sleep, then re-checks: a producer that scheduled a
+		// shard before the announcement is seen here, one after it kicks.
+		c.asleep.Store(true)
+		if c.runq.Len() > 0 || c.running.Load() != c.idle.Load() {
+			if c.asleep.CompareAndSwap(true, false) {
+				continue
+			}
+			<-c.monWake // a producer cleared asleep; take its token
+			continue
+		}
+		t.Stop()
+		select {
+		case <-c.monWake:
+		case <-c.monStop:
+			return
+		}
+		t.Reset(monitorTick)
+	}
+}
