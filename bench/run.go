@@ -74,6 +74,7 @@ func Measure(lib Lib, spec Spec, t Timer) (res Result, err error) {
 		return res, fmt.Errorf("%w: %d producers, %d tasks", ErrSpec, spec.Producers, spec.Tasks)
 	}
 	t.StopTimer()
+	defer t.StartTimer() // testing.B expects its timer running at return; runs after Close
 	Calibrate()
 	r, err := lib.New(Config{Concurrency: w.Concurrency, Groups: Groups})
 	if err != nil {
@@ -129,7 +130,6 @@ func Measure(lib Lib, spec Spec, t Timer) (res Result, err error) {
 	t.StopTimer()
 
 	runtime.ReadMemStats(&after)
-	defer t.StartTimer() // testing.B expects its timer running at return
 
 	n := float64(spec.Tasks)
 	res = Result{

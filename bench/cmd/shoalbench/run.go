@@ -164,6 +164,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("nothing to run")
 	}
 
+	began := time.Now()
 	bar := progress.New(stderr, len(rows))
 	enc := json.NewEncoder(stdout)
 	results := make([]bench.Result, 0, len(rows))
@@ -188,6 +189,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		bar.Step(r.label())
 	}
 	bar.Finish()
+	fmt.Fprintf(stderr, "%d rows in %s\n", len(rows), time.Since(began).Round(100*time.Millisecond))
 	if !o.json {
 		if err := report.Table(stdout, results); err != nil {
 			return err

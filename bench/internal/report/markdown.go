@@ -71,7 +71,11 @@ func Markdown(w io.Writer, results []bench.Result, m Meta) error {
 	p("it allocates nothing per task); **peak RSS** is the child process's VmHWM;\n")
 	p("**p50/p99** are submit-to-start latencies from up to 4,096 sampled tasks\n")
 	p("(from just before `Submit` to the task's first instruction); **GC pause** is\n")
-	p("the total stop-the-world pause during the run.\n\n")
+	p("the total stop-the-world pause during the run. Producers submit as fast as\n")
+	p("they can, so latency here is mostly time spent queued behind earlier tasks:\n")
+	p("a pool that makes producers wait inside Submit (ants hands each task to a\n")
+	p("worker) shows short latencies and longer ns/task; one that queues deeply\n")
+	p("(pond, shoal) the reverse.\n\n")
 
 	if len(m.Charts) > 0 {
 		p("## Charts\n\n")

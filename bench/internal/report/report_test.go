@@ -1,0 +1,107 @@
+package report
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-go/shoal/bench"
+)
+
+func results() []bench.Result {
+	var out []bench.Result
+	for _, w := range []string{"noop", "burst"} {
+		for _, p := range []int{1, 8} {
+			for i, lib := range []string{"shoal.Submit", "pond", "chan+lanes"} {
+				out = append(out, bench.Result{
+					Lib: lib, Order: "fifo", Workload: w, Producers: p, Tasks: 1000,
+					NsPerTask: float64(100 * (i + 1)), TasksPerSec: 1e9 / float64(100*(i+1)),
+					PeakRSSBytes: int64(i+1) << 20, P50Ns: int64(1000 * (i + 1)), P99Ns: int64(50_000 * (i + 1)),
+				})
+			}
+		}
+	}
+	return out
+}
+
+func TestFormats(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{Count(0), "0"}, {Count(999), "999"}, {Count(1000), "1,000"}, {Count(1234567), "1,234,567"}, {Count(-1000), "-1,000"},
+		{Float(0), "0"}, {Float(0.25), "0.2"}, {Float(84.04), "84.0"}, {Float(1199.6), "1,200"},
+		{SI(999), "999"}, {SI(1500), "1.5k"}, {SI(8.934e6), "8.93M"}, {SI(2e9), "2.00G"},
+		{Bytes(0), "-"}, {Bytes(3 << 20), "3.0 MiB"},
+		{Duration(950), "950ns"}, {Duration(1234), "1.23µs"}, {Duration(35_600_000), "35.6ms"}, {Duration(2_500_000_000), "2.5s"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+func TestSectionsKeepOrder(t *testing.T) {
+	secs := Sections(results())
+	if len(secs) != 4 {
+		t.Fatalf("%d sections, want 4", len(secs))
+	}
+	if s := secs[1]; s.Workload != "noop" || s.Producers != 8 || len(s.Results) != 3 || s.Results[2].Lib != "chan+lanes" {
+		t.Fatalf("section 1 = %+v", s)
+	}
+	if got := secs[0].Title(); got != "noop, 1 producer, 1,000 tasks" {
+		t.Fatalf("Title = %q", got)
+	}
+}
+
+func TestTableAndMarkdown(t *testing.T) {
+	var tb bytes.Buffer
+	if err := Table(&tb, results()); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(tb.String(), "ns/task"); n != 4 {
+		t.Fatalf("table has %d header lines, want 4:\n%s", n, tb.String())
+	}
+	var md bytes.Buffer
+	m := Meta{Command: "go run ./bench/cmd/shoalbench -quick", Date: time.Unix(0, 0), GoVersion: "go1.26", Quick: true, ImgDir: "img", Charts: []string{NsPerTaskPNG}}
+	if err := Markdown(&md, results(), m); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"```sh\ngo run ./bench/cmd/shoalbench -quick\n```", "### burst, 8 producers, 1,000 tasks", "| pond | fifo | 200 |", "![ns_per_task.png](img/ns_per_task.png)", "`-quick`"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
+	}
+}
+
+func TestCharts(t *testing.T) {
+	dir := t.TempDir()
+	files, err := Charts(dir, results())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 3 {
+		t.Fatalf("wrote %v, want 3 charts", files)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+			t.Errorf("%s: not a PNG (%v)", f, err)
+		}
+	}
+	none, err := Charts(dir, []bench.Result{{Lib: "x", Workload: "cpu", Producers: 8}})
+	if err != nil || len(none) != 0 {
+		t.Fatalf("Charts without noop or burst rows = %v, %v; want none", none, err)
+	}
+}
+
+func ExampleTable() {
+	_ = Table(os.Stdout, []bench.Result{{
+		Lib: "chan+lanes", Order: "fifo", Workload: "noop", Producers: 8, Tasks: 300000,
+		NsPerTask: 119.3, TasksPerSec: 8.38e6, PeakRSSBytes: 11 << 20, P50Ns: 58241, P99Ns: 660948,
+	}})
+	// Output:
+	// noop, 8 producers, 300,000 tasks
+	//          lib  order  ns/task  tasks/s  allocs/task  B/task  peak RSS     p50    p99  GC pause
+	//   chan+lanes   fifo      119    8.38M            0       0  11.0 MiB  58.2µs  661µs       0ns
+}
