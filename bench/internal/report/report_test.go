@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,4 +105,22 @@ func ExampleTable() {
 	// noop, 8 producers, 300,000 tasks
 	//          lib  order  ns/task  tasks/s  allocs/task  B/task  peak RSS     p50    p99  GC pause
 	//   chan+lanes   fifo      119    8.38M            0       0  11.0 MiB  58.2µs  661µs       0ns
+}
+
+func ExampleSections() {
+	for _, s := range Sections(results()) {
+		fmt.Println(s.Title(), len(s.Results))
+	}
+	// Output:
+	// noop, 1 producer, 1,000 tasks 3
+	// noop, 8 producers, 1,000 tasks 3
+	// burst, 1 producer, 1,000 tasks 3
+	// burst, 8 producers, 1,000 tasks 3
+}
+
+func ExampleMarkdown() {
+	var buf bytes.Buffer
+	_ = Markdown(&buf, results(), Meta{Command: "go run ./bench/cmd/shoalbench", Date: time.Unix(0, 0), GoVersion: "go1.26.0"})
+	fmt.Println(strings.SplitN(buf.String(), "\n", 2)[0])
+	// Output: # Benchmarks
 }
