@@ -23,6 +23,7 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,11 @@ type Breaker struct {
 	stale    *time.Timer   // marks the decision stale maxStaleness after an inline refresh
 
 	entered [numStates]atomic.Uint64 // transitions into each state
+
+	// crossCheck: the loop compares the cgroup's charge with Go's memory
+	// and publishes the excess in outside, which refresh adds to use.
+	crossCheck bool
+	outside    atomic.Int64
 
 	epoch time.Time
 
@@ -82,6 +88,7 @@ type decision struct {
 	rate float64
 
 	used, measured, budget int64
+	outside                int64
 	source                 BudgetSource
 	bytesPerTask           int64
 	inFlight               int64
@@ -128,8 +135,9 @@ func NewBreaker(opts ...Option) (*Breaker, error) {
 		}
 		c.budget, c.budgetSource = c.explicit, BudgetExplicit
 	default:
-		if limit, ok := cgroupLimit(c.root); ok {
-			c.budget, c.budgetSource = int64(float64(limit)*c.cgroupRatio), BudgetCgroup
+		if cg, ok := findCgroup(rootReader(c.root)); ok && cg.limit > 0 {
+			c.budget, c.budgetSource, c.cg = int64(float64(cg.limit)*c.cgroupRatio), BudgetCgroup, cg
+			b.crossCheck = c.source == nil && c.cgCheck > 0
 		} else if gl := debug.SetMemoryLimit(-1); gl != math.MaxInt64 && gl > 0 {
 			c.budget, c.budgetSource = gl, BudgetGOMEMLIMIT
 		}
@@ -390,18 +398,25 @@ func (b *Breaker) refresh(inline bool) {
 	c := b.cfg.Load() // acquires the config this sample is judged by
 	now := b.now()
 	b.src.Read(&b.reading)
+	r := b.reading
+	var outside int64
+	if b.crossCheck && c.budgetSource == BudgetCgroup {
+		outside = b.outside.Load() // acquires the loop's last cgroup comparison
+		r.Used += outside
+	}
 	var n int64
 	f := b.inflight.Load() // acquires the in-flight function set by SetInFlightFunc
 	if f != nil {
 		n = max((*f)(), 0)
 	}
-	in := b.m.observe(c, now, b.reading, n)
+	in := b.m.observe(c, now, r, n)
 	from, to, changed := b.m.step(c, now, in)
 
 	d := &decision{
 		state:        to,
 		stale:        !inline,
-		measured:     b.reading.Used,
+		measured:     r.Used,
+		outside:      outside,
 		used:         in.effective,
 		budget:       c.budget,
 		source:       c.budgetSource,
@@ -421,7 +436,7 @@ func (b *Breaker) refresh(inline bool) {
 			level = c.thresholds.Throttle
 		}
 		if c.budget > 0 {
-			d.room = int64(max((level*float64(c.budget)-float64(b.reading.Used))/float64(in.bytesPerTask), 0))
+			d.room = int64(max((level*float64(c.budget)-float64(r.Used))/float64(in.bytesPerTask), 0))
 			d.limit = refreshBatch(n, d.room)
 		}
 	}
@@ -480,7 +495,11 @@ func (b *Breaker) refresh(inline bool) {
 // in Reject, and makes the OnStateChange calls and heap profiles.
 func (b *Breaker) loop() {
 	defer close(b.exited)
-	var lastGC time.Duration
+	var lastGC, lastCheck time.Duration
+	var goHeld []metrics.Sample
+	if b.crossCheck {
+		goHeld = []metrics.Sample{{Name: metricTotal}, {Name: metricReleased}}
+	}
 	t := time.NewTicker(b.cfg.Load().interval) // acquires the sampling interval (not hot-updatable)
 	defer t.Stop()
 	for {
@@ -499,11 +518,31 @@ func (b *Breaker) loop() {
 				lastGC = b.now()
 				runtime.GC()
 			}
+			if b.crossCheck && c.cgCheck > 0 && b.now()-lastCheck >= c.cgCheck {
+				lastCheck = b.now()
+				b.checkCgroup(c, goHeld)
+			}
 			if b.refreshing.CompareAndSwap(false, true) { // take the refresher's role
 				b.refresh(false)
 			}
 		}
 	}
+}
+
+// checkCgroup publishes how much more the cgroup is charged (less inactive
+// file cache) than the Go runtime holds (total − released: Go's free heap is
+// in both). A failed read publishes zero.
+func (b *Breaker) checkCgroup(c *config, goHeld []metrics.Sample) {
+	var outside int64
+	if usage, ok := c.cg.usage(); ok {
+		metrics.Read(goHeld)
+		if goHeld[0].Value.Kind() != metrics.KindUint64 || goHeld[1].Value.Kind() != metrics.KindUint64 {
+			return
+		}
+		held := int64(goHeld[0].Value.Uint64()) - int64(goHeld[1].Value.Uint64())
+		outside = max(usage-held, 0)
+	}
+	b.outside.Store(outside) // publishes the excess to the next refresh
 }
 
 // deliver makes the pending OnStateChange calls and the heap profile.
@@ -552,7 +591,11 @@ type Stats struct {
 	// Pressure is Used / Budget.
 	Pressure float64
 	// Used is the effective use: Measured + InFlight × BytesPerTask.
+	// Measured includes Outside.
 	Used, Measured, Budget int64
+	// Outside is what the cgroup is charged beyond the Go runtime's memory,
+	// at the last WithCgroupCheck.
+	Outside                int64
 	Source                 BudgetSource
 	InFlight, BytesPerTask int64
 	Goroutines             int64
@@ -570,7 +613,7 @@ type Stats struct {
 func (b *Breaker) Stats() Stats {
 	d := b.cur.Load() // acquires the last decision
 	s := Stats{
-		State: d.state, Pressure: ratio(d.used, d.budget), Used: d.used, Measured: d.measured,
+		State: d.state, Pressure: ratio(d.used, d.budget), Used: d.used, Measured: d.measured, Outside: d.outside,
 		Budget: d.budget, Source: d.source, InFlight: d.inFlight, BytesPerTask: d.bytesPerTask,
 		Goroutines: d.goroutines, GCCPUShare: d.gcShare, SampleAge: b.now() - d.at,
 	}

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -712,6 +713,53 @@ func TestBudgetFromCgroup(t *testing.T) {
 	if st := b.Stats(); st.Source != BudgetCgroup || st.Budget != 500000000 {
 		t.Fatalf("Stats = %+v, want budget 500000000 from the cgroup", st)
 	}
+}
+
+// TestCgroupCrossCheck: what the cgroup is charged beyond the Go runtime's
+// memory is added to the measured use.
+func TestCgroupCrossCheck(t *testing.T) {
+	const mib = 1 << 20
+	synctest.Test(t, func(t *testing.T) {
+		root := t.TempDir()
+		writeTree(t, root, map[string]string{
+			"proc/self/cgroup":              "0::/app\n",
+			"proc/self/mountinfo":           "40 22 0:37 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+			"sys/fs/cgroup/app/memory.max":  "1099511627776\n",
+			"sys/fs/cgroup/app/memory.stat": "anon 1\ninactive_file 8388608\n",
+		})
+		// Charged: Go's memory, 100 MiB more, and 8 MiB of inactive file
+		// cache that does not count.
+		s := []metrics.Sample{{Name: metricTotal}, {Name: metricReleased}}
+		metrics.Read(s)
+		held := s[0].Value.Uint64() - s[1].Value.Uint64()
+		writeTree(t, root, map[string]string{
+			"sys/fs/cgroup/app/memory.current": strconv.FormatUint(held+108*mib, 10),
+		})
+		b, err := NewBreaker(WithRoot(root))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if st := b.Stats(); st.Source != BudgetCgroup || st.Outside != 0 {
+			t.Fatalf("Stats before a check = %+v", st)
+		}
+		time.Sleep(130 * time.Millisecond)
+		synctest.Wait()
+		st := b.Stats()
+		if st.Outside < 92*mib || st.Outside > 108*mib {
+			t.Fatalf("Outside = %d MiB, want about 100", st.Outside/mib)
+		}
+		if st.Measured < st.Outside || st.Used < st.Measured {
+			t.Fatalf("Stats = %+v: want Used ≥ Measured ≥ Outside", st)
+		}
+		// An explicit budget ends the cross-check.
+		if err := b.SetBudget(1 << 40); err != nil {
+			t.Fatal(err)
+		}
+		if st := b.Stats(); st.Outside != 0 || st.Source != BudgetExplicit {
+			t.Fatalf("Stats after SetBudget = %+v", st)
+		}
+	})
 }
 
 func writeTree(t *testing.T, root string, files map[string]string) {

@@ -12,47 +12,82 @@ import (
 // unlimited group as 2^63 rounded down to a page).
 const hugeLimit = 1 << 62
 
-// cgroupLimit returns the memory limit of the process's cgroup, found
-// through /proc/self/cgroup and /proc/self/mountinfo under root: cgroup v1
-// memory.limit_in_bytes when the memory controller is on a v1 hierarchy,
-// else cgroup v2 memory.max. The tightest limit on the path from the
-// process's cgroup up to the mount's root counts. "max" and huge values
-// mean no limit; so does anything it cannot read or parse.
-func cgroupLimit(root string) (int64, bool) {
-	return cgroupLimitFrom(func(name string) ([]byte, error) {
-		return os.ReadFile(filepath.Join(root, filepath.FromSlash(name)))
-	})
+// cgroup is the process's memory cgroup.
+type cgroup struct {
+	read  func(name string) ([]byte, error)
+	dir   string // its directory, a slash-separated absolute path
+	v2    bool
+	limit int64 // the tightest limit up to the mount's root; 0: none
 }
 
-// cgroupLimitFrom is cgroupLimit reading absolute, slash-separated names
-// through read.
-func cgroupLimitFrom(read func(name string) ([]byte, error)) (int64, bool) {
+// rootReader reads absolute, slash-separated names under root.
+func rootReader(root string) func(string) ([]byte, error) {
+	return func(name string) ([]byte, error) {
+		return os.ReadFile(filepath.Join(root, filepath.FromSlash(name)))
+	}
+}
+
+// findCgroup finds the process's memory cgroup through /proc/self/cgroup
+// and /proc/self/mountinfo: the v1 memory controller's hierarchy when there
+// is one, else the v2 unified hierarchy. Its limit is the tightest of
+// memory.limit_in_bytes (v1) or memory.max (v2) on the path from the
+// process's cgroup up to the mount's root; "max", huge values and anything
+// that cannot be read or parsed mean no limit.
+func findCgroup(read func(name string) ([]byte, error)) (cgroup, bool) {
 	data, err := read("/proc/self/cgroup")
 	if err != nil {
-		return 0, false
+		return cgroup{}, false
 	}
 	v1, v2 := parseCgroup(data)
 	data, err = read("/proc/self/mountinfo")
 	if err != nil {
-		return 0, false
+		return cgroup{}, false
 	}
 	mounts := parseMountinfo(data)
-	if v1 != "" {
-		for _, m := range mounts {
-			if m.fstype == "cgroup" && hasOpt(m.superOpts, "memory") {
-				return walkLimit(read, m, v1, "memory.limit_in_bytes")
-			}
+	for _, m := range mounts {
+		switch {
+		case v1 != "" && m.fstype == "cgroup" && hasOpt(m.superOpts, "memory"):
+			return walkLimit(read, m, v1, false)
+		case v1 == "" && v2 != "" && m.fstype == "cgroup2":
+			return walkLimit(read, m, v2, true)
 		}
+	}
+	return cgroup{}, false
+}
+
+// cgroupLimitFrom returns the process's cgroup memory limit, if it has one.
+func cgroupLimitFrom(read func(name string) ([]byte, error)) (int64, bool) {
+	cg, ok := findCgroup(read)
+	return cg.limit, ok && cg.limit > 0
+}
+
+// usage returns what the cgroup is charged, less inactive file cache (which
+// the kernel reclaims before it kills): v2 memory.current − inactive_file,
+// v1 memory.usage_in_bytes − total_inactive_file.
+func (cg cgroup) usage() (int64, bool) {
+	file, key := "memory.usage_in_bytes", "total_inactive_file"
+	if cg.v2 {
+		file, key = "memory.current", "inactive_file"
+	}
+	data, err := cg.read(path.Join(cg.dir, file))
+	if err != nil {
 		return 0, false
 	}
-	if v2 != "" {
-		for _, m := range mounts {
-			if m.fstype == "cgroup2" {
-				return walkLimit(read, m, v2, "memory.max")
+	used, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil || used < 0 {
+		return 0, false
+	}
+	if data, err = cg.read(path.Join(cg.dir, "memory.stat")); err == nil {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, " "); ok && k == key {
+				if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > 0 {
+					used = max(used-n, 0)
+				}
+				break
 			}
 		}
 	}
-	return 0, false
+	return used, true
 }
 
 // parseCgroup parses /proc/self/cgroup ("id:controllers:path" per line):
@@ -124,9 +159,10 @@ func hasOpt(list, opt string) bool {
 	return false
 }
 
-// walkLimit reads file in the process's cgroup directory and in each parent
-// up to the mount point, and returns the smallest limit found.
-func walkLimit(read func(string) ([]byte, error), m mount, cgPath, file string) (int64, bool) {
+// walkLimit locates the process's cgroup directory under mount m and reads
+// the limit file there and in each parent up to the mount point, keeping
+// the smallest limit found.
+func walkLimit(read func(string) ([]byte, error), m mount, cgPath string, v2 bool) (cgroup, bool) {
 	rel := cgPath
 	if m.root != "/" {
 		// Without a cgroup namespace the mount may show only a sub-tree.
@@ -136,21 +172,23 @@ func walkLimit(read func(string) ([]byte, error), m mount, cgPath, file string) 
 		}
 	}
 	if !strings.HasPrefix(m.point, "/") {
-		return 0, false
+		return cgroup{}, false
+	}
+	file := "memory.limit_in_bytes"
+	if v2 {
+		file = "memory.max"
 	}
 	top := path.Clean(m.point)
-	dir := path.Join(top, path.Clean("/"+rel)) // Clean("/"+rel) cannot climb above top
-	best, found := int64(0), false
-	for {
-		if v, ok := readLimit(read, path.Join(dir, file)); ok && (!found || v < best) {
-			best, found = v, true
+	cg := cgroup{read: read, dir: path.Join(top, path.Clean("/"+rel)), v2: v2} // Clean("/"+rel) cannot climb above top
+	for dir := cg.dir; ; dir = path.Dir(dir) {
+		if v, ok := readLimit(read, path.Join(dir, file)); ok && (cg.limit == 0 || v < cg.limit) {
+			cg.limit = v
 		}
 		if dir == top || len(dir) <= len(top) {
 			break
 		}
-		dir = path.Dir(dir)
 	}
-	return best, found
+	return cg, true
 }
 
 // readLimit reads one limit file; "max", huge values and errors mean none.

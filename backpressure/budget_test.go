@@ -130,3 +130,60 @@ func TestCgroupLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestCgroupUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		v2    bool
+		files map[string]string
+		want  int64
+		ok    bool
+	}{
+		{
+			name: "v1 less inactive file",
+			files: map[string]string{
+				"/cg/memory.usage_in_bytes": "1000000\n",
+				"/cg/memory.stat":           "cache 5\ninactive_file 7\ntotal_inactive_file 300000\n",
+			},
+			want: 700000, ok: true,
+		},
+		{
+			name: "v2 less inactive file",
+			v2:   true,
+			files: map[string]string{
+				"/cg/memory.current": "1000000\n",
+				"/cg/memory.stat":    "anon 600000\ninactive_file 250000\nactive_file 1\n",
+			},
+			want: 750000, ok: true,
+		},
+		{
+			name:  "no memory.stat",
+			v2:    true,
+			files: map[string]string{"/cg/memory.current": "4096\n"},
+			want:  4096, ok: true,
+		},
+		{
+			name: "inactive above usage",
+			files: map[string]string{
+				"/cg/memory.usage_in_bytes": "10\n",
+				"/cg/memory.stat":           "total_inactive_file 300\n",
+			},
+			want: 0, ok: true,
+		},
+		{name: "garbage", v2: true, files: map[string]string{"/cg/memory.current": "much\n"}},
+		{name: "missing", files: map[string]string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cg := cgroup{dir: "/cg", v2: tc.v2, read: func(name string) ([]byte, error) {
+				if d, ok := tc.files[name]; ok {
+					return []byte(d), nil
+				}
+				return nil, os.ErrNotExist
+			}}
+			got, ok := cg.usage()
+			if got != tc.want || ok != tc.ok {
+				t.Fatalf("usage = %d, %v; want %d, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

@@ -113,8 +113,10 @@ type config struct {
 	profileOpen   func() (io.WriteCloser, error)
 	profileEvery  time.Duration
 
-	source Source
-	root   string // file-system root for cgroup detection (tests)
+	source  Source
+	root    string // file-system root for cgroup detection (tests)
+	cgCheck time.Duration
+	cg      cgroup // the process's cgroup, when the budget came from it
 }
 
 func defaultConfig() config {
@@ -134,6 +136,7 @@ func defaultConfig() config {
 		gcInReject:    time.Second,
 		profileEvery:  time.Minute,
 		root:          "/",
+		cgCheck:       100 * time.Millisecond,
 	}
 }
 
@@ -166,6 +169,8 @@ func (c *config) validate() error {
 		return invalid("GC window %v: must be positive", c.gcWindow)
 	case c.gcInReject < 0:
 		return invalid("GC interval in Reject %v: must not be negative", c.gcInReject)
+	case c.cgCheck < 0:
+		return invalid("cgroup check interval %v: must not be negative", c.cgCheck)
 	case c.profileEvery <= 0:
 		return invalid("heap profile interval %v: must be positive", c.profileEvery)
 	}
@@ -183,6 +188,16 @@ func WithBudget(bytes int64) Option {
 // covers page cache, kernel memory and C allocations that Go does not see).
 func WithCgroupRatio(r float64) Option {
 	return optionFunc(func(c *config) { c.cgroupRatio = r })
+}
+
+// WithCgroupCheck sets how often the background sampler compares the
+// cgroup's charge (less inactive file cache) with the memory the Go runtime
+// holds, when the budget comes from the cgroup and use from runtime/metrics
+// (default every 100 ms; zero never). What the cgroup is charged beyond Go's
+// memory (C allocations, memory-mapped files, page cache in use) is added to
+// the measured use. Go's own free heap is not: it is in both figures.
+func WithCgroupCheck(every time.Duration) Option {
+	return optionFunc(func(c *config) { c.cgCheck = every })
 }
 
 // WithThresholds sets the initial thresholds (default DefaultThresholds()).

@@ -45,7 +45,7 @@ func TestSurvivalUnderCgroupLimit(t *testing.T) {
 	}
 	for i := range runs {
 		res := runStorm(t, parent, v2, fmt.Sprintf("shoal-storm-%d-%d", os.Getpid(), i), bin, "breaker")
-		t.Logf("run %d: exit %v, oom_kill %d, peak %d MiB (-1: unknown); %s", i, res.exit, res.oomKills, res.peak>>20, bytes.TrimSpace(res.stdout))
+		t.Logf("run %d: exit %v, oom_kill %d, peak %d MiB; %s", i, res.exit, res.oomKills, res.peak>>20, bytes.TrimSpace(res.stdout))
 		if res.exit != nil || res.oomKills != 0 || res.peak >= stormLimit {
 			t.Fatalf("run %d through the breaker: exit %v, oom_kill %d, peak %d of %d bytes; stderr: %s",
 				i, res.exit, res.oomKills, res.peak, stormLimit, res.stderr)
@@ -111,7 +111,7 @@ func runStorm(t *testing.T, parent string, v2 bool, name, bin, mode string) stor
 	res.stdout, res.stderr = stdout.Bytes(), stderr.Bytes()
 	if v2 {
 		res.oomKills = keyedValue(t, dir, "memory.events", "oom_kill")
-		res.peak = -1 // memory.peak exists from Linux 5.19 on
+		res.peak = -1 // unknown: memory.peak exists from Linux 5.19 on
 		if _, err := os.Stat(filepath.Join(dir, "memory.peak")); err == nil {
 			res.peak = readInt(t, dir, "memory.peak")
 		}
