@@ -157,6 +157,7 @@ type autoscaler struct {
 	decided  atomic.Pointer[ScalingDecision]
 
 	arrivals uint64        // at the previous sample; the goroutine's own
+	wokeAt   time.Time     // the last wakeAll; the goroutine's own
 	samples  atomic.Uint64 // samples taken, for tests
 }
 
@@ -240,23 +241,28 @@ func (a *autoscaler) sample(now time.Time) (active bool) {
 	a.samples.Add(1)
 	lo := int(c.minW.Load())
 	d := a.sc.Step(x, lo, int(c.maxW.Load()))
-	active = x.Arrivals != a.arrivals || x.Busy > 0 || x.ShardsWaiting > 0 || d.Target > lo || d.Changed()
+	active = x.Arrivals != a.arrivals || x.Busy > 0 || x.ShardsWaiting > 0 ||
+		d.Target > lo || d.Changed() || running > d.Target
 	a.arrivals = x.Arrivals
-	if !d.Changed() {
-		return active
+	if d.Changed() {
+		// Publishes the new count kept warm to park's idle-timeout check.
+		c.target.Store(int32(d.Target))
+		// Publishes the decision to Pool.Scaling. The copy is the only value
+		// that escapes, so a sample that changes nothing allocates nothing.
+		published := d
+		a.decided.Store(&published)
+		if d.Target > d.Previous {
+			c.ensure(int32(d.Target))
+		}
 	}
-	// Publishes the new count kept warm to park's idle-timeout check.
-	c.target.Store(int32(d.Target))
-	// Publishes the decision to Pool.Scaling. The copy is the only value
-	// that escapes, so a sample that changes nothing allocates nothing.
-	published := d
-	a.decided.Store(&published)
-	if d.Target > d.Previous {
-		c.ensure(int32(d.Target))
-		return active
+	// A worker arms its idle timer only if it parks while more workers run
+	// than the target; one that parked under a higher target sleeps until
+	// woken. Wake the parked workers when some run above the target, at
+	// most once per idle timeout: each wake re-arms the timers, so waking
+	// more often would keep them from ever firing.
+	if running > d.Target && c.idle.Load() > 0 && now.Sub(a.wokeAt) >= c.idleTimeout {
+		a.wokeAt = now
+		c.wakeAll()
 	}
-	// Parked workers armed their idle timers (or none) against the old
-	// target: wake them so that those above the new one time out.
-	c.wakeAll()
 	return active
 }

@@ -482,3 +482,32 @@ func TestScalingIdleBackoff(t *testing.T) {
 		closePool(t, p)
 	})
 }
+
+// While the target shrinks step by step, workers above it exit along the
+// way, not only once it has reached min: waking parked workers (to re-arm
+// their idle timers) must not happen so often that the timers never fire.
+func TestScalingWorkersFollowShrinkingTarget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const lo, hi = 2, 24
+		// An idle timeout longer than the shrink cooldown (1 s).
+		p := newScalingPool(t, lo, hi, WithIdleTimeout(2*time.Second))
+		g := newLoad(t, p, 8)
+		g.run(3*time.Second, 15000, 0.2, nil)
+		halfAt, minAt := time.Duration(-1), time.Duration(-1)
+		start := time.Now()
+		g.idle(30*time.Second, func() {
+			w := p.Snapshot().Workers
+			if halfAt < 0 && w.Running <= hi/2 {
+				halfAt = time.Since(start)
+			}
+			if minAt < 0 && w.Target == lo {
+				minAt = time.Since(start)
+			}
+		})
+		t.Logf("running at half of max after %v, target at min after %v", halfAt, minAt)
+		if halfAt < 0 || minAt < 0 || halfAt >= minAt {
+			t.Fatalf("running reached %d after %v, the target reached min after %v: want the workers to follow the target down", hi/2, halfAt, minAt)
+		}
+		closePool(t, p)
+	})
+}

@@ -22,7 +22,8 @@
 // Grow the target by GrowStep (at least +1) when any of these holds:
 //   - queued > GrowQueueRatio × capacity;
 //   - arrivals > GrowArrivalFactor × baseline and shards are waiting;
-//   - shards are waiting and every kept-warm worker is busy (saturation);
+//   - shards are waiting, every worker is busy, and the busy average is at
+//     least SaturationRatio × target (saturation, not a momentary stall);
 //   - the busy average is at least target + 1 (a pool that starts workers on
 //     demand runs more than the target: keep warm what is in use).
 //

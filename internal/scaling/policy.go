@@ -40,6 +40,12 @@ type Policy struct {
 	// the baseline while shards are waiting for a worker; > 1. Default 1.5.
 	GrowArrivalFactor float64
 
+	// SaturationRatio: growth on saturation (shards waiting while every
+	// worker is busy at the sample) also needs the busy average to be at
+	// least this share of the target, so that a momentary stall does not
+	// count as saturation; in (ShrinkBusyRatio, 1]. Default 0.9.
+	SaturationRatio float64
+
 	// GrowStep is the relative growth of one decision: the target grows by
 	// ceil(target × GrowStep), at least 1; in (0, 10]. Default 0.25.
 	GrowStep float64
@@ -85,6 +91,7 @@ func DefaultPolicy() Policy {
 		Window:              60 * time.Second,
 		GrowQueueRatio:      0.8,
 		GrowArrivalFactor:   1.5,
+		SaturationRatio:     0.9,
 		GrowStep:            0.25,
 		ShrinkQueueRatio:    0.2,
 		ShrinkArrivalFactor: 0.7,
@@ -149,6 +156,9 @@ func (p Policy) Validate() error {
 		return bad("ShrinkArrivalFactor", p.ShrinkArrivalFactor, "in (0, 1)")
 	case !in(p.ShrinkBusyRatio, 0, true, 1, false):
 		return bad("ShrinkBusyRatio", p.ShrinkBusyRatio, "in [0, 1)")
+	case !in(p.SaturationRatio, p.ShrinkBusyRatio, false, 1, true):
+		return bad("SaturationRatio", p.SaturationRatio,
+			fmt.Sprintf("in (ShrinkBusyRatio (%v), 1]", p.ShrinkBusyRatio))
 	case !in(p.ShrinkStep, 0, false, 1, false):
 		return bad("ShrinkStep", p.ShrinkStep, "in (0, 1)")
 	case !in(p.Headroom, 1, true, 1000, true):

@@ -48,6 +48,8 @@ func TestValidateRejectsBadPolicies(t *testing.T) {
 		{"ShrinkArrivalFactor", func(p *Policy) { p.ShrinkArrivalFactor = 1 }},
 		{"ShrinkBusyRatio", func(p *Policy) { p.ShrinkBusyRatio = -1 }},
 		{"ShrinkBusyRatio", func(p *Policy) { p.ShrinkBusyRatio = 1 }},
+		{"SaturationRatio", func(p *Policy) { p.SaturationRatio = p.ShrinkBusyRatio }},
+		{"SaturationRatio", func(p *Policy) { p.SaturationRatio = 1.1 }},
 		{"ShrinkStep", func(p *Policy) { p.ShrinkStep = 0 }},
 		{"ShrinkStep", func(p *Policy) { p.ShrinkStep = 1 }},
 		{"Headroom", func(p *Policy) { p.Headroom = 0.99 }},
@@ -84,6 +86,7 @@ func TestValidateAcceptsEdges(t *testing.T) {
 		func(p *Policy) { p.GrowStep = 10 },
 		func(p *Policy) { p.ShrinkQueueRatio = 0 },
 		func(p *Policy) { p.ShrinkBusyRatio = 0 },
+		func(p *Policy) { p.SaturationRatio = 1 },
 		func(p *Policy) { p.Headroom = 1 },
 		func(p *Policy) { p.Cooldown, p.ShrinkCooldown = 0, 0 },
 	}

@@ -43,7 +43,7 @@ const (
 	ReasonStart          // the first sample set the target to min
 	ReasonGrowQueue      // queued > GrowQueueRatio × capacity
 	ReasonGrowArrivals   // arrivals > GrowArrivalFactor × baseline, shards waiting
-	ReasonGrowSaturated  // shards waiting and every kept-warm worker busy
+	ReasonGrowSaturated  // shards waiting, every worker busy, busy average ≥ SaturationRatio × target
 	ReasonGrowBusy       // busy average ≥ target + 1: workers started on demand stay in use
 	ReasonShrinkArrivals // arrivals < ShrinkArrivalFactor × baseline, queues low
 	ReasonShrinkIdle     // recent busy peak ≤ ShrinkBusyRatio × target, queues low
@@ -228,9 +228,11 @@ func (s *Scaler) growReason(x Sample) Reason {
 		return ReasonGrowQueue
 	case x.ShardsWaiting > 0 && s.rate > s.p.GrowArrivalFactor*s.win.rate(x.Now):
 		return ReasonGrowArrivals
-	case x.ShardsWaiting > 0 && x.Busy >= s.target && x.Busy >= x.Running:
+	case x.ShardsWaiting > 0 && x.Busy >= s.target && x.Busy >= x.Running &&
+		s.busy >= s.p.SaturationRatio*float64(s.target):
 		// Every kept-warm worker and every worker alive is busy while shards
-		// wait. Busy < Running means an idle worker is about to take them.
+		// wait (Busy < Running means an idle worker is about to take them),
+		// and they have been busy on average: not a momentary stall.
 		return ReasonGrowSaturated
 	case s.busy >= float64(s.target)+1:
 		// A pool that starts workers on demand runs more than the target

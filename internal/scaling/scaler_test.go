@@ -52,39 +52,46 @@ func TestRules(t *testing.T) {
 		lo, hi    int
 		want      Reason
 		wantT     int
+		alpha     float64 // 0: 1
 	}{
-		{"steady", 5, base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
-		{"queue above ratio", 5, base, Sample{Queued: 801, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonGrowQueue, 10},
-		{"queue at ratio", 5, base, Sample{Queued: 800, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
-		{"queue unknown capacity", 5, base, Sample{Queued: 1 << 30, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
-		{"arrival spike, shards waiting", 5, 2 * base, Sample{Queued: 1, Capacity: 1000, ShardsWaiting: 1, Busy: 5, Running: 8}, 1, 64, ReasonGrowArrivals, 10},
-		{"arrival spike, none waiting", 5, 2 * base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
-		{"saturated", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 8, Running: 8}, 1, 64, ReasonGrowSaturated, 10},
-		{"waiting, an idle worker", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 7, Running: 8}, 1, 64, ReasonSteady, 8},
-		{"saturated beyond target", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 12, Running: 12}, 1, 64, ReasonGrowSaturated, 15},
-		{"busy above target", 5, base, Sample{Capacity: 1000, Busy: 10, Running: 10}, 1, 64, ReasonGrowBusy, 13},
-		{"busy at target + 1", 5, base, Sample{Capacity: 1000, Busy: 9, Running: 10}, 1, 64, ReasonGrowBusy, 11},
-		{"busy at target", 5, base, Sample{Capacity: 1000, Busy: 8, Running: 10}, 1, 64, ReasonSteady, 8},
-		{"growth capped by max", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 12, Running: 12}, 1, 9, ReasonGrowSaturated, 9},
-		{"at max", 5, base, Sample{Queued: 900, Capacity: 1000, Busy: 8, Running: 8}, 1, 8, ReasonLimit, 8},
-		{"arrivals fall", 5, 0.6 * base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonShrinkArrivals, 6},
-		{"arrivals fall, queue not low", 5, 0.6 * base, Sample{Queued: 201, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
-		{"arrivals fall, queue at low ratio", 5, 0.6 * base, Sample{Queued: 200, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonShrinkArrivals, 6},
-		{"arrivals fall, unknown capacity, queued", 5, 0.6 * base, Sample{Queued: 1, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
-		{"arrivals fall, shards waiting", 5, 0.6 * base, Sample{Queued: 1, Capacity: 1000, ShardsWaiting: 1, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8},
-		{"arrivals fall, busy floor", 6, 0.6 * base, Sample{Capacity: 1000, Busy: 6, Running: 8}, 1, 64, ReasonLimit, 8},
-		{"arrivals fall, min floor", 1, 0.6 * base, Sample{Capacity: 1000, Busy: 1, Running: 8}, 7, 64, ReasonShrinkArrivals, 7},
-		{"idle", 1, base, Sample{Capacity: 1000, Busy: 1, Running: 8}, 1, 64, ReasonShrinkIdle, 6},
-		{"idle at min", 1, base, Sample{Capacity: 1000, Busy: 1, Running: 8}, 8, 64, ReasonLimit, 8},
-		{"busy at the idle ratio", 4, base, Sample{Capacity: 1000, Busy: 4, Running: 8}, 1, 64, ReasonShrinkIdle, 6},
-		{"min raised", 5, base, Sample{Queued: 900, Capacity: 1000, Busy: 5, Running: 8}, 20, 64, ReasonMin, 20},
-		{"max lowered", 5, base, Sample{Queued: 900, Capacity: 1000, Busy: 5, Running: 8}, 1, 3, ReasonMax, 3},
-		{"max below min reads as min", 5, base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 4, 2, ReasonMax, 4},
-		{"negative bounds read as 0", 5, base, Sample{Capacity: 1000, Busy: 5, Running: 8}, -5, -1, ReasonMax, 0},
-		{"negative counts read as 0", 1, base, Sample{Queued: -1, Capacity: 1000, ShardsWaiting: -1, Busy: -1, Running: -1}, 1, 64, ReasonShrinkIdle, 6},
+		{"steady", 5, base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8, 0},
+		{"queue above ratio", 5, base, Sample{Queued: 801, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonGrowQueue, 10, 0},
+		{"queue at ratio", 5, base, Sample{Queued: 800, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8, 0},
+		{"queue unknown capacity", 5, base, Sample{Queued: 1 << 30, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8, 0},
+		{"arrival spike, shards waiting", 5, 2 * base, Sample{Queued: 1, Capacity: 1000, ShardsWaiting: 1, Busy: 5, Running: 8}, 1, 64, ReasonGrowArrivals, 10, 0},
+		{"arrival spike, none waiting", 5, 2 * base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8, 0},
+		{"saturated", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 8, Running: 8}, 1, 64, ReasonGrowSaturated, 10, 0},
+		{"momentary saturation", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 8, Running: 8}, 1, 64, ReasonSteady, 8, 0.2},
+		{"saturation, busy on average", 7, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 8, Running: 8}, 1, 64, ReasonGrowSaturated, 10, 0.2},
+		{"waiting, an idle worker", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 7, Running: 8}, 1, 64, ReasonSteady, 8, 0},
+		{"saturated beyond target", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 12, Running: 12}, 1, 64, ReasonGrowSaturated, 15, 0},
+		{"busy above target", 5, base, Sample{Capacity: 1000, Busy: 10, Running: 10}, 1, 64, ReasonGrowBusy, 13, 0},
+		{"busy at target + 1", 5, base, Sample{Capacity: 1000, Busy: 9, Running: 10}, 1, 64, ReasonGrowBusy, 11, 0},
+		{"busy at target", 5, base, Sample{Capacity: 1000, Busy: 8, Running: 10}, 1, 64, ReasonSteady, 8, 0},
+		{"growth capped by max", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 12, Running: 12}, 1, 9, ReasonGrowSaturated, 9, 0},
+		{"at max", 5, base, Sample{Queued: 900, Capacity: 1000, Busy: 8, Running: 8}, 1, 8, ReasonLimit, 8, 0},
+		{"arrivals fall", 5, 0.6 * base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonShrinkArrivals, 6, 0},
+		{"arrivals fall, queue not low", 5, 0.6 * base, Sample{Queued: 201, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8, 0},
+		{"arrivals fall, queue at low ratio", 5, 0.6 * base, Sample{Queued: 200, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonShrinkArrivals, 6, 0},
+		{"arrivals fall, unknown capacity, queued", 5, 0.6 * base, Sample{Queued: 1, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8, 0},
+		{"arrivals fall, shards waiting", 5, 0.6 * base, Sample{Queued: 1, Capacity: 1000, ShardsWaiting: 1, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8, 0},
+		{"arrivals fall, busy floor", 6, 0.6 * base, Sample{Capacity: 1000, Busy: 6, Running: 8}, 1, 64, ReasonLimit, 8, 0},
+		{"arrivals fall, min floor", 1, 0.6 * base, Sample{Capacity: 1000, Busy: 1, Running: 8}, 7, 64, ReasonShrinkArrivals, 7, 0},
+		{"idle", 1, base, Sample{Capacity: 1000, Busy: 1, Running: 8}, 1, 64, ReasonShrinkIdle, 6, 0},
+		{"idle at min", 1, base, Sample{Capacity: 1000, Busy: 1, Running: 8}, 8, 64, ReasonLimit, 8, 0},
+		{"busy at the idle ratio", 4, base, Sample{Capacity: 1000, Busy: 4, Running: 8}, 1, 64, ReasonShrinkIdle, 6, 0},
+		{"min raised", 5, base, Sample{Queued: 900, Capacity: 1000, Busy: 5, Running: 8}, 20, 64, ReasonMin, 20, 0},
+		{"max lowered", 5, base, Sample{Queued: 900, Capacity: 1000, Busy: 5, Running: 8}, 1, 3, ReasonMax, 3, 0},
+		{"max below min reads as min", 5, base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 4, 2, ReasonMax, 4, 0},
+		{"negative bounds read as 0", 5, base, Sample{Capacity: 1000, Busy: 5, Running: 8}, -5, -1, ReasonMax, 0, 0},
+		{"negative counts read as 0", 1, base, Sample{Queued: -1, Capacity: 1000, ShardsWaiting: -1, Busy: -1, Running: -1}, 1, 64, ReasonShrinkIdle, 6, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			p := p
+			if c.alpha != 0 {
+				p.Alpha = c.alpha
+			}
 			s, now, arrivals := primed(t, p, target, base, c.busyPrime)
 			x := c.x
 			x.Now = now.Add(p.Interval)
