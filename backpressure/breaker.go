@@ -11,6 +11,8 @@ package backpressure
 //     they decide on the last published decision. The holder queues its
 //     transition before releasing the role, so pending is in order.
 //   - cfg always holds a non-nil, validated *config that is never modified.
+//   - outside is written only by the loop goroutine (checkCgroup) and read
+//     by the refresher; crossCheck is set before the loop starts.
 //   - The stale timer is re-armed only under mu while !closed, and Close
 //     stops it under mu, so it is never re-armed after Close.
 //   - pending (guarded by mu) holds transitions not yet handed to

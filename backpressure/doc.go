@@ -29,7 +29,11 @@
 // The budget is WithBudget if given; else the memory limit of the process's
 // cgroup (v1 memory.limit_in_bytes or v2 memory.max, the tightest on the path
 // to the root) × WithCgroupRatio (0.9); else GOMEMLIMIT if set; else there is
-// none, and the breaker stays Normal (Stats().Source is BudgetNone).
+// none, and the breaker stays Normal (Stats().Source is BudgetNone). When the
+// budget comes from the cgroup, the background sampler compares the cgroup's
+// charge, less inactive file cache, with the memory Go holds every 100 ms
+// (WithCgroupCheck) and adds the excess (C allocations, mapped files) to the
+// measured use.
 //
 // # Sampling
 //
