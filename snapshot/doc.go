@@ -16,13 +16,21 @@
 //
 // # Store
 //
-// A Store shards its keys over 64 parts. Each part keeps a read map that is
-// never modified (readers look keys up in it with no lock) and a locked map
-// that writers change; values live behind a per-key atomic pointer, so
-// updating an existing key never copies a map, and a new key reaches the
-// read map once misses have paid for a copy (amortized O(1), as in
-// sync.Map). Writers of different shards share only the version clock: one
-// atomic add per write.
+// A Store shards its keys over 64 parts. Each part keeps a read index that
+// is never modified (an open-addressing table probed with the same hash that
+// picked the shard, so a Get hashes its key once and takes no lock) and a
+// locked Go map that writers change. Values live behind a per-key atomic
+// pointer, so updating an existing key never copies anything but the value,
+// and a new key reaches the read index once lookups that missed it have paid
+// for a rebuild (amortized O(1), as in sync.Map). Writers of different shards
+// share only the version clock: one atomic add per write.
+//
+// Costs on the shared 2-core reference box (BenchmarkMapMix, 4096 string
+// keys, two goroutines): a Get ≈ 15 ns, against ≈ 43 ns for an
+// RWMutex-guarded map and ≈ 46 ns for sync.Map. A write allocates the new
+// value's copy and takes its shard's lock, so write-heavy mixes favour the
+// RWMutex map: at 50 % writes ≈ 78 ns per operation, against ≈ 28 ns and
+// ≈ 140 ns. Store is for data read far more often than written.
 //
 // Versions are store-wide: Store.Version is the latest one handed out, and
 // Since(v) returns the latest state of every key written after v, plus the

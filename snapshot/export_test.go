@@ -14,7 +14,7 @@ func SetClock[K comparable, V any](s *Store[K, V], v uint64) { s.clock.Store(v) 
 
 // ShardOf reports which shard k falls in.
 func ShardOf[K comparable, V any](s *Store[K, V], k K) int {
-	sh := s.shard(k)
+	sh, _ := s.shard(k)
 	for i := range s.shards {
 		if &s.shards[i] == sh {
 			return i

@@ -5,10 +5,10 @@
 //     every write of that shard with version <= g is already published.
 //   - sh.dirty (guarded by sh.mu) maps every key the shard knows, tombstones
 //     included, to its *entry. sh.read points to an immutable readOnly whose
-//     map is a subset of sh.dirty with the same *entry pointers; amended
-//     tells whether sh.dirty holds keys the read map lacks. A key leaves
-//     sh.dirty only in purge, which rebuilds sh.read in the same critical
-//     section.
+//     table holds a subset of sh.dirty with the same *entry pointers;
+//     amended tells whether sh.dirty holds keys the table lacks. A key
+//     leaves sh.dirty only in purge, which rebuilds sh.read in the same
+//     critical section.
 //   - An entry's item pointer is never nil once the entry is reachable, and
 //     an item is never written after it is published.
 //   - sh.purged is the highest version of any tombstone the shard dropped; it
@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -33,7 +32,10 @@ var ErrTooOld = errors.New("snapshot: version too old, resync with Since(0)")
 
 // numShards is the number of independently locked parts of a Store. Writers
 // of keys in different shards never wait for each other.
-const numShards = 64
+const (
+	shardBits = 6
+	numShards = 1 << shardBits
+)
 
 // purgeMin is the number of tombstones a shard keeps before it considers
 // dropping them (tests lower it).
@@ -73,11 +75,58 @@ type item[V any] struct {
 
 type entry[V any] struct {
 	p atomic.Pointer[item[V]]
+	h uint64 // the key's hash; fixed
 }
 
+// readOnly is a shard's read index: an open-addressing table built once and
+// never written, looked up with the hash that already chose the shard, so a
+// Get hashes its key once.
 type readOnly[K comparable, V any] struct {
-	m       map[K]*entry[V]
-	amended bool
+	slots   []slot[K, V] // len is a power of two, at most half full
+	amended bool         // the shard's dirty map holds keys the table lacks
+}
+
+type slot[K comparable, V any] struct {
+	h uint64 // key hash | 1; 0 marks an empty slot
+	k K
+	e *entry[V]
+}
+
+// find returns k's entry, or nil if the table lacks it.
+func (r *readOnly[K, V]) find(h uint64, k K) *entry[V] {
+	n := uint64(len(r.slots))
+	if n == 0 {
+		return nil
+	}
+	h |= 1
+	for i := (h >> shardBits) & (n - 1); ; i = (i + 1) & (n - 1) {
+		s := &r.slots[i]
+		if s.h == h && s.k == k {
+			return s.e
+		}
+		if s.h == 0 {
+			return nil
+		}
+	}
+}
+
+// newReadOnly builds the read index of m.
+func newReadOnly[K comparable, V any](m map[K]*entry[V]) *readOnly[K, V] {
+	n := 8
+	for n < 2*len(m) {
+		n <<= 1
+	}
+	slots := make([]slot[K, V], n)
+	mask := uint64(n - 1)
+	for k, e := range m {
+		h := e.h | 1
+		i := (h >> shardBits) & mask
+		for slots[i].h != 0 {
+			i = (i + 1) & mask
+		}
+		slots[i] = slot[K, V]{h: h, k: k, e: e}
+	}
+	return &readOnly[K, V]{slots: slots}
 }
 
 type shard[K comparable, V any] struct {
@@ -94,8 +143,10 @@ type shard[K comparable, V any] struct {
 	_ [64]byte // keeps neighbouring shards' hot fields on different cache lines
 }
 
-func (s *Store[K, V]) shard(k K) *shard[K, V] {
-	return &s.shards[maphash.Comparable(seed, k)%numShards]
+// shard returns k's shard and k's hash.
+func (s *Store[K, V]) shard(k K) (*shard[K, V], uint64) {
+	h := maphash.Comparable(seed, k)
+	return &s.shards[h%numShards], h
 }
 
 // Version returns the store's current version: the version of its latest
@@ -107,11 +158,11 @@ func (s *Store[K, V]) Version() uint64 {
 // Get returns the value of k, its version and whether k is present. For an
 // absent key the value is V's zero value and the version is one that
 // CompareAndSwap accepts for inserting k. Get never blocks writers; it takes
-// a lock only for a key inserted since the shard's read map was last
+// a lock only for a key inserted since the shard's read index was last
 // rebuilt, and then only until the shard rebuilds it.
 func (s *Store[K, V]) Get(k K) (V, uint64, bool) {
-	sh := s.shard(k)
-	e := sh.load(k)
+	sh, h := s.shard(k)
+	e := sh.load(h, k)
 	if e != nil {
 		it := e.p.Load() // acquires the item published by the key's last write
 		if !it.deleted {
@@ -140,9 +191,9 @@ func (s *Store[K, V]) Len() int {
 
 // Set stores v under k and returns the new version.
 func (s *Store[K, V]) Set(k K, v V) uint64 {
-	sh := s.shard(k)
+	sh, h := s.shard(k)
 	sh.mu.Lock()
-	ver := s.writeLocked(sh, k, sh.dirty[k], v, false)
+	ver := s.writeLocked(sh, h, k, sh.dirty[k], v, false)
 	sh.mu.Unlock()
 	return ver
 }
@@ -150,7 +201,7 @@ func (s *Store[K, V]) Set(k K, v V) uint64 {
 // Delete removes k. It returns the version of the deletion and true, or, if
 // k was absent, k's current version and false (and writes nothing).
 func (s *Store[K, V]) Delete(k K) (uint64, bool) {
-	sh := s.shard(k)
+	sh, h := s.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.dirty[k]
@@ -159,7 +210,7 @@ func (s *Store[K, V]) Delete(k K) (uint64, bool) {
 		return sh.versionLocked(e), false
 	}
 	var zero V
-	ver := s.writeLocked(sh, k, e, zero, true)
+	ver := s.writeLocked(sh, h, k, e, zero, true)
 	sh.maybePurgeLocked()
 	return ver, true
 }
@@ -169,7 +220,7 @@ func (s *Store[K, V]) Delete(k K) (uint64, bool) {
 // never written). It returns the new version and true, or the current
 // version and false. A version that is not current always fails.
 func (s *Store[K, V]) CompareAndSwap(k K, version uint64, v V) (uint64, bool) {
-	sh := s.shard(k)
+	sh, h := s.shard(k)
 	// Fail fast, without the lock, when version is already stale: the key's
 	// version only grows (an absent key's version is the purge mark, which
 	// only grows too), so a mismatch now is a mismatch under the lock.
@@ -182,7 +233,7 @@ func (s *Store[K, V]) CompareAndSwap(k K, version uint64, v V) (uint64, bool) {
 	if cur := sh.versionLocked(e); cur != version {
 		return cur, false
 	}
-	return s.writeLocked(sh, k, e, v, false), true
+	return s.writeLocked(sh, h, k, e, v, false), true
 }
 
 // Update applies fn to k's current value (and whether k is present) and
@@ -250,19 +301,20 @@ func (s *Store[K, V]) Since(version uint64) ([]Change[K, V], uint64, error) {
 	return out, next, nil
 }
 
-// load finds k's entry, lock-free when it is in the read map.
-func (sh *shard[K, V]) load(k K) *entry[V] {
-	r := sh.read.Load() // acquires the read map published by the last promotion
+// load finds k's entry (h is k's hash), lock-free when it is in the read
+// index.
+func (sh *shard[K, V]) load(h uint64, k K) *entry[V] {
+	r := sh.read.Load() // acquires the read index published by the last promotion
 	if r == nil {
 		return nil
 	}
-	if e, ok := r.m[k]; ok || !r.amended {
+	if e := r.find(h, k); e != nil || !r.amended {
 		return e
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	r = sh.read.Load() // may have been promoted while we waited
-	if e, ok := r.m[k]; ok || !r.amended {
+	if e := r.find(h, k); e != nil || !r.amended {
 		return e
 	}
 	e := sh.dirty[k]
@@ -271,14 +323,14 @@ func (sh *shard[K, V]) load(k K) *entry[V] {
 }
 
 // missLocked counts a read-map miss and, once the misses have paid for a
-// copy, publishes dirty as the new read map (amortized O(1) per miss, as in
+// copy, publishes dirty as the new read index (amortized O(1) per miss, as in
 // sync.Map).
 func (sh *shard[K, V]) missLocked() {
 	sh.misses++
 	if sh.misses < len(sh.dirty) {
 		return
 	}
-	sh.read.Store(&readOnly[K, V]{m: maps.Clone(sh.dirty)}) // publishes a complete, immutable copy
+	sh.read.Store(newReadOnly(sh.dirty)) // publishes a complete, immutable index
 	sh.misses = 0
 }
 
@@ -292,23 +344,23 @@ func (sh *shard[K, V]) versionLocked(e *entry[V]) uint64 {
 
 // writeLocked publishes a new item for k (e is k's entry, or nil) and
 // returns its version. sh.mu must be held.
-func (s *Store[K, V]) writeLocked(sh *shard[K, V], k K, e *entry[V], v V, deleted bool) uint64 {
+func (s *Store[K, V]) writeLocked(sh *shard[K, V], h uint64, k K, e *entry[V], v V, deleted bool) uint64 {
 	ver := s.clock.Add(1) // takes the next version; published below before mu is released
 	it := &item[V]{v: v, ver: ver, deleted: deleted}
 	sh.lastVer = ver
 	if e == nil {
-		e = &entry[V]{}
+		e = &entry[V]{h: h}
 		e.p.Store(it) // not yet reachable; the map insert below hands it over
 		if sh.dirty == nil {
 			sh.dirty = make(map[K]*entry[V])
 		}
 		sh.dirty[k] = e
 		if r := sh.read.Load(); r == nil || !r.amended { // stable under mu: only holders of mu store it
-			var m map[K]*entry[V]
+			var slots []slot[K, V]
 			if r != nil {
-				m = r.m
+				slots = r.slots
 			}
-			sh.read.Store(&readOnly[K, V]{m: m, amended: true}) // tells readers to look in dirty
+			sh.read.Store(&readOnly[K, V]{slots: slots, amended: true}) // tells readers to look in dirty
 		}
 		sh.live++
 		return ver
@@ -341,7 +393,7 @@ func (sh *shard[K, V]) maybePurgeLocked() {
 		}
 	}
 	sh.dead = 0
-	sh.purged.Store(maxVer)                                 // raises absent keys' version before they become absent
-	sh.read.Store(&readOnly[K, V]{m: maps.Clone(sh.dirty)}) // publishes a read map without the dropped keys
+	sh.purged.Store(maxVer)              // raises absent keys' version before they become absent
+	sh.read.Store(newReadOnly(sh.dirty)) // publishes a read index without the dropped keys
 	sh.misses = 0
 }
