@@ -103,6 +103,17 @@ func Calibrate() int64 {
 	return n
 }
 
+// SetCalibration makes the cpu workload spin n iterations per task instead
+// of calibrating, so that child processes run the parent's calibration and
+// every row does the same work. n must be positive.
+func SetCalibration(n int64) error {
+	if n <= 0 {
+		return fmt.Errorf("%w: calibration %d, want > 0", ErrSpec, n)
+	}
+	spinIters.Store(n) // publishes the count to every task
+	return nil
+}
+
 // Spec is one cell of the comparison: a workload driven by some producers.
 type Spec struct {
 	Workload  Workload

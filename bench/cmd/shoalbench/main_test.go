@@ -109,6 +109,7 @@ func TestBadFlags(t *testing.T) {
 		{"-producers", "0"},
 		{"-producers", "x"},
 		{"-tasks", "-1"},
+		{"-spin", "-5"},
 		{"-no-such-flag"},
 		{"stray"},
 	} {
@@ -155,7 +156,7 @@ func TestPlanQuickSizes(t *testing.T) {
 			t.Fatalf("%s: %d tasks, want the quick size %d", r.label(), r.spec.Tasks, r.spec.Workload.Quick)
 		}
 	}
-	if _, err := spawn(context.Background(), row{lib: rows[0].lib, spec: bench.Spec{Workload: rows[0].spec.Workload, Producers: 0, Tasks: 10}}); err == nil || errors.Is(err, context.Canceled) {
+	if _, err := spawn(context.Background(), row{lib: rows[0].lib, spec: bench.Spec{Workload: rows[0].spec.Workload, Producers: 0, Tasks: 10}}, 100); err == nil || errors.Is(err, context.Canceled) {
 		t.Fatalf("spawn of a bad row = %v, want the child's error", err)
 	}
 }

@@ -29,6 +29,7 @@ type options struct {
 	quick, json, inprocess, writeDocs, list, child bool
 	libs, workloads, producers                     string
 	tasks                                          int
+	spin                                           int64
 	docs                                           string
 	args                                           []string // as given, for the docs
 }
@@ -48,6 +49,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.docs, "docs", "docs", "directory -write-docs writes to")
 	fs.BoolVar(&o.list, "list", false, "print rows and workloads, then exit")
 	fs.BoolVar(&o.child, "child", false, "internal: run one row and print its JSON")
+	fs.Int64Var(&o.spin, "spin", 0, "internal: spin iterations per cpu task (default: calibrate)")
 	if err := fs.Parse(args); err != nil {
 		return o, errUsage
 	}
@@ -157,9 +159,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.spin != 0 {
+		if err := bench.SetCalibration(o.spin); err != nil {
+			return err
+		}
+	}
 	if o.child {
 		return child(rows, stdout)
 	}
+	spin := bench.Calibrate() // once, here: children spin the same count
 	if len(rows) == 0 {
 		return errors.New("nothing to run")
 	}
@@ -174,7 +182,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if o.inprocess {
 			res, err = bench.Run(r.lib, r.spec)
 		} else {
-			res, err = spawn(ctx, r)
+			res, err = spawn(ctx, r, spin)
 		}
 		if err != nil {
 			bar.Finish()
@@ -192,6 +200,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "%d rows in %s\n", len(rows), time.Since(began).Round(100*time.Millisecond))
 	if !o.json {
 		if err := report.Table(stdout, results); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
+		if err := report.TextSummary(stdout, results); err != nil {
 			return err
 		}
 	}
@@ -231,7 +243,7 @@ func child(rows []row, stdout io.Writer) error {
 }
 
 // spawn runs one row in a child process: this executable with -child.
-func spawn(ctx context.Context, r row) (bench.Result, error) {
+func spawn(ctx context.Context, r row, spin int64) (bench.Result, error) {
 	var res bench.Result
 	exe, err := os.Executable()
 	if err != nil {
@@ -241,7 +253,8 @@ func spawn(ctx context.Context, r row) (bench.Result, error) {
 		"-libs", r.lib.Name,
 		"-workload", r.spec.Workload.Name,
 		"-producers", strconv.Itoa(r.spec.Producers),
-		"-tasks", strconv.Itoa(r.spec.Tasks))
+		"-tasks", strconv.Itoa(r.spec.Tasks),
+		"-spin", strconv.FormatInt(spin, 10))
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

@@ -77,6 +77,15 @@ func Markdown(w io.Writer, results []bench.Result, m Meta) error {
 	p("worker) shows short latencies and longer ns/task; one that queues deeply\n")
 	p("(pond, shoal) the reverse.\n\n")
 
+	if len(Summarize(results)) > 0 {
+		p("## Summary\n\n")
+		p("shoal's keyed `Submit` against the fastest other row that keeps per-group\n")
+		p("order, and against pond, which keeps none (ratios of ns/task: below 1×\n")
+		p("means shoal is faster).\n\n")
+		MarkdownSummary(w, results)
+		p("\n")
+	}
+
 	if len(m.Charts) > 0 {
 		p("## Charts\n\n")
 		for _, c := range m.Charts {

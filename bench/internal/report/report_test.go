@@ -75,6 +75,25 @@ func TestTableAndMarkdown(t *testing.T) {
 	}
 }
 
+func TestSummarize(t *testing.T) {
+	rows := Summarize(results())
+	if len(rows) != 4 {
+		t.Fatalf("%d summary rows, want 4", len(rows))
+	}
+	r := rows[0]
+	if r.Shoal != 100 || r.BestFIFO != "pond" || r.BestNs != 200 || r.VsPond != 0.5 || !r.ShoalWins {
+		t.Fatalf("summary row = %+v", r)
+	}
+	var md bytes.Buffer
+	MarkdownSummary(&md, results())
+	if !strings.Contains(md.String(), "| noop, 1 producer, 1,000 tasks | 100 | pond | 200 | 0.50× | 200 | 0.50× |") {
+		t.Fatalf("summary table:\n%s", md.String())
+	}
+	if got := Summarize([]bench.Result{{Lib: "pond", Workload: "noop"}}); len(got) != 0 {
+		t.Fatalf("summary without shoal rows = %+v", got)
+	}
+}
+
 func TestCharts(t *testing.T) {
 	dir := t.TempDir()
 	files, err := Charts(dir, results())
