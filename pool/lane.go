@@ -75,14 +75,17 @@ const (
 // on separate cache lines.
 type lane[K shard.Key] struct {
 	_ [cacheLine]byte
-	// tail: claimed by producers (CAS); sealed bit set by Close.
+	// tail: claimed by producers (CAS); sealed bit set by Close. Nothing
+	// else lives on this line, so the holder never reads it on its fast
+	// path and a lone producer keeps it in its cache.
 	tail atomic.Uint64
-	// waiters counts producers blocked on a full lane.
-	waiters atomic.Int32
-	_       [cacheLine - 12]byte
+	_    [cacheLine - 8]byte
 	// state: idle→scheduled by a producer's CAS; →idle by the holder.
 	state atomic.Uint32
-	_     [cacheLine - 4]byte
+	// waiters counts producers blocked on a full lane: written only on that
+	// slow path, read by the holder after each batch.
+	waiters atomic.Int32
+	_       [cacheLine - 8]byte
 	// head: next position to read; written by the holder only.
 	head atomic.Uint64
 	// retry is the parked head task; read and written by the holder only.

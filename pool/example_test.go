@@ -1,0 +1,143 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/shoal-go/shoal/pool"
+)
+
+// Messages of one room are handled one at a time, in the order they were
+// submitted; rooms run in parallel.
+func ExamplePool_Submit() {
+	p, err := pool.New[string]()
+	if err != nil {
+		panic(err)
+	}
+	var mu sync.Mutex
+	var log []string
+	for i := 1; i <= 3; i++ {
+		err := p.Submit(context.Background(), "room-42", func(context.Context) error {
+			mu.Lock()
+			log = append(log, fmt.Sprint("message ", i))
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			fmt.Println("not accepted:", err)
+		}
+	}
+	if err := p.Close(context.Background()); err != nil {
+		panic(err)
+	}
+	fmt.Println(log)
+	// Output: [message 1 message 2 message 3]
+}
+
+// A task that fails is retried with backoff; while it waits, later tasks of
+// its room wait too, so order holds. Permanent errors are not retried.
+func ExampleWithRetry() {
+	p, err := pool.New[string](pool.WithRetry(pool.RetryPolicy{
+		MaxAttempts: 3,
+		Base:        time.Millisecond,
+		Max:         10 * time.Millisecond,
+	}))
+	if err != nil {
+		panic(err)
+	}
+	attempts := 0
+	_ = p.Submit(context.Background(), "room-7", func(context.Context) error {
+		attempts++
+		if attempts < 3 {
+			return errors.New("upstream busy")
+		}
+		fmt.Println("delivered after", attempts, "attempts")
+		return nil
+	})
+	_ = p.Submit(context.Background(), "room-7", func(context.Context) error {
+		fmt.Println("next message of room-7")
+		return nil
+	})
+	_ = p.Submit(context.Background(), "room-8", func(context.Context) error {
+		return pool.Permanent(errors.New("bad payload")) // no retry
+	})
+	go func() {
+		for dl := range p.DeadLetters() {
+			fmt.Println("dead letter:", dl.Group, dl.Reason, dl.Attempts, dl.Err)
+		}
+	}()
+	if err := p.Close(context.Background()); err != nil {
+		panic(err)
+	}
+	// Unordered output:
+	// delivered after 3 attempts
+	// next message of room-7
+	// dead letter: room-8 Failed 1 bad payload
+}
+
+// Tasks that do not complete arrive on DeadLetters with a reason; the
+// channel is closed by Close after the last letter.
+func ExamplePool_DeadLetters() {
+	p, err := pool.New[int](pool.WithPanicHandler(func(v any, _ []byte) {
+		fmt.Println("handler saw:", v)
+	}))
+	if err != nil {
+		panic(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for dl := range p.DeadLetters() {
+			fmt.Println(dl.Group, dl.Reason, dl.Err)
+		}
+	}()
+	_ = p.Submit(context.Background(), 1, func(context.Context) error { panic("nil map") })
+	if err := p.Close(context.Background()); err != nil {
+		panic(err)
+	}
+	<-done
+	// Output:
+	// handler saw: nil map
+	// 1 Panicked shoal: task panicked: nil map
+}
+
+// Close stops admission, drains the backlog until its context ends, turns
+// what is left into Shutdown letters, and returns when every worker has
+// exited.
+func ExamplePool_Close() {
+	p, err := pool.New[int](pool.WithWorkers(1, 1), pool.WithShards(1))
+	if err != nil {
+		panic(err)
+	}
+	// A slow task (it stands for a long database write) holds the only
+	// worker, and three more wait behind it.
+	_ = p.Submit(context.Background(), 1, func(context.Context) error {
+		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	for range 3 {
+		_ = p.Submit(context.Background(), 1, func(context.Context) error { return nil })
+	}
+	shutdown := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for dl := range p.DeadLetters() {
+			if dl.Reason == pool.Shutdown {
+				shutdown++
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	err = p.Close(ctx)
+	<-done
+	fmt.Println(errors.Is(err, context.DeadlineExceeded), shutdown)
+	fmt.Println(p.Submit(context.Background(), 1, func(context.Context) error { return nil }))
+	// Output:
+	// true 3
+	// shoal: submission rejected (Closed)
+}
