@@ -52,6 +52,8 @@ type worker struct {
 	stats workerStats
 	// finished counts tasks that left the pool during the current batch.
 	finished int64
+	// goexit is set when the running task called runtime.Goexit.
+	goexit bool
 }
 
 // control is the non-generic half of a pool: the run queue of ready shards,
@@ -171,7 +173,7 @@ func (c *control) wakeNow() {
 
 // grow starts one worker if fewer than max run.
 func (c *control) grow() bool {
-	for {
+	for !c.stopping.Load() {
 		n := c.running.Load()
 		if n >= c.maxW.Load() {
 			return false
@@ -182,6 +184,7 @@ func (c *control) grow() bool {
 			return true
 		}
 	}
+	return false
 }
 
 // ensure starts workers until at least n run (capped by max).

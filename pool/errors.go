@@ -22,6 +22,11 @@ var ErrNilTask = errors.New("shoal: nil task")
 // ErrNilContext is returned by Submit, Go and Close for a nil context.
 var ErrNilContext = errors.New("shoal: nil context")
 
+// ErrGoexit is the panic value of a Panicked dead letter whose task called
+// runtime.Goexit (for instance through testing.T.FailNow): the worker's
+// goroutine ends, another takes its place, and the group goes on.
+var ErrGoexit = errors.New("shoal: task called runtime.Goexit")
+
 // ErrInvalidOption is matched by every error that New or Tune returns for a
 // bad argument: a size that is zero or negative, min > max, and so on.
 var ErrInvalidOption = errors.New("shoal: invalid option")

@@ -554,6 +554,11 @@ func (p *Pool[K]) workerMain(w *worker) {
 func (p *Pool[K]) drain(w *worker, idx uint32) {
 	l := &p.lanes[idx]
 	pos := l.head.Load()
+	defer func() {
+		if w.goexit {
+			p.afterGoexit(w, idx, l, pos)
+		}
+	}()
 	if r := l.retry; r != nil {
 		l.retry = nil
 		if p.attempt(w, idx, l, &r.e, r.attempts, r.err) {
@@ -621,7 +626,7 @@ func (p *Pool[K]) attempt(w *worker, idx uint32, l *lane[K], e *entry[K], prev i
 	if p.cfg.onTask != nil {
 		start = p.nanotime()
 	}
-	err, pv, stack, panicked := p.call(e)
+	err, pv, stack, panicked := p.call(w, e, prev+1)
 	if p.cfg.onTask != nil {
 		end := p.nanotime()
 		p.cfg.onTask(int(idx), time.Duration(start-e.enq), time.Duration(end-start))
@@ -672,18 +677,52 @@ func (p *Pool[K]) resume(idx uint32) {
 	p.ctl.wakeNow()
 }
 
-// call runs the task, recovering a panic.
-func (p *Pool[K]) call(e *entry[K]) (err error, pv any, stack []byte, panicked bool) {
+// call runs the task, recovering a panic. If the task calls
+// runtime.Goexit, which cannot be stopped, the task becomes a Panicked
+// letter (ErrGoexit) here and drain's deferred afterGoexit hands the shard
+// and the worker's place on before the goroutine ends.
+func (p *Pool[K]) call(w *worker, e *entry[K], attempts int) (err error, pv any, stack []byte, panicked bool) {
 	ctx, cancel := taskContext(e.ctx)
+	returned := false
 	defer func() {
 		if cancel != nil {
 			cancel()
 		}
 		if r := recover(); r != nil {
 			pv, stack, panicked = r, debug.Stack(), true
+			return
+		}
+		if !returned {
+			w.goexit = true
+			w.stats.local[cPanicked]++
+			p.letter(w, e, Panicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
+			if h := p.cfg.panicHandler; h != nil {
+				callHandler(h, ErrGoexit, nil)
+			}
 		}
 	}()
-	return e.task(ctx), nil, nil, false
+	err = e.task(ctx)
+	returned = true
+	return err, nil, nil, false
+}
+
+// afterGoexit runs on a worker whose task called runtime.Goexit, as the
+// goroutine unwinds: the shard, still held, goes back to the run queue, and
+// a new worker takes the ending one's place (running is unchanged).
+func (p *Pool[K]) afterGoexit(w *worker, idx uint32, l *lane[K], pos uint64) {
+	w.finished++
+	// Publishes the consumed positions, the dying task's included.
+	l.head.Store(pos)
+	l.signalSpace()
+	p.ctl.push(idx)
+	w.stats.flush()
+	if p.trackInFlight {
+		// Releases the breaker's reservation for the finished tasks.
+		p.inFlight.Add(-w.finished)
+	}
+	p.ctl.retire(w)
+	p.ctl.start()
+	p.ctl.wakeNow()
 }
 
 // taskContext returns the context a task runs with: the submitter's values

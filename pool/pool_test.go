@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -674,6 +675,29 @@ func TestBreakerRejects(t *testing.T) {
 		}
 		if s := p.Snapshot(); s.Rejected.MemoryPressure != 1 {
 			t.Fatalf("rejections %+v", s.Rejected)
+		}
+	})
+}
+
+// TestGoexit: a task that calls runtime.Goexit becomes a Panicked letter;
+// its group goes on and the worker count holds.
+func TestGoexit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 1))
+		_, letters := collect(p)
+		_ = p.Submit(context.Background(), 1, func(context.Context) error { runtime.Goexit(); return nil })
+		var ran atomic.Bool
+		_ = p.Submit(context.Background(), 1, func(context.Context) error { ran.Store(true); return nil })
+		synctest.Wait()
+		if s := p.Snapshot(); s.Workers.Running != 1 || !ran.Load() {
+			t.Fatalf("running %d, next ran %v", s.Workers.Running, ran.Load())
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		dls := letters()
+		if len(dls) != 1 || dls[0].Reason != Panicked || !errors.Is(dls[0].Err, ErrGoexit) {
+			t.Fatalf("letters %+v", dls)
 		}
 	})
 }
