@@ -8,8 +8,30 @@
 // claims its position with one compare-and-swap and publishes it with one
 // atomic store; PopBatch claims a whole run of items with one
 // compare-and-swap, which is how a consumer drains many items per wake-up.
+// Popped slots are cleared, so the ring keeps no pointer to an item it has
+// handed out.
 //
 // The ring never blocks, spins or sleeps. TryPush reports false when the
 // ring is full and TryPop and PopBatch report nothing when it is empty;
-// parking and waking goroutines is left to the caller.
+// parking and waking goroutines is left to the caller (announce, re-check,
+// block: see benchRing in bench_test.go for one way).
+//
+// # Costs
+//
+// Measured on a shared 2-core amd64 VM (Go 1.26), medians of 5 runs of
+// `go test -run '^$' -bench . -benchtime 0.3s -count 5 ./ringbuf/`, per item:
+//
+//   - one goroutine, push then pop: ring 32 ns, buffered channel 36 ns;
+//     push 64 then PopBatch 64: 38 ns per item. Each item costs a
+//     compare-and-swap and two atomic stores; on amd64 every Go atomic
+//     store is a locked exchange, which sets the floor.
+//   - producers → consumers across goroutines, consumers parking while the
+//     ring is empty: 1→1 ring 131 ns, PopBatch 125 ns, channel 139 ns;
+//     4→1 ring 159 ns, PopBatch 151 ns, channel 45 ns; 4→4 ring 89 ns,
+//     PopBatch 97 ns, channel 63 ns. On this box these figures vary by 2×
+//     from run to run; moving a cache line between cores (about 220 ns)
+//     dominates, so hand items over in batches and let consumers sleep
+//     rather than chase producers item by item.
+//
+// No operation allocates.
 package ringbuf

@@ -163,6 +163,7 @@ func (r *Ring[T]) TryPop() (T, bool) {
 				s.seq.Store(pos + r.mask + 1)
 				return v, true
 			}
+			// Another consumer claimed pos; try the position after it.
 			pos = r.head.Load()
 		case d < 0:
 			// Nothing published at pos yet: the ring is empty (or its
@@ -189,23 +190,19 @@ func (r *Ring[T]) PopBatch(dst []T) int {
 	if len(dst) == 0 {
 		return 0
 	}
-	max := uint64(len(dst))
-	if max > r.mask+1 {
-		max = r.mask + 1
-	}
+	limit := min(uint64(len(dst)), r.mask+1)
 	// Reads the next position to claim; no hand-over, the CAS below decides.
 	pos := r.head.Load()
 	for {
 		// Count the filled slots from pos on. Each load acquires that slot's
 		// published val.
 		var n uint64
-		for n < max && r.slots[(pos+n)&r.mask].seq.Load() == pos+n+1 {
+		for n < limit && r.slots[(pos+n)&r.mask].seq.Load() == pos+n+1 {
 			n++
 		}
 		if n == 0 {
-			// Either empty, or another consumer moved head past pos.
-			// Re-read head to tell which.
-			// Reads head; no hand-over.
+			// Either empty, or another consumer moved head past pos:
+			// re-reads head to tell which; no hand-over.
 			cur := r.head.Load()
 			if cur == pos {
 				return 0
@@ -217,6 +214,7 @@ func (r *Ring[T]) PopBatch(dst []T) int {
 		// means head was still pos, so none of them was claimed by another
 		// consumer, and each was filled for exactly its position.
 		if !r.head.CompareAndSwap(pos, pos+n) {
+			// Another consumer claimed pos; start again where it left off.
 			pos = r.head.Load()
 			continue
 		}
