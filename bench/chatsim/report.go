@@ -1,0 +1,149 @@
+package chatsim
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// label names a variant in the report: the peers carry their per-room mutex.
+func label(variant string) string {
+	switch variant {
+	case Ants, Pond:
+		return variant + "+mutex"
+	}
+	return variant
+}
+
+// Format writes the report of one or more runs of the same load, side by
+// side, one column per run.
+func Format(w io.Writer, cfg Config, results ...*Result) {
+	if len(results) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "chatsim: %s rooms, %s msg/s mean (peak %s/s), a day in %v, seed %d, budget %s\n",
+		group(uint64(cfg.Rooms)), group(uint64(cfg.Rate)), group(uint64(results[0].PeakRate)),
+		cfg.Duration, cfg.Seed, mib(cfg.Budget))
+	tw := &table{}
+	row := func(name string, f func(r *Result) string) {
+		cells := []string{name}
+		for _, r := range results {
+			cells = append(cells, f(r))
+		}
+		tw.rows = append(tw.rows, cells)
+	}
+	row("", func(r *Result) string { return label(r.Variant) })
+	row("messages generated", func(r *Result) string { return group(r.Generated) })
+	row("accepted", func(r *Result) string { return group(r.Accepted) })
+	row("completed", func(r *Result) string { return group(r.Completed) })
+	row("dead letters", func(r *Result) string { return deadString(r.DeadLetters) })
+	row("lost (must be 0)", func(r *Result) string { return fmt.Sprint(r.Lost()) })
+	row("order: out of order (must be 0)", func(r *Result) string { return group(r.OutOfOrder) })
+	row("order: overlaps (must be 0)", func(r *Result) string { return group(r.Overlaps) })
+	row("throughput", func(r *Result) string { return fmt.Sprintf("%s msg/s", group(uint64(r.Throughput()))) })
+	row("latency p50", func(r *Result) string { return dur(r.P50) })
+	row("latency p99", func(r *Result) string { return dur(r.P99) })
+	row("latency p999", func(r *Result) string { return dur(r.P999) })
+	row("latency max", func(r *Result) string { return dur(r.Max) })
+	row("generator lag p99 / max", func(r *Result) string { return dur(r.GeneratorLagP99) + " / " + dur(r.GeneratorLagMax) })
+	row("persist I/O mean (measured)", func(r *Result) string { return dur(r.PersistMean) })
+	row("submit pushbacks (retried)", func(r *Result) string { return group(r.Pushbacks) })
+	row("breaker transitions", func(r *Result) string {
+		if r.Variant != Shoal {
+			return "-"
+		}
+		return fmt.Sprint(len(r.Transitions))
+	})
+	row("peak RSS", func(r *Result) string { return mib(r.PeakRSS) })
+	row("peak workers", func(r *Result) string { return fmt.Sprint(r.PeakWorkers) })
+	row("wall (drain)", func(r *Result) string { return fmt.Sprintf("%v (%v)", dur(r.Wall), dur(r.Drain)) })
+	tw.write(w)
+
+	for _, r := range results {
+		var b strings.Builder
+		for h, n := range r.WorkersByHour {
+			if h%6 == 0 {
+				fmt.Fprintf(&b, " %02dh", h)
+			}
+			fmt.Fprintf(&b, " %d", n)
+		}
+		fmt.Fprintf(w, "workers by hour, %s:%s\n", label(r.Variant), b.String())
+	}
+	for _, r := range results {
+		if len(r.Transitions) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "breaker, %s:", label(r.Variant))
+		for i, t := range r.Transitions {
+			if i == 12 {
+				fmt.Fprintf(w, " ... (%d more)", len(r.Transitions)-i)
+				break
+			}
+			fmt.Fprintf(w, " %s→%s@%.1fs", t.From, t.To, t.At.Seconds())
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// deadString formats dead-letter counts by reason, reasons sorted.
+func deadString(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "0"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %s", k, group(m[k])))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// dur rounds a duration for display: three significant figures.
+func dur(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond).String()
+	case d >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond).String()
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	case d >= 10*time.Microsecond:
+		return d.Round(100 * time.Nanosecond).String()
+	}
+	return d.String()
+}
+
+// table aligns rows of cells: the first column left, the others right.
+type table struct{ rows [][]string }
+
+func (t *table) write(w io.Writer) {
+	var widths []int
+	for _, r := range t.rows {
+		for i, c := range r {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], len([]rune(c)))
+		}
+	}
+	for _, r := range t.rows {
+		var b strings.Builder
+		for i, c := range r {
+			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
+			if i == 0 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString("   " + pad + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}

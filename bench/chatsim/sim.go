@@ -1,0 +1,304 @@
+package chatsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Invariants:
+//   - One generator goroutine (Run's caller) creates every message and is the
+//     only one to call submit; sequence numbers of a room therefore follow
+//     the order in which submit returned nil.
+//   - accepted is written by the generator only; completed by the work of
+//     messages, once per message whose work returned nil; dead by the
+//     scheduler's lost callback, once per other accepted message. After the
+//     scheduler's close returned, completed + Σ dead == accepted is the
+//     "nothing lost" check.
+//   - The sampler goroutine owns the workers-by-hour series, the peak RSS and
+//     the sampled breaker transitions until Run has waited for it to exit.
+
+// errInjected is the persist failure injected into ErrorRate of the messages.
+var errInjected = errors.New("chatsim: injected persist failure")
+
+// Transition is one change of shoal's admission state.
+type Transition struct {
+	// At is the time since the start of the run.
+	At time.Duration
+	// From and To are the state names, e.g. "Normal" and "Throttle".
+	From, To string
+}
+
+// Result is what one run measured.
+type Result struct {
+	// Variant is the scheduler that ran the load.
+	Variant string
+	// Generated counts the messages of the load; Accepted those the
+	// scheduler took; Completed those whose work returned nil.
+	Generated, Accepted, Completed uint64
+	// DeadLetters counts the accepted messages that did not complete, by
+	// reason ("Failed", "Panicked", ...).
+	DeadLetters map[string]uint64
+	// Pushbacks counts submissions refused for memory pressure and retried
+	// after a pause.
+	Pushbacks uint64
+	// OutOfOrder counts messages that started after a later message of their
+	// room; Overlaps counts messages that started while another message of
+	// their room was running.
+	OutOfOrder, Overlaps uint64
+	// P50, P99, P999 and Max are the end-to-end latencies of completed
+	// messages: from the moment the message was handed to the scheduler's
+	// side (its due time, or the generator's wake-up if that was later)
+	// until its fan-out finished, queueing, blocking in Submit and
+	// persist included.
+	P50, P99, P999, Max time.Duration
+	// GeneratorLagP99 and GeneratorLagMax say how late the generator called
+	// Submit after a message's due time: small figures show that the load,
+	// not the generator, set the pace.
+	GeneratorLagP99, GeneratorLagMax time.Duration
+	// PersistMean is the measured mean of the simulated persist I/O (timers
+	// may round the configured durations up).
+	PersistMean time.Duration
+	// Wall is the whole run, drain included; Drain is the part after the
+	// last message was generated.
+	Wall, Drain time.Duration
+	// PeakRSS is the largest resident set size seen during the run, in bytes.
+	PeakRSS int64
+	// PeakWorkers and WorkersByHour are the most goroutines running tasks,
+	// overall and in each hour of the compressed day.
+	PeakWorkers   int
+	WorkersByHour [24]int
+	// Transitions lists the breaker's state changes (shoal only).
+	Transitions []Transition
+	// MeanRate and PeakRate are the configured mean arrival rate and the
+	// rate at the evening peak, in messages per second.
+	MeanRate, PeakRate float64
+}
+
+// Lost returns the number of accepted messages that neither completed nor
+// reached the dead letters: 0 when nothing was lost.
+func (r *Result) Lost() int64 {
+	var dead uint64
+	for _, n := range r.DeadLetters {
+		dead += n
+	}
+	return int64(r.Accepted) - int64(r.Completed) - int64(dead)
+}
+
+// Throughput returns the completed messages per second of wall time.
+func (r *Result) Throughput() float64 {
+	if r.Wall <= 0 {
+		return 0
+	}
+	return float64(r.Completed) / r.Wall.Seconds()
+}
+
+// sim is the state one run shares between the generator, the messages' work
+// and the sampler.
+type sim struct {
+	cfg      Config
+	start    time.Time
+	order    *orderChecker
+	latency  histogram
+	lag      histogram
+	persist  histogram
+	accepted atomic.Uint64
+	done     atomic.Uint64
+	sink     atomic.Uint64
+
+	deadMu sync.Mutex
+	dead   map[string]uint64
+
+	transMu     sync.Mutex
+	transitions []Transition
+}
+
+func (s *sim) lost(reason string) {
+	s.deadMu.Lock()
+	s.dead[reason]++
+	s.deadMu.Unlock()
+}
+
+func (s *sim) deadTotal() uint64 {
+	s.deadMu.Lock()
+	defer s.deadMu.Unlock()
+	var n uint64
+	for _, v := range s.dead {
+		n += v
+	}
+	return n
+}
+
+func (s *sim) transition(from, to string) {
+	s.transMu.Lock()
+	s.transitions = append(s.transitions, Transition{At: time.Since(s.start), From: from, To: to})
+	s.transMu.Unlock()
+}
+
+// work returns the task of message m. attempt counts its runs: a retry must
+// find its room where the first run left it.
+func (s *sim) work(m message, arrival time.Duration) func(context.Context) error {
+	attempt := 0
+	return func(context.Context) error {
+		a := attempt
+		attempt++
+		s.order.begin(m.room, m.seq, a)
+		defer s.order.end(m.room)
+		t0 := time.Now()
+		time.Sleep(m.persist)
+		s.persist.record(time.Since(t0))
+		switch m.fault {
+		case faultError:
+			return errInjected
+		case faultPanic:
+			panic("chatsim: injected panic in fan-out")
+		}
+		s.sink.Add(fanout(m.members, m.seq, s.cfg.FanoutRounds)) // keeps the fan-out's result alive
+		s.latency.record(time.Since(s.start) - arrival)
+		s.done.Add(1) // counts a completed message
+		return nil
+	}
+}
+
+// newScheduler builds cfg.Variant's scheduler.
+func newScheduler(s *sim) (scheduler, error) {
+	switch s.cfg.Variant {
+	case Shoal:
+		return newShoal(&s.cfg, s.lost, s.transition)
+	case Ants:
+		return newAnts(&s.cfg, s.lost)
+	case Pond:
+		return newPond(&s.cfg, s.lost), nil
+	default:
+		return newRaw(s.lost), nil
+	}
+}
+
+// Run runs one simulated day on cfg.Variant's scheduler and returns what it
+// measured. Cancelling ctx ends the day early; what was accepted is still
+// drained and counted. Run returns an error matching ErrInvalidConfig for a
+// bad Config, and the scheduler's error if it cannot start or stop.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &sim{cfg: cfg, order: newOrderChecker(cfg.Rooms), dead: make(map[string]uint64)}
+	sched, err := newScheduler(s)
+	if err != nil {
+		return nil, err
+	}
+	gen := newGenerator(&s.cfg)
+	res := &Result{Variant: cfg.Variant, MeanRate: cfg.Rate, PeakRate: cfg.Rate * gen.day.peak}
+
+	runtime.GC()
+	hwm := resetPeak()
+	s.start = time.Now()
+	stopSampler := make(chan struct{})
+	samplerDone := make(chan struct{})
+	go func() {
+		defer close(samplerDone)
+		s.sample(sched, gen, res, stopSampler)
+	}()
+
+	genErr := s.generate(ctx, gen, sched, res)
+	res.Generated = gen.count
+	genEnd := time.Now()
+
+	closeCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	closeErr := sched.close(closeCtx)
+	cancel()
+	res.Wall = time.Since(s.start)
+	res.Drain = time.Since(genEnd)
+	close(stopSampler)
+	<-samplerDone
+
+	if hwm {
+		if p, ok := newRSSReader().peak(); ok && p > res.PeakRSS {
+			res.PeakRSS = p
+		}
+	}
+	res.Accepted = s.accepted.Load()
+	res.Completed = s.done.Load()
+	res.DeadLetters = s.dead
+	res.OutOfOrder, res.Overlaps = s.order.violations()
+	res.P50, res.P99, res.P999 = s.latency.quantile(0.5), s.latency.quantile(0.99), s.latency.quantile(0.999)
+	res.Max = s.latency.maximum()
+	res.GeneratorLagP99, res.GeneratorLagMax = s.lag.quantile(0.99), s.lag.maximum()
+	res.PersistMean = s.persist.mean()
+	s.transMu.Lock()
+	res.Transitions = append(res.Transitions, s.transitions...)
+	s.transMu.Unlock()
+	sort.SliceStable(res.Transitions, func(i, j int) bool { return res.Transitions[i].At < res.Transitions[j].At })
+	if genErr != nil {
+		return res, genErr
+	}
+	if closeErr != nil {
+		return res, fmt.Errorf("chatsim: closing %s: %w", cfg.Variant, closeErr)
+	}
+	return res, nil
+}
+
+// generate submits the day's messages at their due times. It sleeps only
+// when the next message is due at least a millisecond later, and then
+// submits every message that became due meanwhile in one burst, so that its
+// own cost per message is a few hundred nanoseconds and never sets the pace.
+func (s *sim) generate(ctx context.Context, gen *generator, sched scheduler, res *Result) error {
+	var wake time.Duration
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		m, ok := gen.next()
+		if !ok {
+			return nil
+		}
+		gen.count++
+		if gen.count%256 == 0 && ctx.Err() != nil {
+			gen.unsubmitted(m)
+			return nil
+		}
+		if now := time.Since(s.start); m.due > now {
+			if wait := m.due - now; wait >= time.Millisecond {
+				timer.Reset(wait)
+				select {
+				case <-ctx.Done():
+					gen.unsubmitted(m)
+					return nil
+				case <-timer.C:
+				}
+				wake = time.Since(s.start)
+			}
+		}
+		arrival := max(m.due, wake)
+		s.lag.record(time.Since(s.start) - m.due)
+		task := s.work(m, arrival)
+		backoff := time.Millisecond
+		for {
+			err := sched.submit(ctx, m.room, task)
+			if err == nil {
+				s.accepted.Add(1) // counts an accepted message
+				break
+			}
+			if !sched.pushback(err) {
+				gen.unsubmitted(m)
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("chatsim: submit to %s: %w", s.cfg.Variant, err)
+			}
+			res.Pushbacks++
+			timer.Reset(backoff)
+			select {
+			case <-ctx.Done():
+				gen.unsubmitted(m)
+				return nil
+			case <-timer.C:
+			}
+			backoff = min(2*backoff, 50*time.Millisecond)
+		}
+	}
+}

@@ -1,0 +1,279 @@
+// Command storm runs the goroutine-storm experiment: four towers of Hanoi of
+// 17 disks (131,071 moves each), one task per move, each pending move holding a
+// 16 KiB buffer, submitted as fast as possible. Each tower is a group whose
+// moves must apply in order.
+//
+// It runs the storm twice, each in its own child process so that peak memory
+// belongs to one variant: through shoal with a memory budget (the breaker
+// pushes back, the submitter waits and retries, every tower is solved), and
+// with a goroutine per move (memory grows far past the budget and moves apply
+// out of order; the raw run stops itself at 8 × the budget to spare the
+// machine). The two outcomes are printed side by side.
+//
+//	go run ./bench/cmd/storm
+//	go run ./bench/cmd/storm -towers 4 -budget 128MiB
+//	sudo go run ./bench/cmd/storm -cgroup      # each child under a cgroup memory limit
+//
+// With -cgroup (root, and a writable cgroup v1 memory controller or cgroup
+// v2), each child runs in a fresh cgroup limited to -cgroup-limit (default
+// 2 × budget): the raw storm is killed by the kernel, shoal finishes. The
+// cgroups are removed afterwards.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/shoal-go/shoal/bench/storm"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+type options struct {
+	cfg         storm.Config
+	cgroup      bool
+	cgroupLimit int64
+	child       string
+	waitGo      bool
+	only        string
+}
+
+func parse(args []string) (*options, error) {
+	o := &options{cfg: storm.DefaultConfig()}
+	fs := flag.NewFlagSet("storm", flag.ContinueOnError)
+	fs.IntVar(&o.cfg.Disks, "disks", o.cfg.Disks, "disks per tower (2^disks - 1 moves)")
+	fs.IntVar(&o.cfg.Towers, "towers", o.cfg.Towers, "number of towers")
+	fs.IntVar(&o.cfg.Rounds, "rounds", o.cfg.Rounds, "SHA-256 passes over its buffer per move (the serial work)")
+	buffer := fs.String("buffer", "16KiB", "buffer held by each pending move")
+	budget := fs.String("budget", "256MiB", "shoal's memory budget")
+	rawLimit := fs.String("raw-limit", "0", "stop the raw storm at this resident size (0: 8 x budget)")
+	fs.BoolVar(&o.cgroup, "cgroup", false, "run each variant in a memory-limited cgroup (root only)")
+	cgLimit := fs.String("cgroup-limit", "0", "memory limit of each cgroup (0: 2 x budget)")
+	fs.StringVar(&o.only, "only", "", "run one variant (shoal or raw) in this process")
+	fs.StringVar(&o.child, "child", "", "internal: run one variant and write its result as JSON")
+	fs.BoolVar(&o.waitGo, "wait-go", false, "internal: wait for a line on stdin before starting")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var err error
+	for _, b := range []struct {
+		s   string
+		dst *int64
+	}{{*budget, &o.cfg.Budget}, {*rawLimit, &o.cfg.RawLimit}, {*cgLimit, &o.cgroupLimit}} {
+		if *b.dst, err = parseBytes(b.s); err != nil {
+			return nil, err
+		}
+	}
+	var buf int64
+	if buf, err = parseBytes(*buffer); err != nil {
+		return nil, err
+	}
+	o.cfg.Buffer = int(buf)
+	if o.cgroupLimit == 0 {
+		o.cgroupLimit = 2 * o.cfg.Budget
+	}
+	return o, nil
+}
+
+func run(args []string) int {
+	o, err := parse(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "storm:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	if o.child != "" {
+		return runChild(ctx, o)
+	}
+	if o.only != "" {
+		o.cfg.Variant = o.only
+		res, err := runHere(ctx, o.cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "storm:", err)
+			if res == nil {
+				return 2
+			}
+		}
+		printSideBySide(os.Stdout, o, []outcome{{variant: o.only, res: res}})
+		return 0
+	}
+	var outs []outcome
+	for _, v := range []string{storm.Shoal, storm.Raw} {
+		outs = append(outs, runVariant(ctx, o, v))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	printSideBySide(os.Stdout, o, outs)
+	if len(outs) > 0 && (outs[0].res == nil || outs[0].res.Solved != outs[0].res.Towers) {
+		return 1
+	}
+	return 0
+}
+
+func runHere(ctx context.Context, cfg storm.Config) (*storm.Result, error) {
+	cfg.Progress = os.Stderr
+	cfg.Interactive = isTerminal(os.Stderr)
+	return storm.Run(ctx, cfg)
+}
+
+// runChild is the child process: it runs one variant and writes its Result
+// as one JSON line on stdout.
+func runChild(ctx context.Context, o *options) int {
+	if o.waitGo {
+		// The parent moves this process into its cgroup, then says go.
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			fmt.Fprintln(os.Stderr, "storm: waiting for the parent:", err)
+			return 2
+		}
+	}
+	o.cfg.Variant = o.child
+	res, err := runHere(ctx, o.cfg)
+	if res == nil {
+		res = &storm.Result{Variant: o.child}
+	}
+	if err != nil {
+		res.Error = err.Error()
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+		return 2
+	}
+	return 0
+}
+
+// outcome is what the parent learned about one child.
+type outcome struct {
+	variant  string
+	res      *storm.Result
+	killed   string // how the child died, if it did not report
+	cgPeak   int64  // the cgroup's peak usage, with -cgroup
+	cgOOM    int    // the cgroup's OOM kills, with -cgroup
+	cgroup   string // the cgroup's path, with -cgroup
+	setupErr string // why the variant could not run as asked
+}
+
+// runVariant runs variant v in a child process, in a cgroup with -cgroup.
+func runVariant(ctx context.Context, o *options, v string) outcome {
+	out := outcome{variant: v}
+	self, err := os.Executable()
+	if err != nil {
+		out.setupErr = "cannot re-run this program: " + err.Error()
+		return out
+	}
+	args := childArgs(o, v)
+	var cg *cgroup
+	if o.cgroup {
+		cg, err = newCgroup(fmt.Sprintf("shoal-storm-%d-%s", os.Getpid(), v), o.cgroupLimit)
+		if err != nil {
+			out.setupErr = "cgroup: " + err.Error()
+			return out
+		}
+		defer func() {
+			if err := cg.remove(); err != nil {
+				fmt.Fprintln(os.Stderr, "storm: removing cgroup:", err)
+			}
+		}()
+		out.cgroup = cg.dir
+		args = append(args, "-wait-go")
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
+	cmd.Stderr = os.Stderr
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	var goLine io.WriteCloser
+	if cg != nil {
+		if goLine, err = cmd.StdinPipe(); err != nil {
+			out.setupErr = err.Error()
+			return out
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		out.setupErr = "starting the child: " + err.Error()
+		return out
+	}
+	if cg != nil {
+		if err := cg.add(cmd.Process.Pid); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			out.setupErr = "cgroup: " + err.Error()
+			return out
+		}
+		fmt.Fprintln(goLine, "go")
+		goLine.Close()
+	}
+	waitErr := cmd.Wait()
+	if cg != nil {
+		out.cgPeak, out.cgOOM = cg.stats()
+	}
+	var res storm.Result
+	if line := strings.TrimSpace(stdout.String()); line != "" && json.Unmarshal([]byte(line), &res) == nil {
+		out.res = &res
+	}
+	if waitErr != nil && out.res == nil {
+		out.killed = waitErr.Error()
+		var ee *exec.ExitError
+		if errors.As(waitErr, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				out.killed = "killed by " + ws.Signal().String()
+			}
+		}
+	}
+	return out
+}
+
+func childArgs(o *options, v string) []string {
+	rawLimit := o.cfg.RawLimit
+	if o.cgroup && rawLimit == 0 {
+		// Let the cgroup stop the raw storm, not its own guard.
+		rawLimit = 4 * o.cgroupLimit
+	}
+	return []string{
+		"-child", v,
+		"-disks", strconv.Itoa(o.cfg.Disks),
+		"-towers", strconv.Itoa(o.cfg.Towers),
+		"-rounds", strconv.Itoa(o.cfg.Rounds),
+		"-buffer", strconv.Itoa(o.cfg.Buffer),
+		"-budget", strconv.FormatInt(o.cfg.Budget, 10),
+		"-raw-limit", strconv.FormatInt(rawLimit, 10),
+	}
+}
+
+// parseBytes reads "268435456", "256MiB", "1GiB", "16KiB" (KB, MB and GB
+// are read as the binary units).
+func parseBytes(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(t, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad byte size %q (want e.g. 256MiB)", s)
+	}
+	return int64(n * float64(mult)), nil
+}
+
+// isTerminal reports whether f is a character device, as a terminal is.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
