@@ -511,3 +511,24 @@ func TestScalingWorkersFollowShrinkingTarget(t *testing.T) {
 		closePool(t, p)
 	})
 }
+
+// The cost of one sample of a pool of 1,024 shards (the default): one pass
+// over the shards, the scaler's step, no allocation.
+func BenchmarkScalingSample(b *testing.B) {
+	p, err := New[int](WithShards(1024), WithWorkers(1, 8))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	sc, err := scaling.NewScaler(DefaultScalingPolicy())
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := &autoscaler{ctl: &p.ctl, src: p, sc: sc}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(100 * time.Millisecond)
+		a.sample(now)
+	}
+}
