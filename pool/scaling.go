@@ -89,6 +89,10 @@ func DefaultScalingPolicy() ScalingPolicy { return scaling.DefaultPolicy() }
 // at 5× the quiet rate), the on-demand path alone matched the scaler's peak
 // queue wait with 5–20 % fewer worker-seconds; hence off by default.
 //
+// In this release the scaler reads the worker counts and the shards waiting
+// for a worker: the policy's queue-depth and arrival rules do not fire, and
+// ScalingDecision.Rate and Baseline are zero.
+//
 // The last decision that moved the target is returned by Pool.Scaling.
 func WithScaling(p ScalingPolicy) Option {
 	return optionFunc(func(c *config) error {
@@ -232,7 +236,7 @@ func (a *autoscaler) run() {
 
 // sample takes one sample, steps the scaler and applies its decision. It
 // reports whether the pool was active: tasks arrived, a worker was busy, a
-// shard waited, or the target is above min or moved.
+// shard waited, the target is above min or moved, or workers run above it.
 func (a *autoscaler) sample(now time.Time) (active bool) {
 	c := a.ctl
 	// Reads the worker counts; each may be a transition apart from the
