@@ -72,7 +72,7 @@ func TestJSONRowsFromChildProcesses(t *testing.T) {
 func TestTableAndDocs(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	args := []string{"-inprocess", "-libs", "chan,ants.Pool+mutex,chan+lanes", "-producers", "2", "-tasks", "300", "-write-docs", "-docs", dir}
+	args := []string{"-libs", "chan,ants.Pool+mutex,chan+lanes", "-producers", "2", "-tasks", "300", "-write-docs", "-docs", dir}
 	if err := run(context.Background(), args, &out, &errb); err != nil {
 		t.Fatalf("%v\n%s", err, errb.String())
 	}
@@ -86,7 +86,7 @@ func TestTableAndDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"go run ./bench/cmd/shoalbench -inprocess", "| lib | order | ns/task", "| chan+lanes | fifo |", "img/ns_per_task.png", "img/peak_rss.png", "img/latency.png", "go1."} {
+	for _, want := range []string{"go run ./bench/cmd/shoalbench -libs chan,ants.Pool+mutex,chan+lanes", "| lib | order | ns/task", "| chan+lanes | fifo |", "img/ns_per_task.png", "img/peak_rss.png", "img/latency.png", "go1."} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("BENCHMARKS.md lacks %q", want)
 		}
