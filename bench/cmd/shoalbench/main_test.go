@@ -72,7 +72,7 @@ func TestJSONRowsFromChildProcesses(t *testing.T) {
 func TestTableAndDocs(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	args := []string{"-libs", "chan,ants.Pool+mutex,chan+lanes", "-producers", "2", "-tasks", "300", "-write-docs", "-docs", dir}
+	args := []string{"-libs", "chan,ants.Pool+mutex,chan+lanes", "-workload", "noop,burst", "-producers", "2", "-tasks", "300", "-write-docs", "-docs", dir}
 	if err := run(context.Background(), args, &out, &errb); err != nil {
 		t.Fatalf("%v\n%s", err, errb.String())
 	}
