@@ -24,9 +24,13 @@ func stress(t *testing.T, r *ringbuf.Ring[uint64], producers, consumers, perProd
 	var received atomic.Int64
 	got := make([][]uint64, consumers)
 
+	var pushing atomic.Int32 // producers that have not returned yet
+	pushing.Store(int32(producers))
+
 	var wg sync.WaitGroup
 	for p := 0; p < producers; p++ {
 		wg.Go(func() {
+			defer pushing.Add(-1)
 			for s := 0; s < perProducer; s++ {
 				for !r.TryPush(item(p, s)) {
 					runtime.Gosched()
@@ -38,17 +42,28 @@ func stress(t *testing.T, r *ringbuf.Ring[uint64], producers, consumers, perProd
 		wg.Go(func() {
 			buf := make([]uint64, 1+c*3%17)
 			var mine []uint64
-			for i := 0; received.Load() < total; i++ {
+			// misses counts failed pops in a row after every push has
+			// returned. Then every item is published, so a correct ring
+			// fails only while other consumers hold the last items; a
+			// ring that lost items would keep failing, and the loss is
+			// reported below instead of hanging the test.
+			misses := 0
+			for i := 0; received.Load() < total && misses < 100_000; i++ {
 				if i%2 == 0 {
 					if v, ok := r.TryPop(); ok {
 						mine = append(mine, v)
 						received.Add(1)
+						misses = 0
 						continue
 					}
 				} else if n := r.PopBatch(buf); n > 0 {
 					mine = append(mine, buf[:n]...)
 					received.Add(int64(n))
+					misses = 0
 					continue
+				}
+				if pushing.Load() == 0 {
+					misses++
 				}
 				runtime.Gosched()
 			}
