@@ -69,14 +69,14 @@ type Config struct {
 }
 
 // DefaultConfig returns 4 towers of 17 disks (524,284 moves), 16 KiB per
-// pending move, 3 hash rounds per move, shoal with a 256 MiB budget.
+// pending move, 2 hash rounds per move, shoal with a 256 MiB budget.
 func DefaultConfig() Config {
 	return Config{
 		Variant: Shoal,
 		Disks:   17,
 		Towers:  4,
 		Buffer:  16 << 10,
-		Rounds:  3,
+		Rounds:  2,
 		Budget:  256 << 20,
 	}
 }

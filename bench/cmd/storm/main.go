@@ -218,6 +218,9 @@ func runVariant(ctx context.Context, o *options, v string) outcome {
 	if cg != nil {
 		out.cgPeak, out.cgOOM = cg.stats()
 	}
+	if out.cgOOM > 0 && out.killed == "" && waitErr != nil {
+		out.killed = waitErr.Error()
+	}
 	var res storm.Result
 	if line := strings.TrimSpace(stdout.String()); line != "" && json.Unmarshal([]byte(line), &res) == nil {
 		out.res = &res
@@ -227,7 +230,7 @@ func runVariant(ctx context.Context, o *options, v string) outcome {
 		var ee *exec.ExitError
 		if errors.As(waitErr, &ee) {
 			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				out.killed = "killed by " + ws.Signal().String()
+				out.killed = fmt.Sprintf("killed (signal %d, %v)", int(ws.Signal()), ws.Signal())
 			}
 		}
 	}

@@ -60,6 +60,8 @@ func printSideBySide(w io.Writer, o *options, outs []outcome) {
 		switch {
 		case o.setupErr != "":
 			return "not run: " + o.setupErr
+		case r == nil && o.killed != "" && o.cgOOM > 0:
+			return "killed by the kernel's OOM killer"
 		case r == nil && o.killed != "":
 			return o.killed
 		case r == nil:
