@@ -17,7 +17,7 @@
 //	static at mean   WithWorkers(m, m), m = the day's mean need: the mean of
 //	                 Stats.Workers.Busy over the static-at-max day, rounded up
 //
-// The day lasts 14 phase units (default 0.75 s). At this time scale, the
+// The day lasts 14 phase units (default 0.7 s). At this time scale, the
 // adaptive pools use a compressed policy and idle timeout, printed with the
 // figures.
 //
@@ -337,7 +337,7 @@ func main() {
 	flag.Float64Var(&p.quiet, "quiet", 2000, "quiet arrival rate, tasks per second")
 	flag.Float64Var(&p.factor, "peak", 5, "peak rate as a multiple of the quiet rate")
 	flag.IntVar(&p.max, "max", 64, "workers of the static-at-max pool; bound of the adaptive ones")
-	flag.DurationVar(&p.unit, "unit", 750*time.Millisecond, "one phase unit; the day lasts 14")
+	flag.DurationVar(&p.unit, "unit", 700*time.Millisecond, "one phase unit; the day lasts 14")
 	flag.DurationVar(&p.idle, "idle", 250*time.Millisecond, "idle timeout of the adaptive pools")
 	flag.IntVar(&p.shards, "shards", 1024, "shards")
 	flag.Uint64Var(&p.seed, "seed", 1, "random seed")
