@@ -21,17 +21,18 @@
 // Measured on a shared 2-core amd64 VM (Go 1.26), medians of 5 runs of
 // `go test -run '^$' -bench . -benchtime 0.3s -count 5 ./ringbuf/`, per item:
 //
-//   - one goroutine, push then pop: ring 32 ns, buffered channel 36 ns;
-//     push 64 then PopBatch 64: 38 ns per item. Each item costs a
-//     compare-and-swap and two atomic stores; on amd64 every Go atomic
-//     store is a locked exchange, which sets the floor.
-//   - producers → consumers across goroutines, consumers parking while the
-//     ring is empty: 1→1 ring 131 ns, PopBatch 125 ns, channel 139 ns;
-//     4→1 ring 159 ns, PopBatch 151 ns, channel 45 ns; 4→4 ring 89 ns,
-//     PopBatch 97 ns, channel 63 ns. On this box these figures vary by 2×
-//     from run to run; moving a cache line between cores (about 220 ns)
-//     dominates, so hand items over in batches and let consumers sleep
-//     rather than chase producers item by item.
+//   - one goroutine, push then pop: ring 25 ns, buffered channel 36 ns;
+//     push 64 then PopBatch 64: 19 ns per item. Each item costs a
+//     compare-and-swap and two atomic stores (on amd64 every Go atomic
+//     store is a locked exchange), which sets the floor.
+//   - producers → consumers, consumers parking while the ring is empty,
+//     ring / ring with PopBatch(64) / channel: 1→1 33 / 31 / 79 ns;
+//     4→1 56 / 104 / 62 ns; 4→4 39 / 144 / 115 ns.
+//
+// These figures move by up to 2× between runs on a loaded machine. Moving a
+// cache line between cores costs about 220 ns, so cross-core figures depend
+// on how often producers and consumers touch the same slots: hand items over
+// in bursts and let consumers sleep rather than chase producers item by item.
 //
 // No operation allocates.
 package ringbuf
