@@ -15,7 +15,7 @@ func TestShortDay(t *testing.T) {
 		shards: 64, seed: 1, minTask: time.Millisecond, maxTask: 5 * time.Millisecond,
 	}
 	var out bytes.Buffer
-	if err := run(&out, p); err != nil {
+	if err := run(&out, p, 2); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()
