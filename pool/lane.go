@@ -47,6 +47,11 @@ type entry[K shard.Key] struct {
 	ctx   context.Context
 	group K
 	enq   int64 // nanoseconds since the pool's epoch
+	// plain: ctx.Done() was nil at Submit, so ctx has no deadline and can
+	// never be canceled; the task gets ctx itself and no deadline check.
+	// (It also makes a slot, with its sequence, exactly 64 bytes for
+	// integer keys.)
+	plain bool
 }
 
 type lslot[K shard.Key] struct {

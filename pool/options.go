@@ -49,7 +49,7 @@ func defaultConfig() config {
 		shards:      1024,
 		minWorkers:  1,
 		maxWorkers:  max(4*procs, 8),
-		queueSize:   128,
+		queueSize:   64,
 		batchSize:   64,
 		idleTimeout: 10 * time.Second,
 		retry:       RetryPolicy{MaxAttempts: 1},
@@ -90,7 +90,7 @@ func checkWorkers(minWorkers, maxWorkers int) error {
 	return nil
 }
 
-// WithQueueSize sets the capacity of each shard's queue (default 128,
+// WithQueueSize sets the capacity of each shard's queue (default 64,
 // rounded up to a power of two). The pool holds at most shards × size
 // queued tasks.
 func WithQueueSize(n int) Option {

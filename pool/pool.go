@@ -213,13 +213,14 @@ func (p *Pool[K]) submit(ctx context.Context, idx uint32, group K, t Task, block
 			return p.reject(rejectReasonOf(err), err)
 		}
 	}
-	if ctx.Done() != nil {
+	plain := ctx.Done() == nil
+	if !plain {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
 	l := &p.lanes[idx]
-	e := entry[K]{task: t, ctx: ctx, group: group, enq: p.stamp()}
+	e := entry[K]{task: t, ctx: ctx, group: group, enq: p.stamp(), plain: plain}
 	switch l.push(&e) {
 	case pushOK:
 		if p.trackInFlight {
@@ -614,7 +615,7 @@ func (p *Pool[K]) attempt(w *worker, idx uint32, l *lane[K], e *entry[K], prev i
 		p.letter(w, e, Shutdown, err, prev, nil, nil)
 		return false
 	}
-	if d, ok := e.ctx.Deadline(); ok && !p.now().Before(d) {
+	if !e.plain && p.expired(e) {
 		err := prevErr
 		if err == nil {
 			err = context.DeadlineExceeded
@@ -645,7 +646,7 @@ func (p *Pool[K]) attempt(w *worker, idx uint32, l *lane[K], e *entry[K], prev i
 		return false
 	}
 	w.stats.local[cFailed]++
-	if d, ok := e.ctx.Deadline(); ok && !p.now().Before(d) {
+	if !e.plain && p.expired(e) {
 		p.letter(w, e, Expired, err, attempts, nil, nil)
 		return false
 	}
@@ -667,6 +668,12 @@ func (p *Pool[K]) attempt(w *worker, idx uint32, l *lane[K], e *entry[K], prev i
 	return true
 }
 
+// expired reports whether e's deadline has passed, by the real clock.
+func (p *Pool[K]) expired(e *entry[K]) bool {
+	d, ok := e.ctx.Deadline()
+	return ok && !p.now().Before(d)
+}
+
 // resume hands a shard whose retry timer fired back to the workers.
 func (p *Pool[K]) resume(idx uint32) {
 	l := &p.lanes[idx]
@@ -682,7 +689,10 @@ func (p *Pool[K]) resume(idx uint32) {
 // letter (ErrGoexit) here and drain's deferred afterGoexit hands the shard
 // and the worker's place on before the goroutine ends.
 func (p *Pool[K]) call(w *worker, e *entry[K], attempts int) (err error, pv any, stack []byte, panicked bool) {
-	ctx, cancel := taskContext(e.ctx)
+	ctx, cancel := e.ctx, context.CancelFunc(nil)
+	if !e.plain {
+		ctx, cancel = taskContext(e.ctx)
+	}
 	returned := false
 	defer func() {
 		if cancel != nil {
@@ -728,9 +738,6 @@ func (p *Pool[K]) afterGoexit(w *worker, idx uint32, l *lane[K], pos uint64) {
 // taskContext returns the context a task runs with: the submitter's values
 // and deadline, without its cancellation.
 func taskContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if ctx == context.Background() || ctx == context.TODO() {
-		return ctx, nil
-	}
 	c := context.WithoutCancel(ctx)
 	if d, ok := ctx.Deadline(); ok {
 		return context.WithDeadline(c, d)
