@@ -3,27 +3,111 @@
 // tasks of different groups run in parallel on a bounded, self-sizing set of
 // worker goroutines.
 //
-// # Shape
-//
-// A group maps to one of WithShards shards for the pool's lifetime. A shard
-// is a lane: a bounded lock-free queue with many producers and at most one
-// consumer at a time, plus a schedule state. Submit pushes the task into its
-// shard's lane; if the shard was idle, it flips it to scheduled and hands its
-// index to the run queue of ready shards. A worker takes a ready shard, runs
-// up to WithBatchSize of its tasks one by one, and passes it on: back to the
-// end of the run queue if tasks remain (fairness), parked on a timer while
-// its head task waits for a retry, or idle.
+//	p, err := pool.New[string](pool.WithRetry(pool.RetryPolicy{MaxAttempts: 3}))
+//	...
+//	err = p.Submit(ctx, roomID, func(ctx context.Context) error { return deliver(ctx, msg) })
+//	...
+//	go func() { for dl := range p.DeadLetters() { log(dl) } }()
+//	err = p.Close(ctx)
 //
 // # Guarantees
 //
 //  1. Order: for one group, tasks start in the order their Submit calls
 //     returned nil, and never overlap. Retries keep that order.
 //  2. Nothing lost: every accepted task completes or arrives on
-//     DeadLetters() with a reason, also across Close.
-//  3. A panicking task never kills a worker and never stalls its group.
+//     DeadLetters() with a reason (Failed, Panicked, Canceled, Expired,
+//     Shutdown), also across Close; after a Close deadline, letters the
+//     channel had no room for are returned in CloseError.Undelivered. A
+//     Submit that returns an error did not accept the task.
+//  3. A panicking task never kills a worker and never stalls its group
+//     (a task that calls runtime.Goexit ends its worker's goroutine, and a
+//     new worker takes its place).
 //  4. Close stops admission, drains, and returns after every goroutine the
 //     pool started has exited; DeadLetters() is closed after its last letter.
 //  5. Submit of a plain task does not allocate; an idle pool uses no CPU.
 //  6. Bad input gets an error matching ErrInvalidOption, ErrNilTask,
 //     ErrNilContext or ErrClosed, never a panic.
+//
+// # Shape
+//
+// A group maps to one of WithShards shards (default 1024) for the pool's
+// lifetime, by a multiply-shift of shard.Hash(group). A shard is a lane: a
+// bounded lock-free queue with many producers and at most one consumer at a
+// time, plus a schedule state. Submit pushes the task into its lane; if the
+// lane was idle it flips it to scheduled (a load first, so a lane that is
+// already scheduled costs no write) and hands its index to the run queue of
+// ready shards. A worker takes a ready shard, runs up to WithBatchSize of
+// its tasks one by one, and passes it on: back to the end of the run queue
+// if tasks remain (fairness: another shard waits at most one batch), parked
+// on a timer while its head task waits for a retry, or idle, with a re-check
+// so that no wake-up is lost.
+//
+// A slow task delays only the groups of its own shard: many shards isolate
+// groups better, and cost queue memory (shards × queue size × 64 bytes:
+// 4 MiB by default) and some speed when few groups share a shard (see
+// Costs). The shard count is fixed for a pool's lifetime, so routing needs
+// no consistent hash: a multiply-shift of the hash costs about 1 ns where
+// jump hash costs 25–40 ns at 1024 shards.
+//
+// # Workers and waking
+//
+// Workers run between min and max (WithWorkers). The expensive event in a
+// pool like this is waking a parked goroutine on another core for every
+// task; three rules keep it rare.
+//
+//   - Spinning (the Go scheduler's "spinning M"): a worker that runs out of
+//     work keeps looking for 256 rounds of runtime.Gosched (microseconds)
+//     before it parks, and while one spins, producers wake nobody. The
+//     bound keeps an idle pool at zero CPU: the last worker parks a few
+//     microseconds after the last task.
+//   - A producer wakes (or starts, up to max: reactive scaling) a worker
+//     only if no worker is awake or more shards wait than workers are
+//     awake. Otherwise the awake workers come back to the run queue after
+//     their batch.
+//   - A monitor goroutine, ticking every millisecond only while the pool
+//     has work, wakes or starts workers when shards still wait (say, every
+//     awake worker is blocked in I/O), and keeps the coarse clock. It
+//     blocks when the pool is idle.
+//
+// Parked workers wait on a one-slot channel each: the waker that takes a
+// worker off the idle list sends exactly one token, so it never blocks and
+// the token is never stale. Workers above the kept-warm count (the target,
+// within [min, max]) exit after WithIdleTimeout.
+//
+// # Time
+//
+// DeadLetter.EnqueuedAt comes from a coarse clock that the monitor updates
+// every millisecond while the pool is busy (and that the first submission
+// after an idle spell refreshes), so it is exact to about a millisecond:
+// reading the real clock costs about 35 ns on a kvm-clock virtual machine,
+// more than half of the per-task budget. With WithClock or an option that
+// observes every task (queue-wait histograms), acceptance times are exact.
+// Deadlines are always checked against the real clock. WithClock replaces
+// the source of timestamps only; timers use package time, which tests
+// control by running the pool inside a testing/synctest bubble.
+//
+// # Costs
+//
+// Measured on a 2-core AMD EPYC virtual machine shared with other work, Go
+// 1.26, 1,000,000 tasks over 10,000 groups, submit to completion, ns per
+// task, medians of 5, side by side in one run with a bare channel feeding
+// GOMAXPROCS workers (no order, no retries, no dead letters):
+//
+//	go test -run '^$' -bench Submit -benchtime=1000000x -count 5 ./pool/
+//
+//	                     shoal (ordered)   channel pool   ratio
+//	no-op, 8 submitters        85               68        1.26
+//	no-op, 1 submitter        135               48        2.8
+//	~1 µs CPU, 8 submitters   370              514        0.72
+//	~1 µs CPU, 1 submitter    423              344        1.23
+//
+// Submit allocates nothing. With one submitter spreading over many groups,
+// each lane holds one task at a time and every task pays the idle →
+// scheduled transition and a run-queue hand-off between cores; a first
+// design that also woke a parked worker for each of those measured 620–930
+// ns/task here; the waking rules above brought it to about 100–135 ns.
+// Timings on this shared machine vary by up to 2× between runs; compare
+// rows of one run. Fewer shards batch better: WithShards(64) measured 68
+// (8 submitters) and 92 ns (1 submitter) in a run where 1024 shards measured
+// 103 and 108, at the price of isolation.
 package pool

@@ -22,14 +22,18 @@ package pool
 //     before draining. The scaler owns its goroutine and must have ended it
 //     when stop returns.
 //   Reactive scaling is built in: when a shard becomes ready and no worker is
-//   idle or spinning, one starts at once, up to max.
+//   awake, or more shards wait than workers are awake, a parked worker is
+//   woken or a new one starts at once, up to max; the monitor (monitor.go)
+//   does the same every millisecond while shards wait.
 //
 // Metrics.
 //   - entry.enq is each task's acceptance time (ns since p.epoch, also
-//     DeadLetter.EnqueuedAt); queue wait = start - enq.
+//     DeadLetter.EnqueuedAt); queue wait = start - enq. It is the coarse
+//     clock p.ctl.coarse (about 1 ms resolution) unless p.exactStamps.
 //   - cfg.onTask, when an Option sets it, is called by the worker after
-//     each attempt with the shard, the queue wait and the run time. Clocks
-//     are read for it only when it is set.
+//     each attempt with the shard, the queue wait and the run time. Setting
+//     it makes acceptance times exact (p.exactStamps); clocks are read for
+//     it only when it is set.
 //   - Stats is an immutable value built by Snapshot; add fields there.
 //
 // Admission. cfg.breaker (admitter: Admit() error) is called first by every
