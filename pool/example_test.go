@@ -141,3 +141,68 @@ func ExamplePool_Close() {
 	// true 3
 	// shoal: submission rejected (Closed)
 }
+
+// A refused submission says why; the task was not accepted.
+func ExampleRejectError() {
+	p, err := pool.New[string](pool.WithShards(1), pool.WithQueueSize(2), pool.WithWorkers(1, 1))
+	if err != nil {
+		panic(err)
+	}
+	hold := make(chan struct{})
+	_ = p.Submit(context.Background(), "room", func(context.Context) error { <-hold; return nil })
+	var refused error
+	for range 4 { // two fit in the queue behind the running task
+		if err := p.TrySubmit("room", func(context.Context) error { return nil }); err != nil {
+			refused = err
+		}
+	}
+	var re *pool.RejectError
+	fmt.Println(errors.As(refused, &re), re.Reason, errors.Is(refused, pool.ErrQueueFull))
+	close(hold)
+	_ = p.Close(context.Background())
+	// Output: true QueueFull true
+}
+
+// Snapshot returns the counters as an immutable value.
+func ExamplePool_Snapshot() {
+	p, err := pool.New[int](pool.WithWorkers(2, 4))
+	if err != nil {
+		panic(err)
+	}
+	for g := range 10 {
+		_ = p.Submit(context.Background(), g, func(context.Context) error { return nil })
+	}
+	_ = p.Close(context.Background())
+	s := p.Snapshot()
+	fmt.Println(s.Submitted, s.Completed, s.Queued, s.DeadLetters.Total(), s.Closed)
+	// Output: 10 10 0 0 true
+}
+
+// Permanent marks an error that retrying cannot fix.
+func ExamplePermanent() {
+	p, err := pool.New[int](pool.WithRetry(pool.RetryPolicy{MaxAttempts: 5}))
+	if err != nil {
+		panic(err)
+	}
+	_ = p.Submit(context.Background(), 1, func(context.Context) error {
+		return pool.Permanent(errors.New("user blocked the bot"))
+	})
+	go func() { _ = p.Close(context.Background()) }()
+	for dl := range p.DeadLetters() {
+		fmt.Println(dl.Reason, dl.Attempts, dl.Err, pool.IsPermanent(dl.Err))
+	}
+	// Output: Failed 1 user blocked the bot true
+}
+
+// Go runs a task that belongs to no group.
+func ExamplePool_Go() {
+	p, err := pool.New[string]()
+	if err != nil {
+		panic(err)
+	}
+	done := make(chan string, 1)
+	_ = p.Go(context.Background(), func(context.Context) error { done <- "cleanup ran"; return nil })
+	fmt.Println(<-done)
+	_ = p.Close(context.Background())
+	// Output: cleanup ran
+}

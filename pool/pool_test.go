@@ -701,3 +701,52 @@ func TestGoexit(t *testing.T) {
 		}
 	})
 }
+
+// TestCanceledNotRetried: a task that returns context.Canceled is a
+// Canceled letter at once, without retries.
+func TestCanceledNotRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithRetry(RetryPolicy{MaxAttempts: 5}))
+		_, letters := collect(p)
+		_ = p.Submit(context.Background(), 1, func(context.Context) error {
+			return fmt.Errorf("gave up: %w", context.Canceled)
+		})
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		dls := letters()
+		if len(dls) != 1 || dls[0].Reason != Canceled || dls[0].Attempts != 1 {
+			t.Fatalf("letters %+v", dls)
+		}
+	})
+}
+
+// TestGoSpreads: Go accepts tasks without a group, spreads them over
+// shards, and runs them all.
+func TestGoSpreads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 1), WithShards(64))
+		gate := make(chan struct{})
+		_ = p.Go(context.Background(), func(context.Context) error { <-gate; return nil })
+		synctest.Wait()
+		var n atomic.Int64
+		for range 200 {
+			if err := p.Go(context.Background(), func(context.Context) error { n.Add(1); return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		used := 0
+		for _, q := range p.Snapshot().ShardQueued {
+			if q != 0 {
+				used++
+			}
+		}
+		close(gate)
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if used < 32 || n.Load() != 200 {
+			t.Fatalf("200 tasks queued on %d of 64 shards; ran %d", used, n.Load())
+		}
+	})
+}
