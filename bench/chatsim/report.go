@@ -57,6 +57,7 @@ func Format(w io.Writer, cfg Config, results ...*Result) {
 		return fmt.Sprint(len(r.Transitions))
 	})
 	row("peak RSS", func(r *Result) string { return mib(r.PeakRSS) })
+	row("CPU (user + system)", func(r *Result) string { return dur(r.CPU) })
 	row("peak workers", func(r *Result) string { return fmt.Sprint(r.PeakWorkers) })
 	row("wall (drain)", func(r *Result) string { return fmt.Sprintf("%v (%v)", dur(r.Wall), dur(r.Drain)) })
 	tw.write(w)

@@ -69,6 +69,10 @@ type Result struct {
 	Wall, Drain time.Duration
 	// PeakRSS is the largest resident set size seen during the run, in bytes.
 	PeakRSS int64
+	// CPU is the processor time (user + system) the process used during
+	// the run, where the system reports it (0 elsewhere): the cost of the
+	// scheduler's workers spinning, parking and waking shows here.
+	CPU time.Duration
 	// PeakWorkers and WorkersByHour are the most goroutines running tasks,
 	// overall and in each hour of the compressed day.
 	PeakWorkers   int
@@ -197,6 +201,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	runtime.GC()
 	hwm := resetPeak()
+	cpu0 := processCPU()
 	s.start = time.Now()
 	stopSampler := make(chan struct{})
 	samplerDone := make(chan struct{})
@@ -214,6 +219,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cancel()
 	res.Wall = time.Since(s.start)
 	res.Drain = time.Since(genEnd)
+	res.CPU = processCPU() - cpu0
 	close(stopSampler)
 	<-samplerDone
 

@@ -40,6 +40,7 @@ func run(args []string) int {
 	budget := fs.String("budget", "512MiB", "shoal's memory budget (bytes, or with KiB, MiB, GiB)")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the load")
 	fs.IntVar(&cfg.MaxWorkers, "workers", cfg.MaxWorkers, "most goroutines running tasks, for every scheduler")
+	fs.IntVar(&cfg.Shards, "shards", cfg.Shards, "shoal's shards (0: the pool's default)")
 	fs.Float64Var(&cfg.ErrorRate, "errors", cfg.ErrorRate, "fraction of messages whose persist fails")
 	fs.Float64Var(&cfg.PanicRate, "panics", cfg.PanicRate, "fraction of messages whose fan-out panics")
 	compare := fs.Bool("compare", false, "also run the same load through ants and pond, each with a mutex per room")
