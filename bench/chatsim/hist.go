@@ -62,8 +62,8 @@ func (h *histogram) record(d time.Duration) {
 	h.count.Add(1)                // a counter
 	h.sum.Add(v)                  // a counter
 	for {
-		m := h.max.Load() // the largest value recorded so far
-		if v <= m || h.max.CompareAndSwap(m, v) {
+		m := h.max.Load()                         // the largest value recorded so far
+		if v <= m || h.max.CompareAndSwap(m, v) { // raises the maximum; fails if another value won
 			return
 		}
 	}
@@ -85,10 +85,10 @@ func (h *histogram) quantile(q float64) time.Duration {
 	for i := range h.buckets {
 		seen += h.buckets[i].Load() // a counter
 		if seen >= rank {
-			return time.Duration(min(bucketUpper(i), h.max.Load()))
+			return time.Duration(min(bucketUpper(i), h.max.Load())) // the maximum so far
 		}
 	}
-	return time.Duration(h.max.Load())
+	return time.Duration(h.max.Load()) // the maximum so far
 }
 
 // mean returns the arithmetic mean, or 0 when nothing was recorded.
@@ -97,8 +97,8 @@ func (h *histogram) mean() time.Duration {
 	if n == 0 {
 		return 0
 	}
-	return time.Duration(h.sum.Load() / n)
+	return time.Duration(h.sum.Load() / n) // a counter
 }
 
 // maximum returns the largest recorded value.
-func (h *histogram) maximum() time.Duration { return time.Duration(h.max.Load()) }
+func (h *histogram) maximum() time.Duration { return time.Duration(h.max.Load()) } // the maximum so far

@@ -49,10 +49,10 @@ func (s *sim) sample(sched scheduler, gen *generator, res *Result, stop <-chan s
 		if s.cfg.Progress == nil || elapsed-lastPrint < every {
 			continue
 		}
-		done := s.done.Load()
+		done := s.done.Load() // a counter
 		rate := float64(done-lastDone) / (elapsed - lastPrint).Seconds()
 		lastDone, lastPrint = done, elapsed
-		queued := int64(s.accepted.Load()) - int64(done) - int64(s.deadTotal())
+		queued := int64(s.accepted.Load()) - int64(done) - int64(s.deadTotal()) // counters; approximate while running
 		line := fmt.Sprintf("%-5s %5.1fs/%v  day %s  offered %6.0f/s  done %s (%6.0f/s)  queued %d  p99 %v  workers %d",
 			s.cfg.Variant, elapsed.Seconds(), s.cfg.Duration, clock(min(frac, 0.9999)),
 			gen.rateAt(min(frac, 0.9999)*gen.duration), group(done), rate, queued,

@@ -228,8 +228,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.PeakRSS = p
 		}
 	}
-	res.Accepted = s.accepted.Load()
-	res.Completed = s.done.Load()
+	res.Accepted = s.accepted.Load() // final: the generator has returned
+	res.Completed = s.done.Load()    // final: close waited for every task
 	res.DeadLetters = s.dead
 	res.OutOfOrder, res.Overlaps = s.order.violations()
 	res.P50, res.P99, res.P999 = s.latency.quantile(0.5), s.latency.quantile(0.99), s.latency.quantile(0.999)

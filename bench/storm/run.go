@@ -246,9 +246,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.PeakRSS = p
 		}
 	}
-	res.Submitted = s.submitted.Load()
-	res.Applied = s.applied.Load()
-	res.Illegal = s.illegal.Load()
+	res.Submitted = s.submitted.Load() // final: every move has finished
+	res.Applied = s.applied.Load()     // final
+	res.Illegal = s.illegal.Load()     // final
 	for _, t := range s.towers {
 		if t.pegs.Solved() {
 			res.Solved++
@@ -360,7 +360,7 @@ submit:
 	for m := uint64(1); m <= n; m++ {
 		mv := MoveAt(s.cfg.Disks, m)
 		if m%64 == 0 && (s.rss.Load() > s.cfg.RawLimit || ctx.Err() != nil) { // the sampler's last reading
-			res.Aborted = s.rss.Load() > s.cfg.RawLimit
+			res.Aborted = s.rss.Load() > s.cfg.RawLimit // the sampler's last reading
 			break submit
 		}
 		for ti, t := range s.towers {

@@ -41,6 +41,7 @@ func (s *storm) sample(res *Result, state func() string, stop <-chan struct{}) {
 			continue
 		}
 		last = elapsed
+		// Counters, read one by one: approximate while moves run.
 		line := fmt.Sprintf("%-5s %5.1fs  moves %d/%d  pending %d  illegal %d  rss %d MiB (budget %d MiB)",
 			s.cfg.Variant, elapsed.Seconds(), s.applied.Load()+s.illegal.Load(), Moves(s.cfg.Disks)*uint64(s.cfg.Towers),
 			pending, s.illegal.Load(), r>>20, s.cfg.Budget>>20)
