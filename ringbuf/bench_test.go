@@ -29,25 +29,53 @@ func share(n, k, i int) int {
 
 var sink atomic.Uint64
 
+// benchSpins is how many times a benchmark consumer that found the ring
+// empty yields the processor and looks again before it parks.
+const benchSpins = 8
+
+// ringMode says how a ring benchmark moves items: push and pop are the
+// batch sizes of producers (TryPush for 1, PushBatch otherwise) and
+// consumers (TryPop for 1, PopBatch otherwise); spins is benchSpins or 0.
+type ringMode struct{ push, pop, spins int }
+
+var ringModes = map[string]ringMode{
+	"ring":            {1, 1, benchSpins},
+	"ring-drain":      {1, benchBatch, benchSpins},
+	"ring-drain-park": {1, benchBatch, 0},
+	"ring-batch":      {benchBatch, benchBatch, benchSpins},
+	"ring-batch-park": {benchBatch, benchBatch, 0},
+}
+
 // BenchmarkPushPop moves b.N items from P producers to C consumers; ns/op is
-// the cost per item. Consumers of "ring" park while it is empty (announce,
-// re-check, block on a channel) and producers yield while it is full;
-// "ring-batch" drains with PopBatch; "chan" and "chan-batch" are
-// a buffered channel of the same capacity with blocking operations, the
-// latter draining whatever is buffered after each blocking receive.
+// the cost per item, from the first push to the last pop.
+//
+// Ring consumers that find the ring empty look again up to benchSpins
+// times, yielding the processor in between, and then park (announce,
+// re-check, block on a channel); producers wake a parked consumer after each
+// push call and yield while the ring is full. That is how a caller that
+// drains in batches keeps draining while producers are active and sleeps
+// when they are not. parks/item reports how often consumers parked.
+//
+//   - "ring": TryPush and TryPop.
+//   - "ring-drain": TryPush, and consumers drain with PopBatch(64).
+//   - "ring-batch": producers push with PushBatch(64), consumers drain with
+//     PopBatch(64).
+//   - "-park" variants: consumers park as soon as they find the ring empty,
+//     so that nearly every hand-over pays a park and a wake-up.
+//   - "chan" and "chan-batch": a buffered channel of the same capacity with
+//     blocking operations, the latter draining whatever is buffered after
+//     each blocking receive.
 func BenchmarkPushPop(b *testing.B) {
 	for _, sh := range benchShapes {
-		for _, impl := range []string{"chan", "ring", "chan-batch", "ring-batch"} {
+		for _, impl := range []string{"chan", "chan-batch", "ring", "ring-drain", "ring-drain-park", "ring-batch", "ring-batch-park"} {
 			b.Run(fmt.Sprintf("%s/P%dC%d", impl, sh.p, sh.c), func(b *testing.B) {
 				switch impl {
 				case "chan":
 					benchChan(b, sh.p, sh.c, 1)
 				case "chan-batch":
 					benchChan(b, sh.p, sh.c, benchBatch)
-				case "ring":
-					benchRing(b, sh.p, sh.c, 1)
-				case "ring-batch":
-					benchRing(b, sh.p, sh.c, benchBatch)
+				default:
+					benchRing(b, sh.p, sh.c, ringModes[impl])
 				}
 			})
 		}
@@ -56,7 +84,7 @@ func BenchmarkPushPop(b *testing.B) {
 
 // parker lets benchmark consumers sleep while the ring is empty, the way a
 // caller of Ring is meant to wait: announce, re-check, block. Producers pay
-// one atomic load per push while nobody sleeps.
+// one atomic load per push call while nobody sleeps.
 type parker struct {
 	sleepers atomic.Int32  // consumers announced as sleeping and not yet woken
 	wake     chan struct{} // one token per woken sleeper; capacity = consumers
@@ -85,7 +113,7 @@ func (pk *parker) park(ready func() bool) bool {
 	}
 }
 
-// notify wakes one sleeper, if any; called after each successful push.
+// notify wakes one sleeper, if any; called after each successful push call.
 func (pk *parker) notify() {
 	// Reads the announcement count; the push before it is visible to a
 	// sleeper's re-check, or this load sees the sleeper.
@@ -98,51 +126,105 @@ func (pk *parker) notify() {
 	}
 }
 
-func benchRing(b *testing.B, producers, consumers, batch int) {
+func benchRing(b *testing.B, producers, consumers int, m ringMode) {
 	r, err := ringbuf.New[uint64](benchSize)
 	if err != nil {
 		b.Fatal(err)
 	}
-	pk := &parker{wake: make(chan struct{}, consumers), quit: make(chan struct{})}
-	ready := func() bool { return r.Len() > 0 }
+	quit := make(chan struct{}) // closed once every push has returned
+	// items wakes consumers after a push; space wakes producers after a pop.
+	items := &parker{wake: make(chan struct{}, consumers), quit: quit}
+	space := &parker{wake: make(chan struct{}, producers), quit: make(chan struct{})}
+	hasItems := func() bool { return r.Len() > 0 }
+	hasSpace := func() bool { return r.Len() < r.Cap() }
+	var parks atomic.Int64
 	var prod, cons sync.WaitGroup
 	b.ResetTimer()
 	for c := 0; c < consumers; c++ {
 		cons.Go(func() {
-			buf := make([]uint64, batch)
+			buf := make([]uint64, m.pop)
 			var sum uint64
-			for {
-				if batch == 1 {
+			var parked int64
+			for idle := 0; ; {
+				n := 0
+				if m.pop == 1 {
 					if v, ok := r.TryPop(); ok {
 						sum += v
-						continue
+						n = 1
 					}
-				} else if n := r.PopBatch(buf); n > 0 {
+				} else {
+					n = r.PopBatch(buf)
 					for _, v := range buf[:n] {
 						sum += v
 					}
+				}
+				if n > 0 {
+					space.notify()
+					idle = 0
 					continue
 				}
-				if !pk.park(ready) && r.Len() == 0 {
+				if idle < m.spins {
+					idle++
+					runtime.Gosched()
+					continue
+				}
+				idle = 0
+				parked++
+				if !items.park(hasItems) && r.Len() == 0 {
 					break // every push has returned and the ring is empty
 				}
 			}
 			sink.Add(sum)
+			parks.Add(parked)
 		})
+	}
+	// full waits for room after a push call found the ring full.
+	full := func(idle *int) {
+		if *idle < m.spins {
+			*idle++
+			runtime.Gosched()
+			return
+		}
+		*idle = 0
+		space.park(hasSpace)
 	}
 	for p := 0; p < producers; p++ {
 		prod.Go(func() {
-			for i := share(b.N, producers, p); i > 0; i-- {
-				for !r.TryPush(uint64(i)) {
-					runtime.Gosched()
+			idle := 0
+			if m.push == 1 {
+				for i := share(b.N, producers, p); i > 0; i-- {
+					for !r.TryPush(uint64(i)) {
+						full(&idle)
+					}
+					idle = 0
+					items.notify()
 				}
-				pk.notify()
+				return
+			}
+			src := make([]uint64, m.push)
+			for left := share(b.N, producers, p); left > 0; {
+				k := min(left, len(src))
+				for j := range src[:k] {
+					src[j] = uint64(left - j)
+				}
+				for done := 0; done < k; {
+					n := r.PushBatch(src[done:k])
+					if n == 0 {
+						full(&idle)
+						continue
+					}
+					idle = 0
+					done += n
+					items.notify()
+				}
+				left -= k
 			}
 		})
 	}
 	prod.Wait()
-	close(pk.quit)
+	close(quit)
 	cons.Wait()
+	b.ReportMetric(float64(parks.Load())/float64(b.N), "parks/item")
 }
 
 func benchChan(b *testing.B, producers, consumers, batch int) {
@@ -199,13 +281,21 @@ func BenchmarkUncontended(b *testing.B) {
 			r.TryPop()
 		}
 	})
-	b.Run("ring-batch", func(b *testing.B) {
+	b.Run("ring-drain", func(b *testing.B) {
 		r, _ := ringbuf.New[uint64](benchSize)
 		buf := make([]uint64, benchBatch)
 		for i := 0; i < b.N; i += benchBatch {
 			for j := 0; j < benchBatch; j++ {
 				r.TryPush(uint64(j))
 			}
+			r.PopBatch(buf)
+		}
+	})
+	b.Run("ring-batch", func(b *testing.B) {
+		r, _ := ringbuf.New[uint64](benchSize)
+		buf := make([]uint64, benchBatch)
+		for i := 0; i < b.N; i += benchBatch {
+			r.PushBatch(buf)
 			r.PopBatch(buf)
 		}
 	})

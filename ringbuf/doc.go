@@ -6,8 +6,9 @@
 // whether it is free or filled for a given lap, and two cursors — one for
 // producers, one for consumers — on separate cache lines. A push or pop
 // claims its position with one compare-and-swap and publishes it with one
-// atomic store; PopBatch claims a whole run of items with one
-// compare-and-swap, which is how a consumer drains many items per wake-up.
+// atomic store; PushBatch and PopBatch claim a whole run of slots with one
+// compare-and-swap and publish each slot with one atomic store, which is how
+// a producer hands over, and a consumer drains, many items per wake-up.
 // Popped slots are cleared, so the ring keeps no pointer to an item it has
 // handed out.
 //

@@ -38,3 +38,20 @@ func ExampleNew() {
 	// Output:
 	// ringbuf: capacity must be between 1 and MaxCapacity
 }
+
+func ExampleRing_PushBatch() {
+	r, err := ringbuf.New[int](4)
+	if err != nil {
+		panic(err)
+	}
+	items := []int{1, 2, 3, 4, 5, 6}
+	n := r.PushBatch(items) // room for 4: the caller keeps the rest
+	fmt.Println("pushed", n, "left", items[n:])
+
+	dst := make([]int, 8)
+	m := r.PopBatch(dst)
+	fmt.Println(dst[:m])
+	// Output:
+	// pushed 4 left [5 6]
+	// [1 2 3 4]
+}

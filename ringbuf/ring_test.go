@@ -2,6 +2,7 @@ package ringbuf_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/shoal-go/shoal/ringbuf"
@@ -67,6 +68,40 @@ func TestFIFOFullEmpty(t *testing.T) {
 	}
 }
 
+func TestPushBatch(t *testing.T) {
+	r, err := ringbuf.New[int](8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]int, 16)
+	for lap := 0; lap < 3; lap++ {
+		if n := r.PushBatch(nil); n != 0 {
+			t.Fatalf("lap %d: PushBatch(nil) = %d", lap, n)
+		}
+		if n := r.PushBatch([]int{1, 2, 3}); n != 3 {
+			t.Fatalf("lap %d: PushBatch of 3 into an empty ring = %d", lap, n)
+		}
+		r.TryPush(4)
+		// Room for 4 of the 6: the rest is left to the caller.
+		if n := r.PushBatch([]int{5, 6, 7, 8, 9, 10}); n != 4 {
+			t.Fatalf("lap %d: PushBatch of 6 with room for 4 = %d", lap, n)
+		}
+		if n := r.PushBatch([]int{11}); n != 0 || r.TryPush(11) {
+			t.Fatalf("lap %d: push into a full ring succeeded (PushBatch %d)", lap, n)
+		}
+		if v, ok := r.TryPop(); !ok || v != 1 {
+			t.Fatalf("lap %d: TryPop = %d, %v; want 1, true", lap, v, ok)
+		}
+		n := r.PopBatch(dst)
+		if want := []int{2, 3, 4, 5, 6, 7, 8}; !slices.Equal(dst[:n], want) {
+			t.Fatalf("lap %d: PopBatch = %v, want %v", lap, dst[:n], want)
+		}
+		if r.Len() != 0 {
+			t.Fatalf("lap %d: Len %d after draining", lap, r.Len())
+		}
+	}
+}
+
 func TestNoAllocs(t *testing.T) {
 	r, err := ringbuf.New[int64](64)
 	if err != nil {
@@ -92,9 +127,15 @@ func TestNoAllocs(t *testing.T) {
 		for range 2 {
 			r.TryPop()
 		}
+		if n := r.PushBatch(dst); n != 16 {
+			t.Fatalf("PushBatch = %d, want 16", n)
+		}
+		if n := r.PopBatch(dst); n != 16 {
+			t.Fatalf("PopBatch = %d, want 16", n)
+		}
 	})
 	if allocs != 0 {
-		t.Errorf("TryPush/TryPop/PopBatch allocate %v times per run, want 0", allocs)
+		t.Errorf("TryPush/TryPop/PushBatch/PopBatch allocate %v times per run, want 0", allocs)
 	}
 }
 

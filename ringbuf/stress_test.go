@@ -16,7 +16,8 @@ func item(producer, seq int) uint64 { return uint64(producer)<<32 | uint64(seq) 
 // stress runs producers × consumers over r, each producer pushing perProducer
 // items, and checks that every item arrives exactly once and, with one
 // consumer, that each producer's items arrive in the order it pushed them.
-// Consumers alternate between TryPop and PopBatch. Waiting on full or empty
+// Producers alternate between TryPush and PushBatch, consumers between
+// TryPop and PopBatch. Waiting on full or empty
 // yields the processor; the ring itself never waits.
 func stress(t *testing.T, r *ringbuf.Ring[uint64], producers, consumers, perProducer int) {
 	t.Helper()
@@ -31,10 +32,29 @@ func stress(t *testing.T, r *ringbuf.Ring[uint64], producers, consumers, perProd
 	for p := 0; p < producers; p++ {
 		wg.Go(func() {
 			defer pushing.Add(-1)
-			for s := 0; s < perProducer; s++ {
-				for !r.TryPush(item(p, s)) {
-					runtime.Gosched()
+			// Producers alternate between TryPush and PushBatch with a
+			// batch length of their own, which PushBatch may cut short.
+			src := make([]uint64, 1+p*5%13)
+			for s, i := 0, 0; s < perProducer; i++ {
+				if i%2 == 0 {
+					for !r.TryPush(item(p, s)) {
+						runtime.Gosched()
+					}
+					s++
+					continue
 				}
+				k := min(len(src), perProducer-s)
+				for j := range src[:k] {
+					src[j] = item(p, s+j)
+				}
+				for done := 0; done < k; {
+					n := r.PushBatch(src[done:k])
+					if n == 0 {
+						runtime.Gosched()
+					}
+					done += n
+				}
+				s += k
 			}
 		})
 	}
