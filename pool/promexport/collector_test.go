@@ -55,7 +55,7 @@ func (s stubSource) Snapshot() pool.Stats { return s.s }
 func TestCollectorRunningPool(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var tm pool.Timings
-		p, err := pool.New[string](pool.WithTimings(&tm), pool.WithWorkers(1, 2), pool.WithShards(8),
+		p, err := pool.New[string](pool.WithTimings(&tm), pool.WithWorkers(2, 2), pool.WithShards(8),
 			pool.WithPanicHandler(func(any, []byte) {}))
 		if err != nil {
 			t.Fatal(err)
@@ -93,9 +93,13 @@ func TestCollectorRunningPool(t *testing.T) {
 			releaseOnce.Do(func() { close(release) })
 			_ = p.Close(ctx)
 		})
-		mustSubmit(t, p, "busy", func(context.Context) error { <-release; return nil })
+		started := make(chan struct{})
+		mustSubmit(t, p, "busy", func(context.Context) error { close(started); <-release; return nil })
 		mustSubmit(t, p, "busy", func(context.Context) error { return nil })
-		time.Sleep(time.Second) // virtual: the lobby tasks' 15 ms pass
+		<-started
+		// Virtual time: the other worker runs the lobby tasks' 15 ms, and
+		// the blocked task will have run exactly 1 s when released.
+		time.Sleep(time.Second)
 		synctest.Wait()
 
 		const counters = `
@@ -131,7 +135,7 @@ shoal_tasks_total{outcome="dead_letter",pool="chat"} 3
 			t.Fatalf("queue depth %v while one task runs and one waits", q)
 		}
 		// One worker holds the blocked task: busy is at least 1, and the
-		// states add up to at most max.
+		// states add up to at most the two workers.
 		workers := gatherGauges(t, reg, "shoal_workers")
 		if workers["busy"] < 1 || workers["busy"]+workers["idle"]+workers["spinning"] > 2 {
 			t.Fatalf("workers by state: %v", workers)
