@@ -31,7 +31,6 @@ func (s *storm) sample(res *Result, state func() string, stop <-chan struct{}) {
 		case <-t.C:
 		}
 		r := rss.rss()
-		s.rss.Store(r) // the raw submitter's view of memory
 		res.PeakRSS = max(res.PeakRSS, r)
 		pending := s.pending.Load() // a gauge
 		res.PeakPending = max(res.PeakPending, pending)

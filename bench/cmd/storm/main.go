@@ -7,7 +7,7 @@
 // belongs to one variant: through shoal with a memory budget (the breaker
 // pushes back, the submitter waits and retries, every tower is solved), and
 // with a goroutine per move (memory grows far past the budget and moves apply
-// out of order; the raw run stops itself at 8 × the budget to spare the
+// out of order; the raw run stops itself at 4 × the budget to spare the
 // machine). The two outcomes are printed side by side.
 //
 //	go run ./bench/cmd/storm
@@ -57,7 +57,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.cfg.Rounds, "rounds", o.cfg.Rounds, "SHA-256 passes over its buffer per move (the serial work)")
 	buffer := fs.String("buffer", "16KiB", "buffer held by each pending move")
 	budget := fs.String("budget", "256MiB", "shoal's memory budget")
-	rawLimit := fs.String("raw-limit", "0", "stop the raw storm at this resident size (0: 8 x budget)")
+	rawLimit := fs.String("raw-limit", "0", "stop the raw storm at this resident size (0: 4 x budget)")
 	fs.BoolVar(&o.cgroup, "cgroup", false, "run each variant in a memory-limited cgroup (root only)")
 	cgLimit := fs.String("cgroup-limit", "0", "memory limit of each cgroup (0: 2 x budget)")
 	fs.StringVar(&o.only, "only", "", "run one variant (shoal or raw) in this process")
