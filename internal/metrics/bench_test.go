@@ -68,6 +68,17 @@ func BenchmarkTopKIncDec(b *testing.B) {
 			}
 		}
 	})
+	b.Run("serial/IncSeq/sample=1/8", func(b *testing.B) {
+		var k metrics.TopK[int]
+		i := 0
+		for b.Loop() {
+			i++
+			h := uint64(i&8191)*0x9E3779B97F4A7C15 | 1
+			if k.IncSeq(h, i, uint64(i)) {
+				k.Dec(h)
+			}
+		}
+	})
 	for _, every := range []int{metrics.DefaultSampleEvery, 1} {
 		name := "sample=1/8"
 		if every == 1 {

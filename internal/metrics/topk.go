@@ -50,7 +50,8 @@ type TopGroup[K comparable] struct {
 // tracked one take the lock, and each takes it once while tracked.
 //
 // Hot-path cost: Inc is a random draw (≈ 6 ns, math/rand/v2's per-thread
-// generator, so goroutines do not contend) for unsampled tasks, plus two
+// generator, so goroutines do not contend) for unsampled tasks, IncSeq a
+// multiplication (≈ 1 ns) on a number the caller has, plus two
 // atomic adds and, for a group at or above the floor, a scan of 16 hashes
 // for sampled ones; Dec is two atomic adds. Neither allocates.
 //
@@ -97,13 +98,32 @@ func (t *TopK[K]) Inc(h uint64, key K) bool {
 	if mask := uint64(t.SampleEvery()) - 1; mask != 0 && rand.Uint64()&mask != 0 {
 		return false
 	}
+	t.count(h, key)
+	return true
+}
+
+// IncSeq is Inc with the sampling decided by seq, any number the caller
+// already has that differs between consecutive tasks (a queue position, a
+// per-shard counter), instead of a random draw: about 1 ns instead of 6 for
+// an unsampled task. seq is mixed with h, so regular patterns in either do
+// not make a group always or never sampled.
+func (t *TopK[K]) IncSeq(h uint64, key K, seq uint64) bool {
+	if mask := uint64(t.SampleEvery()) - 1; mask != 0 && ((seq^h)*0x9E3779B97F4A7C15)>>32&mask != 0 {
+		return false
+	}
+	t.count(h, key)
+	return true
+}
+
+// count adds one sampled task of the group and offers it to the table when
+// its estimate reaches the floor.
+func (t *TopK[K]) count(h uint64, key K) {
 	a := t.cells[0][h&sketchMask].Add(1)       // counts the task in row 0
 	b := t.cells[1][(h>>32)&sketchMask].Add(1) // counts the task in row 1
 	est := min(a, b)
 	if est >= max(t.floor.Load(), minFloor) && !t.tracked(h) { // floor published by offer/Top
 		t.offer(h, key)
 	}
-	return true
 }
 
 // Dec counts one sampled task of the group with hash h leaving the queue.

@@ -160,7 +160,7 @@ func TestTopKHotPathDoesNotAllocate(t *testing.T) {
 		i++
 		h := hashOf(i%64 + 1)
 		k.Inc(h, keys[i%64])
-		k.Inc(h, keys[i%64])
+		k.IncSeq(h, keys[i%64], uint64(i))
 		k.Dec(h)
 	}); n != 0 {
 		t.Fatalf("Inc/Dec allocate %v times", n)
@@ -168,5 +168,38 @@ func TestTopKHotPathDoesNotAllocate(t *testing.T) {
 	dst := make([]metrics.TopGroup[string], 0, metrics.TopKSlots)
 	if n := testing.AllocsPerRun(100, func() { dst = k.Top(dst[:0]) }); n != 0 {
 		t.Fatalf("Top into a large enough slice allocates %v times", n)
+	}
+}
+
+// TestTopKIncSeqSamplingRate checks that IncSeq samples one task in eight
+// whatever the pattern of seq: consecutive, strided by the sampling rate
+// (a group that gets every 8th position of its queue), or by large powers
+// of two.
+func TestTopKIncSeqSamplingRate(t *testing.T) {
+	const n = 80000
+	for _, stride := range []uint64{1, 8, 64, 1 << 20} {
+		for _, h := range []uint64{hashOf(1), hashOf(77), 0xdeadbeef} {
+			var k metrics.TopK[int]
+			sampled := 0
+			for i := range uint64(n) {
+				if k.IncSeq(h, 1, i*stride) {
+					sampled++
+				}
+			}
+			// Expect n/8 = 10000; sd ≈ 94. Allow 10 %.
+			if got := float64(sampled) / (n / 8); got < 0.9 || got > 1.1 {
+				t.Errorf("stride %d hash %#x: sampled %d of %d, want about %d", stride, h, sampled, n, n/8)
+			}
+		}
+	}
+	var k metrics.TopK[int]
+	k.SetSampleEvery(1)
+	for i := range uint64(5) {
+		if !k.IncSeq(hashOf(3), 3, i) {
+			t.Fatal("IncSeq with SampleEvery(1) did not sample")
+		}
+	}
+	if top := k.Top(nil); len(top) != 1 || top[0].Queued != 5 {
+		t.Fatalf("IncSeq counts: %v", top)
 	}
 }
