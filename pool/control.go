@@ -72,12 +72,13 @@ type control struct {
 	maxW     atomic.Int32
 	target   atomic.Int32
 	stopping atomic.Bool
-	// asleep: the monitor is blocked (see monitor.go).
-	asleep atomic.Bool
-	_      [cacheLine - 28]byte
-	// coarse is the pool clock kept by the monitor (see monitor.go).
+	_        [cacheLine - 28]byte
+	// coarse is the pool clock kept by the monitor, and asleep says that the
+	// monitor is blocked (see monitor.go). Producers read both on every
+	// submission; they change at most once a millisecond.
 	coarse atomic.Int64
-	_      [cacheLine - 8]byte
+	asleep atomic.Bool
+	_      [cacheLine - 12]byte
 
 	// nanotime reads the real pool clock.
 	nanotime func() int64

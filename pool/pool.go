@@ -302,6 +302,12 @@ func (p *Pool[K]) stamp() int64 {
 	if p.exactStamps {
 		return p.nanotime()
 	}
+	// Reads whether the monitor keeps the clock; while it sleeps the clock
+	// is stale (a lane parked on a retry timer can accept tasks without
+	// waking it), so read the real one.
+	if p.ctl.asleep.Load() {
+		return p.nanotime()
+	}
 	// Reads the monitor's clock.
 	return p.ctl.coarse.Load()
 }

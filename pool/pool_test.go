@@ -246,7 +246,7 @@ func TestCloseDrains(t *testing.T) {
 func TestFairness(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const batch = 8
-		p := mustNew[int](t, WithWorkers(1, 1), WithBatchSize(batch), WithQueueSize(1024))
+		p := mustNew[int](t, WithWorkers(1, 1), WithShards(16), WithBatchSize(batch), WithQueueSize(1024))
 		gate := make(chan struct{})
 		var flooded atomic.Int64
 		var before int64 = -1
