@@ -21,8 +21,17 @@ package ringbuf
 //     producer or consumer between its claim and its release), or belongs to
 //     an earlier or later lap.
 //   - A position is claimed by exactly one goroutine: producers claim by
-//     CAS on tail, consumers by CAS on head. Between the claim and the store
-//     to seq, only the claimer touches val.
+//     CAS on tail, consumers by CAS on head, one position at a time
+//     (TryPush, TryPop) or a run [p, p+n) at once (PushBatch, PopBatch),
+//     which succeeds only if every slot of the run was seen free (filled)
+//     for exactly its position before the CAS. Between the claim and the
+//     store to seq, only the claimer touches val.
+//   - A batch publishes (or frees) the slots of its run in position order,
+//     so consumers see a published prefix of a PushBatch run.
+//   - Only the producers' CAS writes the cache line of tail, and only the
+//     consumers' CAS writes that of head; pops never read tail and pushes
+//     never read head (they read the slot they will write anyway), so the
+//     two cursors' lines move between cores only for Len.
 //   - A popped slot's val holds the zero T, so the ring retains no pointer
 //     to an item it has handed out.
 
@@ -218,18 +227,13 @@ func (r *Ring[T]) PopBatch(dst []T) int {
 			pos = r.head.Load()
 			continue
 		}
-		// Copy and clear every value before freeing any slot: the plain
-		// stores that clear them fetch the slots' cache lines for writing
-		// all at once, instead of one by one behind each atomic store.
 		var zero T
 		for i := uint64(0); i < n; i++ {
 			s := &r.slots[(pos+i)&r.mask]
 			dst[i] = s.val
 			s.val = zero
-		}
-		for i := uint64(0); i < n; i++ {
 			// Frees the slot: hands it to the producer of pos+i+cap.
-			r.slots[(pos+i)&r.mask].seq.Store(pos + i + r.mask + 1)
+			s.seq.Store(pos + i + r.mask + 1)
 		}
 		return int(n)
 	}
@@ -281,14 +285,11 @@ func (r *Ring[T]) PushBatch(src []T) int {
 			pos = r.tail.Load()
 			continue
 		}
-		// Write every value before publishing any: the plain stores fetch
-		// the slots' cache lines all at once (see PopBatch).
 		for i := uint64(0); i < n; i++ {
-			r.slots[(pos+i)&r.mask].val = src[i]
-		}
-		for i := uint64(0); i < n; i++ {
+			s := &r.slots[(pos+i)&r.mask]
+			s.val = src[i]
 			// Publishes val: hands the slot to the consumer of pos+i.
-			r.slots[(pos+i)&r.mask].seq.Store(pos + i + 1)
+			s.seq.Store(pos + i + 1)
 		}
 		return int(n)
 	}
@@ -296,7 +297,9 @@ func (r *Ring[T]) PushBatch(src []T) int {
 
 // Len returns the number of items in the ring. Under concurrent use it is a
 // snapshot that may be stale by the time it returns; it includes items
-// whose push or pop is in progress.
+// whose push or pop is in progress. It reads both cursors, so a caller that
+// calls it on every item pulls the other side's cursor line across cores;
+// a caller that only needs "empty or not" should try a pop instead.
 func (r *Ring[T]) Len() int {
 	// Loads head before tail: tail only grows, so the difference is >= 0.
 	h := r.head.Load()
