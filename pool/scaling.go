@@ -266,10 +266,12 @@ func (a *autoscaler) sample(now time.Time) (active bool) {
 	}
 	// A worker arms its idle timer only if it parks while more workers run
 	// than the target; one that parked under a higher target sleeps until
-	// woken. Wake the parked workers when some run above the target, at
-	// most once per idle timeout: each wake re-arms the timers, so waking
-	// more often would keep them from ever firing.
-	if running > d.Target && c.idle.Load() > 0 && now.Sub(a.wokeAt) >= c.idleTimeout {
+	// woken. Wake the parked workers when some run above the target, and
+	// only after the timers armed by the previous wake have fired (one idle
+	// timeout and a sampling interval later): each wake re-arms the timers,
+	// so waking sooner could keep them from ever firing. A worker above the
+	// target thus exits within about two idle timeouts.
+	if running > d.Target && c.idle.Load() > 0 && now.Sub(a.wokeAt) > c.idleTimeout+a.interval {
 		a.wokeAt = now
 		c.wakeAll()
 	}

@@ -232,8 +232,10 @@ func TestScalingIdleBackToMin(t *testing.T) {
 		if targetAt < 0 || targetAt > 20*time.Second {
 			t.Fatalf("target back to min after %v, want within 20s", targetAt)
 		}
-		if runningAt < 0 || runningAt > targetAt+2*time.Second {
-			t.Fatalf("running back to min after %v (target at %v), want within the idle timeout", runningAt, targetAt)
+		// A worker that parked under a higher target needs a wake to arm its
+		// timer; wakes come at most one idle timeout and an interval apart.
+		if bound := targetAt + 2*time.Second + 3*DefaultScalingPolicy().Interval; runningAt < 0 || runningAt > bound {
+			t.Fatalf("running back to min after %v (target at %v), want by %v: two idle timeouts", runningAt, targetAt, bound)
 		}
 		if r := p.Scaling().Reason; r != ScalingShrinkIdle && r != ScalingShrinkArrivals {
 			t.Fatalf("last reason %v, want a shrink", r)
