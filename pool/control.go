@@ -54,6 +54,8 @@ type worker struct {
 	finished int64
 	// goexit is set when the running task called runtime.Goexit.
 	goexit bool
+	// fresh is set when the worker starts or is woken, until it finds work.
+	fresh bool
 }
 
 // control is the non-generic half of a pool: the run queue of ready shards,
@@ -274,6 +276,15 @@ func (c *control) maxLimit() int32 { return c.maxW.Load() }
 func (c *control) findWork(w *worker) (uint32, bool) {
 	for {
 		if idx, ok := c.runq.TryPop(); ok {
+			if w.fresh {
+				// A worker just started or woken passes the baton, as a
+				// spinner that finds work does: if more shards wait, the
+				// next worker is woken now rather than at the monitor's tick.
+				w.fresh = false
+				if c.runq.Len() > 0 {
+					c.wake()
+				}
+			}
 			return idx, true
 		}
 		if c.stopping.Load() {
@@ -288,6 +299,7 @@ func (c *control) findWork(w *worker) (uint32, bool) {
 		if !c.park(w) {
 			return 0, false
 		}
+		w.fresh = true
 	}
 }
 

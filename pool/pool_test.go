@@ -292,7 +292,7 @@ func TestIdleShrink(t *testing.T) {
 		}
 		synctest.Wait()
 		if s := p.Snapshot(); s.Workers.Running != 8 {
-			t.Fatalf("running %d during the burst, want 8", s.Workers.Running)
+			t.Fatalf("running %d during the burst, want 8 (%+v, waiting %d)", s.Workers.Running, s.Workers, s.WaitingShards)
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
