@@ -9,7 +9,7 @@ package pool
 //     alone stores control.target. Tune stores the bounds; floor() clamps the
 //     target to them at once, and the next sample moves the target itself
 //     within them.
-//   - last holds the latest decision that moved the target, published after
+//   - decided holds the latest decision that moved the target, published after
 //     the target store; nil until the first sample.
 //   - autoscalers maps a pool's *control to its autoscaler from start to
 //     stop, so that Pool.Scaling finds it; control has no field for it.
