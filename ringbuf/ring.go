@@ -26,8 +26,11 @@ package ringbuf
 //     which succeeds only if every slot of the run was seen free (filled)
 //     for exactly its position before the CAS. Between the claim and the
 //     store to seq, only the claimer touches val.
-//   - A batch publishes (or frees) the slots of its run in position order,
-//     so consumers see a published prefix of a PushBatch run.
+//   - A batch publishes (or frees) the slots of its run from the last to
+//     the first. Since a consumer (producer) scans from its cursor and
+//     stops at the first slot that is not ready, it sees none of a run or
+//     all of it: seeing the first slot's store means every later slot's
+//     store happened before.
 //   - Only the producers' CAS writes the cache line of tail, and only the
 //     consumers' CAS writes that of head; pops never read tail and pushes
 //     never read head (they read the slot they will write anyway), so the
@@ -227,13 +230,16 @@ func (r *Ring[T]) PopBatch(dst []T) int {
 			pos = r.head.Load()
 			continue
 		}
+		// Free the run from its last slot to its first: a producer can
+		// claim none of it before the first slot is free, and then finds
+		// the whole run free instead of chasing this loop slot by slot.
 		var zero T
-		for i := uint64(0); i < n; i++ {
-			s := &r.slots[(pos+i)&r.mask]
-			dst[i] = s.val
+		for i := n; i > 0; i-- {
+			s := &r.slots[(pos+i-1)&r.mask]
+			dst[i-1] = s.val
 			s.val = zero
-			// Frees the slot: hands it to the producer of pos+i+cap.
-			s.seq.Store(pos + i + r.mask + 1)
+			// Frees the slot: hands it to the producer of pos+i-1+cap.
+			s.seq.Store(pos + i - 1 + r.mask + 1)
 		}
 		return int(n)
 	}
@@ -248,8 +254,8 @@ func (r *Ring[T]) PopBatch(dst []T) int {
 // with TryPush.
 //
 // The items src[:n] are appended contiguously: no other producer's item
-// lands between them. Consumers may see the first of them before the last
-// is published; PopBatch then returns the published prefix.
+// lands between them, and consumers see none of them until all of them are
+// published.
 func (r *Ring[T]) PushBatch(src []T) int {
 	if len(src) == 0 {
 		return 0
@@ -285,11 +291,15 @@ func (r *Ring[T]) PushBatch(src []T) int {
 			pos = r.tail.Load()
 			continue
 		}
-		for i := uint64(0); i < n; i++ {
-			s := &r.slots[(pos+i)&r.mask]
-			s.val = src[i]
-			// Publishes val: hands the slot to the consumer of pos+i.
-			s.seq.Store(pos + i + 1)
+		// Publish the run from its last slot to its first: a consumer can
+		// take none of it before the first slot is published, and then
+		// finds the whole run published instead of chasing this loop slot
+		// by slot.
+		for i := n; i > 0; i-- {
+			s := &r.slots[(pos+i-1)&r.mask]
+			s.val = src[i-1]
+			// Publishes val: hands the slot to the consumer of pos+i-1.
+			s.seq.Store(pos + i)
 		}
 		return int(n)
 	}
