@@ -530,7 +530,7 @@ func (p *Pool[K]) notifyProgress() {
 }
 
 func (p *Pool[K]) startWorker() {
-	w := &worker{wake: make(chan struct{}, 1), timer: time.NewTimer(time.Hour), fresh: true}
+	w := &worker{wake: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
 	w.timer.Stop()
 	p.ctl.register(w)
 	p.ctl.wg.Add(1)

@@ -290,6 +290,9 @@ func TestIdleShrink(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// Producers start workers while more shards wait than workers are
+		// awake; the monitor's tick (1 ms) starts the rest.
+		time.Sleep(5 * time.Millisecond)
 		synctest.Wait()
 		if s := p.Snapshot(); s.Workers.Running != 8 {
 			t.Fatalf("running %d during the burst, want 8 (%+v, waiting %d)", s.Workers.Running, s.Workers, s.WaitingShards)
