@@ -88,26 +88,34 @@
 //
 // # Costs
 //
-// Measured on a 2-core AMD EPYC virtual machine shared with other work, Go
-// 1.26, 1,000,000 tasks over 10,000 groups, submit to completion, ns per
-// task, medians of 5, side by side in one run with a bare channel feeding
+// Measured on a 2-core AMD EPYC virtual machine shared with other work (a
+// two-goroutine CPU burner got 0.3–1 CPU of it while these ran), Go 1.26,
+// 1,000,000 tasks over 10,000 groups, submit to completion, ns per task,
+// medians of 10, side by side in one run with a bare channel feeding
 // GOMAXPROCS workers (no order, no retries, no dead letters):
 //
-//	go test -run '^$' -bench Submit -benchtime=1000000x -count 5 ./pool/
+//	go test -run '^$' -bench Submit -benchtime=1000000x -count 10 ./pool/
 //
 //	                     shoal (ordered)   channel pool   ratio
-//	no-op, 8 submitters        85               68        1.26
-//	no-op, 1 submitter        135               48        2.8
-//	~1 µs CPU, 8 submitters   370              514        0.72
-//	~1 µs CPU, 1 submitter    423              344        1.23
+//	no-op, 8 submitters        94               64        1.47
+//	no-op, 1 submitter        142               59        2.4
+//	~1 µs CPU, 8 submitters   458              374        1.22
+//	~1 µs CPU, 1 submitter    422              348        1.21
 //
-// Submit allocates nothing. With one submitter spreading over many groups,
-// each lane holds one task at a time and every task pays the idle →
-// scheduled transition and a run-queue hand-off between cores; a first
-// design that also woke a parked worker for each of those measured 620–930
-// ns/task here; the waking rules above brought it to about 100–135 ns.
-// Timings on this shared machine vary by up to 2× between runs; compare
-// rows of one run. Fewer shards batch better: WithShards(64) measured 68
-// (8 submitters) and 92 ns (1 submitter) in a run where 1024 shards measured
-// 103 and 108, at the price of isolation.
+// Other runs of the same command gave 70–150 ns (8 submitters) and 37–180
+// ns (1 submitter) for the no-op rows: compare rows of one run only.
+// Submit allocates nothing.
+//
+// With one submitter spreading over many groups, each lane holds one task at
+// a time and every task pays the idle → scheduled transition and a
+// run-queue hand-off between cores. A first version that also woke a parked
+// worker for most of those transitions measured 620–930 ns/task here; the
+// waking rules above (spinning, waking only when more shards wait than
+// workers are awake) brought it to 100–180. Two measured rejections: a
+// worker that has just been woken waking the next one when more shards
+// wait (as the Go scheduler's spinning M does) kept every worker awake for
+// no-op tasks, 148 against 72 ns/task (8 submitters, one run); reading the
+// real clock for every acceptance costs 35 ns. Fewer shards batch better:
+// WithShards(64) measured 68 (8 submitters) and 92 ns (1 submitter) in a run
+// where 1024 shards measured 103 and 108, at the price of isolation.
 package pool
