@@ -17,6 +17,11 @@ package pool
 //   - Parking is announce / re-check / block: a worker joins idleList (idle
 //     store), then re-checks the run queue; a producer pushes, then loads
 //     idle. One of them sees the other.
+//   - So a shard pushed while some worker is awake (running - idle > 0) is
+//     seen by an awake worker before it parks, and wake may leave it there
+//     when no more shards wait than workers are awake. If those workers
+//     are stuck in long tasks, the monitor (kicked by every such push, see
+//     monitor.go) wakes or starts workers at its next tick.
 //   - The run queue holds each scheduled, unheld, unparked shard exactly once
 //     (see lane.go), so it never holds more than the number of shards and a
 //     push never finds it full.
