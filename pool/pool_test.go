@@ -753,3 +753,25 @@ func TestGoSpreads(t *testing.T) {
 		}
 	})
 }
+
+// TestZeroMinWorkers: with min 0 every worker exits when idle, and the next
+// submission starts one again.
+func TestZeroMinWorkers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(0, 2), WithIdleTimeout(time.Second))
+		done := make(chan struct{})
+		_ = p.Submit(context.Background(), 1, func(context.Context) error { close(done); return nil })
+		<-done
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if r := p.Snapshot().Workers.Running; r != 0 {
+			t.Fatalf("running %d after idling with min 0", r)
+		}
+		again := make(chan struct{})
+		_ = p.Submit(context.Background(), 2, func(context.Context) error { close(again); return nil })
+		<-again
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
