@@ -775,3 +775,35 @@ func TestZeroMinWorkers(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseUndelivered: when nobody reads the dead letters, Close's
+// deadline still ends it, and the letters that found no room are returned
+// instead of dropped.
+func TestCloseUndelivered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 1), WithShards(1), WithDeadLetterBuffer(1))
+		const n = 6
+		for range n {
+			_ = p.Submit(context.Background(), 1, func(context.Context) error { return Permanent(errors.New("x")) })
+		}
+		synctest.Wait() // one letter buffered, the worker blocked on the second
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		err := p.Close(ctx)
+		var ce *CloseError[int]
+		if !errors.As(err, &ce) {
+			t.Fatalf("Close: %v", err)
+		}
+		buffered := 0
+		for range p.DeadLetters() {
+			buffered++
+		}
+		if buffered+len(ce.Undelivered) != n || ce.Shutdown != n-2 {
+			t.Fatalf("buffered %d + undelivered %d != %d; shutdown %d", buffered, len(ce.Undelivered), n, ce.Shutdown)
+		}
+		s := p.Snapshot()
+		if s.DeadLetters.Failed != 2 || s.DeadLetters.Shutdown != n-2 || s.DeadLetterStalls == 0 {
+			t.Fatalf("letters %+v stalls %d", s.DeadLetters, s.DeadLetterStalls)
+		}
+	})
+}
