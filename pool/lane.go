@@ -180,6 +180,7 @@ func (l *lane[K]) ready(pos uint64) bool {
 // length is the number of claimed, unread positions (approximate while
 // producers and the holder run).
 func (l *lane[K]) length() int {
+	// Reads the claimed positions, then the holder's published position.
 	t := l.tail.Load() &^ sealed
 	h := l.head.Load()
 	if t < h {

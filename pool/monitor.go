@@ -63,6 +63,7 @@ func (c *control) monitor() {
 		c.coarse.Store(c.nanotime())
 		if n := c.runq.Len(); n > 0 {
 			quiet = 0
+			// Reads whether a spinner will take the waiting shards anyway.
 			if c.spinning.Load() == 0 {
 				for range min(n, monitorWakeBatch) {
 					if !(c.idle.Load() != 0 && c.wakeOne()) && !c.grow() {
@@ -72,6 +73,7 @@ func (c *control) monitor() {
 			}
 			continue
 		}
+		// Reads whether any worker is awake (running, not parked).
 		if c.running.Load() != c.idle.Load() {
 			quiet = 0
 			continue

@@ -234,10 +234,12 @@ func (p *Pool[K]) submit(ctx context.Context, idx uint32, group K, t Task, block
 		p.accepted(idx, l)
 		return nil
 	case pushSealed:
+		// Counts the refusal; rejection counters publish nothing else.
 		p.rejects[Closed].Add(1)
 		return rejectClosed
 	}
 	if !block {
+		// Counts the refusal.
 		p.rejects[QueueFull].Add(1)
 		return rejectQueueFull
 	}
@@ -271,6 +273,7 @@ func (p *Pool[K]) waitAndPush(ctx context.Context, idx uint32, l *lane[K], e *en
 			return nil
 		case pushSealed:
 			l.doneWaiting()
+			// Counts the refusal.
 			p.rejects[Closed].Add(1)
 			return rejectClosed
 		}
@@ -282,6 +285,7 @@ func (p *Pool[K]) waitAndPush(ctx context.Context, idx uint32, l *lane[K], e *en
 			return p.reject(QueueFull, ctx.Err())
 		case <-p.closingCh:
 			l.doneWaiting()
+			// Counts the refusal.
 			p.rejects[Closed].Add(1)
 			return rejectClosed
 		}
@@ -289,6 +293,7 @@ func (p *Pool[K]) waitAndPush(ctx context.Context, idx uint32, l *lane[K], e *en
 }
 
 func (p *Pool[K]) reject(r RejectReason, err error) error {
+	// Counts the refusal.
 	p.rejects[r].Add(1)
 	return &RejectError{Reason: r, Err: err}
 }
@@ -334,10 +339,13 @@ func (p *Pool[K]) Tune(minWorkers, maxWorkers int) error {
 	if err := checkWorkers(minWorkers, maxWorkers); err != nil {
 		return err
 	}
+	// Reads whether Close has begun.
 	if p.closing.Load() {
 		return ErrClosed
 	}
 	p.ctl.mu.Lock()
+	// Publishes the bounds to workers (idle exit, exit above max) and to
+	// wake/grow; under mu so that an exiting worker sees both or neither.
 	p.ctl.minW.Store(int32(minWorkers))
 	p.ctl.maxW.Store(int32(maxWorkers))
 	p.ctl.mu.Unlock()
@@ -377,9 +385,11 @@ func (p *Pool[K]) queued() int {
 // no lock that submitters or running workers wait for, and may be called at
 // any time, also after Close.
 func (p *Pool[K]) Snapshot() Stats {
+	// Reads whether Close has begun.
 	s := Stats{Taken: p.now(), ShardQueued: make([]int, len(p.lanes)), Closed: p.closing.Load()}
 	for i := range p.lanes {
 		l := &p.lanes[i]
+		// Reads the claimed positions: one per accepted task.
 		s.Submitted += l.tail.Load() &^ sealed
 		q := l.length()
 		s.ShardQueued[i] = q
@@ -404,6 +414,8 @@ func (p *Pool[K]) Snapshot() Stats {
 		Expired:  c[cDead+int(Expired)],
 		Shutdown: c[cDead+int(Shutdown)],
 	}
+	// Reads the refusal counters and, below, the worker counts; each value
+	// is read on its own, so a snapshot under load is not one instant.
 	s.Rejected = RejectCounts{
 		QueueFull:      p.rejects[QueueFull].Load(),
 		Closed:         p.rejects[Closed].Load(),
@@ -476,6 +488,7 @@ func (p *Pool[K]) Close(ctx context.Context) error {
 		_ = b.Close()
 	}
 	if cerr != nil {
+		// Reads the workers' count of shut-down tasks; they have all exited.
 		cerr.Shutdown = int(p.shutdownCount.Load())
 		p.undeliveredMu.Lock()
 		cerr.Undelivered = p.undelivered
@@ -533,6 +546,7 @@ func (p *Pool[K]) startWorker() {
 	w := &worker{wake: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
 	w.timer.Stop()
 	p.ctl.register(w)
+	// Counts the goroutine that stop waits for.
 	p.ctl.wg.Add(1)
 	go p.workerMain(w)
 }
@@ -551,6 +565,7 @@ func (p *Pool[K]) workerMain(w *worker) {
 			p.inFlight.Add(-w.finished)
 		}
 		w.finished = 0
+		// Reads the count and the bound Tune may have lowered.
 		if p.ctl.running.Load() > p.ctl.maxW.Load() && p.ctl.exitIfAbove(p.ctl.maxLimit) {
 			break
 		}
@@ -564,6 +579,7 @@ func (p *Pool[K]) workerMain(w *worker) {
 // idle.
 func (p *Pool[K]) drain(w *worker, idx uint32) {
 	l := &p.lanes[idx]
+	// Reads the previous holder's position, handed over with the shard.
 	pos := l.head.Load()
 	defer func() {
 		if w.goexit {
@@ -607,6 +623,7 @@ func (p *Pool[K]) drain(w *worker, idx uint32) {
 		p.ctl.push(idx)
 		return
 	}
+	// Reads whether Close waits for progress (see Close for the ordering).
 	if p.closing.Load() {
 		p.notifyProgress()
 	}
@@ -616,7 +633,9 @@ func (p *Pool[K]) drain(w *worker, idx uint32) {
 // reports true if the shard was parked for a retry (e is then kept in
 // l.retry).
 func (p *Pool[K]) attempt(w *worker, idx uint32, l *lane[K], e *entry[K], prev int, prevErr error) bool {
+	// Reads whether Close's deadline has passed.
 	if p.abandon.Load() {
+		// Counts the task for CloseError.Shutdown.
 		p.shutdownCount.Add(1)
 		err := prevErr
 		if err == nil {
@@ -776,6 +795,7 @@ func (p *Pool[K]) letter(w *worker, e *entry[K], r Reason, err error, attempts i
 		return
 	default:
 	}
+	// Reads whether Close's deadline has passed: then no more waiting.
 	if !p.abandon.Load() {
 		// Publishes the stall at once: the worker may wait here for long.
 		w.stats.pub[cStalls].Add(1)
