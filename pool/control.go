@@ -99,6 +99,9 @@ type control struct {
 	spinRounds int
 	// start launches one worker goroutine; running has already been counted.
 	start func()
+	// scaler is the pool's autoscaler from its start to its stop, nil
+	// without one (see scaling.go).
+	scaler atomic.Pointer[autoscaler]
 
 	mu       sync.Mutex
 	idleList []*worker
@@ -341,9 +344,12 @@ func (c *control) foundWhileSpinning() {
 	}
 }
 
-// park blocks w until it is woken or, when more workers than the floor run,
-// until the idle timeout. It reports false when w must exit (running
-// already decremented).
+// park blocks w until it is woken or, when more workers than min run, until
+// the idle timeout; then w exits if more workers than the floor run, and
+// parks again otherwise. Comparing with the floor when the timer fires,
+// rather than when w parks, lets a scaler lower the target without waking
+// parked workers: those above it exit within two idle timeouts. It reports
+// false when w must exit (running already decremented).
 func (c *control) park(w *worker) bool {
 	c.mu.Lock()
 	if c.stopping.Load() {
@@ -364,7 +370,9 @@ func (c *control) park(w *worker) bool {
 	}
 	for {
 		var timeout <-chan time.Time
-		if c.running.Load() > c.floor() {
+		// Reads the count and the bound; a parked worker at or below min
+		// sleeps without a timer (an idle pool uses no CPU).
+		if c.running.Load() > c.minW.Load() {
 			w.timer.Reset(c.idleTimeout)
 			timeout = w.timer.C
 		}

@@ -35,12 +35,18 @@ type config struct {
 	ownBreaker *backpressure.Breaker
 	budget     int64
 
-	// scaler, when set by an option of scaling*.go, is started by New and
-	// stopped by Close. See "Extension points" in pool.go.
-	scaler func(c *control) (stop func())
+	// scaler, when set by an option of scaling*.go, is started by New with
+	// the pool's control and the pool itself as the source of its arrivals
+	// and queues, and stopped by Close. See "Extension points" in pool.go.
+	scaler func(c *control, src scalingSource) (stop func())
 	// onTask, when set, is called by the worker after each task with the
 	// shard, its queue wait and its run time. See "Extension points".
 	onTask func(shard int, wait, run time.Duration)
+	// timings is the Timings of WithTimings (every task timed), reported by
+	// Snapshot instead of the pool's sampled one; topGroups asks for
+	// Stats.TopGroups (stats_metrics.go).
+	timings   *Timings
+	topGroups bool
 }
 
 func defaultConfig() config {

@@ -17,10 +17,11 @@ package pool
 //   - p.ctl.runq.Len(): shards scheduled and waiting for a worker.
 //   - p.arrivals(): accepted submissions since New (monotonic; O(shards)).
 //   - p.queued(): tasks waiting in shard queues (O(shards)).
-//   - cfg.scaler: an Option sets it to func(*control) (stop func()); New
-//     calls it after the workers of min have started, Close calls stop
-//     before draining. The scaler owns its goroutine and must have ended it
-//     when stop returns.
+//   - cfg.scaler: an Option sets it to func(*control, scalingSource) (stop
+//     func()); New calls it with the pool as the source after the workers of
+//     min have started, Close calls stop before draining. The scaler owns
+//     its goroutine and must have ended it when stop returns; it registers
+//     itself in p.ctl.scaler, where Pool.Scaling and Snapshot find it.
 //   Reactive scaling is built in: when a shard becomes ready and no worker is
 //   awake, or more shards wait than workers are awake, a parked worker is
 //   woken or a new one starts at once, up to max; the monitor (monitor.go)
@@ -156,7 +157,7 @@ func New[K shard.Key](opts ...Option) (*Pool[K], error) {
 	go p.ctl.monitor()
 	p.ctl.ensure(int32(cfg.minWorkers))
 	if cfg.scaler != nil {
-		p.stopScaler = cfg.scaler(&p.ctl)
+		p.stopScaler = cfg.scaler(&p.ctl, p)
 	}
 	return p, nil
 }
@@ -431,6 +432,7 @@ func (p *Pool[K]) Snapshot() Stats {
 	w.Min = int(p.ctl.minW.Load())
 	w.Max = int(p.ctl.maxW.Load())
 	w.Target = int(p.ctl.floor())
+	s.Scaling = p.Scaling()
 	return s
 }
 

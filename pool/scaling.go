@@ -11,8 +11,9 @@ package pool
 //     within them.
 //   - decided holds the latest decision that moved the target, published after
 //     the target store; nil until the first sample.
-//   - autoscalers maps a pool's *control to its autoscaler from start to
-//     stop, so that Pool.Scaling finds it; control has no field for it.
+//   - control.scaler points to the pool's autoscaler from start to stop,
+//     so that Pool.Scaling and Snapshot find it; stop clears it before it
+//     returns.
 
 import (
 	"fmt"
@@ -89,20 +90,15 @@ func DefaultScalingPolicy() ScalingPolicy { return scaling.DefaultPolicy() }
 // at 5× the quiet rate), the on-demand path alone matched the scaler's peak
 // queue wait with 5–20 % fewer worker-seconds; hence off by default.
 //
-// In this release the scaler reads the worker counts and the shards waiting
-// for a worker: the policy's queue-depth and arrival rules do not fire, and
-// ScalingDecision.Rate and Baseline are zero.
-//
-// The last decision that moved the target is returned by Pool.Scaling.
+// The last decision that moved the target is returned by Pool.Scaling and
+// is in Stats.Scaling.
 func WithScaling(p ScalingPolicy) Option {
 	return optionFunc(func(c *config) error {
 		if err := p.Validate(); err != nil {
 			return fmt.Errorf("%w: WithScaling: %w", ErrInvalidOption, err)
 		}
-		c.scaler = func(ctl *control) (stop func()) {
-			// A pool's own signals (arrivals, queued tasks) are not reachable
-			// from control; see scalingSource.
-			a := startAutoscaler(ctl, nil, p)
+		c.scaler = func(ctl *control, src scalingSource) (stop func()) {
+			a := startAutoscaler(ctl, src, p)
 			if a == nil {
 				return nil
 			}
@@ -117,15 +113,17 @@ func WithScaling(p ScalingPolicy) Option {
 // scaling is off or the pool is closed. Stats.Workers.Target is the target
 // in effect, clamped to the current bounds.
 func (p *Pool[K]) Scaling() ScalingDecision {
-	if v, ok := autoscalers.Load(&p.ctl); ok {
-		return v.(*autoscaler).last()
+	// Reads the running autoscaler, if any.
+	if a := p.ctl.scaler.Load(); a != nil {
+		return a.last()
 	}
 	return ScalingDecision{}
 }
 
 // scalingSource is what the scaler reads from the generic half of a pool
 // besides control: arrivals since New, queued tasks and queue capacity, in
-// one pass over the shards. *Pool[K] implements it.
+// one pass over the shards. *Pool[K] implements it; New passes the pool to
+// cfg.scaler.
 type scalingSource interface {
 	scalingLoad() (arrivals uint64, queued, capacity int)
 }
@@ -150,13 +148,10 @@ func (p *Pool[K]) scalingLoad() (arrivals uint64, queued, capacity int) {
 	return arrivals, queued, capacity
 }
 
-// autoscalers maps *control to *autoscaler; see Invariants.
-var autoscalers sync.Map
-
 // autoscaler is a pool's scaler goroutine and what it publishes.
 type autoscaler struct {
 	ctl      *control
-	src      scalingSource // nil: only control's signals
+	src      scalingSource // nil in tests: only control's signals
 	sc       *scaling.Scaler
 	interval time.Duration
 
@@ -166,7 +161,6 @@ type autoscaler struct {
 	decided  atomic.Pointer[ScalingDecision]
 
 	arrivals uint64        // at the previous sample; the goroutine's own
-	wokeAt   time.Time     // the last wakeAll; the goroutine's own
 	samples  atomic.Uint64 // samples taken, for tests
 }
 
@@ -182,7 +176,8 @@ func startAutoscaler(ctl *control, src scalingSource, p ScalingPolicy) *autoscal
 		ctl: ctl, src: src, sc: sc, interval: p.Interval,
 		quit: make(chan struct{}), done: make(chan struct{}),
 	}
-	autoscalers.Store(ctl, a)
+	// Registers the scaler for Pool.Scaling before its first decision.
+	ctl.scaler.Store(a)
 	go a.run()
 	return a
 }
@@ -192,7 +187,8 @@ func (a *autoscaler) stop() {
 	a.stopOnce.Do(func() {
 		close(a.quit)
 		<-a.done
-		autoscalers.Delete(a.ctl)
+		// Unregisters the scaler if it is still the pool's.
+		a.ctl.scaler.CompareAndSwap(a, nil)
 	})
 }
 
@@ -264,16 +260,9 @@ func (a *autoscaler) sample(now time.Time) (active bool) {
 			c.ensure(int32(d.Target))
 		}
 	}
-	// A worker arms its idle timer only if it parks while more workers run
-	// than the target; one that parked under a higher target sleeps until
-	// woken. Wake the parked workers when some run above the target, and
-	// only after the timers armed by the previous wake have fired (one idle
-	// timeout and a sampling interval later): each wake re-arms the timers,
-	// so waking sooner could keep them from ever firing. A worker above the
-	// target thus exits within about two idle timeouts.
-	if running > d.Target && c.idle.Load() > 0 && now.Sub(a.wokeAt) > c.idleTimeout+a.interval {
-		a.wokeAt = now
-		c.wakeAll()
-	}
+	// Parked workers above min keep their idle timers armed and compare
+	// running with the target when they fire (see control.park), so a
+	// lower target needs no wake: a worker above it exits within about two
+	// idle timeouts.
 	return active
 }

@@ -98,19 +98,11 @@ func closePool(t *testing.T, p *Pool[int]) {
 	}
 }
 
-// scalerModes runs f inside a synctest bubble twice: with WithScaling, and
-// with a scaler that also reads the pool's arrivals and queues (started
-// directly, as New would with a source).
+// scalerModes runs f inside a synctest bubble with a pool made by
+// WithScaling (full false); with full, the test starts the scaler itself
+// with the pool as its source, as New does.
 func scalerModes(t *testing.T, f func(t *testing.T, full bool)) {
-	for _, full := range []bool{false, true} {
-		name := "WithScaling"
-		if full {
-			name = "all signals"
-		}
-		t.Run(name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) { f(t, full) })
-		})
-	}
+	synctest.Test(t, func(t *testing.T) { f(t, false) })
 }
 
 // manualScalers maps a test's *Pool[int] to the scaler it started itself,
@@ -232,8 +224,8 @@ func TestScalingIdleBackToMin(t *testing.T) {
 		if targetAt < 0 || targetAt > 20*time.Second {
 			t.Fatalf("target back to min after %v, want within 20s", targetAt)
 		}
-		// A worker that parked under a higher target needs a wake to arm its
-		// timer; wakes come at most one idle timeout and an interval apart.
+		// A parked worker above min compares running with the target when its
+		// idle timer fires, so it exits at most two idle timeouts later.
 		if bound := targetAt + 2*time.Second + 3*DefaultScalingPolicy().Interval; runningAt < 0 || runningAt > bound {
 			t.Fatalf("running back to min after %v (target at %v), want by %v: two idle timeouts", runningAt, targetAt, bound)
 		}
@@ -417,12 +409,12 @@ func TestScalingFullSignals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// 4 shards of 16: capacity 64. One worker may run, so the
 		// queues fill.
-		p, err := New[int](WithShards(4), WithQueueSize(16), WithWorkers(1, 1), WithIdleTimeout(time.Second))
+		pol := DefaultScalingPolicy()
+		p, err := New[int](WithShards(4), WithQueueSize(16), WithWorkers(1, 1), WithIdleTimeout(time.Second), WithScaling(pol))
 		if err != nil {
 			t.Fatal(err)
 		}
-		pol := DefaultScalingPolicy()
-		a := startAutoscaler(&p.ctl, p, pol)
+		synctest.Wait() // the first sample, before any arrival
 		release := make(chan struct{})
 		block := func(context.Context) error { <-release; return nil }
 		// A group for each shard.
@@ -449,15 +441,21 @@ func TestScalingFullSignals(t *testing.T) {
 		}
 		time.Sleep(pol.Interval)
 		synctest.Wait()
-		if d := p.Scaling(); d.Reason != ScalingGrowQueue && d.Reason != ScalingGrowSaturated {
-			t.Fatalf("with 56 of 64 queued: %+v, want a queue or saturation growth", d)
+		d := p.Scaling()
+		if d.Reason != ScalingGrowQueue {
+			t.Fatalf("with 56 of 64 queued: %+v, want a queue growth", d)
+		}
+		if d.Rate <= 0 {
+			t.Fatalf("decision %+v: want the arrival rate the scaler saw", d)
+		}
+		if s := p.Snapshot(); s.Scaling != d {
+			t.Fatalf("Snapshot().Scaling = %+v, want %+v", s.Scaling, d)
 		}
 		close(release)
-		a.stop()
-		if d := p.Scaling(); d.Reason != ScalingNone {
-			t.Fatalf("Scaling() after stop = %+v", d)
-		}
 		closePool(t, p)
+		if s := p.Snapshot(); s.Scaling != (ScalingDecision{}) {
+			t.Fatalf("Snapshot().Scaling after Close = %+v", s.Scaling)
+		}
 	})
 }
 
@@ -490,11 +488,10 @@ func TestScalingIdleBackoff(t *testing.T) {
 	scalerModes(t, func(t *testing.T, full bool) {
 		const lo, hi = 1, 16
 		p := newScalingPool(t, lo, hi, full)
-		v, ok := autoscalers.Load(&p.ctl)
-		if !ok {
+		a := p.ctl.scaler.Load()
+		if a == nil {
 			t.Fatal("no autoscaler registered")
 		}
-		a := v.(*autoscaler)
 		g := newLoad(t, p, 7)
 		g.idle(2*time.Second, nil)
 		before := a.samples.Load()

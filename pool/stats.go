@@ -124,6 +124,9 @@ type Stats struct {
 	WaitingShards int
 	// Workers describes the worker goroutines.
 	Workers WorkerCounts
+	// Scaling is the scaler's last decision that moved the target (see
+	// Pool.Scaling); the zero value without WithScaling or after Close.
+	Scaling ScalingDecision
 	// Closed reports whether Close has been called.
 	Closed bool
 }
