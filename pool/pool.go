@@ -64,6 +64,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-go/shoal/internal/metrics"
 	"github.com/shoal-go/shoal/shard"
 )
 
@@ -94,6 +95,17 @@ type Pool[K shard.Key] struct {
 
 	// exactStamps: read the real clock for every acceptance (see stamp).
 	exactStamps bool
+	// obs runs WithSlowTask and WithProfilerLabels around each attempt
+	// (observe.go); nil without them.
+	obs *observer[K]
+	// sampleTimes: time one task in TimingSampleEvery into timings, the
+	// pool's own (false with WithTimings, which times every task).
+	sampleTimes bool
+	timings     *Timings
+	// top counts the sampled queued tasks per group (WithTopGroups), nil
+	// without it. rates averages arrivals and completions at Snapshot.
+	top   *metrics.TopK[K]
+	rates rates
 
 	rejects [numRejectReasons]atomic.Uint64
 
@@ -147,6 +159,17 @@ func New[K shard.Key](opts ...Option) (*Pool[K], error) {
 		p.lanes[i].init(cfg.queueSize)
 	}
 	p.exactStamps = cfg.clock != nil || cfg.onTask != nil
+	var err error
+	if p.obs, err = newObserver[K](&cfg); err != nil {
+		return nil, err
+	}
+	if p.sampleTimes = cfg.timings == nil; p.sampleTimes {
+		p.timings = new(Timings)
+	}
+	if cfg.topGroups {
+		p.top = new(metrics.TopK[K])
+	}
+	p.rates.start(p.now())
 	if err := p.ctl.init(cfg.shards, cfg.minWorkers, cfg.maxWorkers, cfg.idleTimeout, p.nanotime); err != nil {
 		return nil, invalid("%v", err)
 	}
@@ -170,8 +193,11 @@ func (p *Pool[K]) ShardOf(group K) int { return int(p.shardOf(group)) }
 // shard count is fixed for a pool's lifetime, so the consistency of jump
 // hash on resizing buys nothing here, and its loop costs 25–40 ns at 1024
 // shards.
-func (p *Pool[K]) shardOf(group K) uint32 {
-	hi, _ := bits.Mul64(shard.Hash(group), p.nshards)
+func (p *Pool[K]) shardOf(group K) uint32 { return p.shardOfHash(shard.Hash(group)) }
+
+// shardOfHash is shardOf for a group whose hash is h.
+func (p *Pool[K]) shardOfHash(h uint64) uint32 {
+	hi, _ := bits.Mul64(h, p.nshards)
 	return uint32(hi)
 }
 
@@ -188,13 +214,15 @@ func (p *Pool[K]) shardOf(group K) uint32 {
 //
 // Submit does not allocate.
 func (p *Pool[K]) Submit(ctx context.Context, group K, t Task) error {
-	return p.submit(ctx, p.shardOf(group), group, t, !p.cfg.nonblocking)
+	h := shard.Hash(group)
+	return p.submit(ctx, p.shardOfHash(h), h, group, t, !p.cfg.nonblocking)
 }
 
 // TrySubmit is Submit with context.Background() that never waits: a full
 // queue is an error matching ErrQueueFull.
 func (p *Pool[K]) TrySubmit(group K, t Task) error {
-	return p.submit(context.Background(), p.shardOf(group), group, t, false)
+	h := shard.Hash(group)
+	return p.submit(context.Background(), p.shardOfHash(h), h, group, t, false)
 }
 
 // Go runs t, which belongs to no group, on a shard picked at random. It
@@ -203,10 +231,12 @@ func (p *Pool[K]) TrySubmit(group K, t Task) error {
 func (p *Pool[K]) Go(ctx context.Context, t Task) error {
 	hi, _ := bits.Mul64(rand.Uint64(), p.nshards)
 	var zero K
-	return p.submit(ctx, uint32(hi), zero, t, !p.cfg.nonblocking)
+	return p.submit(ctx, uint32(hi), 0, zero, t, !p.cfg.nonblocking)
 }
 
-func (p *Pool[K]) submit(ctx context.Context, idx uint32, group K, t Task, block bool) error {
+// submit accepts t for group, whose hash is h (0 for Go's tasks), on shard
+// idx.
+func (p *Pool[K]) submit(ctx context.Context, idx uint32, h uint64, group K, t Task, block bool) error {
 	if t == nil {
 		return ErrNilTask
 	}
@@ -225,8 +255,18 @@ func (p *Pool[K]) submit(ctx context.Context, idx uint32, group K, t Task, block
 		}
 	}
 	l := &p.lanes[idx]
-	e := entry[K]{task: t, ctx: ctx, group: group, enq: p.stamp(), plain: plain}
-	switch l.push(&e) {
+	// Reads the lane's next position (push reads the same line next): it
+	// picks the tasks sampled for the stats (stats_metrics.go).
+	pos := l.tail.Load()
+	e := entry[K]{task: t, ctx: ctx, group: group, enq: p.stamp(idx, pos), plain: plain}
+	if p.top != nil {
+		p.countTop(&e, h, pos)
+	}
+	r := l.push(&e)
+	if r != pushOK && e.enq&stampTop != 0 {
+		p.uncountTop(&e)
+	}
+	switch r {
 	case pushOK:
 		if p.trackInFlight {
 			// Counts the task for the breaker's reservation.
@@ -262,7 +302,8 @@ func (p *Pool[K]) accepted(idx uint32, l *lane[K]) {
 func (p *Pool[K]) waitAndPush(ctx context.Context, idx uint32, l *lane[K], e *entry[K]) error {
 	for {
 		ch := l.waitSpace()
-		e.enq = p.stamp()
+		// Reads the lane's next position for the sampling, as submit does.
+		e.enq = p.stamp(idx, l.tail.Load())
 		switch l.push(e) {
 		case pushOK:
 			l.doneWaiting()
@@ -299,23 +340,28 @@ func (p *Pool[K]) reject(r RejectReason, err error) error {
 	return &RejectError{Reason: r, Err: err}
 }
 
-// stamp returns the acceptance time of a task: the monitor's coarse clock
-// (within about a millisecond, one shared load), or the real clock when a
-// Clock or a per-task observer asked for exact times. Reading the real
-// clock costs about 35 ns on a kvm-clock virtual machine, more than half of
-// the whole per-task budget.
-func (p *Pool[K]) stamp() int64 {
+// stamp returns the acceptance time of the task at position pos of shard
+// idx: the monitor's coarse clock (within about a millisecond, one shared
+// load), or the real clock when a Clock or a per-task observer asked for
+// exact times, or for the one task in TimingSampleEvery that the pool times
+// (flagged stampTimed). Reading the real clock costs about 35 ns on a
+// kvm-clock virtual machine, more than half of the whole per-task budget.
+// The two low bits hold flags (stats_metrics.go).
+func (p *Pool[K]) stamp(idx uint32, pos uint64) int64 {
+	if p.sampleTimes && timingSampled(idx, pos) {
+		return p.nanotime()&^stampFlags | stampTimed
+	}
 	if p.exactStamps {
-		return p.nanotime()
+		return p.nanotime() &^ stampFlags
 	}
 	// Reads whether the monitor keeps the clock; while it sleeps the clock
 	// is stale (a lane parked on a retry timer can accept tasks without
 	// waking it), so read the real one.
 	if p.ctl.asleep.Load() {
-		return p.nanotime()
+		return p.nanotime() &^ stampFlags
 	}
 	// Reads the monitor's clock.
-	return p.ctl.coarse.Load()
+	return p.ctl.coarse.Load() &^ stampFlags
 }
 
 // nanotime returns the time since the pool's epoch.
@@ -382,7 +428,8 @@ func (p *Pool[K]) queued() int {
 	return n
 }
 
-// Snapshot returns the pool's counters. It costs O(shards + workers), takes
+// Snapshot returns the pool's counters, timings, rates and breaker figures.
+// It costs O(shards + workers) (about 2 µs more for the histograms), takes
 // no lock that submitters or running workers wait for, and may be called at
 // any time, also after Close.
 func (p *Pool[K]) Snapshot() Stats {
@@ -433,6 +480,18 @@ func (p *Pool[K]) Snapshot() Stats {
 	w.Max = int(p.ctl.maxW.Load())
 	w.Target = int(p.ctl.floor())
 	s.Scaling = p.Scaling()
+	s.SlowTasks = p.slowTasks()
+	if t := p.cfg.timings; t != nil {
+		s.Timings, s.TimingSampleEvery = t.Snapshot(), 1
+	} else {
+		s.Timings, s.TimingSampleEvery = p.timings.Snapshot(), TimingSampleEvery
+	}
+	s.ArrivalRate, s.CompletionRate = p.rates.update(s.Taken, s.Submitted, s.Completed+s.DeadLetters.Total())
+	s.TopGroups = p.topGroups()
+	if b := p.cfg.breaker; b != nil {
+		bs := b.Stats()
+		s.Breaker = &bs
+	}
 	return s
 }
 
@@ -635,6 +694,10 @@ func (p *Pool[K]) drain(w *worker, idx uint32) {
 // reports true if the shard was parked for a retry (e is then kept in
 // l.retry).
 func (p *Pool[K]) attempt(w *worker, idx uint32, l *lane[K], e *entry[K], prev int, prevErr error) bool {
+	if e.enq&stampTop != 0 {
+		// The task no longer waits: out of the top-groups count, once.
+		p.uncountTop(e)
+	}
 	// Reads whether Close's deadline has passed.
 	if p.abandon.Load() {
 		// Counts the task for CloseError.Shutdown.
@@ -655,13 +718,26 @@ func (p *Pool[K]) attempt(w *worker, idx uint32, l *lane[K], e *entry[K], prev i
 		return false
 	}
 	var start int64
-	if p.cfg.onTask != nil {
+	timed := e.enq&stampTimed != 0 // one task in TimingSampleEvery
+	if p.cfg.onTask != nil || timed {
 		start = p.nanotime()
 	}
+	var obsStart int64
+	if p.obs != nil {
+		obsStart = p.obs.before(p, idx, e)
+	}
 	err, pv, stack, panicked := p.call(w, e, prev+1)
-	if p.cfg.onTask != nil {
+	if p.obs != nil {
+		p.obs.after(p, idx, e, prev+1, obsStart)
+	}
+	if p.cfg.onTask != nil || timed {
 		end := p.nanotime()
-		p.cfg.onTask(int(idx), time.Duration(start-e.enq), time.Duration(end-start))
+		if timed {
+			p.timings.recordSample(idx, e.enq, start, end)
+		}
+		if p.cfg.onTask != nil {
+			p.cfg.onTask(int(idx), time.Duration(start-enqTime(e.enq)), time.Duration(end-start))
+		}
 	}
 	attempts := prev + 1
 	switch {
@@ -790,7 +866,7 @@ func (p *Pool[K]) letter(w *worker, e *entry[K], r Reason, err error, attempts i
 	dl := DeadLetter[K]{
 		Group: e.group, Task: e.task, Err: err, Reason: r, Attempts: attempts,
 		Panic: pv, Stack: stack,
-		EnqueuedAt: p.epoch.Add(time.Duration(e.enq)), FailedAt: p.now(),
+		EnqueuedAt: p.epoch.Add(time.Duration(enqTime(e.enq))), FailedAt: p.now(),
 	}
 	select {
 	case p.dl <- dl:

@@ -13,6 +13,8 @@ package pool
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/shoal-go/shoal/backpressure"
 )
 
 // counter indexes.
@@ -127,6 +129,35 @@ type Stats struct {
 	// Scaling is the scaler's last decision that moved the target (see
 	// Pool.Scaling); the zero value without WithScaling or after Close.
 	Scaling ScalingDecision
+	// SlowTasks counts task attempts that ran longer than WithSlowTask's
+	// threshold; 0 without it.
+	SlowTasks uint64
 	// Closed reports whether Close has been called.
 	Closed bool
+
+	// Timings holds the queue-wait (acceptance to the start of each
+	// attempt) and run-time distributions, with P50, P90, P99 and Max.
+	// By default the pool times a sampled one task in TimingSampleEvery,
+	// picked by its lane position, with exact clock readings at acceptance,
+	// start and end (the other tasks read no clock); counts are then of
+	// sampled attempts, and Max is the largest sampled one. With
+	// WithTimings they are that Timings' distributions: every attempt.
+	Timings TimingStats
+	// TimingSampleEvery is how many tasks each attempt in Timings stands
+	// for: TimingSampleEvery by default, 1 with WithTimings.
+	TimingSampleEvery int
+	// ArrivalRate and CompletionRate are moving averages (10 s window) of
+	// accepted tasks and finished tasks (completed or dead-lettered) per
+	// second, folded in at each Snapshot from the counters: tasks pay
+	// nothing for them. The first Snapshot averages since New.
+	ArrivalRate, CompletionRate float64
+	// TopGroups are the groups with the most tasks waiting to start,
+	// heaviest first, at most 16; nil without WithTopGroups. Counting costs
+	// a multiplication per task and, for one task in eight, two atomic adds
+	// on Submit, two when it starts and a rehash of its group.
+	TopGroups []GroupQueued
+	// Breaker holds the breaker's figures (state, pressure, used memory,
+	// budget, transitions into each state), for WithBreaker's and
+	// WithMemoryBudget's alike; nil without a breaker.
+	Breaker *backpressure.Stats
 }

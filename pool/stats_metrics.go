@@ -6,12 +6,19 @@ package pool
 //     shard they run (shard mod timingStripes), so workers of different
 //     shards seldom write the same cache lines; Snapshot merges the stripes
 //     without stopping them.
+//   - A task flagged stampTop in entry.enq was counted once in Pool.top
+//     before its push published it, and is uncounted exactly once: when the
+//     push fails, or when it first reaches attempt, which clears the flag
+//     (a retry keeps the cleared copy).
+//   - rates.lastArr and lastDone only grow, under rates.mu.
 
 import (
 	"iter"
+	"sync"
 	"time"
 
 	"github.com/shoal-go/shoal/internal/metrics"
+	"github.com/shoal-go/shoal/shard"
 )
 
 // timingStripes spreads the shards over this many pairs of histograms. Eight
@@ -44,6 +51,7 @@ func WithTimings(t *Timings) Option {
 		if t == nil {
 			return invalid("WithTimings(nil)")
 		}
+		c.timings = t
 		if prev := c.onTask; prev != nil {
 			c.onTask = func(shard int, wait, run time.Duration) {
 				prev(shard, wait, run)
@@ -133,4 +141,134 @@ func (h Histogram) Buckets() iter.Seq2[time.Duration, uint64] {
 			}
 		}
 	}
+}
+
+// Sampled timings, top groups and rates: what Snapshot carries by default.
+//
+// A task is timed when its lane position, mixed with its shard by a
+// multiplicative hash, falls in the sampled 1/TimingSampleEvery. Submit
+// reads the lane's next position anyway (one load of a line that push reads
+// next), and only a sampled task pays for the real clock at acceptance; the
+// worker reads the clock at the start and end of each attempt of a sampled
+// task only. The flags travel in the two low bits of entry.enq, so entries
+// keep their size; acceptance times lose at most 3 ns.
+
+// timingSampleShift sets the default sampling: one task in 1<<shift.
+const timingSampleShift = 6
+
+// TimingSampleEvery is how many tasks one timed task stands for in the
+// default queue-wait and run-time histograms of Stats (one in 64). With
+// WithTimings every task is timed instead.
+const TimingSampleEvery = 1 << timingSampleShift
+
+// Flags in the low bits of entry.enq.
+const (
+	// stampTimed: the acceptance time is exact and the worker times the
+	// task's attempts into the pool's sampled Timings.
+	stampTimed = 1
+	// stampTop: the task is counted in the pool's top-groups sketch; the
+	// worker uncounts it when its first attempt starts.
+	stampTop   = 2
+	stampFlags = stampTimed | stampTop
+)
+
+// timingSampled reports whether the task at lane position pos of shard idx
+// is timed. The golden-ratio multiplication spreads consecutive positions
+// evenly, without a period that batches (a multiple of 64 tasks) could
+// line up with.
+func timingSampled(idx uint32, pos uint64) bool {
+	return ((pos^uint64(idx)<<32)*0x9E3779B97F4A7C15)>>(64-timingSampleShift) == 0
+}
+
+// enqTime returns the acceptance time of a stamp, without its flags.
+func enqTime(enq int64) int64 { return enq &^ stampFlags }
+
+// recordSample times one attempt of a sampled task into the pool's own
+// Timings; start and end are exact clock readings, enq the exact stamp.
+func (t *Timings) recordSample(idx uint32, enq, start, end int64) {
+	t.record(int(idx), time.Duration(start-enqTime(enq)), time.Duration(end-start))
+}
+
+// WithTopGroups makes the pool track the groups with the most tasks waiting
+// to start, reported in Stats.TopGroups. A sampled one task in eight (by
+// its lane position) is counted in a count-min sketch on Submit and
+// uncounted when its first attempt starts; heavy groups enter a 16-slot
+// table. See Stats.TopGroups for the cost.
+func WithTopGroups() Option {
+	return optionFunc(func(c *config) error { c.topGroups = true; return nil })
+}
+
+// GroupQueued is one entry of Stats.TopGroups.
+type GroupQueued struct {
+	// Group is the group's key (a K of the pool's Pool[K]).
+	Group any
+	// Queued estimates the group's tasks waiting to start: the sampled
+	// count times eight. It errs upward by what groups sharing its sketch
+	// cells hold and, for small counts, by sampling noise.
+	Queued int64
+}
+
+// topGroups returns the tracked groups, heaviest first, or nil.
+func (p *Pool[K]) topGroups() []GroupQueued {
+	if p.top == nil {
+		return nil
+	}
+	var buf [metrics.TopKSlots]metrics.TopGroup[K]
+	top := p.top.Top(buf[:0])
+	if len(top) == 0 {
+		return nil
+	}
+	out := make([]GroupQueued, len(top))
+	for i, g := range top {
+		out[i] = GroupQueued{Group: g.Group, Queued: g.Queued}
+	}
+	return out
+}
+
+// countTop counts a task about to be pushed in the top-groups sketch when
+// it is sampled, and flags it. h is the group's hash, 0 for Go's tasks.
+func (p *Pool[K]) countTop(e *entry[K], h, pos uint64) {
+	if h != 0 && p.top.IncSeq(h, e.group, pos) {
+		e.enq |= stampTop
+	}
+}
+
+// uncountTop takes a flagged task out of the sketch: when its push failed,
+// or when its first attempt starts.
+func (p *Pool[K]) uncountTop(e *entry[K]) {
+	p.top.Dec(shard.Hash(e.group))
+	e.enq &^= stampTop
+}
+
+// rates turns the arrival and completion counters into moving averages at
+// Snapshot time, so tasks pay nothing for them.
+type rates struct {
+	mu                    sync.Mutex
+	arrivals, completions metrics.Rate
+	lastArr, lastDone     uint64 // guarded by mu
+}
+
+// start seeds both averages' start time (New calls it).
+func (r *rates) start(now time.Time) {
+	r.arrivals.Tick(now)
+	r.completions.Tick(now)
+}
+
+// update folds the counts since the previous call into the averages and
+// returns them. Concurrent snapshots may read counters out of order; a count
+// below the last one adds nothing.
+func (r *rates) update(now time.Time, arrived, done uint64) (arrivals, completions float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if arrived > r.lastArr {
+		r.arrivals.Add(arrived - r.lastArr)
+		r.lastArr = arrived
+	}
+	if done > r.lastDone {
+		r.completions.Add(done - r.lastDone)
+		r.lastDone = done
+	}
+	r.arrivals.Tick(now)
+	r.completions.Tick(now)
+	return r.arrivals.Rate(), r.completions.Rate()
 }
