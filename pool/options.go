@@ -42,6 +42,11 @@ type config struct {
 	// onTask, when set, is called by the worker after each task with the
 	// shard, its queue wait and its run time. See "Extension points".
 	onTask func(shard int, wait, run time.Duration)
+	// slowAfter, slowFn (a func(SlowTask[K])) and labels are set by the
+	// options of observe.go; New builds the pool's observer from them.
+	slowAfter time.Duration
+	slowFn    any
+	labels    int
 	// timings is the Timings of WithTimings (every task timed), reported by
 	// Snapshot instead of the pool's sampled one; topGroups asks for
 	// Stats.TopGroups (stats_metrics.go).
