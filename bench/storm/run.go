@@ -39,6 +39,15 @@ const (
 // Config it cannot run.
 var ErrInvalidConfig = errors.New("storm: invalid configuration")
 
+// ErrBudgetTooSmall is matched by the error Run returns when the breaker
+// refuses moves for a long time while none is in flight: the budget leaves no
+// room above the memory the process uses without any move.
+var ErrBudgetTooSmall = errors.New("storm: budget too small")
+
+// stuckAfter is how long the shoal storm retries while no move is in flight
+// before it gives up with ErrBudgetTooSmall.
+const stuckAfter = 10 * time.Second
+
 // Config describes one storm. DefaultConfig returns the one that
 // `go run ./bench/cmd/storm` runs.
 type Config struct {
@@ -319,6 +328,7 @@ submit:
 				return nil
 			}
 			backoff := time.Millisecond
+			var refusedSince time.Time // start of a run of refusals with no move in the pool
 			for {
 				err := p.Submit(ctx, ti, task)
 				if err == nil {
@@ -333,6 +343,18 @@ submit:
 					break submit
 				}
 				res.Pushbacks++
+				// Only this move exists: nothing the pool holds can free
+				// memory. If the breaker stays shut, the budget leaves no
+				// room above what the process needs without any move.
+				if s.pending.Load() > 1 { // moves created and not finished
+					refusedSince = time.Time{}
+				} else if refusedSince.IsZero() {
+					refusedSince = time.Now()
+				} else if time.Since(refusedSince) > stuckAfter {
+					s.pending.Add(-1) // never accepted
+					subErr = fmt.Errorf("%w: refused for %v with no move in flight: %w", ErrBudgetTooSmall, stuckAfter, err)
+					break submit
+				}
 				timer.Reset(backoff)
 				select {
 				case <-ctx.Done():

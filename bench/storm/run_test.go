@@ -2,8 +2,10 @@ package storm
 
 import (
 	"errors"
+	"runtime"
 	"runtime/metrics"
 	"testing"
+	"testing/synctest"
 
 	"go.uber.org/goleak"
 )
@@ -25,8 +27,10 @@ func TestShoalSolvesEveryTower(t *testing.T) {
 	}
 }
 
-// goUsed is the breaker's view of the memory in use now.
+// goUsed is the breaker's view of the memory in use now, after a collection
+// so that an earlier test's garbage does not count.
 func goUsed() int64 {
+	runtime.GC()
 	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}, {Name: "/memory/classes/heap/free:bytes"}}
 	metrics.Read(s)
 	return int64(s[0].Value.Uint64() - s[1].Value.Uint64() - s[2].Value.Uint64())
@@ -36,10 +40,11 @@ func goUsed() int64 {
 // back and the towers must still be solved.
 func TestShoalPushesBackUnderATightBudget(t *testing.T) {
 	cfg := DefaultConfig()
-	// 2 × 2,047 moves of 16 KiB (64 MiB) against 16 MiB of headroom; a
-	// move costs about 0.5 ms, so the submitter runs far ahead.
-	cfg.Disks, cfg.Towers, cfg.Rounds = 11, 2, 40
-	cfg.Budget = goUsed() + 16<<20
+	// 2 × 4,095 moves of 16 KiB (128 MiB) against 40 MiB of headroom, of
+	// which the pool's queue slots take about 13 MiB; a move costs about
+	// 0.25 ms, so the submitter runs far ahead.
+	cfg.Disks, cfg.Towers, cfg.Rounds = 12, 2, 20
+	cfg.Budget = goUsed() + 40<<20
 	res, err := Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +74,25 @@ func TestRawAccountsForEveryMove(t *testing.T) {
 	if res.Illegal == 0 && res.Solved != cfg.Towers {
 		t.Errorf("no illegal move but %d of %d towers solved", res.Solved, cfg.Towers)
 	}
+}
+
+// A budget that the process's own use already fills must end the storm with
+// ErrBudgetTooSmall, not retry forever.
+func TestShoalGivesUpWhenTheBudgetHasNoRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.Disks, cfg.Towers, cfg.Rounds = 4, 1, 1
+		// Just above current use: the breaker accepts the budget, and
+		// the pool's queue slots (about 13 MiB) leave it no room.
+		cfg.Budget = goUsed() + 1<<20
+		res, err := Run(t.Context(), cfg)
+		if !errors.Is(err, ErrBudgetTooSmall) {
+			t.Fatalf("Run = %v, want ErrBudgetTooSmall", err)
+		}
+		if res == nil || res.Solved != 0 || res.Pushbacks == 0 {
+			t.Errorf("result %+v, want an unsolved tower and pushbacks", res)
+		}
+	})
 }
 
 func TestConfigRejectsBadInput(t *testing.T) {
