@@ -41,7 +41,7 @@ func goUsed() int64 {
 func TestShoalPushesBackUnderATightBudget(t *testing.T) {
 	cfg := DefaultConfig()
 	// 2 × 4,095 moves of 16 KiB (128 MiB) against 40 MiB of headroom, of
-	// which the pool's queue slots take about 13 MiB; a move costs about
+	// which the pool's queue slots take about 15 MiB; a move costs about
 	// 0.25 ms, so the submitter runs far ahead.
 	cfg.Disks, cfg.Towers, cfg.Rounds = 12, 2, 20
 	cfg.Budget = goUsed() + 40<<20
@@ -83,7 +83,7 @@ func TestShoalGivesUpWhenTheBudgetHasNoRoom(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.Disks, cfg.Towers, cfg.Rounds = 4, 1, 1
 		// Just above current use: the breaker accepts the budget, and
-		// the pool's queue slots (about 13 MiB) leave it no room.
+		// the pool's queue slots (about 15 MiB) leave it no room.
 		cfg.Budget = goUsed() + 1<<20
 		res, err := Run(t.Context(), cfg)
 		if !errors.Is(err, ErrBudgetTooSmall) {
