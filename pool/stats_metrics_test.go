@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/shoal-go/shoal/backpressure"
+	"github.com/shoal-go/shoal/shard"
 )
 
 // TestTimingsRecordsWaitAndRun runs tasks of known length in virtual time:
@@ -156,4 +161,333 @@ func ExampleHistogram() {
 	// Output:
 	// count: 100 max: 100ms mean: 50.5ms
 	// p99 within 25% of 99ms: true
+}
+
+// BenchmarkStatsSubmit measures what the statistics options cost per no-op
+// task, as BenchmarkSubmit does: the default (sampled timings), with
+// WithTopGroups, and with WithTimings (every task timed).
+func BenchmarkStatsSubmit(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opts func() []Option
+	}{
+		{"default", func() []Option { return nil }},
+		{"topgroups", func() []Option { return []Option{WithTopGroups()} }},
+		{"timings", func() []Option { return []Option{WithTimings(new(Timings))} }},
+	} {
+		for _, subs := range []int{8, 1} {
+			b.Run(c.name+"/sub"+itoa(subs), func(b *testing.B) { benchShoalWith(b, subs, c.opts()...) })
+		}
+	}
+}
+
+func benchShoalWith(b *testing.B, subs int, opts ...Option) {
+	p, err := New[int](opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	task := Task(func(context.Context) error { wg.Done(); return nil })
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	wg.Add(b.N)
+	spread(b.N, subs, func(i int) {
+		if err := p.Submit(ctx, (i*7919)%benchGroups, task); err != nil {
+			b.Error(err)
+			wg.Done()
+		}
+	})
+	wg.Wait()
+	b.StopTimer()
+	if err := p.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// TestSnapshotTimesSampledTasksByDefault runs one group on one worker in
+// virtual time. A gate task holds the worker (so the monitor ticks and the
+// coarse clock lags: tasks are accepted 1.5 ms in, the coarse clock says
+// 1 ms), the gate opens 10 ms later, and each task runs 1 ms: task i waits
+// exactly 10 ms + i ms. The default histograms hold exactly the sampled
+// positions, with exact acceptance times.
+func TestSnapshotTimesSampledTasksByDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 512
+		p := mustNew[int](t, WithWorkers(1, 1), WithShards(4), WithQueueSize(n))
+		idx := uint32(p.ShardOf(7))
+		gateGroup := 0
+		for timingSampled(uint32(p.ShardOf(gateGroup)), 0) || p.ShardOf(gateGroup) == int(idx) {
+			gateGroup++
+		}
+		gate := make(chan struct{})
+		defer func() { closePoolAndGate(p, gate) }() // also when the test fails
+		// The task's copy: gate becomes nil once closed.
+		hold := gate
+		if err := p.Submit(context.Background(), gateGroup, func(context.Context) error { <-hold; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Microsecond)
+		var wantCount uint64
+		var wantWait, wantMax time.Duration
+		for i := range n {
+			if timingSampled(idx, uint64(i)) {
+				wantCount++
+				wantMax = 10*time.Millisecond + time.Duration(i)*time.Millisecond
+				wantWait += wantMax
+			}
+			if err := p.Submit(context.Background(), 7, func(context.Context) error {
+				time.Sleep(time.Millisecond)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+		close(gate)
+		gate = nil
+		synctest.Wait()
+		time.Sleep(n * time.Millisecond)
+		synctest.Wait()
+		s := p.Snapshot()
+		if s.Completed != n+1 {
+			t.Fatalf("completed %d, want %d", s.Completed, n+1)
+		}
+		if s.TimingSampleEvery != TimingSampleEvery {
+			t.Fatalf("TimingSampleEvery %d, want %d", s.TimingSampleEvery, TimingSampleEvery)
+		}
+		// About one in 64 of 512 positions; at least two, or the test says little.
+		if wantCount < 2 || wantCount > 32 {
+			t.Fatalf("%d of %d positions sampled, want about %d", wantCount, n, n/TimingSampleEvery)
+		}
+		w, r := s.Timings.Wait, s.Timings.Run
+		if w.Count() != wantCount || r.Count() != wantCount {
+			t.Fatalf("counts: wait %d run %d, want %d", w.Count(), r.Count(), wantCount)
+		}
+		if w.Sum() != wantWait || w.Max() != wantMax {
+			t.Fatalf("wait sum %v max %v, want %v and %v", w.Sum(), w.Max(), wantWait, wantMax)
+		}
+		if r.Sum() != time.Duration(wantCount)*time.Millisecond || r.Max() != time.Millisecond {
+			t.Fatalf("run sum %v max %v, want %d ms and 1ms", r.Sum(), r.Max(), wantCount)
+		}
+		if !(w.P50() <= w.P90() && w.P90() <= w.P99() && w.P99() <= w.Max()) || w.P50() < 10*time.Millisecond {
+			t.Fatalf("wait quantiles p50 %v p90 %v p99 %v max %v", w.P50(), w.P90(), w.P99(), w.Max())
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestSnapshotWithTimingsReportsEveryTask: with WithTimings, Snapshot shows
+// that Timings, every attempt counted once (no sampled extra).
+func TestSnapshotWithTimingsReportsEveryTask(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var tm Timings
+		p := mustNew[int](t, WithTimings(&tm), WithWorkers(1, 1), WithQueueSize(256))
+		const n = 200
+		for i := range n {
+			if err := p.Submit(context.Background(), i%3, func(context.Context) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s := p.Snapshot()
+		if s.TimingSampleEvery != 1 || s.Timings.Run.Count() != n || s.Timings.Wait.Count() != n {
+			t.Fatalf("every %d, run %d, wait %d; want 1, %d, %d", s.TimingSampleEvery,
+				s.Timings.Run.Count(), s.Timings.Wait.Count(), n, n)
+		}
+	})
+}
+
+// TestSnapshotRates checks the moving averages against their formula in
+// virtual time: 100 tasks in the first second, none in the next ten.
+func TestSnapshotRates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 2))
+		for i := range 100 {
+			if err := p.Submit(context.Background(), i, func(context.Context) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		time.Sleep(time.Second)
+		s := p.Snapshot()
+		if s.ArrivalRate != 100 || s.CompletionRate != 100 {
+			t.Fatalf("rates after 1 s: arrivals %v completions %v, want 100 and 100", s.ArrivalRate, s.CompletionRate)
+		}
+		time.Sleep(10 * time.Second)
+		s = p.Snapshot()
+		want := 100 * math.Exp(-1) // the default window is 10 s
+		if math.Abs(s.ArrivalRate-want) > 1e-9 || math.Abs(s.CompletionRate-want) > 1e-9 {
+			t.Fatalf("rates after 10 quiet s: %v and %v, want %v", s.ArrivalRate, s.CompletionRate, want)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestSnapshotTopGroups holds the only worker on a gate while a hot and a
+// warm group queue up, then checks the ranking and that every count leaves
+// the sketch: after a drain, and after pushes refused on a full queue.
+func TestSnapshotTopGroups(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNewString(t, WithTopGroups(), WithWorkers(1, 1), WithQueueSize(512), WithNonblocking())
+		if s := p.Snapshot(); s.TopGroups != nil {
+			t.Fatalf("idle pool: top groups %v", s.TopGroups)
+		}
+		gate := make(chan struct{})
+		defer func() { closePoolAndGate(p, gate) }() // also when the test fails
+		started := make(chan struct{})
+		// The task's copy: gate becomes nil once closed.
+		hold := gate
+		if err := p.Submit(context.Background(), "gate", func(context.Context) error {
+			close(started)
+			<-hold
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		noop := func(context.Context) error { return nil }
+		// A hot group whose full lane refuses at a sampled position (the
+		// sketch's rule, metrics.TopK.IncSeq), so refused pushes are counted
+		// and must be uncounted.
+		hot := ""
+		for i := 0; hot == ""; i++ {
+			g := fmt.Sprint("hot", i)
+			if h := shard.Hash(g); p.ShardOf(g) != p.ShardOf("gate") && ((512^h)*0x9E3779B97F4A7C15)>>32&7 == 0 {
+				hot = g
+			}
+		}
+		for range 400 {
+			if err := p.Submit(context.Background(), hot, noop); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 60 {
+			if err := p.Submit(context.Background(), "warm", noop); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Fill hot's queue, then have many pushes refused: refused tasks
+		// must leave no count behind.
+		refused := 0
+		for range 2000 {
+			if err := p.TrySubmit(hot, noop); errors.Is(err, ErrQueueFull) {
+				refused++
+			}
+		}
+		if refused < 1000 {
+			t.Fatalf("only %d of 2000 pushes refused", refused)
+		}
+		s := p.Snapshot()
+		if len(s.TopGroups) < 2 || s.TopGroups[0].Group != hot || s.TopGroups[1].Group != "warm" {
+			t.Fatalf("top groups %v, want hot then warm", s.TopGroups)
+		}
+		if q := s.TopGroups[0].Queued; q < 256 || q > 1024 {
+			t.Fatalf("hot estimated at %d, want about 512", q)
+		}
+		if q := s.TopGroups[1].Queued; q < 16 || q > 200 {
+			t.Fatalf("warm estimated at %d, want about 60", q)
+		}
+		close(gate)
+		gate = nil
+		synctest.Wait()
+		if s := p.Snapshot(); s.TopGroups != nil || s.Queued != 0 {
+			t.Fatalf("drained pool: top groups %v, queued %d", s.TopGroups, s.Queued)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestSnapshotBreaker: WithMemoryBudget's own breaker is reported; a pool
+// without one reports none.
+func TestSnapshotBreaker(t *testing.T) {
+	p := mustNew[int](t)
+	if s := p.Snapshot(); s.Breaker != nil {
+		t.Fatalf("no breaker, got %+v", s.Breaker)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const budget = 1 << 40
+	p = mustNew[int](t, WithMemoryBudget(budget))
+	s := p.Snapshot()
+	if s.Breaker == nil || s.Breaker.Budget != budget || s.Breaker.State != backpressure.Normal {
+		t.Fatalf("breaker %+v, want budget %d in Normal", s.Breaker, int64(budget))
+	}
+	if s.Breaker.Pressure <= 0 || s.Breaker.Pressure >= 1 {
+		t.Fatalf("pressure %v, want in (0, 1)", s.Breaker.Pressure)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Snapshot(); s.Breaker == nil {
+		t.Fatal("breaker missing after Close")
+	}
+}
+
+func TestSubmitWithTopGroupsAllocs(t *testing.T) {
+	p := mustNewString(t, WithTopGroups())
+	defer p.Close(context.Background())
+	var wg sync.WaitGroup
+	task := Task(func(context.Context) error { wg.Done(); return nil })
+	ctx := context.Background()
+	groups := make([]string, 1000)
+	for i := range groups {
+		groups[i] = fmt.Sprint("room-", i)
+	}
+	g := 0
+	allocs := testing.AllocsPerRun(10_000, func() {
+		wg.Add(1)
+		g++
+		if err := p.Submit(ctx, groups[g%len(groups)], task); err != nil {
+			t.Fatal(err)
+		}
+	})
+	wg.Wait()
+	if allocs != 0 {
+		t.Fatalf("Submit with WithTopGroups allocates %v times per task", allocs)
+	}
+}
+
+// TestTimingSampledRate: the sampled share of consecutive positions is close
+// to 1/TimingSampleEvery for every shard.
+func TestTimingSampledRate(t *testing.T) {
+	for _, idx := range []uint32{0, 1, 63, 1023} {
+		n := 0
+		const total = 1 << 16
+		for pos := range uint64(total) {
+			if timingSampled(idx, pos) {
+				n++
+			}
+		}
+		if want := total / TimingSampleEvery; n < want*9/10 || n > want*11/10 {
+			t.Fatalf("shard %d: %d of %d sampled, want about %d", idx, n, total, want)
+		}
+	}
+}
+
+func mustNewString(t testing.TB, opts ...Option) *Pool[string] {
+	t.Helper()
+	p, err := New[string](opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// closePoolAndGate opens gate unless nil and closes p, so that a failed
+// test leaves no goroutine behind in its bubble.
+func closePoolAndGate[K shard.Key](p *Pool[K], gate chan struct{}) {
+	if gate != nil {
+		close(gate)
+	}
+	_ = p.Close(context.Background())
 }

@@ -41,9 +41,11 @@ type config struct {
 	constLabels prometheus.Labels
 }
 
-// WithTimings exports t, the Timings given to the pool with
-// pool.WithTimings, as the task_wait_seconds and task_run_seconds
-// histograms.
+// WithTimings exports t as the task_wait_seconds and task_run_seconds
+// histograms instead of the timings in the pool's Snapshot. A pool's
+// Snapshot already carries its timings (those of pool.WithTimings when the
+// pool has it), so this is for a Source that does not, or for a Timings
+// shared by several pools.
 func WithTimings(t *pool.Timings) Option {
 	return optionFunc(func(c *config) error {
 		if t == nil {
@@ -54,8 +56,10 @@ func WithTimings(t *pool.Timings) Option {
 	})
 }
 
-// WithBreaker exports the memory-pressure figures and state of b, the
-// breaker given to the pool with pool.WithBreaker.
+// WithBreaker exports the memory-pressure figures and state of b instead of
+// Stats.Breaker. A pool's Snapshot already carries its breaker's figures
+// (pool.WithBreaker's or pool.WithMemoryBudget's), so this is for a Source
+// that does not.
 func WithBreaker(b BreakerSource) Option {
 	return optionFunc(func(c *config) error {
 		if b == nil {
@@ -117,6 +121,7 @@ type descs struct {
 	queue, queueMax, waiting, workers, target, minW, maxW                     *prometheus.Desc
 	wait, run                                                                 *prometheus.Desc
 	pressure, used, budget, state, transitions                                *prometheus.Desc
+	arrivals, completions, topGroup                                           *prometheus.Desc
 }
 
 // New returns a Collector over src. It returns ErrNilSource without a
@@ -156,13 +161,16 @@ func New(src Source, opts ...Option) (*Collector, error) {
 		target:         d("workers_target", "Workers the scaler keeps warm."),
 		minW:           d("workers_min", "Lower bound of the worker count."),
 		maxW:           d("workers_max", "Upper bound of the worker count."),
-		wait:           d("task_wait_seconds", "Time from acceptance to the start of each attempt."),
-		run:            d("task_run_seconds", "Run time of each attempt."),
+		wait:           d("task_wait_seconds", "Time from acceptance to the start of each attempt (counts scaled up from a sample unless every task is timed)."),
+		run:            d("task_run_seconds", "Run time of each attempt (counts scaled up from a sample unless every task is timed)."),
 		pressure:       d("memory_pressure_ratio", "Memory used over the breaker's budget."),
 		used:           d("memory_used_bytes", "Memory the breaker counts as used, reservations included."),
 		budget:         d("memory_budget_bytes", "The breaker's memory budget."),
 		state:          d("breaker_state", "1 for the breaker's current state, 0 for the others.", "state"),
 		transitions:    d("breaker_transitions_total", "Transitions of the breaker into each state.", "state"),
+		arrivals:       d("task_arrivals_per_second", "Tasks accepted per second, moving average over 10 s."),
+		completions:    d("task_completions_per_second", "Tasks finished (completed or dead-lettered) per second, moving average over 10 s."),
+		topGroup:       d("top_group_queued", "Estimated tasks waiting in the group that has the most (pool.WithTopGroups)."),
 	}
 	return c, nil
 }
@@ -172,23 +180,17 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.d.submitted, c.d.tasks, c.d.dead, c.d.rejected, c.d.failedAttempts, c.d.retries,
 		c.d.panics, c.d.stalls, c.d.queue, c.d.queueMax, c.d.waiting, c.d.workers,
-		c.d.target, c.d.minW, c.d.maxW,
+		c.d.target, c.d.minW, c.d.maxW, c.d.wait, c.d.run, c.d.arrivals, c.d.completions,
+		c.d.topGroup, c.d.pressure, c.d.used, c.d.budget, c.d.state, c.d.transitions,
 	} {
 		ch <- d
 	}
-	if c.timings != nil {
-		ch <- c.d.wait
-		ch <- c.d.run
-	}
-	if c.breaker != nil {
-		for _, d := range []*prometheus.Desc{c.d.pressure, c.d.used, c.d.budget, c.d.state, c.d.transitions} {
-			ch <- d
-		}
-	}
 }
 
-// Collect takes one snapshot of the pool (and of the Timings and breaker,
-// when given) and sends its metrics.
+// Collect takes one snapshot of the pool (and of the Timings and breaker
+// given as options, if any) and sends its metrics. The breaker's metrics
+// are sent only when there is a breaker, top_group_queued only when the
+// pool tracks top groups and one has tasks waiting.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.src.Snapshot()
 	send := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
@@ -245,13 +247,25 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.d.minW, float64(s.Workers.Min))
 	gauge(c.d.maxW, float64(s.Workers.Max))
 
-	if c.timings != nil {
-		t := c.timings.Snapshot()
-		ch <- constHistogram(c.d.wait, t.Wait)
-		ch <- constHistogram(c.d.run, t.Run)
+	gauge(c.d.arrivals, s.ArrivalRate)
+	gauge(c.d.completions, s.CompletionRate)
+	if len(s.TopGroups) > 0 {
+		gauge(c.d.topGroup, float64(s.TopGroups[0].Queued))
 	}
+
+	t, scale := s.Timings, uint64(max(s.TimingSampleEvery, 1))
+	if c.timings != nil {
+		t, scale = c.timings.Snapshot(), 1
+	}
+	ch <- constHistogram(c.d.wait, t.Wait, scale)
+	ch <- constHistogram(c.d.run, t.Run, scale)
+
+	b := s.Breaker
 	if c.breaker != nil {
-		b := c.breaker.Stats()
+		bs := c.breaker.Stats()
+		b = &bs
+	}
+	if b != nil {
 		gauge(c.d.pressure, b.Pressure)
 		gauge(c.d.used, float64(b.Used))
 		gauge(c.d.budget, float64(b.Budget))
@@ -286,8 +300,10 @@ func stateName(s backpressure.State) string {
 // constHistogram converts h to Prometheus buckets at the powers of two from
 // 1.024 µs to 68.7 s: every such bound is a bucket edge of h, so the
 // cumulative counts are exact (up to durations equal to a bound, which h
-// counts above it and Prometheus at it).
-func constHistogram(d *prometheus.Desc, h pool.Histogram) prometheus.Metric {
+// counts above it and Prometheus at it). Counts and sum are multiplied by
+// scale, the tasks each recorded one stands for, so that rates over the
+// histogram's count estimate attempts; quantiles do not change.
+func constHistogram(d *prometheus.Desc, h pool.Histogram, scale uint64) prometheus.Metric {
 	buckets := make(map[float64]uint64, 27)
 	var cum uint64
 	for upper, n := range h.Buckets() {
@@ -296,10 +312,10 @@ func constHistogram(d *prometheus.Desc, h pool.Histogram) prometheus.Metric {
 			break
 		}
 		if isPow2(uint64(upper)) {
-			buckets[upper.Seconds()] = cum
+			buckets[upper.Seconds()] = cum * scale
 		}
 	}
-	m, err := prometheus.NewConstHistogram(d, h.Count(), h.Sum().Seconds(), buckets)
+	m, err := prometheus.NewConstHistogram(d, h.Count()*scale, h.Sum().Seconds()*float64(scale), buckets)
 	if err != nil {
 		return prometheus.NewInvalidMetric(d, err)
 	}

@@ -235,14 +235,79 @@ shoal_queue_depth_max_shard 3
 		"shoal_queue_depth_max_shard"); err != nil {
 		t.Fatal(err)
 	}
-	// Without WithTimings and WithBreaker only the pool's own metrics exist.
+	// Without a breaker in the Stats or as an option, and without top
+	// groups, only the pool's own metrics exist.
 	plain, _ := promexport.New(stubSource{})
-	if n := testutil.CollectAndCount(plain); n != 25 {
-		t.Fatalf("plain collector emits %d series, want 25", n)
+	if n := testutil.CollectAndCount(plain); n != 29 {
+		t.Fatalf("plain collector emits %d series, want 29", n)
 	}
-	if n := testutil.CollectAndCount(c); n != 25+3+4+4 {
-		t.Fatalf("collector with breaker emits %d series, want 36", n)
+	if n := testutil.CollectAndCount(c); n != 29+3+4+4 {
+		t.Fatalf("collector with breaker emits %d series, want 40", n)
 	}
+	// The Stats' own breaker figures are exported without WithBreaker.
+	fromStats, _ := promexport.New(stubSource{pool.Stats{Breaker: &b.s}})
+	if n := testutil.CollectAndCount(fromStats, "shoal_breaker_state"); n != 4 {
+		t.Fatalf("breaker from Stats: %d state series, want 4", n)
+	}
+}
+
+// TestCollectorMemoryBudgetPool exports a real pool's own breaker
+// (pool.WithMemoryBudget), its sampled timings scaled to task counts, its
+// rates and its heaviest group.
+func TestCollectorMemoryBudgetPool(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const budget = 1 << 40
+		p, err := pool.New[string](pool.WithMemoryBudget(budget), pool.WithTopGroups(), pool.WithWorkers(1, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		release := make(chan struct{})
+		var releaseOnce sync.Once
+		t.Cleanup(func() {
+			releaseOnce.Do(func() { close(release) })
+			_ = p.Close(ctx)
+		})
+		started := make(chan struct{})
+		mustSubmit(t, p, "gate", func(context.Context) error { close(started); <-release; return nil })
+		<-started
+		for range 40 {
+			mustSubmit(t, p, "lobby", func(context.Context) error { return nil })
+		}
+		c, err := promexport.New(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(c)
+		time.Sleep(time.Second)
+		if v := gatherGauge(t, reg, "shoal_memory_budget_bytes"); v != budget {
+			t.Fatalf("budget %v, want %v", v, float64(budget))
+		}
+		if st := gatherGauges(t, reg, "shoal_breaker_state"); st["normal"] != 1 {
+			t.Fatalf("breaker states %v, want normal", st)
+		}
+		if v := gatherGauge(t, reg, "shoal_task_arrivals_per_second"); v != 41 {
+			t.Fatalf("arrivals %v per second, want 41", v)
+		}
+		if v := gatherGauge(t, reg, "shoal_top_group_queued"); v < 16 || v > 100 {
+			t.Fatalf("top group queued %v, want about 40", v)
+		}
+		releaseOnce.Do(func() { close(release) })
+		synctest.Wait()
+		for range 1000 {
+			mustSubmit(t, p, "lobby", func(context.Context) error { return nil })
+		}
+		synctest.Wait()
+		s := p.Snapshot()
+		wait := gatherHistogram(t, reg, "shoal_task_wait_seconds")
+		if n := s.Timings.Wait.Count(); n == 0 || wait.GetSampleCount() != n*pool.TimingSampleEvery {
+			t.Fatalf("wait histogram count %d, want %d sampled × %d", wait.GetSampleCount(), n, pool.TimingSampleEvery)
+		}
+		if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) != 0 {
+			t.Fatalf("lint: %v %v", problems, err)
+		}
+	})
 }
 
 func mustSubmit(t *testing.T, p *pool.Pool[string], group string, task pool.Task) {
@@ -291,13 +356,12 @@ func gatherGauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 }
 
 func BenchmarkCollect(b *testing.B) {
-	var tm pool.Timings
-	p, err := pool.New[string](pool.WithTimings(&tm))
+	p, err := pool.New[string]()
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer func() { _ = p.Close(context.Background()) }()
-	c, _ := promexport.New(p, promexport.WithTimings(&tm))
+	c, _ := promexport.New(p)
 	ch := make(chan prometheus.Metric, 64)
 	for b.Loop() {
 		c.Collect(ch)

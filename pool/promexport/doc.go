@@ -1,12 +1,12 @@
 // Package promexport exports a shoal pool's statistics to Prometheus.
 //
 // A Collector reads one pool.Stats per scrape through Source (any
-// *pool.Pool[K] is one) and, when given, a *pool.Timings for the queue-wait
-// and run-time histograms and a breaker for memory pressure:
+// *pool.Pool[K] is one): counters, queues, workers, the queue-wait and
+// run-time histograms, rates, the breaker's figures (pool.WithBreaker's or
+// pool.WithMemoryBudget's own) and the heaviest group:
 //
-//	var timings pool.Timings
-//	p, _ := pool.New[string](pool.WithTimings(&timings), pool.WithBreaker(b))
-//	c, _ := promexport.New(p, promexport.WithTimings(&timings), promexport.WithBreaker(b))
+//	p, _ := pool.New[string](pool.WithMemoryBudget(2 << 30))
+//	c, _ := promexport.New(p, promexport.WithConstLabels(prometheus.Labels{"pool": "fanout"}))
 //	prometheus.MustRegister(c)
 //
 // The metrics, all prefixed shoal_:
@@ -25,13 +25,29 @@
 //	workers{state}                    gauge      busy, idle, spinning: they sum to the running workers
 //	workers_target                    gauge      workers the scaler keeps warm
 //	workers_min, workers_max          gauge      the bounds of the worker count
-//	task_wait_seconds                 histogram  acceptance to start, per attempt (WithTimings)
-//	task_run_seconds                  histogram  run time per attempt (WithTimings)
-//	memory_pressure_ratio             gauge      used / budget (WithBreaker)
-//	memory_used_bytes                 gauge      used memory, reservations included (WithBreaker)
-//	memory_budget_bytes               gauge      the budget (WithBreaker)
-//	breaker_state{state}              gauge      1 for the current state, else 0 (WithBreaker)
-//	breaker_transitions_total{state}  counter    entries into each state (WithBreaker)
+//	task_wait_seconds                 histogram  acceptance to start, per attempt
+//	task_run_seconds                  histogram  run time per attempt
+//	task_arrivals_per_second          gauge      accepted tasks, 10 s moving average
+//	task_completions_per_second       gauge      finished tasks, 10 s moving average
+//	top_group_queued                  gauge      tasks waiting in the heaviest group (pool.WithTopGroups)
+//	memory_pressure_ratio             gauge      used / budget (with a breaker)
+//	memory_used_bytes                 gauge      used memory, reservations included (with a breaker)
+//	memory_budget_bytes               gauge      the budget (with a breaker)
+//	breaker_state{state}              gauge      1 for the current state, else 0 (with a breaker)
+//	breaker_transitions_total{state}  counter    entries into each state (with a breaker)
+//
+// The histograms are the pool's: by default a sampled one attempt in
+// pool.TimingSampleEvery is timed, and the exported counts and sum are
+// scaled up by that factor, so rate(shoal_task_wait_seconds_count[5m])
+// estimates attempts per second while histogram_quantile is unaffected;
+// with pool.WithTimings every attempt is counted as is.
+//
+// Groups are not labels: a chat backend has millions of rooms, and a label
+// per hot room would be a new series for every room that was ever hot. The
+// heaviest group's depth (beside the deepest shard's) says that one group
+// dominates; which one is in Stats.TopGroups, for logs or a debug page.
+// The rates are the pool's own moving averages, for dashboards without
+// PromQL; rate() over the counters gives the same over any window.
 //
 // Per-shard depths are not exported one series per shard (a pool has 1024
 // shards by default); the total, the deepest shard and the waiting shards
@@ -39,8 +55,7 @@
 // from 1.024 µs to 68.7 s, each bound the upper bound of a bucket the pool
 // records exactly.
 //
-// A scrape costs one Snapshot (O(shards + workers)) and, with WithTimings,
-// one Timings.Snapshot (about 2 µs): about 20 µs in all for a pool of 1024
-// shards on the 2-core reference box (BenchmarkCollect). It never blocks
-// the pool.
+// A scrape costs one Snapshot (O(shards + workers), the histograms
+// included): about 20 µs in all for a pool of 1024 shards on the 2-core
+// reference box (BenchmarkCollect). It never blocks the pool.
 package promexport

@@ -15,8 +15,9 @@ func ExampleCollector() {
 	if err != nil {
 		panic(err)
 	}
-	c, err := promexport.New(p, promexport.WithTimings(&timings),
-		promexport.WithConstLabels(prometheus.Labels{"pool": "messages"}))
+	// The pool's Snapshot carries the histograms (here every task's, as
+	// the pool times every task with WithTimings) and any breaker.
+	c, err := promexport.New(p, promexport.WithConstLabels(prometheus.Labels{"pool": "messages"}))
 	if err != nil {
 		panic(err)
 	}
