@@ -29,12 +29,18 @@ package pool
 //
 // Metrics.
 //   - entry.enq is each task's acceptance time (ns since p.epoch, also
-//     DeadLetter.EnqueuedAt); queue wait = start - enq. It is the coarse
-//     clock p.ctl.coarse (about 1 ms resolution) unless p.exactStamps.
+//     DeadLetter.EnqueuedAt) with two flags in its low bits (enqTime strips
+//     them); queue wait = start - enqTime(enq). It is the coarse clock
+//     p.ctl.coarse (about 1 ms resolution) unless p.exactStamps, or unless
+//     the task is one of the sampled 1 in TimingSampleEvery (stampTimed,
+//     picked by its lane position in submit), which the worker times into
+//     p.timings, the default histograms of Stats (stats_metrics.go).
 //   - cfg.onTask, when an Option sets it, is called by the worker after
 //     each attempt with the shard, the queue wait and the run time. Setting
 //     it makes acceptance times exact (p.exactStamps); clocks are read for
-//     it only when it is set.
+//     it only when it is set or the task is sampled.
+//   - p.top (WithTopGroups) counts sampled waiting tasks per group
+//     (stampTop): submit counts, attempt uncounts.
 //   - Stats is an immutable value built by Snapshot; add fields there.
 //
 // Admission. cfg.breaker (admitter: Admit() error) is called first by every

@@ -491,3 +491,44 @@ func closePoolAndGate[K shard.Key](p *Pool[K], gate chan struct{}) {
 	}
 	_ = p.Close(context.Background())
 }
+
+// Snapshot reports the groups with the most waiting tasks when the pool
+// tracks them.
+func ExampleWithTopGroups() {
+	p, err := New[string](WithTopGroups(), WithWorkers(1, 1))
+	if err != nil {
+		panic(err)
+	}
+	hold, started := make(chan struct{}), make(chan struct{})
+	_ = p.Submit(context.Background(), "gate", func(context.Context) error { close(started); <-hold; return nil })
+	<-started // the only worker is busy: the tasks below wait
+	for range 60 {
+		_ = p.Submit(context.Background(), "lobby", func(context.Context) error { return nil })
+	}
+	for range 5 {
+		_ = p.Submit(context.Background(), "quiet", func(context.Context) error { return nil })
+	}
+	top := p.Snapshot().TopGroups
+	fmt.Println(top[0].Group, top[0].Queued > 20)
+	close(hold)
+	_ = p.Close(context.Background())
+	// Output: lobby true
+}
+
+// Stats carries queue-wait and run-time distributions: a sampled one task
+// in TimingSampleEvery by default, every task with WithTimings.
+func ExampleStats_timings() {
+	var tm Timings
+	p, err := New[int](WithTimings(&tm))
+	if err != nil {
+		panic(err)
+	}
+	for i := range 100 {
+		_ = p.Submit(context.Background(), i, func(context.Context) error { return nil })
+	}
+	_ = p.Close(context.Background())
+	s := p.Snapshot()
+	w := s.Timings.Wait
+	fmt.Println(s.TimingSampleEvery, w.Count(), w.P50() <= w.P99() && w.P99() <= w.Max())
+	// Output: 1 100 true
+}
