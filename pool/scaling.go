@@ -239,22 +239,8 @@ func (a *autoscaler) run() {
 // shard waited, the target is above min or moved, or workers run above it.
 func (a *autoscaler) sample(now time.Time) (active bool) {
 	c := a.ctl
-	// Reads the worker counts; each may be a transition apart from the
-	// others, which the scaler's smoothing absorbs.
-	running := int(c.running.Load())
-	free := int(c.idle.Load()) + int(c.spinning.Load())
-	busy := max(0, running-free)
-	// A shard is waiting for a worker only if no worker is free to take it:
-	// with free workers, a scheduled shard is taken within a tick of the
-	// monitor. Counting those (under load some shard is almost always in
-	// the run queue) made the arrival rule grow the target to max on every
-	// ramp: bench/cmd/dayscale measured 0.65 of static-at-max's
-	// worker-seconds, against 0.58 this way (see WithScaling).
-	waiting := max(0, c.runq.Len()-free)
-	x := scaling.Sample{Now: now, ShardsWaiting: waiting, Busy: busy, Running: running}
-	if a.src != nil {
-		x.Arrivals, x.Queued, x.Capacity = a.src.scalingLoad()
-	}
+	x := a.read(now)
+	running := x.Running
 	a.samples.Add(1)
 	lo := int(c.minW.Load())
 	d := a.sc.Step(x, lo, int(c.maxW.Load()))
@@ -277,4 +263,26 @@ func (a *autoscaler) sample(now time.Time) (active bool) {
 	// lower target needs no wake: a worker above it exits within about two
 	// idle timeouts.
 	return active
+}
+
+// read takes the pool's signals at now.
+func (a *autoscaler) read(now time.Time) scaling.Sample {
+	c := a.ctl
+	// Reads the worker counts; each may be a transition apart from the
+	// others, which the scaler's smoothing absorbs.
+	running := int(c.running.Load())
+	free := int(c.idle.Load()) + int(c.spinning.Load())
+	busy := max(0, running-free)
+	// A shard is waiting for a worker only if no worker is free to take it:
+	// with free workers, a scheduled shard is taken within a tick of the
+	// monitor. Counting those (under load some shard is almost always in
+	// the run queue) made the arrival rule grow the target to max on every
+	// ramp: bench/cmd/dayscale measured 0.65 of static-at-max's
+	// worker-seconds, against 0.58 this way (see WithScaling).
+	waiting := max(0, c.runq.Len()-free)
+	x := scaling.Sample{Now: now, ShardsWaiting: waiting, Busy: busy, Running: running}
+	if a.src != nil {
+		x.Arrivals, x.Queued, x.Capacity = a.src.scalingLoad()
+	}
+	return x
 }

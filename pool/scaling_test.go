@@ -563,3 +563,31 @@ func BenchmarkScalingSample(b *testing.B) {
 		a.sample(now)
 	}
 }
+
+// A shard in the run queue counts as waiting only when no worker is free
+// (parked or spinning) to take it.
+func TestScalingReadWaitingShards(t *testing.T) {
+	var c control
+	if err := c.init(16, 1, 8, time.Second, func() int64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range uint32(3) {
+		c.push(i)
+	}
+	a := &autoscaler{ctl: &c}
+	for _, tc := range []struct{ running, idle, spinning, waiting, busy int32 }{
+		{8, 0, 0, 3, 8},
+		{8, 1, 0, 2, 7},
+		{8, 2, 1, 0, 5},
+		{8, 5, 0, 0, 3},
+	} {
+		c.running.Store(tc.running)
+		c.idle.Store(tc.idle)
+		c.spinning.Store(tc.spinning)
+		x := a.read(time.Now())
+		if x.ShardsWaiting != int(tc.waiting) || x.Busy != int(tc.busy) || x.Running != int(tc.running) {
+			t.Errorf("running %d, idle %d, spinning %d, 3 shards queued: sample %+v, want %d waiting and %d busy",
+				tc.running, tc.idle, tc.spinning, x, tc.waiting, tc.busy)
+		}
+	}
+}
