@@ -48,9 +48,10 @@ type SlowTask[K shard.Key] struct {
 // is refused by New with an error matching ErrInvalidOption. With a nil fn
 // any group type is accepted: pool.WithSlowTask[string](d, nil).
 //
-// The run time costs two clock reads per attempt (about 70 ns on a
-// kvm-clock virtual machine), taken only with this option. It composes with
-// WithTimings and WithProfilerLabels.
+// The run time costs two clock reads per attempt, taken only with this
+// option: BenchmarkObserve measured 78 against 69 ns per no-op task (8
+// submitters, medians of 5, one run on a shared 2-core virtual machine). It
+// composes with WithTimings and WithProfilerLabels.
 func WithSlowTask[K shard.Key](d time.Duration, fn func(SlowTask[K])) Option {
 	return optionFunc(func(c *config) error {
 		if d <= 0 {
@@ -72,8 +73,10 @@ func WithSlowTask[K shard.Key](d time.Duration, fn func(SlowTask[K])) Option {
 // to its shard. The labels are cleared after each attempt.
 //
 // A shard's labels are built once, when it first runs a task; after that
-// they cost two label switches per attempt and no allocation. Without the
-// option the pool sets no labels and pays nothing for them.
+// they cost two label switches per attempt and no allocation, lost in the
+// noise of BenchmarkObserve (53 against 69 ns per no-op task without
+// labels, medians of one run). Without the option the pool sets no labels
+// and pays one nil check before and after each attempt.
 func WithProfilerLabels() Option {
 	return optionFunc(func(c *config) error {
 		c.labels = max(c.labels, labelShard)
@@ -83,8 +86,9 @@ func WithProfilerLabels() Option {
 
 // WithProfilerGroupLabels is WithProfilerLabels with a second label,
 // "group": the task's group formatted by fmt.Sprint, so that a profile names
-// the hot rooms themselves. It builds the labels for every attempt, which
-// allocates.
+// the hot rooms themselves. It builds the labels for every attempt: 6
+// allocations (216 bytes) and 285 ns per no-op task in BenchmarkObserve,
+// against 69 ns without labels.
 func WithProfilerGroupLabels() Option {
 	return optionFunc(func(c *config) error {
 		c.labels = labelGroup
