@@ -87,9 +87,6 @@ func (g *load) idle(d time.Duration, each func()) {
 
 func closePool(t *testing.T, p *Pool[int]) {
 	t.Helper()
-	if v, ok := manualScalers.LoadAndDelete(p); ok {
-		v.(*autoscaler).stop()
-	}
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -98,29 +95,15 @@ func closePool(t *testing.T, p *Pool[int]) {
 	}
 }
 
-// scalerModes runs f inside a synctest bubble with a pool made by
-// WithScaling (full false); with full, the test starts the scaler itself
-// with the pool as its source, as New does.
-func scalerModes(t *testing.T, f func(t *testing.T, full bool)) {
-	synctest.Test(t, func(t *testing.T) { f(t, false) })
-}
-
-// manualScalers maps a test's *Pool[int] to the scaler it started itself,
-// which closePool stops before Close.
-var manualScalers sync.Map
-
-func newScalingPool(t *testing.T, lo, hi int, full bool, opts ...Option) *Pool[int] {
+// newScalingPool returns a pool of 64 shards with WithScaling's default
+// policy, to be used inside a synctest bubble.
+func newScalingPool(t *testing.T, lo, hi int, opts ...Option) *Pool[int] {
 	t.Helper()
-	base := []Option{WithShards(64), WithQueueSize(1024), WithWorkers(lo, hi), WithIdleTimeout(time.Second)}
-	if !full {
-		base = append(base, WithScaling(DefaultScalingPolicy()))
-	}
+	base := []Option{WithShards(64), WithQueueSize(1024), WithWorkers(lo, hi), WithIdleTimeout(time.Second),
+		WithScaling(DefaultScalingPolicy())}
 	p, err := New[int](append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
-	}
-	if full {
-		manualScalers.Store(p, startAutoscaler(&p.ctl, p, DefaultScalingPolicy()))
 	}
 	// Ends the pool's goroutines inside the bubble if the test stops early.
 	t.Cleanup(func() { closeQuietly(p) })
@@ -128,9 +111,6 @@ func newScalingPool(t *testing.T, lo, hi int, full bool, opts ...Option) *Pool[i
 }
 
 func closeQuietly(p *Pool[int]) {
-	if v, ok := manualScalers.LoadAndDelete(p); ok {
-		v.(*autoscaler).stop()
-	}
 	_ = p.Close(context.Background())
 }
 
@@ -154,9 +134,9 @@ func (d *decisions) poll() {
 // From idle to more load than max workers can serve: the target reaches max
 // within a bounded time, for reasons of growth, and workers never exceed max.
 func TestScalingRampToMax(t *testing.T) {
-	scalerModes(t, func(t *testing.T, full bool) {
+	synctest.Test(t, func(t *testing.T) {
 		const lo, hi = 1, 16
-		p := newScalingPool(t, lo, hi, full)
+		p := newScalingPool(t, lo, hi)
 		g := newLoad(t, p, 1)
 		g.idle(2*time.Second, nil)
 		if w := p.Snapshot().Workers; w.Target != lo || w.Running != lo {
@@ -199,9 +179,9 @@ func TestScalingRampToMax(t *testing.T) {
 // After a burst, sustained idleness brings the target and then the running
 // workers back to min.
 func TestScalingIdleBackToMin(t *testing.T) {
-	scalerModes(t, func(t *testing.T, full bool) {
+	synctest.Test(t, func(t *testing.T) {
 		const lo, hi = 2, 24
-		p := newScalingPool(t, lo, hi, full)
+		p := newScalingPool(t, lo, hi)
 		g := newLoad(t, p, 2)
 		g.run(3*time.Second, 15000, 0.2, nil)
 		if w := p.Snapshot().Workers; w.Target < hi/2 {
@@ -239,9 +219,9 @@ func TestScalingIdleBackToMin(t *testing.T) {
 // A steady load with noise: once the target has found its level, it
 // moves rarely, and stays within the bounds.
 func TestScalingSteadyLoadNoOscillation(t *testing.T) {
-	scalerModes(t, func(t *testing.T, full bool) {
+	synctest.Test(t, func(t *testing.T) {
 		const lo, hi = 1, 32
-		p := newScalingPool(t, lo, hi, full)
+		p := newScalingPool(t, lo, hi)
 		g := newLoad(t, p, 3)
 		// 2,000 tasks/s of 3 ms on average keep about 6 workers busy.
 		g.run(10*time.Second, 2000, 0.3, nil)
@@ -267,9 +247,9 @@ func TestScalingSteadyLoadNoOscillation(t *testing.T) {
 
 // Many submitters at once: never more than max workers, nor tasks running.
 func TestScalingMaxNeverExceeded(t *testing.T) {
-	scalerModes(t, func(t *testing.T, full bool) {
+	synctest.Test(t, func(t *testing.T) {
 		const lo, hi = 2, 8
-		p := newScalingPool(t, lo, hi, full, WithQueueSize(64))
+		p := newScalingPool(t, lo, hi, WithQueueSize(64))
 		g := newLoad(t, p, 4)
 		var wg sync.WaitGroup
 		var stop atomic.Bool
@@ -305,8 +285,8 @@ func TestScalingMaxNeverExceeded(t *testing.T) {
 // the workers finish their batch, the running workers; a higher min starts
 // workers and raises the target.
 func TestScalingTuneDuringBurst(t *testing.T) {
-	scalerModes(t, func(t *testing.T, full bool) {
-		p := newScalingPool(t, 1, 16, full)
+	synctest.Test(t, func(t *testing.T) {
+		p := newScalingPool(t, 1, 16)
 		g := newLoad(t, p, 5)
 		g.run(2*time.Second, 10000, 0.2, nil)
 		if w := p.Snapshot().Workers; w.Target < 8 {
@@ -485,9 +465,9 @@ func TestScalingSampleDoesNotAllocate(t *testing.T) {
 // A quiet pool's scaler samples about once a second, not ten times; a
 // burst after the quiet is still met.
 func TestScalingIdleBackoff(t *testing.T) {
-	scalerModes(t, func(t *testing.T, full bool) {
+	synctest.Test(t, func(t *testing.T) {
 		const lo, hi = 1, 16
-		p := newScalingPool(t, lo, hi, full)
+		p := newScalingPool(t, lo, hi)
 		a := p.ctl.scaler.Load()
 		if a == nil {
 			t.Fatal("no autoscaler registered")
@@ -518,10 +498,10 @@ func TestScalingIdleBackoff(t *testing.T) {
 // way, not only once it has reached min: waking parked workers (to re-arm
 // their idle timers) must not happen so often that the timers never fire.
 func TestScalingWorkersFollowShrinkingTarget(t *testing.T) {
-	scalerModes(t, func(t *testing.T, full bool) {
+	synctest.Test(t, func(t *testing.T) {
 		const lo, hi = 2, 24
 		// An idle timeout longer than the shrink cooldown (1 s).
-		p := newScalingPool(t, lo, hi, full, WithIdleTimeout(2*time.Second))
+		p := newScalingPool(t, lo, hi, WithIdleTimeout(2*time.Second))
 		g := newLoad(t, p, 8)
 		g.run(3*time.Second, 15000, 0.2, nil)
 		halfAt, minAt := time.Duration(-1), time.Duration(-1)
