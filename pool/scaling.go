@@ -90,7 +90,7 @@ func DefaultScalingPolicy() ScalingPolicy { return scaling.DefaultPolicy() }
 // at 5× the quiet rate, 64 workers at most; medians of 3 days, 2-core
 // virtual machine shared with other work), the scaler's peak p99 queue
 // wait was 0.96–1.03× that of a static pool at max, with 0.58 of its
-// worker-seconds; the on-demand path alone matched that p99 with 0.47–0.54.
+// worker-seconds; the on-demand path alone matched that p99 with 0.46–0.54.
 // Hence off by default: it pays where workers are costly to start or the
 // load has lulls longer than the idle timeout.
 //
