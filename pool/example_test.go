@@ -81,8 +81,9 @@ func ExampleWithRetry() {
 // Tasks that do not complete arrive on DeadLetters with a reason; the
 // channel is closed by Close after the last letter.
 func ExamplePool_DeadLetters() {
+	var handled any // written by the worker; read after Close, which waits for it
 	p, err := pool.New[int](pool.WithPanicHandler(func(v any, _ []byte) {
-		fmt.Println("handler saw:", v)
+		handled = v
 	}))
 	if err != nil {
 		panic(err)
@@ -99,9 +100,10 @@ func ExamplePool_DeadLetters() {
 		panic(err)
 	}
 	<-done
+	fmt.Println("handler saw:", handled)
 	// Output:
-	// handler saw: nil map
 	// 1 Panicked shoal: task panicked: nil map
+	// handler saw: nil map
 }
 
 // Close stops admission, drains the backlog until its context ends, turns
