@@ -64,12 +64,13 @@ var ErrInvalidScalingPolicy = scaling.ErrInvalidPolicy
 // range, its value and the range wanted.
 type ScalingPolicyError = scaling.PolicyError
 
-// DefaultScalingPolicy returns the default policy: sample
-// every 100 ms, EWMA weight 0.2, a 60 s baseline; grow by 25 % (at least 1)
-// when queued > 80 % of capacity, arrivals > 1.5 × baseline with shards
-// waiting, or the workers are saturated; shrink by 15 % when queued < 20 %
-// and arrivals < 0.7 × baseline or the workers are mostly idle; 200 ms
-// between changes, 1 s before a shrink.
+// DefaultScalingPolicy returns the default policy: sample every 100 ms,
+// EWMA weight 0.2, a 60 s baseline; grow by 25 % (at least 1) when queued >
+// 80 % of capacity, arrivals > 1.5 × baseline with shards waiting (then,
+// unless the workers are saturated, to at most 1.25 × the busy average + 1),
+// or the workers are saturated; shrink by 15 % when queued < 20 % and
+// arrivals < 0.7 × baseline or the workers are mostly idle; 200 ms between
+// changes, 1 s before a shrink.
 func DefaultScalingPolicy() ScalingPolicy { return scaling.DefaultPolicy() }
 
 // WithScaling runs a scaler goroutine that samples the pool every

@@ -27,6 +27,13 @@
 //   - the busy average is at least target + 1 (a pool that starts workers on
 //     demand runs more than the target: keep warm what is in use).
 //
+// Growth goes at least to Headroom × the busy average. The arrival rule alone
+// is capped: unless the workers are saturated (the third rule's condition),
+// it grows the target to at most GrowBusyCap × the busy average, rounded up,
+// plus one. Rising arrivals with workers to spare call for a little more
+// headroom, not for max; without the cap a long ramp grew the target to max
+// with half of it idle.
+//
 // Shrink it by ShrinkStep (at least −1) when queued ≤ ShrinkQueueRatio ×
 // capacity, no shard is waiting, and either arrivals < ShrinkArrivalFactor ×
 // baseline or the busy average has stayed at most ShrinkBusyRatio × target

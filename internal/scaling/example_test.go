@@ -9,7 +9,9 @@ import (
 )
 
 // A pool at rest, then a burst that saturates its workers, then quiet again.
-// Only the decisions that move the target are printed.
+// Only the decisions that move the target are printed. The workers here are
+// the target alone (no on-demand workers), so the busy average trails each
+// growth and GrowBusyCap keeps each step of the arrival rule near it.
 func ExampleScaler() {
 	p := scaling.DefaultPolicy()
 	s, err := scaling.NewScaler(p)
@@ -41,22 +43,22 @@ func ExampleScaler() {
 	}
 	// Output:
 	// at  0.0s:  0 ->  2 (start)
-	// at  5.0s:  2 ->  3 (grow: arrivals)
-	// at  5.2s:  3 ->  4 (grow: arrivals)
-	// at  5.4s:  4 ->  5 (grow: arrivals)
-	// at  5.6s:  5 ->  7 (grow: arrivals)
-	// at  5.8s:  7 ->  9 (grow: arrivals)
-	// at  6.0s:  9 -> 12 (grow: arrivals)
-	// at  6.2s: 12 -> 15 (grow: arrivals)
-	// at  6.4s: 15 -> 16 (grow: arrivals)
-	// at  7.9s: 16 -> 14 (shrink: arrivals)
-	// at  8.9s: 14 -> 11 (shrink: arrivals)
-	// at  9.9s: 11 ->  9 (shrink: arrivals)
-	// at 10.9s:  9 ->  7 (shrink: arrivals)
-	// at 11.9s:  7 ->  5 (shrink: arrivals)
-	// at 12.9s:  5 ->  4 (shrink: arrivals)
-	// at 13.9s:  4 ->  3 (shrink: arrivals)
-	// at 14.9s:  3 ->  2 (shrink: arrivals)
+	// at  5.2s:  2 ->  3 (grow: arrivals)
+	// at  5.4s:  3 ->  4 (grow: arrivals)
+	// at  5.6s:  4 ->  5 (grow: arrivals)
+	// at  5.8s:  5 ->  6 (grow: arrivals)
+	// at  6.0s:  6 ->  7 (grow: arrivals)
+	// at  6.2s:  7 ->  8 (grow: arrivals)
+	// at  6.4s:  8 ->  9 (grow: arrivals)
+	// at  6.6s:  9 -> 11 (grow: arrivals)
+	// at  6.8s: 11 -> 12 (grow: arrivals)
+	// at  7.9s: 12 -> 10 (shrink: arrivals)
+	// at  8.9s: 10 ->  8 (shrink: arrivals)
+	// at  9.9s:  8 ->  6 (shrink: arrivals)
+	// at 10.9s:  6 ->  5 (shrink: arrivals)
+	// at 11.9s:  5 ->  4 (shrink: arrivals)
+	// at 12.9s:  4 ->  3 (shrink: arrivals)
+	// at 13.9s:  3 ->  2 (shrink: arrivals)
 }
 
 // Validate names the field that is out of range.

@@ -73,6 +73,19 @@ type Policy struct {
 	// goes at least to Headroom × the busy average. In [1, 1000]. Default 1.25.
 	Headroom float64
 
+	// GrowBusyCap bounds the growth of the arrival rule unless the workers
+	// are saturated (see SaturationRatio): it takes the target no higher
+	// than GrowBusyCap × the busy average, rounded up, plus one. Rising
+	// arrivals while workers are to spare call for a few more warm workers,
+	// not for max: without the cap, a ramp that keeps the arrival rate above
+	// GrowArrivalFactor × the baseline grows the target by GrowStep every
+	// Cooldown, up to max, with about half of those workers idle (see
+	// docs/SCALING.md). The average, not the sample, so that a momentary
+	// burst of busy workers does not lift the cap. The queue and saturation
+	// rules are not capped: there the busy count understates the need. 0
+	// turns the cap off; otherwise in [1, 1000]. Default 1.25.
+	GrowBusyCap float64
+
 	// Cooldown is the least time between two changes of the target; ≥ 0.
 	// Default 200 ms.
 	Cooldown time.Duration
@@ -98,6 +111,7 @@ func DefaultPolicy() Policy {
 		ShrinkBusyRatio:     0.5,
 		ShrinkStep:          0.15,
 		Headroom:            1.25,
+		GrowBusyCap:         1.25,
 		Cooldown:            200 * time.Millisecond,
 		ShrinkCooldown:      time.Second,
 	}
@@ -163,6 +177,8 @@ func (p Policy) Validate() error {
 		return bad("ShrinkStep", p.ShrinkStep, "in (0, 1)")
 	case !in(p.Headroom, 1, true, 1000, true):
 		return bad("Headroom", p.Headroom, "in [1, 1000]")
+	case p.GrowBusyCap != 0 && !in(p.GrowBusyCap, 1, true, 1000, true):
+		return bad("GrowBusyCap", p.GrowBusyCap, "0 (off) or in [1, 1000]")
 	case p.Cooldown < 0:
 		return bad("Cooldown", p.Cooldown, ">= 0")
 	case p.ShrinkCooldown < p.Cooldown:

@@ -54,6 +54,10 @@ func TestValidateRejectsBadPolicies(t *testing.T) {
 		{"ShrinkStep", func(p *Policy) { p.ShrinkStep = 1 }},
 		{"Headroom", func(p *Policy) { p.Headroom = 0.99 }},
 		{"Headroom", func(p *Policy) { p.Headroom = nan }},
+		{"GrowBusyCap", func(p *Policy) { p.GrowBusyCap = 0.5 }},
+		{"GrowBusyCap", func(p *Policy) { p.GrowBusyCap = -1 }},
+		{"GrowBusyCap", func(p *Policy) { p.GrowBusyCap = 1001 }},
+		{"GrowBusyCap", func(p *Policy) { p.GrowBusyCap = nan }},
 		{"Cooldown", func(p *Policy) { p.Cooldown = -1 }},
 		{"ShrinkCooldown", func(p *Policy) { p.ShrinkCooldown = p.Cooldown - 1 }},
 		{"ShrinkCooldown", func(p *Policy) { p.Interval, p.Window, p.ShrinkCooldown = time.Nanosecond, time.Microsecond, time.Hour }},
@@ -88,6 +92,9 @@ func TestValidateAcceptsEdges(t *testing.T) {
 		func(p *Policy) { p.ShrinkBusyRatio = 0 },
 		func(p *Policy) { p.SaturationRatio = 1 },
 		func(p *Policy) { p.Headroom = 1 },
+		func(p *Policy) { p.GrowBusyCap = 0 },
+		func(p *Policy) { p.GrowBusyCap = 1 },
+		func(p *Policy) { p.GrowBusyCap = 1000 },
 		func(p *Policy) { p.Cooldown, p.ShrinkCooldown = 0, 0 },
 	}
 	for i, e := range edits {

@@ -38,7 +38,7 @@ const (
 	ReasonNone     Reason = iota // no sample seen yet
 	ReasonSteady                 // no rule fired
 	ReasonCooldown               // a rule fired within the cooldown
-	ReasonLimit                  // a rule fired but a bound or the busy floor held the target
+	ReasonLimit                  // a rule fired but a bound, the busy floor or the busy cap held the target
 
 	ReasonStart          // the first sample set the target to min
 	ReasonGrowQueue      // queued > GrowQueueRatio × capacity
@@ -173,6 +173,11 @@ func (s *Scaler) Step(x Sample, lo, hi int) Decision {
 	since := x.Now.Sub(s.lastChange)
 	if r := s.growReason(x); r != ReasonNone {
 		want := s.grown()
+		if r == ReasonGrowArrivals && s.p.GrowBusyCap > 0 && !s.saturated(x) {
+			// Arrivals rise while workers are to spare: grow to what the
+			// busy workers use, with headroom, not by a whole step.
+			want = min(want, s.capped())
+		}
 		if want > hi {
 			want = hi
 		}
@@ -228,11 +233,7 @@ func (s *Scaler) growReason(x Sample) Reason {
 		return ReasonGrowQueue
 	case x.ShardsWaiting > 0 && s.rate > s.p.GrowArrivalFactor*s.win.rate(x.Now):
 		return ReasonGrowArrivals
-	case x.ShardsWaiting > 0 && x.Busy >= s.target && x.Busy >= x.Running &&
-		s.busy >= s.p.SaturationRatio*float64(s.target):
-		// Every kept-warm worker and every worker alive is busy while shards
-		// wait (Busy < Running means an idle worker is about to take them),
-		// and they have been busy on average: not a momentary stall.
+	case s.saturated(x):
 		return ReasonGrowSaturated
 	case s.busy >= float64(s.target)+1:
 		// A pool that starts workers on demand runs more than the target
@@ -274,6 +275,24 @@ func (s *Scaler) grown() int {
 		return math.MaxInt32
 	}
 	return int(g)
+}
+
+// saturated reports whether shards wait while every kept-warm worker and
+// every worker alive is busy (Busy < Running means an idle worker is about to
+// take them), and they have been busy on average: not a momentary stall.
+func (s *Scaler) saturated(x Sample) bool {
+	return x.ShardsWaiting > 0 && x.Busy >= s.target && x.Busy >= x.Running &&
+		s.busy >= s.p.SaturationRatio*float64(s.target)
+}
+
+// capped is the most the arrival rule may grow the target to:
+// GrowBusyCap × the busy average, rounded up, plus one.
+func (s *Scaler) capped() int {
+	c := math.Ceil(s.busy*s.p.GrowBusyCap) + 1
+	if c >= math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int(c)
 }
 
 // shrunk is the target after one shrink step, never below 0.

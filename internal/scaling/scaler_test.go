@@ -58,7 +58,7 @@ func TestRules(t *testing.T) {
 		{"queue above ratio", 5, base, Sample{Queued: 801, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonGrowQueue, 10, 0},
 		{"queue at ratio", 5, base, Sample{Queued: 800, Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8, 0},
 		{"queue unknown capacity", 5, base, Sample{Queued: 1 << 30, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8, 0},
-		{"arrival spike, shards waiting", 5, 2 * base, Sample{Queued: 1, Capacity: 1000, ShardsWaiting: 1, Busy: 5, Running: 8}, 1, 64, ReasonGrowArrivals, 10, 0},
+		{"arrival spike, shards waiting", 7, 2 * base, Sample{Queued: 1, Capacity: 1000, ShardsWaiting: 1, Busy: 7, Running: 8}, 1, 64, ReasonGrowArrivals, 10, 0},
 		{"arrival spike, none waiting", 5, 2 * base, Sample{Capacity: 1000, Busy: 5, Running: 8}, 1, 64, ReasonSteady, 8, 0},
 		{"saturated", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 8, Running: 8}, 1, 64, ReasonGrowSaturated, 10, 0},
 		{"momentary saturation", 5, base, Sample{Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: 8, Running: 8}, 1, 64, ReasonSteady, 8, 0.2},
@@ -110,6 +110,66 @@ func TestRules(t *testing.T) {
 				t.Fatalf("Last() = %+v, want %+v", s.Last(), d)
 			}
 		})
+	}
+}
+
+// Unless the workers are saturated, the arrival rule grows the target to at most
+// GrowBusyCap × the busy average, rounded up, plus one;
+// the queue and saturation rules are not capped, and GrowBusyCap 0 turns
+// the cap off.
+func TestGrowBusyCap(t *testing.T) {
+	const target, base = 8, 100.0
+	cases := []struct {
+		name      string
+		cap       float64
+		busyPrime int // busy average, with Alpha = 1 also the sample's
+		busy      int // Busy in the probe sample
+		alpha     float64
+		queued    int
+		want      Reason
+		wantT     int
+	}{
+		{"well below: held", 1.25, 5, 5, 1, 1, ReasonLimit, 8},     // ceil(6.25)+1 = 8
+		{"partly capped", 1.25, 6, 6, 1, 1, ReasonGrowArrivals, 9}, // ceil(7.5)+1 = 9
+		{"cap above the step", 1.25, 7, 7, 1, 1, ReasonGrowArrivals, 10},
+		{"larger cap", 2, 5, 5, 1, 1, ReasonGrowArrivals, 10}, // 11 > 10
+		{"cap off", 0, 2, 2, 1, 1, ReasonGrowArrivals, 10},
+		// The average, 2 + 0.5 × (6 − 2) = 4, caps at 6; a momentary 6 busy
+		// would have allowed 9.
+		{"sample above the average", 1.25, 2, 6, 0.5, 1, ReasonLimit, 8},
+		{"average catches up", 1.25, 6, 6, 0.5, 1, ReasonGrowArrivals, 9},
+		// Every worker busy at the sample, and on average 7.5 ≥ 0.9 × 8:
+		// saturated, so the step (to 10) is not capped at 9.
+		{"saturated", 1, 7, 8, 0.5, 1, ReasonGrowArrivals, 10},
+		{"one worker idle", 1, 7, 7, 0.5, 1, ReasonLimit, 8},
+		// Every worker busy at the sample, but on average only 5: a
+		// momentary stall, capped.
+		{"momentary saturation", 1.25, 2, 8, 0.5, 1, ReasonLimit, 8},
+		{"queue rule not capped", 1.25, 2, 2, 1, 900, ReasonGrowQueue, 10},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := DefaultPolicy()
+			p.Alpha, p.GrowBusyCap = c.alpha, c.cap
+			s, now, arrivals := primed(t, p, target, base, c.busyPrime)
+			x := Sample{
+				Now: now.Add(p.Interval), Arrivals: arrivals + uint64(4*base*p.Interval.Seconds()),
+				Queued: c.queued, Capacity: 1000, ShardsWaiting: 1, Busy: c.busy, Running: target,
+			}
+			d := s.Step(x, 1, 64)
+			if d.Reason != c.want || d.Target != c.wantT {
+				t.Fatalf("Step = %v %d->%d, want %v %d->%d", d.Reason, d.Previous, d.Target, c.want, target, c.wantT)
+			}
+		})
+	}
+	// A saturated pool at the cap still grows: every worker busy.
+	p := DefaultPolicy()
+	p.Alpha = 1
+	s, now, arrivals := primed(t, p, target, base, target)
+	x := Sample{Now: now.Add(p.Interval), Arrivals: arrivals + uint64(base*p.Interval.Seconds()),
+		Queued: 3, Capacity: 1000, ShardsWaiting: 3, Busy: target, Running: target}
+	if d := s.Step(x, 1, 64); d.Reason != ReasonGrowSaturated || d.Target != 10 {
+		t.Fatalf("saturated: Step = %v %d->%d, want %v 8->10", d.Reason, d.Previous, d.Target, ReasonGrowSaturated)
 	}
 }
 
