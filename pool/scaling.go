@@ -90,10 +90,11 @@ func DefaultScalingPolicy() ScalingPolicy { return scaling.DefaultPolicy() }
 // Measured by bench/cmd/dayscale (a compressed day of 1–5 ms tasks, peak
 // at 5× the quiet rate, 64 workers at most; medians of 3 days, 2-core
 // virtual machine shared with other work), the scaler's peak p99 queue
-// wait was 0.96–1.03× that of a static pool at max, with 0.58 of its
-// worker-seconds; the on-demand path alone matched that p99 with 0.46–0.54.
-// Hence off by default: it pays where workers are costly to start or the
-// load has lulls longer than the idle timeout.
+// wait was 0.97–1.00× that of a static pool at max, with 0.46–0.50 of its
+// worker-seconds (0.56–0.58 before GrowBusyCap); the on-demand path alone
+// gave 1.02–1.04× that p99 with 0.46–0.50. Hence off by default: it pays
+// where workers are costly to start or the load has lulls longer than the
+// idle timeout. docs/SCALING.md has the figures and how to choose a policy.
 //
 // The last decision that moved the target is returned by Pool.Scaling and
 // is in Stats.Scaling.

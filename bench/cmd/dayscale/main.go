@@ -321,8 +321,8 @@ func report(w io.Writer, p params, rounds int, need float64, rows []row) {
 		time.Duration(dayUnits()*float64(p.unit)), p.quiet, p.quiet*p.factor, p.minTask, p.maxTask, p.shards,
 		need, p.nominalNeed(), rounds)
 	pol := p.policy()
-	fmt.Fprintf(w, "adaptive: interval %v, window %v, cooldown %v, shrink cooldown %v; idle timeout %v\n\n",
-		pol.Interval, pol.Window, pol.Cooldown, pol.ShrinkCooldown, p.idle)
+	fmt.Fprintf(w, "adaptive: interval %v, window %v, cooldown %v, shrink cooldown %v, grow busy cap %v; idle timeout %v\n\n",
+		pol.Interval, pol.Window, pol.Cooldown, pol.ShrinkCooldown, pol.GrowBusyCap, p.idle)
 	fmt.Fprintf(w, "%-15s %8s %8s %10s %10s %21s %9s %8s %7s\n",
 		"pool", "workers", "max run", "peak p50", "peak p99", "p99 range", "worker-s", "p99/max", "ws/max")
 	find := func(name string) row {
