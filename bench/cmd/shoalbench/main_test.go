@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 // plan: every row in a child process, one JSON object per row.
 func TestJSONRowsFromChildProcesses(t *testing.T) {
 	var out bytes.Buffer
-	args := []string{"-json", "-libs", "chan,pond+lanes", "-workload", "noop,cpu", "-producers", "1,3", "-tasks", "500"}
+	args := []string{"-json", "-count", "2", "-libs", "chan,pond+lanes", "-workload", "noop,cpu", "-producers", "1,3", "-tasks", "500"}
 	if err := run(context.Background(), args, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +110,7 @@ func TestBadFlags(t *testing.T) {
 		{"-producers", "x"},
 		{"-tasks", "-1"},
 		{"-spin", "-5"},
+		{"-count", "0"},
 		{"-no-such-flag"},
 		{"stray"},
 	} {
@@ -120,6 +121,19 @@ func TestBadFlags(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"-libs", "chan", "-workload", "noop", "-producers", "1", "-tasks", "10", "-child", "-libs", "chan,pond"}, io.Discard, io.Discard); err == nil {
 		t.Error("-child with two rows = nil error")
+	}
+}
+
+func TestMedianPicksOneWholeRun(t *testing.T) {
+	runs := []bench.Result{{NsPerTask: 300, P99Ns: 3}, {NsPerTask: 100, P99Ns: 1}, {NsPerTask: 200, P99Ns: 2}}
+	if m := median(runs); m.NsPerTask != 200 || m.P99Ns != 2 {
+		t.Fatalf("median = %+v, want the 200 ns run", m)
+	}
+	if m := median(runs[:2]); m.NsPerTask != 100 {
+		t.Fatalf("median of two = %+v, want the lower", m)
+	}
+	if runs[0].NsPerTask != 300 {
+		t.Fatal("median reordered its argument")
 	}
 }
 

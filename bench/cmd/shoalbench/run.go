@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,7 +30,7 @@ import (
 type options struct {
 	quick, json, inprocess, writeDocs, list, child bool
 	libs, workloads, producers                     string
-	tasks                                          int
+	tasks, count                                   int
 	spin                                           int64
 	docs                                           string
 	args                                           []string // as given, for the docs
@@ -44,6 +46,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.workloads, "workload", "", "comma-separated workloads: noop, cpu, sleep, burst (default all)")
 	fs.StringVar(&o.producers, "producers", "", "comma-separated submitter counts (default: per workload)")
 	fs.IntVar(&o.tasks, "tasks", 0, "tasks per row (default: per workload)")
+	fs.IntVar(&o.count, "count", 1, "runs per row; the run with the median ns/task is reported")
 	fs.BoolVar(&o.inprocess, "inprocess", false, "run rows in this process instead of one child each")
 	fs.BoolVar(&o.writeDocs, "write-docs", false, "write BENCHMARKS.md and charts under -docs")
 	fs.StringVar(&o.docs, "docs", "docs", "directory -write-docs writes to")
@@ -59,6 +62,10 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.tasks < 0 {
 		fmt.Fprintln(stderr, "shoalbench: -tasks must be positive")
+		return o, errUsage
+	}
+	if o.count < 1 {
+		fmt.Fprintln(stderr, "shoalbench: -count must be at least 1")
 		return o, errUsage
 	}
 	o.args = args
@@ -173,28 +180,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	began := time.Now()
-	bar := progress.New(stderr, len(rows))
+	bar := progress.New(stderr, len(rows)*o.count)
 	enc := json.NewEncoder(stdout)
 	results := make([]bench.Result, 0, len(rows))
 	for _, r := range rows {
-		bar.Draw(r.label())
-		var res bench.Result
-		if o.inprocess {
-			res, err = bench.Run(r.lib, r.spec)
-		} else {
-			res, err = spawn(ctx, r, spin)
+		runs := make([]bench.Result, 0, o.count)
+		for range o.count {
+			bar.Draw(r.label())
+			var res bench.Result
+			if o.inprocess {
+				res, err = bench.Run(r.lib, r.spec)
+			} else {
+				res, err = spawn(ctx, r, spin)
+			}
+			if err != nil {
+				bar.Finish()
+				return fmt.Errorf("%s: %w", r.label(), err)
+			}
+			runs = append(runs, res)
+			bar.Step(r.label())
 		}
-		if err != nil {
-			bar.Finish()
-			return fmt.Errorf("%s: %w", r.label(), err)
-		}
+		res := median(runs)
 		results = append(results, res)
 		if o.json {
 			if err := enc.Encode(res); err != nil {
 				return err
 			}
 		}
-		bar.Step(r.label())
 	}
 	bar.Finish()
 	fmt.Fprintf(stderr, "%d rows in %s\n", len(rows), time.Since(began).Round(100*time.Millisecond))
@@ -211,6 +223,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return writeDocs(o, results, stderr)
 	}
 	return nil
+}
+
+// median returns the run with the median ns/task (the lower middle one for
+// an even count), so that every figure of a reported row comes from one run.
+func median(runs []bench.Result) bench.Result {
+	sorted := slices.Clone(runs)
+	slices.SortFunc(sorted, func(a, b bench.Result) int { return cmp.Compare(a.NsPerTask, b.NsPerTask) })
+	return sorted[(len(sorted)-1)/2]
 }
 
 func list(w io.Writer) error {
@@ -305,6 +325,7 @@ func writeDocs(o options, results []bench.Result, stderr io.Writer) error {
 		NumCPU:     runtime.NumCPU(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
 		Quick:      o.quick,
+		Count:      o.count,
 		ImgDir:     "img",
 		Charts:     charts,
 	}

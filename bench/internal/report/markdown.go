@@ -19,6 +19,7 @@ type Meta struct {
 	NumCPU     int
 	GOMAXPROCS int
 	Quick      bool     // -quick sizes
+	Count      int      // runs per row; the median one is shown
 	ImgDir     string   // charts' directory, relative to the document
 	Charts     []string // chart files in ImgDir
 }
@@ -42,7 +43,11 @@ func Markdown(w io.Writer, results []bench.Result, m Meta) error {
 	if m.Quick {
 		sizes = "`-quick` (smaller task counts: figures are noisier than a full run's)"
 	}
-	p("| sizes | %s |\n\n", sizes)
+	p("| sizes | %s |\n", sizes)
+	if m.Count > 1 {
+		p("| runs | %d per row, each in a fresh process; the run with the median ns/task is shown, all its figures together |\n", m.Count)
+	}
+	p("\n")
 
 	p("## Rows\n\n")
 	p("The `order` column says what a row guarantees for the tasks of one group\n")
