@@ -16,7 +16,7 @@
 //
 // With -cgroup (root, and a writable cgroup v1 memory controller or cgroup
 // v2), each child runs in a fresh cgroup limited to -cgroup-limit (default
-// 2 × budget): the raw storm is killed by the kernel, shoal finishes. The
+// 1.5 × budget): the raw storm is killed by the kernel, shoal finishes. The
 // cgroups are removed afterwards.
 package main
 
@@ -59,7 +59,7 @@ func parse(args []string) (*options, error) {
 	budget := fs.String("budget", "256MiB", "shoal's memory budget")
 	rawLimit := fs.String("raw-limit", "0", "stop the raw storm at this resident size (0: 4 x budget)")
 	fs.BoolVar(&o.cgroup, "cgroup", false, "run each variant in a memory-limited cgroup (root only)")
-	cgLimit := fs.String("cgroup-limit", "0", "memory limit of each cgroup (0: 2 x budget)")
+	cgLimit := fs.String("cgroup-limit", "0", "memory limit of each cgroup (0: 1.5 x budget)")
 	fs.StringVar(&o.only, "only", "", "run one variant (shoal or raw) in this process")
 	fs.StringVar(&o.child, "child", "", "internal: run one variant and write its result as JSON")
 	fs.BoolVar(&o.waitGo, "wait-go", false, "internal: wait for a line on stdin before starting")
@@ -81,7 +81,7 @@ func parse(args []string) (*options, error) {
 	}
 	o.cfg.Buffer = int(buf)
 	if o.cgroupLimit == 0 {
-		o.cgroupLimit = 2 * o.cfg.Budget
+		o.cgroupLimit = o.cfg.Budget + o.cfg.Budget/2
 	}
 	return o, nil
 }
