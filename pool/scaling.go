@@ -92,7 +92,7 @@ func DefaultScalingPolicy() ScalingPolicy { return scaling.DefaultPolicy() }
 // virtual machine shared with other work), the scaler's peak p99 queue
 // wait was 0.97–1.00× that of a static pool at max, with 0.46–0.50 of its
 // worker-seconds (0.56–0.58 before GrowBusyCap); the on-demand path alone
-// gave 1.02–1.04× that p99 with 0.46–0.50. Hence off by default: it pays
+// gave 1.02–1.05× that p99 with 0.46–0.50. Hence off by default: it pays
 // where workers are costly to start or the load has lulls longer than the
 // idle timeout. docs/SCALING.md has the figures and how to choose a policy.
 //
