@@ -103,8 +103,26 @@
 //	~1 µs CPU, 1 submitter    422              348        1.21
 //
 // Other runs of the same command gave 70–150 ns (8 submitters) and 37–180
-// ns (1 submitter) for the no-op rows: compare rows of one run only.
-// Submit allocates nothing.
+// ns (1 submitter) for the no-op rows; on a busier day, 12 alternating
+// processes per row gave medians of 148 and 237 ns against the channel
+// pool's 60 and 58, single runs ranging over 84–525 ns: compare rows of one
+// run only. Submit allocates nothing.
+//
+// Where the no-op nanoseconds go at 1024 shards: with 10,000 groups spread
+// evenly a worker finds about 2 tasks per lane visit (about 35 at 64
+// shards), so nearly every task pays the idle → scheduled transition and a
+// run-queue hand-off. Submit writes no shared counter (arrivals and queue
+// lengths are read from lane positions by Snapshot; the in-flight count
+// exists only with a breaker); half of all CPU samples are the first touch
+// of the task's slot in push and in pop, a line the other core wrote last.
+// Measured, alternating binaries in one run: padding integer-keyed slots
+// from 56 to 64 bytes, 190 against 140 ns (8 submitters) and 248 against
+// 157 (1 submitter), rejected; one slot array for all lanes with a spare
+// slot between them (against 4 KiB aliasing of the per-lane arrays),
+// skipping the run-queue length in wake when nobody can be woken, and a
+// parking worker taking a refilled run queue without the announce round
+// trip: no difference outside the noise, not kept. 4 or 32 spin rounds
+// instead of 256, or at most 1 or 2 workers, left both rows within it too.
 //
 // With one submitter spreading over many groups, each lane holds one task at
 // a time and every task pays the idle → scheduled transition and a
