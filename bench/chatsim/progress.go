@@ -3,6 +3,8 @@ package chatsim
 import (
 	"fmt"
 	"time"
+
+	"github.com/shoal-go/shoal/bench/internal/rss"
 )
 
 // sample runs on its own goroutine until stop is closed: every 20 ms it
@@ -17,7 +19,7 @@ func (s *sim) sample(sched scheduler, gen *generator, res *Result, stop <-chan s
 			every = 250 * time.Millisecond
 		}
 	}
-	rss := newRSSReader()
+	rd := rss.NewReader()
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var (
@@ -43,7 +45,7 @@ func (s *sim) sample(sched scheduler, gen *generator, res *Result, stop <-chan s
 		res.WorkersByHour[hour] = max(res.WorkersByHour[hour], w)
 		res.PeakWorkers = max(res.PeakWorkers, w)
 		if n%5 == 1 {
-			currentRSS = rss.rss()
+			currentRSS = rd.Current()
 			res.PeakRSS = max(res.PeakRSS, currentRSS)
 		}
 		if s.cfg.Progress == nil || elapsed-lastPrint < every {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shoal-go/shoal/bench/internal/rss"
 )
 
 // Invariants:
@@ -200,7 +202,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{Variant: cfg.Variant, MeanRate: cfg.Rate, PeakRate: cfg.Rate * gen.day.peak}
 
 	runtime.GC()
-	hwm := resetPeak()
+	hwm := rss.ResetPeak()
 	cpu0 := processCPU()
 	s.start = time.Now()
 	stopSampler := make(chan struct{})
@@ -224,7 +226,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	<-samplerDone
 
 	if hwm {
-		if p, ok := newRSSReader().peak(); ok && p > res.PeakRSS {
+		if p, ok := rss.NewReader().HighWater(); ok && p > res.PeakRSS {
 			res.PeakRSS = p
 		}
 	}

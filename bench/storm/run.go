@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-go/shoal/backpressure"
+	"github.com/shoal-go/shoal/bench/internal/rss"
 	"github.com/shoal-go/shoal/pool"
 )
 
@@ -206,7 +207,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Moves: Moves(cfg.Disks) * uint64(cfg.Towers), Budget: cfg.Budget}
 
 	runtime.GC()
-	hwm := resetPeak()
+	hwm := rss.ResetPeak()
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
 	s.start = time.Now()
@@ -250,7 +251,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	close(stop)
 	<-sampled
 	if hwm {
-		if p, ok := newRSSReader().peak(); ok && p > res.PeakRSS {
+		if p, ok := rss.NewReader().HighWater(); ok && p > res.PeakRSS {
 			res.PeakRSS = p
 		}
 	}
@@ -379,12 +380,12 @@ func (s *storm) runRaw(ctx context.Context, res *Result) {
 	n := Moves(s.cfg.Disks)
 	// The submitter reads the resident size itself (about 20 µs a read,
 	// every 256 rounds): the sampler may be starved of CPU by the storm.
-	rss := newRSSReader()
+	rd := rss.NewReader()
 submit:
 	for m := uint64(1); m <= n; m++ {
 		mv := MoveAt(s.cfg.Disks, m)
 		if m%256 == 0 {
-			if rss.rss() > s.cfg.RawLimit {
+			if rd.Current() > s.cfg.RawLimit {
 				res.Aborted = true
 				break submit
 			}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"time"
+
+	"github.com/shoal-go/shoal/bench/internal/rss"
 )
 
 // sample runs until stop is closed: every 5 ms it reads the resident set
@@ -17,7 +19,7 @@ func (s *storm) sample(res *Result, state func() string, stop <-chan struct{}) {
 			every = 200 * time.Millisecond
 		}
 	}
-	rss := newRSSReader()
+	rd := rss.NewReader()
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	var last time.Duration
@@ -30,7 +32,7 @@ func (s *storm) sample(res *Result, state func() string, stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		r := rss.rss()
+		r := rd.Current()
 		res.PeakRSS = max(res.PeakRSS, r)
 		pending := s.pending.Load() // a gauge
 		res.PeakPending = max(res.PeakPending, pending)

@@ -1,4 +1,4 @@
-package storm
+package rss
 
 import (
 	"bufio"
@@ -8,23 +8,25 @@ import (
 	"strconv"
 )
 
-// rssReader reads the process's resident set size. On Linux it reads
+// Reader reads the process's resident set size, reusing its buffers, so a
+// sampler can call it often without allocating much. On Linux it reads
 // /proc/self/status; elsewhere it falls back to the Go runtime's view of the
 // memory it has mapped, which leaves out memory that is not Go's.
-type rssReader struct {
+type Reader struct {
 	buf     []byte
 	samples []metrics.Sample
 }
 
-func newRSSReader() *rssReader {
-	return &rssReader{
+// NewReader returns a Reader.
+func NewReader() *Reader {
+	return &Reader{
 		buf:     make([]byte, 4096),
 		samples: []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}},
 	}
 }
 
-// rss returns the resident set size in bytes.
-func (r *rssReader) rss() int64 {
+// Current returns the resident set size in bytes.
+func (r *Reader) Current() int64 {
 	if v, ok := r.status("VmRSS:"); ok {
 		return v
 	}
@@ -32,17 +34,17 @@ func (r *rssReader) rss() int64 {
 	return int64(r.samples[0].Value.Uint64() - r.samples[1].Value.Uint64())
 }
 
-// peak returns the peak resident set size (VmHWM) in bytes, and false where
-// the system does not report it.
-func (r *rssReader) peak() (int64, bool) { return r.status("VmHWM:") }
+// HighWater returns the peak resident set size (VmHWM) in bytes, and false
+// where the system does not report it.
+func (r *Reader) HighWater() (int64, bool) { return r.status("VmHWM:") }
 
-// resetPeak asks Linux to restart the VmHWM count from the current size, so
+// ResetPeak asks Linux to restart the VmHWM count from the current size, so
 // that a run's peak is its own. It reports whether that worked.
-func resetPeak() bool {
+func ResetPeak() bool {
 	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 }
 
-func (r *rssReader) status(key string) (int64, bool) {
+func (r *Reader) status(key string) (int64, bool) {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0, false
