@@ -33,5 +33,5 @@
 //
 // Run it under the benchmark lock:
 //
-//	flock /tmp/shoal-bench.lock go run ./bench/cmd/dayscale
+//	go run ./bench/cmd/dayscale
 package main
