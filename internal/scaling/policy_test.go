@@ -13,7 +13,7 @@ func TestDefaultPolicyIsValid(t *testing.T) {
 	if err := p.Validate(); err != nil {
 		t.Fatalf("DefaultPolicy().Validate() = %v", err)
 	}
-	// The numbers issue 5 names.
+	// The documented defaults.
 	if p.Interval != 100*time.Millisecond || p.Window != time.Minute ||
 		p.GrowQueueRatio != 0.8 || p.GrowArrivalFactor != 1.5 || p.GrowStep != 0.25 ||
 		p.ShrinkQueueRatio != 0.2 || p.ShrinkArrivalFactor != 0.7 || p.ShrinkStep != 0.15 {
