@@ -85,8 +85,10 @@ func spread(n, subs int, submit func(i int)) {
 	wg.Wait()
 }
 
-func benchShoal(b *testing.B, subs, work int) {
-	p, err := New[int]()
+// benchShoal submits b.N tasks of work spin rounds from subs goroutines over
+// benchGroups groups to a pool built with opts, and waits for them all.
+func benchShoal(b *testing.B, subs, work int, opts ...Option) {
+	p, err := New[int](opts...)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -266,28 +266,6 @@ func BenchmarkObserve(b *testing.B) {
 		{"grouplabels", []Option{WithProfilerGroupLabels()}},
 		{"slowtask", []Option{WithSlowTask[int](time.Second, nil)}},
 	} {
-		b.Run(c.name, func(b *testing.B) {
-			p, err := New[int](c.opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var wg sync.WaitGroup
-			task := Task(func(context.Context) error { wg.Done(); return nil })
-			ctx := context.Background()
-			b.ReportAllocs()
-			b.ResetTimer()
-			wg.Add(b.N)
-			spread(b.N, 8, func(i int) {
-				if err := p.Submit(ctx, (i*7919)%benchGroups, task); err != nil {
-					b.Error(err)
-					wg.Done()
-				}
-			})
-			wg.Wait()
-			b.StopTimer()
-			if err := p.Close(ctx); err != nil {
-				b.Fatal(err)
-			}
-		})
+		b.Run(c.name, func(b *testing.B) { benchShoal(b, 8, 0, c.opts...) })
 	}
 }

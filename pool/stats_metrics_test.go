@@ -176,32 +176,8 @@ func BenchmarkStatsSubmit(b *testing.B) {
 		{"timings", func() []Option { return []Option{WithTimings(new(Timings))} }},
 	} {
 		for _, subs := range []int{8, 1} {
-			b.Run(c.name+"/sub"+itoa(subs), func(b *testing.B) { benchShoalWith(b, subs, c.opts()...) })
+			b.Run(c.name+"/sub"+itoa(subs), func(b *testing.B) { benchShoal(b, subs, 0, c.opts()...) })
 		}
-	}
-}
-
-func benchShoalWith(b *testing.B, subs int, opts ...Option) {
-	p, err := New[int](opts...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	task := Task(func(context.Context) error { wg.Done(); return nil })
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	wg.Add(b.N)
-	spread(b.N, subs, func(i int) {
-		if err := p.Submit(ctx, (i*7919)%benchGroups, task); err != nil {
-			b.Error(err)
-			wg.Done()
-		}
-	})
-	wg.Wait()
-	b.StopTimer()
-	if err := p.Close(ctx); err != nil {
-		b.Fatal(err)
 	}
 }
 
