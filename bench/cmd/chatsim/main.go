@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 
 	"github.com/shoal-go/shoal/bench/chatsim"
+	"github.com/shoal-go/shoal/bench/internal/cli"
+	"github.com/shoal-go/shoal/bench/internal/progress"
 )
 
 func main() {
@@ -35,7 +35,7 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	b, err := parseBytes(*budget)
+	b, err := parseBudget(*budget)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chatsim:", err)
 		return 2
@@ -43,7 +43,7 @@ func run(args []string) int {
 	cfg.Budget = b
 	if !*quiet {
 		cfg.Progress = os.Stderr
-		cfg.Interactive = isTerminal(os.Stderr)
+		cfg.Interactive = progress.IsTerminal(os.Stderr)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -81,29 +81,11 @@ func run(args []string) int {
 	return status
 }
 
-// parseBytes reads "536870912", "512MiB", "1GiB", "64KiB" (also KB/MB/GB as
-// the binary units).
-func parseBytes(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
+// parseBudget reads the -budget flag: a byte size above zero.
+func parseBudget(s string) (int64, error) {
+	n, err := cli.ParseBytes(s)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("budget %q: want a size above 0", s)
 	}
-	n, err := strconv.ParseFloat(t, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad byte size %q (want e.g. 512MiB)", s)
-	}
-	return int64(n * float64(mult)), nil
-}
-
-// isTerminal reports whether f is a character device, as a terminal is.
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return n, err
 }

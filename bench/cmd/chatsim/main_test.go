@@ -11,13 +11,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreCurrent()) }
 
 func TestParseBytes(t *testing.T) {
 	for in, want := range map[string]int64{"512MiB": 512 << 20, "1GiB": 1 << 30, "64kb": 64 << 10, "1000": 1000} {
-		if got, err := parseBytes(in); err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		if got, err := parseBudget(in); err != nil || got != want {
+			t.Errorf("parseBudget(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "0", "-5MiB", "lots"} {
-		if _, err := parseBytes(in); err == nil {
-			t.Errorf("parseBytes(%q) accepted", in)
+		if _, err := parseBudget(in); err == nil {
+			t.Errorf("parseBudget(%q) accepted", in)
 		}
 	}
 }

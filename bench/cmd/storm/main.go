@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/shoal-go/shoal/bench/internal/cli"
+	"github.com/shoal-go/shoal/bench/internal/progress"
 	"github.com/shoal-go/shoal/bench/storm"
 )
 
@@ -51,12 +53,12 @@ func parse(args []string) (*options, error) {
 		s   string
 		dst *int64
 	}{{*budget, &o.cfg.Budget}, {*rawLimit, &o.cfg.RawLimit}, {*cgLimit, &o.cgroupLimit}} {
-		if *b.dst, err = parseBytes(b.s); err != nil {
+		if *b.dst, err = cli.ParseBytes(b.s); err != nil {
 			return nil, err
 		}
 	}
 	var buf int64
-	if buf, err = parseBytes(*buffer); err != nil {
+	if buf, err = cli.ParseBytes(*buffer); err != nil {
 		return nil, err
 	}
 	o.cfg.Buffer = int(buf)
@@ -106,7 +108,7 @@ func run(args []string) int {
 
 func runHere(ctx context.Context, cfg storm.Config) (*storm.Result, error) {
 	cfg.Progress = os.Stderr
-	cfg.Interactive = isTerminal(os.Stderr)
+	cfg.Interactive = progress.IsTerminal(os.Stderr)
 	return storm.Run(ctx, cfg)
 }
 
@@ -232,31 +234,4 @@ func childArgs(o *options, v string) []string {
 		"-budget", strconv.FormatInt(o.cfg.Budget, 10),
 		"-raw-limit", strconv.FormatInt(rawLimit, 10),
 	}
-}
-
-// parseBytes reads "268435456", "256MiB", "1GiB", "16KiB" (KB, MB and GB
-// are read as the binary units).
-func parseBytes(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseFloat(t, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("bad byte size %q (want e.g. 256MiB)", s)
-	}
-	return int64(n * float64(mult)), nil
-}
-
-// isTerminal reports whether f is a character device, as a terminal is.
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

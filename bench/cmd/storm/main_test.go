@@ -10,19 +10,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"16KiB": 16 << 10, "256MiB": 256 << 20, "1GiB": 1 << 30, "1.5 GB": 3 << 29, "4096": 4096, "0": 0} {
-		if got, err := parseBytes(in); err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "MiB", "-1MiB", "ten"} {
-		if _, err := parseBytes(in); err == nil {
-			t.Errorf("parseBytes(%q) accepted", in)
-		}
-	}
-}
-
 func TestChildArgsRoundTrip(t *testing.T) {
 	o, err := parse([]string{"-disks", "9", "-towers", "3", "-rounds", "4", "-budget", "64MiB", "-buffer", "4KiB"})
 	if err != nil {
