@@ -247,6 +247,15 @@ func (c *control) unpark(w *worker) bool {
 	if !w.parked {
 		return false
 	}
+	c.unlist(w)
+	// Withdraws w from the parked count.
+	c.idle.Add(-1)
+	return true
+}
+
+// unlist takes parked worker w off the idle list. The caller holds c.mu and
+// adjusts the counts.
+func (c *control) unlist(w *worker) {
 	w.parked = false
 	for i, x := range c.idleList {
 		if x == w {
@@ -254,12 +263,9 @@ func (c *control) unpark(w *worker) bool {
 			copy(c.idleList[i:], c.idleList[i+1:])
 			c.idleList[last] = nil
 			c.idleList = c.idleList[:last]
-			break
+			return
 		}
 	}
-	// Withdraws w from the parked count.
-	c.idle.Add(-1)
-	return true
 }
 
 // exitIfAbove lets w exit if more than limit() workers run; it reports
@@ -389,16 +395,7 @@ func (c *control) park(w *worker) bool {
 				return true
 			}
 			if c.running.Load() > c.floor() {
-				w.parked = false
-				for i, x := range c.idleList {
-					if x == w {
-						last := len(c.idleList) - 1
-						copy(c.idleList[i:], c.idleList[i+1:])
-						c.idleList[last] = nil
-						c.idleList = c.idleList[:last]
-						break
-					}
-				}
+				c.unlist(w)
 				// Withdraws w from the parked count and gives up its place.
 				c.idle.Add(-1)
 				c.running.Add(-1)
