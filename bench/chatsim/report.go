@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/shoal-go/shoal/bench/internal/cli"
 )
 
 // label names a variant in the report: the peers carry their per-room mutex.
@@ -26,13 +28,13 @@ func Format(w io.Writer, cfg Config, results ...*Result) {
 	fmt.Fprintf(w, "chatsim: %s rooms, %s msg/s mean (peak %s/s), a day in %v, seed %d, budget %s\n",
 		group(uint64(cfg.Rooms)), group(uint64(cfg.Rate)), group(uint64(results[0].PeakRate)),
 		cfg.Duration, cfg.Seed, mib(cfg.Budget))
-	tw := &table{}
+	var rows [][]string
 	row := func(name string, f func(r *Result) string) {
 		cells := []string{name}
 		for _, r := range results {
 			cells = append(cells, f(r))
 		}
-		tw.rows = append(tw.rows, cells)
+		rows = append(rows, cells)
 	}
 	row("", func(r *Result) string { return label(r.Variant) })
 	row("messages generated", func(r *Result) string { return group(r.Generated) })
@@ -60,7 +62,7 @@ func Format(w io.Writer, cfg Config, results ...*Result) {
 	row("CPU (user + system)", func(r *Result) string { return dur(r.CPU) })
 	row("peak workers", func(r *Result) string { return fmt.Sprint(r.PeakWorkers) })
 	row("wall (drain)", func(r *Result) string { return fmt.Sprintf("%v (%v)", dur(r.Wall), dur(r.Drain)) })
-	tw.write(w)
+	cli.Columns(w, rows)
 
 	for _, r := range results {
 		var b strings.Builder
@@ -120,31 +122,4 @@ func dur(d time.Duration) string {
 		return d.Round(100 * time.Nanosecond).String()
 	}
 	return d.String()
-}
-
-// table aligns rows of cells: the first column left, the others right.
-type table struct{ rows [][]string }
-
-func (t *table) write(w io.Writer) {
-	var widths []int
-	for _, r := range t.rows {
-		for i, c := range r {
-			if i >= len(widths) {
-				widths = append(widths, 0)
-			}
-			widths[i] = max(widths[i], len([]rune(c)))
-		}
-	}
-	for _, r := range t.rows {
-		var b strings.Builder
-		for i, c := range r {
-			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
-			if i == 0 {
-				b.WriteString(c + pad)
-			} else {
-				b.WriteString("   " + pad + c)
-			}
-		}
-		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
-	}
 }

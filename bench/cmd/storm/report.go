@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/shoal-go/shoal/bench/storm"
+
+	"github.com/shoal-go/shoal/bench/internal/cli"
 )
 
 func mib(b int64) string { return fmt.Sprintf("%s MiB", group(uint64(b>>20))) }
@@ -107,7 +109,7 @@ func printSideBySide(w io.Writer, o *options, outs []outcome) {
 		}
 		rows = append(rows, row)
 	}
-	writeTable(w, rows)
+	cli.Columns(w, rows)
 	for _, out := range outs {
 		if out.res != nil && len(out.res.States) > 0 {
 			fmt.Fprintf(w, "breaker, %s: %s", label(out.variant), strings.Join(out.res.States, " "))
@@ -127,28 +129,4 @@ func bytesString(b int64) string {
 		return fmt.Sprintf("%d KiB", b>>10)
 	}
 	return fmt.Sprintf("%d bytes", b)
-}
-
-func writeTable(w io.Writer, rows [][]string) {
-	var widths []int
-	for _, r := range rows {
-		for i, c := range r {
-			if i >= len(widths) {
-				widths = append(widths, 0)
-			}
-			widths[i] = max(widths[i], len([]rune(c)))
-		}
-	}
-	for _, r := range rows {
-		var b strings.Builder
-		for i, c := range r {
-			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
-			if i == 0 {
-				b.WriteString(c + pad)
-			} else {
-				b.WriteString("   " + pad + c)
-			}
-		}
-		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
-	}
 }

@@ -1,2 +1,3 @@
-// Package cli holds what the bench/ commands share to read their flags.
+// Package cli holds what the bench/ commands share: reading byte-size flags
+// and printing aligned text tables.
 package cli

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"testing"
 )
 
@@ -25,4 +26,14 @@ func ExampleParseBytes() {
 	n, err := ParseBytes("512MiB")
 	fmt.Println(n, err)
 	// Output: 536870912 <nil>
+}
+
+func ExampleColumns() {
+	Columns(os.Stdout, [][]string{
+		{"rooms", "shoal", "ants+mutex"},
+		{"out of order", "0", "492"},
+	})
+	// Output:
+	// rooms          shoal   ants+mutex
+	// out of order       0          492
 }
