@@ -19,9 +19,12 @@ package pool
 //     idle. One of them sees the other.
 //   - So a shard pushed while some worker is awake (running - idle > 0) is
 //     seen by an awake worker before it parks, and wake may leave it there
-//     when no more shards wait than workers are awake. If those workers
-//     are stuck in long tasks, the monitor (kicked by every such push, see
-//     monitor.go) wakes or starts workers at its next tick.
+//     when no more shards wait than workers are free (awake, less the slow
+//     workers in a batch counted in busy). If those workers are stuck in
+//     long tasks, the monitor (kicked by every such push, see monitor.go)
+//     wakes or starts workers at its next tick.
+//   - busy counts exactly the workers between run's increment and its
+//     decrement (or afterGoexit's, for a goroutine that ends in a task).
 //   - The run queue holds each scheduled, unheld, unparked shard exactly once
 //     (see lane.go), so it never holds more than the number of shards and a
 //     push never finds it full.
@@ -60,7 +63,22 @@ type worker struct {
 	finished int64
 	// goexit is set when the running task called runtime.Goexit.
 	goexit bool
+	// pace: tick is the coarse clock when the worker's current interval
+	// began and drains the batches it completed since; slow says the
+	// previous interval had fewer than slowDrains of them (its tasks block
+	// or run long); inBusy says the current batch is counted in busy.
+	tick   int64
+	drains int32
+	slow   bool
+	inBusy bool
 }
+
+// slowDrains is the number of batches per monitor tick (a millisecond)
+// below which a worker counts as slow: on average more than about 60 µs per
+// batch, typically tasks that wait for I/O. A slow worker is counted in
+// control.busy while it runs a batch, so producers do not count on it to
+// come back soon, and it parks without spinning when it runs out of work.
+const slowDrains = 16
 
 // control is the non-generic half of a pool: the run queue of ready shards,
 // the workers, and the counters a scaler samples. See "Extension points" in
@@ -85,6 +103,11 @@ type control struct {
 	coarse atomic.Int64
 	asleep atomic.Bool
 	_      [cacheLine - 12]byte
+	// busy counts slow workers running a batch (see slowDrains): written
+	// twice per batch by slow workers only, read by producers on every
+	// schedule.
+	busy atomic.Int32
+	_    [cacheLine - 4]byte
 
 	// nanotime reads the real pool clock.
 	nanotime func() int64
@@ -149,19 +172,23 @@ func (c *control) push(idx uint32) {
 // wake makes sure some worker will look at the run queue after a push.
 //
 // Nothing is done if a worker spins (it re-checks the queue). Otherwise a
-// worker is woken (or started, up to max) only if no worker is awake, or if
-// more shards wait than workers are awake; in the remaining case the awake
+// worker is woken (or started, up to max) only if no worker is free, or if
+// more shards wait than workers are free; in the remaining case the free
 // workers come back to the queue after their batch, and the monitor wakes
-// more within a tick if they do not (say, blocked in I/O). This is the rule
-// that keeps one producer spreading over many groups from paying a
-// cross-core wake-up per task: see doc.go for the figures.
+// more within a tick if they do not. Free means awake and not a slow
+// worker in a batch: a worker whose tasks wait for I/O is not counted on.
+// This is the rule that keeps one producer spreading over many groups from
+// paying a cross-core wake-up per task (see doc.go for the figures), while
+// a shard that arrives when every awake worker is blocked in I/O gets a
+// worker at once.
 func (c *control) wake() {
 	// Reads whether a spinner will re-check the run queue (see Invariants).
 	if c.spinning.Load() != 0 {
 		return
 	}
-	// Reads the parked count; pairs with park's announce.
-	awake := c.running.Load() - c.idle.Load()
+	// Reads the parked count (pairs with park's announce) and the slow
+	// workers in a batch.
+	awake := c.running.Load() - c.idle.Load() - c.busy.Load()
 	if awake <= 0 || int32(c.runq.Len()) > awake {
 		if !(c.idle.Load() != 0 && c.wakeOne()) {
 			c.grow()
@@ -302,8 +329,13 @@ func (c *control) findWork(w *worker) (uint32, bool) {
 		if c.running.Load() > c.maxW.Load() && c.exitIfAbove(c.maxLimit) {
 			return 0, false
 		}
-		if idx, ok := c.spin(); ok {
-			return idx, true
+		// A slow worker parks at once: its next task is unlikely to arrive
+		// within the few microseconds of spinning, which would cost a
+		// processor for nothing on every idle spell.
+		if !w.slow {
+			if idx, ok := c.spin(); ok {
+				return idx, true
+			}
 		}
 		if !c.park(w) {
 			return 0, false

@@ -61,12 +61,19 @@
 //     bound keeps an idle pool at zero CPU: the last worker parks a few
 //     microseconds after the last task.
 //   - A producer wakes (or starts, up to max: reactive scaling) a worker
-//     only if no worker is awake or more shards wait than workers are
-//     awake. Otherwise the awake workers come back to the run queue after
-//     their batch.
+//     only if no worker is free or more shards wait than workers are free.
+//     Otherwise the free workers come back to the run queue after their
+//     batch.
+//   - Free means awake and not a slow worker in a batch. A worker that
+//     completes fewer than 16 batches per millisecond (its tasks wait for
+//     I/O or run long) counts as slow: while it runs a batch it is not
+//     counted on, so a shard that arrives while every awake worker is
+//     blocked gets a worker at once; and it parks without spinning when it
+//     runs out of work. Workers of short tasks keep the rules above, which
+//     are what keep their cost per task low.
 //   - A monitor goroutine, ticking every millisecond only while the pool
-//     has work, wakes or starts workers when shards still wait (say, every
-//     awake worker is blocked in I/O), and keeps the coarse clock. It
+//     has work, wakes or starts workers when shards still wait (say, a
+//     worker of short tasks hit a long one), and keeps the coarse clock. It
 //     blocks when the pool is idle.
 //
 // Parked workers wait on a one-slot channel each: the waker that takes a

@@ -23,7 +23,7 @@ package pool
 //     its goroutine and must have ended it when stop returns; it registers
 //     itself in p.ctl.scaler, where Pool.Scaling and Snapshot find it.
 //   Reactive scaling is built in: when a shard becomes ready and no worker is
-//   awake, or more shards wait than workers are awake, a parked worker is
+//   free, or more shards wait than workers are free, a parked worker is
 //   woken or a new one starts at once, up to max; the monitor (monitor.go)
 //   does the same every millisecond while shards wait.
 //
@@ -625,13 +625,7 @@ func (p *Pool[K]) workerMain(w *worker) {
 		if !ok {
 			break
 		}
-		p.drain(w, idx)
-		w.stats.flush()
-		if p.trackInFlight && w.finished != 0 {
-			// Releases the breaker's reservation for the finished tasks.
-			p.inFlight.Add(-w.finished)
-		}
-		w.finished = 0
+		p.run(w, idx)
 		// Reads the count and the bound Tune may have lowered.
 		if p.ctl.running.Load() > p.ctl.maxW.Load() && p.ctl.exitIfAbove(p.ctl.maxLimit) {
 			break
@@ -639,6 +633,35 @@ func (p *Pool[K]) workerMain(w *worker) {
 	}
 	w.stats.flush()
 	p.ctl.retire(w)
+}
+
+// run drains shard idx, which w holds, with the worker's bookkeeping: the
+// busy count of a slow worker, its counters, the breaker's reservation, and
+// its pace (slowDrains).
+func (p *Pool[K]) run(w *worker, idx uint32) {
+	c := &p.ctl
+	if w.inBusy = w.slow; w.inBusy {
+		// Tells producers not to count on this worker for a while.
+		c.busy.Add(1)
+	}
+	p.drain(w, idx)
+	if w.inBusy {
+		// Withdraws the worker from the busy count.
+		c.busy.Add(-1)
+		w.inBusy = false
+	}
+	w.stats.flush()
+	if p.trackInFlight && w.finished != 0 {
+		// Releases the breaker's reservation for the finished tasks.
+		p.inFlight.Add(-w.finished)
+	}
+	w.finished = 0
+	// Reads the monitor's clock: a new tick closes the interval.
+	if t := c.coarse.Load(); t != w.tick {
+		w.slow = w.drains < slowDrains
+		w.tick, w.drains = t, 0
+	}
+	w.drains++
 }
 
 // drain runs up to a batch of tasks from the shard idx, which w holds, then
@@ -838,6 +861,10 @@ func (p *Pool[K]) afterGoexit(w *worker, idx uint32, l *lane[K], pos uint64) {
 	l.head.Store(pos)
 	l.signalSpace()
 	p.ctl.push(idx)
+	if w.inBusy {
+		// Withdraws the ending worker from the busy count.
+		p.ctl.busy.Add(-1)
+	}
 	w.stats.flush()
 	if p.trackInFlight {
 		// Releases the breaker's reservation for the finished tasks.

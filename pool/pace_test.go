@@ -1,0 +1,119 @@
+package pool
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// otherShard returns a group whose shard differs from group 0's.
+func otherShard(p *Pool[int]) int {
+	g := 1
+	for p.ShardOf(g) == p.ShardOf(0) {
+		g++
+	}
+	return g
+}
+
+// TestSlowWorkerDoesNotDelayOtherShards: once a worker's tasks block (fewer
+// than slowDrains batches per tick), a shard that becomes ready while that
+// worker is blocked gets another worker at once, without waiting for the
+// monitor's tick. A worker that runs short tasks is counted on to come back
+// instead, so the same arrival waits for the tick (no wake-up per task).
+func TestSlowWorkerDoesNotDelayOtherShards(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		warm       func(p *Pool[int])
+		wantAtOnce bool
+	}{
+		{"slow", func(p *Pool[int]) {
+			// Three tasks of 2 ms: fewer than slowDrains batches a tick.
+			for range 3 {
+				submitOK(p, 0, func(context.Context) error { time.Sleep(2 * time.Millisecond); return nil })
+				time.Sleep(3 * time.Millisecond)
+			}
+		}, true},
+		{"fast", func(p *Pool[int]) {
+			// Bursts of short tasks, a tick apart: many batches a tick.
+			for range 3 {
+				for g := range 256 {
+					submitOK(p, g, func(context.Context) error { return nil })
+				}
+				synctest.Wait()
+				time.Sleep(monitorTick)
+			}
+			for g := range 256 {
+				submitOK(p, g, func(context.Context) error { return nil })
+			}
+			synctest.Wait()
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// One worker while it warms up, so that its pace is the
+				// warm-up's; then room for more.
+				p := mustNew[int](t, WithWorkers(1, 1), WithShards(64))
+				tc.warm(p)
+				synctest.Wait()
+				if err := p.Tune(1, 4); err != nil {
+					t.Fatal(err)
+				}
+				release := make(chan struct{})
+				submitOK(p, 0, func(context.Context) error { <-release; return nil })
+				synctest.Wait()
+				var ran atomic.Bool
+				submitOK(p, otherShard(p), func(context.Context) error { ran.Store(true); return nil })
+				// No virtual time passes here: the monitor cannot have run it.
+				synctest.Wait()
+				if got := ran.Load(); got != tc.wantAtOnce {
+					t.Errorf("other shard's task ran before any tick: %v, want %v (busy %d, %+v)",
+						got, tc.wantAtOnce, p.ctl.busy.Load(), p.Snapshot().Workers)
+				}
+				time.Sleep(2 * monitorTick)
+				synctest.Wait()
+				if !ran.Load() {
+					t.Errorf("other shard's task has not run after two ticks")
+				}
+				close(release)
+				if err := p.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if n := p.ctl.busy.Load(); n != 0 {
+					t.Errorf("busy count %d after Close, want 0", n)
+				}
+			})
+		})
+	}
+}
+
+// TestSlowWorkerGoexit: a slow worker whose task ends its goroutine leaves
+// the busy count as it was.
+func TestSlowWorkerGoexit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 1))
+		_, letters := collect(p)
+		submitOK(p, 0, func(context.Context) error { time.Sleep(5 * time.Millisecond); return nil })
+		time.Sleep(10 * time.Millisecond)
+		submitOK(p, 0, func(context.Context) error { time.Sleep(5 * time.Millisecond); runtime.Goexit(); return nil })
+		time.Sleep(10 * time.Millisecond)
+		synctest.Wait()
+		if n := p.ctl.busy.Load(); n != 0 {
+			t.Errorf("busy count %d after the worker's goroutine ended, want 0", n)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if dls := letters(); len(dls) != 1 || dls[0].Reason != Panicked {
+			t.Fatalf("letters %+v", dls)
+		}
+	})
+}
+
+func submitOK(p *Pool[int], g int, task Task) {
+	if err := p.Submit(context.Background(), g, task); err != nil {
+		panic(err)
+	}
+}
