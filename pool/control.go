@@ -80,6 +80,16 @@ type worker struct {
 // come back soon, and it parks without spinning when it runs out of work.
 const slowDrains = 16
 
+// yieldBelow is the batch size under which a worker yields its processor
+// (runtime.Gosched) before it takes the next shard. A worker that keeps up
+// with its producers finds a task or two per shard and pays the shard's
+// hand-off for each; yielding lets runnable producers fill shards first, so
+// batches grow. Measured with 8 submitters, 1,000,000 no-op tasks over 1024
+// shards: 118 against 154 ns per task, and 130 against 163 with 1
+// submitter (doc.go). With nothing else runnable it costs one scheduler
+// round trip.
+const yieldBelow = 16
+
 // control is the non-generic half of a pool: the run queue of ready shards,
 // the workers, and the counters a scaler samples. See "Extension points" in
 // pool.go.
@@ -121,6 +131,8 @@ type control struct {
 	maxSpinning int32
 	// spinRounds is spinRounds; a field so that benchmarks can compare.
 	spinRounds int
+	// yieldBelow is yieldBelow; a field so that benchmarks can compare.
+	yieldBelow int64
 	// start launches one worker goroutine; running has already been counted.
 	start func()
 	// scaler is the pool's autoscaler from its start to its stop, nil
@@ -147,6 +159,7 @@ func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration, nanot
 	c.maxSpinning = int32(max(1, runtime.GOMAXPROCS(0)/2))
 	c.nanotime = nanotime
 	c.spinRounds = spinRounds
+	c.yieldBelow = yieldBelow
 	c.coarse.Store(nanotime())
 	c.monWake = make(chan struct{}, 1)
 	c.monStop = make(chan struct{})

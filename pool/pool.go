@@ -65,6 +65,7 @@ import (
 	"errors"
 	"math/bits"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -625,7 +626,13 @@ func (p *Pool[K]) workerMain(w *worker) {
 		if !ok {
 			break
 		}
-		p.run(w, idx)
+		if p.run(w, idx) < p.ctl.yieldBelow {
+			// A short batch: let goroutines waiting for a processor
+			// (producers, most likely) run before this worker takes the
+			// next shard, so that the next batches find more tasks (see
+			// yieldBelow).
+			runtime.Gosched()
+		}
 		// Reads the count and the bound Tune may have lowered.
 		if p.ctl.running.Load() > p.ctl.maxW.Load() && p.ctl.exitIfAbove(p.ctl.maxLimit) {
 			break
@@ -637,8 +644,8 @@ func (p *Pool[K]) workerMain(w *worker) {
 
 // run drains shard idx, which w holds, with the worker's bookkeeping: the
 // busy count of a slow worker, its counters, the breaker's reservation, and
-// its pace (slowDrains).
-func (p *Pool[K]) run(w *worker, idx uint32) {
+// its pace (slowDrains). It returns the number of tasks the batch finished.
+func (p *Pool[K]) run(w *worker, idx uint32) int64 {
 	c := &p.ctl
 	if w.inBusy = w.slow; w.inBusy {
 		// Tells producers not to count on this worker for a while.
@@ -651,9 +658,10 @@ func (p *Pool[K]) run(w *worker, idx uint32) {
 		w.inBusy = false
 	}
 	w.stats.flush()
-	if p.trackInFlight && w.finished != 0 {
+	n := w.finished
+	if p.trackInFlight && n != 0 {
 		// Releases the breaker's reservation for the finished tasks.
-		p.inFlight.Add(-w.finished)
+		p.inFlight.Add(-n)
 	}
 	w.finished = 0
 	// Reads the monitor's clock: a new tick closes the interval.
@@ -662,6 +670,7 @@ func (p *Pool[K]) run(w *worker, idx uint32) {
 		w.tick, w.drains = t, 0
 	}
 	w.drains++
+	return n
 }
 
 // drain runs up to a batch of tasks from the shard idx, which w holds, then
