@@ -5,12 +5,24 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/shoal-go/shoal/internal/xcore"
 )
 
 // The benchmarks submit b.N tasks over benchGroups groups from 1 or 8
 // goroutines and wait for the last to finish; ns/op is per task. Run with
-// -benchtime=1000000x for the figures in doc.go.
+// -benchtime=1000000x for the figures in doc.go. Each result also reports
+// xcore-ns, the time to move a cache line between two CPUs measured right
+// after it (internal/xcore): on a virtual machine it changes with the
+// host's placement of the virtual CPUs, and every row moves with it, so
+// compare rows of like xcore-ns only.
 const benchGroups = 10_000
+
+// reportXcore measures the machine's cache-line transfer time after a
+// result, once the pool has stopped, and reports it beside the result.
+func reportXcore(b *testing.B) {
+	b.ReportMetric(float64(xcore.Min(5, 4000).Nanoseconds()), "xcore-ns")
+}
 
 // spinWork runs n dependent multiply-adds: about 1 µs of CPU at n = 250 on
 // an unloaded core of the reference machine. The result goes to a sink so
@@ -115,6 +127,7 @@ func benchShoal(b *testing.B, subs, work int, opts ...Option) {
 	if err := p.Close(ctx); err != nil {
 		b.Fatal(err)
 	}
+	reportXcore(b)
 }
 
 func benchChan(b *testing.B, subs, work int) {
@@ -133,4 +146,5 @@ func benchChan(b *testing.B, subs, work int) {
 	wg.Wait()
 	b.StopTimer()
 	p.close()
+	reportXcore(b)
 }
