@@ -84,10 +84,10 @@ const slowDrains = 16
 // (runtime.Gosched) before it takes the next shard. A worker that keeps up
 // with its producers finds a task or two per shard and pays the shard's
 // hand-off for each; yielding lets runnable producers fill shards first, so
-// batches grow. Measured with 8 submitters, 1,000,000 no-op tasks over 1024
-// shards: 118 against 154 ns per task, and 130 against 163 with 1
-// submitter (doc.go). With nothing else runnable it costs one scheduler
-// round trip.
+// batches grow. Measured with 1,000,000 no-op tasks over 1024 shards: 139
+// against 163 ns per task with 8 submitters, 143 against 183 with 1 (see
+// Costs in doc.go). With nothing else runnable it costs one scheduler round
+// trip.
 const yieldBelow = 16
 
 // control is the non-generic half of a pool: the run queue of ready shards,

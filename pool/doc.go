@@ -95,52 +95,64 @@
 //
 // # Costs
 //
-// Measured on a 2-core AMD EPYC virtual machine shared with other work (a
-// two-goroutine CPU burner got 0.3–1 CPU of it while these ran), Go 1.26,
-// 1,000,000 tasks over 10,000 groups, submit to completion, ns per task,
-// medians of 10, side by side in one run with a bare channel feeding
-// GOMAXPROCS workers (no order, no retries, no dead letters):
+// Measured on a 2-vCPU AMD EPYC virtual machine, Go 1.26, 1,000,000 tasks
+// over 10,000 groups, submit to completion, ns per task, side by side with a
+// bare channel feeding GOMAXPROCS workers (no order, no retries, no dead
+// letters):
 //
-//	go test -run '^$' -bench Submit -benchtime=1000000x -count 10 ./pool/
+//	go test -run '^$' -bench '^BenchmarkSubmit$' -benchtime=1000000x -count 5 ./pool/
 //
-//	                     shoal (ordered)   channel pool   ratio
-//	no-op, 8 submitters        94               64        1.47
-//	no-op, 1 submitter        142               59        2.4
-//	~1 µs CPU, 8 submitters   458              374        1.22
-//	~1 µs CPU, 1 submitter    422              348        1.21
+// On this machine the time to move a cache line between the two CPUs is
+// either about 60–70 ns or about 220–250 ns, switching every few tens of
+// seconds as the host places the virtual CPUs (on two hyperthreads of one
+// core, or on two cores), and every row moves with it. Each result reports
+// that time as xcore-ns, measured right after it (internal/xcore). Six
+// passes of the command gave 30 results per row; the table gives the
+// medians of those measured under each placement (10 to 20 per cell):
 //
-// Other runs of the same command gave 70–150 ns (8 submitters) and 37–180
-// ns (1 submitter) for the no-op rows; on a busier day, 12 alternating
-// processes per row gave medians of 148 and 237 ns against the channel
-// pool's 60 and 58, single runs ranging over 84–525 ns: compare rows of one
-// run only. Submit allocates nothing.
+//	                          xcore ≈ 70 ns           xcore ≈ 230 ns
+//	                       shoal  channel  ratio   shoal  channel  ratio
+//	no-op, 8 submitters      44      65    0.68     123     137    0.90
+//	no-op, 1 submitter       51      56    0.91     134      64    2.1
+//	~1 µs CPU, 8 submitters  186     227   0.82     253     713    0.36
+//	~1 µs CPU, 1 submitter   195     263   0.74     240     494    0.49
+//
+// The 1-submitter no-op row is itself bimodal under the 70 ns placement
+// (35–38 or 65–81 ns). Compare rows of like xcore-ns only. Submit allocates
+// nothing.
 //
 // Where the no-op nanoseconds go at 1024 shards: with 10,000 groups spread
-// evenly a worker finds about 2 tasks per lane visit (about 35 at 64
-// shards), so nearly every task pays the idle → scheduled transition and a
-// run-queue hand-off. Submit writes no shared counter (arrivals and queue
-// lengths are read from lane positions by Snapshot; the in-flight count
-// exists only with a breaker); half of all CPU samples are the first touch
-// of the task's slot in push and in pop, a line the other core wrote last.
-// Measured, alternating binaries in one run: padding integer-keyed slots
-// from 56 to 64 bytes, 190 against 140 ns (8 submitters) and 248 against
-// 157 (1 submitter), rejected; one slot array for all lanes with a spare
-// slot between them (against 4 KiB aliasing of the per-lane arrays),
-// skipping the run-queue length in wake when nobody can be woken, and a
-// parking worker taking a refilled run queue without the announce round
-// trip: no difference outside the noise, not kept. 4 or 32 spin rounds
-// instead of 256, or at most 1 or 2 workers, left both rows within it too.
+// evenly, a worker that keeps up with its producers finds one or two tasks
+// per lane visit, so nearly every task pays the idle → scheduled transition
+// and a run-queue hand-off, each a few lines moving between CPUs. Two rules
+// make batches longer. A worker yields its processor (runtime.Gosched) after
+// a batch of fewer than 16 tasks, so that runnable producers fill lanes
+// first: 139 against 163 ns (8 submitters) and 143 against 183 (1
+// submitter), alternating runs of one binary, mostly under the 230 ns
+// placement; no difference under the 70 ns one. And producers wake nobody
+// while a worker spins or enough workers are free. Submit writes no shared
+// counter (arrivals and queue lengths are read from lane positions by
+// Snapshot; the in-flight count exists only with a breaker). With one
+// submitter the channel pool keeps its lone receiver on the sender's CPU
+// (the runtime runs a goroutine that a channel send readies on the sender's
+// processor), so nothing crosses between CPUs; shoal's workers take lanes
+// from the other CPU, which costs little under the 70 ns placement and
+// doubles its time under the 230 ns one.
 //
-// With one submitter spreading over many groups, each lane holds one task at
-// a time and every task pays the idle → scheduled transition and a
-// run-queue hand-off between cores. A first version that also woke a parked
-// worker for most of those transitions measured 620–930 ns/task here; the
-// waking rules above (spinning, waking only when more shards wait than
-// workers are awake) brought it to 100–180. Two measured rejections: a
-// worker that has just been woken waking the next one when more shards
-// wait (as the Go scheduler's spinning M does) kept every worker awake for
-// no-op tasks, 148 against 72 ns/task (8 submitters, one run); reading the
-// real clock for every acceptance costs 35 ns. Fewer shards batch better:
-// WithShards(64) measured 68 (8 submitters) and 92 ns (1 submitter) in a run
-// where 1024 shards measured 103 and 108, at the price of isolation.
+// Measured and rejected, alternating binaries: padding integer-keyed slots
+// from 56 to 64 bytes (190 against 140 ns, 8 submitters), lane fields
+// packed into one cache line (5 % faster with GOMAXPROCS=1, 10–15 %
+// slower with 2), a lane whose consumer never writes the slot lines (its
+// producers check room against a cached head; no faster, and finished tasks
+// would stay reachable until overwritten), workers that keep the lanes they
+// emptied and poll them (no transitions for producers; 1.2–2× faster under
+// one placement, 10–20 % slower under the other, and a blocked worker
+// delays the lanes it keeps), a worker that has just been woken waking the
+// next one when more shards wait (148 against 72 ns, every worker kept
+// awake), reading the real clock for every acceptance (35 ns), and 4, 32 or
+// 1024 spin rounds instead of 256. A first version that woke a parked
+// worker for most transitions measured 620–930 ns/task. Fewer shards batch
+// better: WithShards(64) measured 68 (8 submitters) and 92 ns (1 submitter)
+// in a run where 1024 shards measured 103 and 108, at the price of
+// isolation.
 package pool
