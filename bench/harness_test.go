@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,9 @@ func TestEveryRowRunsEveryTaskOnce(t *testing.T) {
 			}
 			if res.Samples == 0 || res.P50Ns <= 0 || res.P99Ns < res.P50Ns || res.MaxNs < res.P99Ns {
 				t.Fatalf("latency: %d samples, p50 %d, p99 %d, max %d", res.Samples, res.P50Ns, res.P99Ns, res.MaxNs)
+			}
+			if multi := runtime.GOMAXPROCS(0) > 1; multi != (res.XcoreNs > 0) {
+				t.Fatalf("xcore %d ns with GOMAXPROCS %d", res.XcoreNs, runtime.GOMAXPROCS(0))
 			}
 		})
 	}

@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"github.com/shoal-go/shoal/internal/xcore"
+
 	"errors"
 	"fmt"
 	"runtime"
@@ -39,6 +41,11 @@ type Result struct {
 	GCPauseNs     int64   `json:"gc_pause_ns"`
 	NumGC         int64   `json:"num_gc"`
 	Errors        int64   `json:"errors"`
+	// XcoreNs is the time to move a cache line between two CPUs, measured
+	// by Run right after the run (internal/xcore; 0 with one CPU). On a
+	// virtual machine it changes with the host's placement of the virtual
+	// CPUs, and so do the other figures: compare rows of like XcoreNs.
+	XcoreNs int64 `json:"xcore_ns"`
 }
 
 // Timer is the part of *testing.B that Measure needs, so that setup and
@@ -62,8 +69,15 @@ const maxSamples = 4096
 // ErrSpec is returned for a Spec that cannot be run.
 var ErrSpec = errors.New("bench: bad spec")
 
-// Run builds lib's runner for spec, measures it and closes it.
-func Run(lib Lib, spec Spec) (Result, error) { return Measure(lib, spec, noTimer{}) }
+// Run builds lib's runner for spec, measures it and closes it, then measures
+// the machine's cache-line transfer time (Result.XcoreNs).
+func Run(lib Lib, spec Spec) (Result, error) {
+	res, err := Measure(lib, spec, noTimer{})
+	if err == nil {
+		res.XcoreNs = xcore.Min(5, 4000).Nanoseconds()
+	}
+	return res, err
+}
 
 // Measure is Run with the clock of a Go benchmark: t runs only while tasks
 // are submitted and run. Memory figures are runtime.MemStats deltas taken

@@ -11,7 +11,7 @@ import (
 )
 
 // columns of the text and Markdown tables, in order.
-var columns = []string{"lib", "order", "ns/task", "tasks/s", "allocs/task", "B/task", "peak RSS", "p50", "p99", "GC pause"}
+var columns = []string{"lib", "order", "ns/task", "tasks/s", "allocs/task", "B/task", "peak RSS", "p50", "p99", "GC pause", "xcore"}
 
 func cells(r bench.Result) []string {
 	return []string{
@@ -25,6 +25,7 @@ func cells(r bench.Result) []string {
 		Duration(r.P50Ns),
 		Duration(r.P99Ns),
 		Duration(r.GCPauseNs),
+		Duration(r.XcoreNs),
 	}
 }
 
