@@ -64,11 +64,13 @@ type worker struct {
 	// goexit is set when the running task called runtime.Goexit.
 	goexit bool
 	// pace: tick is the coarse clock when the worker's current interval
-	// began and drains the batches it completed since; slow says the
-	// previous interval had fewer than slowDrains of them (its tasks block
-	// or run long); inBusy says the current batch is counted in busy.
+	// began and drains the batches it completed since; timed says a whole
+	// interval is being counted (the first tick seen opens it); slow says
+	// the previous interval had fewer than slowDrains batches (its tasks
+	// block or run long); inBusy says the current batch is counted in busy.
 	tick   int64
 	drains int32
+	timed  bool
 	slow   bool
 	inBusy bool
 }

@@ -89,6 +89,29 @@ func TestSlowWorkerDoesNotDelayOtherShards(t *testing.T) {
 	}
 }
 
+// TestNewWorkerNotSlow: a worker started long after the pool is not judged
+// on the partial interval it started in, so its second batch is not counted
+// in busy.
+func TestNewWorkerNotSlow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(0, 4))
+		// The coarse clock moves on before any worker exists.
+		time.Sleep(10 * time.Millisecond)
+		submitOK(p, 0, func(context.Context) error { return nil })
+		synctest.Wait()
+		release := make(chan struct{})
+		submitOK(p, 0, func(context.Context) error { <-release; return nil })
+		synctest.Wait()
+		if n := p.ctl.busy.Load(); n != 0 {
+			t.Errorf("busy count %d while a new worker runs its second batch, want 0", n)
+		}
+		close(release)
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // TestSlowWorkerGoexit: a slow worker whose task ends its goroutine leaves
 // the busy count as it was.
 func TestSlowWorkerGoexit(t *testing.T) {

@@ -664,9 +664,14 @@ func (p *Pool[K]) run(w *worker, idx uint32) int64 {
 		p.inFlight.Add(-n)
 	}
 	w.finished = 0
-	// Reads the monitor's clock: a new tick closes the interval.
+	// Reads the monitor's clock: a new tick closes the interval. The first
+	// tick a worker sees only opens one: its first interval began at some
+	// point of a tick, so a new worker is judged on a whole interval.
 	if t := c.coarse.Load(); t != w.tick {
-		w.slow = w.drains < slowDrains
+		if w.timed {
+			w.slow = w.drains < slowDrains
+		}
+		w.timed = true
 		w.tick, w.drains = t, 0
 	}
 	w.drains++
