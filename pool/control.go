@@ -402,13 +402,25 @@ func (c *control) foundWhileSpinning() {
 // the idle timeout; then w exits if more workers than the floor run, and
 // parks again otherwise. Comparing with the floor when the timer fires,
 // rather than when w parks, lets a scaler lower the target without waking
-// parked workers: those above it exit within two idle timeouts. It reports
-// false when w must exit (running already decremented).
+// parked workers: those above it exit within two idle timeouts. With a
+// scaler, a worker that would park while more workers than the floor run
+// exits at once instead: the scaler sizes the pool, and workers a burst
+// called up beyond its target do not idle for the timeout. It reports false
+// when w must exit (running already decremented).
 func (c *control) park(w *worker) bool {
 	c.mu.Lock()
 	if c.stopping.Load() {
 		c.mu.Unlock()
 		return true // findWork handles stopping
+	}
+	// With a scaler, a worker above its target that runs out of work exits
+	// at once instead of idling for the timeout: the scaler, not the last
+	// burst, sizes the pool.
+	if c.scaler.Load() != nil && c.running.Load() > c.floor() {
+		// Gives up w's place; under mu, like every decrement.
+		c.running.Add(-1)
+		c.mu.Unlock()
+		return false
 	}
 	w.parked = true
 	c.idleList = append(c.idleList, w)

@@ -140,3 +140,50 @@ func submitOK(p *Pool[int], g int, task Task) {
 		panic(err)
 	}
 }
+
+// TestParkAboveScalerTargetExits: with a scaler, a worker that runs out of
+// work while more workers run than the scaler's target exits at once; at
+// the target it parks; without a scaler a worker above min parks too (and
+// exits only after its idle timeout).
+func TestParkAboveScalerTargetExits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var c control
+		if err := c.init(16, 1, 8, time.Hour, func() int64 { return 0 }); err != nil {
+			t.Fatal(err)
+		}
+		w := &worker{wake: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
+		w.timer.Stop()
+		parked := func() {
+			t.Helper()
+			done := make(chan bool)
+			go func() { done <- c.park(w) }()
+			synctest.Wait()
+			if n := c.idle.Load(); n != 1 {
+				t.Fatalf("running %d, idle %d after park: want the worker parked", c.running.Load(), n)
+			}
+			c.wakeAll()
+			if !<-done {
+				t.Fatal("a woken worker reported that it must exit")
+			}
+		}
+
+		c.scaler.Store(&autoscaler{ctl: &c})
+		c.running.Store(3) // the target is min, 1
+		start := time.Now()
+		if c.park(w) {
+			t.Fatal("a worker above the scaler's target parked, want it to exit")
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Fatalf("a worker above the scaler's target exited after %v idle, want at once", waited)
+		}
+		if r, i := c.running.Load(), c.idle.Load(); r != 2 || i != 0 || len(c.idleList) != 0 {
+			t.Fatalf("after the exit: running %d, idle %d, idle list %d; want 2, 0, 0", r, i, len(c.idleList))
+		}
+		c.running.Store(1)
+		parked()
+
+		c.scaler.Store(nil)
+		c.running.Store(3)
+		parked()
+	})
+}
