@@ -403,24 +403,14 @@ func (c *control) foundWhileSpinning() {
 // parks again otherwise. Comparing with the floor when the timer fires,
 // rather than when w parks, lets a scaler lower the target without waking
 // parked workers: those above it exit within two idle timeouts. With a
-// scaler, a worker that would park while more workers than the floor run
-// exits at once instead: the scaler sizes the pool, and workers a burst
-// called up beyond its target do not idle for the timeout. It reports false
-// when w must exit (running already decremented).
+// scaler, a worker that parks while more workers than the floor run waits
+// at most aboveTargetIdle (see idleFor). It reports false when w must exit
+// (running already decremented).
 func (c *control) park(w *worker) bool {
 	c.mu.Lock()
 	if c.stopping.Load() {
 		c.mu.Unlock()
 		return true // findWork handles stopping
-	}
-	// With a scaler, a worker above its target that runs out of work exits
-	// at once instead of idling for the timeout: the scaler, not the last
-	// burst, sizes the pool.
-	if c.scaler.Load() != nil && c.running.Load() > c.floor() {
-		// Gives up w's place; under mu, like every decrement.
-		c.running.Add(-1)
-		c.mu.Unlock()
-		return false
 	}
 	w.parked = true
 	c.idleList = append(c.idleList, w)
@@ -439,7 +429,7 @@ func (c *control) park(w *worker) bool {
 		// Reads the count and the bound; a parked worker at or below min
 		// sleeps without a timer (an idle pool uses no CPU).
 		if c.running.Load() > c.minW.Load() {
-			w.timer.Reset(c.idleTimeout)
+			w.timer.Reset(c.idleFor())
 			timeout = w.timer.C
 		}
 		select {
@@ -464,6 +454,22 @@ func (c *control) park(w *worker) bool {
 			c.mu.Unlock()
 		}
 	}
+}
+
+// aboveTargetIdle bounds how long a worker parks, with a scaler, while more
+// workers run than the scaler's target: the scaler sizes the pool, so the
+// workers a burst called up beyond it leave soon after it, not after the
+// whole idle timeout; but not at once, which would start and end a
+// goroutine per task when the target sits just under the need.
+const aboveTargetIdle = 10 * time.Millisecond
+
+// idleFor is how long a worker parks before it checks whether to exit.
+func (c *control) idleFor() time.Duration {
+	// Reads whether a scaler runs and how many workers it wants.
+	if c.scaler.Load() != nil && c.running.Load() > c.floor() {
+		return min(c.idleTimeout, aboveTargetIdle)
+	}
+	return c.idleTimeout
 }
 
 // register adds a started worker to the list Snapshot reads.

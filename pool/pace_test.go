@@ -141,11 +141,11 @@ func submitOK(p *Pool[int], g int, task Task) {
 	}
 }
 
-// TestParkAboveScalerTargetExits: with a scaler, a worker that runs out of
-// work while more workers run than the scaler's target exits at once; at
-// the target it parks; without a scaler a worker above min parks too (and
-// exits only after its idle timeout).
-func TestParkAboveScalerTargetExits(t *testing.T) {
+// TestParkAboveScalerTarget: with a scaler, a worker that parks while more
+// workers run than the scaler's target exits after aboveTargetIdle, not
+// after the idle timeout; at the target it stays parked; without a scaler a
+// worker above min waits for the idle timeout.
+func TestParkAboveScalerTarget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var c control
 		if err := c.init(16, 1, 8, time.Hour, func() int64 { return 0 }); err != nil {
@@ -153,13 +153,15 @@ func TestParkAboveScalerTargetExits(t *testing.T) {
 		}
 		w := &worker{wake: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
 		w.timer.Stop()
-		parked := func() {
+		// stillParked parks w, checks it is parked a second later, wakes it.
+		stillParked := func() {
 			t.Helper()
 			done := make(chan bool)
 			go func() { done <- c.park(w) }()
+			time.Sleep(time.Second)
 			synctest.Wait()
 			if n := c.idle.Load(); n != 1 {
-				t.Fatalf("running %d, idle %d after park: want the worker parked", c.running.Load(), n)
+				t.Fatalf("running %d, idle %d a second after park: want the worker parked", c.running.Load(), n)
 			}
 			c.wakeAll()
 			if !<-done {
@@ -171,19 +173,19 @@ func TestParkAboveScalerTargetExits(t *testing.T) {
 		c.running.Store(3) // the target is min, 1
 		start := time.Now()
 		if c.park(w) {
-			t.Fatal("a worker above the scaler's target parked, want it to exit")
+			t.Fatal("a worker above the scaler's target stayed, want it to exit")
 		}
-		if waited := time.Since(start); waited != 0 {
-			t.Fatalf("a worker above the scaler's target exited after %v idle, want at once", waited)
+		if waited := time.Since(start); waited != aboveTargetIdle {
+			t.Fatalf("a worker above the scaler's target exited after %v idle, want %v", waited, aboveTargetIdle)
 		}
 		if r, i := c.running.Load(), c.idle.Load(); r != 2 || i != 0 || len(c.idleList) != 0 {
 			t.Fatalf("after the exit: running %d, idle %d, idle list %d; want 2, 0, 0", r, i, len(c.idleList))
 		}
 		c.running.Store(1)
-		parked()
+		stillParked()
 
 		c.scaler.Store(nil)
 		c.running.Store(3)
-		parked()
+		stillParked()
 	})
 }

@@ -75,9 +75,10 @@ func DefaultScalingPolicy() ScalingPolicy { return scaling.DefaultPolicy() }
 
 // WithScaling runs a scaler goroutine that samples the pool every
 // p.Interval and sets the number of workers kept warm (the target, within
-// the WithWorkers bounds): a worker above it that runs out of work exits at
-// once, parked workers above a lowered target exit after the idle timeout,
-// and a higher target starts workers at once. New returns an error
+// the WithWorkers bounds): a worker that parks while more workers run than
+// the target exits after 10 ms without work (or the idle timeout, if
+// shorter), parked workers above a lowered target exit within two idle
+// timeouts, and a higher target starts workers at once. New returns an error
 // matching ErrInvalidOption and ErrInvalidScalingPolicy if p is out of range.
 //
 // Scaling is off by default. Without it the pool still sizes itself: a
@@ -91,12 +92,13 @@ func DefaultScalingPolicy() ScalingPolicy { return scaling.DefaultPolicy() }
 // Measured by bench/cmd/dayscale (a compressed day of 1–5 ms tasks, peak
 // at 5× the quiet rate, 64 workers at most; medians of 3 days, 2-core
 // virtual machine shared with other work), the scaler's peak p99 queue
-// wait was 1.01–1.03× that of a static pool at max, with 0.45–0.47 of its
-// worker-seconds; the on-demand path alone gave 0.94–0.98× that p99 with
-// 0.52, because workers a peak calls up idle for the timeout after it. It
-// pays where the load has peaks and lulls, or where workers are costly to
-// keep; it is off by default. docs/SCALING.md has the figures and how to
-// choose a policy.
+// wait was 0.95–1.30× that of a static pool at max (the spread of the
+// machine: the on-demand pool's ranged as widely), with 0.49 of its
+// worker-seconds in three runs; the on-demand path alone used 0.52–0.54,
+// because the workers a peak calls up idle for the whole idle timeout after
+// it. It pays where the load has peaks and lulls, or where idle goroutines
+// are costly; it is off by default. docs/SCALING.md has the figures and how
+// to choose a policy.
 //
 // The last decision that moved the target is returned by Pool.Scaling and
 // is in Stats.Scaling.
