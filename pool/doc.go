@@ -79,7 +79,8 @@
 // Parked workers wait on a one-slot channel each: the waker that takes a
 // worker off the idle list sends exactly one token, so it never blocks and
 // the token is never stale. Workers above the kept-warm count (the target,
-// within [min, max]) exit after WithIdleTimeout.
+// within [min, max]) exit after WithIdleTimeout without work; with a scaler
+// (WithScaling), workers above its target exit after 10 ms without work.
 //
 // # Time
 //

@@ -135,7 +135,8 @@ func WithNonblocking() Option {
 }
 
 // WithIdleTimeout sets how long a worker above the target count waits for
-// work before it exits (default 10 s).
+// work before it exits (default 10 s). With WithScaling, a worker above the
+// scaler's target waits at most 10 ms.
 func WithIdleTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if d <= 0 {
