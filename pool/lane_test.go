@@ -63,6 +63,7 @@ func TestLaneStress(t *testing.T) {
 						return
 					}
 					pos := l.head.Load()
+					start := pos
 					for {
 						e, ok := l.pop(pos)
 						if !ok {
@@ -77,6 +78,11 @@ func TestLaneStress(t *testing.T) {
 					}
 					l.head.Store(pos)
 					mu.Unlock()
+					if pos == start {
+						// Nothing to read: let the producers run (with one
+						// processor they would otherwise wait for preemption).
+						runtime.Gosched()
+					}
 				}
 			}()
 		}
