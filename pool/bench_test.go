@@ -148,3 +148,32 @@ func benchChan(b *testing.B, subs, work int) {
 	p.close()
 	reportXcore(b)
 }
+
+// withRules sets the worker rules of control.go for a benchmark: spin
+// rounds before parking, and the batch size under which a worker yields.
+func withRules(spin int, yield int64) Option {
+	return optionFunc(func(c *config) error {
+		c.spinRounds, c.yieldBelow = spin, yield
+		return nil
+	})
+}
+
+// BenchmarkSubmitRules compares the worker rules on no-op tasks, side by
+// side: the defaults, no yield after a short batch, and 4 or 1024 spin
+// rounds instead of 256 (Costs in doc.go).
+func BenchmarkSubmitRules(b *testing.B) {
+	for _, r := range []struct {
+		name  string
+		spin  int
+		yield int64
+	}{
+		{"default", spinRounds, yieldBelow},
+		{"noyield", spinRounds, 0},
+		{"spin4", 4, yieldBelow},
+		{"spin1024", 1024, yieldBelow},
+	} {
+		for _, subs := range []int{8, 1} {
+			b.Run(r.name+"/sub"+itoa(subs), func(b *testing.B) { benchShoal(b, subs, 0, withRules(r.spin, r.yield)) })
+		}
+	}
+}

@@ -86,10 +86,11 @@ const slowDrains = 16
 // (runtime.Gosched) before it takes the next shard. A worker that keeps up
 // with its producers finds a task or two per shard and pays the shard's
 // hand-off for each; yielding lets runnable producers fill shards first, so
-// batches grow. Measured with 1,000,000 no-op tasks over 1024 shards: 139
-// against 163 ns per task with 8 submitters, 143 against 183 with 1 (see
-// Costs in doc.go). With nothing else runnable it costs one scheduler round
-// trip.
+// batches grow. Measured with 1,000,000 no-op tasks over 1024 shards
+// (BenchmarkSubmitRules): 125 against 160 ns per task with 8 submitters,
+// 139 against 172 with 1, when a cache line takes about 230 ns between the
+// CPUs; 43 against 47 and 36 against 39 when it takes about 70 (Costs in
+// doc.go). With nothing else runnable it costs one scheduler round trip.
 const yieldBelow = 16
 
 // control is the non-generic half of a pool: the run queue of ready shards,
@@ -131,9 +132,9 @@ type control struct {
 
 	idleTimeout time.Duration
 	maxSpinning int32
-	// spinRounds is spinRounds; a field so that benchmarks can compare.
+	// spinRounds and yieldBelow default to the constants of those names;
+	// BenchmarkSubmitRules sets them through the config to compare.
 	spinRounds int
-	// yieldBelow is yieldBelow; a field so that benchmarks can compare.
 	yieldBelow int64
 	// start launches one worker goroutine; running has already been counted.
 	start func()
@@ -203,8 +204,8 @@ func (c *control) wake() {
 	}
 	// Reads the parked count (pairs with park's announce) and the slow
 	// workers in a batch.
-	awake := c.running.Load() - c.idle.Load() - c.busy.Load()
-	if awake <= 0 || int32(c.runq.Len()) > awake {
+	free := c.running.Load() - c.idle.Load() - c.busy.Load()
+	if free <= 0 || int32(c.runq.Len()) > free {
 		if !(c.idle.Load() != 0 && c.wakeOne()) {
 			c.grow()
 		}

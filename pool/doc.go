@@ -128,9 +128,10 @@
 // and a run-queue hand-off, each a few lines moving between CPUs. Two rules
 // make batches longer. A worker yields its processor (runtime.Gosched) after
 // a batch of fewer than 16 tasks, so that runnable producers fill lanes
-// first: 139 against 163 ns (8 submitters) and 143 against 183 (1
-// submitter), alternating runs of one binary, mostly under the 230 ns
-// placement; no difference under the 70 ns one. And producers wake nobody
+// first: under the 230 ns placement 125 against 160 ns (8 submitters) and
+// 139 against 172 (1 submitter), under the 70 ns one 43 against 47 and 36
+// against 39 (medians of BenchmarkSubmitRules, three passes with -count 4,
+// split by xcore-ns). And producers wake nobody
 // while a worker spins or enough workers are free. Submit writes no shared
 // counter (arrivals and queue lengths are read from lane positions by
 // Snapshot; the in-flight count exists only with a breaker). With one
@@ -151,7 +152,8 @@
 // delays the lanes it keeps), a worker that has just been woken waking the
 // next one when more shards wait (148 against 72 ns, every worker kept
 // awake), reading the real clock for every acceptance (35 ns), and 4, 32 or
-// 1024 spin rounds instead of 256. A first version that woke a parked
+// 1024 spin rounds instead of 256 (BenchmarkSubmitRules: 4 and 1024 within
+// 1 ns of 256 under either placement). A first version that woke a parked
 // worker for most transitions measured 620–930 ns/task. Fewer shards batch
 // better: WithShards(64) measured 68 (8 submitters) and 92 ns (1 submitter)
 // in a run where 1024 shards measured 103 and 108, at the price of

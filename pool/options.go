@@ -52,6 +52,10 @@ type config struct {
 	// Stats.TopGroups (stats_metrics.go).
 	timings   *Timings
 	topGroups bool
+	// spinRounds and yieldBelow are the worker rules of control.go; only
+	// benchmarks change them (BenchmarkSubmitRules).
+	spinRounds int
+	yieldBelow int64
 }
 
 func defaultConfig() config {
@@ -65,6 +69,8 @@ func defaultConfig() config {
 		idleTimeout: 10 * time.Second,
 		retry:       RetryPolicy{MaxAttempts: 1},
 		dlBuffer:    256,
+		spinRounds:  spinRounds,
+		yieldBelow:  yieldBelow,
 	}
 }
 

@@ -180,6 +180,7 @@ func New[K shard.Key](opts ...Option) (*Pool[K], error) {
 	if err := p.ctl.init(cfg.shards, cfg.minWorkers, cfg.maxWorkers, cfg.idleTimeout, p.nanotime); err != nil {
 		return nil, invalid("%v", err)
 	}
+	p.ctl.spinRounds, p.ctl.yieldBelow = cfg.spinRounds, cfg.yieldBelow
 	if err := p.setupBreaker(); err != nil {
 		return nil, err
 	}
@@ -652,18 +653,7 @@ func (p *Pool[K]) run(w *worker, idx uint32) int64 {
 		c.busy.Add(1)
 	}
 	p.drain(w, idx)
-	if w.inBusy {
-		// Withdraws the worker from the busy count.
-		c.busy.Add(-1)
-		w.inBusy = false
-	}
-	w.stats.flush()
-	n := w.finished
-	if p.trackInFlight && n != 0 {
-		// Releases the breaker's reservation for the finished tasks.
-		p.inFlight.Add(-n)
-	}
-	w.finished = 0
+	n := p.endBatch(w)
 	// Reads the monitor's clock: a new tick closes the interval. The first
 	// tick a worker sees only opens one: its first interval began at some
 	// point of a tick, so a new worker is judged on a whole interval.
@@ -675,6 +665,25 @@ func (p *Pool[K]) run(w *worker, idx uint32) int64 {
 		w.tick, w.drains = t, 0
 	}
 	w.drains++
+	return n
+}
+
+// endBatch closes w's batch: out of the busy count, counters published, the
+// breaker's reservation of the finished tasks released. It returns how many
+// tasks the batch finished.
+func (p *Pool[K]) endBatch(w *worker) int64 {
+	if w.inBusy {
+		// Withdraws the worker from the busy count.
+		p.ctl.busy.Add(-1)
+		w.inBusy = false
+	}
+	w.stats.flush()
+	n := w.finished
+	if p.trackInFlight && n != 0 {
+		// Releases the breaker's reservation for the finished tasks.
+		p.inFlight.Add(-n)
+	}
+	w.finished = 0
 	return n
 }
 
@@ -875,15 +884,7 @@ func (p *Pool[K]) afterGoexit(w *worker, idx uint32, l *lane[K], pos uint64) {
 	l.head.Store(pos)
 	l.signalSpace()
 	p.ctl.push(idx)
-	if w.inBusy {
-		// Withdraws the ending worker from the busy count.
-		p.ctl.busy.Add(-1)
-	}
-	w.stats.flush()
-	if p.trackInFlight {
-		// Releases the breaker's reservation for the finished tasks.
-		p.inFlight.Add(-w.finished)
-	}
+	p.endBatch(w)
 	p.ctl.retire(w)
 	p.ctl.start()
 	p.ctl.wakeNow()
