@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shoal-go/shoal/bench"
+	"github.com/shoal-go/shoal/bench/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// variants maps the -variant flag to the runs' Hot settings.
+var variants = map[string][]bool{"plain": {false}, "hot": {true}, "both": {false, true}}
+
+// run parses args, runs the scenario for each variant and scheduler, and
+// writes the table to stdout; it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg := bench.DefaultIsolationConfig()
+	fs := flag.NewFlagSet("isolation", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured part of each run, after the warm-up")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "start of each run left out of the figures")
+	fs.IntVar(&cfg.Groups, "groups", cfg.Groups, "groups, slow and fast (the hot group comes on top)")
+	fs.IntVar(&cfg.Slow, "slow", cfg.Slow, "groups whose tasks are slow")
+	fs.Float64Var(&cfg.FastRate, "rate", cfg.FastRate, "fast groups' tasks per second, in all")
+	fs.IntVar(&cfg.Submitters, "submitters", cfg.Submitters, "goroutines submitting the fast and slow groups' tasks")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the schedule")
+	variant := fs.String("variant", "both", "plain, hot or both")
+	names := fs.String("schedulers", strings.Join(bench.IsolationSchedulers(), ","), "comma-separated schedulers to run, in this order")
+	quiet := fs.Bool("quiet", false, "no progress lines")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	hots, ok := variants[*variant]
+	if !ok || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "isolation: -variant %q: want plain, hot or both (and no arguments)\n", *variant)
+		return 2
+	}
+	schedulers, err := parseSchedulers(*names)
+	if err != nil {
+		fmt.Fprintln(stderr, "isolation:", err)
+		return 2
+	}
+	progress := stderr
+	if *quiet {
+		progress = io.Discard
+	}
+
+	var results []bench.IsolationResult
+	status := 0
+runs:
+	for _, hot := range hots {
+		for _, s := range schedulers {
+			c := cfg
+			c.Scheduler, c.Hot = s, hot
+			fmt.Fprintf(progress, "isolation: %s, %s: %v of load, then the drain\n", s, variantName(hot), c.Warmup+c.Duration)
+			res, err := bench.RunIsolation(ctx, c)
+			if errors.Is(err, bench.ErrConfig) {
+				fmt.Fprintln(stderr, "isolation:", err)
+				return 2
+			}
+			if err != nil {
+				fmt.Fprintln(stderr, "isolation:", err)
+				status = 1
+			}
+			fmt.Fprintf(progress, "isolation: %s, %s: done in %s\n", s, variantName(hot), duration(res.Elapsed))
+			results = append(results, res)
+			if res.Lost != 0 || res.OutOfOrder != 0 || res.Overlaps != 0 {
+				status = 1
+			}
+			if ctx.Err() != nil {
+				break runs
+			}
+		}
+	}
+	report(stdout, cfg, results)
+	return status
+}
+
+// parseSchedulers reads the -schedulers flag: known names, each once.
+func parseSchedulers(s string) ([]string, error) {
+	var out []string
+	for name := range strings.SplitSeq(s, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(bench.IsolationSchedulers(), name) {
+			return nil, fmt.Errorf("-schedulers: %q: want some of %v", name, bench.IsolationSchedulers())
+		}
+		if slices.Contains(out, name) {
+			return nil, fmt.Errorf("-schedulers: %q twice", name)
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+func variantName(hot bool) string {
+	if hot {
+		return "hot"
+	}
+	return "plain"
+}
+
+// report writes the scenario, the table and the target.
+func report(w io.Writer, cfg bench.IsolationConfig, results []bench.IsolationResult) {
+	fmt.Fprintf(w, "isolation scenario: %d groups: %d slow (%s tasks at %g/s each), %d fast (%s tasks at %g/s in all, %d submitters)\n",
+		cfg.Groups, cfg.Slow, duration(cfg.SlowTask), cfg.SlowRate, cfg.Groups-cfg.Slow, duration(cfg.FastTask), cfg.FastRate, cfg.Submitters)
+	fmt.Fprintf(w, "hot variant: one more group, %s tasks at %g/s from a submitter of its own\n", duration(cfg.HotTask), cfg.HotRate)
+	fmt.Fprintf(w, "waits of the fast groups (task start - due time), %s measured after %s of warm-up; GOMAXPROCS %d, %s\n\n",
+		duration(cfg.Duration), duration(cfg.Warmup), runtime.GOMAXPROCS(0), runtime.Version())
+
+	refs := map[bool]bench.IsolationResult{}
+	for _, r := range results {
+		if r.Scheduler == bench.IsolationReference {
+			refs[r.Hot] = r
+		}
+	}
+	rows := [][]string{{"scheduler", "variant", "tasks", "p50", "p99", "p999", "max", "late p99", "refused", "lost", "out of order", "overlaps", "p99/target", "verdict"}}
+	for _, r := range results {
+		ratio, verdict := "-", "-"
+		if ref, ok := refs[r.Hot]; ok && r.Scheduler != bench.IsolationReference {
+			x := float64(r.P99) / float64(bench.IsolationTarget(ref))
+			ratio, verdict = strconv.FormatFloat(x, 'f', 2, 64), "FAIL"
+			if x <= 1 {
+				verdict = "PASS"
+			}
+		}
+		rows = append(rows, []string{
+			r.Scheduler, variantName(r.Hot), strconv.Itoa(r.Ran),
+			duration(r.P50), duration(r.P99), duration(r.P999), duration(r.Max), duration(r.LateP99),
+			strconv.Itoa(r.Refused), strconv.Itoa(r.Lost), strconv.Itoa(r.OutOfOrder), strconv.Itoa(r.Overlaps),
+			ratio, verdict,
+		})
+	}
+	cli.Columns(w, rows)
+	fmt.Fprintln(w)
+	for _, hot := range []bool{false, true} {
+		if ref, ok := refs[hot]; ok {
+			fmt.Fprintf(w, "target, %s: p99 <= 1.5 x %s + 1ms = %s\n", variantName(hot), duration(ref.P99), duration(bench.IsolationTarget(ref)))
+		}
+	}
+	fmt.Fprintln(w, "issue 12 sets the target for shoal with the pool's defaults; late p99 is how late submitters called Submit (harness lag and time blocked in earlier Submits); refused in the hot variant are the hot group's tasks left unsubmitted when its submitter stopped")
+}
+
+// duration formats d with three significant digits in the largest unit
+// that keeps it at 1 or more.
+func duration(d time.Duration) string {
+	if d == 0 {
+		return "0"
+	}
+	v, unit := float64(d), "ns"
+	for _, u := range []struct {
+		size time.Duration
+		name string
+	}{{time.Second, "s"}, {time.Millisecond, "ms"}, {time.Microsecond, "µs"}} {
+		if d >= u.size {
+			v, unit = float64(d)/float64(u.size), u.name
+			break
+		}
+	}
+	prec := 0
+	switch {
+	case v < 10:
+		prec = 2
+	case v < 100:
+		prec = 1
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64) + unit
+}
