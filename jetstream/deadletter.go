@@ -1,0 +1,96 @@
+package jetstream
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Reason says why a message became a dead letter; it is the value of its
+// HeaderReason header.
+type Reason string
+
+// The reasons a message can become a dead letter.
+const (
+	// ReasonFailed: the handler returned an error on every attempt.
+	ReasonFailed Reason = "failed"
+	// ReasonPermanent: the handler returned an error wrapped with
+	// pool.Permanent; it was not retried.
+	ReasonPermanent Reason = "permanent"
+	// ReasonPanicked: the handler panicked; panics are not retried.
+	ReasonPanicked Reason = "panicked"
+	// ReasonMaxDeliveries: the message was delivered more often than
+	// WithMaxDeliveries allows; it did not run again.
+	ReasonMaxDeliveries Reason = "max-deliveries"
+)
+
+// Headers of a dead letter. Its data and the original headers are kept.
+const (
+	HeaderReason     = "Shoal-Reason"     // a Reason
+	HeaderAttempts   = "Shoal-Attempts"   // handler calls in the last delivery
+	HeaderDeliveries = "Shoal-Deliveries" // deliveries of the message
+	HeaderError      = "Shoal-Error"      // the last error's text
+	HeaderStream     = "Shoal-Stream"     // the stream the message came from
+	HeaderSeq        = "Shoal-Stream-Seq" // its sequence there
+	HeaderSubject    = "Shoal-Subject"    // its subject there
+	HeaderRoom       = "Shoal-Room"       // its room
+	HeaderPartition  = "Shoal-Partition"  // its partition
+	HeaderFailedAt   = "Shoal-Failed-At"  // RFC 3339 time of the failure
+	headerMsgID      = nats.MsgIdHdr      // "<stream>-<seq>": a stream's duplicate window drops a second copy
+)
+
+// deadLetter publishes e to the dead-letter subject, waiting for a stream to
+// store it (retrying, the room held back, until one does or the partition is
+// fenced), then terminates e so that it is never delivered again.
+func (pt *partition) deadLetter(e *entry, reason Reason, attempts int, cause error) {
+	c := pt.c
+	dl := nats.NewMsg(c.cfg.dlqSubject + "." + e.m.Room)
+	dl.Data = e.m.Data
+	for k, vs := range e.m.Header {
+		dl.Header[k] = append([]string(nil), vs...)
+	}
+	dl.Header.Set(HeaderReason, string(reason))
+	dl.Header.Set(HeaderAttempts, strconv.Itoa(attempts))
+	dl.Header.Set(HeaderDeliveries, strconv.FormatUint(e.m.Deliveries, 10))
+	dl.Header.Set(HeaderError, cause.Error())
+	dl.Header.Set(HeaderStream, c.cfg.stream)
+	dl.Header.Set(HeaderSeq, strconv.FormatUint(e.m.Seq, 10))
+	dl.Header.Set(HeaderSubject, e.m.Subject)
+	dl.Header.Set(HeaderRoom, e.m.Room)
+	dl.Header.Set(HeaderPartition, strconv.Itoa(pt.p))
+	dl.Header.Set(HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	dl.Header.Set(headerMsgID, c.cfg.stream+"-"+strconv.FormatUint(e.m.Seq, 10))
+	wait := 10 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
+		_, err := c.js.PublishMsg(ctx, dl)
+		cancel()
+		if err == nil {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-pt.ctx.Done():
+			t.Stop()
+			return // unacknowledged: the next owner tries again
+		}
+		wait = min(2*wait, c.cfg.maxBackoff)
+	}
+	if pt.fenced() {
+		return
+	}
+	if err := e.msg.TermWithReason(string(reason)); err != nil {
+		pt.c.st.ackErrors.Add(1)
+		pt.mu.Lock()
+		pt.dirty = true
+		pt.mu.Unlock()
+		return
+	}
+	c.st.deadLetters.Add(1)
+	if d := c.cfg.dedup; d != nil {
+		_ = d.Record(pt.ctx, e.m.Room, e.m.Seq)
+	}
+}

@@ -1,0 +1,30 @@
+package jetstream
+
+import "errors"
+
+// Errors returned by Start, CreateStream and the options. They are wrapped
+// with the offending value; match them with errors.Is.
+var (
+	// ErrNoStream: no stream name was given, or no stream of that name
+	// exists.
+	ErrNoStream = errors.New("shoal/jetstream: no such stream")
+	// ErrBadPartitions: the partition count is zero or negative, the stream
+	// has no partitioning transform and WithPartitions was not given, or
+	// WithPartitions disagrees with the stream's transform.
+	ErrBadPartitions = errors.New("shoal/jetstream: bad partition count")
+	// ErrNoMember: the member name is empty or is not a valid key (letters,
+	// digits, '-', '_' and '=' only).
+	ErrNoMember = errors.New("shoal/jetstream: bad member name")
+	// ErrDuplicateMember: another live node already runs under this member
+	// name, or took it over while this node could not renew it.
+	ErrDuplicateMember = errors.New("shoal/jetstream: duplicate member name")
+	// ErrBadOption: an option's value is out of range (a zero or negative
+	// duration, count or size, a nil pool, handler or dedup).
+	ErrBadOption = errors.New("shoal/jetstream: bad option")
+	// ErrStopped: Stop was called on a consumer that has already stopped.
+	ErrStopped = errors.New("shoal/jetstream: consumer stopped")
+	// ErrPoolClosed: the local pool refused a message because it is closed;
+	// the consumer stops, and the messages it held are redelivered to the
+	// next owner of their partitions.
+	ErrPoolClosed = errors.New("shoal/jetstream: pool closed")
+)

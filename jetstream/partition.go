@@ -1,0 +1,579 @@
+package jetstream
+
+// Invariants:
+//
+//   - pt.mu guards pending, inPool, emptyCh and dirty. A message is in
+//     pending from its receipt until it is acknowledged, terminated or abandoned by
+//     its task, or released by the drain; InProgress is sent only for
+//     messages in pending.
+//   - pt.ctx is cancelled exactly when the partition is fenced: its lease
+//     was lost or ran out, the consumer stopped, or the drain timed out.
+//     After that the node sends nothing for the partition's messages but the
+//     drain's Naks: no fetch, no InProgress, no Ack, no Term.
+//   - pt.leaseMu serializes writes of the partition's lease (renewal,
+//     release) and guards rev and released.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/shoal-go/shoal/pool"
+)
+
+// partition is a partition held by this node.
+type partition struct {
+	c     *Consumer
+	p     int
+	epoch uint64 // the lease revision of the claim
+	clean bool   // the previous owner released it with everything acknowledged
+	// settled: clean, or the wait for the previous owner's redeliveries is
+	// over; a release before that passes the doubt on to the next owner.
+	settled atomic.Bool
+	// prefix is "<subject>.<p>.", the part of each subject before the room.
+	prefix string
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	release chan struct{} // closed by startRelease
+	relOnce sync.Once
+
+	valid atomic.Int64 // c.now() until which the lease is ours, in ns
+	lag   atomic.Uint64
+
+	leaseMu  sync.Mutex
+	rev      uint64
+	released bool
+
+	mu      sync.Mutex
+	pending map[uint64]*entry // by stream sequence
+	inPool  int               // entries of pending submitted to the pool and not done
+	emptyCh chan struct{}
+	dirty   bool // a message was left unacknowledged (an Ack failed)
+}
+
+// entry is one received message on its way through the pool.
+type entry struct {
+	pt       *partition
+	msg      natsjs.Msg
+	m        Msg
+	progress time.Duration // c.now() of the last InProgress or receipt; pt.mu
+}
+
+func (c *Consumer) newPartition(p int, rev uint64, sent time.Duration, clean bool) *partition {
+	pt := &partition{
+		c:       c,
+		p:       p,
+		epoch:   rev,
+		rev:     rev,
+		clean:   clean,
+		prefix:  c.cfg.subject + "." + strconv.Itoa(p) + ".",
+		release: make(chan struct{}),
+		pending: make(map[uint64]*entry),
+	}
+	pt.ctx, pt.cancel = context.WithCancel(c.ctx)
+	pt.valid.Store(int64(c.leaseEnd(sent)))
+	return pt
+}
+
+// leaseEnd is when a lease renewed by a request sent at sent stops being
+// ours: a tenth of the TTL before any other node can judge it expired.
+func (c *Consumer) leaseEnd(sent time.Duration) time.Duration {
+	return sent + c.cfg.leaseTTL - c.cfg.leaseTTL/10
+}
+
+func (pt *partition) validUntil() time.Duration { return time.Duration(pt.valid.Load()) }
+
+func (pt *partition) fenced() bool { return pt.ctx.Err() != nil }
+
+// fence stops all traffic for the partition's messages.
+func (pt *partition) fence() { pt.cancel() }
+
+// lose fences the partition because its lease is gone.
+func (pt *partition) lose() {
+	if !pt.fenced() {
+		pt.c.st.lost.Add(1)
+	}
+	pt.fence()
+}
+
+// startRelease asks the partition's goroutine to hand it over.
+func (pt *partition) startRelease() { pt.relOnce.Do(func() { close(pt.release) }) }
+
+func (pt *partition) releasing() bool {
+	select {
+	case <-pt.release:
+		return true
+	default:
+		return false
+	}
+}
+
+// renew renews the lease; a revision conflict means another node took it.
+func (pt *partition) renew() {
+	c := pt.c
+	if pt.fenced() {
+		return
+	}
+	pt.leaseMu.Lock()
+	defer pt.leaseMu.Unlock()
+	if pt.released {
+		return
+	}
+	ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
+	defer cancel()
+	val := leaseValue{Owner: c.cfg.member, Instance: c.instance, State: leaseHeld}.encode()
+	sent := c.now()
+	rev, err := c.leases.Update(ctx, leaseKey(pt.p), val, pt.rev)
+	switch {
+	case err == nil:
+		pt.rev = rev
+		pt.valid.Store(int64(c.leaseEnd(sent)))
+	case isConflict(err):
+		pt.lose()
+	}
+}
+
+// run consumes the partition until it is fenced or released.
+func (pt *partition) run() {
+	c := pt.c
+	defer c.wg.Done()
+	defer c.exited(pt)
+	defer pt.cancel()
+
+	cons, ok := pt.consumer()
+	if !ok {
+		pt.finish()
+		return
+	}
+	if !pt.clean && !pt.awaitRedelivery(cons) {
+		pt.finish()
+		return
+	}
+	pt.settled.Store(true)
+	for !pt.fenced() && !pt.releasing() {
+		if !pt.fetch(cons) {
+			break
+		}
+	}
+	pt.finish()
+}
+
+// consumer creates or binds the partition's durable pull consumer, retrying
+// until it succeeds or the partition is fenced or released.
+func (pt *partition) consumer() (natsjs.Consumer, bool) {
+	c := pt.c
+	cfg := natsjs.ConsumerConfig{
+		Durable:       fmt.Sprintf("shoal_%s_p%d", c.cfg.stream, pt.p),
+		Description:   "shoal partition " + strconv.Itoa(pt.p),
+		FilterSubject: pt.prefix + "*",
+		AckPolicy:     natsjs.AckExplicitPolicy,
+		AckWait:       c.cfg.ackWait,
+		MaxAckPending: c.cfg.maxAckPending,
+		MaxDeliver:    -1, // the consumer enforces WithMaxDeliveries with a dead letter
+		DeliverPolicy: natsjs.DeliverAllPolicy,
+	}
+	wait := 10 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/2)
+		cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.stream, cfg)
+		cancel()
+		if err == nil {
+			return cons, true
+		}
+		if !pt.sleep(&wait) {
+			return nil, false
+		}
+	}
+}
+
+// sleep waits *wait (then doubles it, up to a quarter TTL) unless the
+// partition is fenced or released first; it reports whether to go on.
+func (pt *partition) sleep(wait *time.Duration) bool {
+	t := time.NewTimer(*wait)
+	defer t.Stop()
+	*wait = min(2**wait, pt.c.cfg.leaseTTL/4)
+	select {
+	case <-t.C:
+		return true
+	case <-pt.ctx.Done():
+		return false
+	case <-pt.release:
+		return false
+	}
+}
+
+// awaitRedelivery waits, after a takeover from a node that may have left
+// messages unacknowledged, until the server redelivers them: they reach
+// this node before any later message of their rooms. A message delivered to
+// the old owner was delivered before its lease ended, which was before this
+// claim, so it is redeliverable one ack wait after the claim.
+func (pt *partition) awaitRedelivery(cons natsjs.Consumer) bool {
+	c := pt.c
+	ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
+	info, err := cons.Info(ctx)
+	cancel()
+	if err == nil && info.NumAckPending == 0 {
+		return true
+	}
+	t := time.NewTimer(c.cfg.ackWait + c.cfg.ackWait/10)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-pt.ctx.Done():
+		return false
+	case <-pt.release:
+		return false
+	}
+}
+
+// fetch runs one pull request and submits what it brings; it reports
+// whether to go on pulling.
+func (pt *partition) fetch(cons natsjs.Consumer) bool {
+	c := pt.c
+	left := pt.validUntil() - c.now() - c.cfg.leaseTTL/10
+	if left < 10*time.Millisecond {
+		// The lease is about to run out: wait for a renewal.
+		wait := c.cfg.leaseTTL / 20
+		return pt.sleep(&wait)
+	}
+	ctx, cancel := context.WithTimeout(pt.ctx, min(c.cfg.fetchWait, left))
+	defer cancel()
+	batch, err := cons.Fetch(c.cfg.fetchBatch, natsjs.FetchContext(ctx))
+	if err != nil {
+		wait := 20 * time.Millisecond
+		return pt.sleep(&wait)
+	}
+	hold := false // releasing under backpressure: keep the rest for the drain's Naks
+	for msg := range batch.Messages() {
+		if pt.fenced() {
+			return false // the rest is redelivered to the next owner
+		}
+		e, ok := pt.receive(msg)
+		if !ok || hold {
+			continue
+		}
+		switch pt.submit(e) {
+		case submitted:
+		case held:
+			hold = true
+		case stopped:
+			return false
+		}
+	}
+	if hold {
+		return false
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, natsjs.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+		wait := 20 * time.Millisecond
+		return pt.sleep(&wait)
+	}
+	return true
+}
+
+// receive records a message as held by this node.
+func (pt *partition) receive(msg natsjs.Msg) (*entry, bool) {
+	c := pt.c
+	meta, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Term() // not a JetStream message: cannot happen on a pull consumer
+		return nil, false
+	}
+	subj := msg.Subject()
+	room := subj[min(len(pt.prefix), len(subj)):]
+	e := &entry{
+		pt:  pt,
+		msg: msg,
+		m: Msg{
+			Room:       room,
+			Subject:    subj,
+			Data:       msg.Data(),
+			Header:     msg.Headers(),
+			Seq:        meta.Sequence.Stream,
+			Deliveries: meta.NumDelivered,
+			Partition:  pt.p,
+			Epoch:      pt.epoch,
+			Published:  meta.Timestamp,
+		},
+		progress: c.now(),
+	}
+	c.st.delivered.Add(1)
+	if meta.NumDelivered > 1 {
+		c.st.redelivered.Add(1)
+	}
+	pt.lag.Store(meta.NumPending)
+	pt.mu.Lock()
+	pt.pending[e.m.Seq] = e
+	pt.mu.Unlock()
+	return e, true
+}
+
+// submitResult is what became of a submission.
+type submitResult uint8
+
+const (
+	submitted submitResult = iota // the pool accepted it
+	held                          // refused while releasing: left for the drain
+	stopped                       // fenced, or the pool is closed
+)
+
+// submit hands one received message to the pool, waiting while the pool
+// refuses it (backpressure: nothing more is pulled meanwhile).
+func (pt *partition) submit(e *entry) submitResult {
+	c := pt.c
+	wait := c.cfg.refusalWait / 16
+	for {
+		pt.mu.Lock()
+		pt.inPool++ // before Submit: the task may finish before Submit returns
+		pt.mu.Unlock()
+		err := c.pool.Submit(pt.ctx, e.m.Room, e.run)
+		if err == nil {
+			return submitted
+		}
+		pt.mu.Lock()
+		pt.inPool--
+		pt.mu.Unlock()
+		if pt.fenced() {
+			return stopped
+		}
+		if errors.Is(err, pool.ErrClosed) {
+			c.fail(fmt.Errorf("%w: %w", ErrPoolClosed, err))
+			return stopped
+		}
+		// Refused (memory pressure, throttled, or a full group queue of a
+		// non-blocking pool): hold the message, pull nothing, try again.
+		c.st.refusals.Add(1)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-pt.ctx.Done():
+			t.Stop()
+			return stopped
+		case <-pt.release:
+			t.Stop()
+			return held
+		}
+		wait = min(2*wait, c.cfg.refusalWait)
+	}
+}
+
+// run is the pool task of one message.
+func (e *entry) run(context.Context) error {
+	pt := e.pt
+	defer pt.done(e)
+	if pt.fenced() {
+		return nil // the next owner gets it again
+	}
+	c := pt.c
+	if e.m.Deliveries > uint64(c.cfg.maxDeliveries) {
+		pt.deadLetter(e, ReasonMaxDeliveries, 0, fmt.Errorf("delivered %d times, limit %d", e.m.Deliveries, c.cfg.maxDeliveries))
+		return nil
+	}
+	if d := c.cfg.dedup; d != nil {
+		last, err := d.LastApplied(pt.ctx, e.m.Room)
+		if err == nil && e.m.Seq <= last {
+			c.st.duplicates.Add(1)
+			pt.ack(e)
+			return nil
+		}
+	}
+	attempts, reason, err := pt.handle(e)
+	if pt.fenced() {
+		return nil
+	}
+	if err != nil {
+		pt.deadLetter(e, reason, attempts, err)
+		return nil
+	}
+	c.st.handled.Add(1)
+	if d := c.cfg.dedup; d != nil {
+		if err := d.Record(pt.ctx, e.m.Room, e.m.Seq); err != nil {
+			return nil // unacknowledged: redelivered, and handled again
+		}
+	}
+	pt.ack(e)
+	return nil
+}
+
+// handle calls the handler, retrying in place; it returns the attempts made
+// and, for a final failure, its reason and error.
+func (pt *partition) handle(e *entry) (int, Reason, error) {
+	c := pt.c
+	wait := c.cfg.backoff
+	for attempt := 1; ; attempt++ {
+		err, panicked := pt.call(e)
+		if err == nil {
+			return attempt, "", nil
+		}
+		if panicked {
+			return attempt, ReasonPanicked, err
+		}
+		if pool.IsPermanent(err) {
+			return attempt, ReasonPermanent, err
+		}
+		if attempt >= c.cfg.maxAttempts {
+			return attempt, ReasonFailed, err
+		}
+		if pt.fenced() {
+			return attempt, ReasonFailed, err
+		}
+		c.st.retries.Add(1)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-pt.ctx.Done():
+			t.Stop()
+			return attempt, ReasonFailed, err
+		}
+		wait = min(2*wait, c.cfg.maxBackoff)
+	}
+}
+
+// call runs the handler once, turning a panic into an error.
+func (pt *partition) call(e *entry) (err error, panicked bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			err, panicked = fmt.Errorf("handler panicked: %v", v), true
+		}
+	}()
+	m := e.m // the handler gets a copy: it must not change our bookkeeping
+	return pt.c.handler(pt.ctx, &m), false
+}
+
+// ack acknowledges e unless the partition is fenced.
+func (pt *partition) ack(e *entry) {
+	if pt.fenced() {
+		return
+	}
+	if err := e.msg.Ack(); err != nil {
+		pt.c.st.ackErrors.Add(1)
+		pt.mu.Lock()
+		pt.dirty = true
+		pt.mu.Unlock()
+		return
+	}
+	pt.c.st.acked.Add(1)
+}
+
+// done takes e out of pending.
+func (pt *partition) done(e *entry) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	delete(pt.pending, e.m.Seq)
+	pt.inPool--
+	if pt.inPool == 0 && pt.emptyCh != nil {
+		close(pt.emptyCh)
+		pt.emptyCh = nil
+	}
+}
+
+// finish ends the partition's life on this node: after a release request it
+// drains, returns what it could not finish to the server and releases the
+// lease; when fenced it does nothing, the lease running out on its own.
+func (pt *partition) finish() {
+	c := pt.c
+	if pt.fenced() {
+		return
+	}
+	pt.mu.Lock()
+	var empty chan struct{}
+	if pt.inPool > 0 {
+		empty = make(chan struct{})
+		pt.emptyCh = empty
+	}
+	pt.mu.Unlock()
+	if empty != nil {
+		t := time.NewTimer(c.cfg.drainTimeout)
+		select {
+		case <-empty:
+		case <-t.C:
+		case <-pt.ctx.Done():
+		}
+		t.Stop()
+	}
+	if c.ctx.Err() != nil {
+		return // killed while draining
+	}
+	if pt.validUntil() <= c.now() {
+		pt.lose()
+		return
+	}
+	pt.mu.Lock()
+	left := make([]*entry, 0, len(pt.pending))
+	for _, e := range pt.pending {
+		left = append(left, e)
+	}
+	dirty := pt.dirty || len(left) > 0 || !pt.settled.Load()
+	pt.mu.Unlock()
+	pt.fence() // tasks still queued for left must not act on them now
+	slices.SortFunc(left, func(a, b *entry) int { return cmpSeq(a.m.Seq, b.m.Seq) })
+	for _, e := range left {
+		_ = e.msg.Nak()
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.leaseTTL/4)
+	defer cancel()
+	_ = c.nc.FlushWithContext(ctx)
+	pt.leaseMu.Lock()
+	defer pt.leaseMu.Unlock()
+	val := leaseValue{State: leaseFree, Dirty: dirty}.encode()
+	if _, err := c.leases.Update(ctx, leaseKey(pt.p), val, pt.rev); err == nil {
+		pt.released = true
+		c.st.released.Add(1)
+	}
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// progress keeps the messages held by this node alive: every message held
+// for a third of the ack wait without news gets an InProgress.
+func (c *Consumer) progress() {
+	defer c.wg.Done()
+	every := c.cfg.ackWait / 6
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		c.mu.Lock()
+		held := make([]*partition, 0, len(c.parts))
+		for _, pt := range c.parts {
+			held = append(held, pt)
+		}
+		c.mu.Unlock()
+		now := c.now()
+		for _, pt := range held {
+			if pt.fenced() || now >= pt.validUntil() {
+				continue
+			}
+			pt.mu.Lock()
+			for _, e := range pt.pending {
+				if now-e.progress >= c.cfg.ackWait/3 {
+					_ = e.msg.InProgress()
+					e.progress = now
+				}
+			}
+			pt.mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,89 @@
+package jetstream
+
+import (
+	"slices"
+)
+
+// Stats is a snapshot of a Consumer's state and counters. Counters count
+// since Start and only grow.
+type Stats struct {
+	// Member is this node's name.
+	Member string
+	// Members are the live members as this node sees them, sorted.
+	Members []string
+	// Partitions are the partitions this node holds, by partition number.
+	Partitions []PartitionStats
+
+	// Acquired counts leases claimed, Released leases handed over
+	// gracefully, Lost leases fenced (taken by another node, run out
+	// unrenewed, or dropped when the consumer stopped without Stop).
+	// Acquired + Released + Lost are the hand-offs seen from this node.
+	Acquired, Released, Lost uint64
+
+	// Delivered counts messages received, Redelivered those among them that
+	// had been delivered before, Handled those whose handler succeeded,
+	// Acked those acknowledged, Duplicates those dropped by the Dedup.
+	Delivered, Redelivered, Handled, Acked, Duplicates uint64
+	// Retries counts handler calls after a failed one, DeadLetters messages
+	// published to the dead-letter subject and terminated, Refusals the
+	// pool's refusals that held pulling back, AckErrors failed
+	// acknowledgements or terminations.
+	Retries, DeadLetters, Refusals, AckErrors uint64
+}
+
+// PartitionStats describes one held partition.
+type PartitionStats struct {
+	// Partition is the partition's number.
+	Partition int
+	// Epoch is the revision of this node's lease (Msg.Epoch).
+	Epoch uint64
+	// Held counts the partition's messages that this node holds
+	// unacknowledged: queued in the pool, running, or waiting for the pool.
+	Held int
+	// Lag is the partition's messages not yet delivered, as of the last
+	// message received (the stream's NumPending for the consumer).
+	Lag uint64
+	// Releasing is true while the partition is being handed over.
+	Releasing bool
+}
+
+// Stats returns a snapshot of the consumer's state and counters. It costs a
+// lock and an allocation per held partition; it does no network call.
+func (c *Consumer) Stats() Stats {
+	s := Stats{
+		Member:      c.cfg.member,
+		Acquired:    c.st.acquired.Load(),
+		Released:    c.st.released.Load(),
+		Lost:        c.st.lost.Load(),
+		Delivered:   c.st.delivered.Load(),
+		Redelivered: c.st.redelivered.Load(),
+		Handled:     c.st.handled.Load(),
+		Acked:       c.st.acked.Load(),
+		Duplicates:  c.st.duplicates.Load(),
+		Retries:     c.st.retries.Load(),
+		DeadLetters: c.st.deadLetters.Load(),
+		Refusals:    c.st.refusals.Load(),
+		AckErrors:   c.st.ackErrors.Load(),
+	}
+	c.mu.Lock()
+	s.Members = slices.Clone(c.live)
+	held := make([]*partition, 0, len(c.parts))
+	for _, pt := range c.parts {
+		held = append(held, pt)
+	}
+	c.mu.Unlock()
+	for _, pt := range held {
+		pt.mu.Lock()
+		n := len(pt.pending)
+		pt.mu.Unlock()
+		s.Partitions = append(s.Partitions, PartitionStats{
+			Partition: pt.p,
+			Epoch:     pt.epoch,
+			Held:      n,
+			Lag:       pt.lag.Load(),
+			Releasing: pt.releasing(),
+		})
+	}
+	slices.SortFunc(s.Partitions, func(a, b PartitionStats) int { return a.Partition - b.Partition })
+	return s
+}
