@@ -209,6 +209,10 @@ type IsolationResult struct {
 	// Submit for those tasks: the harness's own share of the waits, and the
 	// time submitters spent blocked in earlier Submits.
 	LateP99 time.Duration
+	// QueueP99 is the 99th percentile of the time from the Submit call to
+	// the task's start: the scheduler's share of the wait, the time blocked
+	// in that Submit included, the harness's lag left out.
+	QueueP99 time.Duration
 	// Elapsed is the run's length, drain included.
 	Elapsed time.Duration
 }
@@ -488,6 +492,7 @@ func (r *isoRun) result() IsolationResult {
 	}
 	waits := make([]int64, 0, n)
 	late := make([]int64, 0, n)
+	queued := make([]int64, 0, n)
 	for _, evs := range r.subs {
 		for j := range evs {
 			ev := &evs[j]
@@ -499,6 +504,7 @@ func (r *isoRun) result() IsolationResult {
 			if start := ev.start.Load(); ev.kind == isoFast && ev.due >= warmup && start > 0 {
 				waits = append(waits, start-ev.due)
 				late = append(late, ev.called-ev.due)
+				queued = append(queued, start-ev.called)
 			}
 		}
 	}
@@ -507,11 +513,13 @@ func (r *isoRun) result() IsolationResult {
 	res.Measured = len(waits)
 	slices.Sort(waits)
 	slices.Sort(late)
+	slices.Sort(queued)
 	res.P50 = time.Duration(nearestRank(waits, 0.50))
 	res.P99 = time.Duration(nearestRank(waits, 0.99))
 	res.P999 = time.Duration(nearestRank(waits, 0.999))
 	res.Max = time.Duration(nearestRank(waits, 1))
 	res.LateP99 = time.Duration(nearestRank(late, 0.99))
+	res.QueueP99 = time.Duration(nearestRank(queued, 0.99))
 	return res
 }
 

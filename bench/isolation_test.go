@@ -73,6 +73,9 @@ func checkCounts(t *testing.T, cfg IsolationConfig, res IsolationResult) {
 		t.Errorf("%d out of order, %d overlaps", res.OutOfOrder, res.Overlaps)
 	case res.Measured == 0 || res.Max < res.P999 || res.P999 < res.P99 || res.P99 < res.P50:
 		t.Errorf("%d waits measured: p50 %v p99 %v p999 %v max %v", res.Measured, res.P50, res.P99, res.P999, res.Max)
+	case res.LateP99 > res.P99 || res.QueueP99 > res.P99 || res.LateP99 < 0 || res.QueueP99 < 0:
+		// Each task's lateness and queue time are parts of its wait.
+		t.Errorf("p99 wait %v, late %v, queue %v", res.P99, res.LateP99, res.QueueP99)
 	}
 	if !cfg.Hot {
 		if res.Refused != 0 || res.HotRan != 0 {

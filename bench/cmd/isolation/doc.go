@@ -21,6 +21,11 @@
 //	go run ./bench/cmd/isolation -variant hot -schedulers shoal,reference
 //	go run ./bench/cmd/isolation -duration 20s -groups 100000
 //
+// Two more columns split the p99 wait: "late p99", how late the submitters
+// called Submit (the harness's lag on a busy machine, and time blocked in
+// earlier Submits), and "queue p99", from the Submit call to the start (the
+// scheduler's own share).
+//
 // A line per run goes to stderr; the table goes to stdout. The exit status
 // is 1 when a run failed or a scheduler lost a task or broke a group's
 // order, 2 for bad flags, and 0 otherwise, whatever the verdicts.

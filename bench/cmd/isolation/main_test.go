@@ -26,11 +26,11 @@ func TestTinyRun(t *testing.T) {
 		rows := 0
 		for _, l := range lines {
 			f := strings.Fields(l)
-			if len(f) < 14 || (f[1] != "plain" && f[1] != "hot") {
+			if len(f) < 15 || (f[1] != "plain" && f[1] != "hot") {
 				continue
 			}
 			rows++
-			if lost, ooo, overlaps := f[9], f[10], f[11]; lost != "0" || ooo != "0" || overlaps != "0" {
+			if lost, ooo, overlaps := f[10], f[11], f[12]; lost != "0" || ooo != "0" || overlaps != "0" {
 				t.Errorf("row %q: lost %s, out of order %s, overlaps %s", l, lost, ooo, overlaps)
 			}
 			verdict := f[len(f)-1]
