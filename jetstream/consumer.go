@@ -76,7 +76,7 @@ type counters struct {
 	acquired, released, lost                  atomic.Uint64
 	delivered, redelivered, acked, duplicates atomic.Uint64
 	retries, deadLetters, refusals, ackErrors atomic.Uint64
-	handled                                   atomic.Uint64
+	handled, resyncs                          atomic.Uint64
 }
 
 // errGraceful is the cause of the consumer's context after a graceful Stop.
@@ -437,6 +437,27 @@ func (c *Consumer) liveMembersLocked(now time.Duration) []string {
 
 // partitionHash places partition p on the member ring.
 func partitionHash(p int) uint64 { return shard.Hash(uint64(p)) }
+
+// Assign returns the member that each of partitions partitions goes to when
+// members are the live members: the owner of partition p is the member that
+// a shard.Ring of members (default table size) gives for
+// shard.Hash(uint64(p)). Every node computes the same assignment from the
+// same members; a join or a leave moves about 1/n of the partitions. It
+// returns shard.NewRing's error for bad member names (empty, duplicated).
+func Assign(members []string, partitions int) ([]string, error) {
+	if partitions <= 0 {
+		return nil, fmt.Errorf("%w: %d", ErrBadPartitions, partitions)
+	}
+	r, err := shard.NewRing(members)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, partitions)
+	for p := range out {
+		out[p] = r.Lookup(partitionHash(p))
+	}
+	return out, nil
+}
 
 // rebalance releases the partitions that the ring gives to others and claims
 // those it gives to this node once their lease is free or expired.

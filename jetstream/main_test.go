@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -299,6 +300,21 @@ func owners(parts int, nodes ...*node) []string {
 		}
 	}
 	return o
+}
+
+// assigned reports whether the partitions are held as the member ring of
+// nodes says, each by one node, none being released.
+func assigned(t testing.TB, parts int, nodes ...*node) bool {
+	t.Helper()
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.name
+	}
+	want, err := jetstream.Assign(names, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Equal(owners(parts, nodes...), want) && settled(parts, nodes...)
 }
 
 // settled reports whether every partition is held by exactly one of nodes

@@ -47,7 +47,10 @@ type partition struct {
 	relOnce sync.Once
 
 	valid atomic.Int64 // c.now() until which the lease is ours, in ns
-	lag   atomic.Uint64
+	// lastDelivery is the consumer sequence of the last delivery received,
+	// 0 before the first; the fetch loop only.
+	lastDelivery uint64
+	lag          atomic.Uint64
 
 	leaseMu  sync.Mutex
 	rev      uint64
@@ -238,6 +241,14 @@ func (pt *partition) awaitRedelivery(cons natsjs.Consumer) bool {
 
 // fetch runs one pull request and submits what it brings; it reports
 // whether to go on pulling.
+//
+// The pull request's expiry is left to the server (FetchMaxWait, whose
+// client-side timer runs a second longer), never cut short by the client: a
+// message that the server delivers to a request the client has abandoned
+// would be redelivered only after the ack wait, behind later messages of
+// its room. Deliveries can still be lost (a dropped connection); the
+// consumer's delivery sequence, which grows by one with every delivery of
+// the partition's consumer, reveals it, and resync handles it.
 func (pt *partition) fetch(cons natsjs.Consumer) bool {
 	c := pt.c
 	left := pt.validUntil() - c.now() - c.cfg.leaseTTL/10
@@ -246,20 +257,40 @@ func (pt *partition) fetch(cons natsjs.Consumer) bool {
 		wait := c.cfg.leaseTTL / 20
 		return pt.sleep(&wait)
 	}
-	ctx, cancel := context.WithTimeout(pt.ctx, min(c.cfg.fetchWait, left))
-	defer cancel()
-	batch, err := cons.Fetch(c.cfg.fetchBatch, natsjs.FetchContext(ctx))
+	batch, err := cons.Fetch(c.cfg.fetchBatch, natsjs.FetchMaxWait(min(c.cfg.fetchWait, left)))
 	if err != nil {
 		wait := 20 * time.Millisecond
 		return pt.sleep(&wait)
 	}
+	msgs := batch.Messages()
 	hold := false // releasing under backpressure: keep the rest for the drain's Naks
-	for msg := range batch.Messages() {
-		if pt.fenced() {
+	skip := false // a delivery was lost: leave the rest to expire and come again
+	for {
+		var msg natsjs.Msg
+		var ok bool
+		select {
+		case <-pt.ctx.Done():
 			return false // the rest is redelivered to the next owner
+		case msg, ok = <-msgs:
 		}
-		e, ok := pt.receive(msg)
-		if !ok || hold {
+		if !ok {
+			break
+		}
+		if skip {
+			continue
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			_ = msg.Term() // not a JetStream message: cannot happen on a pull consumer
+			continue
+		}
+		if d := meta.Sequence.Consumer; pt.lastDelivery != 0 && d != pt.lastDelivery+1 {
+			skip = true
+			continue
+		}
+		pt.lastDelivery = meta.Sequence.Consumer
+		e := pt.receive(msg, meta)
+		if hold {
 			continue
 		}
 		switch pt.submit(e) {
@@ -270,25 +301,43 @@ func (pt *partition) fetch(cons natsjs.Consumer) bool {
 			return false
 		}
 	}
+	if skip {
+		return pt.resync()
+	}
 	if hold {
 		return false
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) &&
-		!errors.Is(err, natsjs.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+	if err := batch.Error(); err != nil && !errors.Is(err, natsjs.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 		wait := 20 * time.Millisecond
 		return pt.sleep(&wait)
 	}
 	return true
 }
 
-// receive records a message as held by this node.
-func (pt *partition) receive(msg natsjs.Msg) (*entry, bool) {
+// resync recovers from a lost delivery. The lost message precedes, in the
+// stream, what came after it; handling those first could reorder a room. So
+// the partition pulls nothing for one ack wait: the lost message and those
+// skipped after it expire and the server redelivers them, in stream order,
+// before anything new.
+func (pt *partition) resync() bool {
 	c := pt.c
-	meta, err := msg.Metadata()
-	if err != nil {
-		_ = msg.Term() // not a JetStream message: cannot happen on a pull consumer
-		return nil, false
+	c.st.resyncs.Add(1)
+	pt.lastDelivery = 0
+	t := time.NewTimer(c.cfg.ackWait + c.cfg.ackWait/10)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-pt.ctx.Done():
+		return false
+	case <-pt.release:
+		return false
 	}
+}
+
+// receive records a message as held by this node.
+func (pt *partition) receive(msg natsjs.Msg, meta *natsjs.MsgMetadata) *entry {
+	c := pt.c
 	subj := msg.Subject()
 	room := subj[min(len(pt.prefix), len(subj)):]
 	e := &entry{
@@ -315,7 +364,7 @@ func (pt *partition) receive(msg natsjs.Msg) (*entry, bool) {
 	pt.mu.Lock()
 	pt.pending[e.m.Seq] = e
 	pt.mu.Unlock()
-	return e, true
+	return e
 }
 
 // submitResult is what became of a submission.

@@ -29,6 +29,10 @@ type Stats struct {
 	// pool's refusals that held pulling back, AckErrors failed
 	// acknowledgements or terminations.
 	Retries, DeadLetters, Refusals, AckErrors uint64
+	// Resyncs counts lost deliveries detected (a gap in a partition
+	// consumer's delivery sequence), each followed by a pause of one ack
+	// wait so that the server redelivers in stream order.
+	Resyncs uint64
 }
 
 // PartitionStats describes one held partition.
@@ -64,6 +68,7 @@ func (c *Consumer) Stats() Stats {
 		DeadLetters: c.st.deadLetters.Load(),
 		Refusals:    c.st.refusals.Load(),
 		AckErrors:   c.st.ackErrors.Load(),
+		Resyncs:     c.st.resyncs.Load(),
 	}
 	c.mu.Lock()
 	s.Members = slices.Clone(c.live)

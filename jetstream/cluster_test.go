@@ -1,0 +1,243 @@
+package jetstream_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/shoal-go/shoal/jetstream"
+)
+
+// Message counts. The cluster test asks for 100,000 messages over
+// 1,000 rooms; clusterRooms*clusterPer is that figure scaled down so that
+// the module's race-enabled suite stays within a few minutes on 2 cores.
+const (
+	clusterParts = 12
+	clusterRooms = 1000
+	clusterPer   = 20 // 20,000 messages
+)
+
+// TestClusterR3 runs three shoal nodes on a three-server JetStream cluster
+// with an R3 stream: every message handled, none lost, rooms in order, and
+// the partitions divided among the nodes as the member ring says.
+func TestClusterR3(t *testing.T) {
+	ss := startCluster(t, 3)
+	_, js := connect(t, urls(ss...))
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: clusterParts, Replicas: 3})
+	ck := newChecker()
+	dd := &jetstream.MemoryDedup{}
+	var nodes []*node
+	for i, name := range []string{"n1", "n2", "n3"} {
+		// Each node prefers a different server.
+		order := append(slices.Clone(ss[i:]), ss[:i]...)
+		nodes = append(nodes, startNode(t, urls(order...), name, ck.handle, jetstream.WithDedup(dd)))
+	}
+	eventually(t, 30*time.Second, "partitions assigned as the ring says", func() bool {
+		return assigned(t, clusterParts, nodes...)
+	})
+	start := time.Now()
+	publish(t, js, clusterRooms, 1, clusterPer)
+	eventually(t, 120*time.Second, "messages handled", func() bool { return ck.count() == clusterRooms*clusterPer })
+	t.Logf("%d messages through 3 nodes on an R3 stream in %v (publishing included)", clusterRooms*clusterPer, time.Since(start))
+	ck.verify(t, clusterRooms, clusterPer)
+	if ck.dups != 0 {
+		t.Errorf("%d duplicates reached the handler", ck.dups)
+	}
+}
+
+// failover publishes, kills a node with kill after a part of the messages
+// were handled, publishes more, and checks that nothing was lost, no room
+// went out of order, and the survivors took every partition within the
+// bound of one lease TTL plus one ack wait (plus scheduling slack).
+func failover(t *testing.T, kill func(n *node)) (survivors []*node, handoff time.Duration, ck *checker) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	const parts, rooms, per = 12, 200, 40
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: parts})
+	ck = newChecker()
+	dd := &jetstream.MemoryDedup{}
+	var nodes []*node
+	for _, name := range []string{"n1", "n2", "n3"} {
+		nodes = append(nodes, startNode(t, s.ClientURL(), name, ck.handle, jetstream.WithDedup(dd)))
+	}
+	eventually(t, 30*time.Second, "partitions assigned", func() bool { return assigned(t, parts, nodes...) })
+	publish(t, js, rooms, 1, per/2)
+	eventually(t, 30*time.Second, "first messages handled", func() bool { return ck.count() >= rooms*per/8 })
+	victim := nodes[1]
+	killed := time.Now()
+	kill(victim)
+	survivors = []*node{nodes[0], nodes[2]}
+	publish(t, js, rooms, per/2+1, per/2)
+	eventually(t, 30*time.Second, "survivors hold every partition", func() bool {
+		return assigned(t, parts, survivors...)
+	})
+	handoff = time.Since(killed)
+	eventually(t, 60*time.Second, "messages handled", func() bool { return ck.count() == rooms*per })
+	ck.verify(t, rooms, per)
+	bound := time.Second + 1500*time.Millisecond // lease TTL + ack wait of testTiming
+	if handoff > bound+5*time.Second {
+		t.Errorf("hand-off took %v, bound %v", handoff, bound)
+	}
+	var dups uint64
+	for _, n := range survivors {
+		dups += n.c.Stats().Duplicates
+	}
+	t.Logf("hand-off after the kill: %v; duplicates dropped by the dedup: %d, reaching the handler: %d", handoff, dups, ck.dups)
+	return survivors, handoff, ck
+}
+
+// TestKillNodeContext kills a node by cancelling its context: no drain, no
+// release; its partitions move when their leases run out.
+func TestKillNodeContext(t *testing.T) {
+	failover(t, func(n *node) {
+		n.kill()
+		if err := n.c.Err(); !errors.Is(err, context.Canceled) {
+			t.Errorf("killed node's Err = %v, want context.Canceled", err)
+		}
+	})
+}
+
+// TestKillNodeConnection drops a node's NATS connection: the node can renew
+// nothing, fences its partitions when their leases run out, and stops with
+// the connection's error.
+func TestKillNodeConnection(t *testing.T) {
+	var victim *node
+	failover(t, func(n *node) {
+		victim = n
+		n.nc.Close()
+	})
+	eventually(t, 10*time.Second, "the node stops", func() bool {
+		select {
+		case <-victim.c.Done():
+			return true
+		default:
+			return false
+		}
+	})
+	if err := victim.c.Err(); !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Errorf("Err = %v, want nats.ErrConnectionClosed", err)
+	}
+}
+
+// TestAddNode adds a node mid-stream: exactly the partitions that the ring
+// gives to the new node move, each handed over gracefully (no redelivery),
+// and order holds.
+func TestAddNode(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	const parts, rooms, per = 24, 200, 40
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: parts})
+	ck := newChecker()
+	n1 := startNode(t, s.ClientURL(), "n1", ck.handle)
+	n2 := startNode(t, s.ClientURL(), "n2", ck.handle)
+	eventually(t, 30*time.Second, "two nodes assigned", func() bool { return assigned(t, parts, n1, n2) })
+	before := owners(parts, n1, n2)
+	releasedBefore := n1.c.Stats().Released + n2.c.Stats().Released
+	publish(t, js, rooms, 1, per/2)
+	eventually(t, 30*time.Second, "first messages handled", func() bool { return ck.count() >= rooms*per/8 })
+	added := time.Now()
+	n3 := startNode(t, s.ClientURL(), "n3", ck.handle)
+	want, err := jetstream.Assign([]string{"n1", "n2", "n3"}, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "partitions moved to the new node", func() bool {
+		return assigned(t, parts, n1, n2, n3)
+	})
+	moved := 0
+	for p := range parts {
+		if before[p] != want[p] {
+			moved++
+			if want[p] != "n3" {
+				t.Errorf("partition %d moved from %s to %s, not to the new node", p, before[p], want[p])
+			}
+		}
+	}
+	t.Logf("%d of %d partitions moved to the new node in %v", moved, parts, time.Since(added))
+	if moved == 0 || moved > parts/2 {
+		t.Errorf("%d of %d partitions moved, want about a third", moved, parts)
+	}
+	publish(t, js, rooms, per/2+1, per/2)
+	eventually(t, 60*time.Second, "messages handled", func() bool { return ck.count() == rooms*per })
+	ck.verify(t, rooms, per)
+	released, redelivered := -releasedBefore, uint64(0)
+	for _, n := range []*node{n1, n2, n3} {
+		st := n.c.Stats()
+		released += st.Released
+		redelivered += st.Redelivered
+	}
+	if released != uint64(moved) || redelivered != 0 || ck.dups != 0 {
+		t.Errorf("released %d (want %d), redelivered %d, duplicates %d (want 0)", released, moved, redelivered, ck.dups)
+	}
+}
+
+// TestGracefulStop stops a node mid-stream: its partitions move at once,
+// with nothing redelivered.
+func TestGracefulStop(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	const parts, rooms, per = 12, 200, 40
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: parts})
+	ck := newChecker()
+	n1 := startNode(t, s.ClientURL(), "n1", ck.handle)
+	n2 := startNode(t, s.ClientURL(), "n2", ck.handle)
+	eventually(t, 30*time.Second, "two nodes assigned", func() bool { return assigned(t, parts, n1, n2) })
+	publish(t, js, rooms, 1, per/2)
+	eventually(t, 30*time.Second, "first messages handled", func() bool { return ck.count() >= rooms*per/8 })
+	held := len(n2.c.Stats().Partitions)
+	stopped := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n2.c.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	eventually(t, 10*time.Second, "n1 holds every partition", func() bool { return assigned(t, parts, n1) })
+	t.Logf("graceful hand-off of %d partitions: %v", held, time.Since(stopped))
+	publish(t, js, rooms, per/2+1, per/2)
+	eventually(t, 60*time.Second, "messages handled", func() bool { return ck.count() == rooms*per })
+	ck.verify(t, rooms, per)
+	if st := n2.c.Stats(); st.Released != uint64(held) {
+		t.Errorf("n2 released %d partitions, held %d", st.Released, held)
+	}
+	if r := n1.c.Stats().Redelivered + n2.c.Stats().Redelivered; r != 0 || ck.dups != 0 {
+		t.Errorf("redelivered %d, duplicates %d; want 0", r, ck.dups)
+	}
+	if err := n2.c.Stop(ctx); !errors.Is(err, jetstream.ErrStopped) {
+		t.Errorf("second Stop = %v, want ErrStopped", err)
+	}
+}
+
+// TestServerKill shuts one server of three down mid-stream: the R3 stream
+// keeps serving, the nodes connected to it reconnect, nothing is lost and
+// no room goes out of order.
+func TestServerKill(t *testing.T) {
+	ss := startCluster(t, 3)
+	_, js := connect(t, urls(ss[0], ss[1]))
+	const rooms, per = 300, 20
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: clusterParts, Replicas: 3})
+	ck := newChecker()
+	dd := &jetstream.MemoryDedup{}
+	var nodes []*node
+	for i, name := range []string{"n1", "n2", "n3"} {
+		order := append(slices.Clone(ss[i:]), ss[:i]...)
+		nodes = append(nodes, startNode(t, urls(order...), name, ck.handle, jetstream.WithDedup(dd)))
+	}
+	eventually(t, 30*time.Second, "partitions assigned", func() bool { return assigned(t, clusterParts, nodes...) })
+	publish(t, js, rooms, 1, per/2)
+	eventually(t, 30*time.Second, "first messages handled", func() bool { return ck.count() >= rooms*per/8 })
+	ss[2].Shutdown()
+	ss[2].WaitForShutdown()
+	publish(t, js, rooms, per/2+1, per/2)
+	eventually(t, 90*time.Second, "messages handled", func() bool { return ck.count() == rooms*per })
+	ck.verify(t, rooms, per)
+	var lost, dups uint64
+	for _, n := range nodes {
+		lost += n.c.Stats().Lost
+		dups += n.c.Stats().Duplicates
+	}
+	t.Logf("leases lost during the server's loss: %d; duplicates dropped: %d, reaching the handler: %d", lost, dups, ck.dups)
+}
