@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,10 +50,12 @@ func TestClusterR3(t *testing.T) {
 	}
 }
 
-// failover publishes, kills a node with kill after a part of the messages
-// were handled, publishes more, and checks that nothing was lost, no room
-// went out of order, and the survivors took every partition within the
-// bound of one lease TTL plus one ack wait (plus scheduling slack).
+// failover kills a node with kill while it holds messages: its handler
+// blocks on every message once the first messages were handled, until its
+// context is cancelled. It then checks that nothing was lost, no room went
+// out of order, the survivors took every partition within the bound of one
+// lease TTL plus one ack wait (plus scheduling slack), and the messages held
+// by the victim were redelivered.
 func failover(t *testing.T, kill func(n *node)) (survivors []*node, handoff time.Duration, ck *checker) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
@@ -60,17 +63,33 @@ func failover(t *testing.T, kill func(n *node)) (survivors []*node, handoff time
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: parts})
 	ck = newChecker()
 	dd := &jetstream.MemoryDedup{}
-	var nodes []*node
-	for _, name := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startNode(t, s.ClientURL(), name, ck.handle, jetstream.WithDedup(dd)))
+	var stall atomic.Bool
+	stalling := func(ctx context.Context, m *jetstream.Msg) error {
+		if stall.Load() {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return ck.handle(ctx, m)
 	}
-	eventually(t, 30*time.Second, "partitions assigned", func() bool { return assigned(t, parts, nodes...) })
-	publish(t, js, rooms, 1, per/2)
+	n1 := startNode(t, s.ClientURL(), "n1", ck.handle, jetstream.WithDedup(dd))
+	victim := startNode(t, s.ClientURL(), "n2", stalling, jetstream.WithDedup(dd))
+	n3 := startNode(t, s.ClientURL(), "n3", ck.handle, jetstream.WithDedup(dd))
+	survivors = []*node{n1, n3}
+	eventually(t, 30*time.Second, "partitions assigned", func() bool { return assigned(t, parts, n1, victim, n3) })
+	publish(t, js, rooms, 1, per/4)
 	eventually(t, 30*time.Second, "first messages handled", func() bool { return ck.count() >= rooms*per/8 })
-	victim := nodes[1]
+	stall.Store(true)
+	publish(t, js, rooms, per/4+1, per/4)
+	held := 0
+	eventually(t, 30*time.Second, "the victim holds messages", func() bool {
+		held = 0
+		for _, p := range victim.c.Stats().Partitions {
+			held += p.Held
+		}
+		return held > 0
+	})
 	killed := time.Now()
 	kill(victim)
-	survivors = []*node{nodes[0], nodes[2]}
 	publish(t, js, rooms, per/2+1, per/2)
 	eventually(t, 30*time.Second, "survivors hold every partition", func() bool {
 		return assigned(t, parts, survivors...)
@@ -82,11 +101,16 @@ func failover(t *testing.T, kill func(n *node)) (survivors []*node, handoff time
 	if handoff > bound+5*time.Second {
 		t.Errorf("hand-off took %v, bound %v", handoff, bound)
 	}
-	var dups uint64
+	var dups, redelivered uint64
 	for _, n := range survivors {
 		dups += n.c.Stats().Duplicates
+		redelivered += n.c.Stats().Redelivered
 	}
-	t.Logf("hand-off after the kill: %v; duplicates dropped by the dedup: %d, reaching the handler: %d", handoff, dups, ck.dups)
+	if redelivered == 0 {
+		t.Errorf("the victim held %d messages at the kill, and none was redelivered", held)
+	}
+	t.Logf("victim held %d messages; partitions claimed %v after the kill; redelivered %d; duplicates dropped by the dedup: %d, reaching the handler: %d",
+		held, handoff, redelivered, dups, ck.dups)
 	return survivors, handoff, ck
 }
 
