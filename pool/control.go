@@ -120,7 +120,12 @@ type control struct {
 	// twice per batch by slow workers only, read by producers on every
 	// schedule.
 	busy atomic.Int32
-	_    [cacheLine - 4]byte
+	// cpuFull says the monitor's last sample saw at least GOMAXPROCS
+	// runnable goroutines: the CPUs are saturated, so a worker past
+	// GOMAXPROCS would only take CPU from the others.
+	cpuFull atomic.Bool
+	_       [cacheLine - 8]byte
+	procs   int32
 
 	// nanotime reads the real pool clock.
 	nanotime func() int64
@@ -159,7 +164,8 @@ func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration, nanot
 	c.maxW.Store(int32(maxW))
 	c.target.Store(int32(minW))
 	c.idleTimeout = idleTimeout
-	c.maxSpinning = int32(max(1, runtime.GOMAXPROCS(0)/2))
+	c.procs = int32(runtime.GOMAXPROCS(0))
+	c.maxSpinning = max(1, c.procs/2)
 	c.nanotime = nanotime
 	c.spinRounds = spinRounds
 	c.yieldBelow = yieldBelow
@@ -207,10 +213,20 @@ func (c *control) wake() {
 	free := c.running.Load() - c.idle.Load() - c.busy.Load()
 	if free <= 0 || int32(c.runq.Len()) > free {
 		if !(c.idle.Load() != 0 && c.wakeOne()) {
-			c.grow()
+			c.growIfCPU()
 		}
 	}
 	c.kick()
+}
+
+// growIfCPU starts one worker if fewer than max run and, past GOMAXPROCS
+// workers, only while the CPUs are not saturated (cpuFull): workers beyond
+// the processors help only when the others wait for I/O.
+func (c *control) growIfCPU() bool {
+	if c.running.Load() >= c.procs && c.cpuFull.Load() {
+		return false
+	}
+	return c.grow()
 }
 
 // wakeNow is wake for callers that must not wait for the monitor.
@@ -219,7 +235,7 @@ func (c *control) wakeNow() {
 		return
 	}
 	if !(c.idle.Load() != 0 && c.wakeOne()) {
-		c.grow()
+		c.growIfCPU()
 	}
 	c.kick()
 }

@@ -83,3 +83,33 @@ func (e *PanicError) Unwrap() error {
 	err, _ := e.Value.(error)
 	return err
 }
+
+// letter delivers a dead letter of group's task e. When the channel is full
+// the worker waits (pressure flows back to submitters), unless Close's
+// deadline has passed: then the letter is kept for CloseError.Undelivered.
+func (p *Pool[K]) letter(w *worker, group K, e *entry[K], r Reason, err error, attempts int, pv any, stack []byte) {
+	w.stats.local[cDead+int(r)]++
+	dl := DeadLetter[K]{
+		Group: group, Task: e.task, Err: err, Reason: r, Attempts: attempts,
+		Panic: pv, Stack: stack,
+		EnqueuedAt: p.epoch.Add(time.Duration(enqTime(e.enq))), FailedAt: p.now(),
+	}
+	select {
+	case p.dl <- dl:
+		return
+	default:
+	}
+	// Once Close's deadline has passed, nobody waits any more.
+	if !p.abandon.Load() {
+		// Publishes the stall at once: the worker may wait here for long.
+		w.stats.pub[cStalls].Add(1)
+		select {
+		case p.dl <- dl:
+			return
+		case <-p.abandonCh:
+		}
+	}
+	p.undeliveredMu.Lock()
+	p.undelivered = append(p.undelivered, dl)
+	p.undeliveredMu.Unlock()
+}

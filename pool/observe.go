@@ -5,9 +5,7 @@ package pool
 //   - A pool has an observer only if an option asked for one (WithSlowTask,
 //     WithProfilerLabels); without it the worker pays one nil check before
 //     and one after each attempt, and reads no clock for it.
-//   - shardCtx[i] is read and written only by the worker holding shard i;
-//     the shard's hand-over (run queue, lane state) orders the accesses of
-//     successive holders, as it does for the lane's retry slot.
+//   - shardCtx is built by New and only read after.
 //   - slow only grows; it is the one field of the observer written by
 //     several workers.
 
@@ -129,21 +127,20 @@ func newObserver[K shard.Key](c *config) (*observer[K], error) {
 	}
 	if o.labels != labelOff {
 		o.shardCtx = make([]context.Context, c.shards)
+		for i := range o.shardCtx {
+			o.shardCtx[i] = pprof.WithLabels(context.Background(), pprof.Labels("shard", strconv.Itoa(i)))
+		}
 	}
 	return o, nil
 }
 
 // before runs on the worker right before an attempt of e on shard idx; it
 // returns the start time, or 0 when no clock is needed.
-func (o *observer[K]) before(p *Pool[K], idx uint32, e *entry[K]) int64 {
+func (o *observer[K]) before(p *Pool[K], idx uint32, group K) int64 {
 	if o.labels != labelOff {
 		ctx := o.shardCtx[idx]
-		if ctx == nil {
-			ctx = pprof.WithLabels(context.Background(), pprof.Labels("shard", strconv.Itoa(int(idx))))
-			o.shardCtx[idx] = ctx
-		}
 		if o.labels == labelGroup {
-			ctx = pprof.WithLabels(ctx, pprof.Labels("group", fmt.Sprint(e.group)))
+			ctx = pprof.WithLabels(ctx, pprof.Labels("group", fmt.Sprint(group)))
 		}
 		pprof.SetGoroutineLabels(ctx)
 	}
@@ -155,7 +152,7 @@ func (o *observer[K]) before(p *Pool[K], idx uint32, e *entry[K]) int64 {
 
 // after runs on the worker right after attempt number attempt of e, started
 // at start: it clears the labels and looks for a slow attempt.
-func (o *observer[K]) after(p *Pool[K], idx uint32, e *entry[K], attempt int, start int64) {
+func (o *observer[K]) after(p *Pool[K], idx uint32, group K, attempt int, start int64) {
 	if o.labels != labelOff {
 		pprof.SetGoroutineLabels(context.Background())
 	}
@@ -166,7 +163,7 @@ func (o *observer[K]) after(p *Pool[K], idx uint32, e *entry[K], attempt int, st
 		// Counts the slow attempt for Snapshot.
 		o.slow.Add(1)
 		if o.slowFn != nil {
-			callSlow(o.slowFn, SlowTask[K]{Group: e.group, Shard: int(idx), Attempt: attempt, Run: time.Duration(end - start)})
+			callSlow(o.slowFn, SlowTask[K]{Group: group, Shard: int(idx), Attempt: attempt, Run: time.Duration(end - start)})
 		}
 	}
 }

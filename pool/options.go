@@ -18,17 +18,18 @@ func (f optionFunc) apply(c *config) error { return f(c) }
 // config holds every setting of a pool. defaultConfig is the one place that
 // holds the defaults.
 type config struct {
-	shards       int
-	minWorkers   int
-	maxWorkers   int
-	queueSize    int
-	batchSize    int
-	nonblocking  bool
-	idleTimeout  time.Duration
-	retry        RetryPolicy
-	dlBuffer     int
-	panicHandler func(v any, stack []byte)
-	clock        Clock
+	shards         int
+	minWorkers     int
+	maxWorkers     int
+	groupQueueSize int
+	maxQueued      int
+	batchSize      int
+	nonblocking    bool
+	idleTimeout    time.Duration
+	retry          RetryPolicy
+	dlBuffer       int
+	panicHandler   func(v any, stack []byte)
+	clock          Clock
 	// breaker is asked by every submission; ownBreaker is the one
 	// WithMemoryBudget creates, closed by Close.
 	breaker    *backpressure.Breaker
@@ -61,23 +62,45 @@ type config struct {
 func defaultConfig() config {
 	procs := runtime.GOMAXPROCS(0)
 	return config{
-		shards:      1024,
-		minWorkers:  1,
-		maxWorkers:  max(4*procs, 8),
-		queueSize:   64,
-		batchSize:   64,
-		idleTimeout: 10 * time.Second,
-		retry:       RetryPolicy{MaxAttempts: 1},
-		dlBuffer:    256,
-		spinRounds:  spinRounds,
-		yieldBelow:  yieldBelow,
+		shards:         256,
+		minWorkers:     1,
+		maxWorkers:     max(DefaultMaxWorkers, 4*procs),
+		groupQueueSize: DefaultGroupQueueSize,
+		maxQueued:      DefaultMaxQueued,
+		batchSize:      64,
+		idleTimeout:    10 * time.Second,
+		retry:          RetryPolicy{MaxAttempts: 1},
+		dlBuffer:       256,
+		spinRounds:     spinRounds,
+		yieldBelow:     yieldBelow,
 	}
 }
 
-// WithShards sets the number of shards (default 1024). Each group maps to
-// one shard for the pool's lifetime; tasks of one shard run one at a time,
-// so a slow task delays the other groups of its shard only. More shards
-// isolate groups better and cost queue memory (shards × queue size slots).
+// DefaultMaxWorkers is the default bound of the worker count (or
+// 4×GOMAXPROCS where that is more). It is high because chat tasks mostly
+// wait on a database or a socket: a worker blocked in I/O costs a goroutine
+// (a few KiB), and a pool that runs too few of them lets every room wait
+// for the slowest. CPU-bound tasks do not reach it: past GOMAXPROCS the
+// pool starts a worker only while the CPUs are not saturated (see
+// WithWorkers). Memory is guarded by the breaker (WithMemoryBudget).
+const DefaultMaxWorkers = 1024
+
+// DefaultGroupQueueSize is the default bound of one group's queue. A room
+// with 1,024 messages waiting is seconds behind at chat speeds (a few ms per
+// message): making its senders wait is better than queueing more, and it
+// caps what one room can hold at about 40 KiB of queued tasks.
+const DefaultGroupQueueSize = 1024
+
+// DefaultMaxQueued is the default pool-wide bound on queued tasks: about
+// 40 MiB of queue entries, plus what the tasks' closures hold. It is a
+// backstop; the memory breaker is the guard that knows the process's
+// budget.
+const DefaultMaxQueued = 1 << 20
+
+// WithShards sets the number of shards of the group table (default 256).
+// Each shard has its own lock; more shards let more submitters work at
+// once at a few hundred bytes each. Shards do not serialize groups: every
+// group has its own queue.
 func WithShards(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n <= 0 || n > 1<<20 {
@@ -89,7 +112,11 @@ func WithShards(n int) Option {
 }
 
 // WithWorkers sets the bounds of the worker count (default 1 and
-// max(4×GOMAXPROCS, 8)). 0 <= min <= max, max >= 1.
+// DefaultMaxWorkers). 0 <= min <= max, max >= 1. Workers start when groups
+// are ready and none is free; past GOMAXPROCS, only while the CPUs are not
+// saturated (fewer runnable goroutines than GOMAXPROCS), so tasks that
+// block in I/O get more workers and CPU-bound ones do not oversubscribe
+// the CPUs. Workers above min exit after the idle timeout.
 func WithWorkers(minWorkers, maxWorkers int) Option {
 	return optionFunc(func(c *config) error {
 		if err := checkWorkers(minWorkers, maxWorkers); err != nil {
@@ -107,23 +134,46 @@ func checkWorkers(minWorkers, maxWorkers int) error {
 	return nil
 }
 
-// WithQueueSize sets the capacity of each shard's queue (default 64,
-// rounded up to a power of two). The pool holds at most shards × size
-// queued tasks.
-func WithQueueSize(n int) Option {
+// WithGroupQueueSize bounds the tasks one group may have waiting for a
+// worker (default DefaultGroupQueueSize); the worker that holds the group
+// has up to WithBatchSize more in hand. When a group is full, Submit
+// waits for room (or, with WithNonblocking and in TrySubmit, returns
+// ErrQueueFull) for that group's submitters only; other groups go on.
+func WithGroupQueueSize(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n <= 0 || n > 1<<24 {
-			return invalid("WithQueueSize(%d): want 1..%d", n, 1<<24)
+			return invalid("WithGroupQueueSize(%d): want 1..%d", n, 1<<24)
 		}
-		c.queueSize = n
+		c.groupQueueSize = n
 		return nil
 	})
 }
 
-// WithBatchSize sets how many tasks a worker runs from one shard before it
-// moves the shard behind the other ready shards (default 64). Larger batches
-// cost less per task; smaller ones bound how long one busy shard holds back
-// the others.
+// WithQueueSize is WithGroupQueueSize.
+//
+// Deprecated: use WithGroupQueueSize; queues are per group, not per shard.
+func WithQueueSize(n int) Option { return WithGroupQueueSize(n) }
+
+// WithMaxQueued bounds the tasks the whole pool holds, queued or running
+// (default DefaultMaxQueued). Submissions beyond it wait or fail as for a
+// full group. Shards reserve room in chunks of up to 64 so that Submit does
+// not touch a shared counter, so a refusal may come when up to 1/16 of the
+// bound is reserved but unused; bounds under 32 × shards are kept exactly.
+func WithMaxQueued(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n <= 0 || n > 1<<40 {
+			return invalid("WithMaxQueued(%d): want 1..%d", n, 1<<40)
+		}
+		c.maxQueued = n
+		return nil
+	})
+}
+
+// WithBatchSize sets the longest turn of a group: how many tasks a worker
+// runs from one group (and from the ready groups of one shard) before the
+// group goes behind the other ready groups (default 64). A turn also ends
+// after the task that finishes 2 ms after it began. Larger turns cost less
+// per task; smaller ones bound how long a heavy group holds a worker.
 func WithBatchSize(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n <= 0 || n > 1<<16 {
@@ -135,7 +185,7 @@ func WithBatchSize(n int) Option {
 }
 
 // WithNonblocking makes Submit and Go return ErrQueueFull at once when the
-// shard's queue is full, instead of waiting for room.
+// group's queue or the pool is full, instead of waiting for room.
 func WithNonblocking() Option {
 	return optionFunc(func(c *config) error { c.nonblocking = true; return nil })
 }

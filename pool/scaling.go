@@ -140,22 +140,17 @@ type scalingSource interface {
 
 var _ scalingSource = (*Pool[int])(nil)
 
-// scalingLoad reads every shard once: the positions claimed (each an
-// accepted task) and the tasks not yet taken.
+// scalingLoad reads every shard once: the tasks it accepted and those it
+// holds; capacity is the pool-wide bound.
 func (p *Pool[K]) scalingLoad() (arrivals uint64, queued, capacity int) {
-	for i := range p.lanes {
-		l := &p.lanes[i]
-		// Reads the claimed positions (sealed bit aside) and the holder's
-		// consumed positions; the two may be a batch apart.
-		t := l.tail.Load() &^ sealed
-		h := l.head.Load()
-		arrivals += t
-		if t > h {
-			queued += int(t - h)
-		}
-		capacity += len(l.slots)
+	for i := range p.shards {
+		s := &p.shards[i]
+		s.mu.Lock()
+		arrivals += s.submitted
+		queued += s.queued
+		s.mu.Unlock()
 	}
-	return arrivals, queued, capacity
+	return arrivals, queued, p.cfg.maxQueued
 }
 
 // autoscaler is a pool's scaler goroutine and what it publishes.

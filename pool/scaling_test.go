@@ -387,10 +387,10 @@ func TestScalingOffByDefault(t *testing.T) {
 // jump in arrivals while shards wait.
 func TestScalingFullSignals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		// 4 shards of 16: capacity 64. One worker may run, so the
-		// queues fill.
+		// Room for 64 tasks in all. One worker may run, so the queues
+		// fill.
 		pol := DefaultScalingPolicy()
-		p, err := New[int](WithShards(4), WithQueueSize(16), WithWorkers(1, 1), WithIdleTimeout(time.Second), WithScaling(pol))
+		p, err := New[int](WithShards(4), WithMaxQueued(64), WithWorkers(1, 1), WithIdleTimeout(time.Second), WithScaling(pol))
 		if err != nil {
 			t.Fatal(err)
 		}

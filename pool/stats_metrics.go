@@ -235,16 +235,16 @@ func (p *Pool[K]) topGroups() []GroupQueued {
 
 // countTop counts a task about to be pushed in the top-groups sketch when
 // it is sampled, and flags it. h is the group's hash, 0 for Go's tasks.
-func (p *Pool[K]) countTop(e *entry[K], h, pos uint64) {
-	if h != 0 && p.top.IncSeq(h, e.group, pos) {
+func (p *Pool[K]) countTop(e *entry[K], h uint64, group K, pos uint64) {
+	if p.top.IncSeq(h, group, pos) {
 		e.enq |= stampTop
 	}
 }
 
 // uncountTop takes a flagged task out of the sketch: when its push failed,
 // or when its first attempt starts.
-func (p *Pool[K]) uncountTop(e *entry[K]) {
-	p.top.Dec(shard.Hash(e.group))
+func (p *Pool[K]) uncountTop(e *entry[K], group K) {
+	p.top.Dec(shard.Hash(group))
 	e.enq &^= stampTop
 }
 

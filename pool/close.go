@@ -1,0 +1,130 @@
+package pool
+
+// Invariants:
+//
+//   - closing is set once, before the shards are sealed; abandon is set
+//     once, after closing, when Close's context ends. closingCh and
+//     abandonCh are closed right after their flag is stored.
+//   - After every shard is sealed, no queue is created and no task is
+//     accepted; Close waits until every shard's live count is zero, which
+//     the worker that releases a shard's last queue announces through
+//     progress.
+//   - The dead-letter channel is closed by Close after every worker has
+//     exited, so no send can follow the close.
+
+import "context"
+
+// Close stops admission at once (submissions fail with ErrClosed, blocked
+// ones included), lets the queued tasks run until ctx is done, and returns
+// when every goroutine the pool started has exited; the dead-letter channel
+// is then closed.
+//
+// If ctx ends first, the tasks still queued (and those waiting for a retry)
+// become Shutdown dead letters, tasks already running finish, and Close
+// returns a *CloseError that says how many were shut down and holds any
+// letters the dead-letter channel had no room for. A second Close waits for
+// the first and returns nil.
+func (p *Pool[K]) Close(ctx context.Context) error {
+	if ctx == nil {
+		return ErrNilContext
+	}
+	p.closeMu.Lock()
+	if p.closeStarted {
+		p.closeMu.Unlock()
+		select {
+		case <-p.closeDone:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.closeStarted = true
+	p.closeMu.Unlock()
+
+	// Stops admission: blocked submitters return, new submissions fail.
+	p.closing.Store(true)
+	close(p.closingCh)
+	for i := range p.shards {
+		s := &p.shards[i]
+		s.mu.Lock()
+		s.sealed = true
+		s.mu.Unlock()
+	}
+	if p.stopScaler != nil {
+		p.stopScaler()
+	}
+	done := ctx.Done()
+	var cerr *CloseError[K]
+	for !p.drained() {
+		select {
+		case <-p.progress:
+		case <-done:
+			done = nil
+			cerr = &CloseError[K]{Err: ctx.Err()}
+			p.startAbandon()
+		}
+	}
+	p.ctl.stop()
+	close(p.dl)
+	if b := p.cfg.ownBreaker; b != nil {
+		_ = b.Close()
+	}
+	if cerr != nil {
+		// Reads the workers' count of shut-down tasks; they have all exited.
+		cerr.Shutdown = int(p.shutdownCount.Load())
+		p.undeliveredMu.Lock()
+		cerr.Undelivered = p.undelivered
+		p.undelivered = nil
+		p.undeliveredMu.Unlock()
+		close(p.closeDone)
+		return cerr
+	}
+	close(p.closeDone)
+	return nil
+}
+
+// drained reports whether every shard's queues are gone.
+func (p *Pool[K]) drained() bool {
+	for i := range p.shards {
+		s := &p.shards[i]
+		s.mu.Lock()
+		live := s.live
+		s.mu.Unlock()
+		if live != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// startAbandon turns the remaining backlog into Shutdown letters: workers
+// letter what they take, and groups parked for a retry are woken now.
+func (p *Pool[K]) startAbandon() {
+	// Tells workers to letter instead of run; published before the channel
+	// close that wakes letter senders.
+	p.abandon.Store(true)
+	close(p.abandonCh)
+	for i := range p.shards {
+		s := &p.shards[i]
+		sched := false
+		s.mu.Lock()
+		for g := s.parked; g != nil; g = s.parked {
+			g.timer.Stop()
+			s.unpark(g)
+			sched = s.pushReady(g) || sched
+		}
+		s.mu.Unlock()
+		if sched {
+			p.ctl.push(uint32(i))
+			p.ctl.wakeNow()
+		}
+	}
+}
+
+// notifyProgress tells a waiting Close to re-check.
+func (p *Pool[K]) notifyProgress() {
+	select {
+	case p.progress <- struct{}{}:
+	default:
+	}
+}

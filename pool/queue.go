@@ -1,0 +1,249 @@
+package pool
+
+// Invariants:
+//
+//   - Every group with work has one queue (gqueue): its tasks, in
+//     acceptance order, are buf[head], buf[head+1], … (n of them, indices
+//     mod len(buf)). A queue lives in its shard's table (shardq.groups)
+//     exactly while it has a task queued, running, or waiting for a retry,
+//     or a submitter waiting for room in it; then it returns to the shard's
+//     free list (at most freeListCap queues) or to the garbage collector.
+//     Queues of Go's tasks (anon) are never in the table.
+//   - Every field of a shardq and of its queues is guarded by shardq.mu,
+//     except attempts and lastErr, which only the group's holder touches.
+//   - held says the group is on its shard's ready list, or held by one
+//     worker, or parked on its retry timer: exactly one of the three. It is
+//     set by the submitter that finds it clear, and cleared only by the
+//     holder when the queue is empty; only the holder (or the timer of a
+//     parked group) hands the group on. So one group's tasks never overlap
+//     and start in buffer order.
+//   - The holder copies up to a turn of tasks out of buf (taken) and runs
+//     them outside the lock; they stay counted in n until finish removes
+//     them. The group's bound counts n - taken: the tasks not yet handed
+//     to a worker.
+//   - inRunq says the shard's index is in the run queue or is being popped
+//     from it by a worker that has not yet taken mu. A non-empty ready list
+//     implies inRunq, so no ready group goes unseen; a worker that pops a
+//     shard whose ready list another worker emptied does nothing.
+//   - credit is pool-wide room this shard reserved (see takeCredit): every
+//     accepted task spends one unit, every finished task returns one.
+
+import (
+	"sync"
+	"time"
+
+	"github.com/shoal-go/shoal/shard"
+)
+
+// freeListCap bounds the idle queues a shard keeps for reuse. Two per shard
+// serve the common case of a group whose queue empties and refills at once
+// without an allocation, and cap what idle groups cost.
+const freeListCap = 2
+
+// keepBufCap is the largest buffer a queue keeps when it goes back to the
+// free list; a larger one (grown by a burst) goes to the garbage collector.
+const keepBufCap = 64
+
+// remapAfter: a shard's table that held this many groups is replaced by a
+// new one when it empties, since a Go map never shrinks.
+const remapAfter = 64
+
+// gqueue is the queue of one group.
+type gqueue[K shard.Key] struct {
+	key   K
+	buf   []entry[K]
+	head  uint32
+	n     uint32 // tasks in buf, taken ones included
+	taken uint32 // tasks at head copied out by the holder
+	idx   uint32 // the shard
+	// held, anon, parked: see Invariants.
+	held   bool
+	anon   bool
+	parked bool
+	// waiters counts submitters waiting for room in this queue; spaceCh is
+	// closed when room is freed while some wait.
+	waiters int32
+	spaceCh chan struct{}
+	// next links the ready list or the free list; prevP/nextP the parked
+	// list.
+	next         *gqueue[K]
+	prevP, nextP *gqueue[K]
+	// attempts and lastErr describe the task at head after a failed
+	// attempt: owned by the holder.
+	attempts int
+	lastErr  error
+	// timer is the retry timer, created at the first retry and reused.
+	timer *time.Timer
+	// one is the first buffer, so that a group with one task costs one
+	// allocation (none from the free list).
+	one [1]entry[K]
+}
+
+// shardq is one shard of the group table.
+type shardq[K shard.Key] struct {
+	mu     sync.Mutex
+	inRunq bool
+	sealed bool
+	groups map[K]*gqueue[K]
+	peak   int
+	// ready is the FIFO of groups waiting for a worker.
+	readyHead, readyTail *gqueue[K]
+	// parked is the list of groups waiting on a retry timer.
+	parked *gqueue[K]
+	free   *gqueue[K]
+	nfree  int
+	// live counts queues out of the free list (anon ones included).
+	live int
+	// queued counts tasks waiting to start; submitted counts accepted
+	// tasks since New (the sampling position of stampTimed).
+	queued    int
+	submitted uint64
+	credit    int64
+	_         [cacheLine]byte
+}
+
+// alloc returns an empty queue for the shard idx, from the free list when
+// it can.
+func (s *shardq[K]) alloc(idx uint32) *gqueue[K] {
+	s.live++
+	if g := s.free; g != nil {
+		s.free = g.next
+		s.nfree--
+		g.next = nil
+		return g
+	}
+	g := &gqueue[K]{idx: idx}
+	g.buf = g.one[:]
+	return g
+}
+
+// release takes an empty, unheld queue without waiters out of the table
+// and keeps it for reuse.
+func (s *shardq[K]) release(g *gqueue[K]) {
+	if !g.anon {
+		delete(s.groups, g.key)
+		if len(s.groups) == 0 && s.peak >= remapAfter {
+			s.groups = make(map[K]*gqueue[K])
+			s.peak = 0
+		}
+	}
+	s.live--
+	var zero K
+	g.key, g.anon, g.head = zero, false, 0
+	if len(g.buf) > keepBufCap {
+		g.buf = g.one[:]
+	}
+	if s.nfree >= freeListCap {
+		return
+	}
+	g.next = s.free
+	s.free = g
+	s.nfree++
+}
+
+// pushReady appends a held group to the ready list; it reports whether the
+// shard must be pushed to the run queue (it was not there).
+func (s *shardq[K]) pushReady(g *gqueue[K]) bool {
+	g.next = nil
+	if s.readyTail == nil {
+		s.readyHead = g
+	} else {
+		s.readyTail.next = g
+	}
+	s.readyTail = g
+	if s.inRunq {
+		return false
+	}
+	s.inRunq = true
+	return true
+}
+
+// popReady takes the first ready group, or nil.
+func (s *shardq[K]) popReady() *gqueue[K] {
+	g := s.readyHead
+	if g == nil {
+		return nil
+	}
+	s.readyHead = g.next
+	if s.readyHead == nil {
+		s.readyTail = nil
+	}
+	g.next = nil
+	return g
+}
+
+// park adds g to the parked list.
+func (s *shardq[K]) park(g *gqueue[K]) {
+	g.parked = true
+	g.prevP, g.nextP = nil, s.parked
+	if s.parked != nil {
+		s.parked.prevP = g
+	}
+	s.parked = g
+}
+
+// unpark removes g from the parked list.
+func (s *shardq[K]) unpark(g *gqueue[K]) {
+	g.parked = false
+	if g.prevP != nil {
+		g.prevP.nextP = g.nextP
+	} else {
+		s.parked = g.nextP
+	}
+	if g.nextP != nil {
+		g.nextP.prevP = g.prevP
+	}
+	g.prevP, g.nextP = nil, nil
+}
+
+// push appends e to g, growing its buffer up to limit slots.
+func (g *gqueue[K]) push(e *entry[K]) {
+	if int(g.n) == len(g.buf) {
+		nb := make([]entry[K], max(4, 2*len(g.buf)))
+		for i := range g.n {
+			nb[i] = g.buf[(g.head+i)&uint32(len(g.buf)-1)]
+		}
+		if len(g.buf) > 1 {
+			clear(g.buf)
+		} else {
+			g.one[0] = entry[K]{}
+		}
+		g.buf, g.head = nb, 0
+	}
+	g.buf[(g.head+g.n)&uint32(len(g.buf)-1)] = *e
+	g.n++
+}
+
+// at returns the i-th task after the head.
+func (g *gqueue[K]) at(i uint32) *entry[K] {
+	return &g.buf[(g.head+i)&uint32(len(g.buf)-1)]
+}
+
+// drop removes the first k tasks.
+func (g *gqueue[K]) drop(k uint32) {
+	for i := range k {
+		*g.at(i) = entry[K]{}
+	}
+	g.head = (g.head + k) & uint32(len(g.buf)-1)
+	g.n -= k
+	g.taken = 0
+}
+
+// waitRoom registers a submitter waiting for room in g and returns the
+// channel closed when room is freed. The caller holds the shard's mu.
+func (g *gqueue[K]) waitRoom() <-chan struct{} {
+	g.waiters++
+	if g.spaceCh == nil {
+		g.spaceCh = make(chan struct{})
+	}
+	return g.spaceCh
+}
+
+// signalRoom wakes the submitters waiting for room in g. The caller holds
+// the shard's mu.
+func (g *gqueue[K]) signalRoom() {
+	if g.spaceCh != nil {
+		close(g.spaceCh)
+		g.spaceCh = nil
+	}
+}

@@ -1,0 +1,309 @@
+package pool
+
+// Invariants:
+//
+//   - A task is accepted when it is in its group's queue and the shard's
+//     mutex is released: from then on it is in that queue, or being run by
+//     the group's holder, or being delivered as a dead letter by it.
+//   - A group that gains a task while not held becomes held and joins its
+//     shard's ready list in the same critical section, so no accepted task
+//     waits without its group being ready, held, or parked (queue.go).
+//   - sealed is set on every shard, under its mutex, right after closing;
+//     no task is accepted by a shard once it is sealed.
+//   - Pool-wide room: room + Σ shard credits + queued tasks is the bound
+//     set by WithMaxQueued (constant). A submitter that finds no room
+//     announces itself in roomWaiters before it re-checks room; a worker
+//     that gives room back loads roomWaiters after its add. Both are
+//     sequentially consistent, so one sees the other.
+
+import (
+	"context"
+	"math/bits"
+	"math/rand/v2"
+
+	"github.com/shoal-go/shoal/shard"
+)
+
+// Submit enqueues t to run after the tasks of group submitted before it.
+// When the group's queue is full (WithGroupQueueSize), or the pool holds
+// WithMaxQueued tasks, it waits for room until ctx is done (then the error
+// matches ErrQueueFull and ctx.Err()), or, with WithNonblocking, returns an
+// error matching ErrQueueFull at once. Only the submitters of a full group
+// wait: other groups' submissions go on. A nil error means the task was
+// accepted: it will complete or reach DeadLetters. A non-nil error means it
+// was not accepted.
+//
+// If ctx is already done, Submit returns ctx.Err() and accepts nothing. If
+// ctx's deadline passes before the task starts, the task does not run and
+// becomes an Expired dead letter.
+//
+// Submit does not allocate once the pool has served a group of the same
+// shard: queues are reused.
+func (p *Pool[K]) Submit(ctx context.Context, group K, t Task) error {
+	return p.submit(ctx, shard.Hash(group), group, false, t, !p.cfg.nonblocking)
+}
+
+// TrySubmit is Submit with context.Background() that never waits: a full
+// queue is an error matching ErrQueueFull.
+func (p *Pool[K]) TrySubmit(group K, t Task) error {
+	return p.submit(context.Background(), shard.Hash(group), group, false, t, false)
+}
+
+// Go runs t, which belongs to no group, as soon as a worker is free. It
+// keeps no order with other tasks; otherwise it behaves as Submit. Its dead
+// letters carry the zero group.
+func (p *Pool[K]) Go(ctx context.Context, t Task) error {
+	var zero K
+	return p.submit(ctx, rand.Uint64(), zero, true, t, !p.cfg.nonblocking)
+}
+
+// ShardOf returns the shard of the group table that holds group's queue,
+// in [0, shards): the shard of Stats.ShardQueued and of the profiler label.
+func (p *Pool[K]) ShardOf(group K) int { return int(p.shardOfHash(shard.Hash(group))) }
+
+// shardOfHash maps a hash to a shard with Lemire's multiply-shift range
+// reduction: uniform for a well-mixed hash and about 1 ns.
+func (p *Pool[K]) shardOfHash(h uint64) uint32 {
+	hi, _ := bits.Mul64(h, p.nshards)
+	return uint32(hi)
+}
+
+// enqueueResult says what enqueue did.
+type enqueueResult uint8
+
+const (
+	enqOK enqueueResult = iota
+	enqGroupFull
+	enqPoolFull
+	enqSealed
+)
+
+// submit accepts t for group, whose hash is h (a random one for Go's
+// tasks, anon).
+func (p *Pool[K]) submit(ctx context.Context, h uint64, group K, anon bool, t Task, block bool) error {
+	if t == nil {
+		return ErrNilTask
+	}
+	if ctx == nil {
+		return ErrNilContext
+	}
+	if p.breaker != nil {
+		if err := p.breaker.Admit(); err != nil {
+			return p.reject(rejectReasonOf(err), err)
+		}
+	}
+	plain := ctx.Done() == nil
+	if !plain {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	idx := p.shardOfHash(h)
+	s := &p.shards[idx]
+	e := entry[K]{task: t, ctx: ctx, plain: plain}
+	var waitingOn *gqueue[K] // a queue whose waiters count this call
+	for {
+		s.mu.Lock()
+		if waitingOn != nil {
+			p.stopWaiting(s, waitingOn)
+			waitingOn = nil
+		}
+		r, g, sched := p.enqueue(s, idx, h, group, anon, &e)
+		if r == enqOK {
+			s.mu.Unlock()
+			if p.trackInFlight {
+				// Counts the task for the breaker's reservation.
+				p.inFlight.Add(1)
+			}
+			if sched {
+				p.ctl.push(idx)
+				p.ctl.wake()
+			}
+			return nil
+		}
+		if r == enqSealed {
+			s.mu.Unlock()
+			p.rejects[Closed].Add(1)
+			return rejectClosed
+		}
+		if !block {
+			s.mu.Unlock()
+			p.rejects[QueueFull].Add(1)
+			return rejectQueueFull
+		}
+		var ch <-chan struct{}
+		if r == enqGroupFull {
+			ch, waitingOn = g.waitRoom(), g
+			s.mu.Unlock()
+		} else {
+			s.mu.Unlock()
+			ch = p.waitPoolRoom()
+			// Re-checks after the announcement (see Invariants).
+			if p.room.Load() > 0 {
+				p.roomWaiters.Add(-1)
+				continue
+			}
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			p.leaveWait(s, waitingOn, r)
+			return p.reject(QueueFull, ctx.Err())
+		case <-p.closingCh:
+			p.leaveWait(s, waitingOn, r)
+			p.rejects[Closed].Add(1)
+			return rejectClosed
+		}
+		if r == enqPoolFull {
+			p.roomWaiters.Add(-1)
+		}
+	}
+}
+
+// enqueue appends e to group's queue in shard s (idx), whose mutex the
+// caller holds. On enqOK, sched says the caller must push the shard to the
+// run queue; on enqGroupFull, g is the full queue.
+func (p *Pool[K]) enqueue(s *shardq[K], idx uint32, h uint64, group K, anon bool, e *entry[K]) (r enqueueResult, g *gqueue[K], sched bool) {
+	if s.sealed {
+		return enqSealed, nil, false
+	}
+	if !anon {
+		g = s.groups[group]
+		if g != nil && g.n-g.taken >= p.groupMax {
+			return enqGroupFull, g, false
+		}
+	}
+	if !p.takeCredit(s) {
+		return enqPoolFull, nil, false
+	}
+	if g == nil {
+		g = s.alloc(idx)
+		if anon {
+			g.anon = true
+		} else {
+			g.key = group
+			s.groups[group] = g
+			s.peak = max(s.peak, len(s.groups))
+		}
+	}
+	pos := s.submitted
+	e.enq = p.stamp(idx, pos)
+	if p.top != nil && !anon {
+		p.countTop(e, h, group, pos)
+	}
+	g.push(e)
+	s.credit--
+	s.queued++
+	s.submitted++
+	if !g.held {
+		g.held = true
+		sched = s.pushReady(g)
+	}
+	return enqOK, g, sched
+}
+
+// stopWaiting withdraws a woken submitter from g's waiters, releasing g if
+// it was kept only for them. The caller holds s.mu.
+func (p *Pool[K]) stopWaiting(s *shardq[K], g *gqueue[K]) {
+	g.waiters--
+	if g.waiters == 0 && g.n == 0 && !g.held {
+		s.release(g)
+	}
+}
+
+// leaveWait withdraws a submitter that gives up waiting.
+func (p *Pool[K]) leaveWait(s *shardq[K], g *gqueue[K], r enqueueResult) {
+	if r == enqPoolFull {
+		p.roomWaiters.Add(-1)
+		return
+	}
+	s.mu.Lock()
+	p.stopWaiting(s, g)
+	s.mu.Unlock()
+}
+
+// takeCredit makes sure s holds pool-wide room for one more task, taking a
+// chunk of it from p.room; it reports false when the pool is full. The
+// caller holds s.mu.
+func (p *Pool[K]) takeCredit(s *shardq[K]) bool {
+	if s.credit > 0 {
+		return true
+	}
+	c := p.creditChunk
+	// Takes a chunk of the pool-wide room; given back if it overdrew.
+	if p.room.Add(-c) >= 0 {
+		s.credit = c
+		return true
+	}
+	p.room.Add(c)
+	if c > 1 {
+		if p.room.Add(-1) >= 0 {
+			s.credit = 1
+			return true
+		}
+		p.room.Add(1)
+	}
+	return false
+}
+
+// returnCredit gives the room of k finished tasks back to s, and the part
+// of s's credit above one chunk back to the pool. The caller holds s.mu.
+func (p *Pool[K]) returnCredit(s *shardq[K], k int64) {
+	s.credit += k
+	if s.credit <= p.creditKeep {
+		return
+	}
+	give := s.credit - p.creditKeep/2
+	s.credit -= give
+	// Publishes the room; then looks for submitters waiting for it.
+	p.room.Add(give)
+	if p.roomWaiters.Load() != 0 {
+		p.roomMu.Lock()
+		if p.roomCh != nil {
+			close(p.roomCh)
+			p.roomCh = nil
+		}
+		p.roomMu.Unlock()
+	}
+}
+
+// waitPoolRoom announces a submitter waiting for pool-wide room and
+// returns the channel closed when room is given back. The caller must
+// decrement roomWaiters when it stops waiting.
+func (p *Pool[K]) waitPoolRoom() <-chan struct{} {
+	p.roomMu.Lock()
+	// Announces the waiter before its re-check of room.
+	p.roomWaiters.Add(1)
+	if p.roomCh == nil {
+		p.roomCh = make(chan struct{})
+	}
+	ch := p.roomCh
+	p.roomMu.Unlock()
+	return ch
+}
+
+func (p *Pool[K]) reject(r RejectReason, err error) error {
+	p.rejects[r].Add(1)
+	return &RejectError{Reason: r, Err: err}
+}
+
+// stamp returns the acceptance time of the task at submission position pos
+// of shard idx: the monitor's coarse clock (within about a millisecond, one
+// shared load), or the real clock when a Clock or a per-task observer asked
+// for exact times, or for the one task in TimingSampleEvery that the pool
+// times (flagged stampTimed). The two low bits hold flags
+// (stats_metrics.go).
+func (p *Pool[K]) stamp(idx uint32, pos uint64) int64 {
+	if p.sampleTimes && timingSampled(idx, pos) {
+		return p.nanotime()&^stampFlags | stampTimed
+	}
+	if p.exactStamps {
+		return p.nanotime() &^ stampFlags
+	}
+	// While the monitor sleeps its clock is stale (a group parked on a
+	// retry timer can accept tasks without waking it): read the real one.
+	if p.ctl.asleep.Load() {
+		return p.nanotime() &^ stampFlags
+	}
+	return p.ctl.coarse.Load() &^ stampFlags
+}
