@@ -143,6 +143,9 @@ type control struct {
 	yieldBelow int64
 	// start launches one worker goroutine; running has already been counted.
 	start func()
+	// onIdle runs on the monitor when the pool goes idle (it drops the
+	// free lists of the group table).
+	onIdle func()
 	// scaler is the pool's autoscaler from its start to its stop, nil
 	// without one (see scaling.go).
 	scaler atomic.Pointer[autoscaler]

@@ -96,6 +96,9 @@ func (c *control) monitor() {
 			continue
 		}
 		t.Stop()
+		if c.onIdle != nil {
+			c.onIdle()
+		}
 		select {
 		case <-c.monWake:
 		case <-c.monStop:

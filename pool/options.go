@@ -62,7 +62,7 @@ type config struct {
 func defaultConfig() config {
 	procs := runtime.GOMAXPROCS(0)
 	return config{
-		shards:         256,
+		shards:         1024,
 		minWorkers:     1,
 		maxWorkers:     max(DefaultMaxWorkers, 4*procs),
 		groupQueueSize: DefaultGroupQueueSize,
@@ -97,7 +97,7 @@ const DefaultGroupQueueSize = 1024
 // budget.
 const DefaultMaxQueued = 1 << 20
 
-// WithShards sets the number of shards of the group table (default 256).
+// WithShards sets the number of shards of the group table (default 1024).
 // Each shard has its own lock; more shards let more submitters work at
 // once at a few hundred bytes each. Shards do not serialize groups: every
 // group has its own queue.

@@ -142,6 +142,7 @@ func New[K shard.Key](opts ...Option) (*Pool[K], error) {
 		return nil, err
 	}
 	p.ctl.start = p.startWorker
+	p.ctl.onIdle = p.trimIdle
 	go p.ctl.monitor()
 	p.ctl.ensure(int32(cfg.minWorkers))
 	if cfg.scaler != nil {
@@ -260,4 +261,12 @@ func (p *Pool[K]) Snapshot() Stats {
 		s.Breaker = &bs
 	}
 	return s
+}
+
+// trimIdle evicts every shard's idle queues; the monitor calls it when the
+// pool goes idle.
+func (p *Pool[K]) trimIdle() {
+	for i := range p.shards {
+		p.shards[i].trimIdle()
+	}
 }

@@ -4,11 +4,14 @@ package pool
 //
 //   - Every group with work has one queue (gqueue): its tasks, in
 //     acceptance order, are buf[head], buf[head+1], … (n of them, indices
-//     mod len(buf)). A queue lives in its shard's table (shardq.groups)
-//     exactly while it has a task queued, running, or waiting for a retry,
-//     or a submitter waiting for room in it; then it returns to the shard's
-//     free list (at most freeListCap queues) or to the garbage collector.
-//     Queues of Go's tasks (anon) are never in the table.
+//     mod len(buf)). A queue is live while it has a task queued, running,
+//     or waiting for a retry, or a submitter waiting for room in it. A
+//     queue that stops being live joins its shard's idle list (idle set)
+//     and stays in the table; the idle list holds at most idleCap queues,
+//     oldest first, and a queue leaves it when its group gets a task again,
+//     when a new group reuses it, or when it is evicted (out of the table,
+//     to the garbage collector). Queues of Go's tasks (anon) are never in
+//     the table.
 //   - Every field of a shardq and of its queues is guarded by shardq.mu,
 //     except attempts and lastErr, which only the group's holder touches.
 //   - held says the group is on its shard's ready list, or held by one
@@ -35,13 +38,16 @@ import (
 	"github.com/shoal-go/shoal/shard"
 )
 
-// freeListCap bounds the idle queues a shard keeps for reuse. Two per shard
-// serve the common case of a group whose queue empties and refills at once
-// without an allocation, and cap what idle groups cost.
-const freeListCap = 2
+// idleCap bounds the empty queues a shard keeps (idle list): they stay in
+// the shard's table, so a group that comes back soon finds its queue
+// without touching the table, and a new group reuses the oldest of them
+// without an allocation. 64 per shard is at most about 10 MiB at 1024 shards; the
+// monitor empties the idle lists when the pool goes idle (trimIdle), so an
+// idle pool keeps none.
+const idleCap = 64
 
-// keepBufCap is the largest buffer a queue keeps when it goes back to the
-// free list; a larger one (grown by a burst) goes to the garbage collector.
+// keepBufCap is the largest buffer a queue keeps when it empties; a larger
+// one (grown by a burst) goes to the garbage collector.
 const keepBufCap = 64
 
 // remapAfter: a shard's table that held this many groups is replaced by a
@@ -64,8 +70,10 @@ type gqueue[K shard.Key] struct {
 	// closed when room is freed while some wait.
 	waiters int32
 	spaceCh chan struct{}
-	// next links the ready list or the free list; prevP/nextP the parked
-	// list.
+	// idle: on the idle list.
+	idle bool
+	// next links the ready list; prevP/nextP the parked list or the idle
+	// list (a queue is never on both).
 	next         *gqueue[K]
 	prevP, nextP *gqueue[K]
 	// attempts and lastErr describe the task at head after a failed
@@ -90,9 +98,10 @@ type shardq[K shard.Key] struct {
 	readyHead, readyTail *gqueue[K]
 	// parked is the list of groups waiting on a retry timer.
 	parked *gqueue[K]
-	free   *gqueue[K]
-	nfree  int
-	// live counts queues out of the free list (anon ones included).
+	// idleHead (oldest) … idleTail: the idle list, nidle queues.
+	idleHead, idleTail *gqueue[K]
+	nidle              int
+	// live counts live queues (anon ones included).
 	live int
 	// queued counts tasks waiting to start; submitted counts accepted
 	// tasks since New (the sampling position of stampTimed).
@@ -102,14 +111,25 @@ type shardq[K shard.Key] struct {
 	_         [cacheLine]byte
 }
 
-// alloc returns an empty queue for the shard idx, from the free list when
-// it can.
+// lookup returns group's queue, live, or nil. A queue found on the idle
+// list becomes live again.
+func (s *shardq[K]) lookup(group K) *gqueue[K] {
+	g := s.groups[group]
+	if g != nil && g.idle {
+		s.unlinkIdle(g)
+		s.live++
+	}
+	return g
+}
+
+// alloc returns a new live queue for the shard idx: the oldest idle one
+// while the idle list is at least half full, a new one otherwise (so that
+// the idle list fills up to its cap before queues are reused).
 func (s *shardq[K]) alloc(idx uint32) *gqueue[K] {
 	s.live++
-	if g := s.free; g != nil {
-		s.free = g.next
-		s.nfree--
-		g.next = nil
+	if g := s.idleHead; g != nil && s.nidle >= idleCap/2 {
+		s.unlinkIdle(g)
+		s.forget(g)
 		return g
 	}
 	g := &gqueue[K]{idx: idx}
@@ -117,9 +137,50 @@ func (s *shardq[K]) alloc(idx uint32) *gqueue[K] {
 	return g
 }
 
-// release takes an empty, unheld queue without waiters out of the table
-// and keeps it for reuse.
+// release makes an empty, unheld queue without waiters idle; the oldest
+// idle queue is evicted when the list is over its cap.
 func (s *shardq[K]) release(g *gqueue[K]) {
+	s.live--
+	g.head = 0
+	if len(g.buf) > keepBufCap {
+		g.buf = g.one[:]
+	}
+	g.idle = true
+	g.prevP, g.nextP = s.idleTail, nil
+	if s.idleTail == nil {
+		s.idleHead = g
+	} else {
+		s.idleTail.nextP = g
+	}
+	s.idleTail = g
+	s.nidle++
+	if s.nidle > idleCap {
+		old := s.idleHead
+		s.unlinkIdle(old)
+		s.forget(old)
+	}
+}
+
+// unlinkIdle takes g off the idle list.
+func (s *shardq[K]) unlinkIdle(g *gqueue[K]) {
+	g.idle = false
+	if g.prevP != nil {
+		g.prevP.nextP = g.nextP
+	} else {
+		s.idleHead = g.nextP
+	}
+	if g.nextP != nil {
+		g.nextP.prevP = g.prevP
+	} else {
+		s.idleTail = g.prevP
+	}
+	g.prevP, g.nextP = nil, nil
+	s.nidle--
+}
+
+// forget takes a queue that is not live out of the table, to be reused or
+// collected.
+func (s *shardq[K]) forget(g *gqueue[K]) {
 	if !g.anon {
 		delete(s.groups, g.key)
 		if len(s.groups) == 0 && s.peak >= remapAfter {
@@ -127,18 +188,18 @@ func (s *shardq[K]) release(g *gqueue[K]) {
 			s.peak = 0
 		}
 	}
-	s.live--
 	var zero K
-	g.key, g.anon, g.head = zero, false, 0
-	if len(g.buf) > keepBufCap {
-		g.buf = g.one[:]
+	g.key, g.anon = zero, false
+}
+
+// trimIdle evicts every idle queue.
+func (s *shardq[K]) trimIdle() {
+	s.mu.Lock()
+	for g := s.idleHead; g != nil; g = s.idleHead {
+		s.unlinkIdle(g)
+		s.forget(g)
 	}
-	if s.nfree >= freeListCap {
-		return
-	}
-	g.next = s.free
-	s.free = g
-	s.nfree++
+	s.mu.Unlock()
 }
 
 // pushReady appends a held group to the ready list; it reports whether the
@@ -247,3 +308,4 @@ func (g *gqueue[K]) signalRoom() {
 		g.spaceCh = nil
 	}
 }
+

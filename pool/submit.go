@@ -167,14 +167,14 @@ func (p *Pool[K]) enqueue(s *shardq[K], idx uint32, h uint64, group K, anon bool
 	if s.sealed {
 		return enqSealed, nil, false
 	}
+	if !p.takeCredit(s) {
+		return enqPoolFull, nil, false
+	}
 	if !anon {
-		g = s.groups[group]
+		g = s.lookup(group)
 		if g != nil && g.n-g.taken >= p.groupMax {
 			return enqGroupFull, g, false
 		}
-	}
-	if !p.takeCredit(s) {
-		return enqPoolFull, nil, false
 	}
 	if g == nil {
 		g = s.alloc(idx)

@@ -107,11 +107,15 @@ func Float(v float64) string {
 // Count formats n with thousands separators: 1,000,000.
 func Count(n int) string {
 	s := fmt.Sprint(n)
-	if n < 0 {
-		return "-" + Count(-n)
+	neg := n < 0
+	if neg {
+		s = s[1:]
 	}
 	for i := len(s) - 3; i > 0; i -= 3 {
 		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		return "-" + s
 	}
 	return s
 }
