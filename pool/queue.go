@@ -308,4 +308,3 @@ func (g *gqueue[K]) signalRoom() {
 		g.spaceCh = nil
 	}
 }
-
