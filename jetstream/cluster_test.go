@@ -22,6 +22,14 @@ const (
 	clusterPer   = 20 // 20,000 messages
 )
 
+// clusterTiming are the timings of the tests on a three-server cluster:
+// replicated writes under the race detector on 2 cores can take hundreds
+// of milliseconds, so leases last longer there.
+var clusterTiming = []jetstream.Option{
+	jetstream.WithLeaseTTL(3 * time.Second),
+	jetstream.WithAckWait(3 * time.Second),
+}
+
 // TestClusterR3 runs three shoal nodes on a three-server JetStream cluster
 // with an R3 stream: every message handled, none lost, rooms in order, and
 // the partitions divided among the nodes as the member ring says.
@@ -30,12 +38,17 @@ func TestClusterR3(t *testing.T) {
 	_, js := connect(t, urls(ss...))
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: clusterParts, Replicas: 3})
 	ck := newChecker()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(ck)
+		}
+	})
 	dd := &jetstream.MemoryDedup{}
 	var nodes []*node
 	for i, name := range []string{"n1", "n2", "n3"} {
 		// Each node prefers a different server.
 		order := append(slices.Clone(ss[i:]), ss[:i]...)
-		nodes = append(nodes, startNode(t, urls(order...), name, ck.handle, jetstream.WithDedup(dd)))
+		nodes = append(nodes, startNode(t, urls(order...), name, ck.handle, append(clusterTiming, jetstream.WithDedup(dd))...))
 	}
 	eventually(t, 30*time.Second, "partitions assigned as the ring says", func() bool {
 		return assigned(t, clusterParts, nodes...)
@@ -248,7 +261,7 @@ func TestServerKill(t *testing.T) {
 	var nodes []*node
 	for i, name := range []string{"n1", "n2", "n3"} {
 		order := append(slices.Clone(ss[i:]), ss[:i]...)
-		nodes = append(nodes, startNode(t, urls(order...), name, ck.handle, jetstream.WithDedup(dd)))
+		nodes = append(nodes, startNode(t, urls(order...), name, ck.handle, append(clusterTiming, jetstream.WithDedup(dd))...))
 	}
 	eventually(t, 30*time.Second, "partitions assigned", func() bool { return assigned(t, clusterParts, nodes...) })
 	publish(t, js, rooms, 1, per/2)

@@ -369,7 +369,17 @@ func (c *Consumer) renewMember() {
 	case err == nil:
 		c.memberRev = rev
 	case isConflict(err):
-		c.fail(fmt.Errorf("%w: %q was taken over while this node could not renew it", ErrDuplicateMember, c.cfg.member))
+		// A renewal that timed out may have been stored: then the key
+		// still names this instance.
+		e, gerr := c.members.Get(ctx, c.cfg.member)
+		var v memberValue
+		if gerr == nil && json.Unmarshal(e.Value(), &v) == nil && v.Instance == c.instance {
+			c.memberRev = e.Revision()
+			return
+		}
+		if gerr == nil || errors.Is(gerr, natsjs.ErrKeyNotFound) {
+			c.fail(fmt.Errorf("%w: %q was taken over while this node could not renew it", ErrDuplicateMember, c.cfg.member))
+		}
 	}
 }
 

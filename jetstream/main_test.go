@@ -126,7 +126,8 @@ func urls(ss ...*server.Server) string {
 // connect opens a connection that is closed at the end of the test.
 func connect(t testing.TB, url string) (*nats.Conn, natsjs.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+		nats.DontRandomize(), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +213,12 @@ func (ck *checker) handle(_ context.Context, m *jetstream.Msg) error {
 	return nil
 }
 
+func (ck *checker) String() string {
+	ck.mu.Lock()
+	defer ck.mu.Unlock()
+	return fmt.Sprintf("applied %d, duplicates %d, errors %q", ck.applied, ck.dups, ck.errs)
+}
+
 func (ck *checker) count() int {
 	ck.mu.Lock()
 	defer ck.mu.Unlock()
@@ -264,6 +271,10 @@ func startNode(t testing.TB, url, name string, h jetstream.Handler, opts ...jets
 	}
 	n := &node{name: name, nc: nc, pool: p, c: c, cancel: cancel}
 	t.Cleanup(func() {
+		if t.Failed() {
+			st := c.Stats()
+			t.Logf("%s at the failure: %+v", name, st)
+		}
 		cancel()
 		<-c.Done()
 		ctx, done := context.WithTimeout(context.Background(), 10*time.Second)

@@ -15,6 +15,7 @@ package jetstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -141,7 +142,18 @@ func (pt *partition) renew() {
 		pt.rev = rev
 		pt.valid.Store(int64(c.leaseEnd(sent)))
 	case isConflict(err):
-		pt.lose()
+		// A renewal that timed out here may have been stored: then the
+		// key still names this instance, and the lease is still ours.
+		e, gerr := c.leases.Get(ctx, leaseKey(pt.p))
+		var v leaseValue
+		if gerr == nil && json.Unmarshal(e.Value(), &v) == nil && v.Instance == c.instance && v.State == leaseHeld {
+			pt.rev = e.Revision()
+			pt.valid.Store(int64(c.leaseEnd(sent)))
+			return
+		}
+		if gerr == nil || errors.Is(gerr, natsjs.ErrKeyNotFound) {
+			pt.lose()
+		}
 	}
 }
 
@@ -157,7 +169,7 @@ func (pt *partition) run() {
 		pt.finish()
 		return
 	}
-	if !pt.clean && !pt.awaitRedelivery(cons) {
+	if !pt.clean && !pt.recover(cons) {
 		pt.finish()
 		return
 	}
@@ -214,28 +226,109 @@ func (pt *partition) sleep(wait *time.Duration) bool {
 	}
 }
 
-// awaitRedelivery waits, after a takeover from a node that may have left
-// messages unacknowledged, until the server redelivers them: they reach
-// this node before any later message of their rooms. A message delivered to
-// the old owner was delivered before its lease ended, which was before this
-// claim, so it is redeliverable one ack wait after the claim.
-func (pt *partition) awaitRedelivery(cons natsjs.Consumer) bool {
+// recover hands this node, in stream order, the messages that earlier
+// deliveries left unacknowledged: those of a previous owner that died or
+// released the partition dirty, or those lost on the way to this node.
+//
+// The server redelivers an unacknowledged message one ack wait after its
+// last delivery, and serves redeliveries before new messages, but in the
+// order their ack waits ran out, not in stream order: a message redelivered
+// to an owner that then died comes again after a later message of its room
+// that the first owner held. So recover waits one ack wait (every delivery to
+// an earlier owner happened before its lease ended, hence before this
+// node's claim; a lost delivery happened before the pause), pulls as many
+// messages as the consumer has unacknowledged and this node does not hold,
+// sorts them by stream sequence and only then submits them. Any new message
+// pulled with them comes after them in the stream.
+func (pt *partition) recover(cons natsjs.Consumer) bool {
 	c := pt.c
-	ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
-	info, err := cons.Info(ctx)
-	cancel()
-	if err == nil && info.NumAckPending == 0 {
+	if n, ok := pt.unheld(cons); !ok {
+		return false
+	} else if n == 0 {
 		return true
 	}
 	t := time.NewTimer(c.cfg.ackWait + c.cfg.ackWait/10)
-	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
 	case <-pt.ctx.Done():
+		t.Stop()
 		return false
 	case <-pt.release:
+		t.Stop()
 		return false
+	}
+	want, ok := pt.unheld(cons)
+	if !ok {
+		return false
+	}
+	var got []*entry
+	for len(got) < want {
+		left := pt.validUntil() - c.now() - c.cfg.leaseTTL/10
+		if left < 10*time.Millisecond {
+			wait := c.cfg.leaseTTL / 20
+			if !pt.sleep(&wait) {
+				return false
+			}
+			continue
+		}
+		n := min(want-len(got), c.cfg.fetchBatch)
+		batch, err := cons.Fetch(n, natsjs.FetchMaxWait(min(c.cfg.fetchWait, left)))
+		if err != nil {
+			wait := 20 * time.Millisecond
+			if !pt.sleep(&wait) {
+				return false
+			}
+			continue
+		}
+		before := len(got)
+		for msg := range batch.Messages() {
+			meta, err := msg.Metadata()
+			if err != nil {
+				_ = msg.Term()
+				continue
+			}
+			pt.lastDelivery = meta.Sequence.Consumer
+			got = append(got, pt.receive(msg, meta))
+		}
+		if pt.fenced() {
+			return false
+		}
+		if len(got)-before < n {
+			break // nothing more to redeliver now: what was acknowledged meanwhile
+		}
+	}
+	slices.SortFunc(got, func(a, b *entry) int { return cmpSeq(a.m.Seq, b.m.Seq) })
+	for _, e := range got {
+		switch pt.submit(e) {
+		case submitted:
+		case held: // got[i:] stay in pending for the drain's Naks
+			return false
+		case stopped:
+			return false
+		}
+	}
+	return true
+}
+
+// unheld returns how many of the consumer's unacknowledged messages this
+// node does not hold, retrying the query until it succeeds or the partition
+// is fenced or released.
+func (pt *partition) unheld(cons natsjs.Consumer) (int, bool) {
+	c := pt.c
+	wait := 10 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
+		info, err := cons.Info(ctx)
+		cancel()
+		if err == nil {
+			pt.mu.Lock()
+			n := info.NumAckPending - len(pt.pending)
+			pt.mu.Unlock()
+			return max(n, 0), true
+		}
+		if !pt.sleep(&wait) {
+			return 0, false
+		}
 	}
 }
 
@@ -248,7 +341,8 @@ func (pt *partition) awaitRedelivery(cons natsjs.Consumer) bool {
 // would be redelivered only after the ack wait, behind later messages of
 // its room. Deliveries can still be lost (a dropped connection); the
 // consumer's delivery sequence, which grows by one with every delivery of
-// the partition's consumer, reveals it, and resync handles it.
+// the partition's consumer, reveals it, and resync handles it. The skipped
+// messages stay unacknowledged, without InProgress, and come again.
 func (pt *partition) fetch(cons natsjs.Consumer) bool {
 	c := pt.c
 	left := pt.validUntil() - c.now() - c.cfg.leaseTTL/10
@@ -302,7 +396,7 @@ func (pt *partition) fetch(cons natsjs.Consumer) bool {
 		}
 	}
 	if skip {
-		return pt.resync()
+		return pt.resync(cons)
 	}
 	if hold {
 		return false
@@ -314,25 +408,14 @@ func (pt *partition) fetch(cons natsjs.Consumer) bool {
 	return true
 }
 
-// resync recovers from a lost delivery. The lost message precedes, in the
-// stream, what came after it; handling those first could reorder a room. So
-// the partition pulls nothing for one ack wait: the lost message and those
-// skipped after it expire and the server redelivers them, in stream order,
-// before anything new.
-func (pt *partition) resync() bool {
-	c := pt.c
-	c.st.resyncs.Add(1)
+// resync recovers from a lost delivery: the lost message precedes, in the
+// stream, what came after it, and handling those first could reorder a room.
+// The rest of the pull request was skipped; recover brings them all back
+// in stream order.
+func (pt *partition) resync(cons natsjs.Consumer) bool {
+	pt.c.st.resyncs.Add(1)
 	pt.lastDelivery = 0
-	t := time.NewTimer(c.cfg.ackWait + c.cfg.ackWait/10)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-pt.ctx.Done():
-		return false
-	case <-pt.release:
-		return false
-	}
+	return pt.recover(cons)
 }
 
 // receive records a message as held by this node.
