@@ -54,7 +54,7 @@ func (c *control) monitor() {
 	t := time.NewTicker(monitorTick)
 	defer t.Stop()
 	quiet := 0
-	sample := []metrics.Sample{{Name: runnableMetric}}
+	sample := newCPUSample()
 	for {
 		select {
 		case <-c.monStop:
@@ -111,6 +111,9 @@ func (c *control) monitor() {
 // runnableMetric counts goroutines ready to run but waiting for a
 // processor (Go 1.26): about a microsecond to read, and it stops nothing.
 const runnableMetric = "/sched/goroutines/runnable:goroutines"
+
+// newCPUSample returns the sample sampleCPU reads into.
+func newCPUSample() []metrics.Sample { return []metrics.Sample{{Name: runnableMetric}} }
 
 // sampleCPU stores in cpuFull whether at least GOMAXPROCS goroutines wait
 // for a processor. Where the metric is missing, the CPUs count as saturated

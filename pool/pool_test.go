@@ -53,12 +53,12 @@ func mix(a, b, c uint64) uint64 {
 // acceptance order and never overlap, retries included; every accepted task
 // completes or becomes exactly one dead letter.
 func TestOrderAndConservation(t *testing.T) {
-	n, groups := 1_000_000, 10_000
+	n, groups := 1_000_000, 100_000
 	if raceEnabled || testing.Short() {
-		n = 100_000
+		n = 300_000
 	}
 	const submitters = 8
-	p := mustNew[int](t, WithWorkers(2, 16), WithQueueSize(64),
+	p := mustNew[int](t, WithGroupQueueSize(64),
 		WithRetry(RetryPolicy{MaxAttempts: 3, Base: time.Microsecond, Max: 20 * time.Microsecond}),
 		WithPanicHandler(func(any, []byte) { panic("handler panics too") }))
 	_, letters := collect(p)

@@ -1,0 +1,359 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestBlockedGroupDoesNotBlockOthers: a task that never returns until
+// released holds back only its own group's later tasks; 1,000 other groups,
+// many of them in its shard, complete meanwhile, with the pool's defaults.
+func TestBlockedGroupDoesNotBlockOthers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithShards(8))
+		release := make(chan struct{})
+		var laterRan atomic.Bool
+		if err := p.Submit(context.Background(), 0, func(context.Context) error { <-release; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Submit(context.Background(), 0, func(context.Context) error { laterRan.Store(true); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		var done sync.WaitGroup
+		sameShard := 0
+		for g := 1; g <= 1000; g++ {
+			if p.ShardOf(g) == p.ShardOf(0) {
+				sameShard++
+			}
+			done.Add(1)
+			if err := p.Submit(context.Background(), g, func(context.Context) error {
+				time.Sleep(time.Millisecond) // I/O-like
+				done.Done()
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done.Wait() // the other groups finish while group 0 is blocked
+		if laterRan.Load() {
+			t.Fatal("group 0's second task ran before its first returned")
+		}
+		if sameShard == 0 {
+			t.Fatal("no other group shares the blocked group's shard; the test proves less than it claims")
+		}
+		close(release)
+		closePool(t, p)
+		if !laterRan.Load() {
+			t.Fatal("group 0's second task never ran")
+		}
+	})
+}
+
+// TestGroupFullBlocksOnlyItsSubmitters: when one group's queue is full, its
+// blocking submitters wait and its nonblocking ones are refused, while
+// another group of the same shard is accepted and runs.
+func TestGroupFullBlocksOnlyItsSubmitters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithShards(1), WithGroupQueueSize(2))
+		gate := make(chan struct{})
+		blockTask := func(context.Context) error { <-gate; return nil }
+		// One running, two waiting: group 0 is full.
+		for range 3 {
+			if err := p.Submit(context.Background(), 0, blockTask); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		if err := p.TrySubmit(0, blockTask); !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("TrySubmit to the full group: %v, want ErrQueueFull", err)
+		}
+		blocked := make(chan error, 1)
+		go func() { blocked <- p.Submit(context.Background(), 0, blockTask) }()
+		synctest.Wait()
+		select {
+		case err := <-blocked:
+			t.Fatalf("Submit to the full group returned %v, want it to wait", err)
+		default:
+		}
+		// Another group of the same shard goes on: accepted and run while
+		// group 0's submitter waits. (The only worker is blocked in group
+		// 0's task; the monitor starts another within a tick.)
+		var ran atomic.Int64
+		for range 100 {
+			if err := p.TrySubmit(1, func(context.Context) error { ran.Add(1); return nil }); err != nil {
+				t.Fatalf("TrySubmit to another group: %v", err)
+			}
+			time.Sleep(monitorTick)
+		}
+		if ran.Load() != 100 {
+			t.Fatalf("other group ran %d of 100 tasks while group 0 was full", ran.Load())
+		}
+		select {
+		case err := <-blocked:
+			t.Fatalf("Submit to the full group returned %v before room was made", err)
+		default:
+		}
+		close(gate)
+		if err := <-blocked; err != nil {
+			t.Fatalf("blocked Submit after room was made: %v", err)
+		}
+		closePool(t, p)
+		if s := p.Snapshot(); s.Completed != 104 || s.Rejected.QueueFull != 1 {
+			t.Fatalf("completed %d, rejected %+v; want 104 and one QueueFull", s.Completed, s.Rejected)
+		}
+	})
+}
+
+// TestPoolWideBound: WithMaxQueued holds the whole pool; a submitter
+// waiting for pool-wide room gets in once tasks finish.
+func TestPoolWideBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithShards(4), WithMaxQueued(8), WithWorkers(1, 1))
+		gate := make(chan struct{})
+		for g := range 8 {
+			if err := p.Submit(context.Background(), g, func(context.Context) error { <-gate; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.TrySubmit(100, func(context.Context) error { return nil }); !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("TrySubmit past the pool-wide bound: %v, want ErrQueueFull", err)
+		}
+		blocked := make(chan error, 1)
+		go func() { blocked <- p.Submit(context.Background(), 101, func(context.Context) error { return nil }) }()
+		synctest.Wait()
+		select {
+		case err := <-blocked:
+			t.Fatalf("Submit past the bound returned %v, want it to wait", err)
+		default:
+		}
+		close(gate)
+		if err := <-blocked; err != nil {
+			t.Fatalf("Submit after room was made: %v", err)
+		}
+		closePool(t, p)
+		if s := p.Snapshot(); s.Completed != 9 {
+			t.Fatalf("completed %d, want 9", s.Completed)
+		}
+	})
+}
+
+// TestGroupFairness: one worker, a heavy group with a deep queue and a
+// light group (of the same shard, and of another): the light group's task
+// starts after at most one turn of the heavy group.
+func TestGroupFairness(t *testing.T) {
+	for _, shards := range []int{1, 64} {
+		synctest.Test(t, func(t *testing.T) {
+			const batch = 8
+			p := mustNew[int](t, WithWorkers(1, 1), WithShards(shards), WithBatchSize(batch))
+			gate := make(chan struct{})
+			var heavyRan atomic.Int64
+			before := int64(-1)
+			if err := p.Submit(context.Background(), 0, func(context.Context) error { <-gate; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			for range 50 * batch {
+				if err := p.Submit(context.Background(), 0, func(context.Context) error { heavyRan.Add(1); return nil }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p.Submit(context.Background(), 1, func(context.Context) error { before = heavyRan.Load(); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			close(gate)
+			closePool(t, p)
+			// The gate task's turn may go on with up to batch-1 heavy
+			// tasks; then the light group is next.
+			if before < 0 || before > batch {
+				t.Fatalf("shards=%d: %d heavy tasks ran before the light group's task, want <= %d", shards, before, batch)
+			}
+		})
+	}
+}
+
+// TestGroupTurnTimeBound: a turn ends after maxTurn of run time even when
+// the batch is not used up, so slow tasks of a heavy group let a light
+// group in after about maxTurn.
+func TestGroupTurnTimeBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 1), WithShards(1), WithBatchSize(64))
+		var heavyRan atomic.Int64
+		before := int64(-1)
+		gate := make(chan struct{})
+		if err := p.Submit(context.Background(), 0, func(context.Context) error { <-gate; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		for range 64 {
+			if err := p.Submit(context.Background(), 0, func(context.Context) error {
+				time.Sleep(time.Millisecond)
+				heavyRan.Add(1)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Submit(context.Background(), 1, func(context.Context) error { before = heavyRan.Load(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		close(gate)
+		closePool(t, p)
+		// The turn's end is read from the monitor's millisecond clock: a
+		// few 1 ms tasks, not 64.
+		if before < 0 || before > int64(maxTurn/time.Millisecond)+2 {
+			t.Fatalf("%d one-millisecond heavy tasks ran before the light group's task, want about %v worth", before, maxTurn)
+		}
+	})
+}
+
+// TestQueuesReturnedAfterDrain: after 10,000 groups drain and the pool goes
+// idle, no shard keeps a queue, and tables that grew are replaced.
+func TestQueuesReturnedAfterDrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithShards(16))
+		gate := make(chan struct{})
+		for g := range 10_000 {
+			if err := p.Submit(context.Background(), g, func(context.Context) error { <-gate; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		peak := 0
+		for i := range p.shards {
+			peak = max(peak, len(p.shards[i].groups))
+		}
+		if peak < remapAfter {
+			t.Fatalf("largest shard table %d, want >= %d for the test to mean something", peak, remapAfter)
+		}
+		close(gate)
+		synctest.Wait()
+		time.Sleep(10 * monitorTick) // idle ticks: the monitor trims and sleeps
+		synctest.Wait()
+		for i := range p.shards {
+			s := &p.shards[i]
+			s.mu.Lock()
+			n, idle, live, pk := len(s.groups), s.nidle, s.live, s.peak
+			s.mu.Unlock()
+			if n != 0 || idle != 0 || live != 0 || pk != 0 {
+				t.Fatalf("shard %d after drain: %d groups in its table, %d idle, %d live, peak %d; want all 0", i, n, idle, live, pk)
+			}
+		}
+		closePool(t, p)
+	})
+}
+
+// TestIdleQueueReuse: a group that comes back finds its queue (nothing is
+// allocated), and a new group reuses an idle queue once the idle list is
+// half full.
+func TestIdleQueueReuse(t *testing.T) {
+	p := mustNew[int](t, WithShards(1), WithWorkers(1, 1))
+	defer closePool(t, p)
+	s := &p.shards[0]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var queues []*gqueue[int]
+	for g := range idleCap {
+		q := s.alloc(0)
+		q.key = g
+		s.groups[g] = q
+		queues = append(queues, q)
+	}
+	for _, q := range queues {
+		s.release(q)
+	}
+	if s.nidle != idleCap || s.live != 0 {
+		t.Fatalf("after release: %d idle, %d live; want %d, 0", s.nidle, s.live, idleCap)
+	}
+	if q := s.lookup(5); q != queues[5] || q.idle || s.nidle != idleCap-1 || s.live != 1 {
+		t.Fatalf("lookup of an idle group: %p (idle %v), %d idle, %d live", q, q.idle, s.nidle, s.live)
+	}
+	s.release(queues[5])
+	q := s.alloc(0) // the oldest idle queue, taken out of the table
+	if q != queues[0] {
+		t.Fatalf("alloc did not reuse the oldest idle queue")
+	}
+	if _, ok := s.groups[0]; ok {
+		t.Fatal("a reused queue is still in the table under its old group")
+	}
+	// Over the cap, the oldest idle queue is evicted.
+	s.release(q)
+	extra := &gqueue[int]{key: 1000}
+	extra.buf = extra.one[:]
+	s.groups[1000] = extra
+	s.live++
+	s.release(extra)
+	if s.nidle != idleCap {
+		t.Fatalf("idle list %d, want capped at %d", s.nidle, idleCap)
+	}
+}
+
+// TestWorkersPastProcsOnlyWhenCPUsFree: past GOMAXPROCS workers, growIfCPU
+// starts a worker only while the monitor's sample says the CPUs are not
+// saturated; below it, always.
+func TestWorkersPastProcsOnlyWhenCPUsFree(t *testing.T) {
+	var c control
+	if err := c.init(4, 0, 100, time.Second, func() int64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	started := 0
+	c.start = func() { started++ }
+	c.running.Store(c.procs - 1)
+	c.cpuFull.Store(true)
+	if !c.growIfCPU() {
+		t.Fatal("below GOMAXPROCS workers, growIfCPU refused")
+	}
+	if c.growIfCPU() {
+		t.Fatal("at GOMAXPROCS workers with the CPUs saturated, growIfCPU started one")
+	}
+	c.cpuFull.Store(false)
+	if !c.growIfCPU() || started != 2 {
+		t.Fatalf("with the CPUs free, growIfCPU refused (started %d)", started)
+	}
+}
+
+// TestSampleCPU: the sample reads the runtime's runnable goroutines.
+func TestSampleCPU(t *testing.T) {
+	var c control
+	if err := c.init(4, 0, 100, time.Second, func() int64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	c.cpuFull.Store(true)
+	// Nothing else runs here: no goroutine waits for a processor.
+	c.sampleCPU(newCPUSample())
+	if c.cpuFull.Load() {
+		t.Fatal("an idle process sampled as CPU-saturated")
+	}
+	// GOMAXPROCS goroutines spinning, plus this one: at least one waits.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 * runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		})
+	}
+	full := false
+	for range 100 {
+		c.sampleCPU(newCPUSample())
+		if full = c.cpuFull.Load(); full {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(stop)
+	wg.Wait()
+	if !full {
+		t.Fatal("with twice GOMAXPROCS goroutines spinning, the CPUs never sampled as saturated")
+	}
+}
