@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/shoal-go/shoal/internal/xcore"
 )
@@ -174,6 +175,50 @@ func BenchmarkSubmitRules(b *testing.B) {
 	} {
 		for _, subs := range []int{8, 1} {
 			b.Run(r.name+"/sub"+itoa(subs), func(b *testing.B) { benchShoal(b, subs, 0, withRules(r.spin, r.yield)) })
+		}
+	}
+}
+
+// BenchmarkGroupMemory queues one task in each of 1,000,000 distinct groups
+// behind a blocked worker and reports the heap per queued task
+// (queued-B/task), then lets them drain, waits until the pool is idle, and
+// reports the heap then as a ratio of the empty pool's (drained-heap-ratio).
+// Run with -benchtime=1x.
+func BenchmarkGroupMemory(b *testing.B) {
+	const groups = 1_000_000
+	for range b.N {
+		heap := func() uint64 {
+			runtime.GC()
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			return m.HeapAlloc
+		}
+		p, err := New[int](WithWorkers(1, 1), WithMaxQueued(2*groups))
+		if err != nil {
+			b.Fatal(err)
+		}
+		gate := make(chan struct{})
+		if err := p.Submit(context.Background(), -1, func(context.Context) error { <-gate; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		empty := heap()
+		task := Task(func(context.Context) error { return nil })
+		for g := range groups {
+			if err := p.Submit(context.Background(), g, task); err != nil {
+				b.Fatal(err)
+			}
+		}
+		full := heap()
+		close(gate)
+		for p.Snapshot().Queued != 0 || !p.ctl.asleep.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		drained := heap()
+		b.ReportMetric(float64(full-empty)/groups, "queued-B/task")
+		b.ReportMetric(float64(drained)/float64(empty), "drained-heap-ratio")
+		if err := p.Close(context.Background()); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

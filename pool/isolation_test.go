@@ -90,7 +90,7 @@ func TestGroupFullBlocksOnlyItsSubmitters(t *testing.T) {
 			if err := p.TrySubmit(1, func(context.Context) error { ran.Add(1); return nil }); err != nil {
 				t.Fatalf("TrySubmit to another group: %v", err)
 			}
-			time.Sleep(monitorTick)
+			time.Sleep(2 * monitorTick)
 		}
 		if ran.Load() != 100 {
 			t.Fatalf("other group ran %d of 100 tasks while group 0 was full", ran.Load())

@@ -292,8 +292,7 @@ func (s *storm) runShoal(ctx context.Context, b *backpressure.Breaker, res *Resu
 	p, err := pool.New[int](
 		pool.WithBreaker(b),
 		// Queues deep enough that the budget, not the queue, bounds the
-		// storm: 4096 moves of 16 KiB are 64 MiB per tower. (The slots
-		// themselves cost memory: shards × size × about 56 bytes: 15 MiB here.)
+		// storm: 4096 moves of 16 KiB are 64 MiB per tower.
 		pool.WithQueueSize(4096),
 		pool.WithShards(64),
 	)

@@ -83,7 +83,8 @@ func TestShoalGivesUpWhenTheBudgetHasNoRoom(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.Disks, cfg.Towers, cfg.Rounds = 4, 1, 1
 		// Just above current use: the breaker accepts the budget, and
-		// the pool's queue slots (about 15 MiB) leave it no room.
+		// the first move's buffer (4 MiB) leaves it no room.
+		cfg.Buffer = 4 << 20
 		cfg.Budget = goUsed() + 1<<20
 		res, err := Run(t.Context(), cfg)
 		if !errors.Is(err, ErrBudgetTooSmall) {
