@@ -11,9 +11,10 @@ package pool
 //     exactly one token on w.wake; the worker receives it before it looks for
 //     work again, so w.wake (capacity 1) never holds a stale token.
 //   - spinning counts workers looking for work without being parked. A
-//     producer that sees spinning > 0 after its push wakes nobody: the
-//     spinner re-checks the run queue after it stops spinning (sequentially
-//     consistent atomics), so the push is seen by one of them.
+//     producer that sees at least as many spinners as shards waiting after
+//     its push wakes nobody: each spinner re-checks the run queue after it
+//     stops spinning (sequentially consistent atomics), so the push is seen
+//     by one of them.
 //   - Parking is announce / re-check / block: a worker joins idleList (idle
 //     store), then re-checks the run queue; a producer pushes, then loads
 //     idle. One of them sees the other.
@@ -53,8 +54,11 @@ type worker struct {
 	// worker has reached its receive; the invariant above keeps it from
 	// ever holding two.
 	wake chan struct{}
-	// parked is guarded by control.mu.
-	parked bool
+	// parked and idleIdx (w's index in idleList while parked) are guarded
+	// by control.mu; so is allIdx, w's index in control.all.
+	parked  bool
+	idleIdx int
+	allIdx  int
 	// timer is the idle timer, reused across parks; owned by the worker.
 	timer *time.Timer
 	// stats are the worker's counters (see stats.go).
@@ -207,8 +211,9 @@ func (c *control) push(idx uint32) {
 // a shard that arrives when every awake worker is blocked in I/O gets a
 // worker at once.
 func (c *control) wake() {
-	// Reads whether a spinner will re-check the run queue (see Invariants).
-	if c.spinning.Load() != 0 {
+	// Reads whether spinners will re-check the run queue (see Invariants):
+	// enough of them for the shards waiting.
+	if s := c.spinning.Load(); s != 0 && int32(c.runq.Len()) <= s {
 		return
 	}
 	// Reads the parked count (pairs with park's announce) and the slow
@@ -315,19 +320,18 @@ func (c *control) unpark(w *worker) bool {
 	return true
 }
 
-// unlist takes parked worker w off the idle list. The caller holds c.mu and
-// adjusts the counts.
+// unlist takes parked worker w off the idle list in O(1): the last parked
+// worker takes its place. The caller holds c.mu and adjusts the counts.
 func (c *control) unlist(w *worker) {
 	w.parked = false
-	for i, x := range c.idleList {
-		if x == w {
-			last := len(c.idleList) - 1
-			copy(c.idleList[i:], c.idleList[i+1:])
-			c.idleList[last] = nil
-			c.idleList = c.idleList[:last]
-			return
-		}
+	last := len(c.idleList) - 1
+	if i := w.idleIdx; i != last {
+		x := c.idleList[last]
+		c.idleList[i] = x
+		x.idleIdx = i
 	}
+	c.idleList[last] = nil
+	c.idleList = c.idleList[:last]
 }
 
 // exitIfAbove lets w exit if more than limit() workers run; it reports
@@ -433,6 +437,7 @@ func (c *control) park(w *worker) bool {
 		return true // findWork handles stopping
 	}
 	w.parked = true
+	w.idleIdx = len(c.idleList)
 	c.idleList = append(c.idleList, w)
 	// Announces w as parked before the re-check below.
 	c.idle.Add(1)
@@ -495,6 +500,7 @@ func (c *control) idleFor() time.Duration {
 // register adds a started worker to the list Snapshot reads.
 func (c *control) register(w *worker) {
 	c.mu.Lock()
+	w.allIdx = len(c.all)
 	c.all = append(c.all, w)
 	c.mu.Unlock()
 }
@@ -503,15 +509,12 @@ func (c *control) register(w *worker) {
 func (c *control) retire(w *worker) {
 	c.mu.Lock()
 	w.stats.addTo(&c.retired)
-	for i, x := range c.all {
-		if x == w {
-			last := len(c.all) - 1
-			c.all[i] = c.all[last]
-			c.all[last] = nil
-			c.all = c.all[:last]
-			break
-		}
-	}
+	last := len(c.all) - 1
+	x := c.all[last]
+	c.all[w.allIdx] = x
+	x.allIdx = w.allIdx
+	c.all[last] = nil
+	c.all = c.all[:last]
 	c.mu.Unlock()
 }
 

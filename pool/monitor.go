@@ -27,7 +27,11 @@ import (
 // sleeps below that to wait.
 const monitorTick = time.Millisecond
 
-// monitorWakeBatch bounds the workers one tick starts or wakes.
+// monitorWakeBatch is the least number of workers one tick may start or
+// wake while shards wait; a tick may add up to half the running workers, so
+// a pool whose workers block in I/O doubles each millisecond until the
+// waiting shards are served (past GOMAXPROCS only while some busy worker is
+// blocked, see sampleCPU).
 const monitorWakeBatch = 4
 
 // kick makes sure the monitor runs; producers call it after they scheduled
@@ -68,7 +72,7 @@ func (c *control) monitor() {
 			quiet = 0
 			// Reads whether a spinner will take the waiting shards anyway.
 			if c.spinning.Load() == 0 {
-				for range min(n, monitorWakeBatch) {
+				for range min(n, max(monitorWakeBatch, int(c.running.Load()/2))) {
 					if !(c.idle.Load() != 0 && c.wakeOne()) && !c.growIfCPU() {
 						break
 					}
@@ -108,21 +112,32 @@ func (c *control) monitor() {
 	}
 }
 
-// runnableMetric counts goroutines ready to run but waiting for a
-// processor (Go 1.26): about a microsecond to read, and it stops nothing.
-const runnableMetric = "/sched/goroutines/runnable:goroutines"
+// The scheduler metrics of Go 1.26 that sampleCPU reads: goroutines on a
+// processor and goroutines ready to run but waiting for one. Reading them
+// costs about a microsecond and stops nothing.
+const (
+	runningMetric  = "/sched/goroutines/running:goroutines"
+	runnableMetric = "/sched/goroutines/runnable:goroutines"
+)
 
 // newCPUSample returns the sample sampleCPU reads into.
-func newCPUSample() []metrics.Sample { return []metrics.Sample{{Name: runnableMetric}} }
+func newCPUSample() []metrics.Sample {
+	return []metrics.Sample{{Name: runningMetric}, {Name: runnableMetric}}
+}
 
-// sampleCPU stores in cpuFull whether at least GOMAXPROCS goroutines wait
-// for a processor. Where the metric is missing, the CPUs count as saturated
-// once GOMAXPROCS workers run, the safe side for CPU-bound work.
+// sampleCPU stores in cpuFull whether another worker past GOMAXPROCS would
+// only take CPU from the others: some goroutine waits for a processor, and
+// no more workers are busy than goroutines want a processor (so none of the
+// busy workers can be blocked in I/O). Where the metrics are
+// missing, the CPUs count as saturated, the safe side for CPU-bound work.
 func (c *control) sampleCPU(sample []metrics.Sample) {
 	metrics.Read(sample)
 	full := true
-	if v := sample[0].Value; v.Kind() == metrics.KindUint64 {
-		full = v.Uint64() >= uint64(c.procs)
+	run, rnb := sample[0].Value, sample[1].Value
+	if run.Kind() == metrics.KindUint64 && rnb.Kind() == metrics.KindUint64 {
+		wantCPU := int64(run.Uint64() + rnb.Uint64())
+		busy := int64(c.running.Load() - c.idle.Load() - c.spinning.Load())
+		full = rnb.Uint64() != 0 && busy <= wantCPU
 	}
 	if c.cpuFull.Load() != full {
 		// Publishes the sample to wake and the monitor's growth.

@@ -208,6 +208,10 @@ func (p *Pool[K]) stopWaiting(s *shardq[K], g *gqueue[K]) {
 	g.waiters--
 	if g.waiters == 0 && g.n == 0 && !g.held {
 		s.release(g)
+		// Tells a waiting Close that a queue went away.
+		if s.live == 0 && p.closing.Load() {
+			p.notifyProgress()
+		}
 	}
 }
 

@@ -52,7 +52,7 @@ type turnState[K shard.Key] struct {
 
 func (p *Pool[K]) workerMain(w *worker) {
 	defer p.ctl.wg.Done()
-	ts := &turnState[K]{batch: make([]entry[K], p.cfg.batchSize)}
+	ts := new(turnState[K])
 	defer func() {
 		if w.goexit {
 			p.afterGoexit(w, ts)
@@ -138,8 +138,13 @@ func (p *Pool[K]) serve(w *worker, ts *turnState[K], idx uint32) {
 	budget := uint32(p.cfg.batchSize)
 	turnEnd := p.ctl.coarse.Load() + int64(maxTurn)
 	for {
-		// Copies the next tasks of g out; they stay in its buffer.
+		// Copies the next tasks of g out; they stay in its buffer. The
+		// batch grows with the turns the worker sees, so a worker of
+		// one-task turns keeps a small one.
 		k := min(g.n, budget)
+		if int(k) > len(ts.batch) {
+			ts.batch = make([]entry[K], min(p.cfg.batchSize, max(int(k), 2*len(ts.batch), 4)))
+		}
 		for i := range k {
 			ts.batch[i] = *g.at(i)
 		}
