@@ -260,7 +260,7 @@ func (s *shardq[K]) unpark(g *gqueue[K]) {
 // push appends e to g, growing its buffer up to limit slots.
 func (g *gqueue[K]) push(e *entry[K]) {
 	if int(g.n) == len(g.buf) {
-		nb := make([]entry[K], max(4, 2*len(g.buf)))
+		nb := make([]entry[K], max(8, 2*len(g.buf)))
 		for i := range g.n {
 			nb[i] = g.buf[(g.head+i)&uint32(len(g.buf)-1)]
 		}

@@ -9,7 +9,9 @@ package pool
 //     its own later tasks.
 //   - A turn of a group is at most batchSize tasks and ends early when the
 //     coarse clock has moved by maxTurn; then, if the group still has
-//     tasks, it goes to the back of its shard's ready list (fairness).
+//     tasks and some group waits for a worker (on the shard's ready list or
+//     in the run queue), it goes to the back of its shard's ready list
+//     (fairness); if none waits, a new turn begins at once.
 //     Within the same budget the worker may go on with the next ready group
 //     of the shard without a trip through the run queue.
 //   - A task that fails and will be retried stays at its queue's head; its
@@ -171,6 +173,13 @@ func (p *Pool[K]) serve(w *worker, ts *turnState[K], idx uint32) {
 		case g.n == 0:
 			p.releaseHeld(s, g)
 		case budget == 0 || p.ctl.coarse.Load() >= turnEnd:
+			if s.readyHead == nil && p.ctl.runq.Len() == 0 {
+				// Nobody waits for a worker: a new turn, without the
+				// hand-off.
+				budget = uint32(p.cfg.batchSize)
+				turnEnd = p.ctl.coarse.Load() + int64(maxTurn)
+				continue
+			}
 			// Fairness: the group goes behind the other ready groups.
 			repush = s.pushReady(g)
 			budget = 0
