@@ -222,3 +222,66 @@ func BenchmarkGroupMemory(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWorkersCPUAndIO runs 4,000 tasks over 1,000 groups from 8
+// submitters through a pool with its default worker bounds, once with
+// tasks that compute for about 200 µs and once with tasks that sleep 1 ms
+// (I/O), and reports the most workers running at once (peak-workers,
+// sampled every millisecond) beside GOMAXPROCS (procs): CPU-bound tasks
+// must stay near GOMAXPROCS, I/O-bound ones must grow past it. ns/op is
+// per task.
+func BenchmarkWorkersCPUAndIO(b *testing.B) {
+	const tasks, groups = 4000, 1000
+	for _, kind := range []string{"cpu", "io"} {
+		b.Run(kind, func(b *testing.B) {
+			peak := 0
+			for range b.N {
+				p, err := New[int]()
+				if err != nil {
+					b.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				task := Task(func(context.Context) error {
+					if kind == "cpu" {
+						spinWork(50_000) // about 200 µs
+					} else {
+						time.Sleep(time.Millisecond)
+					}
+					wg.Done()
+					return nil
+				})
+				stop := make(chan struct{})
+				sampled := make(chan struct{})
+				go func() {
+					defer close(sampled)
+					t := time.NewTicker(time.Millisecond)
+					defer t.Stop()
+					for {
+						select {
+						case <-stop:
+							return
+						case <-t.C:
+							peak = max(peak, p.Snapshot().Workers.Running)
+						}
+					}
+				}()
+				wg.Add(tasks)
+				spread(tasks, 8, func(i int) {
+					if err := p.Submit(context.Background(), i%groups, task); err != nil {
+						b.Error(err)
+						wg.Done()
+					}
+				})
+				wg.Wait()
+				close(stop)
+				<-sampled
+				if err := p.Close(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tasks), "ns/task")
+			b.ReportMetric(float64(peak), "peak-workers")
+			b.ReportMetric(float64(runtime.GOMAXPROCS(0)), "procs")
+		})
+	}
+}

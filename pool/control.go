@@ -32,6 +32,7 @@ package pool
 
 import (
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,12 +125,17 @@ type control struct {
 	// twice per batch by slow workers only, read by producers on every
 	// schedule.
 	busy atomic.Int32
-	// cpuFull says the monitor's last sample saw at least GOMAXPROCS
-	// runnable goroutines: the CPUs are saturated, so a worker past
-	// GOMAXPROCS would only take CPU from the others.
-	cpuFull atomic.Bool
-	_       [cacheLine - 8]byte
-	procs   int32
+	// growRoom is how many workers may still start past GOMAXPROCS until
+	// the monitor's next sample (sampleCPU): about as many as busy workers
+	// that must be blocked, none while the CPUs are saturated.
+	growRoom atomic.Int32
+	// noRoom counts growIfCPU's refusals; sampleMu guards sample, which
+	// growIfCPU reads into every 32nd refusal.
+	noRoom   atomic.Uint32
+	sampleMu sync.Mutex
+	sample   []metrics.Sample
+	_        [cacheLine - 8]byte
+	procs    int32
 
 	// nanotime reads the real pool clock.
 	nanotime func() int64
@@ -172,6 +178,7 @@ func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration, nanot
 	c.target.Store(int32(minW))
 	c.idleTimeout = idleTimeout
 	c.procs = int32(runtime.GOMAXPROCS(0))
+	c.sample = newCPUSample()
 	c.maxSpinning = max(1, c.procs/2)
 	c.nanotime = nanotime
 	c.spinRounds = spinRounds
@@ -228,11 +235,30 @@ func (c *control) wake() {
 }
 
 // growIfCPU starts one worker if fewer than max run and, past GOMAXPROCS
-// workers, only while the CPUs are not saturated (cpuFull): workers beyond
-// the processors help only when the others wait for I/O.
+// workers, only within growRoom: workers beyond the processors help only
+// while others wait for I/O.
 func (c *control) growIfCPU() bool {
-	if c.running.Load() >= c.procs && c.cpuFull.Load() {
-		return false
+	if c.running.Load() >= c.procs {
+		// Takes one start from the room the last sample left.
+		if c.growRoom.Add(-1) < 0 {
+			c.growRoom.Add(1)
+			// Every 32nd refusal samples again: the monitor may be
+			// starved of CPU by the very load that needs workers.
+			if c.noRoom.Add(1)%32 != 0 || !c.sampleMu.TryLock() {
+				return false
+			}
+			c.sampleCPU(c.sample)
+			c.sampleMu.Unlock()
+			if c.growRoom.Add(-1) < 0 {
+				c.growRoom.Add(1)
+				return false
+			}
+		}
+		if !c.grow() {
+			c.growRoom.Add(1)
+			return false
+		}
+		return true
 	}
 	return c.grow()
 }

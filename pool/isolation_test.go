@@ -293,10 +293,10 @@ func TestIdleQueueReuse(t *testing.T) {
 	}
 }
 
-// TestWorkersPastProcsOnlyWhenCPUsFree: past GOMAXPROCS workers, growIfCPU
-// starts a worker only while the monitor's sample says the CPUs are not
-// saturated; below it, always.
-func TestWorkersPastProcsOnlyWhenCPUsFree(t *testing.T) {
+// TestWorkersPastProcsOnlyWithRoom: past GOMAXPROCS workers, growIfCPU
+// starts a worker only within the room the monitor's last sample left;
+// below it, always.
+func TestWorkersPastProcsOnlyWithRoom(t *testing.T) {
 	var c control
 	if err := c.init(4, 0, 100, time.Second, func() int64 { return 0 }); err != nil {
 		t.Fatal(err)
@@ -304,35 +304,42 @@ func TestWorkersPastProcsOnlyWhenCPUsFree(t *testing.T) {
 	started := 0
 	c.start = func() { started++ }
 	c.running.Store(c.procs - 1)
-	c.cpuFull.Store(true)
 	if !c.growIfCPU() {
 		t.Fatal("below GOMAXPROCS workers, growIfCPU refused")
 	}
 	if c.growIfCPU() {
-		t.Fatal("at GOMAXPROCS workers with the CPUs saturated, growIfCPU started one")
+		t.Fatal("at GOMAXPROCS workers with no room, growIfCPU started one")
 	}
-	c.cpuFull.Store(false)
-	if !c.growIfCPU() || started != 2 {
-		t.Fatalf("with the CPUs free, growIfCPU refused (started %d)", started)
+	c.growRoom.Store(2)
+	if !c.growIfCPU() || !c.growIfCPU() || c.growIfCPU() {
+		t.Fatal("with room for 2, growIfCPU did not start exactly 2")
+	}
+	if started != 3 || c.growRoom.Load() != 0 {
+		t.Fatalf("started %d, room left %d; want 3, 0", started, c.growRoom.Load())
 	}
 }
 
-// TestSampleCPU: the sample reads the runtime's runnable goroutines.
+// TestSampleCPU: the sample gives room for blocked workers, and none for
+// workers that all want a processor.
 func TestSampleCPU(t *testing.T) {
 	var c control
 	if err := c.init(4, 0, 100, time.Second, func() int64 { return 0 }); err != nil {
 		t.Fatal(err)
 	}
-	c.cpuFull.Store(true)
-	// Nothing else runs here: no goroutine waits for a processor.
+	// 50 busy workers, none of them goroutines of this process that run:
+	// they must be blocked.
+	c.running.Store(50)
 	c.sampleCPU(newCPUSample())
-	if c.cpuFull.Load() {
-		t.Fatal("an idle process sampled as CPU-saturated")
+	if r := c.growRoom.Load(); r < 40 {
+		t.Fatalf("room %d with 50 busy workers and an idle process, want about 50", r)
 	}
-	// GOMAXPROCS goroutines spinning, plus this one: at least one waits.
+	// As many goroutines spinning as workers busy, more than GOMAXPROCS:
+	// all want a processor, so there is no room.
+	n := 2*runtime.GOMAXPROCS(0) + 2
+	c.running.Store(int32(n))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for range 2 * runtime.GOMAXPROCS(0) {
+	for range n {
 		wg.Go(func() {
 			for {
 				select {
@@ -343,17 +350,17 @@ func TestSampleCPU(t *testing.T) {
 			}
 		})
 	}
-	full := false
+	room := int32(-1)
 	for range 100 {
 		c.sampleCPU(newCPUSample())
-		if full = c.cpuFull.Load(); full {
+		if room = c.growRoom.Load(); room == 0 {
 			break
 		}
 		runtime.Gosched()
 	}
 	close(stop)
 	wg.Wait()
-	if !full {
-		t.Fatal("with twice GOMAXPROCS goroutines spinning, the CPUs never sampled as saturated")
+	if room != 0 {
+		t.Fatalf("room %d with every busy worker wanting a processor, want 0", room)
 	}
 }

@@ -28,10 +28,9 @@ import (
 const monitorTick = time.Millisecond
 
 // monitorWakeBatch is the least number of workers one tick may start or
-// wake while shards wait; a tick may add up to half the running workers, so
-// a pool whose workers block in I/O doubles each millisecond until the
-// waiting shards are served (past GOMAXPROCS only while some busy worker is
-// blocked, see sampleCPU).
+// wake while shards wait; past GOMAXPROCS a tick may start up to growRoom
+// (see sampleCPU), so a pool whose workers block in I/O doubles each
+// millisecond until the waiting shards are served.
 const monitorWakeBatch = 4
 
 // kick makes sure the monitor runs; producers call it after they scheduled
@@ -72,7 +71,7 @@ func (c *control) monitor() {
 			quiet = 0
 			// Reads whether a spinner will take the waiting shards anyway.
 			if c.spinning.Load() == 0 {
-				for range min(n, max(monitorWakeBatch, int(c.running.Load()/2))) {
+				for range min(n, max(monitorWakeBatch, int(c.growRoom.Load()))) {
 					if !(c.idle.Load() != 0 && c.wakeOne()) && !c.growIfCPU() {
 						break
 					}
@@ -125,22 +124,26 @@ func newCPUSample() []metrics.Sample {
 	return []metrics.Sample{{Name: runningMetric}, {Name: runnableMetric}}
 }
 
-// sampleCPU stores in cpuFull whether another worker past GOMAXPROCS would
-// only take CPU from the others: some goroutine waits for a processor, and
-// no more workers are busy than goroutines want a processor (so none of the
-// busy workers can be blocked in I/O). Where the metrics are
-// missing, the CPUs count as saturated, the safe side for CPU-bound work.
+// sampleCPU sets growRoom, the workers that may start past GOMAXPROCS
+// until the next sample: twice the busy workers that cannot all be on a
+// processor or waiting for one (so some must be blocked, in I/O most
+// likely), or the idle processors while no goroutine waits for one. Where
+// the metrics are missing, none: the safe side for CPU-bound work.
 func (c *control) sampleCPU(sample []metrics.Sample) {
 	metrics.Read(sample)
-	full := true
+	room := int64(0)
 	run, rnb := sample[0].Value, sample[1].Value
 	if run.Kind() == metrics.KindUint64 && rnb.Kind() == metrics.KindUint64 {
 		wantCPU := int64(run.Uint64() + rnb.Uint64())
 		busy := int64(c.running.Load() - c.idle.Load() - c.spinning.Load())
-		full = rnb.Uint64() != 0 && busy <= wantCPU
+		// Blocked workers, doubled: new workers are likely to block too,
+		// so the pool may double each tick while its workers wait.
+		room = 2 * max(0, busy-wantCPU)
+		if rnb.Uint64() == 0 {
+			// Idle processors.
+			room = max(room, int64(c.procs)-int64(run.Uint64()))
+		}
 	}
-	if c.cpuFull.Load() != full {
-		// Publishes the sample to wake and the monitor's growth.
-		c.cpuFull.Store(full)
-	}
+	// Publishes the room to wake and the monitor's growth.
+	c.growRoom.Store(int32(min(room, 1<<20)))
 }
