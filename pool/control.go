@@ -26,9 +26,9 @@ package pool
 //     wakes or starts workers at its next tick.
 //   - busy counts exactly the workers between run's increment and its
 //     decrement (or afterGoexit's, for a goroutine that ends in a task).
-//   - The run queue holds each scheduled, unheld, unparked shard exactly once
-//     (see lane.go), so it never holds more than the number of shards and a
-//     push never finds it full.
+//   - The run queue holds each shard with ready groups at most once (see
+//     inRunq in queue.go), so it never holds more than the number of shards
+//     and a push never finds it full.
 
 import (
 	"runtime"
@@ -94,8 +94,9 @@ const slowDrains = 16
 // batches grow. Measured with 1,000,000 no-op tasks over 1024 shards
 // (BenchmarkSubmitRules): 125 against 160 ns per task with 8 submitters,
 // 139 against 172 with 1, when a cache line takes about 230 ns between the
-// CPUs; 43 against 47 and 36 against 39 when it takes about 70 (Costs in
-// doc.go). With nothing else runnable it costs one scheduler round trip.
+// CPUs; 43 against 47 and 36 against 39 when it takes about 70 (lane design,
+// docs/ARCHITECTURE.md). With nothing else runnable it costs one scheduler
+// round trip.
 const yieldBelow = 16
 
 // control is the non-generic half of a pool: the run queue of ready shards,

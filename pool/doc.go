@@ -57,10 +57,10 @@
 // free. A monitor goroutine, ticking every millisecond while the pool has
 // work, starts or wakes workers while shards still wait, so a group behind
 // a worker stuck in a long task waits at most about a millisecond. Past
-// GOMAXPROCS workers, a worker starts only while fewer than GOMAXPROCS
-// goroutines wait for a processor (runtime/metrics), so tasks that wait on
-// I/O get the workers they need and CPU-bound tasks do not oversubscribe
-// the CPUs. Workers above the kept-warm count exit after WithIdleTimeout
+// GOMAXPROCS workers, a worker starts only while more workers are busy
+// than goroutines run or wait for a processor (runtime/metrics), so tasks
+// that wait on I/O get the workers they need, doubling each millisecond,
+// and CPU-bound tasks do not oversubscribe the CPUs. Workers above the kept-warm count exit after WithIdleTimeout
 // without work.
 //
 // # Costs

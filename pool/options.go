@@ -81,7 +81,7 @@ func defaultConfig() config {
 // wait on a database or a socket: a worker blocked in I/O costs a goroutine
 // (a few KiB), and a pool that runs too few of them lets every room wait
 // for the slowest. CPU-bound tasks do not reach it: past GOMAXPROCS the
-// pool starts a worker only while the CPUs are not saturated (see
+// pool starts a worker only while some busy worker must be blocked (see
 // WithWorkers). Memory is guarded by the breaker (WithMemoryBudget).
 const DefaultMaxWorkers = 1024
 

@@ -6,9 +6,9 @@ import (
 )
 
 // RetryPolicy says how often and how late a task that returned an error is
-// run again. While a task waits for its next attempt, its shard is parked:
-// later tasks of the same shard wait behind it (order is kept) and the worker
-// serves other shards.
+// run again. While a task waits for its next attempt, its group is parked:
+// later tasks of the same group wait behind it (order is kept) and the
+// worker serves other groups.
 //
 // The delay before attempt n+1 is drawn uniformly from [0, min(Max,
 // Base×Multiplier^(n-1))] ("full jitter"), or is exactly that bound with
