@@ -13,13 +13,11 @@ import (
 	"github.com/shoal-go/shoal/jetstream"
 )
 
-// Message counts. The cluster test asks for 100,000 messages over
-// 1,000 rooms; clusterRooms*clusterPer is that figure scaled down so that
-// the module's race-enabled suite stays within a few minutes on 2 cores.
+// The cluster test's message count: 100,000 messages over 1,000 rooms.
 const (
 	clusterParts = 12
 	clusterRooms = 1000
-	clusterPer   = 20 // 20,000 messages
+	clusterPer   = 100 // 100,000 messages
 )
 
 // clusterTiming are the timings of the tests on a three-server cluster:
@@ -61,6 +59,12 @@ func TestClusterR3(t *testing.T) {
 	if ck.dups != 0 {
 		t.Errorf("%d duplicates reached the handler", ck.dups)
 	}
+	var lost, resyncs, redelivered, dups uint64
+	for _, n := range nodes {
+		st := n.c.Stats()
+		lost, resyncs, redelivered, dups = lost+st.Lost, resyncs+st.Resyncs, redelivered+st.Redelivered, dups+st.Duplicates
+	}
+	t.Logf("leases lost %d, resyncs %d, redelivered %d, duplicates dropped %d", lost, resyncs, redelivered, dups)
 }
 
 // failover kills a node with kill while it holds messages: its handler
@@ -276,5 +280,9 @@ func TestServerKill(t *testing.T) {
 		lost += n.c.Stats().Lost
 		dups += n.c.Stats().Duplicates
 	}
-	t.Logf("leases lost during the server's loss: %d; duplicates dropped: %d, reaching the handler: %d", lost, dups, ck.dups)
+	var resyncs uint64
+	for _, n := range nodes {
+		resyncs += n.c.Stats().Resyncs
+	}
+	t.Logf("leases lost during the server's loss: %d; lost deliveries resynced: %d; duplicates dropped: %d, reaching the handler: %d", lost, resyncs, dups, ck.dups)
 }

@@ -405,9 +405,13 @@ func (c *Consumer) renewLeases() {
 		held = append(held, pt)
 	}
 	c.mu.Unlock()
+	// In parallel: a replicated write takes a round of consensus, and a
+	// node holding many partitions must renew them all within the TTL.
+	var wg sync.WaitGroup
 	for _, pt := range held {
-		pt.renew()
+		wg.Go(pt.renew)
 	}
+	wg.Wait()
 }
 
 // checkValidity fences the partitions whose lease has run out unrenewed.

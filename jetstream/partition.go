@@ -169,7 +169,7 @@ func (pt *partition) run() {
 		pt.finish()
 		return
 	}
-	if !pt.clean && !pt.recover(cons) {
+	if !pt.recover(cons) {
 		pt.finish()
 		return
 	}
@@ -234,74 +234,55 @@ func (pt *partition) sleep(wait *time.Duration) bool {
 // last delivery, and serves redeliveries before new messages, but in the
 // order their ack waits ran out, not in stream order: a message redelivered
 // to an owner that then died comes again after a later message of its room
-// that the first owner held. So recover waits one ack wait (every delivery to
-// an earlier owner happened before its lease ended, hence before this
-// node's claim; a lost delivery happened before the pause), pulls as many
-// messages as the consumer has unacknowledged and this node does not hold,
-// sorts them by stream sequence and only then submits them. Any new message
-// pulled with them comes after them in the stream.
+// that the first owner held. So recover reads the consumer's state, waits
+// one ack wait (every delivery counted then has become redeliverable), and
+// pulls until it holds every unacknowledged message, or a new message or an
+// empty pull shows that the rest was acknowledged meanwhile; it sorts what
+// it pulled by stream sequence and only then submits it. A new message pulled
+// with them comes after all of them in the stream.
+//
+// Deliveries are checked against the consumer's delivery sequence from the
+// state read on: one that went elsewhere (a pull request of an old owner
+// that the server served late) shows as a gap, and a redelivery still
+// missing when new messages come means a delivery less than one ack wait
+// old. Either way recover keeps what it holds and starts over.
 func (pt *partition) recover(cons natsjs.Consumer) bool {
 	c := pt.c
-	if n, ok := pt.unheld(cons); !ok {
-		return false
-	} else if n == 0 {
-		return true
-	}
-	t := time.NewTimer(c.cfg.ackWait + c.cfg.ackWait/10)
-	select {
-	case <-t.C:
-	case <-pt.ctx.Done():
-		t.Stop()
-		return false
-	case <-pt.release:
-		t.Stop()
-		return false
-	}
-	want, ok := pt.unheld(cons)
-	if !ok {
-		return false
-	}
 	var got []*entry
-	for len(got) < want {
-		left := pt.validUntil() - c.now() - c.cfg.leaseTTL/10
-		if left < 10*time.Millisecond {
-			wait := c.cfg.leaseTTL / 20
-			if !pt.sleep(&wait) {
-				return false
-			}
-			continue
-		}
-		n := min(want-len(got), c.cfg.fetchBatch)
-		batch, err := cons.Fetch(n, natsjs.FetchMaxWait(min(c.cfg.fetchWait, left)))
-		if err != nil {
-			wait := 20 * time.Millisecond
-			if !pt.sleep(&wait) {
-				return false
-			}
-			continue
-		}
-		before := len(got)
-		for msg := range batch.Messages() {
-			meta, err := msg.Metadata()
-			if err != nil {
-				_ = msg.Term()
-				continue
-			}
-			pt.lastDelivery = meta.Sequence.Consumer
-			got = append(got, pt.receive(msg, meta))
-		}
-		if pt.fenced() {
+	for {
+		want, ok := pt.unheld(cons)
+		if !ok {
 			return false
 		}
-		if len(got)-before < n {
-			break // nothing more to redeliver now: what was acknowledged meanwhile
+		if want == 0 {
+			break
+		}
+		t := time.NewTimer(c.cfg.ackWait + c.cfg.ackWait/10)
+		select {
+		case <-t.C:
+		case <-pt.ctx.Done():
+			t.Stop()
+			return false
+		case <-pt.release:
+			t.Stop()
+			return false
+		}
+		if want, ok = pt.unheld(cons); !ok {
+			return false
+		}
+		more, ok := pt.collect(cons, want, &got)
+		if !ok {
+			return false
+		}
+		if !more {
+			break
 		}
 	}
 	slices.SortFunc(got, func(a, b *entry) int { return cmpSeq(a.m.Seq, b.m.Seq) })
 	for _, e := range got {
 		switch pt.submit(e) {
 		case submitted:
-		case held: // got[i:] stay in pending for the drain's Naks
+		case held: // the rest of got stays in pending for the drain's Naks
 			return false
 		case stopped:
 			return false
@@ -310,9 +291,67 @@ func (pt *partition) recover(cons natsjs.Consumer) bool {
 	return true
 }
 
+// collect pulls up to want redeliveries into got (and pending). It reports
+// whether recover must start over: a gap in the delivery sequence, or fewer
+// than want redeliveries before a new message or an empty pull.
+func (pt *partition) collect(cons natsjs.Consumer, want int, got *[]*entry) (again, ok bool) {
+	c := pt.c
+	n0 := len(*got)
+	for len(*got)-n0 < want {
+		left := pt.validUntil() - c.now() - c.cfg.leaseTTL/10
+		if left < 10*time.Millisecond {
+			wait := c.cfg.leaseTTL / 20
+			if !pt.sleep(&wait) {
+				return false, false
+			}
+			continue
+		}
+		n := min(want-(len(*got)-n0), c.cfg.fetchBatch)
+		batch, err := cons.Fetch(n, natsjs.FetchMaxWait(min(c.cfg.fetchWait, left)))
+		if err != nil {
+			wait := 20 * time.Millisecond
+			if !pt.sleep(&wait) {
+				return false, false
+			}
+			continue
+		}
+		count, fresh, gap := 0, false, false
+		for msg := range batch.Messages() {
+			count++
+			meta, err := msg.Metadata()
+			if err != nil {
+				_ = msg.Term()
+				continue
+			}
+			if gap {
+				continue // left to expire: it comes again
+			}
+			if d := meta.Sequence.Consumer; d != pt.lastDelivery+1 {
+				gap = true
+				continue
+			}
+			pt.lastDelivery = meta.Sequence.Consumer
+			fresh = fresh || meta.NumDelivered == 1
+			*got = append(*got, pt.receive(msg, meta))
+		}
+		if pt.fenced() {
+			return false, false
+		}
+		if gap {
+			c.st.resyncs.Add(1)
+			return true, true
+		}
+		if fresh || count == 0 {
+			return len(*got)-n0 < want, true
+		}
+	}
+	return false, true
+}
+
 // unheld returns how many of the consumer's unacknowledged messages this
-// node does not hold, retrying the query until it succeeds or the partition
-// is fenced or released.
+// node does not hold, and takes the consumer's delivery sequence as the
+// point from which every delivery must come to this node. It retries the
+// query until it succeeds or the partition is fenced or released.
 func (pt *partition) unheld(cons natsjs.Consumer) (int, bool) {
 	c := pt.c
 	wait := 10 * time.Millisecond
@@ -324,6 +363,7 @@ func (pt *partition) unheld(cons natsjs.Consumer) (int, bool) {
 			pt.mu.Lock()
 			n := info.NumAckPending - len(pt.pending)
 			pt.mu.Unlock()
+			pt.lastDelivery = info.Delivered.Consumer
 			return max(n, 0), true
 		}
 		if !pt.sleep(&wait) {
@@ -414,7 +454,6 @@ func (pt *partition) fetch(cons natsjs.Consumer) bool {
 // in stream order.
 func (pt *partition) resync(cons natsjs.Consumer) bool {
 	pt.c.st.resyncs.Add(1)
-	pt.lastDelivery = 0
 	return pt.recover(cons)
 }
 
