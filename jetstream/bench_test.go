@@ -1,0 +1,129 @@
+package jetstream_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/shoal-go/shoal/jetstream"
+)
+
+// BenchmarkThroughput measures messages per second end to end (pull,
+// handle, acknowledge) through shoal nodes, side by side with a plain loop
+// that pulls each partition and acknowledges each message itself, on the
+// same partitioned stream: the floor that JetStream sets. The messages
+// (b.N, over up to 1,000 rooms) are published before the timer starts;
+// with several shoal nodes, the rate counts from when they have divided the
+// partitions among them.
+//
+//	go test -run '^$' -bench Throughput -benchtime 100000x ./...
+func BenchmarkThroughput(b *testing.B) {
+	const parts = 12
+	for _, layout := range []struct {
+		name     string
+		servers  int
+		replicas int
+		nodes    int
+	}{
+		{"R1-1node", 1, 1, 1},
+		{"R3-3nodes", 3, 3, 3},
+	} {
+		for _, mode := range []string{"plain", "shoal"} {
+			b.Run(layout.name+"/"+mode, func(b *testing.B) {
+				var ss []*server.Server
+				if layout.servers == 1 {
+					ss = []*server.Server{startServer(b, "s1", nil, 0)}
+				} else {
+					ss = startCluster(b, layout.servers)
+				}
+				_, js := connect(b, urls(ss...))
+				createStream(b, js, jetstream.StreamSpec{Name: "CHAT", Partitions: parts, Replicas: layout.replicas})
+				rooms := min(1000, b.N)
+				per := max(1, b.N/rooms)
+				total := rooms * per
+				publish(b, js, rooms, 1, per)
+				var handled atomic.Int64
+				done := make(chan struct{})
+				count := func() {
+					if handled.Add(1) == int64(total) {
+						close(done)
+					}
+				}
+				b.ResetTimer()
+				start, before := time.Now(), int64(0)
+				if mode == "plain" {
+					stop := plainLoop(b, ss, layout.nodes, parts, count)
+					defer stop()
+				} else {
+					h := func(context.Context, *jetstream.Msg) error { count(); return nil }
+					var nodes []*node
+					for i := range layout.nodes {
+						order := append(slices.Clone(ss[i%len(ss):]), ss[:i%len(ss)]...)
+						nodes = append(nodes, startNode(b, urls(order...), fmt.Sprintf("n%d", i+1), h))
+					}
+					// Nodes that join one after the other first hand
+					// partitions over to each other; the rate is measured
+					// from when the assignment has settled.
+					eventually(b, time.Minute, "partitions assigned", func() bool { return assigned(b, parts, nodes...) })
+					start, before = time.Now(), handled.Load()
+				}
+				select {
+				case <-done:
+				case <-time.After(5 * time.Minute):
+					b.Fatalf("%d of %d messages after 5 minutes", handled.Load(), total)
+				}
+				elapsed := time.Since(start)
+				b.StopTimer()
+				b.ReportMetric(float64(int64(total)-before)/elapsed.Seconds(), "msgs/s")
+				b.ReportMetric(0, "ns/op")
+			})
+		}
+	}
+}
+
+// plainLoop consumes every partition with its own durable pull consumer,
+// the partitions dealt round-robin over nodes connections, acknowledging
+// each message after calling handle. It returns a function that stops it.
+func plainLoop(b *testing.B, ss []*server.Server, nodes, parts int, handle func()) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range nodes {
+		order := append(slices.Clone(ss[i%len(ss):]), ss[:i%len(ss)]...)
+		_, js := connect(b, urls(order...))
+		for p := i; p < parts; p += nodes {
+			cons, err := js.CreateOrUpdateConsumer(ctx, "CHAT", natsjs.ConsumerConfig{
+				Durable:       "plain_p" + strconv.Itoa(p),
+				FilterSubject: "rooms." + strconv.Itoa(p) + ".*",
+				AckPolicy:     natsjs.AckExplicitPolicy,
+				MaxAckPending: 1024,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					batch, err := cons.Fetch(256, natsjs.FetchMaxWait(time.Second))
+					if err != nil {
+						continue
+					}
+					for msg := range batch.Messages() {
+						handle()
+						_ = msg.Ack()
+					}
+				}
+			})
+		}
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
