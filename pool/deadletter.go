@@ -1,5 +1,13 @@
 package pool
 
+// Invariants:
+//
+//   - A letter is sent by the worker that holds the task's group, so one
+//     group's letters arrive in the order of its tasks.
+//   - A worker waits for room in the channel until Close's deadline
+//     (abandonCh); after it, letters go to CloseError.Undelivered, under
+//     undeliveredMu. No letter is dropped.
+
 import (
 	"fmt"
 	"time"

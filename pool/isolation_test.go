@@ -249,8 +249,9 @@ func TestQueuesReturnedAfterDrain(t *testing.T) {
 }
 
 // TestIdleQueueReuse: a group that comes back finds its queue (nothing is
-// allocated), and a new group reuses an idle queue once the idle list is
-// half full.
+// allocated), a new group reuses the oldest idle queue once the idle list
+// is half full, and the idle list never holds more than idleCap queues: a
+// full ring evicts its oldest queue from the table.
 func TestIdleQueueReuse(t *testing.T) {
 	p := mustNew[int](t, WithShards(1), WithWorkers(1, 1))
 	defer closePool(t, p)
@@ -273,23 +274,33 @@ func TestIdleQueueReuse(t *testing.T) {
 	if q := s.lookup(5); q != queues[5] || q.idle || s.nidle != idleCap-1 || s.live != 1 {
 		t.Fatalf("lookup of an idle group: %p (idle %v), %d idle, %d live", q, q.idle, s.nidle, s.live)
 	}
+	// The ring is full: releasing group 5 again evicts the oldest queue.
 	s.release(queues[5])
-	q := s.alloc(0) // the oldest idle queue, taken out of the table
-	if q != queues[0] {
-		t.Fatalf("alloc did not reuse the oldest idle queue")
+	if s.nidle != idleCap-1 || queues[0].idle {
+		t.Fatalf("after a release into a full ring: %d idle, oldest still idle %v", s.nidle, queues[0].idle)
 	}
 	if _, ok := s.groups[0]; ok {
+		t.Fatal("the evicted queue is still in the table")
+	}
+	q := s.alloc(0) // the oldest idle queue now, taken out of the table
+	if q != queues[1] {
+		t.Fatalf("alloc did not reuse the oldest idle queue")
+	}
+	if _, ok := s.groups[1]; ok {
 		t.Fatal("a reused queue is still in the table under its old group")
 	}
-	// Over the cap, the oldest idle queue is evicted.
 	s.release(q)
-	extra := &gqueue[int]{key: 1000}
-	extra.buf = extra.one[:]
-	s.groups[1000] = extra
-	s.live++
-	s.release(extra)
-	if s.nidle != idleCap {
-		t.Fatalf("idle list %d, want capped at %d", s.nidle, idleCap)
+	for g := 100; g < 100+4*idleCap; g++ {
+		q := s.alloc(0)
+		q.key = g
+		s.groups[g] = q
+		s.release(q)
+		if s.nidle > idleCap {
+			t.Fatalf("idle list holds %d, more than %d", s.nidle, idleCap)
+		}
+	}
+	if len(s.groups) > idleCap {
+		t.Fatalf("table holds %d idle groups, more than %d", len(s.groups), idleCap)
 	}
 }
 

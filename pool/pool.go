@@ -1,5 +1,14 @@
 package pool
 
+// Invariants:
+//
+//   - A Pool's configuration, shards and channels are set by New and never
+//     replaced; everything that changes after New lives in the shards
+//     (queue.go, guarded by their mutexes), in control (control.go), or in
+//     the atomics below, each with its own rule where it is declared.
+//   - Tune publishes min and max under control.mu, so an exiting worker
+//     sees both or neither.
+
 import (
 	"context"
 	"sync"

@@ -70,10 +70,10 @@ type gqueue[K shard.Key] struct {
 	// closed when room is freed while some wait.
 	waiters int32
 	spaceCh chan struct{}
-	// idle: on the idle list.
-	idle bool
-	// next links the ready list; prevP/nextP the parked list or the idle
-	// list (a queue is never on both).
+	// idle: on the idle list, at position idlePos.
+	idle    bool
+	idlePos uint32
+	// next links the ready list; prevP/nextP the parked list.
 	next         *gqueue[K]
 	prevP, nextP *gqueue[K]
 	// attempts and lastErr describe the task at head after a failed
@@ -98,8 +98,13 @@ type shardq[K shard.Key] struct {
 	readyHead, readyTail *gqueue[K]
 	// parked is the list of groups waiting on a retry timer.
 	parked *gqueue[K]
-	// idleHead (oldest) … idleTail: the idle list, nidle queues.
-	idleHead, idleTail *gqueue[K]
+	// idle is the idle list, a ring of idleCap slots for positions
+	// [idleHead, idleTail), oldest first; a slot is nil once its queue left
+	// the list, so no queue's neighbours are touched to take it off. nidle
+	// counts the queues on it. Allocated at the first release, dropped by
+	// trimIdle.
+	idle               []*gqueue[K]
+	idleHead, idleTail uint32
 	nidle              int
 	// live counts live queues (anon ones included).
 	live int
@@ -127,8 +132,8 @@ func (s *shardq[K]) lookup(group K) *gqueue[K] {
 // the idle list fills up to its cap before queues are reused).
 func (s *shardq[K]) alloc(idx uint32) *gqueue[K] {
 	s.live++
-	if g := s.idleHead; g != nil && s.nidle >= idleCap/2 {
-		s.unlinkIdle(g)
+	if s.nidle >= idleCap/2 {
+		g := s.popOldestIdle()
 		s.forget(g)
 		return g
 	}
@@ -138,44 +143,55 @@ func (s *shardq[K]) alloc(idx uint32) *gqueue[K] {
 }
 
 // release makes an empty, unheld queue without waiters idle; the oldest
-// idle queue is evicted when the list is over its cap.
+// idle queue is evicted when the list is full.
 func (s *shardq[K]) release(g *gqueue[K]) {
 	s.live--
 	g.head = 0
 	if len(g.buf) > keepBufCap {
 		g.buf = g.one[:]
 	}
-	g.idle = true
-	g.prevP, g.nextP = s.idleTail, nil
-	if s.idleTail == nil {
-		s.idleHead = g
-	} else {
-		s.idleTail.nextP = g
+	if s.idle == nil {
+		s.idle = make([]*gqueue[K], idleCap)
 	}
-	s.idleTail = g
+	if s.idleTail-s.idleHead == idleCap {
+		// The ring is full: its oldest slot goes, evicting its queue
+		// if it is still there.
+		h := s.idleHead % idleCap
+		if old := s.idle[h]; old != nil {
+			s.idle[h] = nil
+			old.idle = false
+			s.nidle--
+			s.forget(old)
+		}
+		s.idleHead++
+	}
+	g.idle, g.idlePos = true, s.idleTail
+	s.idle[s.idleTail%idleCap] = g
+	s.idleTail++
 	s.nidle++
-	if s.nidle > idleCap {
-		old := s.idleHead
-		s.unlinkIdle(old)
-		s.forget(old)
-	}
 }
 
-// unlinkIdle takes g off the idle list.
+// unlinkIdle takes g off the idle list: only its slot is cleared.
 func (s *shardq[K]) unlinkIdle(g *gqueue[K]) {
 	g.idle = false
-	if g.prevP != nil {
-		g.prevP.nextP = g.nextP
-	} else {
-		s.idleHead = g.nextP
-	}
-	if g.nextP != nil {
-		g.nextP.prevP = g.prevP
-	} else {
-		s.idleTail = g.prevP
-	}
-	g.prevP, g.nextP = nil, nil
+	s.idle[g.idlePos%idleCap] = nil
 	s.nidle--
+}
+
+// popOldestIdle takes the oldest queue off the idle list, which must not
+// be empty.
+func (s *shardq[K]) popOldestIdle() *gqueue[K] {
+	for {
+		h := s.idleHead % idleCap
+		g := s.idle[h]
+		s.idle[h] = nil
+		s.idleHead++
+		if g != nil {
+			g.idle = false
+			s.nidle--
+			return g
+		}
+	}
 }
 
 // forget takes a queue that is not live out of the table, to be reused or
@@ -192,13 +208,13 @@ func (s *shardq[K]) forget(g *gqueue[K]) {
 	g.key, g.anon = zero, false
 }
 
-// trimIdle evicts every idle queue.
+// trimIdle evicts every idle queue and drops the idle ring.
 func (s *shardq[K]) trimIdle() {
 	s.mu.Lock()
-	for g := s.idleHead; g != nil; g = s.idleHead {
-		s.unlinkIdle(g)
-		s.forget(g)
+	for s.nidle > 0 {
+		s.forget(s.popOldestIdle())
 	}
+	s.idle, s.idleHead, s.idleTail = nil, 0, 0
 	s.mu.Unlock()
 }
 
