@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,12 +36,7 @@ func TestClusterR3(t *testing.T) {
 	ss := startCluster(t, 3)
 	_, js := connect(t, urls(ss...))
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: clusterParts, Replicas: 3})
-	ck := newChecker()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(ck)
-		}
-	})
+	ck := newChecker(t)
 	dd := &jetstream.MemoryDedup{}
 	var nodes []*node
 	for i, name := range []string{"n1", "n2", "n3"} {
@@ -78,7 +74,7 @@ func failover(t *testing.T, kill func(n *node)) (survivors []*node, handoff time
 	_, js := connect(t, s.ClientURL())
 	const parts, rooms, per = 12, 200, 40
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: parts})
-	ck = newChecker()
+	ck = newChecker(t)
 	dd := &jetstream.MemoryDedup{}
 	var stall atomic.Bool
 	stalling := func(ctx context.Context, m *jetstream.Msg) error {
@@ -172,7 +168,7 @@ func TestAddNode(t *testing.T) {
 	_, js := connect(t, s.ClientURL())
 	const parts, rooms, per = 24, 200, 40
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: parts})
-	ck := newChecker()
+	ck := newChecker(t)
 	n1 := startNode(t, s.ClientURL(), "n1", ck.handle)
 	n2 := startNode(t, s.ClientURL(), "n2", ck.handle)
 	eventually(t, 30*time.Second, "two nodes assigned", func() bool { return assigned(t, parts, n1, n2) })
@@ -223,7 +219,7 @@ func TestGracefulStop(t *testing.T) {
 	_, js := connect(t, s.ClientURL())
 	const parts, rooms, per = 12, 200, 40
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: parts})
-	ck := newChecker()
+	ck := newChecker(t)
 	n1 := startNode(t, s.ClientURL(), "n1", ck.handle)
 	n2 := startNode(t, s.ClientURL(), "n2", ck.handle)
 	eventually(t, 30*time.Second, "two nodes assigned", func() bool { return assigned(t, parts, n1, n2) })
@@ -260,7 +256,7 @@ func TestServerKill(t *testing.T) {
 	_, js := connect(t, urls(ss[0], ss[1]))
 	const rooms, per = 300, 20
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: clusterParts, Replicas: 3})
-	ck := newChecker()
+	ck := newChecker(t)
 	dd := &jetstream.MemoryDedup{}
 	var nodes []*node
 	for i, name := range []string{"n1", "n2", "n3"} {
@@ -270,6 +266,25 @@ func TestServerKill(t *testing.T) {
 	eventually(t, 30*time.Second, "partitions assigned", func() bool { return assigned(t, clusterParts, nodes...) })
 	publish(t, js, rooms, 1, per/2)
 	eventually(t, 30*time.Second, "first messages handled", func() bool { return ck.count() >= rooms*per/8 })
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if si, err := js.Stream(ctx, "CHAT"); err == nil {
+			t.Logf("stream: %+v leader %v", si.CachedInfo().State, si.CachedInfo().Cluster)
+		}
+		for p := range clusterParts {
+			cons, err := js.Consumer(ctx, "CHAT", "shoal_CHAT_p"+strconv.Itoa(p))
+			if err != nil {
+				t.Logf("p%d: %v", p, err)
+				continue
+			}
+			i := cons.CachedInfo()
+			t.Logf("p%d: pending %d ackpending %d waiting %d redelivered %d delivered %+v leader %+v", p, i.NumPending, i.NumAckPending, i.NumWaiting, i.NumRedelivered, i.Delivered, i.Cluster)
+		}
+	})
 	ss[2].Shutdown()
 	ss[2].WaitForShutdown()
 	publish(t, js, rooms, per/2+1, per/2)

@@ -540,8 +540,7 @@ func (c *Consumer) claim(p int, s *leaseSeen) {
 	if err != nil {
 		return // someone else was faster, or the view is stale: the watcher will tell
 	}
-	clean := s != nil && !s.deleted && s.val.State == leaseFree && !s.val.Dirty
-	pt := c.newPartition(p, rev, sent, clean)
+	pt := c.newPartition(p, rev, sent)
 	c.mu.Lock()
 	c.parts[p] = pt
 	c.mu.Unlock()

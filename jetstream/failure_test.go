@@ -28,7 +28,7 @@ func TestPoisonMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck := newChecker()
+	ck := newChecker(t)
 	var calls atomic.Int32
 	h := func(ctx context.Context, m *jetstream.Msg) error {
 		i, _ := strconv.Atoi(string(m.Data))
@@ -176,7 +176,7 @@ func TestRestartAfterCrash(t *testing.T) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 4})
-	ck := newChecker()
+	ck := newChecker(t)
 	old := startNode(t, s.ClientURL(), "n1", ck.handle)
 	old.kill()
 	n := startNode(t, s.ClientURL(), "n1", ck.handle)
@@ -200,7 +200,7 @@ func TestBackpressure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = p.Close(ctx) }()
-	ck := newChecker()
+	ck := newChecker(t)
 	gate := make(chan struct{})
 	h := func(ctx context.Context, m *jetstream.Msg) error {
 		select {
@@ -247,7 +247,7 @@ func TestLongTask(t *testing.T) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
-	ck := newChecker()
+	ck := newChecker(t)
 	h := func(ctx context.Context, m *jetstream.Msg) error {
 		if string(m.Data) == "1" {
 			// Work that lasts four ack waits.

@@ -40,8 +40,9 @@ type leaseValue struct {
 	Instance string     `json:"instance,omitempty"`
 	State    leaseState `json:"state"`
 	// Dirty: the holder released the partition with messages that it
-	// received but did not acknowledge; the next owner waits one ack wait so
-	// that the server can redeliver them first.
+	// received but did not acknowledge (they are redelivered to the next
+	// owner, which recovers them in stream order as after a crash). It is
+	// for operators: every new owner checks the consumer's state itself.
 	Dirty bool `json:"dirty,omitempty"`
 }
 

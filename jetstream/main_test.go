@@ -189,7 +189,16 @@ type checker struct {
 	errs    []string
 }
 
-func newChecker() *checker { return &checker{last: make(map[string]int)} }
+// newChecker returns a checker that logs its state if the test fails.
+func newChecker(t testing.TB) *checker {
+	ck := &checker{last: make(map[string]int)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(ck)
+		}
+	})
+	return ck
+}
 
 func (ck *checker) handle(_ context.Context, m *jetstream.Msg) error {
 	i, err := strconv.Atoi(string(m.Data))

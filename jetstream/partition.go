@@ -3,13 +3,17 @@ package jetstream
 // Invariants:
 //
 //   - pt.mu guards pending, inPool, emptyCh and dirty. A message is in
-//     pending from its receipt until it is acknowledged, terminated or abandoned by
-//     its task, or released by the drain; InProgress is sent only for
-//     messages in pending.
+//     pending from its receipt until its task has acknowledged, terminated
+//     or abandoned it; InProgress is sent only for messages in pending.
+//     inPool counts the entries of pending submitted to the pool.
 //   - pt.ctx is cancelled exactly when the partition is fenced: its lease
-//     was lost or ran out, the consumer stopped, or the drain timed out.
-//     After that the node sends nothing for the partition's messages but the
+//     was lost or ran out, the consumer stopped, or the drain ended. After
+//     that the node sends nothing for the partition's messages but the
 //     drain's Naks: no fetch, no InProgress, no Ack, no Term.
+//   - Every delivery of the partition's consumer after the sequence that
+//     recover read (lastDelivery) comes to this node, in delivery order;
+//     a gap means one went elsewhere, and recover runs again before any
+//     later message is submitted.
 //   - pt.leaseMu serializes writes of the partition's lease (renewal,
 //     release) and guards rev and released.
 
@@ -35,9 +39,8 @@ type partition struct {
 	c     *Consumer
 	p     int
 	epoch uint64 // the lease revision of the claim
-	clean bool   // the previous owner released it with everything acknowledged
-	// settled: clean, or the wait for the previous owner's redeliveries is
-	// over; a release before that passes the doubt on to the next owner.
+	// settled: recover has handed this node every message left
+	// unacknowledged before; a release before that is marked dirty.
 	settled atomic.Bool
 	// prefix is "<subject>.<p>.", the part of each subject before the room.
 	prefix string
@@ -72,13 +75,12 @@ type entry struct {
 	progress time.Duration // c.now() of the last InProgress or receipt; pt.mu
 }
 
-func (c *Consumer) newPartition(p int, rev uint64, sent time.Duration, clean bool) *partition {
+func (c *Consumer) newPartition(p int, rev uint64, sent time.Duration) *partition {
 	pt := &partition{
 		c:       c,
 		p:       p,
 		epoch:   rev,
 		rev:     rev,
-		clean:   clean,
 		prefix:  c.cfg.subject + "." + strconv.Itoa(p) + ".",
 		release: make(chan struct{}),
 		pending: make(map[uint64]*entry),
@@ -169,7 +171,7 @@ func (pt *partition) run() {
 		pt.finish()
 		return
 	}
-	if !pt.recover(cons) {
+	if !pt.recover(cons, false) {
 		pt.finish()
 		return
 	}
@@ -228,35 +230,39 @@ func (pt *partition) sleep(wait *time.Duration) bool {
 
 // recover hands this node, in stream order, the messages that earlier
 // deliveries left unacknowledged: those of a previous owner that died or
-// released the partition dirty, or those lost on the way to this node.
+// released the partition dirty (at a claim), or those lost on the way to
+// this node (lost: after a gap in the delivery sequence).
 //
 // The server redelivers an unacknowledged message one ack wait after its
 // last delivery, and serves redeliveries before new messages, but in the
 // order their ack waits ran out, not in stream order: a message redelivered
 // to an owner that then died comes again after a later message of its room
-// that the first owner held. So recover reads the consumer's state, waits
-// one ack wait (every delivery counted then has become redeliverable), and
-// pulls until it holds every unacknowledged message, or a new message or an
-// empty pull shows that the rest was acknowledged meanwhile; it sorts what
-// it pulled by stream sequence and only then submits it. A new message pulled
-// with them comes after all of them in the stream.
+// that the first owner held. So recover reads the consumer's delivery
+// sequence, waits one ack wait (every delivery until then has become
+// redeliverable, except those this node holds and keeps alive), and pulls
+// until a first delivery or an empty pull shows that no redelivery is left;
+// it sorts what it pulled by stream sequence and only then submits it. A
+// new message pulled with them comes after all of them in the stream.
 //
-// Deliveries are checked against the consumer's delivery sequence from the
-// state read on: one that went elsewhere (a pull request of an old owner
-// that the server served late) shows as a gap, and a redelivery still
-// missing when new messages come means a delivery less than one ack wait
-// old. Either way recover keeps what it holds and starts over.
-func (pt *partition) recover(cons natsjs.Consumer) bool {
+// Every delivery from the sequence read on must come to this node: one that
+// went elsewhere (a pull request of an old owner that the server served
+// late, or a delivery lost with a connection) shows as a gap, and recover
+// keeps what it holds and starts over.
+//
+// A claim of a partition that has no unacknowledged message at all skips the
+// wait.
+func (pt *partition) recover(cons natsjs.Consumer, lost bool) bool {
 	c := pt.c
 	var got []*entry
 	for {
-		want, ok := pt.unheld(cons)
+		pendingAtServer, ok := pt.baseline(cons)
 		if !ok {
 			return false
 		}
-		if want == 0 {
+		if !lost && pendingAtServer == 0 {
 			break
 		}
+		lost = true // from here on, only a pull shows that nothing is left
 		t := time.NewTimer(c.cfg.ackWait + c.cfg.ackWait/10)
 		select {
 		case <-t.C:
@@ -267,16 +273,17 @@ func (pt *partition) recover(cons natsjs.Consumer) bool {
 			t.Stop()
 			return false
 		}
-		if want, ok = pt.unheld(cons); !ok {
+		if _, ok := pt.baseline(cons); !ok {
 			return false
 		}
-		more, ok := pt.collect(cons, want, &got)
+		again, ok := pt.collect(cons, &got)
 		if !ok {
 			return false
 		}
-		if !more {
+		if !again {
 			break
 		}
+		c.st.resyncs.Add(1)
 	}
 	slices.SortFunc(got, func(a, b *entry) int { return cmpSeq(a.m.Seq, b.m.Seq) })
 	for _, e := range got {
@@ -291,13 +298,12 @@ func (pt *partition) recover(cons natsjs.Consumer) bool {
 	return true
 }
 
-// collect pulls up to want redeliveries into got (and pending). It reports
-// whether recover must start over: a gap in the delivery sequence, or fewer
-// than want redeliveries before a new message or an empty pull.
-func (pt *partition) collect(cons natsjs.Consumer, want int, got *[]*entry) (again, ok bool) {
+// collect pulls redeliveries into got (and pending) until a first delivery
+// or an empty pull. It reports whether recover must start over because of a
+// gap in the delivery sequence.
+func (pt *partition) collect(cons natsjs.Consumer, got *[]*entry) (again, ok bool) {
 	c := pt.c
-	n0 := len(*got)
-	for len(*got)-n0 < want {
+	for {
 		left := pt.validUntil() - c.now() - c.cfg.leaseTTL/10
 		if left < 10*time.Millisecond {
 			wait := c.cfg.leaseTTL / 20
@@ -306,8 +312,7 @@ func (pt *partition) collect(cons natsjs.Consumer, want int, got *[]*entry) (aga
 			}
 			continue
 		}
-		n := min(want-(len(*got)-n0), c.cfg.fetchBatch)
-		batch, err := cons.Fetch(n, natsjs.FetchMaxWait(min(c.cfg.fetchWait, left)))
+		batch, err := cons.Fetch(c.cfg.fetchBatch, natsjs.FetchMaxWait(min(c.cfg.fetchWait, left)))
 		if err != nil {
 			wait := 20 * time.Millisecond
 			if !pt.sleep(&wait) {
@@ -338,21 +343,19 @@ func (pt *partition) collect(cons natsjs.Consumer, want int, got *[]*entry) (aga
 			return false, false
 		}
 		if gap {
-			c.st.resyncs.Add(1)
 			return true, true
 		}
 		if fresh || count == 0 {
-			return len(*got)-n0 < want, true
+			return false, true
 		}
 	}
-	return false, true
 }
 
-// unheld returns how many of the consumer's unacknowledged messages this
-// node does not hold, and takes the consumer's delivery sequence as the
-// point from which every delivery must come to this node. It retries the
-// query until it succeeds or the partition is fenced or released.
-func (pt *partition) unheld(cons natsjs.Consumer) (int, bool) {
+// baseline reads the consumer's state: it returns how many messages the
+// consumer has unacknowledged, and takes its delivery sequence as the point
+// from which every delivery must come to this node. It retries the query
+// until it succeeds or the partition is fenced or released.
+func (pt *partition) baseline(cons natsjs.Consumer) (int, bool) {
 	c := pt.c
 	wait := 10 * time.Millisecond
 	for {
@@ -360,11 +363,8 @@ func (pt *partition) unheld(cons natsjs.Consumer) (int, bool) {
 		info, err := cons.Info(ctx)
 		cancel()
 		if err == nil {
-			pt.mu.Lock()
-			n := info.NumAckPending - len(pt.pending)
-			pt.mu.Unlock()
 			pt.lastDelivery = info.Delivered.Consumer
-			return max(n, 0), true
+			return info.NumAckPending, true
 		}
 		if !pt.sleep(&wait) {
 			return 0, false
@@ -454,7 +454,7 @@ func (pt *partition) fetch(cons natsjs.Consumer) bool {
 // in stream order.
 func (pt *partition) resync(cons natsjs.Consumer) bool {
 	pt.c.st.resyncs.Add(1)
-	return pt.recover(cons)
+	return pt.recover(cons, true)
 }
 
 // receive records a message as held by this node.
@@ -559,18 +559,25 @@ func (e *entry) run(context.Context) error {
 		}
 	}
 	attempts, reason, err := pt.handle(e)
+	if err == nil {
+		c.st.handled.Add(1)
+		if d := c.cfg.dedup; d != nil {
+			// Recorded even if the partition was lost meanwhile: the
+			// effect happened, and the next owner must not repeat it.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(pt.ctx), c.cfg.leaseTTL/4)
+			rerr := d.Record(ctx, e.m.Room, e.m.Seq)
+			cancel()
+			if rerr != nil {
+				return nil // unacknowledged: redelivered, and handled again
+			}
+		}
+	}
 	if pt.fenced() {
 		return nil
 	}
 	if err != nil {
 		pt.deadLetter(e, reason, attempts, err)
 		return nil
-	}
-	c.st.handled.Add(1)
-	if d := c.cfg.dedup; d != nil {
-		if err := d.Record(pt.ctx, e.m.Room, e.m.Seq); err != nil {
-			return nil // unacknowledged: redelivered, and handled again
-		}
 	}
 	pt.ack(e)
 	return nil

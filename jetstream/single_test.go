@@ -15,7 +15,7 @@ func TestSingleServer(t *testing.T) {
 	_, js := connect(t, s.ClientURL())
 	const parts, rooms, per = 8, 100, 50
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: parts})
-	ck := newChecker()
+	ck := newChecker(t)
 	n := startNode(t, s.ClientURL(), "n1", ck.handle)
 	publish(t, js, rooms, 1, per)
 	eventually(t, 60*time.Second, "messages handled", func() bool { return ck.count() == rooms*per })
