@@ -28,8 +28,10 @@
 //     new worker takes its place).
 //  5. Close stops admission, drains, and returns after every goroutine the
 //     pool started has exited; DeadLetters() is closed after its last letter.
-//  6. Submit of a plain task does not allocate once its shard has served
-//     groups before; an idle pool uses no CPU and keeps no idle queues.
+//  6. Submit of a plain task does not allocate while the pool is busy:
+//     queues are reused (the first task of a group after the pool went idle
+//     allocates its queue). An idle pool uses no CPU and keeps no idle
+//     queues.
 //  7. Bad input gets an error matching ErrInvalidOption, ErrNilTask,
 //     ErrNilContext or ErrClosed, never a panic.
 //

@@ -37,8 +37,9 @@ import (
 // ctx's deadline passes before the task starts, the task does not run and
 // becomes an Expired dead letter.
 //
-// Submit does not allocate once the pool has served a group of the same
-// shard: queues are reused.
+// Submit does not allocate while the pool is busy: queues are reused. The
+// first task of a group after the pool went idle allocates its queue
+// (about 170 bytes).
 func (p *Pool[K]) Submit(ctx context.Context, group K, t Task) error {
 	return p.submit(ctx, shard.Hash(group), group, false, t, !p.cfg.nonblocking)
 }
