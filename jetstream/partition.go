@@ -246,8 +246,9 @@ func (pt *partition) sleep(wait *time.Duration) bool {
 //
 // Every delivery from the sequence read on must come to this node: one that
 // went elsewhere (a pull request of an old owner that the server served
-// late, or a delivery lost with a connection) shows as a gap, and recover
-// keeps what it holds and starts over.
+// late, or a delivery lost with a connection) shows as a gap, or as a pull
+// request that ended abnormally (see abnormal), and recover keeps what it
+// holds and starts over.
 //
 // A claim of a partition that has no unacknowledged message at all skips the
 // wait.
@@ -312,7 +313,9 @@ func (pt *partition) collect(cons natsjs.Consumer, got *[]*entry) (again, ok boo
 			}
 			continue
 		}
-		batch, err := cons.Fetch(c.cfg.fetchBatch, natsjs.FetchMaxWait(min(c.cfg.fetchWait, left)))
+		maxWait := min(c.cfg.fetchWait, left)
+		started := time.Now()
+		batch, err := cons.Fetch(c.cfg.fetchBatch, natsjs.FetchMaxWait(maxWait))
 		if err != nil {
 			wait := 20 * time.Millisecond
 			if !pt.sleep(&wait) {
@@ -342,7 +345,7 @@ func (pt *partition) collect(cons natsjs.Consumer, got *[]*entry) (again, ok boo
 		if pt.fenced() {
 			return false, false
 		}
-		if gap {
+		if gap || abnormal(batch, count, c.cfg.fetchBatch, maxWait, started) {
 			return true, true
 		}
 		if fresh || count == 0 {
@@ -391,11 +394,14 @@ func (pt *partition) fetch(cons natsjs.Consumer) bool {
 		wait := c.cfg.leaseTTL / 20
 		return pt.sleep(&wait)
 	}
-	batch, err := cons.Fetch(c.cfg.fetchBatch, natsjs.FetchMaxWait(min(c.cfg.fetchWait, left)))
+	maxWait := min(c.cfg.fetchWait, left)
+	started := time.Now()
+	batch, err := cons.Fetch(c.cfg.fetchBatch, natsjs.FetchMaxWait(maxWait))
 	if err != nil {
 		wait := 20 * time.Millisecond
 		return pt.sleep(&wait)
 	}
+	count := 0
 	msgs := batch.Messages()
 	hold := false // releasing under backpressure: keep the rest for the drain's Naks
 	skip := false // a delivery was lost: leave the rest to expire and come again
@@ -410,6 +416,7 @@ func (pt *partition) fetch(cons natsjs.Consumer) bool {
 		if !ok {
 			break
 		}
+		count++
 		if skip {
 			continue
 		}
@@ -435,17 +442,25 @@ func (pt *partition) fetch(cons natsjs.Consumer) bool {
 			return false
 		}
 	}
-	if skip {
-		return pt.resync(cons)
-	}
 	if hold {
 		return false
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, natsjs.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-		wait := 20 * time.Millisecond
-		return pt.sleep(&wait)
+	if skip || abnormal(batch, count, c.cfg.fetchBatch, maxWait, started) {
+		return pt.resync(cons)
 	}
 	return true
+}
+
+// abnormal reports whether a pull request may have lost deliveries without
+// a gap to show it: it ended with an error (a consumer leadership change, a
+// dropped connection), or neither full nor by the server's expiry notice
+// (the client's own timer, a second later, ended it: the server that held
+// the request is gone, and what it sent may be lost).
+func abnormal(batch natsjs.MessageBatch, count, size int, maxWait time.Duration, started time.Time) bool {
+	if err := batch.Error(); err != nil && !errors.Is(err, natsjs.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+		return true
+	}
+	return count < size && time.Since(started) >= maxWait+950*time.Millisecond
 }
 
 // resync recovers from a lost delivery: the lost message precedes, in the
