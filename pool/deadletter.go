@@ -4,12 +4,15 @@ package pool
 //
 //   - A letter is sent by the worker that holds the task's group, so one
 //     group's letters arrive in the order of its tasks.
-//   - A worker waits for room in the channel until Close's deadline
-//     (abandonCh); after it, letters go to CloseError.Undelivered, under
-//     undeliveredMu. No letter is dropped.
+//   - A worker waits for room in the channel up to DeadLetterWait, or
+//     until Close's deadline (abandonCh); after the deadline, letters go to
+//     CloseError.Undelivered, under undeliveredMu; after the wait, the
+//     letter is counted in untaken and logged. No letter disappears
+//     without a trace.
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/shoal-go/shoal/shard"
@@ -92,15 +95,23 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-// letter delivers a dead letter of group's task e. When the channel is full
-// the worker waits (pressure flows back to submitters), unless Close's
-// deadline has passed: then the letter is kept for CloseError.Undelivered.
+// letter delivers a dead letter of group's task e: to the handler, or on
+// the channel. When the channel is full the worker waits up to dlWait
+// (pressure flows back to submitters), unless Close's deadline has passed:
+// then the letter is kept for CloseError.Undelivered. A letter still
+// without room after the wait is counted as untaken and logged.
 func (p *Pool[K]) letter(w *worker, group K, e *entry[K], r Reason, err error, attempts int, pv any, stack []byte) {
 	w.stats.local[cDead+int(r)]++
 	dl := DeadLetter[K]{
 		Group: group, Task: e.task, Err: err, Reason: r, Attempts: attempts,
 		Panic: pv, Stack: stack,
 		EnqueuedAt: p.epoch.Add(time.Duration(enqTime(e.enq))), FailedAt: p.now(),
+	}
+	if p.dlHandler != nil {
+		if !p.handle(dl) {
+			p.giveUp(dl, "the dead-letter handler panicked")
+		}
+		return
 	}
 	select {
 	case p.dl <- dl:
@@ -111,13 +122,40 @@ func (p *Pool[K]) letter(w *worker, group K, e *entry[K], r Reason, err error, a
 	if !p.abandon.Load() {
 		// Publishes the stall at once: the worker may wait here for long.
 		w.stats.pub[cStalls].Add(1)
+		t := time.NewTimer(p.cfg.dlWait)
 		select {
 		case p.dl <- dl:
+			t.Stop()
+			return
+		case <-t.C:
+			p.giveUp(dl, "nobody took it from DeadLetters() within "+p.cfg.dlWait.String())
 			return
 		case <-p.abandonCh:
+			t.Stop()
 		}
 	}
 	p.undeliveredMu.Lock()
 	p.undelivered = append(p.undelivered, dl)
 	p.undeliveredMu.Unlock()
+}
+
+// handle calls the dead-letter handler; it reports false if it panicked.
+func (p *Pool[K]) handle(dl DeadLetter[K]) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	p.dlHandler(dl)
+	return true
+}
+
+// giveUp counts a letter nobody took and logs it, at most once a second
+// (with the count so far).
+func (p *Pool[K]) giveUp(dl DeadLetter[K], why string) {
+	n := p.untaken.Add(1)
+	p.untakenLog.Do(func() {
+		slog.Warn("shoal: dead letter not taken", "why", why, "untaken", n,
+			"group", dl.Group, "reason", dl.Reason, "attempts", dl.Attempts, "err", dl.Err)
+	})
 }

@@ -208,3 +208,30 @@ func ExamplePool_Go() {
 	_ = p.Close(context.Background())
 	// Output: cleanup ran
 }
+
+// A handler takes every dead letter on the worker that made it, so no
+// goroutine has to read DeadLetters().
+func ExampleWithDeadLetterHandler() {
+	var mu sync.Mutex
+	var failed []string
+	p, err := pool.New[string](
+		pool.WithWorkers(1, 1),
+		pool.WithDeadLetterHandler(func(dl pool.DeadLetter[string]) {
+			mu.Lock()
+			failed = append(failed, fmt.Sprintf("%s: %v", dl.Group, dl.Err))
+			mu.Unlock()
+		}),
+	)
+	if err != nil {
+		panic(err)
+	}
+	_ = p.Submit(context.Background(), "lobby", func(context.Context) error {
+		return pool.Permanent(errors.New("malformed message"))
+	})
+	if err := p.Close(context.Background()); err != nil {
+		panic(err)
+	}
+	fmt.Println(failed)
+	// Output:
+	// [lobby: malformed message]
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/shoal-go/shoal/backpressure"
+	"github.com/shoal-go/shoal/shard"
 )
 
 // Option configures a Pool. Options are applied in order by New; the first
@@ -28,8 +29,14 @@ type config struct {
 	idleTimeout    time.Duration
 	retry          RetryPolicy
 	dlBuffer       int
-	panicHandler   func(v any, stack []byte)
-	clock          Clock
+	// dlHandler is WithDeadLetterHandler's func(DeadLetter[K]); New checks
+	// its type against the pool's.
+	dlHandler any
+	// dlWait bounds how long a worker waits for room in the dead-letter
+	// channel (see WithDeadLetterBuffer).
+	dlWait       time.Duration
+	panicHandler func(v any, stack []byte)
+	clock        Clock
 	// breaker is asked by every submission; ownBreaker is the one
 	// WithMemoryBudget creates, closed by Close.
 	breaker    *backpressure.Breaker
@@ -71,6 +78,7 @@ func defaultConfig() config {
 		idleTimeout:    10 * time.Second,
 		retry:          RetryPolicy{MaxAttempts: 1},
 		dlBuffer:       256,
+		dlWait:         DeadLetterWait,
 		spinRounds:     spinRounds,
 		yieldBelow:     yieldBelow,
 	}
@@ -215,11 +223,20 @@ func WithRetry(p RetryPolicy) Option {
 	})
 }
 
+// DeadLetterWait is how long a worker waits for room in a full
+// dead-letter channel before it gives the letter up: counted in
+// Stats.DeadLettersUntaken and logged through log/slog (at most one line a
+// second), so a pool whose owner never reads DeadLetters() slows down but
+// never stalls, and no letter disappears without a trace.
+const DeadLetterWait = time.Second
+
 // WithDeadLetterBuffer sets the capacity of the DeadLetters channel
 // (default 256; 0 makes it unbuffered). When it is full, the worker that
-// has a letter waits for room, so a consumer that stops reading slows the
-// pool down instead of losing letters; each such wait is counted in
-// Stats.DeadLetterStalls.
+// has a letter waits for room, up to DeadLetterWait, so a reader that lags
+// slows the pool down instead of losing letters; each such wait is counted
+// in Stats.DeadLetterStalls. A letter still without room after the wait is
+// counted in Stats.DeadLettersUntaken and logged. Use
+// WithDeadLetterHandler instead of a reader to take every letter.
 func WithDeadLetterBuffer(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 0 || n > 1<<24 {
@@ -259,6 +276,22 @@ func WithClock(c Clock) Option {
 			return invalid("WithClock(nil)")
 		}
 		cf.clock = c
+		return nil
+	})
+}
+
+// WithDeadLetterHandler makes the pool call h with each dead letter, on the
+// worker that made it, instead of sending it on the DeadLetters channel
+// (which then stays empty and is closed by Close). h must not block for
+// long: the group of the letter waits while it runs. A panic in h is
+// recovered and counted in Stats.DeadLettersUntaken, and the letter is
+// logged. K must be the pool's group type, or New fails.
+func WithDeadLetterHandler[K shard.Key](h func(DeadLetter[K])) Option {
+	return optionFunc(func(c *config) error {
+		if h == nil {
+			return invalid("WithDeadLetterHandler(nil)")
+		}
+		c.dlHandler = h
 		return nil
 	})
 }

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/shoal-go/shoal/internal/metrics"
 	"github.com/shoal-go/shoal/shard"
 )
@@ -86,6 +88,12 @@ type Pool[K shard.Key] struct {
 	closeDone    chan struct{}
 	stopScaler   func()
 
+	// dlHandler is WithDeadLetterHandler's function, nil without it.
+	// untaken counts letters nobody took; untakenLog paces their log lines.
+	dlHandler  func(DeadLetter[K])
+	untaken    atomic.Uint64
+	untakenLog rate.Sometimes
+
 	undeliveredMu sync.Mutex
 	undelivered   []DeadLetter[K]
 	shutdownCount atomic.Int64
@@ -132,6 +140,15 @@ func New[K shard.Key](opts ...Option) (*Pool[K], error) {
 		p.creditKeep = p.creditChunk
 	}
 	p.exactStamps = cfg.clock != nil || cfg.onTask != nil
+	if cfg.dlHandler != nil {
+		h, ok := cfg.dlHandler.(func(DeadLetter[K]))
+		if !ok {
+			var k K
+			return nil, invalid("WithDeadLetterHandler: handler %T does not take the pool's groups (%T)", cfg.dlHandler, k)
+		}
+		p.dlHandler = h
+	}
+	p.untakenLog = rate.Sometimes{Interval: time.Second}
 	var err error
 	if p.obs, err = newObserver[K](&cfg); err != nil {
 		return nil, err
@@ -232,6 +249,7 @@ func (p *Pool[K]) Snapshot() Stats {
 	s.Retried = c[cRetried]
 	s.Panicked = c[cPanicked]
 	s.DeadLetterStalls = c[cStalls]
+	s.DeadLettersUntaken = p.untaken.Load()
 	s.DeadLetters = ReasonCounts{
 		Failed:   c[cDead+int(Failed)],
 		Panicked: c[cDead+int(Panicked)],

@@ -791,7 +791,9 @@ func TestCloseUndelivered(t *testing.T) {
 			_ = p.Submit(context.Background(), 1, func(context.Context) error { return Permanent(errors.New("x")) })
 		}
 		synctest.Wait() // one letter buffered, the worker blocked on the second
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		// A deadline shorter than DeadLetterWait: the waiting letter is
+		// still the worker's when Close gives up.
+		ctx, cancel := context.WithTimeout(context.Background(), DeadLetterWait/2)
 		defer cancel()
 		err := p.Close(ctx)
 		var ce *CloseError[int]

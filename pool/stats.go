@@ -115,6 +115,11 @@ type Stats struct {
 	// DeadLetterStalls counts the times a worker had to wait for room in
 	// the dead-letter channel.
 	DeadLetterStalls uint64
+	// DeadLettersUntaken counts letters nobody took: the channel stayed
+	// full for DeadLetterWait, or the handler panicked. Each was logged
+	// (log/slog, at most one line a second with the count). They are
+	// included in DeadLetters.
+	DeadLettersUntaken uint64
 	// Rejected counts refused submissions by reason.
 	Rejected RejectCounts
 	// Queued is the number of tasks waiting in shard queues (tasks parked

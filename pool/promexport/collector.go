@@ -117,11 +117,11 @@ type Collector struct {
 var _ prometheus.Collector = (*Collector)(nil)
 
 type descs struct {
-	submitted, tasks, dead, rejected, failedAttempts, retries, panics, stalls *prometheus.Desc
-	queue, queueMax, waiting, workers, target, minW, maxW                     *prometheus.Desc
-	wait, run                                                                 *prometheus.Desc
-	pressure, used, budget, state, transitions                                *prometheus.Desc
-	arrivals, completions, topGroup                                           *prometheus.Desc
+	submitted, tasks, dead, rejected, failedAttempts, retries, panics, stalls, untaken *prometheus.Desc
+	queue, queueMax, waiting, workers, target, minW, maxW                              *prometheus.Desc
+	wait, run                                                                          *prometheus.Desc
+	pressure, used, budget, state, transitions                                         *prometheus.Desc
+	arrivals, completions, topGroup                                                    *prometheus.Desc
 }
 
 // New returns a Collector over src. It returns ErrNilSource without a
@@ -154,6 +154,7 @@ func New(src Source, opts ...Option) (*Collector, error) {
 		retries:        d("task_retries_total", "Retries scheduled."),
 		panics:         d("task_panics_total", "Tasks that panicked."),
 		stalls:         d("dead_letter_stalls_total", "Times a worker waited for room in the dead-letter channel."),
+		untaken:        d("dead_letters_untaken_total", "Dead letters nobody took (channel full past the wait, or the handler panicked); each was logged."),
 		queue:          d("queue_depth", "Tasks waiting in shard queues, those parked for a retry included."),
 		queueMax:       d("queue_depth_max_shard", "Tasks waiting in the deepest shard queue."),
 		waiting:        d("shards_waiting", "Shards ready and waiting for a worker."),
@@ -179,7 +180,7 @@ func New(src Source, opts ...Option) (*Collector, error) {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.d.submitted, c.d.tasks, c.d.dead, c.d.rejected, c.d.failedAttempts, c.d.retries,
-		c.d.panics, c.d.stalls, c.d.queue, c.d.queueMax, c.d.waiting, c.d.workers,
+		c.d.panics, c.d.stalls, c.d.untaken, c.d.queue, c.d.queueMax, c.d.waiting, c.d.workers,
 		c.d.target, c.d.minW, c.d.maxW, c.d.wait, c.d.run, c.d.arrivals, c.d.completions,
 		c.d.topGroup, c.d.pressure, c.d.used, c.d.budget, c.d.state, c.d.transitions,
 	} {
@@ -232,6 +233,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.d.retries, s.Retried)
 	counter(c.d.panics, s.Panicked)
 	counter(c.d.stalls, s.DeadLetterStalls)
+	counter(c.d.untaken, s.DeadLettersUntaken)
 
 	deepest := 0
 	for _, q := range s.ShardQueued {

@@ -238,11 +238,11 @@ shoal_queue_depth_max_shard 3
 	// Without a breaker in the Stats or as an option, and without top
 	// groups, only the pool's own metrics exist.
 	plain, _ := promexport.New(stubSource{})
-	if n := testutil.CollectAndCount(plain); n != 29 {
-		t.Fatalf("plain collector emits %d series, want 29", n)
+	if n := testutil.CollectAndCount(plain); n != 30 {
+		t.Fatalf("plain collector emits %d series, want 30", n)
 	}
-	if n := testutil.CollectAndCount(c); n != 29+3+4+4 {
-		t.Fatalf("collector with breaker emits %d series, want 40", n)
+	if n := testutil.CollectAndCount(c); n != 30+3+4+4 {
+		t.Fatalf("collector with breaker emits %d series, want 41", n)
 	}
 	// The Stats' own breaker figures are exported without WithBreaker.
 	fromStats, _ := promexport.New(stubSource{pool.Stats{Breaker: &b.s}})

@@ -19,6 +19,7 @@
 //	task_retries_total                counter    retries scheduled
 //	task_panics_total                 counter    tasks that panicked
 //	dead_letter_stalls_total          counter    waits for room in the dead-letter channel
+//	dead_letters_untaken_total        counter    letters nobody took (logged)
 //	queue_depth                       gauge      tasks waiting in shard queues
 //	queue_depth_max_shard             gauge      tasks waiting in the deepest shard
 //	shards_waiting                    gauge      shards ready and waiting for a worker
