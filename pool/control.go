@@ -135,8 +135,11 @@ type control struct {
 	noRoom   atomic.Uint32
 	sampleMu sync.Mutex
 	sample   []metrics.Sample
-	_        [cacheLine - 8]byte
-	procs    int32
+	// readCPU replaces readCPUMetrics in tests (set before the monitor
+	// starts, then only read).
+	readCPU func([]metrics.Sample) (running, runnable uint64, ok bool)
+	_       [cacheLine - 8]byte
+	procs   int32
 
 	// nanotime reads the real pool clock.
 	nanotime func() int64

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -330,8 +331,46 @@ func TestWorkersPastProcsOnlyWithRoom(t *testing.T) {
 	}
 }
 
-// TestSampleCPU: the sample gives room for blocked workers, and none for
-// workers that all want a processor.
+// TestSampleCPURoom: the room the sample leaves, from given readings.
+func TestSampleCPURoom(t *testing.T) {
+	for _, tc := range []struct {
+		busy, running, runnable int
+		want                    int32
+	}{
+		{busy: 50, running: 1, runnable: 0, want: 98}, // 49 blocked, doubled
+		{busy: 50, running: 2, runnable: 30, want: 36},
+		{busy: 4, running: 2, runnable: 2, want: 0}, // every busy worker wants a CPU
+		{busy: 1, running: 1, runnable: 0, want: 1}, // an idle processor (of 2 or more)
+		{busy: 8, running: 2, runnable: 9, want: 0}, // saturated
+	} {
+		var c control
+		if err := c.init(4, 0, 100, time.Second, func() int64 { return 0 }); err != nil {
+			t.Fatal(err)
+		}
+		c.procs = 2
+		c.readCPU = func([]metrics.Sample) (uint64, uint64, bool) {
+			return uint64(tc.running), uint64(tc.runnable), true
+		}
+		c.running.Store(int32(tc.busy))
+		c.sampleCPU(c.sample)
+		if got := c.growRoom.Load(); got != tc.want {
+			t.Errorf("busy %d, running %d, runnable %d: room %d, want %d", tc.busy, tc.running, tc.runnable, got, tc.want)
+		}
+	}
+	var c control
+	if err := c.init(4, 0, 100, time.Second, func() int64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	c.readCPU = func([]metrics.Sample) (uint64, uint64, bool) { return 0, 0, false }
+	c.running.Store(50)
+	c.sampleCPU(c.sample)
+	if got := c.growRoom.Load(); got != 0 {
+		t.Errorf("without the metrics: room %d, want 0", got)
+	}
+}
+
+// TestSampleCPU: the sample from the runtime's own metrics gives room for
+// blocked workers, and none for workers that all want a processor.
 func TestSampleCPU(t *testing.T) {
 	var c control
 	if err := c.init(4, 0, 100, time.Second, func() int64 { return 0 }); err != nil {

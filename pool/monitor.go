@@ -130,20 +130,33 @@ func newCPUSample() []metrics.Sample {
 // likely), or the idle processors while no goroutine waits for one. Where
 // the metrics are missing, none: the safe side for CPU-bound work.
 func (c *control) sampleCPU(sample []metrics.Sample) {
-	metrics.Read(sample)
 	room := int64(0)
-	run, rnb := sample[0].Value, sample[1].Value
-	if run.Kind() == metrics.KindUint64 && rnb.Kind() == metrics.KindUint64 {
-		wantCPU := int64(run.Uint64() + rnb.Uint64())
+	read := c.readCPU
+	if read == nil {
+		read = readCPUMetrics
+	}
+	if running, runnable, ok := read(sample); ok {
+		wantCPU := int64(running + runnable)
 		busy := int64(c.running.Load() - c.idle.Load() - c.spinning.Load())
 		// Blocked workers, doubled: new workers are likely to block too,
 		// so the pool may double each tick while its workers wait.
 		room = 2 * max(0, busy-wantCPU)
-		if rnb.Uint64() == 0 {
+		if runnable == 0 {
 			// Idle processors.
-			room = max(room, int64(c.procs)-int64(run.Uint64()))
+			room = max(room, int64(c.procs)-int64(running))
 		}
 	}
 	// Publishes the room to wake and the monitor's growth.
 	c.growRoom.Store(int32(min(room, 1<<20)))
+}
+
+// readCPUMetrics reads the goroutines on a processor and those waiting for
+// one; ok is false where the runtime lacks the metrics.
+func readCPUMetrics(sample []metrics.Sample) (running, runnable uint64, ok bool) {
+	metrics.Read(sample)
+	run, rnb := sample[0].Value, sample[1].Value
+	if run.Kind() != metrics.KindUint64 || rnb.Kind() != metrics.KindUint64 {
+		return 0, 0, false
+	}
+	return run.Uint64(), rnb.Uint64(), true
 }

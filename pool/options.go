@@ -2,6 +2,7 @@ package pool
 
 import (
 	"runtime"
+	"runtime/metrics"
 	"time"
 
 	"github.com/shoal-go/shoal/backpressure"
@@ -32,6 +33,9 @@ type config struct {
 	// dlHandler is WithDeadLetterHandler's func(DeadLetter[K]); New checks
 	// its type against the pool's.
 	dlHandler any
+	// cpuReader, set only by tests, replaces the runtime/metrics reading
+	// of the CPU sample (control.readCPU).
+	cpuReader func([]metrics.Sample) (running, runnable uint64, ok bool)
 	// dlWait bounds how long a worker waits for room in the dead-letter
 	// channel (see WithDeadLetterBuffer).
 	dlWait       time.Duration

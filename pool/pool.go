@@ -167,6 +167,7 @@ func New[K shard.Key](opts ...Option) (*Pool[K], error) {
 	if err := p.setupBreaker(); err != nil {
 		return nil, err
 	}
+	p.ctl.readCPU = cfg.cpuReader
 	p.ctl.start = p.startWorker
 	p.ctl.onIdle = p.trimIdle
 	go p.ctl.monitor()

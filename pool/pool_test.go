@@ -281,7 +281,7 @@ func TestFairness(t *testing.T) {
 // timeout.
 func TestIdleShrink(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := mustNew[int](t, WithWorkers(2, 8), WithIdleTimeout(time.Second))
+		p := mustNew[int](t, WithWorkers(2, 8), WithIdleTimeout(time.Second), withCPUReader(blockedCPU))
 		for g := range 64 {
 			if err := p.Submit(context.Background(), g, func(context.Context) error {
 				time.Sleep(10 * time.Millisecond)

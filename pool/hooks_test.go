@@ -1,0 +1,14 @@
+package pool
+
+import "runtime/metrics"
+
+// withCPUReader replaces the runtime/metrics reading of the CPU sample, so
+// that a test's growth past GOMAXPROCS does not depend on what else the
+// process runs.
+func withCPUReader(f func([]metrics.Sample) (running, runnable uint64, ok bool)) Option {
+	return optionFunc(func(c *config) error { c.cpuReader = f; return nil })
+}
+
+// blockedCPU reads as a process whose goroutines all wait: every busy
+// worker is blocked, so the pool may grow.
+func blockedCPU([]metrics.Sample) (running, runnable uint64, ok bool) { return 0, 0, true }
