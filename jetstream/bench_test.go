@@ -59,12 +59,12 @@ func BenchmarkThroughput(b *testing.B) {
 				}
 				b.ResetTimer()
 				start, before := time.Now(), int64(0)
+				var nodes []*node
 				if mode == "plain" {
 					stop := plainLoop(b, ss, layout.nodes, parts, count)
 					defer stop()
 				} else {
 					h := func(context.Context, *jetstream.Msg) error { count(); return nil }
-					var nodes []*node
 					for i := range layout.nodes {
 						order := append(slices.Clone(ss[i%len(ss):]), ss[:i%len(ss)]...)
 						nodes = append(nodes, startNode(b, urls(order...), fmt.Sprintf("n%d", i+1), h))
@@ -83,6 +83,11 @@ func BenchmarkThroughput(b *testing.B) {
 				elapsed := time.Since(start)
 				b.StopTimer()
 				b.ReportMetric(float64(int64(total)-before)/elapsed.Seconds(), "msgs/s")
+				for _, n := range nodes {
+					st := n.c.Stats()
+					b.Logf("%s: delivered %d, redelivered %d, resyncs %d, refusals %d, leases lost %d",
+						n.name, st.Delivered, st.Redelivered, st.Resyncs, st.Refusals, st.Lost)
+				}
 				b.ReportMetric(0, "ns/op")
 			})
 		}
