@@ -3,6 +3,7 @@ package jetstream_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -21,8 +22,13 @@ import (
 const (
 	clusterParts = 12
 	clusterRooms = 1000
-	clusterPer   = 30 // 30,000 messages
 )
+
+// clusterPer is the messages per room of TestClusterR3: 30 (30,000 messages)
+// unless -cluster-per says otherwise; -cluster-per=100 is the count:
+//
+//	go test -race -run TestClusterR3 . -args -cluster-per=100
+var clusterPer = flag.Int("cluster-per", 30, "messages per room in TestClusterR3")
 
 // clusterTiming are the timings of the tests on a three-server cluster:
 // replicated writes under the race detector on 2 cores can take hundreds
@@ -51,10 +57,11 @@ func TestClusterR3(t *testing.T) {
 		return assigned(t, clusterParts, nodes...)
 	})
 	start := time.Now()
-	publish(t, js, clusterRooms, 1, clusterPer)
-	eventually(t, 120*time.Second, "messages handled", func() bool { return ck.count() == clusterRooms*clusterPer })
-	t.Logf("%d messages through 3 nodes on an R3 stream in %v (publishing included)", clusterRooms*clusterPer, time.Since(start))
-	ck.verify(t, clusterRooms, clusterPer)
+	per := *clusterPer
+	publish(t, js, clusterRooms, 1, per)
+	eventually(t, 120*time.Second, "messages handled", func() bool { return ck.count() == clusterRooms*per })
+	t.Logf("%d messages through 3 nodes on an R3 stream in %v (publishing included)", clusterRooms*per, time.Since(start))
+	ck.verify(t, clusterRooms, per)
 	if ck.dups != 0 {
 		t.Errorf("%d duplicates reached the handler", ck.dups)
 	}
