@@ -324,3 +324,53 @@ func TestServerKill(t *testing.T) {
 	}
 	t.Logf("leases lost during the server's loss: %d; lost deliveries resynced: %d; duplicates dropped: %d, reaching the handler: %d", lost, resyncs, dups, ck.dups)
 }
+
+// TestDrainTimeout stops a node whose handlers do not finish: past the drain
+// timeout their contexts are cancelled, the messages are given back (Nak) in
+// stream order, the lease is released dirty, and the next owner handles
+// them, in order, after recovering.
+func TestDrainTimeout(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	const parts, rooms, per = 4, 40, 20
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: parts})
+	ck := newChecker(t)
+	var stall atomic.Bool
+	stalling := func(ctx context.Context, m *jetstream.Msg) error {
+		if stall.Load() {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return ck.handle(ctx, m)
+	}
+	n1 := startNode(t, s.ClientURL(), "n1", ck.handle)
+	n2 := startNode(t, s.ClientURL(), "n2", stalling, jetstream.WithDrainTimeout(300*time.Millisecond))
+	eventually(t, 30*time.Second, "two nodes assigned", func() bool { return assigned(t, parts, n1, n2) })
+	held := len(n2.c.Stats().Partitions)
+	if held == 0 {
+		t.Fatal("the ring gave n2 no partition")
+	}
+	stall.Store(true)
+	publish(t, js, rooms, 1, per)
+	eventually(t, 30*time.Second, "n2 holds messages", func() bool {
+		for _, p := range n2.c.Stats().Partitions {
+			if p.Held > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n2.c.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if st := n2.c.Stats(); st.Released != uint64(held) || st.Acked != 0 {
+		t.Errorf("n2 released %d of %d partitions and acknowledged %d; want all, 0", st.Released, held, st.Acked)
+	}
+	eventually(t, 30*time.Second, "messages handled", func() bool { return ck.count() == rooms*per })
+	ck.verify(t, rooms, per)
+	if st := n1.c.Stats(); st.Redelivered == 0 {
+		t.Error("nothing was redelivered to n1")
+	}
+}
