@@ -143,7 +143,7 @@ type Stats struct {
 	// Timings holds the queue-wait (acceptance to the start of each
 	// attempt) and run-time distributions, with P50, P90, P99 and Max.
 	// By default the pool times a sampled one task in TimingSampleEvery,
-	// picked by its lane position, with exact clock readings at acceptance,
+	// picked by its shard's submission count, with exact clock readings at acceptance,
 	// start and end (the other tasks read no clock); counts are then of
 	// sampled attempts, and Max is the largest sampled one. With
 	// WithTimings they are that Timings' distributions: every attempt.

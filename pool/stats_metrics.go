@@ -148,10 +148,10 @@ func (h Histogram) Buckets() iter.Seq2[time.Duration, uint64] {
 
 // Sampled timings, top groups and rates: what Snapshot carries by default.
 //
-// A task is timed when its lane position, mixed with its shard by a
-// multiplicative hash, falls in the sampled 1/TimingSampleEvery. Submit
-// reads the lane's next position anyway (one load of a line that push reads
-// next), and only a sampled task pays for the real clock at acceptance; the
+// A task is timed when its shard's submission count, mixed with the shard
+// by a multiplicative hash, falls in the sampled 1/TimingSampleEvery. Submit
+// keeps that count under the shard's lock anyway, and only a sampled task
+// pays for the real clock at acceptance; the
 // worker reads the clock at the start and end of each attempt of a sampled
 // task only. The flags travel in the two low bits of entry.enq, so entries
 // keep their size; acceptance times lose at most 3 ns.
@@ -175,7 +175,7 @@ const (
 	stampFlags = stampTimed | stampTop
 )
 
-// timingSampled reports whether the task at lane position pos of shard idx
+// timingSampled reports whether the task at submission count pos of shard idx
 // is timed. The golden-ratio multiplication spreads consecutive positions
 // evenly, without a period that batches (a multiple of 64 tasks) could
 // line up with.
@@ -194,7 +194,7 @@ func (t *Timings) recordSample(idx uint32, enq, start, end int64) {
 
 // WithTopGroups makes the pool track the groups with the most tasks waiting
 // to start, reported in Stats.TopGroups. A sampled one task in eight (by
-// its lane position) is counted in a count-min sketch on Submit and
+// its shard's submission count) is counted in a count-min sketch on Submit and
 // uncounted when its first attempt starts; heavy groups enter a 16-slot
 // table. See Stats.TopGroups for the cost.
 //
