@@ -238,25 +238,33 @@ func (c *control) wake() {
 	c.kick()
 }
 
+// resample counts a refusal for want of room and, every 32nd one, takes a
+// new CPU sample; it reports whether there is room now.
+func (c *control) resample() bool {
+	if c.noRoom.Add(1)%32 != 0 || !c.sampleMu.TryLock() {
+		return false
+	}
+	c.sampleCPU(c.sample)
+	c.sampleMu.Unlock()
+	return c.growRoom.Load() > 0
+}
+
 // growIfCPU starts one worker if fewer than max run and, past GOMAXPROCS
 // workers, only within growRoom: workers beyond the processors help only
 // while others wait for I/O.
 func (c *control) growIfCPU() bool {
 	if c.running.Load() >= c.procs {
-		// Takes one start from the room the last sample left.
+		// Reads the room first, so that a refusal (the common case of a
+		// CPU-bound pool) writes only the refusal count. Every 32nd
+		// refusal samples again: the monitor may be starved of CPU by the
+		// very load that needs workers.
+		if c.growRoom.Load() <= 0 && !c.resample() {
+			return false
+		}
+		// Takes one start from the room.
 		if c.growRoom.Add(-1) < 0 {
 			c.growRoom.Add(1)
-			// Every 32nd refusal samples again: the monitor may be
-			// starved of CPU by the very load that needs workers.
-			if c.noRoom.Add(1)%32 != 0 || !c.sampleMu.TryLock() {
-				return false
-			}
-			c.sampleCPU(c.sample)
-			c.sampleMu.Unlock()
-			if c.growRoom.Add(-1) < 0 {
-				c.growRoom.Add(1)
-				return false
-			}
+			return false
 		}
 		if !c.grow() {
 			c.growRoom.Add(1)

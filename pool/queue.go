@@ -280,11 +280,7 @@ func (g *gqueue[K]) push(e *entry[K]) {
 		for i := range g.n {
 			nb[i] = g.buf[(g.head+i)&uint32(len(g.buf)-1)]
 		}
-		if len(g.buf) > 1 {
-			clear(g.buf)
-		} else {
-			g.one[0] = entry[K]{}
-		}
+		clear(g.buf)
 		g.buf, g.head = nb, 0
 	}
 	g.buf[(g.head+g.n)&uint32(len(g.buf)-1)] = *e

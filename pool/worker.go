@@ -209,13 +209,11 @@ func (p *Pool[K]) serve(w *worker, ts *turnState[K], idx uint32) {
 func (p *Pool[K]) finish(s *shardq[K], g *gqueue[K], done uint32) {
 	g.drop(done)
 	s.queued -= int(done)
-	if done == 0 {
-		return
+	if done != 0 {
+		p.returnCredit(s, int64(done))
 	}
-	p.returnCredit(s, int64(done))
-	if g.waiters != 0 {
-		g.signalRoom()
-	}
+	// No room to signal: the group's bound counts n - taken, which take
+	// lowered (and signalled) and this cannot lower further.
 }
 
 // releaseHeld ends the turn of a group whose queue is empty. The caller
@@ -243,7 +241,8 @@ func (p *Pool[K]) runTurn(w *worker, ts *turnState[K], k uint32, turnEnd int64) 
 			prev, prevErr = g.attempts, g.lastErr
 		}
 		if p.attempt(w, ts, e, prev, prevErr) {
-			*e = entry[K]{}
+			// The parked task and those after it stay in g's buffer.
+			clear(ts.batch[i:k])
 			return true
 		}
 		if i == 0 {
