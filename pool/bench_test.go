@@ -285,3 +285,14 @@ func BenchmarkWorkersCPUAndIO(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSubmitShards is BenchmarkSubmit's no-op row at several shard
+// counts: more shards are cheaper while each shard's idle list holds the
+// groups that come and go. Run with -benchtime=1000000x.
+func BenchmarkSubmitShards(b *testing.B) {
+	for _, n := range []int{16, 64, 256, 1024} {
+		for _, subs := range []int{8, 1} {
+			b.Run(itoa(n)+"/sub"+itoa(subs), func(b *testing.B) { benchShoal(b, subs, 0, WithShards(n)) })
+		}
+	}
+}
