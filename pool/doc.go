@@ -18,11 +18,13 @@
 //     group's later tasks; a full group makes only its own submitters wait
 //     (WithGroupQueueSize). A group with a deep queue yields its worker
 //     after a turn of WithBatchSize tasks or 2 ms.
-//  3. Nothing lost: every accepted task completes or arrives on
-//     DeadLetters() with a reason (Failed, Panicked, Canceled, Expired,
-//     Shutdown), also across Close; after a Close deadline, letters the
-//     channel had no room for are returned in CloseError.Undelivered. A
-//     Submit that returns an error did not accept the task.
+//  3. Nothing lost: every accepted task completes or becomes one dead
+//     letter with a reason (Failed, Panicked, Canceled, Expired, Shutdown),
+//     also across Close: on DeadLetters() or at WithDeadLetterHandler's
+//     function; after a Close deadline, letters the channel had no room
+//     for are returned in CloseError.Undelivered; a letter nobody takes
+//     within DeadLetterWait is counted in Stats.DeadLettersUntaken and
+//     logged. A Submit that returns an error did not accept the task.
 //  4. A panicking task never kills a worker and never stalls its group
 //     (a task that calls runtime.Goexit ends its worker's goroutine, and a
 //     new worker takes its place).
