@@ -211,7 +211,7 @@ func BenchmarkGroupMemory(b *testing.B) {
 		}
 		full := heap()
 		close(gate)
-		for p.Snapshot().Queued != 0 || !p.ctl.asleep.Load() {
+		for p.Snapshot().Queued != 0 || !p.c.ctl.asleep.Load() {
 			time.Sleep(time.Millisecond)
 		}
 		drained := heap()

@@ -65,7 +65,7 @@ func WithMemoryBudget(bytes int64) Option {
 
 // setupBreaker creates the pool's own breaker if asked, and registers the
 // in-flight count.
-func (p *Pool[K]) setupBreaker() error {
+func (p *core[K, P, L]) setupBreaker() error {
 	if p.cfg.budget > 0 {
 		b, err := backpressure.NewBreaker(backpressure.WithBudget(p.cfg.budget))
 		if err != nil {

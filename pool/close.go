@@ -14,28 +14,29 @@ package pool
 
 import "context"
 
-// Close stops admission at once (submissions fail with ErrClosed, blocked
-// ones included), lets the queued tasks run until ctx is done, and returns
-// when every goroutine the pool started has exited; the dead-letter channel
-// is then closed.
-//
-// If ctx ends first, the tasks still queued (and those waiting for a retry)
-// become Shutdown dead letters, tasks already running finish, and Close
-// returns a *CloseError that says how many were shut down and holds any
-// letters the dead-letter channel had no room for. A second Close waits for
-// the first and returns nil.
-func (p *Pool[K]) Close(ctx context.Context) error {
+// abandoned is what close reports when its context ended before the
+// backlog drained.
+type abandoned[L any] struct {
+	err         error // the context's
+	shutdown    int
+	undelivered []L
+}
+
+// close stops admission, drains, and stops the workers (Pool.Close). It
+// returns a non-nil abandoned when ctx ended first, and an error only for a
+// nil ctx or a second Close whose ctx ended.
+func (p *core[K, P, L]) close(ctx context.Context) (*abandoned[L], error) {
 	if ctx == nil {
-		return ErrNilContext
+		return nil, ErrNilContext
 	}
 	p.closeMu.Lock()
 	if p.closeStarted {
 		p.closeMu.Unlock()
 		select {
 		case <-p.closeDone:
-			return nil
+			return nil, nil
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	p.closeStarted = true
@@ -54,13 +55,13 @@ func (p *Pool[K]) Close(ctx context.Context) error {
 		p.stopScaler()
 	}
 	done := ctx.Done()
-	var cerr *CloseError[K]
+	var cerr *abandoned[L]
 	for !p.drained() {
 		select {
 		case <-p.progress:
 		case <-done:
 			done = nil
-			cerr = &CloseError[K]{Err: ctx.Err()}
+			cerr = &abandoned[L]{err: ctx.Err()}
 			p.startAbandon()
 		}
 	}
@@ -71,20 +72,20 @@ func (p *Pool[K]) Close(ctx context.Context) error {
 	}
 	if cerr != nil {
 		// Reads the workers' count of shut-down tasks; they have all exited.
-		cerr.Shutdown = int(p.shutdownCount.Load())
+		cerr.shutdown = int(p.shutdownCount.Load())
 		p.undeliveredMu.Lock()
-		cerr.Undelivered = p.undelivered
+		cerr.undelivered = p.undelivered
 		p.undelivered = nil
 		p.undeliveredMu.Unlock()
 		close(p.closeDone)
-		return cerr
+		return cerr, nil
 	}
 	close(p.closeDone)
-	return nil
+	return nil, nil
 }
 
 // drained reports whether every shard's queues are gone.
-func (p *Pool[K]) drained() bool {
+func (p *core[K, P, L]) drained() bool {
 	for i := range p.shards {
 		s := &p.shards[i]
 		s.mu.Lock()
@@ -99,7 +100,7 @@ func (p *Pool[K]) drained() bool {
 
 // startAbandon turns the remaining backlog into Shutdown letters: workers
 // letter what they take, and groups parked for a retry are woken now.
-func (p *Pool[K]) startAbandon() {
+func (p *core[K, P, L]) startAbandon() {
 	// Tells workers to letter instead of run; published before the channel
 	// close that wakes letter senders.
 	p.abandon.Store(true)
@@ -122,7 +123,7 @@ func (p *Pool[K]) startAbandon() {
 }
 
 // notifyProgress tells a waiting Close to re-check.
-func (p *Pool[K]) notifyProgress() {
+func (p *core[K, P, L]) notifyProgress() {
 	select {
 	case p.progress <- struct{}{}:
 	default:

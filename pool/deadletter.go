@@ -95,21 +95,23 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-// letter delivers a dead letter of group's task e: to the handler, or on
-// the channel. When the channel is full the worker waits up to dlWait
+// letterInfo is what the log line of an untaken letter says.
+type letterInfo[K shard.Key] struct {
+	group    K
+	reason   Reason
+	attempts int
+	err      error
+}
+
+// deliver hands the dead letter dl to the handler, or sends it on the
+// channel. When the channel is full the worker waits up to dlWait
 // (pressure flows back to submitters), unless Close's deadline has passed:
-// then the letter is kept for CloseError.Undelivered. A letter still
+// then the letter is kept for the close error's Undelivered. A letter still
 // without room after the wait is counted as untaken and logged.
-func (p *Pool[K]) letter(w *worker, group K, e *entry[K], r Reason, err error, attempts int, pv any, stack []byte) {
-	w.stats.local[cDead+int(r)]++
-	dl := DeadLetter[K]{
-		Group: group, Task: e.task, Err: err, Reason: r, Attempts: attempts,
-		Panic: pv, Stack: stack,
-		EnqueuedAt: p.epoch.Add(time.Duration(enqTime(e.enq))), FailedAt: p.now(),
-	}
+func (p *core[K, P, L]) deliver(w *worker, dl L, info letterInfo[K]) {
 	if p.dlHandler != nil {
 		if !p.handle(dl) {
-			p.giveUp(dl, "the dead-letter handler panicked")
+			p.giveUp(info, "the dead-letter handler panicked")
 		}
 		return
 	}
@@ -128,7 +130,7 @@ func (p *Pool[K]) letter(w *worker, group K, e *entry[K], r Reason, err error, a
 			t.Stop()
 			return
 		case <-t.C:
-			p.giveUp(dl, "nobody took it from DeadLetters() within "+p.cfg.dlWait.String())
+			p.giveUp(info, "nobody took it from DeadLetters() within "+p.cfg.dlWait.String())
 			return
 		case <-p.abandonCh:
 			t.Stop()
@@ -140,7 +142,7 @@ func (p *Pool[K]) letter(w *worker, group K, e *entry[K], r Reason, err error, a
 }
 
 // handle calls the dead-letter handler; it reports false if it panicked.
-func (p *Pool[K]) handle(dl DeadLetter[K]) (ok bool) {
+func (p *core[K, P, L]) handle(dl L) (ok bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false
@@ -152,10 +154,10 @@ func (p *Pool[K]) handle(dl DeadLetter[K]) (ok bool) {
 
 // giveUp counts a letter nobody took and logs it, at most once a second
 // (with the count so far).
-func (p *Pool[K]) giveUp(dl DeadLetter[K], why string) {
+func (p *core[K, P, L]) giveUp(dl letterInfo[K], why string) {
 	n := p.untaken.Add(1)
 	p.untakenLog.Do(func() {
 		slog.Warn("shoal: dead letter not taken", "why", why, "untaken", n,
-			"group", dl.Group, "reason", dl.Reason, "attempts", dl.Attempts, "err", dl.Err)
+			"group", dl.group, "reason", dl.reason, "attempts", dl.attempts, "err", dl.err)
 	})
 }

@@ -226,8 +226,8 @@ func TestQueuesReturnedAfterDrain(t *testing.T) {
 			}
 		}
 		peak := 0
-		for i := range p.shards {
-			peak = max(peak, len(p.shards[i].groups))
+		for i := range p.c.shards {
+			peak = max(peak, len(p.c.shards[i].groups))
 		}
 		if peak < remapAfter {
 			t.Fatalf("largest shard table %d, want >= %d for the test to mean something", peak, remapAfter)
@@ -236,8 +236,8 @@ func TestQueuesReturnedAfterDrain(t *testing.T) {
 		synctest.Wait()
 		time.Sleep(10 * monitorTick) // idle ticks: the monitor trims and sleeps
 		synctest.Wait()
-		for i := range p.shards {
-			s := &p.shards[i]
+		for i := range p.c.shards {
+			s := &p.c.shards[i]
 			s.mu.Lock()
 			n, idle, live, pk := len(s.groups), s.nidle, s.live, s.peak
 			s.mu.Unlock()
@@ -256,10 +256,10 @@ func TestQueuesReturnedAfterDrain(t *testing.T) {
 func TestIdleQueueReuse(t *testing.T) {
 	p := mustNew[int](t, WithShards(1), WithWorkers(1, 1))
 	defer closePool(t, p)
-	s := &p.shards[0]
+	s := &p.c.shards[0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var queues []*gqueue[int]
+	var queues []*gqueue[int, Task]
 	for g := range idleCap {
 		q := s.alloc(0)
 		q.key = g

@@ -134,7 +134,7 @@ func newObserver[K shard.Key](c *config) (*observer[K], error) {
 
 // before runs on the worker right before an attempt of e on shard idx; it
 // returns the start time, or 0 when no clock is needed.
-func (o *observer[K]) before(p *Pool[K], idx uint32, group K) int64 {
+func (o *observer[K]) before(p nanoClock, idx uint32, group K) int64 {
 	if o.labels != labelOff {
 		ctx := o.shardCtx[idx]
 		if o.labels == labelGroup {
@@ -150,7 +150,7 @@ func (o *observer[K]) before(p *Pool[K], idx uint32, group K) int64 {
 
 // after runs on the worker right after attempt number attempt of e, started
 // at start: it clears the labels and looks for a slow attempt.
-func (o *observer[K]) after(p *Pool[K], idx uint32, group K, attempt int, start int64) {
+func (o *observer[K]) after(p nanoClock, idx uint32, group K, attempt int, start int64) {
 	if o.labels != labelOff {
 		pprof.SetGoroutineLabels(context.Background())
 	}
@@ -166,6 +166,9 @@ func (o *observer[K]) after(p *Pool[K], idx uint32, group K, attempt int, start 
 	}
 }
 
+// nanoClock is the pool's clock as the observer reads it.
+type nanoClock interface{ nanotime() int64 }
+
 // callSlow calls the slow-task callback, containing its panic.
 func callSlow[K shard.Key](fn func(SlowTask[K]), s SlowTask[K]) {
 	defer func() { _ = recover() }()
@@ -173,7 +176,7 @@ func callSlow[K shard.Key](fn func(SlowTask[K]), s SlowTask[K]) {
 }
 
 // slowTasks returns the number of slow attempts so far.
-func (p *Pool[K]) slowTasks() uint64 {
+func (p *core[K, P, L]) slowTasks() uint64 {
 	if p.obs == nil {
 		return 0
 	}

@@ -26,6 +26,7 @@ type config struct {
 	groupQueueSize int
 	maxQueued      int
 	batchSize      int
+	maxBatch       int
 	nonblocking    bool
 	idleTimeout    time.Duration
 	retry          RetryPolicy
@@ -79,6 +80,7 @@ func defaultConfig() config {
 		groupQueueSize: DefaultGroupQueueSize,
 		maxQueued:      DefaultMaxQueued,
 		batchSize:      64,
+		maxBatch:       DefaultMaxBatch,
 		idleTimeout:    10 * time.Second,
 		retry:          RetryPolicy{MaxAttempts: 1},
 		dlBuffer:       256,
@@ -196,6 +198,21 @@ func WithBatchSize(n int) Option {
 	})
 }
 
+// WithMaxBatch sets the most messages a Batcher hands to one call of its
+// function (default DefaultMaxBatch, 256): a call receives the group's
+// queued messages up to this bound. Larger calls amortize more of a write's
+// fixed cost; smaller ones bound a call's time and the memory of a failed
+// call's letter. A Pool ignores it (see WithBatchSize).
+func WithMaxBatch(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n <= 0 || n > 1<<16 {
+			return invalid("WithMaxBatch(%d): want 1..%d", n, 1<<16)
+		}
+		c.maxBatch = n
+		return nil
+	})
+}
+
 // WithNonblocking makes Submit and Go return ErrQueueFull at once when the
 // group's queue or the pool is full, instead of waiting for room.
 func WithNonblocking() Option {
@@ -294,6 +311,19 @@ func WithDeadLetterHandler[K shard.Key](h func(DeadLetter[K])) Option {
 	return optionFunc(func(c *config) error {
 		if h == nil {
 			return invalid("WithDeadLetterHandler(nil)")
+		}
+		c.dlHandler = h
+		return nil
+	})
+}
+
+// WithBatchDeadLetterHandler is WithDeadLetterHandler for a Batcher: h
+// receives each failed call's letter instead of DeadLetters(). K and M
+// must be the Batcher's, or NewBatcher fails.
+func WithBatchDeadLetterHandler[K shard.Key, M any](h func(BatchDeadLetter[K, M])) Option {
+	return optionFunc(func(c *config) error {
+		if h == nil {
+			return invalid("WithBatchDeadLetterHandler(nil)")
 		}
 		c.dlHandler = h
 		return nil

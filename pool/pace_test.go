@@ -70,7 +70,7 @@ func TestSlowWorkerDoesNotDelayOtherShards(t *testing.T) {
 				synctest.Wait()
 				if got := ran.Load(); got != tc.wantAtOnce {
 					t.Errorf("other shard's task ran before any tick: %v, want %v (busy %d, %+v)",
-						got, tc.wantAtOnce, p.ctl.busy.Load(), p.Snapshot().Workers)
+						got, tc.wantAtOnce, p.c.ctl.busy.Load(), p.Snapshot().Workers)
 				}
 				time.Sleep(2 * monitorTick)
 				synctest.Wait()
@@ -81,7 +81,7 @@ func TestSlowWorkerDoesNotDelayOtherShards(t *testing.T) {
 				if err := p.Close(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				if n := p.ctl.busy.Load(); n != 0 {
+				if n := p.c.ctl.busy.Load(); n != 0 {
 					t.Errorf("busy count %d after Close, want 0", n)
 				}
 			})
@@ -102,7 +102,7 @@ func TestNewWorkerNotSlow(t *testing.T) {
 		release := make(chan struct{})
 		submitOK(p, 0, func(context.Context) error { <-release; return nil })
 		synctest.Wait()
-		if n := p.ctl.busy.Load(); n != 0 {
+		if n := p.c.ctl.busy.Load(); n != 0 {
 			t.Errorf("busy count %d while a new worker runs its second batch, want 0", n)
 		}
 		close(release)
@@ -123,7 +123,7 @@ func TestSlowWorkerGoexit(t *testing.T) {
 		submitOK(p, 0, func(context.Context) error { time.Sleep(5 * time.Millisecond); runtime.Goexit(); return nil })
 		time.Sleep(10 * time.Millisecond)
 		synctest.Wait()
-		if n := p.ctl.busy.Load(); n != 0 {
+		if n := p.c.ctl.busy.Load(); n != 0 {
 			t.Errorf("busy count %d after the worker's goroutine ended, want 0", n)
 		}
 		if err := p.Close(context.Background()); err != nil {

@@ -1,23 +1,12 @@
 package pool
 
-// Invariants:
-//
-//   - A Pool's configuration, shards and channels are set by New and never
-//     replaced; everything that changes after New lives in the shards
-//     (queue.go, guarded by their mutexes), in control (control.go), or in
-//     the atomics below, each with its own rule where it is declared.
-//   - Tune publishes min and max under control.mu, so an exiting worker
-//     sees both or neither.
-
 import (
 	"context"
-	"sync"
-	"sync/atomic"
+	"errors"
+	"math/rand/v2"
+	"runtime/debug"
 	"time"
 
-	"golang.org/x/time/rate"
-
-	"github.com/shoal-go/shoal/internal/metrics"
 	"github.com/shoal-go/shoal/shard"
 )
 
@@ -32,269 +21,259 @@ type Task func(ctx context.Context) error
 //
 // A Pool must be created with New and closed with Close.
 type Pool[K shard.Key] struct {
-	cfg     config
-	shards  []shardq[K]
-	nshards uint64
-	// groupMax bounds one group's queue (WithGroupQueueSize).
-	groupMax uint32
-	ctl      control
-	dl       chan DeadLetter[K]
-	epoch    time.Time
-	clock    Clock
-	breaker  admitter
-
-	// inFlight counts accepted tasks not yet finished, kept only when a
-	// breaker needs it (trackInFlight), so a pool without one pays nothing.
-	trackInFlight bool
-	inFlight      atomic.Int64
-
-	// exactStamps: read the real clock for every acceptance (see stamp).
-	exactStamps bool
-	// obs runs WithSlowTask and WithProfilerLabels around each attempt
-	// (observe.go); nil without them.
-	obs *observer[K]
-	// sampleTimes: time one task in TimingSampleEvery into timings, the
-	// pool's own (false with WithTimings, which times every task).
-	sampleTimes bool
-	timings     *Timings
-	// top counts the sampled queued tasks per group (WithTopGroups), nil
-	// without it. rates averages arrivals and completions at Snapshot.
-	top   *metrics.TopK[K]
-	rates rates
-
-	rejects [numRejectReasons]atomic.Uint64
-
-	// room is the pool-wide room not reserved by a shard (submit.go);
-	// shards take it in chunks of creditChunk and keep at most creditKeep.
-	_           [cacheLine]byte
-	room        atomic.Int64
-	_           [cacheLine - 8]byte
-	roomWaiters atomic.Int32
-	creditChunk int64
-	creditKeep  int64
-	roomMu      sync.Mutex
-	roomCh      chan struct{}
-
-	closing   atomic.Bool
-	closingCh chan struct{}
-	abandon   atomic.Bool
-	abandonCh chan struct{}
-	// progress (capacity 1) tells a waiting Close that a worker released a
-	// shard; one pending token is enough, Close re-checks everything.
-	progress chan struct{}
-
-	closeMu      sync.Mutex
-	closeStarted bool
-	closeDone    chan struct{}
-	stopScaler   func()
-
-	// dlHandler is WithDeadLetterHandler's function, nil without it.
-	// untaken counts letters nobody took; untakenLog paces their log lines.
-	dlHandler  func(DeadLetter[K])
-	untaken    atomic.Uint64
-	untakenLog rate.Sometimes
-
-	undeliveredMu sync.Mutex
-	undelivered   []DeadLetter[K]
-	shutdownCount atomic.Int64
+	c core[K, Task, DeadLetter[K]]
 }
 
 // New returns a running pool configured by opts. The workers of the minimum
 // count start at once; the others start on demand.
 func New[K shard.Key](opts ...Option) (*Pool[K], error) {
-	cfg := defaultConfig()
-	for _, o := range opts {
-		if o == nil {
-			return nil, invalid("nil Option")
-		}
-		if err := o.apply(&cfg); err != nil {
-			return nil, err
-		}
-	}
-	p := &Pool[K]{
-		cfg:       cfg,
-		shards:    make([]shardq[K], cfg.shards),
-		nshards:   uint64(cfg.shards),
-		groupMax:  uint32(cfg.groupQueueSize),
-		dl:        make(chan DeadLetter[K], cfg.dlBuffer),
-		clock:     cfg.clock,
-		closingCh: make(chan struct{}),
-		abandonCh: make(chan struct{}),
-		progress:  make(chan struct{}, 1),
-		closeDone: make(chan struct{}),
-	}
-	if p.clock != nil {
-		p.epoch = p.clock.Now()
-	} else {
-		p.epoch = time.Now()
-	}
-	for i := range p.shards {
-		p.shards[i].groups = make(map[K]*gqueue[K])
-	}
-	p.room.Store(int64(cfg.maxQueued))
-	p.creditChunk = min(64, int64(cfg.maxQueued)/(16*int64(cfg.shards)))
-	if p.creditChunk < 2 {
-		// Small bounds are kept exactly: no shard holds spare room.
-		p.creditChunk, p.creditKeep = 1, 0
-	} else {
-		p.creditKeep = p.creditChunk
-	}
-	p.exactStamps = cfg.clock != nil || cfg.onTask != nil
-	if cfg.dlHandler != nil {
-		h, ok := cfg.dlHandler.(func(DeadLetter[K]))
-		if !ok {
-			var k K
-			return nil, invalid("WithDeadLetterHandler: handler %T does not take the pool's groups (%T)", cfg.dlHandler, k)
-		}
-		p.dlHandler = h
-	}
-	p.untakenLog = rate.Sometimes{Interval: time.Second}
-	var err error
-	if p.obs, err = newObserver[K](&cfg); err != nil {
+	cfg, err := parseOptions(opts)
+	if err != nil {
 		return nil, err
 	}
-	if p.sampleTimes = cfg.timings == nil; p.sampleTimes {
-		p.timings = new(Timings)
-	}
-	if cfg.topGroups {
-		p.top = new(metrics.TopK[K])
-	}
-	p.rates.start(p.now())
-	if err := p.ctl.init(cfg.shards, cfg.minWorkers, cfg.maxWorkers, cfg.idleTimeout, p.nanotime); err != nil {
-		return nil, invalid("%v", err)
-	}
-	p.ctl.spinRounds, p.ctl.yieldBelow = cfg.spinRounds, cfg.yieldBelow
-	if err := p.setupBreaker(); err != nil {
+	p := new(Pool[K])
+	if err := p.c.init(cfg, p.runTurn, cfg.batchSize); err != nil {
 		return nil, err
-	}
-	p.ctl.readCPU = cfg.cpuReader
-	p.ctl.start = p.startWorker
-	p.ctl.onIdle = p.trimIdle
-	go p.ctl.monitor()
-	p.ctl.ensure(int32(cfg.minWorkers))
-	if cfg.scaler != nil {
-		p.stopScaler = cfg.scaler(&p.ctl, p)
 	}
 	return p, nil
 }
 
-// nanotime returns the time since the pool's epoch.
-func (p *Pool[K]) nanotime() int64 {
-	if p.clock != nil {
-		return int64(p.clock.Now().Sub(p.epoch))
+// Submit enqueues t to run after the tasks of group submitted before it.
+// When the group's queue is full (WithGroupQueueSize), or the pool holds
+// WithMaxQueued tasks, it waits for room until ctx is done (then the error
+// matches ErrQueueFull and ctx.Err()), or, with WithNonblocking, returns an
+// error matching ErrQueueFull at once. Only the submitters of a full group
+// wait: other groups' submissions go on. A nil error means the task was
+// accepted: it will complete or reach DeadLetters. A non-nil error means it
+// was not accepted.
+//
+// If ctx is already done, Submit returns ctx.Err() and accepts nothing. If
+// ctx's deadline passes before the task starts, the task does not run and
+// becomes an Expired dead letter.
+//
+// Submit does not allocate while the pool is busy: queues are reused. The
+// first task of a group after the pool went idle allocates its queue
+// (about 170 bytes).
+func (p *Pool[K]) Submit(ctx context.Context, group K, t Task) error {
+	if t == nil {
+		return ErrNilTask
 	}
-	return int64(time.Since(p.epoch))
+	return p.c.submit(ctx, shard.Hash(group), group, false, t, !p.c.cfg.nonblocking)
 }
 
-func (p *Pool[K]) now() time.Time { return p.epoch.Add(time.Duration(p.nanotime())) }
+// TrySubmit is Submit with context.Background() that never waits: a full
+// queue is an error matching ErrQueueFull.
+func (p *Pool[K]) TrySubmit(group K, t Task) error {
+	if t == nil {
+		return ErrNilTask
+	}
+	return p.c.submit(context.Background(), shard.Hash(group), group, false, t, false)
+}
+
+// Go runs t, which belongs to no group, as soon as a worker is free. It
+// keeps no order with other tasks; otherwise it behaves as Submit. Its dead
+// letters carry the zero group.
+func (p *Pool[K]) Go(ctx context.Context, t Task) error {
+	if t == nil {
+		return ErrNilTask
+	}
+	var zero K
+	return p.c.submit(ctx, rand.Uint64(), zero, true, t, !p.c.cfg.nonblocking)
+}
+
+// ShardOf returns the shard of the group table that holds group's queue,
+// in [0, shards): the shard of Stats.ShardQueued and of the profiler label.
+func (p *Pool[K]) ShardOf(group K) int { return int(p.c.shardOfHash(shard.Hash(group))) }
 
 // DeadLetters returns the channel of tasks that did not complete. It is
 // closed by Close after the last letter, so `for dl := range
-// p.DeadLetters()` ends. Read it: when it is full, workers wait.
-func (p *Pool[K]) DeadLetters() <-chan DeadLetter[K] { return p.dl }
+// p.DeadLetters()` ends. Read it (or set WithDeadLetterHandler): when it is
+// full, workers wait up to DeadLetterWait for room.
+func (p *Pool[K]) DeadLetters() <-chan DeadLetter[K] { return p.c.dl }
+
+// Close stops admission at once (submissions fail with ErrClosed, blocked
+// ones included), lets the queued tasks run until ctx is done, and returns
+// when every goroutine the pool started has exited; the dead-letter channel
+// is then closed.
+//
+// If ctx ends first, the tasks still queued (and those waiting for a retry)
+// become Shutdown dead letters, tasks already running finish, and Close
+// returns a *CloseError that says how many were shut down and holds any
+// letters the dead-letter channel had no room for. A second Close waits for
+// the first and returns nil.
+func (p *Pool[K]) Close(ctx context.Context) error {
+	a, err := p.c.close(ctx)
+	if a == nil {
+		return err
+	}
+	return &CloseError[K]{Err: a.err, Shutdown: a.shutdown, Undelivered: a.undelivered}
+}
 
 // Tune sets the bounds of the worker count at run time. It takes effect at
 // once: workers start up to the new minimum, and workers above the new
 // maximum exit as soon as they finish their current batch.
-func (p *Pool[K]) Tune(minWorkers, maxWorkers int) error {
-	if err := checkWorkers(minWorkers, maxWorkers); err != nil {
-		return err
-	}
-	// Reads whether Close has begun.
-	if p.closing.Load() {
-		return ErrClosed
-	}
-	p.ctl.mu.Lock()
-	// Publishes the bounds to workers (idle exit, exit above max) and to
-	// wake/grow; under mu so that an exiting worker sees both or neither.
-	p.ctl.minW.Store(int32(minWorkers))
-	p.ctl.maxW.Store(int32(maxWorkers))
-	p.ctl.mu.Unlock()
-	p.ctl.ensure(int32(minWorkers))
-	// Parked workers re-read the bounds: those above max exit, the others
-	// re-arm their idle timers against the new floor.
-	p.ctl.wakeAll()
-	// A higher max serves shards already waiting at once.
-	for range p.ctl.runq.Len() {
-		if !p.ctl.grow() {
-			break
-		}
-	}
-	return nil
-}
+func (p *Pool[K]) Tune(minWorkers, maxWorkers int) error { return p.c.tune(minWorkers, maxWorkers) }
 
 // Snapshot returns the pool's counters, timings, rates and breaker figures.
 // It costs O(shards + workers) (about 2 µs more for the histograms), holds
 // each shard's lock for a few loads, and may be called at any time, also
 // after Close.
-func (p *Pool[K]) Snapshot() Stats {
-	s := Stats{Taken: p.now(), ShardQueued: make([]int, len(p.shards)), Closed: p.closing.Load()}
-	for i := range p.shards {
-		sh := &p.shards[i]
-		sh.mu.Lock()
-		q, sub := sh.queued, sh.submitted
-		sh.mu.Unlock()
-		s.Submitted += sub
-		s.ShardQueued[i] = q
-		s.Queued += q
+func (p *Pool[K]) Snapshot() Stats { return p.c.snapshot() }
+
+// Scaling returns the scaler's last decision that moved the target, with
+// its reason. It is the zero ScalingDecision (Reason ScalingNone) when
+// scaling is off or the pool is closed. Stats.Workers.Target is the target
+// in effect, clamped to the current bounds.
+func (p *Pool[K]) Scaling() ScalingDecision { return p.c.scaling() }
+
+// letter delivers a dead letter of group's task e.
+func (p *Pool[K]) letter(w *worker, group K, e *entry[K, Task], r Reason, err error, attempts int, pv any, stack []byte) {
+	w.stats.local[cDead+int(r)]++
+	dl := DeadLetter[K]{
+		Group: group, Task: e.val, Err: err, Reason: r, Attempts: attempts,
+		Panic: pv, Stack: stack,
+		EnqueuedAt: p.c.epoch.Add(time.Duration(enqTime(e.enq))), FailedAt: p.c.now(),
 	}
-	var c counters
-	p.ctl.mu.Lock()
-	c = p.ctl.retired
-	for _, w := range p.ctl.all {
-		w.stats.addTo(&c)
-	}
-	p.ctl.mu.Unlock()
-	s.Completed = c[cCompleted]
-	s.Failed = c[cFailed]
-	s.Retried = c[cRetried]
-	s.Panicked = c[cPanicked]
-	s.DeadLetterStalls = c[cStalls]
-	s.DeadLettersUntaken = p.untaken.Load()
-	s.DeadLetters = ReasonCounts{
-		Failed:   c[cDead+int(Failed)],
-		Panicked: c[cDead+int(Panicked)],
-		Canceled: c[cDead+int(Canceled)],
-		Expired:  c[cDead+int(Expired)],
-		Shutdown: c[cDead+int(Shutdown)],
-	}
-	// Reads the refusal counters and, below, the worker counts; each value
-	// is read on its own, so a snapshot under load is not one instant.
-	s.Rejected = RejectCounts{
-		QueueFull:      p.rejects[QueueFull].Load(),
-		Closed:         p.rejects[Closed].Load(),
-		MemoryPressure: p.rejects[MemoryPressure].Load(),
-		Throttled:      p.rejects[Throttled].Load(),
-	}
-	s.WaitingShards = p.ctl.runq.Len()
-	w := &s.Workers
-	w.Running = int(p.ctl.running.Load())
-	w.Idle = int(p.ctl.idle.Load())
-	w.Spinning = int(p.ctl.spinning.Load())
-	w.Busy = max(0, w.Running-w.Idle-w.Spinning)
-	w.Min = int(p.ctl.minW.Load())
-	w.Max = int(p.ctl.maxW.Load())
-	w.Target = int(p.ctl.floor())
-	s.Scaling = p.Scaling()
-	s.SlowTasks = p.slowTasks()
-	if t := p.cfg.timings; t != nil {
-		s.Timings, s.TimingSampleEvery = t.Snapshot(), 1
-	} else {
-		s.Timings, s.TimingSampleEvery = p.timings.Snapshot(), TimingSampleEvery
-	}
-	s.ArrivalRate, s.CompletionRate = p.rates.update(s.Taken, s.Submitted, s.Completed+s.DeadLetters.Total())
-	s.TopGroups = p.topGroups()
-	if b := p.cfg.breaker; b != nil {
-		bs := b.Stats()
-		s.Breaker = &bs
-	}
-	return s
+	p.c.deliver(w, dl, letterInfo[K]{group: group, reason: r, attempts: attempts, err: err})
 }
 
-// trimIdle evicts every shard's idle queues; the monitor calls it when the
-// pool goes idle.
-func (p *Pool[K]) trimIdle() {
-	for i := range p.shards {
-		p.shards[i].trimIdle()
+// runTurn runs the first k copied tasks of ts.g, stopping when a task is
+// parked for a retry (it reports true) or when the turn's time is up after
+// at least one task. ts.done counts the tasks that finished.
+func (p *Pool[K]) runTurn(w *worker, ts *turnState[K, Task], k uint32, turnEnd int64) bool {
+	g := ts.g
+	for i := range k {
+		e := &ts.batch[i]
+		prev, prevErr := 0, error(nil)
+		if i == 0 && g.attempts != 0 {
+			prev, prevErr = g.attempts, g.lastErr
+		}
+		if p.attempt(w, ts, e, prev, prevErr) {
+			// The parked task and those after it stay in g's buffer.
+			clear(ts.batch[i:k])
+			return true
+		}
+		if i == 0 {
+			g.attempts, g.lastErr = 0, nil
+		}
+		*e = entry[K, Task]{}
+		ts.done++
+		w.finished++
+		if i+1 < k && p.c.ctl.coarse.Load() >= turnEnd {
+			clear(ts.batch[i+1 : k])
+			return false
+		}
 	}
+	return false
+}
+
+// attempt runs one attempt of e, whose earlier attempts returned prevErr.
+// It reports true if the group must be parked for a retry (the attempts
+// are then recorded in the queue).
+func (p *Pool[K]) attempt(w *worker, ts *turnState[K, Task], e *entry[K, Task], prev int, prevErr error) bool {
+	g := ts.g
+	if p.c.abandon.Load() {
+		// Counts the task for CloseError.Shutdown.
+		p.c.shutdownCount.Add(1)
+		err := prevErr
+		if err == nil {
+			err = ErrClosed
+		}
+		p.letter(w, g.key, e, Shutdown, err, prev, nil, nil)
+		return false
+	}
+	if !e.plain && p.c.expired(e) {
+		err := prevErr
+		if err == nil {
+			err = context.DeadlineExceeded
+		}
+		p.letter(w, g.key, e, Expired, err, prev, nil, nil)
+		return false
+	}
+	var start int64
+	timed := e.enq&stampTimed != 0 // one task in TimingSampleEvery
+	if p.c.cfg.onTask != nil || timed {
+		start = p.c.nanotime()
+	}
+	var obsStart int64
+	if p.c.obs != nil {
+		obsStart = p.c.obs.before(&p.c, ts.idx, g.key)
+	}
+	err, pv, stack, panicked := p.call(w, ts, e, prev+1)
+	if p.c.obs != nil {
+		p.c.obs.after(&p.c, ts.idx, g.key, prev+1, obsStart)
+	}
+	if p.c.cfg.onTask != nil || timed {
+		end := p.c.nanotime()
+		if timed {
+			p.c.timings.recordSample(ts.idx, e.enq, start, end)
+		}
+		if p.c.cfg.onTask != nil {
+			p.c.cfg.onTask(int(ts.idx), time.Duration(start-enqTime(e.enq)), time.Duration(end-start))
+		}
+	}
+	attempts := prev + 1
+	switch {
+	case panicked:
+		w.stats.local[cPanicked]++
+		p.letter(w, g.key, e, Panicked, &PanicError{Value: pv}, attempts, pv, stack)
+		if h := p.c.cfg.panicHandler; h != nil {
+			callHandler(h, pv, stack)
+		}
+		return false
+	case err == nil:
+		w.stats.local[cCompleted]++
+		return false
+	}
+	w.stats.local[cFailed]++
+	if !e.plain && p.c.expired(e) {
+		p.letter(w, g.key, e, Expired, err, attempts, nil, nil)
+		return false
+	}
+	if errors.Is(err, context.Canceled) {
+		p.letter(w, g.key, e, Canceled, err, attempts, nil, nil)
+		return false
+	}
+	if !p.c.cfg.retry.retryable(err, attempts) {
+		p.letter(w, g.key, e, Failed, err, attempts, nil, nil)
+		return false
+	}
+	w.stats.local[cRetried]++
+	g.attempts, g.lastErr = attempts, err
+	return true
+}
+
+// call runs the task, recovering a panic. If the task calls
+// runtime.Goexit, which cannot be stopped, the task becomes a Panicked
+// letter (ErrGoexit) here and workerMain's deferred afterGoexit hands the
+// group and the worker's place on before the goroutine ends.
+func (p *Pool[K]) call(w *worker, ts *turnState[K, Task], e *entry[K, Task], attempts int) (err error, pv any, stack []byte, panicked bool) {
+	ctx, cancel := e.ctx, context.CancelFunc(nil)
+	if !e.plain {
+		ctx, cancel = taskContext(e.ctx)
+	}
+	returned := false
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+		if r := recover(); r != nil {
+			pv, stack, panicked = r, debug.Stack(), true
+			return
+		}
+		if !returned {
+			w.goexit = true
+			// afterGoexit finishes the dying task.
+			ts.done++
+			w.finished++
+			w.stats.local[cPanicked]++
+			p.letter(w, ts.g.key, e, Panicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
+			if h := p.c.cfg.panicHandler; h != nil {
+				callHandler(h, ErrGoexit, nil)
+			}
+		}
+	}()
+	err = e.val(ctx)
+	returned = true
+	return err, nil, nil, false
 }

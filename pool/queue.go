@@ -55,9 +55,9 @@ const keepBufCap = 64
 const remapAfter = 64
 
 // gqueue is the queue of one group.
-type gqueue[K shard.Key] struct {
+type gqueue[K shard.Key, P any] struct {
 	key   K
-	buf   []entry[K]
+	buf   []entry[K, P]
 	head  uint32
 	n     uint32 // tasks in buf, taken ones included
 	taken uint32 // tasks at head copied out by the holder
@@ -74,36 +74,39 @@ type gqueue[K shard.Key] struct {
 	idle    bool
 	idlePos uint32
 	// next links the ready list; prevP/nextP the parked list.
-	next         *gqueue[K]
-	prevP, nextP *gqueue[K]
+	next         *gqueue[K, P]
+	prevP, nextP *gqueue[K, P]
 	// attempts and lastErr describe the task at head after a failed
 	// attempt: owned by the holder.
 	attempts int
 	lastErr  error
+	// retryLen is how many tasks at head a retried batch holds (0: not
+	// a batch); owned by the holder.
+	retryLen uint32
 	// timer is the retry timer, created at the first retry and reused.
 	timer *time.Timer
 	// one is the first buffer, so that a group with one task costs one
 	// allocation (none from the free list).
-	one [1]entry[K]
+	one [1]entry[K, P]
 }
 
 // shardq is one shard of the group table.
-type shardq[K shard.Key] struct {
+type shardq[K shard.Key, P any] struct {
 	mu     sync.Mutex
 	inRunq bool
 	sealed bool
-	groups map[K]*gqueue[K]
+	groups map[K]*gqueue[K, P]
 	peak   int
 	// ready is the FIFO of groups waiting for a worker.
-	readyHead, readyTail *gqueue[K]
+	readyHead, readyTail *gqueue[K, P]
 	// parked is the list of groups waiting on a retry timer.
-	parked *gqueue[K]
+	parked *gqueue[K, P]
 	// idle is the idle list, a ring of idleCap slots for positions
 	// [idleHead, idleTail), oldest first; a slot is nil once its queue left
 	// the list, so no queue's neighbours are touched to take it off. nidle
 	// counts the queues on it. Allocated at the first release, dropped by
 	// trimIdle.
-	idle               []*gqueue[K]
+	idle               []*gqueue[K, P]
 	idleHead, idleTail uint32
 	nidle              int
 	// live counts live queues (anon ones included).
@@ -118,7 +121,7 @@ type shardq[K shard.Key] struct {
 
 // lookup returns group's queue, live, or nil. A queue found on the idle
 // list becomes live again.
-func (s *shardq[K]) lookup(group K) *gqueue[K] {
+func (s *shardq[K, P]) lookup(group K) *gqueue[K, P] {
 	g := s.groups[group]
 	if g != nil && g.idle {
 		s.unlinkIdle(g)
@@ -130,28 +133,28 @@ func (s *shardq[K]) lookup(group K) *gqueue[K] {
 // alloc returns a new live queue for the shard idx: the oldest idle one
 // while the idle list is at least half full, a new one otherwise (so that
 // the idle list fills up to its cap before queues are reused).
-func (s *shardq[K]) alloc(idx uint32) *gqueue[K] {
+func (s *shardq[K, P]) alloc(idx uint32) *gqueue[K, P] {
 	s.live++
 	if s.nidle >= idleCap/2 {
 		g := s.popOldestIdle()
 		s.forget(g)
 		return g
 	}
-	g := &gqueue[K]{idx: idx}
+	g := &gqueue[K, P]{idx: idx}
 	g.buf = g.one[:]
 	return g
 }
 
 // release makes an empty, unheld queue without waiters idle; the oldest
 // idle queue is evicted when the list is full.
-func (s *shardq[K]) release(g *gqueue[K]) {
+func (s *shardq[K, P]) release(g *gqueue[K, P]) {
 	s.live--
 	g.head = 0
 	if len(g.buf) > keepBufCap {
 		g.buf = g.one[:]
 	}
 	if s.idle == nil {
-		s.idle = make([]*gqueue[K], idleCap)
+		s.idle = make([]*gqueue[K, P], idleCap)
 	}
 	if s.idleTail-s.idleHead == idleCap {
 		// The ring is full: its oldest slot goes, evicting its queue
@@ -172,7 +175,7 @@ func (s *shardq[K]) release(g *gqueue[K]) {
 }
 
 // unlinkIdle takes g off the idle list: only its slot is cleared.
-func (s *shardq[K]) unlinkIdle(g *gqueue[K]) {
+func (s *shardq[K, P]) unlinkIdle(g *gqueue[K, P]) {
 	g.idle = false
 	s.idle[g.idlePos%idleCap] = nil
 	s.nidle--
@@ -180,7 +183,7 @@ func (s *shardq[K]) unlinkIdle(g *gqueue[K]) {
 
 // popOldestIdle takes the oldest queue off the idle list, which must not
 // be empty.
-func (s *shardq[K]) popOldestIdle() *gqueue[K] {
+func (s *shardq[K, P]) popOldestIdle() *gqueue[K, P] {
 	for {
 		h := s.idleHead % idleCap
 		g := s.idle[h]
@@ -196,11 +199,11 @@ func (s *shardq[K]) popOldestIdle() *gqueue[K] {
 
 // forget takes a queue that is not live out of the table, to be reused or
 // collected.
-func (s *shardq[K]) forget(g *gqueue[K]) {
+func (s *shardq[K, P]) forget(g *gqueue[K, P]) {
 	if !g.anon {
 		delete(s.groups, g.key)
 		if len(s.groups) == 0 && s.peak >= remapAfter {
-			s.groups = make(map[K]*gqueue[K])
+			s.groups = make(map[K]*gqueue[K, P])
 			s.peak = 0
 		}
 	}
@@ -209,7 +212,7 @@ func (s *shardq[K]) forget(g *gqueue[K]) {
 }
 
 // trimIdle evicts every idle queue and drops the idle ring.
-func (s *shardq[K]) trimIdle() {
+func (s *shardq[K, P]) trimIdle() {
 	s.mu.Lock()
 	for s.nidle > 0 {
 		s.forget(s.popOldestIdle())
@@ -220,7 +223,7 @@ func (s *shardq[K]) trimIdle() {
 
 // pushReady appends a held group to the ready list; it reports whether the
 // shard must be pushed to the run queue (it was not there).
-func (s *shardq[K]) pushReady(g *gqueue[K]) bool {
+func (s *shardq[K, P]) pushReady(g *gqueue[K, P]) bool {
 	g.next = nil
 	if s.readyTail == nil {
 		s.readyHead = g
@@ -236,7 +239,7 @@ func (s *shardq[K]) pushReady(g *gqueue[K]) bool {
 }
 
 // popReady takes the first ready group, or nil.
-func (s *shardq[K]) popReady() *gqueue[K] {
+func (s *shardq[K, P]) popReady() *gqueue[K, P] {
 	g := s.readyHead
 	if g == nil {
 		return nil
@@ -250,7 +253,7 @@ func (s *shardq[K]) popReady() *gqueue[K] {
 }
 
 // park adds g to the parked list.
-func (s *shardq[K]) park(g *gqueue[K]) {
+func (s *shardq[K, P]) park(g *gqueue[K, P]) {
 	g.parked = true
 	g.prevP, g.nextP = nil, s.parked
 	if s.parked != nil {
@@ -260,7 +263,7 @@ func (s *shardq[K]) park(g *gqueue[K]) {
 }
 
 // unpark removes g from the parked list.
-func (s *shardq[K]) unpark(g *gqueue[K]) {
+func (s *shardq[K, P]) unpark(g *gqueue[K, P]) {
 	g.parked = false
 	if g.prevP != nil {
 		g.prevP.nextP = g.nextP
@@ -274,9 +277,9 @@ func (s *shardq[K]) unpark(g *gqueue[K]) {
 }
 
 // push appends e to g, growing its buffer up to limit slots.
-func (g *gqueue[K]) push(e *entry[K]) {
+func (g *gqueue[K, P]) push(e *entry[K, P]) {
 	if int(g.n) == len(g.buf) {
-		nb := make([]entry[K], max(8, 2*len(g.buf)))
+		nb := make([]entry[K, P], max(8, 2*len(g.buf)))
 		for i := range g.n {
 			nb[i] = g.buf[(g.head+i)&uint32(len(g.buf)-1)]
 		}
@@ -288,14 +291,14 @@ func (g *gqueue[K]) push(e *entry[K]) {
 }
 
 // at returns the i-th task after the head.
-func (g *gqueue[K]) at(i uint32) *entry[K] {
+func (g *gqueue[K, P]) at(i uint32) *entry[K, P] {
 	return &g.buf[(g.head+i)&uint32(len(g.buf)-1)]
 }
 
 // drop removes the first k tasks.
-func (g *gqueue[K]) drop(k uint32) {
+func (g *gqueue[K, P]) drop(k uint32) {
 	for i := range k {
-		*g.at(i) = entry[K]{}
+		*g.at(i) = entry[K, P]{}
 	}
 	g.head = (g.head + k) & uint32(len(g.buf)-1)
 	g.n -= k
@@ -304,7 +307,7 @@ func (g *gqueue[K]) drop(k uint32) {
 
 // waitRoom registers a submitter waiting for room in g and returns the
 // channel closed when room is freed. The caller holds the shard's mu.
-func (g *gqueue[K]) waitRoom() <-chan struct{} {
+func (g *gqueue[K, P]) waitRoom() <-chan struct{} {
 	g.waiters++
 	if g.spaceCh == nil {
 		g.spaceCh = make(chan struct{})
@@ -314,7 +317,7 @@ func (g *gqueue[K]) waitRoom() <-chan struct{} {
 
 // signalRoom wakes the submitters waiting for room in g. The caller holds
 // the shard's mu.
-func (g *gqueue[K]) signalRoom() {
+func (g *gqueue[K, P]) signalRoom() {
 	if g.spaceCh != nil {
 		close(g.spaceCh)
 		g.spaceCh = nil

@@ -12,7 +12,7 @@ func FuzzGroupQueue(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 3, 1, 2, 2})
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 9, 2, 9})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		g := &gqueue[int]{}
+		g := &gqueue[int, Task]{}
 		g.buf = g.one[:]
 		var model []int64 // the enq stamps of the queued tasks, in order
 		next := int64(0)
@@ -20,7 +20,7 @@ func FuzzGroupQueue(f *testing.F) {
 			switch ops[i] % 3 {
 			case 0: // push
 				next++
-				e := entry[int]{enq: next, ctx: context.Background()}
+				e := entry[int, Task]{enq: next, ctx: context.Background()}
 				g.push(&e)
 				model = append(model, next)
 			case 1: // take up to k (a holder copies them out)
@@ -73,8 +73,8 @@ func FuzzGroupQueue(f *testing.F) {
 func FuzzIdleRing(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 1, 2, 1, 0, 2})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		s := &shardq[int]{groups: map[int]*gqueue[int]{}}
-		live := map[int]*gqueue[int]{}
+		s := &shardq[int, Task]{groups: map[int]*gqueue[int, Task]{}}
+		live := map[int]*gqueue[int, Task]{}
 		nextKey := 0
 		for i := 0; i < len(ops); i++ {
 			switch ops[i] % 3 {

@@ -118,11 +118,8 @@ func WithScaling(p ScalingPolicy) Option {
 	})
 }
 
-// Scaling returns the scaler's last decision that moved the target, with
-// its reason. It is the zero ScalingDecision (Reason ScalingNone) when
-// scaling is off or the pool is closed. Stats.Workers.Target is the target
-// in effect, clamped to the current bounds.
-func (p *Pool[K]) Scaling() ScalingDecision {
+// scaling returns the scaler's last decision (Pool.Scaling).
+func (p *core[K, P, L]) scaling() ScalingDecision {
 	// Reads the running autoscaler, if any.
 	if a := p.ctl.scaler.Load(); a != nil {
 		return a.last()
@@ -132,17 +129,17 @@ func (p *Pool[K]) Scaling() ScalingDecision {
 
 // scalingSource is what the scaler reads from the generic half of a pool
 // besides control: arrivals since New, queued tasks and queue capacity, in
-// one pass over the shards. *Pool[K] implements it; New passes the pool to
+// one pass over the shards. The core implements it; init passes itself to
 // cfg.scaler.
 type scalingSource interface {
 	scalingLoad() (arrivals uint64, queued, capacity int)
 }
 
-var _ scalingSource = (*Pool[int])(nil)
+var _ scalingSource = (*core[int, Task, DeadLetter[int]])(nil)
 
 // scalingLoad reads every shard once: the tasks it accepted and those it
 // holds; capacity is the pool-wide bound.
-func (p *Pool[K]) scalingLoad() (arrivals uint64, queued, capacity int) {
+func (p *core[K, P, L]) scalingLoad() (arrivals uint64, queued, capacity int) {
 	for i := range p.shards {
 		s := &p.shards[i]
 		s.mu.Lock()

@@ -410,7 +410,7 @@ func TestScalingFullSignals(t *testing.T) {
 				t.Fatalf("TrySubmit %d: %v", i, err)
 			}
 		}
-		arrivals, queued, capacity := p.scalingLoad()
+		arrivals, queued, capacity := p.c.scalingLoad()
 		if arrivals != 60 || queued < 56 || capacity != 64 {
 			t.Fatalf("scalingLoad = %d, %d, %d; want 60, >= 56, 64", arrivals, queued, capacity)
 		}
@@ -450,7 +450,7 @@ func TestScalingSampleDoesNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &autoscaler{ctl: &p.ctl, src: p, sc: sc}
+	a := &autoscaler{ctl: &p.c.ctl, src: &p.c, sc: sc}
 	a.sample(time.Now()) // the first sample moves the target to min
 	now := time.Now()
 	allocs := testing.AllocsPerRun(100, func() {
@@ -468,7 +468,7 @@ func TestScalingIdleBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const lo, hi = 1, 16
 		p := newScalingPool(t, lo, hi)
-		a := p.ctl.scaler.Load()
+		a := p.c.ctl.scaler.Load()
 		if a == nil {
 			t.Fatal("no autoscaler registered")
 		}
@@ -535,7 +535,7 @@ func BenchmarkScalingSample(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := &autoscaler{ctl: &p.ctl, src: p, sc: sc}
+	a := &autoscaler{ctl: &p.c.ctl, src: &p.c, sc: sc}
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {

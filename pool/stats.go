@@ -24,8 +24,11 @@ const (
 	cRetried
 	cPanicked
 	cStalls
-	cDead       // + Reason
-	numCounters = cDead + int(numReasons)
+	cCalls                                // a Batcher's calls
+	cMsgs                                 // the messages of those calls
+	cDead                                 // + Reason
+	cSizes      = cDead + int(numReasons) // + batchBucket
+	numCounters = cSizes + batchBuckets
 )
 
 // counters is a plain set of counts.
@@ -46,6 +49,13 @@ func (s *workerStats) flush() {
 			s.local[i] = 0
 		}
 	}
+}
+
+// countCall counts a Batcher's call of n messages.
+func (s *workerStats) countCall(n int) {
+	s.local[cCalls]++
+	s.local[cMsgs] += uint64(n)
+	s.local[cSizes+batchBucket(n)]++
 }
 
 // addTo adds the published counts to c.
@@ -139,6 +149,8 @@ type Stats struct {
 	SlowTasks uint64
 	// Closed reports whether Close has been called.
 	Closed bool
+	// Batches describes a Batcher's calls; zero for a Pool.
+	Batches BatchStats
 
 	// Timings holds the queue-wait (acceptance to the start of each
 	// attempt) and run-time distributions, with P50, P90, P99 and Max.

@@ -217,7 +217,7 @@ type GroupQueued struct {
 }
 
 // topGroups returns the tracked groups, heaviest first, or nil.
-func (p *Pool[K]) topGroups() []GroupQueued {
+func (p *core[K, P, L]) topGroups() []GroupQueued {
 	if p.top == nil {
 		return nil
 	}
@@ -235,7 +235,7 @@ func (p *Pool[K]) topGroups() []GroupQueued {
 
 // countTop counts a task about to be pushed in the top-groups sketch when
 // it is sampled, and flags it. h is the group's hash, 0 for Go's tasks.
-func (p *Pool[K]) countTop(e *entry[K], h uint64, group K, pos uint64) {
+func (p *core[K, P, L]) countTop(e *entry[K, P], h uint64, group K, pos uint64) {
 	if p.top.IncSeq(h, group, pos) {
 		e.enq |= stampTop
 	}
@@ -243,7 +243,7 @@ func (p *Pool[K]) countTop(e *entry[K], h uint64, group K, pos uint64) {
 
 // uncountTop takes a flagged task out of the sketch: when its push failed,
 // or when its first attempt starts.
-func (p *Pool[K]) uncountTop(e *entry[K], group K) {
+func (p *core[K, P, L]) uncountTop(e *entry[K, P], group K) {
 	p.top.Dec(shard.Hash(group))
 	e.enq &^= stampTop
 }

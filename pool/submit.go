@@ -19,52 +19,11 @@ package pool
 import (
 	"context"
 	"math/bits"
-	"math/rand/v2"
-
-	"github.com/shoal-go/shoal/shard"
 )
-
-// Submit enqueues t to run after the tasks of group submitted before it.
-// When the group's queue is full (WithGroupQueueSize), or the pool holds
-// WithMaxQueued tasks, it waits for room until ctx is done (then the error
-// matches ErrQueueFull and ctx.Err()), or, with WithNonblocking, returns an
-// error matching ErrQueueFull at once. Only the submitters of a full group
-// wait: other groups' submissions go on. A nil error means the task was
-// accepted: it will complete or reach DeadLetters. A non-nil error means it
-// was not accepted.
-//
-// If ctx is already done, Submit returns ctx.Err() and accepts nothing. If
-// ctx's deadline passes before the task starts, the task does not run and
-// becomes an Expired dead letter.
-//
-// Submit does not allocate while the pool is busy: queues are reused. The
-// first task of a group after the pool went idle allocates its queue
-// (about 170 bytes).
-func (p *Pool[K]) Submit(ctx context.Context, group K, t Task) error {
-	return p.submit(ctx, shard.Hash(group), group, false, t, !p.cfg.nonblocking)
-}
-
-// TrySubmit is Submit with context.Background() that never waits: a full
-// queue is an error matching ErrQueueFull.
-func (p *Pool[K]) TrySubmit(group K, t Task) error {
-	return p.submit(context.Background(), shard.Hash(group), group, false, t, false)
-}
-
-// Go runs t, which belongs to no group, as soon as a worker is free. It
-// keeps no order with other tasks; otherwise it behaves as Submit. Its dead
-// letters carry the zero group.
-func (p *Pool[K]) Go(ctx context.Context, t Task) error {
-	var zero K
-	return p.submit(ctx, rand.Uint64(), zero, true, t, !p.cfg.nonblocking)
-}
-
-// ShardOf returns the shard of the group table that holds group's queue,
-// in [0, shards): the shard of Stats.ShardQueued and of the profiler label.
-func (p *Pool[K]) ShardOf(group K) int { return int(p.shardOfHash(shard.Hash(group))) }
 
 // shardOfHash maps a hash to a shard with Lemire's multiply-shift range
 // reduction: uniform for a well-mixed hash and about 1 ns.
-func (p *Pool[K]) shardOfHash(h uint64) uint32 {
+func (p *core[K, P, L]) shardOfHash(h uint64) uint32 {
 	hi, _ := bits.Mul64(h, p.nshards)
 	return uint32(hi)
 }
@@ -79,12 +38,9 @@ const (
 	enqSealed
 )
 
-// submit accepts t for group, whose hash is h (a random one for Go's
+// submit accepts v for group, whose hash is h (a random one for Go's
 // tasks, anon).
-func (p *Pool[K]) submit(ctx context.Context, h uint64, group K, anon bool, t Task, block bool) error {
-	if t == nil {
-		return ErrNilTask
-	}
+func (p *core[K, P, L]) submit(ctx context.Context, h uint64, group K, anon bool, v P, block bool) error {
 	if ctx == nil {
 		return ErrNilContext
 	}
@@ -99,10 +55,14 @@ func (p *Pool[K]) submit(ctx context.Context, h uint64, group K, anon bool, t Ta
 			return err
 		}
 	}
+	ectx := ctx
+	if p.noCtx {
+		ectx, plain = nil, true
+	}
 	idx := p.shardOfHash(h)
 	s := &p.shards[idx]
-	e := entry[K]{task: t, ctx: ctx, plain: plain}
-	var waitingOn *gqueue[K] // a queue whose waiters count this call
+	e := entry[K, P]{val: v, ctx: ectx, plain: plain}
+	var waitingOn *gqueue[K, P] // a queue whose waiters count this call
 	for {
 		s.mu.Lock()
 		if waitingOn != nil {
@@ -164,7 +124,7 @@ func (p *Pool[K]) submit(ctx context.Context, h uint64, group K, anon bool, t Ta
 // enqueue appends e to group's queue in shard s (idx), whose mutex the
 // caller holds. On enqOK, sched says the caller must push the shard to the
 // run queue; on enqGroupFull, g is the full queue.
-func (p *Pool[K]) enqueue(s *shardq[K], idx uint32, h uint64, group K, anon bool, e *entry[K]) (r enqueueResult, g *gqueue[K], sched bool) {
+func (p *core[K, P, L]) enqueue(s *shardq[K, P], idx uint32, h uint64, group K, anon bool, e *entry[K, P]) (r enqueueResult, g *gqueue[K, P], sched bool) {
 	if s.sealed {
 		return enqSealed, nil, false
 	}
@@ -205,7 +165,7 @@ func (p *Pool[K]) enqueue(s *shardq[K], idx uint32, h uint64, group K, anon bool
 
 // stopWaiting withdraws a woken submitter from g's waiters, releasing g if
 // it was kept only for them. The caller holds s.mu.
-func (p *Pool[K]) stopWaiting(s *shardq[K], g *gqueue[K]) {
+func (p *core[K, P, L]) stopWaiting(s *shardq[K, P], g *gqueue[K, P]) {
 	g.waiters--
 	if g.waiters == 0 && g.n == 0 && !g.held {
 		s.release(g)
@@ -217,7 +177,7 @@ func (p *Pool[K]) stopWaiting(s *shardq[K], g *gqueue[K]) {
 }
 
 // leaveWait withdraws a submitter that gives up waiting.
-func (p *Pool[K]) leaveWait(s *shardq[K], g *gqueue[K], r enqueueResult) {
+func (p *core[K, P, L]) leaveWait(s *shardq[K, P], g *gqueue[K, P], r enqueueResult) {
 	if r == enqPoolFull {
 		p.roomWaiters.Add(-1)
 		return
@@ -230,7 +190,7 @@ func (p *Pool[K]) leaveWait(s *shardq[K], g *gqueue[K], r enqueueResult) {
 // takeCredit makes sure s holds pool-wide room for one more task, taking a
 // chunk of it from p.room; it reports false when the pool is full. The
 // caller holds s.mu.
-func (p *Pool[K]) takeCredit(s *shardq[K]) bool {
+func (p *core[K, P, L]) takeCredit(s *shardq[K, P]) bool {
 	if s.credit > 0 {
 		return true
 	}
@@ -253,7 +213,7 @@ func (p *Pool[K]) takeCredit(s *shardq[K]) bool {
 
 // returnCredit gives the room of k finished tasks back to s, and the part
 // of s's credit above one chunk back to the pool. The caller holds s.mu.
-func (p *Pool[K]) returnCredit(s *shardq[K], k int64) {
+func (p *core[K, P, L]) returnCredit(s *shardq[K, P], k int64) {
 	s.credit += k
 	if s.credit <= p.creditKeep {
 		return
@@ -275,7 +235,7 @@ func (p *Pool[K]) returnCredit(s *shardq[K], k int64) {
 // waitPoolRoom announces a submitter waiting for pool-wide room and
 // returns the channel closed when room is given back. The caller must
 // decrement roomWaiters when it stops waiting.
-func (p *Pool[K]) waitPoolRoom() <-chan struct{} {
+func (p *core[K, P, L]) waitPoolRoom() <-chan struct{} {
 	p.roomMu.Lock()
 	// Announces the waiter before its re-check of room.
 	p.roomWaiters.Add(1)
@@ -287,7 +247,7 @@ func (p *Pool[K]) waitPoolRoom() <-chan struct{} {
 	return ch
 }
 
-func (p *Pool[K]) reject(r RejectReason, err error) error {
+func (p *core[K, P, L]) reject(r RejectReason, err error) error {
 	p.rejects[r].Add(1)
 	return &RejectError{Reason: r, Err: err}
 }
@@ -298,7 +258,7 @@ func (p *Pool[K]) reject(r RejectReason, err error) error {
 // for exact times, or for the one task in TimingSampleEvery that the pool
 // times (flagged stampTimed). The two low bits hold flags
 // (stats_metrics.go).
-func (p *Pool[K]) stamp(idx uint32, pos uint64) int64 {
+func (p *core[K, P, L]) stamp(idx uint32, pos uint64) int64 {
 	if p.sampleTimes && timingSampled(idx, pos) {
 		return p.nanotime()&^stampFlags | stampTimed
 	}

@@ -13,7 +13,8 @@ package pool
 //     in the run queue), it goes to the back of its shard's ready list
 //     (fairness); if none waits, a new turn begins at once.
 //     Within the same budget the worker may go on with the next ready group
-//     of the shard without a trip through the run queue.
+//     of the shard without a trip through the run queue. A Batcher's turn
+//     (oneCall) is one call of up to turnMax tasks.
 //   - A task that fails and will be retried stays at its queue's head; its
 //     group stays held, parked on its timer, until the timer hands it back
 //     to the ready list. No later task of the group starts before it.
@@ -22,9 +23,7 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/shoal-go/shoal/shard"
@@ -34,7 +33,7 @@ import (
 // coarse clock moved by this much, the group yields its worker.
 const maxTurn = 2 * time.Millisecond
 
-func (p *Pool[K]) startWorker() {
+func (p *core[K, P, L]) startWorker() {
 	w := &worker{wake: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
 	w.timer.Stop()
 	p.ctl.register(w)
@@ -44,17 +43,20 @@ func (p *Pool[K]) startWorker() {
 }
 
 // turnState is what a worker keeps while it holds a group.
-type turnState[K shard.Key] struct {
-	batch []entry[K]
-	g     *gqueue[K]
-	s     *shardq[K]
-	idx   uint32
-	done  uint32 // tasks of batch finished (completed or lettered)
+type turnState[K shard.Key, P any] struct {
+	batch []entry[K, P]
+	// vals holds a Batcher's messages of the turn, the slice its function
+	// receives; reused.
+	vals []P
+	g    *gqueue[K, P]
+	s    *shardq[K, P]
+	idx  uint32
+	done uint32 // tasks of batch finished (completed or lettered)
 }
 
-func (p *Pool[K]) workerMain(w *worker) {
+func (p *core[K, P, L]) workerMain(w *worker) {
 	defer p.ctl.wg.Done()
-	ts := new(turnState[K])
+	ts := new(turnState[K, P])
 	defer func() {
 		if w.goexit {
 			p.afterGoexit(w, ts)
@@ -82,7 +84,7 @@ func (p *Pool[K]) workerMain(w *worker) {
 // run serves shard idx with the worker's bookkeeping: the busy count of a
 // slow worker, its counters, the breaker's reservation, and its pace
 // (slowDrains). It returns the number of tasks it finished.
-func (p *Pool[K]) run(w *worker, ts *turnState[K], idx uint32) int64 {
+func (p *core[K, P, L]) run(w *worker, ts *turnState[K, P], idx uint32) int64 {
 	c := &p.ctl
 	if w.inBusy = w.slow; w.inBusy {
 		// Tells producers not to count on this worker for a while.
@@ -106,7 +108,7 @@ func (p *Pool[K]) run(w *worker, ts *turnState[K], idx uint32) int64 {
 // endBatch closes w's batch: out of the busy count, counters published, the
 // breaker's reservation of the finished tasks released. It returns how many
 // tasks the batch finished.
-func (p *Pool[K]) endBatch(w *worker) int64 {
+func (p *core[K, P, L]) endBatch(w *worker) int64 {
 	if w.inBusy {
 		p.ctl.busy.Add(-1)
 		w.inBusy = false
@@ -123,7 +125,7 @@ func (p *Pool[K]) endBatch(w *worker) int64 {
 
 // serve runs turns of the ready groups of shard idx, up to batchSize tasks
 // in all.
-func (p *Pool[K]) serve(w *worker, ts *turnState[K], idx uint32) {
+func (p *core[K, P, L]) serve(w *worker, ts *turnState[K, P], idx uint32) {
 	s := &p.shards[idx]
 	ts.s, ts.idx = s, idx
 	s.mu.Lock()
@@ -137,18 +139,28 @@ func (p *Pool[K]) serve(w *worker, ts *turnState[K], idx uint32) {
 	if repush {
 		s.inRunq = true
 	}
-	budget := uint32(p.cfg.batchSize)
+	budget := uint32(p.turnMax)
 	turnEnd := p.ctl.coarse.Load() + int64(maxTurn)
 	for {
 		// Copies the next tasks of g out; they stay in its buffer. The
 		// batch grows with the turns the worker sees, so a worker of
 		// one-task turns keeps a small one.
 		k := min(g.n, budget)
+		if g.attempts != 0 && g.retryLen != 0 {
+			// A retried batch is the same messages as the failed one.
+			k = min(k, g.retryLen)
+		}
 		if int(k) > len(ts.batch) {
-			ts.batch = make([]entry[K], min(p.cfg.batchSize, max(int(k), 2*len(ts.batch), 4)))
+			ts.batch = make([]entry[K, P], min(p.turnMax, max(int(k), 2*len(ts.batch), 4)))
 		}
 		for i := range k {
-			ts.batch[i] = *g.at(i)
+			e := g.at(i)
+			if e.enq&stampTop != 0 {
+				// The task no longer waits: out of the top-groups
+				// count, once.
+				p.uncountTop(e, g.key)
+			}
+			ts.batch[i] = *e
 		}
 		g.taken = k
 		if g.waiters != 0 {
@@ -162,9 +174,13 @@ func (p *Pool[K]) serve(w *worker, ts *turnState[K], idx uint32) {
 			p.ctl.wake()
 			repush = false
 		}
-		parked := p.runTurn(w, ts, k, turnEnd)
+		parked := p.turn(w, ts, k, turnEnd)
 		done := ts.done
-		budget -= min(budget, max(done, 1))
+		if p.oneCall {
+			budget = 0
+		} else {
+			budget -= min(budget, max(done, 1))
+		}
 		s.mu.Lock()
 		p.finish(s, g, done)
 		switch {
@@ -176,7 +192,7 @@ func (p *Pool[K]) serve(w *worker, ts *turnState[K], idx uint32) {
 			if s.readyHead == nil && p.ctl.runq.Len() == 0 {
 				// Nobody waits for a worker: a new turn, without the
 				// hand-off.
-				budget = uint32(p.cfg.batchSize)
+				budget = uint32(p.turnMax)
 				turnEnd = p.ctl.coarse.Load() + int64(maxTurn)
 				continue
 			}
@@ -206,7 +222,7 @@ func (p *Pool[K]) serve(w *worker, ts *turnState[K], idx uint32) {
 
 // finish drops the done first tasks of g after its holder ran them. The
 // caller holds s.mu.
-func (p *Pool[K]) finish(s *shardq[K], g *gqueue[K], done uint32) {
+func (p *core[K, P, L]) finish(s *shardq[K, P], g *gqueue[K, P], done uint32) {
 	g.drop(done)
 	s.queued -= int(done)
 	if done != 0 {
@@ -218,7 +234,7 @@ func (p *Pool[K]) finish(s *shardq[K], g *gqueue[K], done uint32) {
 
 // releaseHeld ends the turn of a group whose queue is empty. The caller
 // holds s.mu.
-func (p *Pool[K]) releaseHeld(s *shardq[K], g *gqueue[K]) {
+func (p *core[K, P, L]) releaseHeld(s *shardq[K, P], g *gqueue[K, P]) {
 	g.held = false
 	if g.waiters == 0 {
 		s.release(g)
@@ -229,38 +245,8 @@ func (p *Pool[K]) releaseHeld(s *shardq[K], g *gqueue[K]) {
 	}
 }
 
-// runTurn runs the first k copied tasks of ts.g, stopping when a task is
-// parked for a retry (it reports true) or when the turn's time is up after
-// at least one task. ts.done counts the tasks that finished.
-func (p *Pool[K]) runTurn(w *worker, ts *turnState[K], k uint32, turnEnd int64) bool {
-	g := ts.g
-	for i := range k {
-		e := &ts.batch[i]
-		prev, prevErr := 0, error(nil)
-		if i == 0 && g.attempts != 0 {
-			prev, prevErr = g.attempts, g.lastErr
-		}
-		if p.attempt(w, ts, e, prev, prevErr) {
-			// The parked task and those after it stay in g's buffer.
-			clear(ts.batch[i:k])
-			return true
-		}
-		if i == 0 {
-			g.attempts, g.lastErr = 0, nil
-		}
-		*e = entry[K]{}
-		ts.done++
-		w.finished++
-		if i+1 < k && p.ctl.coarse.Load() >= turnEnd {
-			clear(ts.batch[i+1 : k])
-			return false
-		}
-	}
-	return false
-}
-
 // parkRetry parks g, held, on its retry timer. The caller holds s.mu.
-func (p *Pool[K]) parkRetry(s *shardq[K], g *gqueue[K]) {
+func (p *core[K, P, L]) parkRetry(s *shardq[K, P], g *gqueue[K, P]) {
 	s.park(g)
 	d := p.cfg.retry.delay(g.attempts)
 	if g.timer == nil {
@@ -271,7 +257,7 @@ func (p *Pool[K]) parkRetry(s *shardq[K], g *gqueue[K]) {
 }
 
 // resume hands a group whose retry timer fired back to the ready list.
-func (p *Pool[K]) resume(g *gqueue[K]) {
+func (p *core[K, P, L]) resume(g *gqueue[K, P]) {
 	s := &p.shards[g.idx]
 	s.mu.Lock()
 	if !g.parked {
@@ -288,135 +274,23 @@ func (p *Pool[K]) resume(g *gqueue[K]) {
 	}
 }
 
-// attempt runs one attempt of e, whose earlier attempts returned prevErr.
-// It reports true if the group must be parked for a retry (the attempts
-// are then recorded in the queue).
-func (p *Pool[K]) attempt(w *worker, ts *turnState[K], e *entry[K], prev int, prevErr error) bool {
-	g := ts.g
-	if e.enq&stampTop != 0 {
-		// The task no longer waits: out of the top-groups count, once.
-		p.uncountTop(e, g.key)
-	}
-	if p.abandon.Load() {
-		// Counts the task for CloseError.Shutdown.
-		p.shutdownCount.Add(1)
-		err := prevErr
-		if err == nil {
-			err = ErrClosed
-		}
-		p.letter(w, g.key, e, Shutdown, err, prev, nil, nil)
-		return false
-	}
-	if !e.plain && p.expired(e) {
-		err := prevErr
-		if err == nil {
-			err = context.DeadlineExceeded
-		}
-		p.letter(w, g.key, e, Expired, err, prev, nil, nil)
-		return false
-	}
-	var start int64
-	timed := e.enq&stampTimed != 0 // one task in TimingSampleEvery
-	if p.cfg.onTask != nil || timed {
-		start = p.nanotime()
-	}
-	var obsStart int64
-	if p.obs != nil {
-		obsStart = p.obs.before(p, ts.idx, g.key)
-	}
-	err, pv, stack, panicked := p.call(w, ts, e, prev+1)
-	if p.obs != nil {
-		p.obs.after(p, ts.idx, g.key, prev+1, obsStart)
-	}
-	if p.cfg.onTask != nil || timed {
-		end := p.nanotime()
-		if timed {
-			p.timings.recordSample(ts.idx, e.enq, start, end)
-		}
-		if p.cfg.onTask != nil {
-			p.cfg.onTask(int(ts.idx), time.Duration(start-enqTime(e.enq)), time.Duration(end-start))
-		}
-	}
-	attempts := prev + 1
-	switch {
-	case panicked:
-		w.stats.local[cPanicked]++
-		p.letter(w, g.key, e, Panicked, &PanicError{Value: pv}, attempts, pv, stack)
-		if h := p.cfg.panicHandler; h != nil {
-			callHandler(h, pv, stack)
-		}
-		return false
-	case err == nil:
-		w.stats.local[cCompleted]++
-		return false
-	}
-	w.stats.local[cFailed]++
-	if !e.plain && p.expired(e) {
-		p.letter(w, g.key, e, Expired, err, attempts, nil, nil)
-		return false
-	}
-	if errors.Is(err, context.Canceled) {
-		p.letter(w, g.key, e, Canceled, err, attempts, nil, nil)
-		return false
-	}
-	if !p.cfg.retry.retryable(err, attempts) {
-		p.letter(w, g.key, e, Failed, err, attempts, nil, nil)
-		return false
-	}
-	w.stats.local[cRetried]++
-	g.attempts, g.lastErr = attempts, err
-	return true
-}
-
 // expired reports whether e's deadline has passed, by the pool's clock.
-func (p *Pool[K]) expired(e *entry[K]) bool {
+func (p *core[K, P, L]) expired(e *entry[K, P]) bool {
 	d, ok := e.ctx.Deadline()
 	return ok && !p.now().Before(d)
 }
 
-// call runs the task, recovering a panic. If the task calls
-// runtime.Goexit, which cannot be stopped, the task becomes a Panicked
-// letter (ErrGoexit) here and workerMain's deferred afterGoexit hands the
-// group and the worker's place on before the goroutine ends.
-func (p *Pool[K]) call(w *worker, ts *turnState[K], e *entry[K], attempts int) (err error, pv any, stack []byte, panicked bool) {
-	ctx, cancel := e.ctx, context.CancelFunc(nil)
-	if !e.plain {
-		ctx, cancel = taskContext(e.ctx)
-	}
-	returned := false
-	defer func() {
-		if cancel != nil {
-			cancel()
-		}
-		if r := recover(); r != nil {
-			pv, stack, panicked = r, debug.Stack(), true
-			return
-		}
-		if !returned {
-			w.goexit = true
-			w.stats.local[cPanicked]++
-			p.letter(w, ts.g.key, e, Panicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
-			if h := p.cfg.panicHandler; h != nil {
-				callHandler(h, ErrGoexit, nil)
-			}
-		}
-	}()
-	err = e.task(ctx)
-	returned = true
-	return err, nil, nil, false
-}
-
 // afterGoexit runs on a worker whose task called runtime.Goexit, as the
-// goroutine unwinds: the dying task is finished, the group goes back to
+// goroutine unwinds, after the face lettered the dying task or batch and
+// counted it in ts.done and w.finished: the group goes back to
 // the ready list (or is released), and a new worker takes the ending one's
 // place (running is unchanged).
-func (p *Pool[K]) afterGoexit(w *worker, ts *turnState[K]) {
-	w.finished++
+func (p *core[K, P, L]) afterGoexit(w *worker, ts *turnState[K, P]) {
 	g, s := ts.g, ts.s
-	g.attempts, g.lastErr = 0, nil
+	g.attempts, g.lastErr, g.retryLen = 0, nil, 0
 	clear(ts.batch)
 	s.mu.Lock()
-	p.finish(s, g, ts.done+1)
+	p.finish(s, g, ts.done)
 	sched := false
 	if g.n == 0 {
 		p.releaseHeld(s, g)

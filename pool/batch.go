@@ -1,0 +1,371 @@
+package pool
+
+// Invariants (beside those of the core: queue.go, submit.go, worker.go):
+//
+//   - A turn of a Batcher's group is one call of fn with the messages its
+//     holder copied out (at most WithMaxBatch), in queue order (oneCall);
+//     then the group goes behind the other ready groups, or, if none
+//     waits, its holder makes the next call at once.
+//   - A failed call that will be retried leaves its messages at the head of
+//     the queue and records their number in retryLen; the retry takes
+//     exactly those messages, so a call is retried whole and no later
+//     message of the group is handed to fn before it succeeds or becomes a
+//     dead letter.
+//   - Each message ends in exactly one successful call or in exactly one
+//     letter: a turn's messages are finished together (ts.done = k) once
+//     its call returned without a retry, or once they were lettered.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/shoal-go/shoal/shard"
+)
+
+// DefaultMaxBatch is the default bound of the messages handed to one call
+// of a Batcher's function (WithMaxBatch).
+const DefaultMaxBatch = 256
+
+// BatchFunc handles messages of one group: those queued when the call
+// starts (at most WithMaxBatch), in Submit order. Calls for one group never
+// overlap. A non-nil error fails the whole call; it is retried with the same
+// messages, in the same order, according to the RetryPolicy.
+//
+// msgs belongs to the Batcher and is reused after the call returns: fn must
+// not keep it (copy what it needs). ctx carries no deadline and is never
+// canceled; a call that waits on I/O should bound its own wait.
+type BatchFunc[K shard.Key, M any] func(ctx context.Context, group K, msgs []M) error
+
+// Batcher hands the queued messages of each group to one call of its
+// BatchFunc: a chat backend that persists a room's pending messages in one
+// write runs a room as fast as its backlog allows, not at one message per
+// round trip. Groups are isolated as in a Pool: a slow or failing group
+// holds back only its own messages. It shares the Pool's scheduler, options,
+// backpressure, breaker, scaling and Stats.
+//
+// Messages of one group reach fn in Submit order, one call at a time per
+// group; each accepted message is in exactly one successful call or in
+// exactly one dead letter (BatchDeadLetter, one per failed call, with its
+// messages). A Batcher must be created with NewBatcher and closed with
+// Close.
+type Batcher[K shard.Key, M any] struct {
+	c  core[K, M, BatchDeadLetter[K, M]]
+	fn BatchFunc[K, M]
+}
+
+// BatchDeadLetter is a failed call's messages, with why: one letter per
+// call that failed for good (its last attempt, a Permanent error, a panic),
+// or per batch Close shut down.
+type BatchDeadLetter[K shard.Key, M any] struct {
+	// Group is the messages' group.
+	Group K
+	// Msgs are the messages of the call, in Submit order; the slice is the
+	// letter's own.
+	Msgs []M
+	// Err is the last error: fn's, an error describing the panic for
+	// Panicked, ErrClosed for Shutdown when the messages were never handed
+	// to fn.
+	Err error
+	// Reason says why the messages are here (never Expired: a Batcher's
+	// messages have no deadline).
+	Reason Reason
+	// Attempts is how many times fn was called with these messages.
+	Attempts int
+	// Panic is the recovered value for Panicked, nil otherwise.
+	Panic any
+	// Stack is the panicking goroutine's stack for Panicked.
+	Stack []byte
+	// EnqueuedAt is when the first of the messages was accepted.
+	EnqueuedAt time.Time
+	// FailedAt is when the messages became a dead letter.
+	FailedAt time.Time
+}
+
+// BatchCloseError is what Batcher.Close returns when its context ended
+// before every accepted message was handled.
+type BatchCloseError[K shard.Key, M any] struct {
+	// Err is the error of Close's context.
+	Err error
+	// Shutdown is the number of accepted messages that were never handed
+	// to fn and became Shutdown dead letters.
+	Shutdown int
+	// Undelivered holds the letters the dead-letter channel had no room
+	// for after the deadline.
+	Undelivered []BatchDeadLetter[K, M]
+}
+
+// Error implements error.
+func (e *BatchCloseError[K, M]) Error() string {
+	return fmt.Sprintf("shoal: close: %v: %d queued messages shut down, %d letters undelivered",
+		e.Err, e.Shutdown, len(e.Undelivered))
+}
+
+// Unwrap returns the context's error.
+func (e *BatchCloseError[K, M]) Unwrap() error { return e.Err }
+
+// NewBatcher returns a running Batcher that calls fn with the queued
+// messages of each group, configured by opts: WithMaxBatch bounds a call,
+// and the Pool's options apply (WithGroupQueueSize, WithMaxQueued,
+// WithWorkers, WithRetry, WithMemoryBudget, …) except WithBatchSize,
+// which WithMaxBatch replaces.
+func NewBatcher[K shard.Key, M any](fn BatchFunc[K, M], opts ...Option) (*Batcher[K, M], error) {
+	if fn == nil {
+		return nil, invalid("NewBatcher: nil BatchFunc")
+	}
+	cfg, err := parseOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &Batcher[K, M]{fn: fn}
+	b.c.noCtx, b.c.oneCall = true, true
+	if err := b.c.init(cfg, b.runTurn, cfg.maxBatch); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Submit queues msg for group, to be handed to fn after the messages of
+// group submitted before it. When the group's queue is full
+// (WithGroupQueueSize) or the Batcher holds WithMaxQueued messages, it waits
+// for room until ctx is done (then the error matches ErrQueueFull and
+// ctx.Err()), or, with WithNonblocking, returns an error matching
+// ErrQueueFull at once. ctx bounds only this wait: an accepted message
+// belongs to the Batcher. A nil error means msg was accepted: it will be
+// in a successful call or in a dead letter.
+//
+// Submit does not allocate while the Batcher is busy.
+func (b *Batcher[K, M]) Submit(ctx context.Context, group K, msg M) error {
+	return b.c.submit(ctx, shard.Hash(group), group, false, msg, !b.c.cfg.nonblocking)
+}
+
+// TrySubmit is Submit that never waits: a full queue is an error matching
+// ErrQueueFull.
+func (b *Batcher[K, M]) TrySubmit(group K, msg M) error {
+	return b.c.submit(context.Background(), shard.Hash(group), group, false, msg, false)
+}
+
+// DeadLetters returns the channel of failed calls' messages. It is closed
+// by Close after the last letter. Read it (or set
+// WithBatchDeadLetterHandler): when it is full, workers wait up to
+// DeadLetterWait for room.
+func (b *Batcher[K, M]) DeadLetters() <-chan BatchDeadLetter[K, M] { return b.c.dl }
+
+// Close stops admission at once (submissions fail with ErrClosed, blocked
+// ones included), lets the queued messages be handled until ctx is done,
+// and returns when every goroutine the Batcher started has exited; the
+// dead-letter channel is then closed.
+//
+// If ctx ends first, the messages still queued (and those waiting for a
+// retry) become Shutdown dead letters, calls already running finish, and
+// Close returns a *BatchCloseError. A second Close waits for the first and
+// returns nil.
+func (b *Batcher[K, M]) Close(ctx context.Context) error {
+	a, err := b.c.close(ctx)
+	if a == nil {
+		return err
+	}
+	return &BatchCloseError[K, M]{Err: a.err, Shutdown: a.shutdown, Undelivered: a.undelivered}
+}
+
+// Tune sets the bounds of the worker count at run time, as Pool.Tune.
+func (b *Batcher[K, M]) Tune(minWorkers, maxWorkers int) error {
+	return b.c.tune(minWorkers, maxWorkers)
+}
+
+// Snapshot returns the Batcher's counters, as Pool.Snapshot. Submitted,
+// Completed, Queued and DeadLetters count messages; Failed, Retried and
+// Panicked count calls; Batches holds the calls' sizes. Timings' wait is
+// from a message's acceptance to the start of its call, and its run time
+// the call's.
+func (b *Batcher[K, M]) Snapshot() Stats { return b.c.snapshot() }
+
+// ShardOf returns the shard of the group table that holds group's queue,
+// as Pool.ShardOf.
+func (b *Batcher[K, M]) ShardOf(group K) int {
+	return int(b.c.shardOfHash(shard.Hash(group)))
+}
+
+// runTurn hands the k copied messages of ts.g to fn: one call, retried by
+// parking the group, or lettered.
+func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32, _ int64) bool {
+	c := &b.c
+	g := ts.g
+	if int(k) > cap(ts.vals) {
+		ts.vals = make([]M, min(c.turnMax, max(int(k), 2*cap(ts.vals), 4)))
+	}
+	vals := ts.vals[:k]
+	for i := range vals {
+		vals[i] = ts.batch[i].val
+	}
+	defer func() {
+		clear(ts.batch[:k])
+		clear(vals)
+	}()
+	prev, prevErr := g.attempts, g.lastErr
+	if c.abandon.Load() {
+		// Counts the messages for BatchCloseError.Shutdown.
+		c.shutdownCount.Add(int64(k))
+		if prevErr == nil {
+			prevErr = ErrClosed
+		}
+		b.letter(w, ts, vals, Shutdown, prevErr, prev, nil, nil)
+		b.done(w, ts, k)
+		return false
+	}
+	attempts := prev + 1
+	w.stats.countCall(int(k))
+	var start int64
+	timed := c.cfg.onTask != nil
+	for i := range k {
+		timed = timed || ts.batch[i].enq&stampTimed != 0
+	}
+	if timed {
+		start = c.nanotime()
+	}
+	var obsStart int64
+	if c.obs != nil {
+		obsStart = c.obs.before(c, ts.idx, g.key)
+	}
+	err, pv, stack, panicked := b.call(w, ts, vals, attempts)
+	if c.obs != nil {
+		c.obs.after(c, ts.idx, g.key, attempts, obsStart)
+	}
+	if timed {
+		b.record(ts, k, start, c.nanotime())
+	}
+	switch {
+	case panicked:
+		w.stats.local[cPanicked]++
+		b.letter(w, ts, vals, Panicked, &PanicError{Value: pv}, attempts, pv, stack)
+		if h := c.cfg.panicHandler; h != nil {
+			callHandler(h, pv, stack)
+		}
+	case err == nil:
+		w.stats.local[cCompleted] += uint64(k)
+	default:
+		w.stats.local[cFailed]++
+		switch {
+		case errors.Is(err, context.Canceled):
+			b.letter(w, ts, vals, Canceled, err, attempts, nil, nil)
+		case !c.cfg.retry.retryable(err, attempts):
+			b.letter(w, ts, vals, Failed, err, attempts, nil, nil)
+		default:
+			w.stats.local[cRetried]++
+			g.attempts, g.lastErr, g.retryLen = attempts, err, k
+			return true
+		}
+	}
+	b.done(w, ts, k)
+	return false
+}
+
+// done finishes the k messages of the turn.
+func (b *Batcher[K, M]) done(w *worker, ts *turnState[K, M], k uint32) {
+	g := ts.g
+	g.attempts, g.lastErr, g.retryLen = 0, nil, 0
+	ts.done += k
+	w.finished += int64(k)
+}
+
+// record times the call of the turn's k messages: the sampled ones into
+// the Batcher's Timings, every one through WithTimings or the task hook.
+func (b *Batcher[K, M]) record(ts *turnState[K, M], k uint32, start, end int64) {
+	c := &b.c
+	for i := range k {
+		e := &ts.batch[i]
+		if e.enq&stampTimed != 0 {
+			c.timings.recordSample(ts.idx, e.enq, start, end)
+		}
+		if c.cfg.onTask != nil {
+			c.cfg.onTask(int(ts.idx), time.Duration(start-enqTime(e.enq)), time.Duration(end-start))
+		}
+	}
+}
+
+// call calls fn, recovering a panic. If fn calls runtime.Goexit, the
+// messages become a Panicked letter (ErrGoexit) here and workerMain's
+// deferred afterGoexit hands the group and the worker's place on.
+func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts int) (err error, pv any, stack []byte, panicked bool) {
+	returned := false
+	defer func() {
+		if r := recover(); r != nil {
+			pv, stack, panicked = r, debug.Stack(), true
+			return
+		}
+		if !returned {
+			w.goexit = true
+			w.stats.local[cPanicked]++
+			b.letter(w, ts, vals, Panicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
+			b.done(w, ts, uint32(len(vals)))
+			if h := b.c.cfg.panicHandler; h != nil {
+				callHandler(h, ErrGoexit, nil)
+			}
+		}
+	}()
+	err = b.fn(context.Background(), ts.g.key, vals)
+	returned = true
+	return err, nil, nil, false
+}
+
+// letter delivers the turn's messages as one dead letter.
+func (b *Batcher[K, M]) letter(w *worker, ts *turnState[K, M], vals []M, r Reason, err error, attempts int, pv any, stack []byte) {
+	c := &b.c
+	w.stats.local[cDead+int(r)] += uint64(len(vals))
+	dl := BatchDeadLetter[K, M]{
+		Group: ts.g.key, Msgs: slices.Clone(vals), Err: err, Reason: r, Attempts: attempts,
+		Panic: pv, Stack: stack,
+		EnqueuedAt: c.epoch.Add(time.Duration(enqTime(ts.batch[0].enq))), FailedAt: c.now(),
+	}
+	c.deliver(w, dl, letterInfo[K]{group: ts.g.key, reason: r, attempts: attempts, err: err})
+}
+
+// batchBuckets is the number of buckets of BatchStats.Sizes.
+const batchBuckets = 17
+
+// batchBucket returns the bucket of a call of n messages: bucket i holds
+// sizes in (2^(i-1), 2^i], bucket 0 size 1.
+func batchBucket(n int) int {
+	return min(bits.Len(uint(n-1)), batchBuckets-1)
+}
+
+// BatchStats describes the calls of a Batcher's function (zero for a
+// Pool).
+type BatchStats struct {
+	// Calls counts calls of fn, retries included.
+	Calls uint64
+	// Messages counts the messages handed to those calls.
+	Messages uint64
+	// Sizes[i] counts the calls of 2^(i-1) < n <= 2^i messages (Sizes[0]:
+	// one message); the last bucket also holds larger calls.
+	Sizes [batchBuckets]uint64
+}
+
+// Mean returns the mean messages per call, 0 before the first.
+func (s BatchStats) Mean() float64 {
+	if s.Calls == 0 {
+		return 0
+	}
+	return float64(s.Messages) / float64(s.Calls)
+}
+
+// Quantile returns an upper bound of the q-quantile of call sizes (0 ≤ q ≤
+// 1): the top of the bucket it falls in. It is 0 before the first call.
+func (s BatchStats) Quantile(q float64) int {
+	if s.Calls == 0 {
+		return 0
+	}
+	rank := uint64(q * float64(s.Calls))
+	var seen uint64
+	for i, n := range s.Sizes {
+		seen += n
+		if seen > rank || (seen == s.Calls && n != 0) {
+			return 1 << i
+		}
+	}
+	return 1 << (batchBuckets - 1)
+}

@@ -1,0 +1,498 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// msg is a test message: its group's submission index.
+type msg struct {
+	group, seq int
+}
+
+// recorder is a BatchFunc's log: the calls per group, and a check that
+// calls of one group never overlap.
+type recorder struct {
+	mu      sync.Mutex
+	calls   map[int][][]msg
+	running map[int]bool
+	overlap atomic.Int64
+}
+
+func newRecorder() *recorder {
+	return &recorder{calls: map[int][][]msg{}, running: map[int]bool{}}
+}
+
+// enter records a call's messages (copied: the slice is the Batcher's).
+func (r *recorder) enter(group int, msgs []msg) {
+	r.mu.Lock()
+	if r.running[group] {
+		r.overlap.Add(1)
+	}
+	r.running[group] = true
+	r.calls[group] = append(r.calls[group], slices.Clone(msgs))
+	r.mu.Unlock()
+}
+
+func (r *recorder) leave(group int) {
+	r.mu.Lock()
+	r.running[group] = false
+	r.mu.Unlock()
+}
+
+func mustBatcher[M any](t testing.TB, fn BatchFunc[int, M], opts ...Option) *Batcher[int, M] {
+	t.Helper()
+	b, err := NewBatcher(fn, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestBatcherOrderAndConservation: many groups, many submitters; every
+// message reaches fn exactly once, each group's messages in Submit order,
+// calls of a group never overlap, no call exceeds WithMaxBatch, and the
+// counters balance.
+func TestBatcherOrderAndConservation(t *testing.T) {
+	const groups, perGroup, maxBatch = 500, 200, 16
+	rec := newRecorder()
+	fn := func(_ context.Context, g int, msgs []msg) error {
+		rec.enter(g, msgs)
+		if len(msgs) > maxBatch {
+			t.Errorf("call of %d messages, bound %d", len(msgs), maxBatch)
+		}
+		runtime.Gosched() // lets messages pile up behind the call
+		rec.leave(g)
+		return nil
+	}
+	b := mustBatcher(t, fn, WithMaxBatch(maxBatch), WithGroupQueueSize(64))
+	var wg sync.WaitGroup
+	const submitters = 8
+	for s := range submitters {
+		wg.Go(func() {
+			for g := s; g < groups; g += submitters {
+				for i := range perGroup {
+					if err := b.Submit(context.Background(), g, msg{g, i}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := rec.overlap.Load(); n != 0 {
+		t.Fatalf("%d calls overlapped another call of their group", n)
+	}
+	var calls, batched int
+	for g := range groups {
+		next := 0
+		for _, c := range rec.calls[g] {
+			calls++
+			if len(c) > 1 {
+				batched++
+			}
+			for _, m := range c {
+				if m.group != g || m.seq != next {
+					t.Fatalf("group %d: got %+v, want seq %d", g, m, next)
+				}
+				next++
+			}
+		}
+		if next != perGroup {
+			t.Fatalf("group %d: %d messages handled, want %d", g, next, perGroup)
+		}
+	}
+	s := b.Snapshot()
+	if s.Submitted != groups*perGroup || s.Completed != groups*perGroup || s.Queued != 0 {
+		t.Fatalf("submitted %d, completed %d, queued %d; want %d, %d, 0", s.Submitted, s.Completed, s.Queued, groups*perGroup, groups*perGroup)
+	}
+	if s.Batches.Calls != uint64(calls) || s.Batches.Messages != groups*perGroup {
+		t.Fatalf("Batches %+v; the function saw %d calls of %d messages", s.Batches, calls, groups*perGroup)
+	}
+	var sum uint64
+	for _, n := range s.Batches.Sizes {
+		sum += n
+	}
+	if sum != s.Batches.Calls || s.Batches.Sizes[batchBucket(maxBatch)+1] != 0 {
+		t.Fatalf("size buckets %v do not add up to %d calls of at most %d", s.Batches.Sizes, s.Batches.Calls, maxBatch)
+	}
+	t.Logf("%d calls, %d of more than one message, mean %.1f, p50 ≤ %d, p99 ≤ %d", calls, batched, s.Batches.Mean(), s.Batches.Quantile(0.5), s.Batches.Quantile(0.99))
+}
+
+// TestBatcherTakesWhatQueued: while a group's call runs, its later
+// messages queue; the next call receives all of them at once, in order,
+// up to WithMaxBatch.
+func TestBatcherTakesWhatQueued(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		var mu sync.Mutex
+		var sizes [][]int
+		fn := func(_ context.Context, _ int, msgs []int) error {
+			mu.Lock()
+			sizes = append(sizes, slices.Clone(msgs))
+			first := len(sizes) == 1
+			mu.Unlock()
+			if first {
+				<-gate
+			}
+			return nil
+		}
+		b := mustBatcher(t, fn, WithWorkers(1, 1), WithMaxBatch(4))
+		if err := b.Submit(context.Background(), 7, 0); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the first call holds the group
+		for i := 1; i <= 10; i++ {
+			if err := b.TrySubmit(7, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		close(gate)
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		want := [][]int{{0}, {1, 2, 3, 4}, {5, 6, 7, 8}, {9, 10}}
+		if fmt.Sprint(sizes) != fmt.Sprint(want) {
+			t.Fatalf("calls %v, want %v", sizes, want)
+		}
+		s := b.Snapshot()
+		// Sizes 1, 4, 4, 2: buckets 0, 2, 2, 1.
+		if s.Batches.Sizes[0] != 1 || s.Batches.Sizes[1] != 1 || s.Batches.Sizes[2] != 2 || s.Batches.Mean() != 11.0/4 {
+			t.Fatalf("Batches %+v", s.Batches)
+		}
+	})
+}
+
+// TestBatcherRetryWhole: a failed call is retried with the same messages,
+// in order, and no later message of the group reaches fn before it
+// succeeds; other groups go on meanwhile.
+func TestBatcherRetryWhole(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		var mu sync.Mutex
+		var calls [][]int
+		fails := 2
+		fn := func(_ context.Context, g int, msgs []int) error {
+			if g == 2 {
+				return nil
+			}
+			mu.Lock()
+			calls = append(calls, slices.Clone(msgs))
+			n := len(calls)
+			mu.Unlock()
+			if n == 1 {
+				<-gate
+				return nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if fails > 0 {
+				fails--
+				return errors.New("write failed")
+			}
+			return nil
+		}
+		b := mustBatcher(t, fn, WithWorkers(1, 2), WithRetry(RetryPolicy{MaxAttempts: 3, Base: time.Second, NoJitter: true}))
+		_ = b.Submit(context.Background(), 1, 0)
+		synctest.Wait()
+		for i := 1; i <= 3; i++ {
+			_ = b.Submit(context.Background(), 1, i)
+		}
+		close(gate)
+		synctest.Wait() // the batch {1,2,3} failed once and is parked
+		_ = b.Submit(context.Background(), 1, 4)
+		// Another group is not held back by the parked one.
+		if err := b.Submit(context.Background(), 2, 0); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if s := b.Snapshot(); s.Completed != 2 {
+			t.Fatalf("completed %d while group 1 waits for its retry, want 2 (group 1's first, group 2's)", s.Completed)
+		}
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		want := [][]int{{0}, {1, 2, 3}, {1, 2, 3}, {1, 2, 3}, {4}}
+		if fmt.Sprint(calls) != fmt.Sprint(want) {
+			t.Fatalf("calls %v, want %v", calls, want)
+		}
+		s := b.Snapshot()
+		if s.Failed != 2 || s.Retried != 2 || s.Completed != 6 || s.DeadLetters.Total() != 0 {
+			t.Fatalf("failed %d retried %d completed %d letters %d; want 2, 2, 6, 0", s.Failed, s.Retried, s.Completed, s.DeadLetters.Total())
+		}
+	})
+}
+
+// TestBatcherDeadLetters: a call that fails for good becomes one letter
+// with its messages, the reason and the attempts; Permanent skips retries;
+// a panic and a runtime.Goexit become Panicked letters; the group goes on
+// with its later messages.
+func TestBatcherDeadLetters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bad := errors.New("constraint violated")
+		fn := func(_ context.Context, g int, msgs []string) error {
+			switch msgs[0] {
+			case "fail":
+				return bad
+			case "permanent":
+				return Permanent(bad)
+			case "panic":
+				panic("boom")
+			case "goexit":
+				runtime.Goexit()
+			case "canceled":
+				return context.Canceled
+			}
+			return nil
+		}
+		var panics atomic.Int64
+		b := mustBatcher(t, fn, WithWorkers(1, 1), WithMaxBatch(1),
+			WithRetry(RetryPolicy{MaxAttempts: 3, Base: time.Millisecond}),
+			WithPanicHandler(func(any, []byte) { panics.Add(1) }))
+		in := []string{"fail", "ok", "permanent", "panic", "goexit", "canceled", "ok"}
+		for _, m := range in {
+			if err := b.Submit(context.Background(), 1, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for dl := range b.DeadLetters() {
+			if dl.Group != 1 || len(dl.Msgs) != 1 {
+				t.Fatalf("letter %+v", dl)
+			}
+			got = append(got, fmt.Sprintf("%s:%s:%d", dl.Msgs[0], dl.Reason, dl.Attempts))
+			if dl.Reason == Failed && !errors.Is(dl.Err, bad) {
+				t.Fatalf("letter error %v, want %v", dl.Err, bad)
+			}
+			if dl.Reason == Panicked && dl.Msgs[0] == "panic" && (dl.Panic != "boom" || len(dl.Stack) == 0) {
+				t.Fatalf("panic letter %+v", dl)
+			}
+		}
+		want := []string{"fail:Failed:3", "permanent:Failed:1", "panic:Panicked:1", "goexit:Panicked:1", "canceled:Canceled:1"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("letters %v, want %v", got, want)
+		}
+		s := b.Snapshot()
+		if s.Completed != 2 || s.DeadLetters.Total() != 5 || panics.Load() != 2 {
+			t.Fatalf("completed %d, letters %d, panics handled %d; want 2, 5, 2", s.Completed, s.DeadLetters.Total(), panics.Load())
+		}
+	})
+}
+
+// TestBatcherCloseShutdown: Close's context ends while a group's call is
+// blocked: the queued messages become Shutdown letters (one per turn, in
+// order), and every accepted message is in a call or a letter.
+func TestBatcherCloseShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		var handled atomic.Int64
+		fn := func(_ context.Context, g int, msgs []int) error {
+			if g == 0 && msgs[0] == 0 {
+				<-gate
+			}
+			handled.Add(int64(len(msgs)))
+			return nil
+		}
+		b := mustBatcher(t, fn, WithWorkers(1, 1), WithMaxBatch(3))
+		_ = b.Submit(context.Background(), 0, 0)
+		synctest.Wait() // the call of message 0 blocks
+		for i := 1; i < 8; i++ {
+			_ = b.Submit(context.Background(), 0, i)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var letters []BatchDeadLetter[int, int]
+		done := make(chan struct{})
+		go func() {
+			for dl := range b.DeadLetters() {
+				letters = append(letters, dl)
+			}
+			close(done)
+		}()
+		go func() {
+			time.Sleep(2 * time.Second) // fake time: after Close gave up
+			close(gate)
+		}()
+		err := b.Close(ctx)
+		<-done
+		var ce *BatchCloseError[int, int]
+		if !errors.As(err, &ce) || ce.Shutdown != 7 || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close: %v, want a BatchCloseError with 7 messages shut down", err)
+		}
+		var next = 1
+		for _, dl := range letters {
+			if dl.Reason != Shutdown || !errors.Is(dl.Err, ErrClosed) {
+				t.Fatalf("letter %+v, want Shutdown", dl)
+			}
+			for _, m := range dl.Msgs {
+				if m != next {
+					t.Fatalf("shut-down messages out of order: %v", letters)
+				}
+				next++
+			}
+		}
+		if next != 8 || handled.Load() != 1 {
+			t.Fatalf("letters up to %d, handled %d; want 1..7 lettered and 1 handled", next-1, handled.Load())
+		}
+	})
+}
+
+// TestBatcherIsolation: a group whose call blocks holds back only its own
+// messages; a full group refuses only its own submitters.
+func TestBatcherIsolation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		var others atomic.Int64
+		fn := func(_ context.Context, g int, msgs []int) error {
+			if g == 0 {
+				<-gate
+				return nil
+			}
+			others.Add(int64(len(msgs)))
+			return nil
+		}
+		b := mustBatcher(t, fn, WithWorkers(1, 4), WithGroupQueueSize(2))
+		_ = b.Submit(context.Background(), 0, 0)
+		synctest.Wait()
+		for i := 1; i <= 2; i++ {
+			if err := b.TrySubmit(0, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.TrySubmit(0, 3); !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("TrySubmit to a full group: %v, want ErrQueueFull", err)
+		}
+		for g := 1; g <= 100; g++ {
+			if err := b.TrySubmit(g, g); err != nil {
+				t.Fatalf("group %d refused while group 0 is full: %v", g, err)
+			}
+		}
+		synctest.Wait()
+		if others.Load() != 100 {
+			t.Fatalf("%d messages of other groups handled while group 0 blocks, want 100", others.Load())
+		}
+		close(gate)
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestBatcherBadInput: a nil function, a bad WithMaxBatch and a handler
+// of the wrong type are errors; a nil context is refused.
+func TestBatcherBadInput(t *testing.T) {
+	fn := func(context.Context, int, []string) error { return nil }
+	if _, err := NewBatcher[int, string](nil); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("nil fn: %v", err)
+	}
+	for _, n := range []int{0, -1, 1<<16 + 1} {
+		if _, err := NewBatcher(fn, WithMaxBatch(n)); !errors.Is(err, ErrInvalidOption) {
+			t.Fatalf("WithMaxBatch(%d): %v", n, err)
+		}
+	}
+	if _, err := NewBatcher(fn, WithBatchDeadLetterHandler(func(BatchDeadLetter[int, int]) {})); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("handler of the wrong message type: %v", err)
+	}
+	if _, err := NewBatcher(fn, WithDeadLetterHandler(func(DeadLetter[int]) {})); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("a Pool's handler: %v", err)
+	}
+	b := mustBatcher(t, fn)
+	//nolint:staticcheck // a nil context on purpose
+	if err := b.Submit(nil, 1, "x"); !errors.Is(err, ErrNilContext) {
+		t.Fatalf("nil ctx: %v", err)
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.TrySubmit(1, "x"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// TestBatcherHandler: WithBatchDeadLetterHandler takes every letter.
+func TestBatcherHandler(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var got []BatchDeadLetter[string, int]
+		var mu sync.Mutex
+		h := func(dl BatchDeadLetter[string, int]) {
+			mu.Lock()
+			got = append(got, dl)
+			mu.Unlock()
+		}
+		fn := func(context.Context, string, []int) error { return Permanent(errors.New("no")) }
+		b, err := NewBatcher(fn, WithBatchDeadLetterHandler(h), WithWorkers(1, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = b.Submit(context.Background(), "room", 1)
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Group != "room" || !slices.Equal(got[0].Msgs, []int{1}) {
+			t.Fatalf("handler got %+v", got)
+		}
+	})
+}
+
+// TestBatcherSubmitAllocs: Submit allocates nothing once the groups'
+// queues exist and the calls' slices have grown.
+func TestBatcherSubmitAllocs(t *testing.T) {
+	var handled atomic.Int64
+	fn := func(_ context.Context, _ int, msgs []int) error {
+		handled.Add(int64(len(msgs)))
+		return nil
+	}
+	b := mustBatcher(t, fn, WithWorkers(1, 1))
+	defer b.Close(context.Background())
+	const groups = 8
+	for i := range 4096 {
+		_ = b.Submit(context.Background(), i%groups, i)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(10000, func() {
+		_ = b.Submit(context.Background(), i%groups, i)
+		i++
+	})
+	if allocs != 0 {
+		t.Fatalf("Submit: %v allocations per message, want 0", allocs)
+	}
+}
+
+// TestBatchQuantile checks BatchStats' quantiles against a direct count.
+func TestBatchQuantile(t *testing.T) {
+	var s BatchStats
+	for _, n := range []int{1, 1, 1, 2, 3, 4, 5, 8, 9, 256} {
+		s.Calls++
+		s.Messages += uint64(n)
+		s.Sizes[batchBucket(n)]++
+	}
+	for _, c := range []struct {
+		q    float64
+		want int
+	}{{0, 1}, {0.3, 2}, {0.5, 4}, {0.7, 8}, {0.85, 16}, {0.95, 256}, {1, 256}} {
+		if got := s.Quantile(c.q); got != c.want {
+			t.Errorf("Quantile(%v) = %d, want %d", c.q, got, c.want)
+		}
+	}
+	if s.Mean() != 29 {
+		t.Errorf("Mean %v, want 29", s.Mean())
+	}
+	if (BatchStats{}).Quantile(0.5) != 0 || batchBucket(1<<20) != batchBuckets-1 {
+		t.Error("empty stats or a huge call")
+	}
+}
