@@ -496,3 +496,99 @@ func TestBatchQuantile(t *testing.T) {
 		t.Error("empty stats or a huge call")
 	}
 }
+
+// fuzzMsg is a message of FuzzBatcher: its group's submission index and
+// the failure it injects into every call that holds it.
+type fuzzMsg struct {
+	seq  int
+	fail uint8 // 0 none, 1 the first call holding it fails, 2 every call
+}
+
+// FuzzBatcher runs a Batcher over a sequence of submissions to four groups,
+// some of whose messages make their calls fail once or always, against a
+// model: per group, the successful calls and the letters hold every
+// submitted message exactly once, in Submit order; a failed call is
+// followed by a call (or a letter) with exactly its messages; no call
+// exceeds WithMaxBatch.
+func FuzzBatcher(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 0, 1, 2, 3})
+	f.Add([]byte{0, 0, 0, 8, 0, 0, 12, 0, 0, 0, 0, 1, 9, 13, 1, 1})
+	f.Add([]byte{8, 8, 8, 12, 12, 12, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		const groups, maxBatch = 4, 3
+		type event struct {
+			msgs   []fuzzMsg
+			letter bool
+			failed bool // a call that failed and will be retried or lettered
+		}
+		var mu sync.Mutex
+		log := make([][]event, groups)
+		failedOnce := map[[2]int]bool{}
+		fn := func(_ context.Context, g int, msgs []fuzzMsg) error {
+			if len(msgs) == 0 || len(msgs) > maxBatch {
+				t.Errorf("call of %d messages, bound %d", len(msgs), maxBatch)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			fail := false
+			for _, m := range msgs {
+				switch m.fail {
+				case 1:
+					if !failedOnce[[2]int{g, m.seq}] {
+						failedOnce[[2]int{g, m.seq}] = true
+						fail = true
+					}
+				case 2:
+					fail = true
+				}
+			}
+			log[g] = append(log[g], event{msgs: slices.Clone(msgs), failed: fail})
+			if fail {
+				return errors.New("injected")
+			}
+			return nil
+		}
+		h := func(dl BatchDeadLetter[int, fuzzMsg]) {
+			mu.Lock()
+			log[dl.Group] = append(log[dl.Group], event{msgs: dl.Msgs, letter: true})
+			mu.Unlock()
+		}
+		b, err := NewBatcher(fn, WithMaxBatch(maxBatch), WithWorkers(1, 3),
+			WithBatchDeadLetterHandler(h),
+			WithRetry(RetryPolicy{MaxAttempts: 2, Backoff: func(int) time.Duration { return 0 }}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want [groups][]fuzzMsg
+		for _, op := range ops {
+			g := int(op % groups)
+			m := fuzzMsg{seq: len(want[g]), fail: (op / groups) % 4}
+			if m.fail == 3 {
+				m.fail = 0
+			}
+			want[g] = append(want[g], m)
+			if err := b.Submit(context.Background(), g, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for g := range groups {
+			var got []fuzzMsg
+			evs := log[g]
+			for i, ev := range evs {
+				if ev.failed {
+					if i+1 >= len(evs) || !slices.Equal(evs[i+1].msgs, ev.msgs) {
+						t.Fatalf("group %d: failed call %v not followed by the same messages: %v", g, ev.msgs, evs)
+					}
+					continue
+				}
+				got = append(got, ev.msgs...)
+			}
+			if !slices.Equal(got, want[g]) {
+				t.Fatalf("group %d: handled or lettered %v, want %v (events %v)", g, got, want[g], evs)
+			}
+		}
+	})
+}

@@ -296,3 +296,73 @@ func BenchmarkSubmitShards(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBatcher compares, per message, a Pool that runs one task per
+// message with a Batcher that hands each group's queued messages to one
+// call, from 8 submitters over benchGroups groups: "noop" is the
+// scheduling cost alone; "write" gives every task or call a fixed cost of
+// 100 µs of waiting (a database round trip), so the Pool pays it per
+// message and the Batcher per call. msgs/call is the Batcher's mean call.
+//
+//	go test -run '^$' -bench BenchmarkBatcher -count 5 ./pool
+func BenchmarkBatcher(b *testing.B) {
+	for _, write := range []time.Duration{0, 100 * time.Microsecond} {
+		name := "noop"
+		if write > 0 {
+			name = "write"
+		}
+		b.Run(name+"/pool", func(b *testing.B) {
+			p, err := New[int]()
+			if err != nil {
+				b.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			task := Task(func(context.Context) error {
+				if write > 0 {
+					time.Sleep(write)
+				}
+				wg.Done()
+				return nil
+			})
+			b.ReportAllocs()
+			b.ResetTimer()
+			wg.Add(b.N)
+			spread(b.N, 8, func(i int) {
+				if err := p.Submit(context.Background(), (i*7919)%benchGroups, task); err != nil {
+					b.Error(err)
+					wg.Done()
+				}
+			})
+			wg.Wait()
+			b.StopTimer()
+			_ = p.Close(context.Background())
+		})
+		b.Run(name+"/batcher", func(b *testing.B) {
+			var wg sync.WaitGroup
+			fn := func(_ context.Context, _ int, msgs []int) error {
+				if write > 0 {
+					time.Sleep(write)
+				}
+				wg.Add(-len(msgs))
+				return nil
+			}
+			bt, err := NewBatcher(fn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			wg.Add(b.N)
+			spread(b.N, 8, func(i int) {
+				if err := bt.Submit(context.Background(), (i*7919)%benchGroups, i); err != nil {
+					b.Error(err)
+					wg.Done()
+				}
+			})
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(bt.Snapshot().Batches.Mean(), "msgs/call")
+			_ = bt.Close(context.Background())
+		})
+	}
+}
