@@ -79,14 +79,11 @@ func (pt *partition) deadLetter(e *entry, reason Reason, attempts int, cause err
 		}
 		wait = min(2*wait, c.cfg.maxBackoff)
 	}
-	if pt.fenced() {
+	if !pt.settle(e) {
 		return
 	}
 	if err := e.msg.TermWithReason(string(reason)); err != nil {
-		pt.c.st.ackErrors.Add(1)
-		pt.mu.Lock()
-		pt.dirty = true
-		pt.mu.Unlock()
+		pt.ackFailed()
 		return
 	}
 	c.st.deadLetters.Add(1)

@@ -10,6 +10,14 @@ package jetstream
 //     was lost or ran out, the consumer stopped, or the drain ended. After
 //     that the node sends nothing for the partition's messages but the
 //     drain's Naks: no fetch, no InProgress, no Ack, no Term.
+//   - Past validUntil the node acts on the partition no more, fenced or
+//     not: every fetch, submission, handler start, InProgress, Ack and Term
+//     checks live() first, and the expiry timer fences the partition at
+//     validUntil without waiting for the control loop (which may be blocked
+//     in key-value writes for several quarter TTLs).
+//   - An entry leaves pending before its Ack or Term is sent, so the
+//     server's count of unacknowledged messages is never below what pending
+//     holds unless another node acknowledged one of them (see complete).
 //   - Every delivery of the partition's consumer after the sequence that
 //     recover read (lastDelivery) comes to this node, in delivery order;
 //     a gap means one went elsewhere, and recover runs again before any
@@ -50,7 +58,9 @@ type partition struct {
 	release chan struct{} // closed by startRelease
 	relOnce sync.Once
 
-	valid atomic.Int64 // c.now() until which the lease is ours, in ns
+	valid  atomic.Int64 // c.now() until which the lease is ours, in ns
+	expiry atomic.Pointer[time.Timer]
+	lostF  atomic.Bool // lose has counted this partition
 	// lastDelivery is the consumer sequence of the last delivery received,
 	// 0 before the first; the fetch loop only.
 	lastDelivery uint64
@@ -87,7 +97,38 @@ func (c *Consumer) newPartition(p int, rev uint64, sent time.Duration) *partitio
 	}
 	pt.ctx, pt.cancel = context.WithCancel(c.ctx)
 	pt.valid.Store(int64(c.leaseEnd(sent)))
+	pt.expiry.Store(time.AfterFunc(max(pt.validUntil()-c.now(), 0), pt.onExpiry))
 	return pt
+}
+
+// onExpiry runs when the lease may have reached its end: it fences the
+// partition if no renewal moved the end meanwhile, and waits for the new end
+// otherwise.
+func (pt *partition) onExpiry() {
+	if pt.fenced() {
+		return
+	}
+	if left := pt.validUntil() - pt.c.now(); left > 0 {
+		if t := pt.expiry.Load(); t != nil {
+			t.Reset(left)
+			return
+		}
+	}
+	pt.lose()
+}
+
+// live reports whether the node may still act on the partition's messages:
+// not fenced, and the lease not past its end. A lease found past its end is
+// fenced here.
+func (pt *partition) live() bool {
+	if pt.fenced() {
+		return false
+	}
+	if pt.c.now() >= pt.validUntil() {
+		pt.lose()
+		return false
+	}
+	return true
 }
 
 // leaseEnd is when a lease renewed by a request sent at sent stops being
@@ -105,7 +146,7 @@ func (pt *partition) fence() { pt.cancel() }
 
 // lose fences the partition because its lease is gone.
 func (pt *partition) lose() {
-	if !pt.fenced() {
+	if !pt.fenced() && pt.lostF.CompareAndSwap(false, true) {
 		pt.c.st.lost.Add(1)
 	}
 	pt.fence()
@@ -165,6 +206,7 @@ func (pt *partition) run() {
 	defer c.wg.Done()
 	defer c.exited(pt)
 	defer pt.cancel()
+	defer pt.expiry.Load().Stop()
 
 	cons, ok := pt.consumer()
 	if !ok {
@@ -234,15 +276,22 @@ func (pt *partition) sleep(wait *time.Duration) bool {
 // this node (lost: after a gap in the delivery sequence).
 //
 // The server redelivers an unacknowledged message one ack wait after its
-// last delivery, and serves redeliveries before new messages, but in the
-// order their ack waits ran out, not in stream order: a message redelivered
-// to an owner that then died comes again after a later message of its room
-// that the first owner held. So recover reads the consumer's delivery
-// sequence, waits one ack wait (every delivery until then has become
-// redeliverable, except those this node holds and keeps alive), and pulls
-// until a first delivery or an empty pull shows that no redelivery is left;
-// it sorts what it pulled by stream sequence and only then submits it. A
-// new message pulled with them comes after all of them in the stream.
+// last delivery or InProgress, and serves redeliveries before new messages,
+// but in the order their ack waits ran out, not in stream order: a message
+// redelivered to an owner that then died comes again after a later message
+// of its room that the first owner held. So recover reads the consumer's
+// delivery sequence, waits one ack wait (every delivery until then has
+// become redeliverable, except those this node holds and keeps alive), and
+// pulls; it sorts what it pulled by stream sequence and only then submits
+// it. A new message pulled with them comes after all of them in the stream.
+//
+// Pulling ends only when the server's count of unacknowledged messages is
+// no larger than what this node holds: every message left unacknowledged is
+// then in this node's hands (see complete). The wait alone does not ensure
+// that: a redelivery comes later than one ack wait after the sequence was
+// read when the server processed an old owner's InProgress late, or ran its
+// redelivery timer late, and such a message, pulled after recover had
+// submitted later messages of its room, would run out of order.
 //
 // Every delivery from the sequence read on must come to this node: one that
 // went elsewhere (a pull request of an old owner that the server served
@@ -255,6 +304,7 @@ func (pt *partition) sleep(wait *time.Duration) bool {
 func (pt *partition) recover(cons natsjs.Consumer, lost bool) bool {
 	c := pt.c
 	var got []*entry
+recovery:
 	for {
 		pendingAtServer, ok := pt.baseline(cons)
 		if !ok {
@@ -263,7 +313,7 @@ func (pt *partition) recover(cons natsjs.Consumer, lost bool) bool {
 		if !lost && pendingAtServer == 0 {
 			break
 		}
-		lost = true // from here on, only a pull shows that nothing is left
+		lost = true // from here on, only the server's count shows that nothing is left
 		t := time.NewTimer(c.cfg.ackWait + c.cfg.ackWait/10)
 		select {
 		case <-t.C:
@@ -277,14 +327,25 @@ func (pt *partition) recover(cons natsjs.Consumer, lost bool) bool {
 		if _, ok := pt.baseline(cons); !ok {
 			return false
 		}
-		again, ok := pt.collect(cons, &got)
-		if !ok {
-			return false
+		for {
+			again, ok := pt.collect(cons, &got)
+			if !ok {
+				return false
+			}
+			if !again {
+				var done bool
+				if done, again, ok = pt.complete(cons); !ok {
+					return false
+				}
+				if done {
+					break recovery
+				}
+			}
+			if again {
+				c.st.resyncs.Add(1)
+				continue recovery
+			}
 		}
-		if !again {
-			break
-		}
-		c.st.resyncs.Add(1)
 	}
 	slices.SortFunc(got, func(a, b *entry) int { return cmpSeq(a.m.Seq, b.m.Seq) })
 	for _, e := range got {
@@ -299,12 +360,16 @@ func (pt *partition) recover(cons natsjs.Consumer, lost bool) bool {
 	return true
 }
 
-// collect pulls redeliveries into got (and pending) until a first delivery
-// or an empty pull. It reports whether recover must start over because of a
-// gap in the delivery sequence.
+// collect pulls into got (and pending) until a first delivery or an empty
+// pull. It reports whether recover must start over because of a gap in the
+// delivery sequence. A redelivery of a message already in pending is not
+// added: its first copy is on its way through the pool.
 func (pt *partition) collect(cons natsjs.Consumer, got *[]*entry) (again, ok bool) {
 	c := pt.c
 	for {
+		if !pt.live() {
+			return false, false
+		}
 		left := pt.validUntil() - c.now() - c.cfg.leaseTTL/10
 		if left < 10*time.Millisecond {
 			wait := c.cfg.leaseTTL / 20
@@ -340,9 +405,11 @@ func (pt *partition) collect(cons natsjs.Consumer, got *[]*entry) (again, ok boo
 			}
 			pt.lastDelivery = meta.Sequence.Consumer
 			fresh = fresh || meta.NumDelivered == 1
-			*got = append(*got, pt.receive(msg, meta))
+			if e := pt.receive(msg, meta); e != nil {
+				*got = append(*got, e)
+			}
 		}
-		if pt.fenced() {
+		if !pt.live() {
 			return false, false
 		}
 		if gap || abnormal(batch, count, c.cfg.fetchBatch, maxWait, started) {
@@ -354,11 +421,50 @@ func (pt *partition) collect(cons natsjs.Consumer, got *[]*entry) (again, ok boo
 	}
 }
 
+// complete reports whether every message that the partition's consumer
+// counts unacknowledged is held by this node, asked while no pull request
+// of this node is outstanding. The server's count covers every message
+// delivered and neither acknowledged nor terminated; pending covers what
+// this node received and has not acknowledged, and an entry leaves pending
+// before its acknowledgement is sent. So a count above len(pending) means a
+// message left by an earlier delivery has not come back yet: recover pulls
+// on. A delivery sequence beyond the last one received means a delivery went
+// elsewhere since the baseline: again.
+//
+// The count can hide a missing message only if another node acknowledged
+// one that this node holds: an old owner whose acknowledgement the server
+// processed after the message's ack wait had run out there and the message
+// had been redelivered here. An owner sends InProgress at least every half
+// ack wait, so that acknowledgement was more than half an ack wait late.
+func (pt *partition) complete(cons natsjs.Consumer) (done, again, ok bool) {
+	info, ok := pt.info(cons)
+	if !ok {
+		return false, false, false
+	}
+	if info.Delivered.Consumer != pt.lastDelivery {
+		return false, true, true
+	}
+	pt.mu.Lock()
+	held := len(pt.pending)
+	pt.mu.Unlock()
+	return info.NumAckPending <= held, false, true
+}
+
 // baseline reads the consumer's state: it returns how many messages the
 // consumer has unacknowledged, and takes its delivery sequence as the point
-// from which every delivery must come to this node. It retries the query
-// until it succeeds or the partition is fenced or released.
+// from which every delivery must come to this node.
 func (pt *partition) baseline(cons natsjs.Consumer) (int, bool) {
+	info, ok := pt.info(cons)
+	if !ok {
+		return 0, false
+	}
+	pt.lastDelivery = info.Delivered.Consumer
+	return info.NumAckPending, true
+}
+
+// info asks the server for the consumer's state, retrying until it answers
+// or the partition is fenced or released.
+func (pt *partition) info(cons natsjs.Consumer) (*natsjs.ConsumerInfo, bool) {
 	c := pt.c
 	wait := 10 * time.Millisecond
 	for {
@@ -366,11 +472,10 @@ func (pt *partition) baseline(cons natsjs.Consumer) (int, bool) {
 		info, err := cons.Info(ctx)
 		cancel()
 		if err == nil {
-			pt.lastDelivery = info.Delivered.Consumer
-			return info.NumAckPending, true
+			return info, true
 		}
 		if !pt.sleep(&wait) {
-			return 0, false
+			return nil, false
 		}
 	}
 }
@@ -425,13 +530,15 @@ func (pt *partition) fetch(cons natsjs.Consumer) bool {
 			_ = msg.Term() // not a JetStream message: cannot happen on a pull consumer
 			continue
 		}
-		if d := meta.Sequence.Consumer; pt.lastDelivery != 0 && d != pt.lastDelivery+1 {
+		// lastDelivery was read from the server by recover (0: nothing
+		// delivered yet), so even the first delivery is checked.
+		if d := meta.Sequence.Consumer; d != pt.lastDelivery+1 {
 			skip = true
 			continue
 		}
 		pt.lastDelivery = meta.Sequence.Consumer
 		e := pt.receive(msg, meta)
-		if hold {
+		if hold || e == nil {
 			continue
 		}
 		switch pt.submit(e) {
@@ -472,7 +579,11 @@ func (pt *partition) resync(cons natsjs.Consumer) bool {
 	return pt.recover(cons, true)
 }
 
-// receive records a message as held by this node.
+// receive records a message as held by this node. It returns nil for a
+// redelivery of a message that pending already holds (its ack wait ran out
+// at the server while it waited in the pool): the copy in the pool is
+// handled and acknowledged in its turn, and handling the second copy would
+// only repeat it.
 func (pt *partition) receive(msg natsjs.Msg, meta *natsjs.MsgMetadata) *entry {
 	c := pt.c
 	subj := msg.Subject()
@@ -499,8 +610,12 @@ func (pt *partition) receive(msg natsjs.Msg, meta *natsjs.MsgMetadata) *entry {
 	}
 	pt.lag.Store(meta.NumPending)
 	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if held, ok := pt.pending[e.m.Seq]; ok {
+		held.progress = e.progress // the server restarted its ack wait
+		return nil
+	}
 	pt.pending[e.m.Seq] = e
-	pt.mu.Unlock()
 	return e
 }
 
@@ -519,6 +634,9 @@ func (pt *partition) submit(e *entry) submitResult {
 	c := pt.c
 	wait := c.cfg.refusalWait / 16
 	for {
+		if !pt.live() {
+			return stopped
+		}
 		pt.mu.Lock()
 		pt.inPool++ // before Submit: the task may finish before Submit returns
 		pt.mu.Unlock()
@@ -557,7 +675,7 @@ func (pt *partition) submit(e *entry) submitResult {
 func (e *entry) run(context.Context) error {
 	pt := e.pt
 	defer pt.done(e)
-	if pt.fenced() {
+	if !pt.live() {
 		return nil // the next owner gets it again
 	}
 	c := pt.c
@@ -587,7 +705,7 @@ func (e *entry) run(context.Context) error {
 			}
 		}
 	}
-	if pt.fenced() {
+	if !pt.live() {
 		return nil
 	}
 	if err != nil {
@@ -643,26 +761,49 @@ func (pt *partition) call(e *entry) (err error, panicked bool) {
 	return pt.c.handler(pt.ctx, &m), false
 }
 
-// ack acknowledges e unless the partition is fenced.
+// ack acknowledges e unless the partition is no longer live.
 func (pt *partition) ack(e *entry) {
-	if pt.fenced() {
+	if !pt.settle(e) {
 		return
 	}
 	if err := e.msg.Ack(); err != nil {
-		pt.c.st.ackErrors.Add(1)
-		pt.mu.Lock()
-		pt.dirty = true
-		pt.mu.Unlock()
+		pt.ackFailed()
 		return
 	}
 	pt.c.st.acked.Add(1)
 }
 
-// done takes e out of pending.
+// settle takes e out of pending before its Ack or Term is sent (see
+// complete), and reports whether the node may still send it.
+func (pt *partition) settle(e *entry) bool {
+	if !pt.live() {
+		return false
+	}
+	pt.mu.Lock()
+	if pt.pending[e.m.Seq] == e {
+		delete(pt.pending, e.m.Seq)
+	}
+	pt.mu.Unlock()
+	return true
+}
+
+// ackFailed records an Ack or Term that could not be sent: the message is
+// redelivered, so a release must be marked dirty.
+func (pt *partition) ackFailed() {
+	pt.c.st.ackErrors.Add(1)
+	pt.mu.Lock()
+	pt.dirty = true
+	pt.mu.Unlock()
+}
+
+// done takes e out of pending, if settle did not, and out of the pool's
+// count.
 func (pt *partition) done(e *entry) {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
-	delete(pt.pending, e.m.Seq)
+	if pt.pending[e.m.Seq] == e {
+		delete(pt.pending, e.m.Seq)
+	}
 	pt.inPool--
 	if pt.inPool == 0 && pt.emptyCh != nil {
 		close(pt.emptyCh)
@@ -754,13 +895,19 @@ func (c *Consumer) progress() {
 			held = append(held, pt)
 		}
 		c.mu.Unlock()
-		now := c.now()
 		for _, pt := range held {
-			if pt.fenced() || now >= pt.validUntil() {
+			if !pt.live() {
 				continue
 			}
+			// Read the clock per message: sending to many messages takes
+			// time, and none may be sent past the lease's end.
+			end := pt.validUntil()
 			pt.mu.Lock()
 			for _, e := range pt.pending {
+				now := c.now()
+				if now >= end {
+					break
+				}
 				if now-e.progress >= c.cfg.ackWait/3 {
 					_ = e.msg.InProgress()
 					e.progress = now
