@@ -10,6 +10,24 @@
 //	go func() { for dl := range p.DeadLetters() { log(dl) } }()
 //	err = p.Close(ctx)
 //
+// A Batcher[K, M] is the same scheduler with a second face: it hands the
+// messages a group has queued to one call of a BatchFunc (up to
+// WithMaxBatch), so a room that persists its messages in one write runs as
+// fast as its backlog allows:
+//
+//	b, err := pool.NewBatcher(func(ctx context.Context, room string, msgs []Message) error {
+//		return db.InsertMany(ctx, room, msgs) // one write for the batch
+//	})
+//	...
+//	err = b.Submit(ctx, roomID, msg)
+//
+// Use a Pool when each message is its own piece of work (a push, a call to
+// another service); use a Batcher when a group's messages can be handled
+// together more cheaply than one by one (a database write, a socket
+// flush). The guarantees below hold for both, a Batcher's calls standing
+// for tasks: a failed call is retried whole, with the same messages, and
+// becomes one BatchDeadLetter carrying them.
+//
 // # Guarantees
 //
 //  1. Order: for one group, tasks start in the order their Submit calls
