@@ -11,6 +11,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/shoal-go/shoal/backpressure"
 )
 
 // msg is a test message: its group's submission index.
@@ -589,6 +591,54 @@ func FuzzBatcher(f *testing.F) {
 			if !slices.Equal(got, want[g]) {
 				t.Fatalf("group %d: handled or lettered %v, want %v (events %v)", g, got, want[g], evs)
 			}
+		}
+	})
+}
+
+// TestBatcherBreakerAndScaling: a Batcher shares the Pool's memory breaker
+// (Submit refuses under pressure and counts it) and its worker bounds
+// (Tune), and its Snapshot reports its workers.
+func TestBatcherBreakerAndScaling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeMemory{}
+		src.used.Store(10)
+		br, err := backpressure.NewBreaker(backpressure.WithBudget(1000), backpressure.WithSource(src), backpressure.WithBytesPerTask(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer br.Close()
+		gate := make(chan struct{})
+		release := sync.OnceFunc(func() { close(gate) })
+		fn := func(context.Context, int, []int) error { <-gate; return nil }
+		b := mustBatcher(t, fn, WithBreaker(br), WithWorkers(0, 8), withCPUReader(blockedCPU))
+		defer b.Close(context.Background())
+		defer release()
+		time.Sleep(time.Second) // the breaker's sampler runs
+		for g := range 4 {
+			if err := b.Submit(context.Background(), g, g); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		if s := b.Snapshot(); s.Workers.Running != 4 || s.Workers.Busy != 4 {
+			t.Fatalf("workers %+v, want 4 running and busy (one per blocked group)", s.Workers)
+		}
+		if err := b.Tune(0, 2); err != nil {
+			t.Fatal(err)
+		}
+		src.used.Store(990)
+		time.Sleep(time.Second) // the breaker's sampler runs
+		synctest.Wait()
+		if err := b.TrySubmit(9, 9); !errors.Is(err, ErrMemoryPressure) {
+			t.Fatalf("TrySubmit under pressure: %v", err)
+		}
+		release()
+		synctest.Wait()
+		if s := b.Snapshot(); s.Workers.Running > 2 || s.Rejected.MemoryPressure != 1 || s.Completed != 4 {
+			t.Fatalf("after Tune(0, 2): workers %+v, rejections %+v, completed %d", s.Workers, s.Rejected, s.Completed)
+		}
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatal(err)
 		}
 	})
 }
