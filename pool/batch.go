@@ -37,8 +37,10 @@ const DefaultMaxBatch = 256
 // messages, in the same order, according to the RetryPolicy.
 //
 // msgs belongs to the Batcher and is reused after the call returns: fn must
-// not keep it (copy what it needs). ctx carries no deadline and is never
-// canceled; a call that waits on I/O should bound its own wait.
+// not keep it (copy what it needs). ctx is the Batcher's: it carries no
+// deadline and is canceled when Close's context ends before the backlog
+// drained, so that a hanging write can give up (its messages then become
+// a Canceled letter if fn returns ctx.Err()).
 type BatchFunc[K shard.Key, M any] func(ctx context.Context, group K, msgs []M) error
 
 // Batcher hands the queued messages of each group to one call of its
@@ -56,6 +58,9 @@ type BatchFunc[K shard.Key, M any] func(ctx context.Context, group K, msgs []M) 
 type Batcher[K shard.Key, M any] struct {
 	c  core[K, M, BatchDeadLetter[K, M]]
 	fn BatchFunc[K, M]
+	// ctx is the calls' context, canceled when Close gives up waiting.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // BatchDeadLetter is a failed call's messages, with why: one letter per
@@ -122,8 +127,10 @@ func NewBatcher[K shard.Key, M any](fn BatchFunc[K, M], opts ...Option) (*Batche
 		return nil, err
 	}
 	b := &Batcher[K, M]{fn: fn}
-	b.c.noCtx, b.c.oneCall = true, true
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.c.noCtx, b.c.oneCall, b.c.onAbandon = true, true, b.cancel
 	if err := b.c.init(cfg, b.runTurn, cfg.maxBatch); err != nil {
+		b.cancel()
 		return nil, err
 	}
 	return b, nil
@@ -160,13 +167,17 @@ func (b *Batcher[K, M]) DeadLetters() <-chan BatchDeadLetter[K, M] { return b.c.
 // and returns when every goroutine the Batcher started has exited; the
 // dead-letter channel is then closed.
 //
-// If ctx ends first, the messages still queued (and those waiting for a
-// retry) become Shutdown dead letters, calls already running finish, and
-// Close returns a *BatchCloseError. A second Close waits for the first and
+// If ctx ends first, the context of the calls running is canceled, the
+// messages still queued (and those waiting for a retry) become Shutdown
+// dead letters, and Close returns a *BatchCloseError once the running
+// calls returned. A second Close waits for the first and
 // returns nil.
 func (b *Batcher[K, M]) Close(ctx context.Context) error {
 	a, err := b.c.close(ctx)
 	if a == nil {
+		if err == nil {
+			b.cancel()
+		}
 		return err
 	}
 	return &BatchCloseError[K, M]{Err: a.err, Shutdown: a.shutdown, Undelivered: a.undelivered}
@@ -307,7 +318,7 @@ func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts 
 			}
 		}
 	}()
-	err = b.fn(context.Background(), ts.g.key, vals)
+	err = b.fn(b.ctx, ts.g.key, vals)
 	returned = true
 	return err, nil, nil, false
 }

@@ -95,14 +95,15 @@ func ExampleBatchDeadLetter() {
 	// Output: old-room Failed 1 [are you there?] room archived
 }
 
-// When Close's context ends first, the messages never handed to the
-// function come back as Shutdown letters, and Close says how many.
+// When Close's context ends first, the running call's context is
+// canceled, the messages never handed to the function come back as
+// Shutdown letters, and Close says how many.
 func ExampleBatchCloseError() {
-	started, release := make(chan struct{}), make(chan struct{})
-	write := func(_ context.Context, room string, msgs []string) error {
+	started := make(chan struct{})
+	write := func(ctx context.Context, room string, msgs []string) error {
 		close(started)
-		<-release // a write that hangs until Close has given up
-		return nil
+		<-ctx.Done() // a write that hangs until Close gives up
+		return ctx.Err()
 	}
 	b, _ := pool.NewBatcher(write, pool.WithWorkers(1, 1), pool.WithMaxBatch(1))
 	_ = b.Submit(context.Background(), "lobby", "first")
@@ -118,7 +119,6 @@ func ExampleBatchCloseError() {
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	go close(release)
 	err := b.Close(ctx)
 	<-printed
 	var ce *pool.BatchCloseError[string, string]
@@ -126,6 +126,7 @@ func ExampleBatchCloseError() {
 		fmt.Println("shut down:", ce.Shutdown)
 	}
 	// Output:
+	// Canceled [first]
 	// Shutdown [second]
 	// Shutdown [third]
 	// shut down: 2

@@ -619,6 +619,7 @@ func TestBatcherBreakerAndScaling(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		time.Sleep(10 * time.Millisecond) // monitor ticks: workers grow
 		synctest.Wait()
 		if s := b.Snapshot(); s.Workers.Running != 4 || s.Workers.Busy != 4 {
 			t.Fatalf("workers %+v, want 4 running and busy (one per blocked group)", s.Workers)

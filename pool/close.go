@@ -105,6 +105,9 @@ func (p *core[K, P, L]) startAbandon() {
 	// close that wakes letter senders.
 	p.abandon.Store(true)
 	close(p.abandonCh)
+	if p.onAbandon != nil {
+		p.onAbandon()
+	}
 	for i := range p.shards {
 		s := &p.shards[i]
 		sched := false

@@ -33,6 +33,9 @@ type core[K shard.Key, P any, L any] struct {
 	// oneCall: a turn is one call of the face's turn function with up to
 	// turnMax tasks (a Batcher's), not turnMax tasks in all.
 	oneCall bool
+	// onAbandon, if set, runs when Close's context ends before the
+	// backlog drained (a Batcher cancels its calls' context).
+	onAbandon func()
 	shards  []shardq[K, P]
 	nshards uint64
 	// groupMax bounds one group's queue (WithGroupQueueSize).
