@@ -36,8 +36,8 @@ type core[K shard.Key, P any, L any] struct {
 	// onAbandon, if set, runs when Close's context ends before the
 	// backlog drained (a Batcher cancels its calls' context).
 	onAbandon func()
-	shards  []shardq[K, P]
-	nshards uint64
+	shards    []shardq[K, P]
+	nshards   uint64
 	// groupMax bounds one group's queue (WithGroupQueueSize).
 	groupMax uint32
 	ctl      control
