@@ -46,10 +46,9 @@ type SlowTask[K shard.Key] struct {
 // is refused by New with an error matching ErrInvalidOption. With a nil fn
 // any group type is accepted: pool.WithSlowTask[string](d, nil).
 //
-// The run time costs two clock reads per attempt, taken only with this
-// option: BenchmarkObserve measured 78 against 69 ns per no-op task (8
-// submitters, medians of 5, one run on a shared 2-core virtual machine). It
-// composes with WithTimings and WithProfilerLabels.
+// Cost: two clock reads per attempt, about 10 ns per task (BenchmarkObserve;
+// docs/TUNING.md has the figures). It composes with WithTimings and
+// WithProfilerLabels.
 func WithSlowTask[K shard.Key](d time.Duration, fn func(SlowTask[K])) Option {
 	return optionFunc(func(c *config) error {
 		if d <= 0 {
@@ -82,9 +81,9 @@ func WithProfilerLabels() Option {
 
 // WithProfilerGroupLabels is WithProfilerLabels with a second label,
 // "group": the task's group formatted by fmt.Sprint, so that a profile names
-// the hot rooms themselves. It builds the labels for every attempt: 6
-// allocations (216 bytes) and 285 ns per no-op task in BenchmarkObserve,
-// against 69 ns without labels.
+// the hot rooms themselves. Cost: it builds the labels for every attempt,
+// 6 allocations (216 bytes) per task, about four times the cost of a no-op
+// task (BenchmarkObserve).
 func WithProfilerGroupLabels() Option {
 	return optionFunc(func(c *config) error {
 		c.labels = labelGroup

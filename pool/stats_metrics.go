@@ -198,10 +198,9 @@ func (t *Timings) recordSample(idx uint32, enq, start, end int64) {
 // uncounted when its first attempt starts; heavy groups enter a 16-slot
 // table. See Stats.TopGroups for the cost.
 //
-// It is off by default: about 5 ns per task measured alone
-// (internal/metrics, IncSeq and Dec), which BenchmarkStatsSubmit cannot
-// tell from its noise, but which is not negligible beside the 80–140 ns of
-// a no-op task, and which buys nothing for pools whose load is spread.
+// Cost: about 5 ns per task (internal/metrics, IncSeq and Dec), within the
+// noise of BenchmarkStatsSubmit. It is off by default because it buys
+// nothing for pools whose load is spread.
 func WithTopGroups() Option {
 	return optionFunc(func(c *config) error { c.topGroups = true; return nil })
 }

@@ -1,0 +1,265 @@
+package pool
+
+// The worker side of control (control.go, whose invariants hold here):
+// how a worker finds work, spins, parks, is woken, and exits.
+
+import (
+	"runtime"
+	"time"
+)
+
+// wakeOne wakes the most recently parked worker, if any.
+func (c *control) wakeOne() bool {
+	c.mu.Lock()
+	n := len(c.idleList)
+	if n == 0 {
+		c.mu.Unlock()
+		return false
+	}
+	w := c.idleList[n-1]
+	c.idleList[n-1] = nil
+	c.idleList = c.idleList[:n-1]
+	w.parked = false
+	// Withdraws the parked worker from the count producers read.
+	c.idle.Add(-1)
+	c.mu.Unlock()
+	w.wake <- struct{}{}
+	return true
+}
+
+// wakeAll wakes every parked worker, so that each re-reads stopping, max and
+// the run queue.
+func (c *control) wakeAll() {
+	c.mu.Lock()
+	for i, w := range c.idleList {
+		w.parked = false
+		c.idleList[i] = nil
+		w.wake <- struct{}{}
+	}
+	c.idleList = c.idleList[:0]
+	// Withdraws every parked worker from the count.
+	c.idle.Store(0)
+	c.mu.Unlock()
+}
+
+// unpark takes w off the idle list if nobody has; it reports whether it did.
+func (c *control) unpark(w *worker) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !w.parked {
+		return false
+	}
+	c.unlist(w)
+	// Withdraws w from the parked count.
+	c.idle.Add(-1)
+	return true
+}
+
+// unlist takes parked worker w off the idle list in O(1): the last parked
+// worker takes its place. The caller holds c.mu and adjusts the counts.
+func (c *control) unlist(w *worker) {
+	w.parked = false
+	last := len(c.idleList) - 1
+	if i := w.idleIdx; i != last {
+		x := c.idleList[last]
+		c.idleList[i] = x
+		x.idleIdx = i
+	}
+	c.idleList[last] = nil
+	c.idleList = c.idleList[:last]
+}
+
+// exitIfAbove lets w exit if more than limit() workers run; it reports
+// whether w must exit (running has then been decremented).
+func (c *control) exitIfAbove(limit func() int32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running.Load() > limit() {
+		// Gives up w's place; done under mu so that two workers cannot both
+		// see room to exit.
+		c.running.Add(-1)
+		return true
+	}
+	return false
+}
+
+func (c *control) maxLimit() int32 { return c.maxW.Load() }
+
+// findWork returns the next shard for w, or false when w must exit (running
+// already decremented).
+func (c *control) findWork(w *worker) (uint32, bool) {
+	for {
+		// A worker just started or woken does not wake the next one when it
+		// finds work (the Go scheduler's spinning M does): measured, that
+		// kept all max workers awake for no-op tasks from 8 submitters, 148
+		// against 72 ns/task. Producers and the monitor's tick grow the pool
+		// instead.
+		if idx, ok := c.runq.TryPop(); ok {
+			return idx, true
+		}
+		if c.stopping.Load() {
+			return 0, !c.exitIfAbove(func() int32 { return -1 })
+		}
+		if c.running.Load() > c.maxW.Load() && c.exitIfAbove(c.maxLimit) {
+			return 0, false
+		}
+		// A slow worker parks at once: its next task is unlikely to arrive
+		// within the few microseconds of spinning, which would cost a
+		// processor for nothing on every idle spell.
+		if !w.slow {
+			if idx, ok := c.spin(); ok {
+				return idx, true
+			}
+		}
+		if !c.park(w) {
+			return 0, false
+		}
+	}
+}
+
+// spin looks for work for a bounded number of rounds, if not too many
+// workers spin already.
+func (c *control) spin() (uint32, bool) {
+	if c.spinning.Load() >= c.maxSpinning {
+		return 0, false
+	}
+	// Announces a spinner: producers skip waking while it is non-zero.
+	c.spinning.Add(1)
+	for range c.spinRounds {
+		runtime.Gosched()
+		if idx, ok := c.runq.TryPop(); ok {
+			c.foundWhileSpinning()
+			return idx, true
+		}
+		if c.stopping.Load() {
+			break
+		}
+	}
+	// Withdraws the spinner, then re-checks: a producer that saw it did not
+	// wake anyone.
+	c.spinning.Add(-1)
+	if idx, ok := c.runq.TryPop(); ok {
+		if c.runq.Len() > 0 {
+			c.wake()
+		}
+		return idx, true
+	}
+	return 0, false
+}
+
+// foundWhileSpinning ends spinning after a spinner found work: if more work
+// waits, another worker must look (the Go scheduler's resetspinning).
+func (c *control) foundWhileSpinning() {
+	// Withdraws the spinner.
+	c.spinning.Add(-1)
+	if c.runq.Len() > 0 {
+		c.wake()
+	}
+}
+
+// park blocks w until it is woken or, when more workers than min run, until
+// the idle timeout; then w exits if more workers than the floor run, and
+// parks again otherwise. Comparing with the floor when the timer fires,
+// rather than when w parks, lets a scaler lower the target without waking
+// parked workers: those above it exit within two idle timeouts. With a
+// scaler, a worker that parks while more workers than the floor run waits
+// at most aboveTargetIdle (see idleFor). It reports false when w must exit
+// (running already decremented).
+func (c *control) park(w *worker) bool {
+	c.mu.Lock()
+	if c.stopping.Load() {
+		c.mu.Unlock()
+		return true // findWork handles stopping
+	}
+	w.parked = true
+	w.idleIdx = len(c.idleList)
+	c.idleList = append(c.idleList, w)
+	// Announces w as parked before the re-check below.
+	c.idle.Add(1)
+	c.mu.Unlock()
+
+	if c.runq.Len() > 0 || c.stopping.Load() {
+		if !c.unpark(w) {
+			<-w.wake // a waker took w off the list; take its token
+		}
+		return true
+	}
+	for {
+		var timeout <-chan time.Time
+		// Reads the count and the bound; a parked worker at or below min
+		// sleeps without a timer (an idle pool uses no CPU).
+		if c.running.Load() > c.minW.Load() {
+			w.timer.Reset(c.idleFor())
+			timeout = w.timer.C
+		}
+		select {
+		case <-w.wake:
+			w.timer.Stop()
+			return true
+		case <-timeout:
+			c.mu.Lock()
+			if !w.parked {
+				c.mu.Unlock()
+				<-w.wake
+				return true
+			}
+			if c.running.Load() > c.floor() {
+				c.unlist(w)
+				// Withdraws w from the parked count and gives up its place.
+				c.idle.Add(-1)
+				c.running.Add(-1)
+				c.mu.Unlock()
+				return false
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+// aboveTargetIdle bounds how long a worker parks, with a scaler, while more
+// workers run than the scaler's target: the scaler sizes the pool, so the
+// workers a burst called up beyond it leave soon after it, not after the
+// whole idle timeout; but not at once, which would start and end a
+// goroutine per task when the target sits just under the need.
+const aboveTargetIdle = 10 * time.Millisecond
+
+// idleFor is how long a worker parks before it checks whether to exit.
+func (c *control) idleFor() time.Duration {
+	// Reads whether a scaler runs and how many workers it wants.
+	if c.scaler.Load() != nil && c.running.Load() > c.floor() {
+		return min(c.idleTimeout, aboveTargetIdle)
+	}
+	return c.idleTimeout
+}
+
+// register adds a started worker to the list Snapshot reads.
+func (c *control) register(w *worker) {
+	c.mu.Lock()
+	w.allIdx = len(c.all)
+	c.all = append(c.all, w)
+	c.mu.Unlock()
+}
+
+// retire removes an exiting worker and keeps its counters.
+func (c *control) retire(w *worker) {
+	c.mu.Lock()
+	w.stats.addTo(&c.retired)
+	last := len(c.all) - 1
+	x := c.all[last]
+	c.all[w.allIdx] = x
+	x.allIdx = w.allIdx
+	c.all[last] = nil
+	c.all = c.all[:last]
+	c.mu.Unlock()
+}
+
+// stop makes every worker exit once the run queue is empty, then stops the
+// monitor, and waits for all of them.
+func (c *control) stop() {
+	// Tells workers to exit instead of parking.
+	c.stopping.Store(true)
+	c.wakeAll()
+	c.wg.Wait()
+	close(c.monStop)
+	<-c.monDone
+}
