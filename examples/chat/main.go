@@ -1,0 +1,75 @@
+// Command chat runs the chat server: WebSocket endpoint at /ws, live page at
+// /, Prometheus metrics at /metrics. It stops on SIGINT or SIGTERM after
+// storing and delivering every message it accepted.
+//
+//	go run ./examples/chat -addr 127.0.0.1:8080 -db chat.db -backend shoal
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/shoal-go/shoal/examples/chat/server"
+	"golang.org/x/time/rate"
+)
+
+func main() {
+	var cfg server.Config
+	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	flag.StringVar(&cfg.DBPath, "db", "chat.db", "SQLite database file")
+	flag.StringVar(&cfg.Backend, "backend", server.BackendShoal, "scheduler: shoal, or pond (pond v2 + a mutex per room)")
+	flag.Int64Var(&cfg.MemoryBudget, "memory-budget", 0, "memory budget in bytes for the breaker (0: none)")
+	rateLimit := flag.Float64("rate", 200, "frames per second per connection")
+	flag.IntVar(&cfg.WriteQueue, "write-queue", 4096, "write queue bound per connection, in chunks")
+	flag.Parse()
+	cfg.Rate = rate.Limit(*rateLimit)
+	if err := run(*addr, cfg); err != nil {
+		slog.Error("chat", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr string, cfg server.Config) error {
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		srv.Close(context.Background())
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	slog.Info("chat: serving", "addr", "http://"+ln.Addr().String(), "backend", cfg.Backend, "db", cfg.DBPath)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		srv.Close(context.Background())
+		return err
+	}
+	slog.Info("chat: shutting down")
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hs.SetKeepAlivesEnabled(false)
+	err = srv.Close(cctx) // drains rooms and closes WebSockets (hijacked, so not hs's)
+	if e := hs.Shutdown(cctx); e != nil && !errors.Is(e, http.ErrServerClosed) {
+		err = errors.Join(err, e)
+	}
+	<-served
+	st := srv.Stats()
+	slog.Info("chat: stopped", "accepted", st.Accepted, "delivered", st.Delivered, "batches", st.Batches)
+	return err
+}

@@ -1,0 +1,306 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	"github.com/shoal-go/shoal/backpressure"
+	"github.com/shoal-go/shoal/pool"
+	"github.com/shoal-go/shoal/snapshot"
+	"golang.org/x/time/rate"
+)
+
+// Invariants:
+//   - out is written by any goroutine through enqueue, never blocking, and
+//     read only by the connection's writer goroutine. It is never closed:
+//     done says the connection is over.
+//   - done is closed once, by kill, when the connection ends for any reason:
+//     a read or write error, a slow consumer, or the server's shutdown. After
+//     it, enqueue accepts nothing.
+//   - rooms is touched only by the reader (the HTTP handler's goroutine).
+
+// conn is one client connection.
+type conn struct {
+	id  string
+	s   *Server
+	ws  *websocket.Conn
+	lim *rate.Limiter
+
+	out chan []byte // bounded write queue, Config.WriteQueue chunks
+
+	closeOnce sync.Once
+	done      chan struct{}
+	slow      bool // set before done is closed
+
+	finishOnce sync.Once
+	finish     chan struct{} // closed by Server.Close: flush, then close
+
+	rooms map[string]struct{}
+}
+
+// enqueue queues chunk (one or more frames) for the writer. A full queue
+// means the client does not read fast enough: the connection is closed at
+// once and enqueue returns false, so the room that called it never waits.
+func (c *conn) enqueue(chunk []byte) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.out <- chunk:
+		return true
+	default:
+		c.s.stats.slowConsumers.Add(1)
+		c.kill(true)
+		return false
+	}
+}
+
+// kill ends the connection. For a slow consumer it closes the socket at
+// once, without a close handshake the client would not read: that ends a
+// write blocked on the full socket and the reader, so the connection leaves
+// its rooms now rather than after WriteTimeout. Otherwise the writer closes
+// the socket with a close frame.
+func (c *conn) kill(slow bool) {
+	c.closeOnce.Do(func() {
+		c.slow = slow
+		close(c.done) // publishes slow to the writer
+		if slow {
+			c.ws.CloseNow()
+		}
+	})
+}
+
+func (c *conn) isDone() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// maxWriteBytes bounds one WebSocket message of packed frames.
+const maxWriteBytes = 64 << 10
+
+// writeLoop packs queued chunks into WebSocket messages until the
+// connection ends. On Server.Close it writes what is queued, then closes
+// with StatusGoingAway.
+func (c *conn) writeLoop(wrote chan<- struct{}) {
+	defer close(wrote)
+	buf := make([]byte, 0, 4096)
+	for {
+		select {
+		case chunk := <-c.out:
+			buf = c.pack(append(buf[:0], chunk...))
+			if err := c.write(buf); err != nil {
+				c.kill(false)
+				c.ws.CloseNow()
+				return
+			}
+		case <-c.done:
+			if !c.slow {
+				c.ws.Close(websocket.StatusNormalClosure, "")
+			}
+			return
+		case <-c.finish:
+			for len(c.out) > 0 {
+				buf = c.pack(append(buf[:0], <-c.out...))
+				if c.write(buf) != nil {
+					c.kill(false)
+					c.ws.CloseNow()
+					return
+				}
+			}
+			c.ws.Close(websocket.StatusGoingAway, "server shutting down")
+			c.kill(false)
+			return
+		}
+	}
+}
+
+// pack appends, '\n'-separated, the chunks already queued behind the first,
+// up to maxWriteBytes.
+func (c *conn) pack(buf []byte) []byte {
+	for len(buf) < maxWriteBytes {
+		select {
+		case chunk := <-c.out:
+			buf = append(buf, '\n')
+			buf = append(buf, chunk...)
+		default:
+			return buf
+		}
+	}
+	return buf
+}
+
+func (c *conn) write(b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+// readLoop reads and handles the client's frames until the connection ends.
+func (c *conn) readLoop(ctx context.Context) {
+	for {
+		typ, r, err := c.ws.Reader(ctx)
+		if err != nil {
+			return
+		}
+		if typ != websocket.MessageText {
+			io.Copy(io.Discard, r)
+			c.fail(CodeBinary, "frames are JSON text messages", "", 0, false)
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(r, int64(c.s.cfg.MaxFrameBytes)+1))
+		if err != nil {
+			return
+		}
+		if len(data) > c.s.cfg.MaxFrameBytes {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return
+			}
+			c.fail(CodeFrameTooLong, "frame longer than the limit", "", 0, false)
+			continue
+		}
+		if !c.lim.Allow() {
+			c.fail(CodeRateLimited, "too many frames, slow down", "", 0, true)
+			continue
+		}
+		c.handle(ctx, data)
+	}
+}
+
+// fail sends an error frame and counts it by code.
+func (c *conn) fail(code, msg, room string, clientSeq uint64, retry bool) {
+	c.s.stats.errorf(code)
+	c.enqueue(errorFrame(code, msg, room, clientSeq, retry))
+}
+
+// handle checks one frame and submits its op to the room.
+func (c *conn) handle(ctx context.Context, data []byte) {
+	var f Frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		c.fail(CodeBadJSON, "frame is not a JSON object: "+err.Error(), "", 0, false)
+		return
+	}
+	switch f.Type {
+	case "join", "leave", "send":
+	case "state":
+		c.state(f.Version)
+		return
+	default:
+		c.fail(CodeUnknownType, "unknown frame type "+quoteShort(f.Type), f.Room, f.ClientSeq, false)
+		return
+	}
+	if f.Room == "" || len(f.Room) > c.s.cfg.MaxRoomBytes || !utf8.ValidString(f.Room) {
+		c.fail(CodeBadRoom, "room must be 1 to MaxRoomBytes bytes", "", f.ClientSeq, false)
+		return
+	}
+	_, in := c.rooms[f.Room]
+	o := op{c: c}
+	switch f.Type {
+	case "join":
+		if in {
+			c.fail(CodeAlreadyIn, "already in the room", f.Room, 0, false)
+			return
+		}
+		if len(c.rooms) >= c.s.cfg.MaxRooms {
+			c.fail(CodeTooManyRooms, "too many rooms on one connection", f.Room, 0, false)
+			return
+		}
+		o.kind = opJoin
+		if f.Since != nil {
+			o.hasSince, o.since = true, *f.Since
+		}
+	case "leave":
+		if !in {
+			c.fail(CodeNotJoined, "not in the room", f.Room, 0, false)
+			return
+		}
+		o.kind = opLeave
+	case "send":
+		switch {
+		case !in:
+			c.fail(CodeNotJoined, "join the room before sending", f.Room, f.ClientSeq, false)
+			return
+		case f.Text == "":
+			c.fail(CodeEmptyText, "empty text", f.Room, f.ClientSeq, false)
+			return
+		case len(f.Text) > c.s.cfg.MaxTextBytes:
+			c.fail(CodeTextTooLong, "text longer than the limit", f.Room, f.ClientSeq, false)
+			return
+		}
+		o.kind, o.clientSeq, o.text, o.at = opSend, f.ClientSeq, f.Text, now().UnixNano()
+	}
+	if err := c.s.be.submit(ctx, f.Room, o); err != nil {
+		code, retry := submitErrorCode(err)
+		c.fail(code, err.Error(), f.Room, f.ClientSeq, retry)
+		return
+	}
+	switch o.kind {
+	case opJoin:
+		c.rooms[f.Room] = struct{}{}
+	case opLeave:
+		delete(c.rooms, f.Room)
+	case opSend:
+		c.s.stats.accepted.Add(1)
+	}
+}
+
+// submitErrorCode maps a refused submission to an error code and whether a
+// retry may succeed.
+func submitErrorCode(err error) (string, bool) {
+	switch {
+	case errors.Is(err, backpressure.ErrMemoryPressure), errors.Is(err, backpressure.ErrThrottled),
+		errors.Is(err, pool.ErrQueueFull):
+		return CodeOverloaded, true
+	case errors.Is(err, pool.ErrClosed), errors.Is(err, errClosed), errors.Is(err, backpressure.ErrClosed):
+		return CodeShutdown, false
+	default:
+		return CodeInternal, true
+	}
+}
+
+// state answers a state frame with the changes to the connection's rooms
+// since version.
+func (c *conn) state(version uint64) {
+	changes, next, err := c.s.hub.state.Since(version)
+	if errors.Is(err, snapshot.ErrTooOld) {
+		c.fail(CodeStateTooOld, err.Error(), "", 0, true)
+		return
+	}
+	f := Frame{Type: "state", Version: next, Rooms: []RoomState{}}
+	for _, ch := range changes {
+		if _, ok := c.rooms[ch.Key]; ok && !ch.Deleted {
+			f.Rooms = append(f.Rooms, ch.Value)
+		}
+	}
+	c.enqueue(encode(&f))
+}
+
+// leaveAll submits a leave for every room of a connection that ended.
+func (c *conn) leaveAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for room := range c.rooms {
+		if c.s.be.submit(ctx, room, op{kind: opLeave, c: c}) != nil {
+			return // closing: the rooms go with the server
+		}
+	}
+}
+
+func quoteShort(s string) string {
+	if len(s) > 32 {
+		s = s[:32] + "…"
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
