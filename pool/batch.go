@@ -189,7 +189,7 @@ func (b *Batcher[K, M]) Tune(minWorkers, maxWorkers int) error {
 }
 
 // Snapshot returns the Batcher's counters, as Pool.Snapshot. Submitted,
-// Completed, Queued and DeadLetters count messages; Failed, Retried and
+// Completed, Queued and DeadLetters count messages; FailedAttempts, Retried and
 // Panicked count calls; Batches holds the calls' sizes. Timings' wait is
 // from a message's acceptance to the start of its call, and its run time
 // the call's.
@@ -224,7 +224,7 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32, _ int6
 		if prevErr == nil {
 			prevErr = ErrClosed
 		}
-		b.letter(w, ts, vals, Shutdown, prevErr, prev, nil, nil)
+		b.letter(w, ts, vals, ReasonShutdown, prevErr, prev, nil, nil)
 		b.done(w, ts, k)
 		return false
 	}
@@ -252,7 +252,7 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32, _ int6
 	switch {
 	case panicked:
 		w.stats.local[cPanicked]++
-		b.letter(w, ts, vals, Panicked, &PanicError{Value: pv}, attempts, pv, stack)
+		b.letter(w, ts, vals, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, stack)
 		if h := c.cfg.panicHandler; h != nil {
 			callHandler(h, pv, stack)
 		}
@@ -262,9 +262,9 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32, _ int6
 		w.stats.local[cFailed]++
 		switch {
 		case errors.Is(err, context.Canceled):
-			b.letter(w, ts, vals, Canceled, err, attempts, nil, nil)
+			b.letter(w, ts, vals, ReasonCanceled, err, attempts, nil, nil)
 		case !c.cfg.retry.retryable(err, attempts):
-			b.letter(w, ts, vals, Failed, err, attempts, nil, nil)
+			b.letter(w, ts, vals, ReasonFailed, err, attempts, nil, nil)
 		default:
 			w.stats.local[cRetried]++
 			g.attempts, g.lastErr, g.retryLen = attempts, err, k
@@ -311,7 +311,7 @@ func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts 
 		if !returned {
 			w.goexit = true
 			w.stats.local[cPanicked]++
-			b.letter(w, ts, vals, Panicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
+			b.letter(w, ts, vals, ReasonPanicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
 			b.done(w, ts, uint32(len(vals)))
 			if h := b.c.cfg.panicHandler; h != nil {
 				callHandler(h, ErrGoexit, nil)

@@ -231,8 +231,8 @@ func TestBatcherRetryWhole(t *testing.T) {
 			t.Fatalf("calls %v, want %v", calls, want)
 		}
 		s := b.Snapshot()
-		if s.Failed != 2 || s.Retried != 2 || s.Completed != 6 || s.DeadLetters.Total() != 0 {
-			t.Fatalf("failed %d retried %d completed %d letters %d; want 2, 2, 6, 0", s.Failed, s.Retried, s.Completed, s.DeadLetters.Total())
+		if s.FailedAttempts != 2 || s.Retried != 2 || s.Completed != 6 || s.DeadLetters.Total() != 0 {
+			t.Fatalf("failed %d retried %d completed %d letters %d; want 2, 2, 6, 0", s.FailedAttempts, s.Retried, s.Completed, s.DeadLetters.Total())
 		}
 	})
 }
@@ -278,10 +278,10 @@ func TestBatcherDeadLetters(t *testing.T) {
 				t.Fatalf("letter %+v", dl)
 			}
 			got = append(got, fmt.Sprintf("%s:%s:%d", dl.Msgs[0], dl.Reason, dl.Attempts))
-			if dl.Reason == Failed && !errors.Is(dl.Err, bad) {
+			if dl.Reason == ReasonFailed && !errors.Is(dl.Err, bad) {
 				t.Fatalf("letter error %v, want %v", dl.Err, bad)
 			}
-			if dl.Reason == Panicked && dl.Msgs[0] == "panic" && (dl.Panic != "boom" || len(dl.Stack) == 0) {
+			if dl.Reason == ReasonPanicked && dl.Msgs[0] == "panic" && (dl.Panic != "boom" || len(dl.Stack) == 0) {
 				t.Fatalf("panic letter %+v", dl)
 			}
 		}
@@ -338,7 +338,7 @@ func TestBatcherCloseShutdown(t *testing.T) {
 		}
 		var next = 1
 		for _, dl := range letters {
-			if dl.Reason != Shutdown || !errors.Is(dl.Err, ErrClosed) {
+			if dl.Reason != ReasonShutdown || !errors.Is(dl.Err, ErrClosed) {
 				t.Fatalf("letter %+v, want Shutdown", dl)
 			}
 			for _, m := range dl.Msgs {

@@ -26,11 +26,11 @@ var _ admitter = (*backpressure.Breaker)(nil)
 func rejectReasonOf(err error) RejectReason {
 	switch {
 	case errors.Is(err, backpressure.ErrThrottled):
-		return Throttled
+		return RejectThrottled
 	case errors.Is(err, backpressure.ErrClosed):
-		return Closed
+		return RejectClosed
 	default:
-		return MemoryPressure
+		return RejectMemoryPressure
 	}
 }
 

@@ -250,7 +250,7 @@ func (p *core[K, P, L]) snapshot() Stats {
 	}
 	p.ctl.mu.Unlock()
 	s.Completed = c[cCompleted]
-	s.Failed = c[cFailed]
+	s.FailedAttempts = c[cFailed]
 	s.Retried = c[cRetried]
 	s.Panicked = c[cPanicked]
 	s.DeadLetterStalls = c[cStalls]
@@ -258,19 +258,19 @@ func (p *core[K, P, L]) snapshot() Stats {
 	copy(s.Batches.Sizes[:], c[cSizes:cSizes+batchBuckets])
 	s.DeadLettersUntaken = p.untaken.Load()
 	s.DeadLetters = ReasonCounts{
-		Failed:   c[cDead+int(Failed)],
-		Panicked: c[cDead+int(Panicked)],
-		Canceled: c[cDead+int(Canceled)],
-		Expired:  c[cDead+int(Expired)],
-		Shutdown: c[cDead+int(Shutdown)],
+		Failed:   c[cDead+int(ReasonFailed)],
+		Panicked: c[cDead+int(ReasonPanicked)],
+		Canceled: c[cDead+int(ReasonCanceled)],
+		Expired:  c[cDead+int(ReasonExpired)],
+		Shutdown: c[cDead+int(ReasonShutdown)],
 	}
 	// Reads the refusal counters and, below, the worker counts; each value
 	// is read on its own, so a snapshot under load is not one instant.
 	s.Rejected = RejectCounts{
-		QueueFull:      p.rejects[QueueFull].Load(),
-		Closed:         p.rejects[Closed].Load(),
-		MemoryPressure: p.rejects[MemoryPressure].Load(),
-		Throttled:      p.rejects[Throttled].Load(),
+		QueueFull:      p.rejects[RejectQueueFull].Load(),
+		Closed:         p.rejects[RejectClosed].Load(),
+		MemoryPressure: p.rejects[RejectMemoryPressure].Load(),
+		Throttled:      p.rejects[RejectThrottled].Load(),
 	}
 	s.WaitingShards = p.ctl.runq.Len()
 	w := &s.Workers

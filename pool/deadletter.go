@@ -23,34 +23,46 @@ type Reason uint8
 
 // The reasons a task can become a dead letter.
 const (
-	// Failed: the task returned an error on its last attempt, or an error
-	// marked with Permanent, or one RetryPolicy.Retryable refused.
-	Failed Reason = iota
-	// Panicked: the task panicked. Panics are not retried.
-	Panicked
-	// Canceled: the task returned an error matching context.Canceled (it
-	// gave up on purpose); such errors are not retried.
-	Canceled
-	// Expired: the deadline of the task's context passed before an attempt
-	// could start (or while it returned an error).
-	Expired
-	// Shutdown: Close's context ended before the task could run.
-	Shutdown
+	// ReasonFailed: the task returned an error on its last attempt, or an
+	// error marked with Permanent, or one RetryPolicy.Retryable refused.
+	ReasonFailed Reason = iota
+	// ReasonPanicked: the task panicked. Panics are not retried.
+	ReasonPanicked
+	// ReasonCanceled: the task returned an error matching context.Canceled
+	// (it gave up on purpose); such errors are not retried.
+	ReasonCanceled
+	// ReasonExpired: the deadline of the task's context passed before an
+	// attempt could start (or while it returned an error).
+	ReasonExpired
+	// ReasonShutdown: Close's context ended before the task could run.
+	ReasonShutdown
 	numReasons
+)
+
+// The earlier names of the reasons.
+//
+// Deprecated: use ReasonFailed, ReasonPanicked, ReasonCanceled,
+// ReasonExpired and ReasonShutdown, whose names say what they are.
+const (
+	Failed   = ReasonFailed
+	Panicked = ReasonPanicked
+	Canceled = ReasonCanceled
+	Expired  = ReasonExpired
+	Shutdown = ReasonShutdown
 )
 
 // String returns the reason's name.
 func (r Reason) String() string {
 	switch r {
-	case Failed:
+	case ReasonFailed:
 		return "Failed"
-	case Panicked:
+	case ReasonPanicked:
 		return "Panicked"
-	case Canceled:
+	case ReasonCanceled:
 		return "Canceled"
-	case Expired:
+	case ReasonExpired:
 		return "Expired"
-	case Shutdown:
+	case ReasonShutdown:
 		return "Shutdown"
 	}
 	return fmt.Sprintf("Reason(%d)", uint8(r))

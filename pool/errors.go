@@ -36,27 +36,39 @@ type RejectReason uint8
 
 // The reasons a submission can be refused.
 const (
-	// QueueFull: the group's shard queue had no room.
-	QueueFull RejectReason = iota
-	// Closed: the pool is closed or closing.
-	Closed
-	// MemoryPressure: the breaker is in its Reject or Probe state.
-	MemoryPressure
-	// Throttled: the breaker's token bucket refused the submission.
-	Throttled
+	// RejectQueueFull: the group's queue (WithGroupQueueSize) or the pool
+	// (WithMaxQueued) had no room.
+	RejectQueueFull RejectReason = iota
+	// RejectClosed: the pool is closed or closing.
+	RejectClosed
+	// RejectMemoryPressure: the breaker is in its Reject or Probe state.
+	RejectMemoryPressure
+	// RejectThrottled: the breaker's token bucket refused the submission.
+	RejectThrottled
 	numRejectReasons
+)
+
+// The earlier names of the refusal reasons.
+//
+// Deprecated: use RejectQueueFull, RejectClosed, RejectMemoryPressure and
+// RejectThrottled, whose names say what they are.
+const (
+	QueueFull      = RejectQueueFull
+	Closed         = RejectClosed
+	MemoryPressure = RejectMemoryPressure
+	Throttled      = RejectThrottled
 )
 
 // String returns the reason's name.
 func (r RejectReason) String() string {
 	switch r {
-	case QueueFull:
+	case RejectQueueFull:
 		return "QueueFull"
-	case Closed:
+	case RejectClosed:
 		return "Closed"
-	case MemoryPressure:
+	case RejectMemoryPressure:
 		return "MemoryPressure"
-	case Throttled:
+	case RejectThrottled:
 		return "Throttled"
 	}
 	return fmt.Sprintf("RejectReason(%d)", uint8(r))
@@ -64,13 +76,13 @@ func (r RejectReason) String() string {
 
 func (r RejectReason) sentinel() error {
 	switch r {
-	case QueueFull:
+	case RejectQueueFull:
 		return ErrQueueFull
-	case Closed:
+	case RejectClosed:
 		return ErrClosed
-	case MemoryPressure:
+	case RejectMemoryPressure:
 		return ErrMemoryPressure
-	case Throttled:
+	case RejectThrottled:
 		return ErrThrottled
 	}
 	return nil
@@ -108,8 +120,8 @@ func (e *RejectError) Unwrap() error { return e.Err }
 // Shared, immutable rejections for the reasons that carry no cause, so that a
 // refused TrySubmit does not allocate.
 var (
-	rejectQueueFull = &RejectError{Reason: QueueFull}
-	rejectClosed    = &RejectError{Reason: Closed}
+	rejectQueueFull = &RejectError{Reason: RejectQueueFull}
+	rejectClosed    = &RejectError{Reason: RejectClosed}
 )
 
 // permanentError marks an error that must not be retried.

@@ -128,7 +128,7 @@ func ExamplePool_Close() {
 	go func() {
 		defer close(done)
 		for dl := range p.DeadLetters() {
-			if dl.Reason == pool.Shutdown {
+			if dl.Reason == pool.ReasonShutdown {
 				shutdown++
 			}
 		}

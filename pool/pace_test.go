@@ -129,7 +129,7 @@ func TestSlowWorkerGoexit(t *testing.T) {
 		if err := p.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if dls := letters(); len(dls) != 1 || dls[0].Reason != Panicked {
+		if dls := letters(); len(dls) != 1 || dls[0].Reason != ReasonPanicked {
 			t.Fatalf("letters %+v", dls)
 		}
 	})

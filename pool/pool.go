@@ -120,11 +120,6 @@ func (p *Pool[K]) Tune(minWorkers, maxWorkers int) error { return p.c.tune(minWo
 // after Close.
 func (p *Pool[K]) Snapshot() Stats { return p.c.snapshot() }
 
-// Scaling returns the scaler's last decision that moved the target, with
-// its reason. It is the zero ScalingDecision (Reason ScalingNone) when
-// scaling is off or the pool is closed. Stats.Workers.Target is the target
-// in effect, clamped to the current bounds.
-func (p *Pool[K]) Scaling() ScalingDecision { return p.c.scaling() }
 
 // letter delivers a dead letter of group's task e.
 func (p *Pool[K]) letter(w *worker, group K, e *entry[K, Task], r Reason, err error, attempts int, pv any, stack []byte) {
@@ -179,7 +174,7 @@ func (p *Pool[K]) attempt(w *worker, ts *turnState[K, Task], e *entry[K, Task], 
 		if err == nil {
 			err = ErrClosed
 		}
-		p.letter(w, g.key, e, Shutdown, err, prev, nil, nil)
+		p.letter(w, g.key, e, ReasonShutdown, err, prev, nil, nil)
 		return false
 	}
 	if !e.plain && p.c.expired(e) {
@@ -187,7 +182,7 @@ func (p *Pool[K]) attempt(w *worker, ts *turnState[K, Task], e *entry[K, Task], 
 		if err == nil {
 			err = context.DeadlineExceeded
 		}
-		p.letter(w, g.key, e, Expired, err, prev, nil, nil)
+		p.letter(w, g.key, e, ReasonExpired, err, prev, nil, nil)
 		return false
 	}
 	var start int64
@@ -216,7 +211,7 @@ func (p *Pool[K]) attempt(w *worker, ts *turnState[K, Task], e *entry[K, Task], 
 	switch {
 	case panicked:
 		w.stats.local[cPanicked]++
-		p.letter(w, g.key, e, Panicked, &PanicError{Value: pv}, attempts, pv, stack)
+		p.letter(w, g.key, e, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, stack)
 		if h := p.c.cfg.panicHandler; h != nil {
 			callHandler(h, pv, stack)
 		}
@@ -227,15 +222,15 @@ func (p *Pool[K]) attempt(w *worker, ts *turnState[K, Task], e *entry[K, Task], 
 	}
 	w.stats.local[cFailed]++
 	if !e.plain && p.c.expired(e) {
-		p.letter(w, g.key, e, Expired, err, attempts, nil, nil)
+		p.letter(w, g.key, e, ReasonExpired, err, attempts, nil, nil)
 		return false
 	}
 	if errors.Is(err, context.Canceled) {
-		p.letter(w, g.key, e, Canceled, err, attempts, nil, nil)
+		p.letter(w, g.key, e, ReasonCanceled, err, attempts, nil, nil)
 		return false
 	}
 	if !p.c.cfg.retry.retryable(err, attempts) {
-		p.letter(w, g.key, e, Failed, err, attempts, nil, nil)
+		p.letter(w, g.key, e, ReasonFailed, err, attempts, nil, nil)
 		return false
 	}
 	w.stats.local[cRetried]++
@@ -267,7 +262,7 @@ func (p *Pool[K]) call(w *worker, ts *turnState[K, Task], e *entry[K, Task], att
 			ts.done++
 			w.finished++
 			w.stats.local[cPanicked]++
-			p.letter(w, ts.g.key, e, Panicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
+			p.letter(w, ts.g.key, e, ReasonPanicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
 			if h := p.c.cfg.panicHandler; h != nil {
 				callHandler(h, ErrGoexit, nil)
 			}

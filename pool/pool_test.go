@@ -136,14 +136,14 @@ func TestOrderAndConservation(t *testing.T) {
 	byReason := map[Reason]int64{}
 	for _, dl := range dls {
 		byReason[dl.Reason]++
-		if dl.Reason == Panicked && (len(dl.Stack) == 0 || dl.Panic == nil) {
+		if dl.Reason == ReasonPanicked && (len(dl.Stack) == 0 || dl.Panic == nil) {
 			t.Fatalf("panicked letter without stack or value: %+v", dl)
 		}
 	}
 	if got := completed.Load() + int64(len(dls)); got != accepted.Load() || accepted.Load() != int64(n) {
 		t.Fatalf("accepted %d, completed %d + dead letters %d = %d", accepted.Load(), completed.Load(), len(dls), got)
 	}
-	if byReason[Panicked] != wantPanicked.Load() || byReason[Failed] != wantFailed.Load() {
+	if byReason[ReasonPanicked] != wantPanicked.Load() || byReason[ReasonFailed] != wantFailed.Load() {
 		t.Fatalf("letters %v, want %d panicked and %d failed", byReason, wantPanicked.Load(), wantFailed.Load())
 	}
 	s := p.Snapshot()
@@ -186,7 +186,7 @@ func TestShutdownDeadline(t *testing.T) {
 		dls := letters()
 		shut := 0
 		for _, dl := range dls {
-			if dl.Reason != Shutdown {
+			if dl.Reason != ReasonShutdown {
 				t.Fatalf("letter %v, want Shutdown", dl.Reason)
 			}
 			shut++
@@ -436,7 +436,7 @@ func TestQueueFull(t *testing.T) {
 			t.Fatalf("blocked Submit: %v, want QueueFull and DeadlineExceeded", err)
 		}
 		var re *RejectError
-		if !errors.As(err, &re) || re.Reason != QueueFull {
+		if !errors.As(err, &re) || re.Reason != RejectQueueFull {
 			t.Fatalf("not a QueueFull RejectError: %v", err)
 		}
 		// A blocked Submit gets in once room is made.
@@ -515,7 +515,7 @@ func TestContext(t *testing.T) {
 			t.Fatal(err)
 		}
 		dls := letters()
-		if len(dls) != 1 || dls[0].Reason != Expired || !errors.Is(dls[0].Err, context.DeadlineExceeded) || dls[0].Attempts != 0 {
+		if len(dls) != 1 || dls[0].Reason != ReasonExpired || !errors.Is(dls[0].Err, context.DeadlineExceeded) || dls[0].Attempts != 0 {
 			t.Fatalf("letters %+v, want one Expired", dls)
 		}
 	})
@@ -555,11 +555,11 @@ func TestRetryParksShard(t *testing.T) {
 			t.Fatalf("order %s", got)
 		}
 		dls := letters()
-		if len(dls) != 1 || dls[0].Reason != Failed || dls[0].Attempts != 3 {
+		if len(dls) != 1 || dls[0].Reason != ReasonFailed || dls[0].Attempts != 3 {
 			t.Fatalf("letters %+v", dls)
 		}
-		if s := p.Snapshot(); s.Retried != 2 || s.Failed != 3 {
-			t.Fatalf("retried %d failed %d", s.Retried, s.Failed)
+		if s := p.Snapshot(); s.Retried != 2 || s.FailedAttempts != 3 {
+			t.Fatalf("retried %d failed %d", s.Retried, s.FailedAttempts)
 		}
 	})
 }
@@ -609,7 +609,7 @@ func TestPanicHandler(t *testing.T) {
 			t.Fatal(err)
 		}
 		dls := letters()
-		if got.Load() != "boom" || !ran.Load() || len(dls) != 1 || dls[0].Reason != Panicked {
+		if got.Load() != "boom" || !ran.Load() || len(dls) != 1 || dls[0].Reason != ReasonPanicked {
 			t.Fatalf("handler saw %v, next ran %v, letters %+v", got.Load(), ran.Load(), dls)
 		}
 		var pe *PanicError
@@ -674,7 +674,7 @@ func TestBreakerRejects(t *testing.T) {
 		synctest.Wait()
 		err = p.Submit(context.Background(), 1, noop)
 		var re *RejectError
-		if !errors.Is(err, ErrMemoryPressure) || !errors.As(err, &re) || re.Reason != MemoryPressure {
+		if !errors.Is(err, ErrMemoryPressure) || !errors.As(err, &re) || re.Reason != RejectMemoryPressure {
 			t.Fatalf("Submit under pressure: %v", err)
 		}
 		if err := p.Close(context.Background()); err != nil {
@@ -703,7 +703,7 @@ func TestGoexit(t *testing.T) {
 			t.Fatal(err)
 		}
 		dls := letters()
-		if len(dls) != 1 || dls[0].Reason != Panicked || !errors.Is(dls[0].Err, ErrGoexit) {
+		if len(dls) != 1 || dls[0].Reason != ReasonPanicked || !errors.Is(dls[0].Err, ErrGoexit) {
 			t.Fatalf("letters %+v", dls)
 		}
 	})
@@ -722,7 +722,7 @@ func TestCanceledNotRetried(t *testing.T) {
 			t.Fatal(err)
 		}
 		dls := letters()
-		if len(dls) != 1 || dls[0].Reason != Canceled || dls[0].Attempts != 1 {
+		if len(dls) != 1 || dls[0].Reason != ReasonCanceled || dls[0].Attempts != 1 {
 			t.Fatalf("letters %+v", dls)
 		}
 	})

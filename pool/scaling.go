@@ -12,7 +12,7 @@ package pool
 //   - decided holds the latest decision that moved the target, published after
 //     the target store; nil until the first sample.
 //   - control.scaler points to the pool's autoscaler from start to stop,
-//     so that Pool.Scaling and Snapshot find it; stop clears it before it
+//     so that Snapshot finds it; stop clears it before it
 //     returns.
 
 import (
@@ -100,8 +100,7 @@ func DefaultScalingPolicy() ScalingPolicy { return scaling.DefaultPolicy() }
 // are costly; it is off by default. docs/SCALING.md has the figures and how
 // to choose a policy.
 //
-// The last decision that moved the target is returned by Pool.Scaling and
-// is in Stats.Scaling.
+// The last decision that moved the target is in Stats.Scaling.
 func WithScaling(p ScalingPolicy) Option {
 	return optionFunc(func(c *config) error {
 		if err := p.Validate(); err != nil {
@@ -118,7 +117,7 @@ func WithScaling(p ScalingPolicy) Option {
 	})
 }
 
-// scaling returns the scaler's last decision (Pool.Scaling).
+// scaling returns the scaler's last decision (Stats.Scaling).
 func (p *core[K, P, L]) scaling() ScalingDecision {
 	// Reads the running autoscaler, if any.
 	if a := p.ctl.scaler.Load(); a != nil {
@@ -178,7 +177,7 @@ func startAutoscaler(ctl *control, src scalingSource, p ScalingPolicy) *autoscal
 		ctl: ctl, src: src, sc: sc, interval: p.Interval,
 		quit: make(chan struct{}), done: make(chan struct{}),
 	}
-	// Registers the scaler for Pool.Scaling before its first decision.
+	// Registers the scaler for Snapshot before its first decision.
 	ctl.scaler.Store(a)
 	go a.run()
 	return a

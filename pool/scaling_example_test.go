@@ -38,7 +38,7 @@ func ExampleScalingDecision() {
 	}
 	defer p.Close(context.Background())
 
-	d := p.Scaling()
+	d := p.Snapshot().Scaling
 	fmt.Printf("%d workers kept warm since %s: %v (%.0f arrivals/s, baseline %.0f)\n",
 		d.Target, d.At.Format(time.TimeOnly), d.Reason, d.Rate, d.Baseline)
 }

@@ -90,8 +90,8 @@ func closePool(t *testing.T, p *Pool[int]) {
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if d := p.Scaling(); d.Reason != ScalingNone {
-		t.Fatalf("Scaling() after Close = %+v, want the zero decision", d)
+	if d := p.c.scaling(); d.Reason != ScalingNone {
+		t.Fatalf("Stats.Scaling after Close = %+v, want the zero decision", d)
 	}
 }
 
@@ -114,7 +114,7 @@ func closeQuietly(p *Pool[int]) {
 	_ = p.Close(context.Background())
 }
 
-// decisions counts the distinct decisions seen by polling Pool.Scaling at
+// decisions counts the distinct decisions seen by polling Stats.Scaling at
 // least once per Cooldown (decisions are at least that far apart).
 type decisions struct {
 	p    *Pool[int]
@@ -124,7 +124,7 @@ type decisions struct {
 }
 
 func (d *decisions) poll() {
-	if s := d.p.Scaling(); !s.At.Equal(d.last) {
+	if s := d.p.c.scaling(); !s.At.Equal(d.last) {
 		d.last = s.At
 		d.n++
 		d.log = append(d.log, s)
@@ -160,7 +160,7 @@ func TestScalingRampToMax(t *testing.T) {
 		if reached < 0 || reached > 2*time.Second {
 			t.Fatalf("target reached max after %v, want within 2s", reached)
 		}
-		switch r := p.Scaling().Reason; r {
+		switch r := p.c.scaling().Reason; r {
 		case ScalingGrowBusy, ScalingGrowSaturated, ScalingGrowArrivals, ScalingGrowQueue:
 		default:
 			t.Fatalf("last reason %v, want a growth reason", r)
@@ -209,7 +209,7 @@ func TestScalingIdleBackToMin(t *testing.T) {
 		if bound := targetAt + 2*time.Second + 3*DefaultScalingPolicy().Interval; runningAt < 0 || runningAt > bound {
 			t.Fatalf("running back to min after %v (target at %v), want by %v: two idle timeouts", runningAt, targetAt, bound)
 		}
-		if r := p.Scaling().Reason; r != ScalingShrinkIdle && r != ScalingShrinkArrivals {
+		if r := p.c.scaling().Reason; r != ScalingShrinkIdle && r != ScalingShrinkArrivals {
 			t.Fatalf("last reason %v, want a shrink", r)
 		}
 		closePool(t, p)
@@ -301,7 +301,7 @@ func TestScalingTuneDuringBurst(t *testing.T) {
 		g.maxTask.Store(0)
 		var capped bool
 		g.run(2*time.Second, 10000, 0.2, func() {
-			if d := p.Scaling(); d.Reason == ScalingMax && d.Target == 4 {
+			if d := p.c.scaling(); d.Reason == ScalingMax && d.Target == 4 {
 				capped = true
 			}
 			if w := p.Snapshot().Workers; w.Target > 4 {
@@ -309,7 +309,7 @@ func TestScalingTuneDuringBurst(t *testing.T) {
 			}
 		})
 		if !capped {
-			t.Fatalf("the scaler never took the new max: last %+v", p.Scaling())
+			t.Fatalf("the scaler never took the new max: last %+v", p.c.scaling())
 		}
 		// A batch is at most 64 tasks of 5 ms: by now every worker above 4 has
 		// finished it.
@@ -375,8 +375,8 @@ func TestScalingOffByDefault(t *testing.T) {
 		if w := p.Snapshot().Workers; w.Target != 1 {
 			t.Fatalf("target %d without WithScaling, want min", w.Target)
 		}
-		if d := p.Scaling(); d != (ScalingDecision{}) {
-			t.Fatalf("Scaling() = %+v without WithScaling", d)
+		if d := p.c.scaling(); d != (ScalingDecision{}) {
+			t.Fatalf("Stats.Scaling = %+v without WithScaling", d)
 		}
 		closePool(t, p)
 	})
@@ -421,7 +421,7 @@ func TestScalingFullSignals(t *testing.T) {
 		}
 		time.Sleep(pol.Interval)
 		synctest.Wait()
-		d := p.Scaling()
+		d := p.c.scaling()
 		if d.Reason != ScalingGrowQueue {
 			t.Fatalf("with 56 of 64 queued: %+v, want a queue growth", d)
 		}

@@ -114,8 +114,9 @@ type Stats struct {
 	Submitted uint64
 	// Completed counts tasks that returned nil, after retries if any.
 	Completed uint64
-	// Failed counts attempts that returned an error (retried or not).
-	Failed uint64
+	// FailedAttempts counts attempts that returned an error (retried or
+	// not); DeadLetters counts the tasks that failed for good.
+	FailedAttempts uint64
 	// Retried counts retries scheduled.
 	Retried uint64
 	// Panicked counts tasks that panicked.
@@ -141,8 +142,10 @@ type Stats struct {
 	WaitingShards int
 	// Workers describes the worker goroutines.
 	Workers WorkerCounts
-	// Scaling is the scaler's last decision that moved the target (see
-	// Pool.Scaling); the zero value without WithScaling or after Close.
+	// Scaling is the scaler's last decision that moved the target, with
+	// its reason; the zero value (Reason ScalingNone) without WithScaling
+	// or after Close. Workers.Target is the target in effect, clamped to
+	// the current bounds.
 	Scaling ScalingDecision
 	// SlowTasks counts task attempts that ran longer than WithSlowTask's
 	// threshold; 0 without it.

@@ -84,12 +84,12 @@ func (p *core[K, P, L]) submit(ctx context.Context, h uint64, group K, anon bool
 		}
 		if r == enqSealed {
 			s.mu.Unlock()
-			p.rejects[Closed].Add(1)
+			p.rejects[RejectClosed].Add(1)
 			return rejectClosed
 		}
 		if !block {
 			s.mu.Unlock()
-			p.rejects[QueueFull].Add(1)
+			p.rejects[RejectQueueFull].Add(1)
 			return rejectQueueFull
 		}
 		var ch <-chan struct{}
@@ -109,10 +109,10 @@ func (p *core[K, P, L]) submit(ctx context.Context, h uint64, group K, anon bool
 		case <-ch:
 		case <-ctx.Done():
 			p.leaveWait(s, waitingOn, r)
-			return p.reject(QueueFull, ctx.Err())
+			return p.reject(RejectQueueFull, ctx.Err())
 		case <-p.closingCh:
 			p.leaveWait(s, waitingOn, r)
-			p.rejects[Closed].Add(1)
+			p.rejects[RejectClosed].Add(1)
 			return rejectClosed
 		}
 		if r == enqPoolFull {

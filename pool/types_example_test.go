@@ -107,11 +107,11 @@ func ExampleDeadLetter() {
 
 	for dl := range p.DeadLetters() {
 		switch dl.Reason {
-		case pool.Failed:
+		case pool.ReasonFailed:
 			fmt.Printf("%s: failed after %d attempt(s): %v\n", dl.Group, dl.Attempts, dl.Err)
-		case pool.Panicked:
+		case pool.ReasonPanicked:
 			fmt.Printf("%s: bug, stack of %t bytes kept\n", dl.Group, len(dl.Stack) > 0)
-		case pool.Canceled:
+		case pool.ReasonCanceled:
 			fmt.Printf("%s: dropped on purpose\n", dl.Group)
 		default: // Expired, Shutdown: worth resubmitting later
 			fmt.Printf("%s: %v, resubmit\n", dl.Group, dl.Reason)
@@ -142,7 +142,7 @@ func ExamplePanicError() {
 }
 
 func ExampleReason() {
-	for _, r := range []pool.Reason{pool.Failed, pool.Panicked, pool.Canceled, pool.Expired, pool.Shutdown} {
+	for _, r := range []pool.Reason{pool.ReasonFailed, pool.ReasonPanicked, pool.ReasonCanceled, pool.ReasonExpired, pool.ReasonShutdown} {
 		fmt.Print(r, " ")
 	}
 	fmt.Println()
@@ -172,7 +172,7 @@ func ExampleReasonCounts() {
 }
 
 func ExampleRejectReason() {
-	for _, r := range []pool.RejectReason{pool.QueueFull, pool.Closed, pool.MemoryPressure, pool.Throttled} {
+	for _, r := range []pool.RejectReason{pool.RejectQueueFull, pool.RejectClosed, pool.RejectMemoryPressure, pool.RejectThrottled} {
 		fmt.Print(r, " ")
 	}
 	fmt.Println()
@@ -381,7 +381,7 @@ func ExampleScalingReason() {
 		return
 	}
 	defer p.Close(context.Background())
-	fmt.Println(describe(p.Scaling().Reason))
+	fmt.Println(describe(p.Snapshot().Scaling.Reason))
 	fmt.Println(describe(pool.ScalingShrinkIdle))
 	// Output:
 	// none

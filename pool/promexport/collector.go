@@ -229,7 +229,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		counter(c.d.rejected, r.v, r.name)
 	}
-	counter(c.d.failedAttempts, s.Failed)
+	counter(c.d.failedAttempts, s.FailedAttempts)
 	counter(c.d.retries, s.Retried)
 	counter(c.d.panics, s.Panicked)
 	counter(c.d.stalls, s.DeadLetterStalls)

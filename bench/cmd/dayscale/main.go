@@ -168,7 +168,7 @@ func runDay(p params, c config) (result, error) {
 				return
 			case now := <-t.C:
 				w := pl.Snapshot().Workers
-				if d := pl.Scaling(); verbose && d.At.After(lastAt) {
+				if d := pl.Snapshot().Scaling; verbose && d.At.After(lastAt) {
 					lastAt = d.At
 					fmt.Fprintf(os.Stderr, "%s %5.2fs decision %2d -> %2d %v (busy %d running %d)\n", c.name, d.At.Sub(start).Seconds(), d.Previous, d.Target, d.Reason, w.Busy, w.Running)
 				}
@@ -219,7 +219,7 @@ func runDay(p params, c config) (result, error) {
 		res.lag = max(res.lag, time.Since(now))
 		time.Sleep(time.Millisecond)
 	}
-	res.lastDecision = pl.Scaling()
+	res.lastDecision = pl.Snapshot().Scaling
 	close(stopSampling)
 	<-sampled
 	ctx, cancel := context.WithTimeout(context.Background(), drainLimit)
