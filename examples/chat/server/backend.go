@@ -40,53 +40,54 @@ type backend interface {
 	snapshot() (st pool.Stats, ok bool)
 }
 
-// shoalBackend gives every room a group of a pool.Pool and submits every op
-// as its own task. It is the persistence path until pool.Batcher serves
-// several ops per call.
+// shoalBackend gives every room a group of a pool.Batcher: a room's queued
+// ops reach hub.handle together, in submission order, one call at a time,
+// and each call stores its messages in one transaction.
 type shoalBackend struct {
 	h    *hub
-	p    *pool.Pool[string]
+	b    *pool.Batcher[string, op]
 	done chan struct{}
 }
 
 func newShoalBackend(h *hub, cfg *Config) (*shoalBackend, error) {
 	opts := []pool.Option{
 		pool.WithTopGroups(),
+		pool.WithMaxBatch(cfg.MaxBatch),
+		pool.WithRetry(pool.RetryPolicy{MaxAttempts: handleAttempts}),
 	}
 	if cfg.Breaker != nil {
 		opts = append(opts, pool.WithBreaker(cfg.Breaker))
 	}
-	p, err := pool.New[string](opts...)
+	b, err := pool.NewBatcher(h.handle, opts...)
 	if err != nil {
 		return nil, err
 	}
-	b := &shoalBackend{h: h, p: p, done: make(chan struct{})}
-	go b.drainLetters()
-	return b, nil
+	sb := &shoalBackend{h: h, b: b, done: make(chan struct{})}
+	go sb.drainLetters()
+	return sb, nil
 }
 
-// drainLetters tells the senders of ops that became dead letters; it ends
-// when Close closes the channel.
+// drainLetters tells the senders of ops whose batch failed for good that
+// their messages were not stored; it ends when Close closes the channel.
 func (b *shoalBackend) drainLetters() {
 	defer close(b.done)
-	for range b.p.DeadLetters() {
+	for dl := range b.b.DeadLetters() {
 		b.h.stats.deadLetters.Add(1)
+		b.h.failed(dl.Group, dl.Msgs, dl.Err)
 	}
 }
 
 func (b *shoalBackend) submit(ctx context.Context, room string, o op) error {
-	return b.p.Submit(ctx, room, func(ctx context.Context) error {
-		return b.h.handleRetry(ctx, room, []op{o})
-	})
+	return b.b.Submit(ctx, room, o)
 }
 
 func (b *shoalBackend) close(ctx context.Context) error {
-	err := b.p.Close(ctx)
+	err := b.b.Close(ctx)
 	<-b.done
 	return err
 }
 
-func (b *shoalBackend) snapshot() (pool.Stats, bool) { return b.p.Snapshot(), true }
+func (b *shoalBackend) snapshot() (pool.Stats, bool) { return b.b.Snapshot(), true }
 
 // pondBackend runs every op as a pond task that holds its room's mutex.
 type pondBackend struct {
