@@ -120,7 +120,6 @@ func (p *Pool[K]) Tune(minWorkers, maxWorkers int) error { return p.c.tune(minWo
 // after Close.
 func (p *Pool[K]) Snapshot() Stats { return p.c.snapshot() }
 
-
 // letter delivers a dead letter of group's task e.
 func (p *Pool[K]) letter(w *worker, group K, e *entry[K, Task], r Reason, err error, attempts int, pv any, stack []byte) {
 	w.stats.local[cDead+int(r)]++

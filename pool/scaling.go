@@ -5,7 +5,7 @@ package pool
 //   - A pool has at most one autoscaler goroutine. It is started by New
 //     (through cfg.scaler) after the workers of min have started, and stop,
 //     which Close calls before draining, returns only after it has exited.
-//   - The autoscaler goroutine alone calls Step on its scaling.Scaler and
+//   - The autoscaler goroutine alone calls Step on its scalingEngine and
 //     alone stores control.target. Tune stores the bounds; floor() clamps the
 //     target to them at once, and the next sample moves the target itself
 //     within them.
@@ -20,58 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/shoal-go/shoal/internal/scaling"
 )
-
-// ScalingPolicy holds every number of the predictive scaler: the sampling
-// interval, the EWMA weight, the baseline window, the growth and shrink
-// thresholds and steps, and the cooldowns. Start from DefaultScalingPolicy
-// and change fields; see the fields for their ranges and defaults.
-//
-// It is the one definition shoal has (an alias, not a copy), so the fields
-// are documented once.
-type ScalingPolicy = scaling.Policy
-
-// ScalingDecision is one decision of the scaler: the new target (workers kept
-// warm), the previous one, the reason, when, and the arrival rate and
-// baseline it saw.
-type ScalingDecision = scaling.Decision
-
-// ScalingReason says why the scaler moved the target.
-type ScalingReason = scaling.Reason
-
-// The reasons of a ScalingDecision.
-const (
-	ScalingNone           = scaling.ReasonNone           // no decision yet, or scaling is off
-	ScalingStart          = scaling.ReasonStart          // the first sample set the target to min
-	ScalingGrowQueue      = scaling.ReasonGrowQueue      // queued tasks above GrowQueueRatio of capacity
-	ScalingGrowArrivals   = scaling.ReasonGrowArrivals   // arrivals above GrowArrivalFactor × baseline, shards waiting
-	ScalingGrowSaturated  = scaling.ReasonGrowSaturated  // shards waiting and every worker busy
-	ScalingGrowBusy       = scaling.ReasonGrowBusy       // more workers busy on average than the target
-	ScalingShrinkArrivals = scaling.ReasonShrinkArrivals // arrivals below ShrinkArrivalFactor × baseline
-	ScalingShrinkIdle     = scaling.ReasonShrinkIdle     // busy workers at most ShrinkBusyRatio of the target
-	ScalingMin            = scaling.ReasonMin            // Tune raised min above the target
-	ScalingMax            = scaling.ReasonMax            // Tune lowered max below the target
-)
-
-// ErrInvalidScalingPolicy is matched by the error New returns for
-// WithScaling with a policy out of range, together with ErrInvalidOption;
-// errors.As finds a *ScalingPolicyError that names the field.
-var ErrInvalidScalingPolicy = scaling.ErrInvalidPolicy
-
-// ScalingPolicyError names the field of a ScalingPolicy that is out of
-// range, its value and the range wanted.
-type ScalingPolicyError = scaling.PolicyError
-
-// DefaultScalingPolicy returns the default policy: sample every 100 ms,
-// EWMA weight 0.2, a 60 s baseline; grow by 25 % (at least 1) when queued >
-// 80 % of capacity, arrivals > 1.5 × baseline with shards waiting (then,
-// unless the workers are saturated, to at most 1.25 × the busy average + 1),
-// or the workers are saturated; shrink by 15 % when queued < 20 % and
-// arrivals < 0.7 × baseline or the workers are mostly idle; 200 ms between
-// changes, 1 s before a shrink.
-func DefaultScalingPolicy() ScalingPolicy { return scaling.DefaultPolicy() }
 
 // WithScaling runs a scaler goroutine that samples the pool every
 // p.Interval and sets the number of workers kept warm (the target, within
@@ -153,7 +102,7 @@ func (p *core[K, P, L]) scalingLoad() (arrivals uint64, queued, capacity int) {
 type autoscaler struct {
 	ctl      *control
 	src      scalingSource // nil in tests: only control's signals
-	sc       *scaling.Scaler
+	sc       *scalingEngine
 	interval time.Duration
 
 	quit     chan struct{} // closed by stop
@@ -169,7 +118,7 @@ type autoscaler struct {
 // ctl, reading src if not nil. It returns nil for an invalid policy
 // (WithScaling has rejected it before).
 func startAutoscaler(ctl *control, src scalingSource, p ScalingPolicy) *autoscaler {
-	sc, err := scaling.NewScaler(p)
+	sc, err := newScalingEngine(p)
 	if err != nil {
 		return nil
 	}
@@ -263,7 +212,7 @@ func (a *autoscaler) sample(now time.Time) (active bool) {
 }
 
 // read takes the pool's signals at now.
-func (a *autoscaler) read(now time.Time) scaling.Sample {
+func (a *autoscaler) read(now time.Time) scalingSample {
 	c := a.ctl
 	// Reads the worker counts; each may be a transition apart from the
 	// others, which the scaler's smoothing absorbs.
@@ -277,7 +226,7 @@ func (a *autoscaler) read(now time.Time) scaling.Sample {
 	// ramp: bench/cmd/dayscale measured 0.65 of static-at-max's
 	// worker-seconds, against 0.58 this way (see WithScaling).
 	waiting := max(0, c.runq.Len()-free)
-	x := scaling.Sample{Now: now, ShardsWaiting: waiting, Busy: busy, Running: running}
+	x := scalingSample{Now: now, ShardsWaiting: waiting, Busy: busy, Running: running}
 	if a.src != nil {
 		x.Arrivals, x.Queued, x.Capacity = a.src.scalingLoad()
 	}

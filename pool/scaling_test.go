@@ -9,8 +9,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/shoal-go/shoal/internal/scaling"
 )
 
 // load drives a pool inside a synctest bubble: every tick it submits a
@@ -446,7 +444,7 @@ func TestScalingSampleDoesNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closePool(t, p)
-	sc, err := scaling.NewScaler(DefaultScalingPolicy())
+	sc, err := newScalingEngine(DefaultScalingPolicy())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +529,7 @@ func BenchmarkScalingSample(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close(context.Background())
-	sc, err := scaling.NewScaler(DefaultScalingPolicy())
+	sc, err := newScalingEngine(DefaultScalingPolicy())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package scaling
+package pool
 
 import (
 	"errors"
@@ -7,17 +7,22 @@ import (
 	"time"
 )
 
-// ErrInvalidPolicy is matched (errors.Is) by every error that
-// [Policy.Validate] returns.
-var ErrInvalidPolicy = errors.New("scaling: invalid policy")
+// ErrInvalidScalingPolicy is matched (errors.Is) by every error that
+// ScalingPolicy.Validate returns, and, together with ErrInvalidOption, by
+// the error New returns for WithScaling with a policy out of range;
+// errors.As finds a *ScalingPolicyError that names the field.
+var ErrInvalidScalingPolicy = errors.New("shoal: invalid scaling policy")
 
 // maxBuckets bounds Window/Interval, the length of the baseline ring, so that
 // a policy cannot ask for an unbounded allocation (8 MiB of buckets at most).
 const maxBuckets = 1 << 20
 
-// Policy holds every number the [Scaler] uses. Start from [DefaultPolicy] and
-// change fields; the zero value is not valid.
-type Policy struct {
+// ScalingPolicy holds every number of the predictive scaler (WithScaling):
+// the sampling interval, the EWMA weight, the baseline window, the growth
+// and shrink thresholds and steps, and the cooldowns. Start from
+// DefaultScalingPolicy and change fields; the zero value is not valid.
+// docs/SCALING.md explains the rules and how to choose a policy.
+type ScalingPolicy struct {
 	// Interval is the sampling period of the scaler goroutine and the width of
 	// one baseline bucket. Default 100 ms.
 	Interval time.Duration
@@ -96,9 +101,15 @@ type Policy struct {
 	ShrinkCooldown time.Duration
 }
 
-// DefaultPolicy returns the policy shoal uses unless told otherwise.
-func DefaultPolicy() Policy {
-	return Policy{
+// DefaultScalingPolicy returns the default policy: sample every 100 ms,
+// EWMA weight 0.2, a 60 s baseline; grow by 25 % (at least 1) when queued >
+// 80 % of capacity, arrivals > 1.5 × baseline with shards waiting (then,
+// unless the workers are saturated, to at most 1.25 × the busy average + 1),
+// or the workers are saturated; shrink by 15 % when queued < 20 % and
+// arrivals < 0.7 × baseline or the workers are mostly idle; 200 ms between
+// changes, 1 s before a shrink.
+func DefaultScalingPolicy() ScalingPolicy {
+	return ScalingPolicy{
 		Interval:            100 * time.Millisecond,
 		Alpha:               0.2,
 		Window:              60 * time.Second,
@@ -117,26 +128,28 @@ func DefaultPolicy() Policy {
 	}
 }
 
-// PolicyError names the field of a [Policy] that is out of range. It matches
-// [ErrInvalidPolicy] with errors.Is.
-type PolicyError struct {
-	Field string // the Policy field, e.g. "Alpha"
+// ScalingPolicyError names the field of a ScalingPolicy that is out of
+// range, its value and the range wanted. It matches ErrInvalidScalingPolicy
+// with errors.Is.
+type ScalingPolicyError struct {
+	Field string // the ScalingPolicy field, e.g. "Alpha"
 	Value string // its value as given
 	Want  string // the accepted range, e.g. "in (0, 1]"
 }
 
 // Error implements error.
-func (e *PolicyError) Error() string {
-	return fmt.Sprintf("scaling: invalid policy: %s = %s, want %s", e.Field, e.Value, e.Want)
+func (e *ScalingPolicyError) Error() string {
+	return fmt.Sprintf("shoal: invalid scaling policy: %s = %s, want %s", e.Field, e.Value, e.Want)
 }
 
-// Is reports whether target is [ErrInvalidPolicy].
-func (e *PolicyError) Is(target error) bool { return target == ErrInvalidPolicy }
+// Is reports whether target is ErrInvalidScalingPolicy.
+func (e *ScalingPolicyError) Is(target error) bool { return target == ErrInvalidScalingPolicy }
 
-// Validate reports the first field out of range as a *[PolicyError], or nil.
-func (p Policy) Validate() error {
+// Validate reports the first field out of range as a *ScalingPolicyError,
+// or nil.
+func (p ScalingPolicy) Validate() error {
 	bad := func(field string, v any, want string) error {
-		return &PolicyError{Field: field, Value: fmt.Sprint(v), Want: want}
+		return &ScalingPolicyError{Field: field, Value: fmt.Sprint(v), Want: want}
 	}
 	// in reports whether lo < v < hi, with each end included when its flag says so;
 	// NaN is never in range.
@@ -190,4 +203,4 @@ func (p Policy) Validate() error {
 }
 
 // buckets is the length of the baseline ring for a valid policy.
-func (p Policy) buckets() int { return int(p.Window / p.Interval) }
+func (p ScalingPolicy) buckets() int { return int(p.Window / p.Interval) }

@@ -1,20 +1,18 @@
-package scaling_test
+package pool
 
 import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/shoal-go/shoal/internal/scaling"
 )
 
 // A pool at rest, then a burst that saturates its workers, then quiet again.
 // Only the decisions that move the target are printed. The workers here are
 // the target alone (no on-demand workers), so the busy average trails each
 // growth and GrowBusyCap keeps each step of the arrival rule near it.
-func ExampleScaler() {
-	p := scaling.DefaultPolicy()
-	s, err := scaling.NewScaler(p)
+func Example_scalingEngine() {
+	p := DefaultScalingPolicy()
+	s, err := newScalingEngine(p)
 	if err != nil {
 		panic(err)
 	}
@@ -23,7 +21,7 @@ func ExampleScaler() {
 	var arrivals uint64
 	step := func(perTick uint64, queued, busy int) {
 		arrivals += perTick
-		x := scaling.Sample{
+		x := scalingSample{
 			Now: now, Arrivals: arrivals, Queued: queued, Capacity: 1 << 16,
 			ShardsWaiting: min(queued, 1024), Busy: busy, Running: max(s.Target(), busy),
 		}
@@ -62,14 +60,14 @@ func ExampleScaler() {
 }
 
 // Validate names the field that is out of range.
-func ExamplePolicy_Validate() {
-	p := scaling.DefaultPolicy()
+func ExampleScalingPolicy_Validate() {
+	p := DefaultScalingPolicy()
 	p.ShrinkStep = 1.5
 	err := p.Validate()
-	var pe *scaling.PolicyError
-	fmt.Println(errors.Is(err, scaling.ErrInvalidPolicy), errors.As(err, &pe) && pe.Field == "ShrinkStep")
+	var pe *ScalingPolicyError
+	fmt.Println(errors.Is(err, ErrInvalidScalingPolicy), errors.As(err, &pe) && pe.Field == "ShrinkStep")
 	fmt.Println(err)
 	// Output:
 	// true true
-	// scaling: invalid policy: ShrinkStep = 1.5, want in (0, 1)
+	// shoal: invalid scaling policy: ShrinkStep = 1.5, want in (0, 1)
 }

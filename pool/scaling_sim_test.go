@@ -1,4 +1,4 @@
-package scaling
+package pool
 
 import (
 	"math"
@@ -15,8 +15,8 @@ import (
 // warm.
 type sim struct {
 	t        testing.TB
-	s        *Scaler
-	p        Policy
+	s        *scalingEngine
+	p        ScalingPolicy
 	rng      *rand.Rand
 	now      time.Time
 	arrivals uint64
@@ -28,12 +28,12 @@ type sim struct {
 	reactive bool
 	running  int
 	changes  int // decisions that moved the target, after the first
-	last     Decision
+	last     ScalingDecision
 }
 
-func newSim(t testing.TB, p Policy, lo, hi int, reactive bool, service time.Duration, seed uint64) *sim {
+func newSim(t testing.TB, p ScalingPolicy, lo, hi int, reactive bool, service time.Duration, seed uint64) *sim {
 	t.Helper()
-	s, err := NewScaler(p)
+	s, err := newScalingEngine(p)
 	if err != nil {
 		t.Fatalf("NewScaler: %v", err)
 	}
@@ -51,9 +51,9 @@ func newSim(t testing.TB, p Policy, lo, hi int, reactive bool, service time.Dura
 	return m
 }
 
-func (m *sim) sample(queued float64, busy int) Sample {
+func (m *sim) sample(queued float64, busy int) scalingSample {
 	q := int(math.Ceil(queued - 1e-9))
-	return Sample{
+	return scalingSample{
 		Now: m.now, Arrivals: m.arrivals,
 		Queued: q, Capacity: m.capacity, ShardsWaiting: min(q, m.shards),
 		Busy: busy, Running: max(m.running, m.s.Target()),
@@ -63,7 +63,7 @@ func (m *sim) sample(queued float64, busy int) Sample {
 // tick advances one interval at the offered rate (tasks per second), each
 // tick's count drawn uniformly within ±noise of the mean and rounded at
 // random, and returns the decision.
-func (m *sim) tick(rate, noise float64) Decision {
+func (m *sim) tick(rate, noise float64) ScalingDecision {
 	iv := m.p.Interval.Seconds()
 	mean := rate * iv * (1 + noise*(2*m.rng.Float64()-1))
 	n := math.Floor(mean)
@@ -94,7 +94,7 @@ func (m *sim) tick(rate, noise float64) Decision {
 	return d
 }
 
-func (m *sim) check(d Decision) {
+func (m *sim) check(d ScalingDecision) {
 	m.t.Helper()
 	if d.Target < m.lo || d.Target > m.hi {
 		m.t.Fatalf("at %v target %d outside [%d, %d] (%v)", m.now, d.Target, m.lo, m.hi, d.Reason)
@@ -105,7 +105,7 @@ func (m *sim) check(d Decision) {
 }
 
 // growSteps is the number of growth decisions from lo to hi under p.
-func growSteps(p Policy, lo, hi int) int {
+func growSteps(p ScalingPolicy, lo, hi int) int {
 	k := 0
 	for t := lo; t < hi; k++ {
 		t += max(1, int(math.Ceil(float64(t)*p.GrowStep)))
@@ -117,7 +117,7 @@ func growSteps(p Policy, lo, hi int) int {
 // takes from lo to hi: each step waits for the cooldown and for the busy
 // average, which starts at the old target t, to reach SaturationRatio of the
 // new one t': t' − (t' − t)(1 − α)^k ≥ r t'.
-func growTicks(p Policy, lo, hi int) int {
+func growTicks(p ScalingPolicy, lo, hi int) int {
 	cool := max(1, ticks(p.Cooldown, p.Interval))
 	n := 0
 	for t := lo; t < hi; {
@@ -134,7 +134,7 @@ func growTicks(p Policy, lo, hi int) int {
 }
 
 // shrinkSteps is the number of shrink decisions from hi to lo under p.
-func shrinkSteps(p Policy, lo, hi int) int {
+func shrinkSteps(p ScalingPolicy, lo, hi int) int {
 	k := 0
 	for t := hi; t > lo; k++ {
 		t -= max(1, int(math.Ceil(float64(t)*p.ShrinkStep)))
@@ -148,13 +148,13 @@ func ticks(d, interval time.Duration) int {
 
 type simCase struct {
 	name     string
-	p        Policy
+	p        ScalingPolicy
 	lo, hi   int
 	reactive bool
 }
 
 func simCases() []simCase {
-	d := DefaultPolicy()
+	d := DefaultScalingPolicy()
 	fast := d
 	fast.Cooldown, fast.ShrinkCooldown = 0, 0
 	slow := d
