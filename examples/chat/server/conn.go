@@ -170,10 +170,6 @@ func (c *conn) readLoop(ctx context.Context) {
 			c.fail(CodeFrameTooLong, "frame longer than the limit", "", 0, false)
 			continue
 		}
-		if !c.lim.Allow() {
-			c.fail(CodeRateLimited, "too many frames, slow down", "", 0, true)
-			continue
-		}
 		c.handle(ctx, data)
 	}
 }
@@ -189,6 +185,10 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 	var f Frame
 	if err := json.Unmarshal(data, &f); err != nil {
 		c.fail(CodeBadJSON, "frame is not a JSON object: "+err.Error(), "", 0, false)
+		return
+	}
+	if !c.lim.Allow() {
+		c.fail(CodeRateLimited, "too many frames, slow down", f.Room, f.ClientSeq, true)
 		return
 	}
 	switch f.Type {

@@ -89,7 +89,7 @@ func TestRateLimit(t *testing.T) {
 	for range 5 { // msg, ack, msg, ack, error in some order
 		f := c.next()
 		got[f.Type]++
-		if f.Type == "error" && (f.Code != CodeRateLimited || !f.Retry || f.ClientSeq != 0) {
+		if f.Type == "error" && (f.Code != CodeRateLimited || !f.Retry || f.ClientSeq != 3 || f.Room != "r") {
 			t.Errorf("got %+v, want retryable %s", f, CodeRateLimited)
 		}
 	}

@@ -1,0 +1,572 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/shoal-go/shoal/examples/chat/server"
+)
+
+// Invariants:
+//   - A loadClient's fields under mu are written by its reader goroutine
+//     (frames) and its driver goroutine (sends, reconnects); mu guards them.
+//   - A room's sequence numbers seen by one client must go 1 by 1 from the
+//     joined frame's seq: anything else is counted as lost, out of order or
+//     duplicate.
+
+// config is what one run does.
+type config struct {
+	URL          string        // ws://host:port/ws
+	StatsURL     string        // http://host:port/stats.json, "" for none
+	Conns        int           // clients
+	Rooms        int           // rooms to draw from
+	RoomsPerConn int           // rooms each client joins
+	MaxMembers   int           // members per room at most
+	Zipf         float64       // exponent of the room draw (> 1)
+	Rate         float64       // messages per second, all clients together
+	Duration     time.Duration // sending time
+	Drain        time.Duration // longest wait for the last deliveries
+	Kill         float64       // clients dropped and reconnected per second
+	TextBytes    int           // text length of a message
+	Seed         uint64
+}
+
+// report is what a run measured.
+type report struct {
+	Sent, Acked, Errors       uint64
+	ErrorCodes                map[string]uint64
+	Delivered                 uint64 // live msg frames received
+	DeliveredInWindow         uint64 // of those, during the sending window
+	Replayed                  uint64 // msg frames received as catch-up after a reconnect
+	Lost, OutOfOrder, Dups    uint64
+	Unacked                   uint64 // sends with neither ack nor error at the end, excluding kills
+	InFlightAtKill            uint64 // sends cut by a kill before their ack
+	SenderReordered           uint64 // a sender's own messages numbered out of its order
+	Reconnects, Truncated     uint64
+	P50, P99, P999, Max       time.Duration
+	Window                    time.Duration
+	ClientPeakRSS, ClientCPU  float64 // MiB, s
+	Server                    *server.Stats
+	ServerCPU                 float64 // s during the run
+	SentRate, DeliveredRate   float64
+	MeanBatch                 float64
+	Conns, RoomsUsed, Members int
+}
+
+// loadClient is one WebSocket client.
+type loadClient struct {
+	idx   int
+	rooms []string
+	cfg   *config
+	run   *runState
+
+	mu        sync.Mutex
+	ws        *websocket.Conn
+	id        string
+	last      map[string]uint64 // last seq seen per room
+	joined    map[string]bool   // joined frame seen on the current connection
+	replayTo  map[string]uint64 // seqs up to this came as catch-up after a reconnect
+	pending   map[uint64]bool   // client_seqs sent and not yet acked
+	ownLast   map[string]uint64 // last own client_seq delivered per room
+	nextSeq   uint64
+	latencies []time.Duration
+}
+
+// runState is what clients share.
+type runState struct {
+	cfg                                      *config
+	start, end                               atomic.Int64 // window, Unix ns
+	sent, acked, errs                        atomic.Uint64
+	delivered, inWindow, replayed            atomic.Uint64
+	lost, ooo, dups, reconnects, truncated   atomic.Uint64
+	inFlightAtKill, senderReordered, unacked atomic.Uint64
+	mu                                       sync.Mutex
+	codes                                    map[string]uint64
+	maxSeq                                   map[string]uint64 // highest seq anyone saw or was acked, per room
+}
+
+func (rs *runState) seen(room string, seq uint64) {
+	rs.mu.Lock()
+	if seq > rs.maxSeq[room] {
+		rs.maxSeq[room] = seq
+	}
+	rs.mu.Unlock()
+}
+
+// pickRooms draws each client's rooms: Zipf over cfg.Rooms, no room twice
+// in one client, at most MaxMembers per room.
+func pickRooms(cfg *config) ([][]string, int) {
+	r := rand.New(rand.NewPCG(cfg.Seed, 1))
+	z := newZipf(r, cfg.Zipf, cfg.Rooms)
+	members := make(map[int]int)
+	out := make([][]string, cfg.Conns)
+	total := 0
+	for i := range out {
+		mine := map[int]bool{}
+		for tries := 0; len(mine) < cfg.RoomsPerConn && tries < 1000*cfg.RoomsPerConn; tries++ {
+			k := z.next()
+			if mine[k] || members[k] >= cfg.MaxMembers {
+				continue
+			}
+			mine[k] = true
+			members[k]++
+			total++
+			out[i] = append(out[i], "room-"+strconv.Itoa(k))
+		}
+	}
+	return out, len(members)
+}
+
+// zipf draws ranks 0..n-1 with P(k) ∝ 1/(k+1)^s by inverting the CDF.
+type zipf struct {
+	r   *rand.Rand
+	cdf []float64
+}
+
+func newZipf(r *rand.Rand, s float64, n int) *zipf {
+	z := &zipf{r: r, cdf: make([]float64, n)}
+	sum := 0.0
+	for k := range n {
+		sum += 1 / math.Pow(float64(k+1), s)
+		z.cdf[k] = sum
+	}
+	for k := range z.cdf {
+		z.cdf[k] /= sum
+	}
+	return z
+}
+
+func (z *zipf) next() int {
+	k, _ := slices.BinarySearch(z.cdf, z.r.Float64())
+	return min(k, len(z.cdf)-1)
+}
+
+// frame is the part of a server frame the client reads.
+type frame struct {
+	Type      string `json:"type"`
+	Room      string `json:"room"`
+	Seq       uint64 `json:"seq"`
+	From      string `json:"from"`
+	ClientSeq uint64 `json:"client_seq"`
+	Text      string `json:"text"`
+	Code      string `json:"code"`
+	Truncated uint64 `json:"truncated"`
+}
+
+// connect dials, joins every room (asking for what was missed after a
+// reconnect) and starts the reader. It returns when every room is joined.
+func (c *loadClient) connect(ctx context.Context, reconnect bool) (<-chan struct{}, error) {
+	ws, _, err := websocket.Dial(ctx, c.cfg.URL, nil)
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(-1)
+	c.mu.Lock()
+	c.ws = ws
+	c.joined = make(map[string]bool)
+	c.mu.Unlock()
+	joinedAll := make(chan struct{})
+	done := make(chan struct{})
+	go c.read(ws, joinedAll, done)
+	for _, room := range c.rooms {
+		f := map[string]any{"type": "join", "room": room}
+		if reconnect {
+			c.mu.Lock()
+			f["since"] = c.last[room]
+			c.mu.Unlock()
+		}
+		b, _ := json.Marshal(f)
+		if err := write(ws, b); err != nil {
+			ws.CloseNow()
+			<-done
+			return nil, err
+		}
+	}
+	select {
+	case <-joinedAll:
+		return done, nil
+	case <-done:
+		return nil, errors.New("connection ended while joining")
+	case <-ctx.Done():
+		ws.CloseNow()
+		<-done
+		return nil, ctx.Err()
+	}
+}
+
+// write sends one frame. Its context is not the run's: coder/websocket
+// closes a connection whose write context ends mid-write, and the end of the
+// sending window must not cut connections that still receive.
+func write(ws *websocket.Conn, b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return ws.Write(ctx, websocket.MessageText, b)
+}
+
+// read handles frames until the connection ends.
+func (c *loadClient) read(ws *websocket.Conn, joinedAll, done chan struct{}) {
+	defer close(done)
+	rs := c.run
+	for {
+		_, data, err := ws.Read(context.Background())
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		for line := range bytes.SplitSeq(data, []byte{'\n'}) {
+			var f frame
+			if json.Unmarshal(line, &f) != nil {
+				rs.errorCode("client_bad_frame")
+				continue
+			}
+			c.mu.Lock()
+			switch f.Type {
+			case "hello":
+				c.id = f.From
+			case "joined":
+				if !c.joined[f.Room] {
+					c.joined[f.Room] = true
+					if _, ok := c.last[f.Room]; !ok {
+						c.last[f.Room] = f.Seq // first join: live from here
+					}
+					c.replayTo[f.Room] = f.Seq
+					rs.truncated.Add(f.Truncated)
+					rs.lost.Add(f.Truncated)
+					if f.Truncated > 0 {
+						c.last[f.Room] += f.Truncated
+					}
+					if len(c.joined) == len(c.rooms) {
+						close(joinedAll)
+					}
+				}
+			case "msg":
+				c.msg(&f, now)
+			case "ack":
+				if c.pending[f.ClientSeq] {
+					delete(c.pending, f.ClientSeq)
+					rs.acked.Add(1)
+				}
+				rs.seen(f.Room, f.Seq)
+			case "error":
+				rs.errs.Add(1)
+				rs.errorCode(f.Code)
+				delete(c.pending, f.ClientSeq)
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+// msg checks one msg frame's place in its room; c.mu is held.
+func (c *loadClient) msg(f *frame, now time.Time) {
+	rs := c.run
+	last := c.last[f.Room]
+	switch {
+	case f.Seq == last+1:
+	case f.Seq == last:
+		rs.dups.Add(1)
+		return
+	case f.Seq < last:
+		rs.ooo.Add(1)
+		return
+	default:
+		rs.lost.Add(f.Seq - last - 1)
+	}
+	c.last[f.Room] = f.Seq
+	rs.seen(f.Room, f.Seq)
+	if f.From == c.id {
+		if f.ClientSeq < c.ownLast[f.Room] {
+			rs.senderReordered.Add(1)
+		}
+		c.ownLast[f.Room] = f.ClientSeq
+	}
+	if f.Seq <= c.replayTo[f.Room] {
+		rs.replayed.Add(1)
+		return
+	}
+	rs.delivered.Add(1)
+	sp := strings.IndexByte(f.Text, ' ')
+	sentNs, err := strconv.ParseInt(f.Text[:max(sp, 0)], 10, 64)
+	if err != nil {
+		return
+	}
+	if end := rs.end.Load(); end == 0 || now.UnixNano() <= end {
+		rs.inWindow.Add(1)
+		c.latencies = append(c.latencies, now.Sub(time.Unix(0, sentNs)))
+	}
+}
+
+func (rs *runState) maxSeqs() map[string]uint64 {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return maps.Clone(rs.maxSeq)
+}
+
+func (rs *runState) errorCode(code string) {
+	rs.mu.Lock()
+	rs.codes[code]++
+	rs.mu.Unlock()
+}
+
+// send sends one message to a random room of the client.
+func (c *loadClient) send(r *rand.Rand, pad string) error {
+	room := c.rooms[r.IntN(len(c.rooms))]
+	c.mu.Lock()
+	c.nextSeq++
+	n := c.nextSeq
+	c.pending[n] = true
+	ws := c.ws
+	c.mu.Unlock()
+	b := fmt.Appendf(nil, `{"type":"send","room":%q,"client_seq":%d,"text":"%d %s"}`, room, n, time.Now().UnixNano(), pad)
+	c.run.sent.Add(1)
+	return write(ws, b)
+}
+
+// drive sends at the client's rate until sendCtx ends, dropping and
+// reconnecting the connection when kill fires.
+func (c *loadClient) drive(sendCtx context.Context, kill <-chan struct{}, done <-chan struct{}) {
+	r := rand.New(rand.NewPCG(c.cfg.Seed, uint64(c.idx)+2))
+	interval := time.Duration(float64(c.cfg.Conns) / c.cfg.Rate * float64(time.Second))
+	pad := string(bytes.Repeat([]byte{'x'}, max(c.cfg.TextBytes-20, 1)))
+	t := time.NewTimer(time.Duration(r.Int64N(int64(interval) + 1)))
+	defer t.Stop()
+	for {
+		select {
+		case <-sendCtx.Done():
+			return
+		case <-t.C:
+			// Exponential gaps: arrivals of all clients together are Poisson.
+			t.Reset(time.Duration(r.ExpFloat64() * float64(interval)))
+			if err := c.send(r, pad); err != nil && sendCtx.Err() == nil {
+				c.reconnect(sendCtx, &done)
+			}
+		case <-kill:
+			c.mu.Lock()
+			c.ws.CloseNow()
+			c.mu.Unlock()
+			c.reconnect(sendCtx, &done)
+		}
+	}
+}
+
+// reconnect waits for the old reader, then connects again asking for what
+// was missed.
+func (c *loadClient) reconnect(ctx context.Context, done *<-chan struct{}) {
+	c.mu.Lock()
+	c.ws.CloseNow()
+	c.mu.Unlock()
+	<-*done
+	c.mu.Lock()
+	c.run.inFlightAtKill.Add(uint64(len(c.pending)))
+	clear(c.pending)
+	c.mu.Unlock()
+	for ctx.Err() == nil {
+		d, err := c.connect(ctx, true)
+		if err == nil {
+			c.run.reconnects.Add(1)
+			*done = d
+			return
+		}
+	}
+}
+
+// run connects every client, sends for cfg.Duration, waits for the last
+// deliveries and reports.
+func run(ctx context.Context, cfg config) (*report, error) {
+	if cfg.Rate <= 0 || cfg.Conns <= 0 || cfg.RoomsPerConn <= 0 {
+		return nil, errors.New("load: rate, conns and rooms per conn must be > 0")
+	}
+	rs := &runState{cfg: &cfg, codes: map[string]uint64{}, maxSeq: map[string]uint64{}}
+	roomsOf, used := pickRooms(&cfg)
+	clients := make([]*loadClient, cfg.Conns)
+	dones := make([]<-chan struct{}, cfg.Conns)
+	members := 0
+	for i := range clients {
+		clients[i] = &loadClient{idx: i, rooms: roomsOf[i], cfg: &cfg, run: rs,
+			last: map[string]uint64{}, replayTo: map[string]uint64{}, pending: map[uint64]bool{}, ownLast: map[string]uint64{}}
+		members += len(roomsOf[i])
+	}
+	defer func() {
+		for _, c := range clients {
+			c.mu.Lock()
+			if c.ws != nil {
+				c.ws.CloseNow()
+			}
+			c.mu.Unlock()
+		}
+		for _, d := range dones {
+			if d != nil {
+				<-d
+			}
+		}
+	}()
+	// Connect 64 at a time.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	var connErr atomic.Pointer[error]
+	for i, c := range clients {
+		if len(c.rooms) == 0 {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			d, err := c.connect(ctx, false)
+			if err != nil {
+				connErr.CompareAndSwap(nil, &err)
+				return
+			}
+			dones[i] = d
+		})
+	}
+	wg.Wait()
+	if p := connErr.Load(); p != nil {
+		return nil, fmt.Errorf("load: connecting: %w", *p)
+	}
+	srvBefore := fetchStats(cfg.StatsURL)
+	_, _, cpuBefore := server.ProcStats()
+
+	sendCtx, stopSending := context.WithTimeout(ctx, cfg.Duration)
+	defer stopSending()
+	kills := make([]chan struct{}, len(clients))
+	rs.start.Store(time.Now().UnixNano())
+	for i, c := range clients {
+		if dones[i] == nil {
+			continue
+		}
+		kills[i] = make(chan struct{}, 1)
+		wg.Go(func() { c.drive(sendCtx, kills[i], dones[i]) })
+	}
+	if cfg.Kill > 0 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(cfg.Seed, 0))
+			t := time.NewTicker(time.Duration(float64(time.Second) / cfg.Kill))
+			defer t.Stop()
+			for {
+				select {
+				case <-sendCtx.Done():
+					return
+				case <-t.C:
+					if k := kills[r.IntN(len(kills))]; k != nil {
+						select {
+						case k <- struct{}{}:
+						default:
+						}
+					}
+				}
+			}
+		})
+	}
+	<-sendCtx.Done()
+	rs.end.Store(time.Now().UnixNano())
+	window := time.Duration(rs.end.Load() - rs.start.Load())
+	wg.Wait() // drivers done: dones[i] now belong to the reconnected connections
+
+	// Drain: wait until every send is answered and every member reached its
+	// rooms' last sequence.
+	deadline := time.Now().Add(cfg.Drain)
+	for time.Now().Before(deadline) && !drained(clients, rs) {
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	rep := &report{Window: window, Conns: cfg.Conns, RoomsUsed: used, Members: members}
+	var lats []time.Duration
+	maxSeq := rs.maxSeqs()
+	for _, c := range clients {
+		c.mu.Lock()
+		lats = append(lats, c.latencies...)
+		rep.Unacked += uint64(len(c.pending))
+		for _, room := range c.rooms {
+			if m := maxSeq[room]; c.joined[room] && c.last[room] < m {
+				rep.Lost += m - c.last[room]
+			}
+		}
+		c.mu.Unlock()
+	}
+	slices.Sort(lats)
+	q := func(p float64) time.Duration {
+		if len(lats) == 0 {
+			return 0
+		}
+		return lats[min(int(p*float64(len(lats))), len(lats)-1)]
+	}
+	rep.P50, rep.P99, rep.P999 = q(0.50), q(0.99), q(0.999)
+	if len(lats) > 0 {
+		rep.Max = lats[len(lats)-1]
+	}
+	rep.Sent, rep.Acked, rep.Errors = rs.sent.Load(), rs.acked.Load(), rs.errs.Load()
+	rep.ErrorCodes = rs.codes
+	rep.Delivered, rep.DeliveredInWindow, rep.Replayed = rs.delivered.Load(), rs.inWindow.Load(), rs.replayed.Load()
+	rep.Lost += rs.lost.Load()
+	rep.OutOfOrder, rep.Dups = rs.ooo.Load(), rs.dups.Load()
+	rep.InFlightAtKill, rep.SenderReordered = rs.inFlightAtKill.Load(), rs.senderReordered.Load()
+	rep.Reconnects, rep.Truncated = rs.reconnects.Load(), rs.truncated.Load()
+	rep.SentRate = float64(rep.Sent) / window.Seconds()
+	rep.DeliveredRate = float64(rep.DeliveredInWindow) / window.Seconds()
+	_, peak, cpu := server.ProcStats()
+	rep.ClientPeakRSS, rep.ClientCPU = float64(peak)/(1<<20), cpu-cpuBefore
+	if after := fetchStats(cfg.StatsURL); after != nil {
+		rep.Server = after
+		if srvBefore != nil {
+			rep.ServerCPU = after.CPUSeconds - srvBefore.CPUSeconds
+			if b := after.Batches - srvBefore.Batches; b > 0 {
+				rep.MeanBatch = float64(after.BatchedMsgs-srvBefore.BatchedMsgs) / float64(b)
+			}
+		}
+	}
+	return rep, nil
+}
+
+// drained reports whether every send was answered and every member has
+// seen its rooms' highest known sequence.
+func drained(clients []*loadClient, rs *runState) bool {
+	maxSeq := rs.maxSeqs()
+	for _, c := range clients {
+		c.mu.Lock()
+		ok := len(c.pending) == 0
+		for _, room := range c.rooms {
+			if c.joined[room] && c.last[room] < maxSeq[room] {
+				ok = false
+			}
+		}
+		c.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// fetchStats reads the server's /stats.json; nil if it cannot.
+func fetchStats(url string) *server.Stats {
+	if url == "" {
+		return nil
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var st server.Stats
+	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return nil
+	}
+	return &st
+}
