@@ -18,15 +18,11 @@ var benchKeys = func() []string {
 var benchSink int
 
 // BenchmarkRoute measures routing one 16-byte string key, hashing included,
-// with Jump, Ring.Lookup (default table, n members) and Table.Shard, side by
-// side for each n so that the three share the machine's conditions.
+// with Jump and Ring.Lookup (default table, n members), side by
+// side for each n so that the two share the machine's conditions.
 func BenchmarkRoute(b *testing.B) {
 	for _, n := range []int{8, 64, 256, 1024} {
 		ring, err := NewRing(nodeNames(n))
-		if err != nil {
-			b.Fatal(err)
-		}
-		table, err := NewTable(n)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -42,14 +38,6 @@ func BenchmarkRoute(b *testing.B) {
 			i, s := 0, 0
 			for b.Loop() {
 				s += len(ring.Lookup(Hash(benchKeys[i&1023])))
-				i++
-			}
-			benchSink = s
-		})
-		b.Run(fmt.Sprintf("n=%d/table", n), func(b *testing.B) {
-			i, s := 0, 0
-			for b.Loop() {
-				s += table.Shard(Hash(benchKeys[i&1023]))
 				i++
 			}
 			benchSink = s
@@ -84,19 +72,6 @@ func BenchmarkNewRing(b *testing.B) {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			for b.Loop() {
 				if _, err := NewRing(names); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkNewTable measures building a Table.
-func BenchmarkNewTable(b *testing.B) {
-	for _, n := range []int{256, 1024, MaxTableShards} {
-		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			for b.Loop() {
-				if _, err := NewTable(n); err != nil {
 					b.Fatal(err)
 				}
 			}

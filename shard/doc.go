@@ -8,11 +8,6 @@
 // and growing from n to n+1 shards moves only the optimal 1/(n+1) of keys,
 // all of them to the new shard.
 //
-// Table is an alternative to Jump for a fixed shard count: a precomputed
-// 64 Ki-slot table with O(1) lookup, the same consistency on growth, and
-// exact slot balance. It is its own mapping, not a faster Jump: a deployment
-// routes with one or the other, never both.
-//
 // Ring routes hashes to named members, such as the nodes of a cluster, where
 // any member may leave, not only the last one. It uses Maglev hashing: an O(1)
 // table lookup, near-perfect balance, and little movement beyond the keys of
@@ -21,10 +16,9 @@
 //
 // Costs, hashing a 16-byte string key included (medians of ten runs on a
 // shared, busy 2-core machine; expect ±30 %): Jump 18–33 ns from 64 to 1024
-// shards, Ring.Lookup 7–10 ns from 64 to 1024 members, Table.Shard 6–8 ns.
+// shards, Ring.Lookup 7–10 ns from 64 to 1024 members.
 // Hash alone takes about 5 ns for that string and 2 ns for an integer.
-// Building a Ring with the default table or a Table takes a few
-// milliseconds.
+// Building a Ring with the default table takes a few milliseconds.
 //
 // Every function and method is safe for concurrent use.
 package shard

@@ -79,39 +79,6 @@ func ExampleRing() {
 	// true
 }
 
-func ExampleTable() {
-	// A Table is its own consistent mapping, not Jump's: it looks a shard up
-	// in O(1), and growing from 4 to 5 shards moves rooms only to shard 4.
-	four, err := shard.NewTable(4)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	five, err := shard.NewTable(5)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	for i := range 8 {
-		room := RoomID(fmt.Sprintf("room-%d", i))
-		h := shard.Hash(room)
-		fmt.Printf("%s: %d -> %d\n", room, four.Shard(h), five.Shard(h))
-	}
-
-	_, err = shard.NewTable(0)
-	fmt.Println(errors.Is(err, shard.ErrBadShardCount))
-	// Output:
-	// room-0: 0 -> 0
-	// room-1: 1 -> 1
-	// room-2: 0 -> 0
-	// room-3: 0 -> 0
-	// room-4: 3 -> 3
-	// room-5: 2 -> 4
-	// room-6: 3 -> 4
-	// room-7: 0 -> 0
-	// true
-}
-
 func ExampleWithTableSize() {
 	// A larger table moves fewer keys needlessly when members change; it is
 	// rounded up to a prime, and every node must use the same size.

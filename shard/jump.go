@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// ErrBadShardCount is returned by JumpChecked and NewTable when the number of
+// ErrBadShardCount is returned by JumpChecked when the number of
 // shards is not positive.
 var ErrBadShardCount = errors.New("shard: shard count must be positive")
 
