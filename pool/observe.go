@@ -11,7 +11,6 @@ package pool
 
 import (
 	"context"
-	"fmt"
 	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
@@ -67,26 +66,16 @@ func WithSlowTask[K shard.Key](d time.Duration, fn func(SlowTask[K])) Option {
 // index in decimal) on a worker while it runs a task, so that CPU and
 // goroutine profiles attribute the time to shards: find hot shards with
 // `go tool pprof -tags` or `-tagfocus=shard=12`; Pool.ShardOf maps a group
-// to its shard. The labels are cleared after each attempt.
+// to its shard. The labels are cleared after each attempt. A task that wants
+// its group in a profile can add it itself with pprof.Do, paying the
+// allocations only where it asks.
 //
 // The shards' labels are built by New; they cost two label switches per
 // attempt and no allocation, within the noise of BenchmarkObserve. Without the option the pool sets no labels
 // and pays one nil check before and after each attempt.
 func WithProfilerLabels() Option {
 	return optionFunc(func(c *config) error {
-		c.labels = max(c.labels, labelShard)
-		return nil
-	})
-}
-
-// WithProfilerGroupLabels is WithProfilerLabels with a second label,
-// "group": the task's group formatted by fmt.Sprint, so that a profile names
-// the hot rooms themselves. Cost: it builds the labels for every attempt,
-// 6 allocations (216 bytes) per task, about four times the cost of a no-op
-// task (BenchmarkObserve).
-func WithProfilerGroupLabels() Option {
-	return optionFunc(func(c *config) error {
-		c.labels = labelGroup
+		c.labels = labelShard
 		return nil
 	})
 }
@@ -95,7 +84,6 @@ func WithProfilerGroupLabels() Option {
 const (
 	labelOff = iota
 	labelShard
-	labelGroup
 )
 
 // observer runs the options that look at every attempt.
@@ -135,11 +123,7 @@ func newObserver[K shard.Key](c *config) (*observer[K], error) {
 // returns the start time, or 0 when no clock is needed.
 func (o *observer[K]) before(p nanoClock, idx uint32, group K) int64 {
 	if o.labels != labelOff {
-		ctx := o.shardCtx[idx]
-		if o.labels == labelGroup {
-			ctx = pprof.WithLabels(ctx, pprof.Labels("group", fmt.Sprint(group)))
-		}
-		pprof.SetGoroutineLabels(ctx)
+		pprof.SetGoroutineLabels(o.shardCtx[idx])
 	}
 	if o.slowAfter > 0 {
 		return p.nanotime()

@@ -152,51 +152,39 @@ func labelsOf(rec string) string {
 	return ""
 }
 
-// A task runs with the shard label (and with group labels, the group) on its
-// goroutine, as a goroutine profile taken inside it shows; once the task is
+// A task runs with the shard label on its goroutine, as a goroutine profile taken inside it shows; once the task is
 // done no goroutine carries them.
 func TestProfilerLabels(t *testing.T) {
-	for _, groups := range []bool{false, true} {
-		t.Run(fmt.Sprintf("groups=%v", groups), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				o := WithProfilerLabels()
-				if groups {
-					o = WithProfilerGroupLabels()
-				}
-				p := newPool[string](t, WithWorkers(1, 1), o)
-				var got []string
-				for _, g := range []string{"room-7", "room-8", "room-7"} {
-					if err := p.Submit(context.Background(), g, func(context.Context) error {
-						got = append(got, labelProbe(t))
-						return nil
-					}); err != nil {
-						t.Fatal(err)
-					}
-					synctest.Wait()
-				}
-				for i, g := range []string{"room-7", "room-8", "room-7"} {
-					want := fmt.Sprintf(`"shard":"%d"`, p.ShardOf(g))
-					if !strings.Contains(got[i], want) {
-						t.Errorf("task %d of %s ran with labels %q, want %s", i, g, got[i], want)
-					}
-					if hasGroup := strings.Contains(got[i], `"group":"`+g+`"`); hasGroup != groups {
-						t.Errorf("task %d of %s ran with labels %q: group label %v, want %v", i, g, got[i], hasGroup, groups)
-					}
-				}
-				// The worker is parked: the labels are gone with the task.
-				var b bytes.Buffer
-				if err := pprof.Lookup("goroutine").WriteTo(&b, 1); err != nil {
-					t.Fatal(err)
-				}
-				if strings.Contains(b.String(), `"shard":`) {
-					t.Errorf("a goroutine keeps a shard label after its task:\n%s", b.String())
-				}
-				if err := p.Close(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-			})
-		})
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := newPool[string](t, WithWorkers(1, 1), WithProfilerLabels())
+		var got []string
+		for _, g := range []string{"room-7", "room-8", "room-7"} {
+			if err := p.Submit(context.Background(), g, func(context.Context) error {
+				got = append(got, labelProbe(t))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		for i, g := range []string{"room-7", "room-8", "room-7"} {
+			want := fmt.Sprintf(`"shard":"%d"`, p.ShardOf(g))
+			if !strings.Contains(got[i], want) {
+				t.Errorf("task %d of %s ran with labels %q, want %s", i, g, got[i], want)
+			}
+		}
+		// The worker is parked: the labels are gone with the task.
+		var b bytes.Buffer
+		if err := pprof.Lookup("goroutine").WriteTo(&b, 1); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(b.String(), `"shard":`) {
+			t.Errorf("a goroutine keeps a shard label after its task:\n%s", b.String())
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // Without WithProfilerLabels a task runs with the labels its worker had.
@@ -263,7 +251,6 @@ func BenchmarkObserve(b *testing.B) {
 	}{
 		{"off", nil},
 		{"labels", []Option{WithProfilerLabels()}},
-		{"grouplabels", []Option{WithProfilerGroupLabels()}},
 		{"slowtask", []Option{WithSlowTask[int](time.Second, nil)}},
 	} {
 		b.Run(c.name, func(b *testing.B) { benchShoal(b, 8, 0, c.opts...) })
