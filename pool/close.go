@@ -71,7 +71,7 @@ func (p *core[K, P, L]) close(ctx context.Context) (*abandoned[L], error) {
 		_ = b.Close()
 	}
 	if cerr != nil {
-		// Reads the workers' count of shut-down tasks; they have all exited.
+		// Every worker has exited: the count is complete.
 		cerr.shutdown = int(p.shutdownCount.Load())
 		p.undeliveredMu.Lock()
 		cerr.undelivered = p.undelivered

@@ -206,7 +206,6 @@ func (p *core[K, P, L]) tune(minWorkers, maxWorkers int) error {
 	if err := checkWorkers(minWorkers, maxWorkers); err != nil {
 		return err
 	}
-	// Reads whether Close has begun.
 	if p.closing.Load() {
 		return ErrClosed
 	}

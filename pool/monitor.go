@@ -69,7 +69,6 @@ func (c *control) monitor() {
 		c.sampleCPU(sample)
 		if n := c.runq.Len(); n > 0 {
 			quiet = 0
-			// Reads whether a spinner will take the waiting shards anyway.
 			if c.spinning.Load() == 0 {
 				for range min(n, max(monitorWakeBatch, int(c.growRoom.Load()))) {
 					if !(c.idle.Load() != 0 && c.wakeOne()) && !c.growIfCPU() {
@@ -79,7 +78,6 @@ func (c *control) monitor() {
 			}
 			continue
 		}
-		// Reads whether any worker is awake (running, not parked).
 		if c.running.Load() != c.idle.Load() {
 			quiet = 0
 			continue

@@ -163,6 +163,5 @@ func (p *core[K, P, L]) slowTasks() uint64 {
 	if p.obs == nil {
 		return 0
 	}
-	// Reads the workers' count of slow attempts.
 	return p.obs.slow.Load()
 }

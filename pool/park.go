@@ -225,7 +225,6 @@ const aboveTargetIdle = 10 * time.Millisecond
 
 // idleFor is how long a worker parks before it checks whether to exit.
 func (c *control) idleFor() time.Duration {
-	// Reads whether a scaler runs and how many workers it wants.
 	if c.scaler.Load() != nil && c.running.Load() > c.floor() {
 		return min(c.idleTimeout, aboveTargetIdle)
 	}

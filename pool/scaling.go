@@ -68,7 +68,6 @@ func WithScaling(p ScalingPolicy) Option {
 
 // scaling returns the scaler's last decision (Stats.Scaling).
 func (p *core[K, P, L]) scaling() ScalingDecision {
-	// Reads the running autoscaler, if any.
 	if a := p.ctl.scaler.Load(); a != nil {
 		return a.last()
 	}
@@ -144,7 +143,6 @@ func (a *autoscaler) stop() {
 
 // last returns the latest decision that moved the target.
 func (a *autoscaler) last() ScalingDecision {
-	// Reads the decision the goroutine published.
 	if d := a.decided.Load(); d != nil {
 		return *d
 	}

@@ -61,7 +61,6 @@ func (s *workerStats) countCall(n int) {
 // addTo adds the published counts to c.
 func (s *workerStats) addTo(c *counters) {
 	for i := range s.pub {
-		// Reads the owner's published count.
 		c[i] += s.pub[i].Load()
 	}
 }
