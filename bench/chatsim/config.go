@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/shoal-go/shoal/pool"
 )
 
 // ErrInvalidConfig is matched (errors.Is) by every error Run returns for a
@@ -13,15 +15,20 @@ var ErrInvalidConfig = errors.New("chatsim: invalid configuration")
 
 // The schedulers a simulation can run on.
 const (
-	// Shoal is shoal's pool: one group per room, a memory budget, the
-	// adaptive scaler, retries and the dead-letter channel.
+	// Shoal is shoal's pool.Batcher: one group per room, one write per
+	// call with the room's queued messages, a memory budget, the adaptive
+	// scaler, retries and the dead-letter channel.
 	Shoal = "shoal"
-	// Ants is github.com/panjf2000/ants/v2 with a mutex per room.
+	// Ants is github.com/panjf2000/ants/v2 with, per room, a pending slice
+	// and a mutex held by the task that drains it: a task per message, one
+	// write per drained batch.
 	Ants = "ants"
-	// Pond is github.com/alitto/pond/v2 with a mutex per room.
+	// Pond is github.com/alitto/pond/v2 with the same per-room pending
+	// slice and mutex as Ants.
 	Pond = "pond"
-	// Raw starts one goroutine per message with no lock: it keeps no order
-	// and exists to show that the order check can fail.
+	// Raw starts one goroutine per message, which writes it alone, with no
+	// lock: it keeps no order and exists to show that the order check can
+	// fail.
 	Raw = "raw"
 )
 
@@ -55,10 +62,12 @@ type Config struct {
 	// FanoutRounds is the CPU spent per member: mixing rounds of a 64-bit
 	// hash (about 1.3 ns each).
 	FanoutRounds int
-	// PersistMin and PersistMax bound the simulated persist I/O (uniform).
+	// PersistMin and PersistMax bound the simulated persist I/O of one
+	// write, whatever the number of messages it carries (uniform).
 	PersistMin, PersistMax time.Duration
 	// ErrorRate and PanicRate are the fractions of messages whose persist
-	// fails (on every attempt) and whose fan-out panics.
+	// fails (on every attempt, failing the whole write that carries them)
+	// and whose fan-out panics.
 	ErrorRate, PanicRate float64
 
 	// MinWorkers and MaxWorkers bound every scheduler's goroutines: shoal's
@@ -66,6 +75,9 @@ type Config struct {
 	MinWorkers, MaxWorkers int
 	// Shards is the number of shoal shards (0: shoal's default).
 	Shards int
+	// MaxBatch bounds the messages of one persist write, for every
+	// scheduler that batches (0: pool.DefaultMaxBatch).
+	MaxBatch int
 
 	// Progress, when not nil, receives a progress line every
 	// ProgressEvery; Interactive rewrites one line in place (a terminal)
@@ -97,6 +109,14 @@ func DefaultConfig() Config {
 		MinWorkers:   2,
 		MaxWorkers:   512,
 	}
+}
+
+// maxBatch returns MaxBatch, or the Batcher's default for 0.
+func (c *Config) maxBatch() int {
+	if c.MaxBatch == 0 {
+		return pool.DefaultMaxBatch
+	}
+	return c.MaxBatch
 }
 
 func (c *Config) validate() error {
@@ -132,6 +152,8 @@ func (c *Config) validate() error {
 		return bad("workers %d..%d, want 1 <= min <= max", c.MinWorkers, c.MaxWorkers)
 	case c.Shards < 0:
 		return bad("shards %d, want >= 0", c.Shards)
+	case c.MaxBatch < 0:
+		return bad("max batch %d, want >= 0", c.MaxBatch)
 	case c.ProgressEvery < 0:
 		return bad("progress interval %v, want >= 0", c.ProgressEvery)
 	}

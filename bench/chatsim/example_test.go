@@ -45,7 +45,7 @@ func ExampleFormat() {
 		}
 		results = append(results, res)
 	}
-	// Format writes one column per run: shoal, then pond+mutex.
+	// Format writes one column per run: shoal, then pond+mutex+batch.
 	var sb = new(countingWriter)
 	chatsim.Format(sb, cfg, results...)
 	fmt.Println(sb.lines > 20)

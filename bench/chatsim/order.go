@@ -3,18 +3,21 @@ package chatsim
 import "sync/atomic"
 
 // Invariants:
-//   - rooms[r].last is the highest sequence number of room r whose work has
+//   - rooms[r].last is the highest sequence number of room r whose call has
 //     begun; it only grows (CAS loop), so the checker needs no lock even when a
 //     broken scheduler runs one room's messages at the same time.
-//   - rooms[r].busy is true while a message of room r runs; a second begin
+//   - rooms[r].first is the first sequence number of the last first attempt
+//     that began: a retry must hand over [first, last] again.
+//   - rooms[r].busy is true while a call of room r runs; a second begin
 //     that finds it true is an overlap.
 //   - The checker observes; it never makes a scheduler correct. Under a
 //     correct scheduler begin and end of one room are ordered by the
 //     scheduler's own hand-off, and every count stays zero.
 
 // orderChecker checks that the messages of every room start in sequence order
-// (1, 2, 3, ...) and never overlap. A retry of a message (attempt > 0) must
-// carry the sequence number of the last message that began.
+// (1, 2, 3, ...) and that the calls of a room never overlap. A call carries
+// one message or a batch of them; a retry (attempt > 0) must carry the
+// messages of the room's last call again.
 type orderChecker struct {
 	rooms      []roomOrder
 	outOfOrder atomic.Uint64
@@ -24,31 +27,45 @@ type orderChecker struct {
 // roomOrder is padded to a cache line so that two rooms running on two cores
 // do not share one.
 type roomOrder struct {
-	last atomic.Uint64
-	busy atomic.Bool
-	_    [64 - 8 - 4]byte
+	last  atomic.Uint64
+	first atomic.Uint64
+	busy  atomic.Bool
+	_     [64 - 8 - 8 - 4]byte
 }
 
 func newOrderChecker(rooms int) *orderChecker {
 	return &orderChecker{rooms: make([]roomOrder, rooms)}
 }
 
-// begin records that attempt (0 for the first) of message seq of room starts.
-// It reports whether the start was in order and alone.
-func (c *orderChecker) begin(room uint32, seq uint64, attempt int) bool {
+// begin records that attempt (0 for the first) of a call carrying batch, in
+// the order the call handles it, starts for room. It reports whether every
+// message of it was in order and the call alone. Each message out of order
+// counts once.
+func (c *orderChecker) begin(room uint32, batch []*item, attempt int) bool {
 	r := &c.rooms[room]
 	ok := true
-	if !r.busy.CompareAndSwap(false, true) { // claims the room; fails if another message of it runs
+	if !r.busy.CompareAndSwap(false, true) { // claims the room; fails if another call of it runs
 		c.overlaps.Add(1) // a counter
 		ok = false
 	}
 	if attempt > 0 {
-		if r.last.Load() != seq { // the last message that began
-			c.outOfOrder.Add(1) // a counter
+		// The last call that began, handed over again.
+		if r.first.Load() != batch[0].seq || r.last.Load() != batch[len(batch)-1].seq {
+			c.outOfOrder.Add(uint64(len(batch))) // a counter
 			ok = false
 		}
 		return ok
 	}
+	r.first.Store(batch[0].seq) // a hint for the next retry check; only correct schedulers rely on it
+	for _, it := range batch {
+		ok = c.next(r, it.seq) && ok
+	}
+	return ok
+}
+
+// next records that message seq of r begins, and reports whether it comes
+// after every message of r that began before it.
+func (c *orderChecker) next(r *roomOrder, seq uint64) bool {
 	for {
 		prev := r.last.Load() // the last message that began
 		if seq <= prev {
@@ -56,14 +73,14 @@ func (c *orderChecker) begin(room uint32, seq uint64, attempt int) bool {
 			return false
 		}
 		if r.last.CompareAndSwap(prev, seq) { // publishes seq as begun
-			return ok
+			return true
 		}
 	}
 }
 
-// end records that the running message of room returned (or panicked).
+// end records that the running call of room returned (or panicked).
 func (c *orderChecker) end(room uint32) {
-	c.rooms[room].busy.Store(false) // releases the room to its next message
+	c.rooms[room].busy.Store(false) // releases the room to its next call
 }
 
 // violations returns the out-of-order starts and the overlaps seen so far.

@@ -143,31 +143,67 @@ func TestGeneratorFollowsTheLoad(t *testing.T) {
 	}
 }
 
+// call builds the items of a call from sequence numbers.
+func call(seqs ...uint64) []*item {
+	items := make([]*item, len(seqs))
+	for i, q := range seqs {
+		items[i] = &item{message: message{seq: q}}
+	}
+	return items
+}
+
 func TestOrderCheckerFindsWhatItShould(t *testing.T) {
 	c := newOrderChecker(2)
-	step := func(room uint32, seq uint64, attempt int) bool {
-		ok := c.begin(room, seq, attempt)
+	step := func(room uint32, attempt int, seqs ...uint64) bool {
+		ok := c.begin(room, call(seqs...), attempt)
 		c.end(room)
 		return ok
 	}
-	if !step(0, 1, 0) || !step(0, 2, 0) || !step(0, 2, 1) || !step(1, 1, 0) || !step(0, 3, 0) {
-		t.Fatal("an in-order run (with a retry) was reported as a violation")
+	if !step(0, 0, 1) || !step(0, 0, 2, 3, 4) || !step(0, 1, 2, 3, 4) || !step(1, 0, 1) || !step(0, 0, 5) {
+		t.Fatal("an in-order run (with a batch and its retry) was reported as a violation")
 	}
 	if o, v := c.violations(); o != 0 || v != 0 {
 		t.Fatalf("violations %d, %d after an in-order run", o, v)
 	}
-	if step(0, 5, 0) != true || step(0, 4, 0) != false {
-		t.Fatal("4 after 5 was not reported")
+	if step(0, 0, 7) != true || step(0, 0, 6) != false {
+		t.Fatal("6 after 7 was not reported")
 	}
-	if step(0, 3, 1) {
-		t.Fatal("a retry of a message that is not the last one begun was not reported")
+	if step(0, 1, 5) {
+		t.Fatal("a retry of a call that is not the last one begun was not reported")
 	}
-	if !c.begin(1, 2, 0) || c.begin(1, 3, 0) {
+	if step(0, 0, 8, 10, 9) {
+		t.Fatal("9 after 10 in one batch was not reported")
+	}
+	if step(0, 1, 9, 10) {
+		t.Fatal("a retry with other messages than the last call was not reported")
+	}
+	if !c.begin(1, call(2), 0) || c.begin(1, call(3), 0) {
 		t.Fatal("an overlap was not reported")
 	}
 	c.end(1)
-	if o, v := c.violations(); o != 2 || v != 1 {
-		t.Fatalf("violations = %d out of order, %d overlaps; want 2 and 1", o, v)
+	// 6 (1), retry of 5 (1), 9 (1), retry of 9, 10 (2).
+	if o, v := c.violations(); o != 5 || v != 1 {
+		t.Fatalf("violations = %d out of order, %d overlaps; want 5 and 1", o, v)
+	}
+}
+
+func TestSizeBucketsMatchTheBatcher(t *testing.T) {
+	var b batchCounter
+	for _, n := range []int{1, 2, 3, 4, 5, 256, 257, 1 << 20} {
+		b.record(n)
+	}
+	s := b.stats()
+	want := map[int]uint64{0: 1, 1: 1, 2: 2, 3: 1, 8: 1, 9: 1, sizeBuckets - 1: 1}
+	for i, n := range s.Sizes {
+		if n != want[i] {
+			t.Errorf("bucket %d (up to %d) holds %d writes, want %d", i, 1<<i, n, want[i])
+		}
+	}
+	if s.Calls != 8 || s.Messages != 1+2+3+4+5+256+257+1<<20 {
+		t.Errorf("calls %d, messages %d", s.Calls, s.Messages)
+	}
+	if s.Quantile(0.5) != 8 || s.Quantile(1) != 1<<(sizeBuckets-1) {
+		t.Errorf("p50 %d, max %d: the buckets do not read as pool.BatchStats's", s.Quantile(0.5), s.Quantile(1))
 	}
 }
 
@@ -183,6 +219,7 @@ func TestConfigRejectsBadInput(t *testing.T) {
 		"persist":  func(c *Config) { c.PersistMin = 3 * time.Millisecond },
 		"faults":   func(c *Config) { c.ErrorRate = 0.9; c.PanicRate = 0.2 },
 		"workers":  func(c *Config) { c.MinWorkers, c.MaxWorkers = 8, 4 },
+		"batch":    func(c *Config) { c.MaxBatch = -1 },
 	} {
 		cfg := DefaultConfig()
 		mut(&cfg)

@@ -8,15 +8,27 @@ import (
 	"time"
 
 	"github.com/shoal-go/shoal/bench/internal/cli"
+	"github.com/shoal-go/shoal/pool"
 )
 
-// label names a variant in the report: the peers carry their per-room mutex.
+// label names a variant in the report: the peers carry their per-room
+// mutex and pending batch.
 func label(variant string) string {
 	switch variant {
 	case Ants, Pond:
-		return variant + "+mutex"
+		return variant + "+mutex+batch"
 	}
 	return variant
+}
+
+// batchString formats the sizes of the persist writes: the mean, then the
+// median, p99 and largest size as the upper bounds of their power-of-two
+// buckets.
+func batchString(b pool.BatchStats) string {
+	if b.Calls == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f / ≤%d / ≤%d / ≤%d", b.Mean(), b.Quantile(0.5), b.Quantile(0.99), b.Quantile(1))
 }
 
 // Format writes the report of one or more runs of the same load, side by
@@ -41,6 +53,7 @@ func Format(w io.Writer, cfg Config, results ...*Result) {
 	row("accepted", func(r *Result) string { return group(r.Accepted) })
 	row("completed", func(r *Result) string { return group(r.Completed) })
 	row("dead letters", func(r *Result) string { return deadString(r.DeadLetters) })
+	row("  of which bystanders (no fault)", func(r *Result) string { return group(r.Bystanders) })
 	row("lost (must be 0)", func(r *Result) string { return fmt.Sprint(r.Lost()) })
 	row("order: out of order (must be 0)", func(r *Result) string { return group(r.OutOfOrder) })
 	row("order: overlaps (must be 0)", func(r *Result) string { return group(r.Overlaps) })
@@ -50,7 +63,9 @@ func Format(w io.Writer, cfg Config, results ...*Result) {
 	row("latency p999", func(r *Result) string { return dur(r.P999) })
 	row("latency max", func(r *Result) string { return dur(r.Max) })
 	row("generator lag p99 / max", func(r *Result) string { return dur(r.GeneratorLagP99) + " / " + dur(r.GeneratorLagMax) })
-	row("persist I/O mean (measured)", func(r *Result) string { return dur(r.PersistMean) })
+	row("persist writes", func(r *Result) string { return group(r.Batches.Calls) })
+	row("batch size mean / p50 / p99 / max", func(r *Result) string { return batchString(r.Batches) })
+	row("persist I/O mean per write", func(r *Result) string { return dur(r.PersistMean) })
 	row("submit pushbacks (retried)", func(r *Result) string { return group(r.Pushbacks) })
 	row("breaker transitions", func(r *Result) string {
 		if r.Variant != Shoal {

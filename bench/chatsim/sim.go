@@ -11,17 +11,21 @@ import (
 	"time"
 
 	"github.com/shoal-go/shoal/bench/internal/rss"
+	"github.com/shoal-go/shoal/pool"
 )
 
 // Invariants:
 //   - One generator goroutine (Run's caller) creates every message and is the
 //     only one to call submit; sequence numbers of a room therefore follow
 //     the order in which submit returned nil.
-//   - accepted is written by the generator only; completed by the work of
-//     messages, once per message whose work returned nil; dead by the
-//     scheduler's lost callback, once per other accepted message. After the
-//     scheduler's close returned, completed + Σ dead == accepted is the
-//     "nothing lost" check.
+//   - accepted is written by the generator only; done by handle, once per
+//     message whose fan-out finished (its item's delivered flag set first);
+//     dead by lost, once per message of a failed call whose delivered flag
+//     is still false. An item is handed to one call at a time, and a failed
+//     call's items reach lost after the call returned (a channel receive or
+//     the same goroutine), so lost reads delivered safely. After the
+//     scheduler's close returned, done + Σ dead == accepted is the "nothing
+//     lost" check.
 //   - The sampler goroutine owns the workers-by-hour series, the peak RSS and
 //     the sampled breaker transitions until Run has waited for it to exit.
 
@@ -46,6 +50,14 @@ type Result struct {
 	// DeadLetters counts the accepted messages that did not complete, by
 	// reason ("Failed", "Panicked", ...).
 	DeadLetters map[string]uint64
+	// Bystanders counts the dead letters that carried no injected fault of
+	// their own: messages that shared a write with a failing message, or
+	// came after a panicking fan-out in the same call.
+	Bystanders uint64
+	// Batches describes the persist writes: one call per write, its size
+	// the messages it carried (retries included). For shoal it is the
+	// Batcher's own Stats.Batches; for the others the simulation counts.
+	Batches pool.BatchStats
 	// Pushbacks counts submissions refused for memory pressure and retried
 	// after a pause.
 	Pushbacks uint64
@@ -63,8 +75,8 @@ type Result struct {
 	// Submit after a message's due time: small figures show that the load,
 	// not the generator, set the pace.
 	GeneratorLagP99, GeneratorLagMax time.Duration
-	// PersistMean is the measured mean of the simulated persist I/O (timers
-	// may round the configured durations up).
+	// PersistMean is the measured mean of one simulated persist write
+	// (timers may round the configured durations up).
 	PersistMean time.Duration
 	// Wall is the whole run, drain included; Drain is the part after the
 	// last message was generated.
@@ -84,6 +96,10 @@ type Result struct {
 	// MeanRate and PeakRate are the configured mean arrival rate and the
 	// rate at the evening peak, in messages per second.
 	MeanRate, PeakRate float64
+
+	// ownBatches is Batches as the simulation counted it, for every
+	// variant: the tests hold shoal's Batches against it.
+	ownBatches pool.BatchStats
 }
 
 // Lost returns the number of accepted messages that neither completed nor
@@ -117,16 +133,29 @@ type sim struct {
 	done     atomic.Uint64
 	sink     atomic.Uint64
 
-	deadMu sync.Mutex
-	dead   map[string]uint64
+	batches batchCounter
+
+	deadMu     sync.Mutex
+	dead       map[string]uint64
+	bystanders uint64
 
 	transMu     sync.Mutex
 	transitions []Transition
 }
 
-func (s *sim) lost(reason string) {
+// lost counts, as dead letters of reason, the messages of a failed call
+// that were not delivered; it runs after the call returned or panicked.
+func (s *sim) lost(reason string, items []*item) {
 	s.deadMu.Lock()
-	s.dead[reason]++
+	for _, it := range items {
+		if it.delivered {
+			continue
+		}
+		s.dead[reason]++
+		if it.fault == faultNone {
+			s.bystanders++
+		}
+	}
 	s.deadMu.Unlock()
 }
 
@@ -146,42 +175,72 @@ func (s *sim) transition(from, to string) {
 	s.transMu.Unlock()
 }
 
-// work returns the task of message m. attempt counts its runs: a retry must
-// find its room where the first run left it.
-func (s *sim) work(m message, arrival time.Duration) func(context.Context) error {
-	attempt := 0
-	return func(context.Context) error {
-		a := attempt
-		attempt++
-		s.order.begin(m.room, m.seq, a)
-		defer s.order.end(m.room)
-		t0 := time.Now()
-		time.Sleep(m.persist)
-		s.persist.record(time.Since(t0))
-		switch m.fault {
-		case faultError:
+// item is one accepted message on its way through a scheduler, with what
+// the calls that carry it learn about it.
+type item struct {
+	message
+	// arrival is when the message was handed to the scheduler's side,
+	// from the start of the run: the origin of its latency.
+	arrival time.Duration
+	// attempts counts the calls that carried it; written by the call
+	// that holds it.
+	attempts int
+	// delivered is set once its fan-out finished; written by the call that
+	// holds it, read by lost after that call.
+	delivered bool
+}
+
+// handle is one persist write of items, messages of room in sequence
+// order, followed by their fan-out, one message after the other.
+//
+// The write costs the persist time drawn for the call's first message (one
+// draw per write, uniform in [PersistMin, PersistMax], as the per-message
+// write it replaces) and fails, on every attempt, when any of its messages
+// carries an injected persist failure: the store refuses the whole write,
+// as a transaction or a multi-row insert does, and no message of it is
+// delivered. After a successful write the messages fan out in order; an
+// injected panic in one message's fan-out leaves it and the messages after
+// it undelivered. A retry (the same items again) carries the same
+// persist time and meets the same failure.
+func (s *sim) handle(room uint32, items []*item) error {
+	attempt := items[0].attempts
+	for _, it := range items {
+		it.attempts++
+	}
+	s.order.begin(room, items, attempt)
+	defer s.order.end(room)
+	s.batches.record(len(items))
+	t0 := time.Now()
+	time.Sleep(items[0].persist)
+	s.persist.record(time.Since(t0))
+	for _, it := range items {
+		if it.fault == faultError {
 			return errInjected
-		case faultPanic:
+		}
+	}
+	for _, it := range items {
+		if it.fault == faultPanic {
 			panic("chatsim: injected panic in fan-out")
 		}
-		s.sink.Add(fanout(m.members, m.seq, s.cfg.FanoutRounds)) // keeps the fan-out's result alive
-		s.latency.record(time.Since(s.start) - arrival)
-		s.done.Add(1) // counts a completed message
-		return nil
+		s.sink.Add(fanout(it.members, it.seq, s.cfg.FanoutRounds)) // keeps the fan-out's result alive
+		s.latency.record(time.Since(s.start) - it.arrival)
+		it.delivered = true
+		s.done.Add(1) // counts a delivered message
 	}
+	return nil
 }
 
 // newScheduler builds cfg.Variant's scheduler.
 func newScheduler(s *sim) (scheduler, error) {
 	switch s.cfg.Variant {
 	case Shoal:
-		return newShoal(&s.cfg, s.lost, s.transition)
+		return newShoal(&s.cfg, s.handle, s.lost, s.transition)
 	case Ants:
-		return newAnts(&s.cfg, s.lost)
+		return newAnts(&s.cfg, s.handle, s.lost)
 	case Pond:
-		return newPond(&s.cfg, s.lost), nil
+		return newPond(&s.cfg, s.handle, s.lost), nil
 	default:
-		return newRaw(s.lost), nil
+		return newRaw(s.handle, s.lost), nil
 	}
 }
 
@@ -233,6 +292,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Accepted = s.accepted.Load() // final: the generator has returned
 	res.Completed = s.done.Load()    // final: close waited for every task
 	res.DeadLetters = s.dead
+	res.Bystanders = s.bystanders
+	res.ownBatches = s.batches.stats()
+	res.Batches = res.ownBatches
+	if b, ok := sched.batchStats(); ok {
+		res.Batches = b
+	}
 	res.OutOfOrder, res.Overlaps = s.order.violations()
 	res.P50, res.P99, res.P999 = s.latency.quantile(0.5), s.latency.quantile(0.99), s.latency.quantile(0.999)
 	res.Max = s.latency.maximum()
@@ -283,10 +348,10 @@ func (s *sim) generate(ctx context.Context, gen *generator, sched scheduler, res
 		}
 		arrival := max(m.due, wake)
 		s.lag.record(time.Since(s.start) - m.due)
-		task := s.work(m, arrival)
+		it := &item{message: m, arrival: arrival}
 		backoff := time.Millisecond
 		for {
-			err := sched.submit(ctx, m.room, task)
+			err := sched.submit(ctx, m.room, it)
 			if err == nil {
 				s.accepted.Add(1) // counts an accepted message
 				break

@@ -9,8 +9,9 @@ import (
 )
 
 // A small, reproducible day: 50 rooms, a persist that fails for one message
-// in ten, a fan-out that panics for one in fifty, and pond with a mutex per
-// room instead of shoal.
+// in ten (failing the write that carries it), a fan-out that panics for one
+// in fifty, and pond with a mutex and a pending batch per room instead of
+// shoal.
 func ExampleConfig() {
 	cfg := chatsim.DefaultConfig()
 	cfg.Variant = chatsim.Pond
@@ -25,14 +26,13 @@ func ExampleConfig() {
 		fmt.Println(err)
 		return
 	}
-	// The mutex keeps a room's messages from overlapping, not in order:
-	// OutOfOrder varies from run to run.
-	fmt.Println(res.Variant, "lost:", res.Lost(), "overlaps:", res.Overlaps)
-	// Output: pond lost: 0 overlaps: 0
+	// Taking a room's pending messages under its mutex keeps them in order.
+	fmt.Println(res.Variant, "lost:", res.Lost(), "out of order:", res.OutOfOrder, "overlaps:", res.Overlaps)
+	// Output: pond lost: 0 out of order: 0 overlaps: 0
 }
 
 // A Result accounts for every message: each accepted one completed or is a
-// dead letter with its reason.
+// dead letter with its reason; Batches describes the persist writes.
 func ExampleResult() {
 	cfg := chatsim.DefaultConfig()
 	cfg.Rooms = 50
@@ -50,7 +50,9 @@ func ExampleResult() {
 	}
 	fmt.Println(res.Accepted == res.Completed+letters, res.DeadLetters["Failed"] > 0)
 	fmt.Println(res.P50 <= res.P99 && res.P99 <= res.Max)
+	fmt.Println(res.Batches.Calls > 0, res.Batches.Messages >= res.Completed)
 	// Output:
 	// true true
 	// true
+	// true true
 }

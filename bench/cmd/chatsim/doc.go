@@ -1,12 +1,14 @@
 // Command chatsim runs a simulated chat backend through shoal: 10,000 rooms
 // whose activity follows a Zipf distribution, Poisson arrivals over a
-// compressed day with an evening peak, persist I/O and fan-out per message,
+// compressed day with an evening peak, one persist write per batch of a
+// room's queued messages (a pool.Batcher) and a fan-out per message,
 // injected failures, and a check of every room's message order. It ends with
 // a report: throughput, end-to-end latency percentiles, order violations,
-// dead letters, breaker transitions, peak RSS and workers over time.
+// dead letters, writes and batch sizes, breaker transitions, peak RSS and
+// workers over time.
 //
 //	go run ./bench/cmd/chatsim                  # shoal, about a minute
-//	go run ./bench/cmd/chatsim -compare         # the same load through ants and pond too
+//	go run ./bench/cmd/chatsim -compare         # the same load through ants and pond too, each batching by hand
 //	go run ./bench/cmd/chatsim -rate 2000 -duration 20s -budget 256MiB
 //
 // A progress line goes to stderr (rewritten in place on a terminal, one line

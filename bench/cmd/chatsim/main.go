@@ -27,9 +27,10 @@ func run(args []string) int {
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the load")
 	fs.IntVar(&cfg.MaxWorkers, "workers", cfg.MaxWorkers, "most goroutines running tasks, for every scheduler")
 	fs.IntVar(&cfg.Shards, "shards", cfg.Shards, "shoal's shards (0: the pool's default)")
-	fs.Float64Var(&cfg.ErrorRate, "errors", cfg.ErrorRate, "fraction of messages whose persist fails")
+	fs.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most messages per persist write, for every scheduler (0: the Batcher's default, 256)")
+	fs.Float64Var(&cfg.ErrorRate, "errors", cfg.ErrorRate, "fraction of messages whose persist fails (failing the whole write that carries them)")
 	fs.Float64Var(&cfg.PanicRate, "panics", cfg.PanicRate, "fraction of messages whose fan-out panics")
-	compare := fs.Bool("compare", false, "also run the same load through ants and pond, each with a mutex per room")
+	compare := fs.Bool("compare", false, "also run the same load through ants and pond, each with a mutex and a pending batch per room")
 	variant := fs.String("variant", chatsim.Shoal, fmt.Sprintf("scheduler to run alone, one of %v", chatsim.Variants))
 	quiet := fs.Bool("quiet", false, "no progress line")
 	if err := fs.Parse(args); err != nil {

@@ -23,7 +23,7 @@ func TestParseBytes(t *testing.T) {
 }
 
 func TestBadFlagsExitWithUsage(t *testing.T) {
-	for _, args := range [][]string{{"-budget", "x"}, {"-rooms", "0", "-quiet"}, {"-variant", "nope", "-quiet"}, {"-nosuchflag"}} {
+	for _, args := range [][]string{{"-budget", "x"}, {"-rooms", "0", "-quiet"}, {"-variant", "nope", "-quiet"}, {"-max-batch", "-1", "-quiet"}, {"-nosuchflag"}} {
 		if got := run(args); got != 2 {
 			t.Errorf("run(%q) = %d, want 2", args, got)
 		}
