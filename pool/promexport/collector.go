@@ -122,6 +122,7 @@ type descs struct {
 	wait, run                                                                          *prometheus.Desc
 	pressure, used, budget, state, transitions                                         *prometheus.Desc
 	arrivals, completions, topGroup                                                    *prometheus.Desc
+	batchSize                                                                          *prometheus.Desc
 }
 
 // New returns a Collector over src. It returns ErrNilSource without a
@@ -172,6 +173,7 @@ func New(src Source, opts ...Option) (*Collector, error) {
 		arrivals:       d("task_arrivals_per_second", "Tasks accepted per second, moving average over 10 s."),
 		completions:    d("task_completions_per_second", "Tasks finished (completed or dead-lettered) per second, moving average over 10 s."),
 		topGroup:       d("top_group_queued", "Estimated tasks waiting in the group that has the most (pool.WithTopGroups)."),
+		batchSize:      d("batch_size_messages", "Messages per call of a pool.Batcher's function, retries included."),
 	}
 	return c, nil
 }
@@ -183,6 +185,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.d.panics, c.d.stalls, c.d.untaken, c.d.queue, c.d.queueMax, c.d.waiting, c.d.workers,
 		c.d.target, c.d.minW, c.d.maxW, c.d.wait, c.d.run, c.d.arrivals, c.d.completions,
 		c.d.topGroup, c.d.pressure, c.d.used, c.d.budget, c.d.state, c.d.transitions,
+		c.d.batchSize,
 	} {
 		ch <- d
 	}
@@ -191,7 +194,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect takes one snapshot of the pool (and of the Timings and breaker
 // given as options, if any) and sends its metrics. The breaker's metrics
 // are sent only when there is a breaker, top_group_queued only when the
-// pool tracks top groups and one has tasks waiting.
+// pool tracks top groups and one has tasks waiting, batch_size_messages
+// only when the source is a Batcher that has made calls.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.src.Snapshot()
 	send := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
@@ -261,6 +265,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- constHistogram(c.d.wait, t.Wait, scale)
 	ch <- constHistogram(c.d.run, t.Run, scale)
+	if s.Batches.Calls > 0 {
+		ch <- batchHistogram(c.d.batchSize, s.Batches)
+	}
 
 	b := s.Breaker
 	if c.breaker != nil {
@@ -318,6 +325,22 @@ func constHistogram(d *prometheus.Desc, h pool.Histogram, scale uint64) promethe
 		}
 	}
 	m, err := prometheus.NewConstHistogram(d, h.Count()*scale, h.Sum().Seconds()*float64(scale), buckets)
+	if err != nil {
+		return prometheus.NewInvalidMetric(d, err)
+	}
+	return m
+}
+
+// batchHistogram turns a Batcher's call sizes into a histogram whose
+// buckets are the powers of two of BatchStats.Sizes (the last one open).
+func batchHistogram(d *prometheus.Desc, b pool.BatchStats) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(b.Sizes))
+	var cum uint64
+	for i, n := range b.Sizes[:len(b.Sizes)-1] {
+		cum += n
+		buckets[float64(uint64(1)<<i)] = cum
+	}
+	m, err := prometheus.NewConstHistogram(d, b.Calls, float64(b.Messages), buckets)
 	if err != nil {
 		return prometheus.NewInvalidMetric(d, err)
 	}

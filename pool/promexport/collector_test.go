@@ -370,3 +370,67 @@ func BenchmarkCollect(b *testing.B) {
 		}
 	}
 }
+
+// TestCollectorBatcher exports a Batcher's call sizes as a histogram with
+// power-of-two buckets, built from a real Batcher's calls of 1 and 3
+// messages; a Pool's collector emits no such series.
+func TestCollectorBatcher(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		started, release := make(chan struct{}), make(chan struct{})
+		fn := func(_ context.Context, _ string, msgs []int) error {
+			if msgs[0] == 0 {
+				close(started)
+				<-release
+			}
+			return nil
+		}
+		b, err := pool.NewBatcher(fn, pool.WithWorkers(1, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = b.Submit(context.Background(), "room", 0)
+		<-started
+		for i := 1; i <= 3; i++ {
+			_ = b.Submit(context.Background(), "room", i)
+		}
+		close(release)
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		c, err := promexport.New(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two calls: one of 1 message, one of 3 (bucket "4").
+		want := `
+# HELP shoal_batch_size_messages Messages per call of a pool.Batcher's function, retries included.
+# TYPE shoal_batch_size_messages histogram
+shoal_batch_size_messages_bucket{le="1"} 1
+shoal_batch_size_messages_bucket{le="2"} 1
+shoal_batch_size_messages_bucket{le="4"} 2
+shoal_batch_size_messages_bucket{le="8"} 2
+shoal_batch_size_messages_bucket{le="16"} 2
+shoal_batch_size_messages_bucket{le="32"} 2
+shoal_batch_size_messages_bucket{le="64"} 2
+shoal_batch_size_messages_bucket{le="128"} 2
+shoal_batch_size_messages_bucket{le="256"} 2
+shoal_batch_size_messages_bucket{le="512"} 2
+shoal_batch_size_messages_bucket{le="1024"} 2
+shoal_batch_size_messages_bucket{le="2048"} 2
+shoal_batch_size_messages_bucket{le="4096"} 2
+shoal_batch_size_messages_bucket{le="8192"} 2
+shoal_batch_size_messages_bucket{le="16384"} 2
+shoal_batch_size_messages_bucket{le="32768"} 2
+shoal_batch_size_messages_bucket{le="+Inf"} 2
+shoal_batch_size_messages_sum 4
+shoal_batch_size_messages_count 2
+`
+		if err := testutil.CollectAndCompare(c, strings.NewReader(want), "shoal_batch_size_messages"); err != nil {
+			t.Fatal(err)
+		}
+		plain, _ := promexport.New(stubSource{})
+		if n := testutil.CollectAndCount(plain, "shoal_batch_size_messages"); n != 0 {
+			t.Fatalf("a source without calls emits %d batch series", n)
+		}
+	})
+}
