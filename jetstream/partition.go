@@ -10,11 +10,15 @@ package jetstream
 //     was lost or ran out, the consumer stopped, or the drain ended. After
 //     that the node sends nothing for the partition's messages but the
 //     drain's Naks: no fetch, no InProgress, no Ack, no Term.
-//   - Past validUntil the node acts on the partition no more, fenced or
-//     not: every fetch, submission, handler start, InProgress, Ack and Term
-//     checks live() first, and the expiry timer fences the partition at
-//     validUntil without waiting for the control loop (which may be blocked
-//     in key-value writes for several quarter TTLs).
+//   - Past validUntil the node acts on the partition no more until a
+//     renewal moves validUntil: every fetch, submission, handler start,
+//     InProgress, Ack and Term checks live() first, which waits, past
+//     validUntil, for the control loop's verdict (a renewal, or the fence).
+//     The control loop fences only once its renewals have returned, so a
+//     renewal that the servers stored late keeps the lease, and nothing was
+//     done for the partition meanwhile.
+//   - pt.validMu guards validCh, which is closed and replaced each time a
+//     renewal moves validUntil.
 //   - An entry leaves pending before its Ack or Term is sent, so the
 //     server's count of unacknowledged messages is never below what pending
 //     holds unless another node acknowledged one of them (see complete).
@@ -23,7 +27,7 @@ package jetstream
 //     a gap means one went elsewhere, and recover runs again before any
 //     later message is submitted.
 //   - pt.leaseMu serializes writes of the partition's lease (renewal,
-//     release) and guards rev and released.
+//     release) and guards rev, released and unknownSince.
 
 import (
 	"context"
@@ -58,9 +62,10 @@ type partition struct {
 	release chan struct{} // closed by startRelease
 	relOnce sync.Once
 
-	valid  atomic.Int64 // c.now() until which the lease is ours, in ns
-	expiry atomic.Pointer[time.Timer]
-	lostF  atomic.Bool // lose has counted this partition
+	valid   atomic.Int64 // c.now() until which the lease is ours, in ns
+	validMu sync.Mutex
+	validCh chan struct{} // closed when valid moves
+	lostF   atomic.Bool   // lose has counted this partition
 	// lastDelivery is the consumer sequence of the last delivery received,
 	// 0 before the first; the fetch loop only.
 	lastDelivery uint64
@@ -69,6 +74,10 @@ type partition struct {
 	leaseMu  sync.Mutex
 	rev      uint64
 	released bool
+	// unknownSince is c.now() when the first renewal whose outcome is
+	// unknown (it timed out) was sent since the last known revision; -1
+	// if none.
+	unknownSince time.Duration
 
 	mu      sync.Mutex
 	pending map[uint64]*entry // by stream sequence
@@ -94,41 +103,51 @@ func (c *Consumer) newPartition(p int, rev uint64, sent time.Duration) *partitio
 		prefix:  c.cfg.subject + "." + strconv.Itoa(p) + ".",
 		release: make(chan struct{}),
 		pending: make(map[uint64]*entry),
+
+		unknownSince: -1,
 	}
 	pt.ctx, pt.cancel = context.WithCancel(c.ctx)
 	pt.valid.Store(int64(c.leaseEnd(sent)))
-	pt.expiry.Store(time.AfterFunc(max(pt.validUntil()-c.now(), 0), pt.onExpiry))
+	pt.validCh = make(chan struct{})
 	return pt
 }
 
-// onExpiry runs when the lease may have reached its end: it fences the
-// partition if no renewal moved the end meanwhile, and waits for the new end
-// otherwise.
-func (pt *partition) onExpiry() {
-	if pt.fenced() {
-		return
-	}
-	if left := pt.validUntil() - pt.c.now(); left > 0 {
-		if t := pt.expiry.Load(); t != nil {
-			t.Reset(left)
-			return
-		}
-	}
-	pt.lose()
+// extend moves the lease's end after a renewal sent at sent, and wakes the
+// actions waiting in live.
+func (pt *partition) extend(sent time.Duration) {
+	pt.valid.Store(int64(pt.c.leaseEnd(sent)))
+	pt.validMu.Lock()
+	close(pt.validCh)
+	pt.validCh = make(chan struct{})
+	pt.validMu.Unlock()
 }
 
-// live reports whether the node may still act on the partition's messages:
-// not fenced, and the lease not past its end. A lease found past its end is
-// fenced here.
+// live reports whether the node may act on the partition's messages. Before
+// the lease's end it returns true at once; past it, it waits for the
+// control loop's verdict: true once a renewal moved the end, false once the
+// partition is fenced.
 func (pt *partition) live() bool {
-	if pt.fenced() {
-		return false
+	for {
+		if pt.fenced() {
+			return false
+		}
+		pt.validMu.Lock()
+		ch := pt.validCh
+		pt.validMu.Unlock()
+		if pt.c.now() < pt.validUntil() {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-pt.ctx.Done():
+			return false
+		}
 	}
-	if pt.c.now() >= pt.validUntil() {
-		pt.lose()
-		return false
-	}
-	return true
+}
+
+// liveNow is live without the wait: false past the lease's end.
+func (pt *partition) liveNow() bool {
+	return !pt.fenced() && pt.c.now() < pt.validUntil()
 }
 
 // leaseEnd is when a lease renewed by a request sent at sent stops being
@@ -183,19 +202,31 @@ func (pt *partition) renew() {
 	switch {
 	case err == nil:
 		pt.rev = rev
-		pt.valid.Store(int64(c.leaseEnd(sent)))
+		pt.unknownSince = -1
+		pt.extend(sent)
 	case isConflict(err):
 		// A renewal that timed out here may have been stored: then the
-		// key still names this instance, and the lease is still ours.
+		// key still names this instance, and the lease is still ours,
+		// from that renewal on. Which of the renewals sent since the last
+		// known revision was stored is unknown (each was a compare-and-swap
+		// on that revision, so one at most): the lease runs from the
+		// first of them.
 		e, gerr := c.leases.Get(ctx, leaseKey(pt.p))
 		var v leaseValue
 		if gerr == nil && json.Unmarshal(e.Value(), &v) == nil && v.Instance == c.instance && v.State == leaseHeld {
 			pt.rev = e.Revision()
-			pt.valid.Store(int64(c.leaseEnd(sent)))
+			if pt.unknownSince >= 0 {
+				pt.extend(pt.unknownSince)
+			}
+			pt.unknownSince = -1
 			return
 		}
 		if gerr == nil || errors.Is(gerr, natsjs.ErrKeyNotFound) {
 			pt.lose()
+		}
+	default: // timed out, or the connection failed: it may have been stored
+		if pt.unknownSince < 0 {
+			pt.unknownSince = sent
 		}
 	}
 }
@@ -206,7 +237,6 @@ func (pt *partition) run() {
 	defer c.wg.Done()
 	defer c.exited(pt)
 	defer pt.cancel()
-	defer pt.expiry.Load().Stop()
 
 	cons, ok := pt.consumer()
 	if !ok {
@@ -838,8 +868,7 @@ func (pt *partition) finish() {
 	if c.ctx.Err() != nil {
 		return // killed while draining
 	}
-	if pt.validUntil() <= c.now() {
-		pt.lose()
+	if !pt.live() {
 		return
 	}
 	pt.mu.Lock()
@@ -896,7 +925,7 @@ func (c *Consumer) progress() {
 		}
 		c.mu.Unlock()
 		for _, pt := range held {
-			if !pt.live() {
+			if !pt.liveNow() {
 				continue
 			}
 			// Read the clock per message: sending to many messages takes
