@@ -28,7 +28,7 @@ func main() {
 	flag.StringVar(&cfg.Backend, "backend", server.BackendShoal, "scheduler: shoal, or pond (pond v2 + a mutex per room)")
 	flag.Int64Var(&cfg.MemoryBudget, "memory-budget", 0, "memory budget in bytes for the breaker (0: none)")
 	rateLimit := flag.Float64("rate", 200, "frames per second per connection")
-	flag.IntVar(&cfg.WriteQueue, "write-queue", 4096, "write queue bound per connection, in chunks")
+	flag.IntVar(&cfg.WriteQueue, "write-queue", 256, "write queue bound per connection, in chunks")
 	flag.Parse()
 	cfg.Rate = rate.Limit(*rateLimit)
 	if err := run(*addr, cfg); err != nil {

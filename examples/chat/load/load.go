@@ -193,6 +193,7 @@ func (c *loadClient) connect(ctx context.Context, reconnect bool) (<-chan struct
 		if err := write(ws, b); err != nil {
 			ws.CloseNow()
 			<-done
+			c.leftAll()
 			return nil, err
 		}
 	}
@@ -200,12 +201,22 @@ func (c *loadClient) connect(ctx context.Context, reconnect bool) (<-chan struct
 	case <-joinedAll:
 		return done, nil
 	case <-done:
+		c.leftAll()
 		return nil, errors.New("connection ended while joining")
 	case <-ctx.Done():
 		ws.CloseNow()
 		<-done
+		c.leftAll()
 		return nil, ctx.Err()
 	}
+}
+
+// leftAll records that the client is in no room: its connection ended
+// before it joined them all, and it will not try again.
+func (c *loadClient) leftAll() {
+	c.mu.Lock()
+	clear(c.joined)
+	c.mu.Unlock()
 }
 
 // write sends one frame. Its context is not the run's: coder/websocket

@@ -31,14 +31,14 @@ func TestLoad(t *testing.T) {
 			rep, err := run(context.Background(), config{
 				URL: "ws://" + url + "/ws", StatsURL: ts.URL + "/stats.json",
 				Conns: 40, Rooms: 30, RoomsPerConn: 3, MaxMembers: 20, Zipf: 1.1,
-				Rate: 400, Duration: 1500 * time.Millisecond, Drain: 20 * time.Second,
-				Kill: 10, TextBytes: 32, Seed: 1,
+				Rate: 200, Duration: 1500 * time.Millisecond, Drain: 20 * time.Second,
+				Kill: 5, TextBytes: 32, Seed: 1,
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			var sb strings.Builder
-			printReport(&sb, &config{Rate: 400, Kill: 10}, rep)
+			printReport(&sb, &config{Rate: 200, Kill: 5}, rep)
 			t.Log("\n" + sb.String())
 			if rep.Lost+rep.OutOfOrder+rep.Dups+rep.Unacked > 0 || rep.Delivered == 0 || rep.Reconnects == 0 {
 				t.Fatalf("lost %d, out of order %d, dups %d, unacked %d, delivered %d, reconnects %d",

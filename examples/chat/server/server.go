@@ -47,7 +47,7 @@ type Config struct {
 	Burst int
 	// WriteQueue is the bound of a connection's write queue, in chunks of
 	// frames; a client whose queue is full is disconnected as a slow
-	// consumer (default 4096).
+	// consumer (default 256).
 	WriteQueue int
 	// WriteTimeout bounds one WebSocket write (default 10 s).
 	WriteTimeout time.Duration
@@ -86,7 +86,7 @@ func (c *Config) setDefaults() {
 	def(&c.MaxRoomBytes, 128)
 	def(&c.MaxRooms, 64)
 	def(&c.Burst, 400)
-	def(&c.WriteQueue, 4096)
+	def(&c.WriteQueue, 256)
 	def(&c.MaxReplay, 10000)
 	def(&c.MaxBatch, 256)
 	def(&c.PondWorkers, 256)
