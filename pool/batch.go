@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"runtime/debug"
 	"slices"
@@ -26,6 +27,13 @@ import (
 
 	"github.com/shoal-go/shoal/shard"
 )
+
+// BatchBytesPerMessage is what the breaker of a Batcher made with
+// WithMemoryBudget reserves for each accepted message not yet handled: a
+// message is data already on the heap, not a closure about to allocate, so
+// it reserves far less than a Pool's task (backpressure's default, 64 KiB).
+// A breaker given with WithBreaker keeps its own WithBytesPerTask.
+const BatchBytesPerMessage = 4 << 10
 
 // DefaultMaxBatch is the default bound of the messages handed to one call
 // of a Batcher's function (WithMaxBatch).
@@ -91,6 +99,41 @@ type BatchDeadLetter[K shard.Key, M any] struct {
 	FailedAt time.Time
 }
 
+// Partial tells a Batcher that the first n messages of a failed call were
+// handled: they count as completed, and only the rest is retried (or
+// becomes a dead letter), still before any later message of the group. err
+// is the failure of message n; errors.Is and errors.As see through the
+// wrapper, and Permanent(Partial(n, err)) retries nothing. n ≤ 0 is a
+// failure of the whole call; n ≥ len(msgs) is a success. Partial(n, nil)
+// is nil.
+func Partial(n int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &partialError{n: n, err: err}
+}
+
+// partialError is Partial's error.
+type partialError struct {
+	n   int
+	err error
+}
+
+func (e *partialError) Error() string {
+	return fmt.Sprintf("shoal: batch failed after %d messages: %v", e.n, e.err)
+}
+
+func (e *partialError) Unwrap() error { return e.err }
+
+// handledOf returns how many of k messages err reports handled (Partial).
+func handledOf(err error, k uint32) uint32 {
+	var pe *partialError
+	if !errors.As(err, &pe) || pe.n <= 0 {
+		return 0
+	}
+	return uint32(min(pe.n, int(k)))
+}
+
 // BatchCloseError is what Batcher.Close returns when its context ended
 // before every accepted message was handled.
 type BatchCloseError[K shard.Key, M any] struct {
@@ -117,7 +160,9 @@ func (e *BatchCloseError[K, M]) Unwrap() error { return e.Err }
 // messages of each group, configured by opts: WithMaxBatch bounds a call,
 // and the Pool's options apply (WithGroupQueueSize, WithMaxQueued,
 // WithWorkers, WithRetry, WithMemoryBudget, …) except WithBatchSize,
-// which WithMaxBatch replaces.
+// which WithMaxBatch replaces (NewBatcher refuses it). With
+// WithMemoryBudget, the Batcher's breaker reserves BatchBytesPerMessage per
+// accepted message, not a Pool's 64 KiB per task.
 func NewBatcher[K shard.Key, M any](fn BatchFunc[K, M], opts ...Option) (*Batcher[K, M], error) {
 	if fn == nil {
 		return nil, invalid("NewBatcher: nil BatchFunc")
@@ -125,6 +170,9 @@ func NewBatcher[K shard.Key, M any](fn BatchFunc[K, M], opts ...Option) (*Batche
 	cfg, err := parseOptions(opts)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.batchSizeSet {
+		return nil, invalid("WithBatchSize is for a Pool; a Batcher's call is bounded by WithMaxBatch")
 	}
 	b := &Batcher[K, M]{fn: fn}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -213,10 +261,8 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32, _ int6
 	for i := range vals {
 		vals[i] = ts.batch[i].val
 	}
-	defer func() {
-		clear(ts.batch[:k])
-		clear(vals)
-	}()
+	defer clear(ts.batch[:k])
+	defer clear(vals)
 	prev, prevErr := g.attempts, g.lastErr
 	if c.abandon.Load() {
 		// Counts the messages for BatchCloseError.Shutdown.
@@ -224,7 +270,7 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32, _ int6
 		if prevErr == nil {
 			prevErr = ErrClosed
 		}
-		b.letter(w, ts, vals, ReasonShutdown, prevErr, prev, nil, nil)
+		b.letter(w, ts, 0, vals, ReasonShutdown, prevErr, prev, nil, nil)
 		b.done(w, ts, k)
 		return false
 	}
@@ -252,22 +298,33 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32, _ int6
 	switch {
 	case panicked:
 		w.stats.local[cPanicked]++
-		b.letter(w, ts, vals, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, stack)
+		b.letter(w, ts, 0, vals, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, stack)
 		if h := c.cfg.panicHandler; h != nil {
 			callHandler(h, pv, stack)
 		}
 	case err == nil:
 		w.stats.local[cCompleted] += uint64(k)
 	default:
+		// Partial: the first n are handled; the rest failed.
+		n := handledOf(err, k)
+		w.stats.local[cCompleted] += uint64(n)
+		if n == k {
+			break
+		}
 		w.stats.local[cFailed]++
+		rest := vals[n:]
 		switch {
 		case errors.Is(err, context.Canceled):
-			b.letter(w, ts, vals, ReasonCanceled, err, attempts, nil, nil)
+			b.letter(w, ts, n, rest, ReasonCanceled, err, attempts, nil, nil)
 		case !c.cfg.retry.retryable(err, attempts):
-			b.letter(w, ts, vals, ReasonFailed, err, attempts, nil, nil)
+			b.letter(w, ts, n, rest, ReasonFailed, err, attempts, nil, nil)
 		default:
 			w.stats.local[cRetried]++
-			g.attempts, g.lastErr, g.retryLen = attempts, err, k
+			// The handled ones leave the queue (finish drops ts.done
+			// tasks); the retry takes exactly the rest.
+			ts.done += n
+			w.finished += int64(n)
+			g.attempts, g.lastErr, g.retryLen = attempts, err, k-n
 			return true
 		}
 	}
@@ -311,7 +368,7 @@ func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts 
 		if !returned {
 			w.goexit = true
 			w.stats.local[cPanicked]++
-			b.letter(w, ts, vals, ReasonPanicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
+			b.letter(w, ts, 0, vals, ReasonPanicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
 			b.done(w, ts, uint32(len(vals)))
 			if h := b.c.cfg.panicHandler; h != nil {
 				callHandler(h, ErrGoexit, nil)
@@ -323,14 +380,15 @@ func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts 
 	return err, nil, nil, false
 }
 
-// letter delivers the turn's messages as one dead letter.
-func (b *Batcher[K, M]) letter(w *worker, ts *turnState[K, M], vals []M, r Reason, err error, attempts int, pv any, stack []byte) {
+// letter delivers vals, the turn's messages from off on, as one dead
+// letter.
+func (b *Batcher[K, M]) letter(w *worker, ts *turnState[K, M], off uint32, vals []M, r Reason, err error, attempts int, pv any, stack []byte) {
 	c := &b.c
 	w.stats.local[cDead+int(r)] += uint64(len(vals))
 	dl := BatchDeadLetter[K, M]{
 		Group: ts.g.key, Msgs: slices.Clone(vals), Err: err, Reason: r, Attempts: attempts,
 		Panic: pv, Stack: stack,
-		EnqueuedAt: c.epoch.Add(time.Duration(enqTime(ts.batch[0].enq))), FailedAt: c.now(),
+		EnqueuedAt: c.epoch.Add(time.Duration(enqTime(ts.batch[off].enq))), FailedAt: c.now(),
 	}
 	c.deliver(w, dl, letterInfo[K]{group: ts.g.key, reason: r, attempts: attempts, err: err})
 }
@@ -365,16 +423,17 @@ func (s BatchStats) Mean() float64 {
 }
 
 // Quantile returns an upper bound of the q-quantile of call sizes (0 ≤ q ≤
-// 1): the top of the bucket it falls in. It is 0 before the first call.
+// 1): the top of the bucket that holds the ⌈q·Calls⌉-th smallest call (the
+// smallest for q = 0). It is 0 before the first call.
 func (s BatchStats) Quantile(q float64) int {
 	if s.Calls == 0 {
 		return 0
 	}
-	rank := uint64(q * float64(s.Calls))
+	rank := max(uint64(math.Ceil(q*float64(s.Calls))), 1)
 	var seen uint64
 	for i, n := range s.Sizes {
 		seen += n
-		if seen > rank || (seen == s.Calls && n != 0) {
+		if seen >= rank {
 			return 1 << i
 		}
 	}

@@ -141,5 +141,5 @@ func ExampleBatchStats() {
 	s.Sizes[2] = 1 // one of 3 or 4
 	s.Sizes[3] = 2 // two of 5 to 8
 	fmt.Printf("mean %.1f, p50 ≤ %d, max ≤ %d\n", s.Mean(), s.Quantile(0.5), s.Quantile(1))
-	// Output: mean 3.5, p50 ≤ 8, max ≤ 8
+	// Output: mean 3.5, p50 ≤ 4, max ≤ 8
 }

@@ -413,6 +413,12 @@ func TestBatcherBadInput(t *testing.T) {
 	if _, err := NewBatcher(fn, WithDeadLetterHandler(func(DeadLetter[int]) {})); !errors.Is(err, ErrInvalidOption) {
 		t.Fatalf("a Pool's handler: %v", err)
 	}
+	if _, err := NewBatcher(fn, WithBatchSize(8)); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("a Pool's WithBatchSize given to a Batcher: %v", err)
+	}
+	if _, err := New[int](WithMaxBatch(8)); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("a Batcher's WithMaxBatch given to a Pool: %v", err)
+	}
 	b := mustBatcher(t, fn)
 	//nolint:staticcheck // a nil context on purpose
 	if err := b.Submit(nil, 1, "x"); !errors.Is(err, ErrNilContext) {
@@ -486,7 +492,7 @@ func TestBatchQuantile(t *testing.T) {
 	for _, c := range []struct {
 		q    float64
 		want int
-	}{{0, 1}, {0.3, 2}, {0.5, 4}, {0.7, 8}, {0.85, 16}, {0.95, 256}, {1, 256}} {
+	}{{0, 1}, {0.3, 1}, {0.35, 2}, {0.5, 4}, {0.7, 8}, {0.85, 16}, {0.95, 256}, {1, 256}} {
 		if got := s.Quantile(c.q); got != c.want {
 			t.Errorf("Quantile(%v) = %d, want %d", c.q, got, c.want)
 		}
@@ -496,6 +502,15 @@ func TestBatchQuantile(t *testing.T) {
 	}
 	if (BatchStats{}).Quantile(0.5) != 0 || batchBucket(1<<20) != batchBuckets-1 {
 		t.Error("empty stats or a huge call")
+	}
+	// 99 calls of one message and one of 8: the 99th smallest is 1.
+	var t99 BatchStats
+	t99.Calls, t99.Sizes[0], t99.Sizes[3] = 100, 99, 1
+	if got := t99.Quantile(0.99); got != 1 {
+		t.Errorf("p99 of 99 ones and an 8 = %d, want 1", got)
+	}
+	if got := t99.Quantile(1); got != 8 {
+		t.Errorf("max = %d, want 8", got)
 	}
 }
 
@@ -642,4 +657,89 @@ func TestBatcherBreakerAndScaling(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestBatcherPartial: a call that reports its first n messages handled
+// (Partial) is retried with the rest only; after the last attempt the rest
+// alone becomes the letter; Permanent(Partial) retries nothing; the
+// handled ones count as completed and are never handed to fn again.
+func TestBatcherPartial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		started, release := make(chan struct{}), make(chan struct{})
+		var mu sync.Mutex
+		var calls [][]string
+		bad := errors.New("row rejected")
+		fn := func(_ context.Context, g int, msgs []string) error {
+			if msgs[0] == "hold" {
+				close(started)
+				<-release
+				return nil
+			}
+			mu.Lock()
+			calls = append(calls, slices.Clone(msgs))
+			mu.Unlock()
+			for i, m := range msgs {
+				switch m {
+				case "flaky":
+					// Fails once, handled on its retry.
+					if len(calls) == 1 {
+						return Partial(i, bad)
+					}
+				case "bad":
+					return Partial(i, bad)
+				case "final":
+					return Permanent(Partial(i, bad))
+				}
+			}
+			return nil
+		}
+		var letters []BatchDeadLetter[int, string]
+		b := mustBatcher(t, fn, WithWorkers(1, 1),
+			WithRetry(RetryPolicy{MaxAttempts: 3, Base: time.Millisecond}),
+			WithBatchDeadLetterHandler(func(dl BatchDeadLetter[int, string]) { letters = append(letters, dl) }))
+		_ = b.Submit(context.Background(), 1, "hold")
+		<-started
+		for _, m := range []string{"a", "flaky", "c", "bad", "d"} {
+			_ = b.Submit(context.Background(), 1, m)
+		}
+		close(release)
+		synctest.Wait()
+		_ = b.Submit(context.Background(), 1, "e")
+		_ = b.Submit(context.Background(), 1, "final")
+		_ = b.Submit(context.Background(), 1, "f")
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		want := "[[a flaky c bad d] [flaky c bad d] [bad d] [e final f]]" // bad was in 3 calls: its last attempt
+		if fmt.Sprint(calls) != want {
+			t.Fatalf("calls %v, want %s", calls, want)
+		}
+		if len(letters) != 2 ||
+			!slices.Equal(letters[0].Msgs, []string{"bad", "d"}) || letters[0].Attempts != 3 || !errors.Is(letters[0].Err, bad) ||
+			!slices.Equal(letters[1].Msgs, []string{"final", "f"}) || letters[1].Attempts != 1 {
+			t.Fatalf("letters %+v", letters)
+		}
+		s := b.Snapshot()
+		// hold, a, flaky, c, e: completed; bad, d, final, f: lettered.
+		if s.Completed != 5 || s.DeadLetters.Failed != 4 || s.Queued != 0 {
+			t.Fatalf("completed %d, failed letters %d, queued %d; want 5, 4, 0", s.Completed, s.DeadLetters.Failed, s.Queued)
+		}
+	})
+}
+
+// TestBatcherBreakerReservation: a Batcher's own breaker (WithMemoryBudget)
+// reserves BatchBytesPerMessage per message, a Pool's the breaker's default.
+func TestBatcherBreakerReservation(t *testing.T) {
+	fn := func(context.Context, int, []int) error { return nil }
+	b := mustBatcher(t, fn, WithMemoryBudget(1<<30))
+	defer b.Close(context.Background())
+	p := mustNew[int](t, WithMemoryBudget(1<<30))
+	defer p.Close(context.Background())
+	bs, ps := b.Snapshot().Breaker, p.Snapshot().Breaker
+	if bs == nil || ps == nil {
+		t.Fatal("no breaker figures")
+	}
+	if bs.BytesPerTask != BatchBytesPerMessage || ps.BytesPerTask <= BatchBytesPerMessage {
+		t.Fatalf("bytes reserved per message %d, per task %d; want %d and the breaker's larger default", bs.BytesPerTask, ps.BytesPerTask, BatchBytesPerMessage)
+	}
 }

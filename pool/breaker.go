@@ -67,7 +67,11 @@ func WithMemoryBudget(bytes int64) Option {
 // in-flight count.
 func (p *core[K, P, L]) setupBreaker() error {
 	if p.cfg.budget > 0 {
-		b, err := backpressure.NewBreaker(backpressure.WithBudget(p.cfg.budget))
+		opts := []backpressure.Option{backpressure.WithBudget(p.cfg.budget)}
+		if p.oneCall {
+			opts = append(opts, backpressure.WithBytesPerTask(BatchBytesPerMessage))
+		}
+		b, err := backpressure.NewBreaker(opts...)
 		if err != nil {
 			return fmt.Errorf("%w: WithMemoryBudget(%d): %w", ErrInvalidOption, p.cfg.budget, err)
 		}

@@ -27,10 +27,13 @@ type config struct {
 	maxQueued      int
 	batchSize      int
 	maxBatch       int
-	nonblocking    bool
-	idleTimeout    time.Duration
-	retry          RetryPolicy
-	dlBuffer       int
+	// batchSizeSet and maxBatchSet say the option was given, so that the
+	// face it does not apply to refuses it.
+	batchSizeSet, maxBatchSet bool
+	nonblocking               bool
+	idleTimeout               time.Duration
+	retry                     RetryPolicy
+	dlBuffer                  int
 	// dlHandler is WithDeadLetterHandler's func(DeadLetter[K]); New checks
 	// its type against the pool's.
 	dlHandler any
@@ -188,12 +191,13 @@ func WithMaxQueued(n int) Option {
 // group goes behind the other ready groups (default 64). A turn also ends
 // after the task that finishes 2 ms after it began. Larger turns cost less
 // per task; smaller ones bound how long a heavy group holds a worker.
+// NewBatcher refuses it: a Batcher's turn is one call (WithMaxBatch).
 func WithBatchSize(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n <= 0 || n > 1<<16 {
 			return invalid("WithBatchSize(%d): want 1..%d", n, 1<<16)
 		}
-		c.batchSize = n
+		c.batchSize, c.batchSizeSet = n, true
 		return nil
 	})
 }
@@ -202,13 +206,13 @@ func WithBatchSize(n int) Option {
 // function (default DefaultMaxBatch, 256): a call receives the group's
 // queued messages up to this bound. Larger calls amortize more of a write's
 // fixed cost; smaller ones bound a call's time and the memory of a failed
-// call's letter. A Pool ignores it (see WithBatchSize).
+// call's letter. New refuses it: a Pool's turn is WithBatchSize.
 func WithMaxBatch(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n <= 0 || n > 1<<16 {
 			return invalid("WithMaxBatch(%d): want 1..%d", n, 1<<16)
 		}
-		c.maxBatch = n
+		c.maxBatch, c.maxBatchSet = n, true
 		return nil
 	})
 }

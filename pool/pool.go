@@ -31,6 +31,9 @@ func New[K shard.Key](opts ...Option) (*Pool[K], error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.maxBatchSet {
+		return nil, invalid("WithMaxBatch is for a Batcher (NewBatcher); a Pool's turn is WithBatchSize")
+	}
 	p := new(Pool[K])
 	if err := p.c.init(cfg, p.runTurn, cfg.batchSize); err != nil {
 		return nil, err
