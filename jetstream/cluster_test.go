@@ -32,10 +32,15 @@ var clusterPer = flag.Int("cluster-per", 30, "messages per room in TestClusterR3
 
 // clusterTiming are the timings of the tests on a three-server cluster:
 // replicated writes under the race detector on 2 cores can take hundreds
-// of milliseconds, so leases last longer there.
+// of milliseconds, so leases last longer there. Under that load leases
+// still run out dozens of times in a run, and each hand-off delivers the
+// messages its old owner held once more: a message can be delivered more
+// often than the default WithMaxDeliveries (5) allows without being a
+// poison message, and these tests have no dead-letter stream.
 var clusterTiming = []jetstream.Option{
 	jetstream.WithLeaseTTL(3 * time.Second),
 	jetstream.WithAckWait(3 * time.Second),
+	jetstream.WithMaxDeliveries(1000),
 }
 
 // TestClusterR3 runs three shoal nodes on a three-server JetStream cluster

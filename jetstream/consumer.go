@@ -38,8 +38,9 @@ type Consumer struct {
 	cfg      config
 	js       natsjs.JetStream
 	nc       *nats.Conn
-	pool     *pool.Pool[string]
-	handler  Handler
+	pool     *pool.Pool[string]              // nil for StartBatcher
+	batcher  *pool.Batcher[string, Delivery] // nil for Start
+	handler  Handler                         // nil for StartBatcher
 	instance string
 	members  natsjs.KeyValue
 	leases   natsjs.KeyValue
@@ -96,6 +97,33 @@ var errGraceful = errors.New("shoal/jetstream: left the cluster")
 // m.Room; they never return an error to p, so p's retry policy and dead
 // letters do not apply to them.
 func Start(ctx context.Context, js natsjs.JetStream, p *pool.Pool[string], h Handler, opts ...Option) (*Consumer, error) {
+	switch {
+	case p == nil:
+		return nil, fmt.Errorf("%w: nil pool", ErrBadOption)
+	case h == nil:
+		return nil, fmt.Errorf("%w: nil handler", ErrBadOption)
+	}
+	return start(ctx, js, p, nil, h, opts)
+}
+
+// StartBatcher is Start for a pool.Batcher made with BatchFunc: each room's
+// queued messages are handed to the BatchHandler in one call, and each
+// message of the call is acknowledged after the call succeeded. Everything
+// else (membership, leases, order across hand-offs, dead letters, dedup,
+// backpressure: a Batcher that refuses holds pulling back) is as for
+// Start. b is not closed by the consumer.
+//
+//	b, _ := pool.NewBatcher(shoaljs.BatchFunc(persist), pool.WithMaxBatch(64))
+//	c, err := shoaljs.StartBatcher(ctx, js, b, shoaljs.WithStream("CHAT"), shoaljs.WithMember(host))
+func StartBatcher(ctx context.Context, js natsjs.JetStream, b *pool.Batcher[string, Delivery], opts ...Option) (*Consumer, error) {
+	if b == nil {
+		return nil, fmt.Errorf("%w: nil Batcher", ErrBadOption)
+	}
+	return start(ctx, js, nil, b, nil, opts)
+}
+
+// start is Start and StartBatcher: exactly one of p and b is set.
+func start(ctx context.Context, js natsjs.JetStream, p *pool.Pool[string], b *pool.Batcher[string, Delivery], h Handler, opts []Option) (*Consumer, error) {
 	cfg := defaults()
 	for _, o := range opts {
 		if o == nil {
@@ -108,10 +136,6 @@ func Start(ctx context.Context, js natsjs.JetStream, p *pool.Pool[string], h Han
 	switch {
 	case js == nil:
 		return nil, fmt.Errorf("%w: nil JetStream", ErrBadOption)
-	case p == nil:
-		return nil, fmt.Errorf("%w: nil pool", ErrBadOption)
-	case h == nil:
-		return nil, fmt.Errorf("%w: nil handler", ErrBadOption)
 	case cfg.member == "":
 		return nil, fmt.Errorf("%w: WithMember is required", ErrNoMember)
 	}
@@ -130,6 +154,7 @@ func Start(ctx context.Context, js natsjs.JetStream, p *pool.Pool[string], h Han
 		js:         js,
 		nc:         js.Conn(),
 		pool:       p,
+		batcher:    b,
 		handler:    h,
 		instance:   nuid.Next(),
 		replicas:   replicas,

@@ -96,19 +96,7 @@ func TestPoisonMessage(t *testing.T) {
 	if st.DeadLetters != 3 || st.Retries != 2 {
 		t.Errorf("dead letters %d, retries %d; want 3, 2", st.DeadLetters, st.Retries)
 	}
-	eventually(t, 10*time.Second, "nothing left pending", func() bool {
-		for p := range parts {
-			cons, err := js.Consumer(ctx, "CHAT", "shoal_CHAT_p"+strconv.Itoa(p))
-			if err != nil {
-				return false
-			}
-			info, err := cons.Info(ctx)
-			if err != nil || info.NumAckPending != 0 || info.NumPending != 0 {
-				return false
-			}
-		}
-		return true
-	})
+	nothingPending(t, js, parts)
 }
 
 // TestBadConfig: a missing stream, zero partitions, a duplicate member name

@@ -165,7 +165,7 @@ func publish(t testing.TB, js natsjs.JetStream, rooms, first, per int) {
 				}
 				select { // too many outstanding: wait for acks
 				case <-js.PublishAsyncComplete():
-				case <-time.After(5 * time.Second):
+				case <-time.After(60 * time.Second):
 					t.Fatalf("publish: %v", err)
 				}
 			}
@@ -350,4 +350,24 @@ func settled(parts int, nodes ...*node) bool {
 		}
 	}
 	return held == parts
+}
+
+// nothingPending waits until no partition consumer of the stream CHAT has a
+// message unacknowledged or not yet delivered.
+func nothingPending(t testing.TB, js natsjs.JetStream, parts int) {
+	t.Helper()
+	ctx := context.Background()
+	eventually(t, 10*time.Second, "nothing left pending", func() bool {
+		for p := range parts {
+			cons, err := js.Consumer(ctx, "CHAT", "shoal_CHAT_p"+strconv.Itoa(p))
+			if err != nil {
+				return false
+			}
+			info, err := cons.Info(ctx)
+			if err != nil || info.NumAckPending != 0 || info.NumPending != 0 {
+				return false
+			}
+		}
+		return true
+	})
 }

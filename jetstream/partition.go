@@ -670,7 +670,12 @@ func (pt *partition) submit(e *entry) submitResult {
 		pt.mu.Lock()
 		pt.inPool++ // before Submit: the task may finish before Submit returns
 		pt.mu.Unlock()
-		err := c.pool.Submit(pt.ctx, e.m.Room, e.run)
+		var err error
+		if c.batcher != nil {
+			err = c.batcher.Submit(pt.ctx, e.m.Room, Delivery{e})
+		} else {
+			err = c.pool.Submit(pt.ctx, e.m.Room, e.run)
+		}
 		if err == nil {
 			return submitted
 		}
@@ -705,54 +710,81 @@ func (pt *partition) submit(e *entry) submitResult {
 func (e *entry) run(context.Context) error {
 	pt := e.pt
 	defer pt.done(e)
+	if !pt.admit(e) {
+		return nil
+	}
+	c := pt.c
+	attempts, reason, err := pt.handle(func() error {
+		m := e.m // the handler gets a copy: it must not change our bookkeeping
+		return c.handler(pt.ctx, &m)
+	})
+	pt.finishHandled([]*entry{e}, attempts, reason, err)
+	return nil
+}
+
+// admit decides whether e goes to the handler: not once the partition is no
+// longer live (the next owner gets it again), not past WithMaxDeliveries
+// (a dead letter), not when the Dedup has it applied already (acknowledged
+// as a duplicate).
+func (pt *partition) admit(e *entry) bool {
 	if !pt.live() {
-		return nil // the next owner gets it again
+		return false
 	}
 	c := pt.c
 	if e.m.Deliveries > uint64(c.cfg.maxDeliveries) {
 		pt.deadLetter(e, ReasonMaxDeliveries, 0, fmt.Errorf("delivered %d times, limit %d", e.m.Deliveries, c.cfg.maxDeliveries))
-		return nil
+		return false
 	}
 	if d := c.cfg.dedup; d != nil {
 		last, err := d.LastApplied(pt.ctx, e.m.Room)
 		if err == nil && e.m.Seq <= last {
 			c.st.duplicates.Add(1)
 			pt.ack(e)
-			return nil
+			return false
 		}
 	}
-	attempts, reason, err := pt.handle(e)
+	return true
+}
+
+// finishHandled settles es, handled in one call (a message, or a batch of
+// one room in stream order) that ended with err after attempts: on success
+// each is recorded in the Dedup and acknowledged, in order; on failure each
+// becomes a dead letter with reason.
+func (pt *partition) finishHandled(es []*entry, attempts int, reason Reason, err error) {
+	c := pt.c
 	if err == nil {
-		c.st.handled.Add(1)
+		c.st.handled.Add(uint64(len(es)))
 		if d := c.cfg.dedup; d != nil {
 			// Recorded even if the partition was lost meanwhile: the
 			// effect happened, and the next owner must not repeat it.
+			// The last sequence of the call covers the others.
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(pt.ctx), c.cfg.leaseTTL/4)
-			rerr := d.Record(ctx, e.m.Room, e.m.Seq)
+			rerr := d.Record(ctx, es[0].m.Room, es[len(es)-1].m.Seq)
 			cancel()
 			if rerr != nil {
-				return nil // unacknowledged: redelivered, and handled again
+				return // unacknowledged: redelivered, and handled again
 			}
 		}
 	}
-	if !pt.live() {
-		return nil
+	for _, e := range es {
+		if !pt.live() {
+			return
+		}
+		if err != nil {
+			pt.deadLetter(e, reason, attempts, err)
+		} else {
+			pt.ack(e)
+		}
 	}
-	if err != nil {
-		pt.deadLetter(e, reason, attempts, err)
-		return nil
-	}
-	pt.ack(e)
-	return nil
 }
 
-// handle calls the handler, retrying in place; it returns the attempts made
-// and, for a final failure, its reason and error.
-func (pt *partition) handle(e *entry) (int, Reason, error) {
+// handle calls call (the handler), retrying in place; it returns the
+// attempts made and, for a final failure, its reason and error.
+func (pt *partition) handle(call func() error) (int, Reason, error) {
 	c := pt.c
 	wait := c.cfg.backoff
 	for attempt := 1; ; attempt++ {
-		err, panicked := pt.call(e)
+		err, panicked := guard(call)
 		if err == nil {
 			return attempt, "", nil
 		}
@@ -780,15 +812,14 @@ func (pt *partition) handle(e *entry) (int, Reason, error) {
 	}
 }
 
-// call runs the handler once, turning a panic into an error.
-func (pt *partition) call(e *entry) (err error, panicked bool) {
+// guard runs call once, turning a panic into an error.
+func guard(call func() error) (err error, panicked bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			err, panicked = fmt.Errorf("handler panicked: %v", v), true
 		}
 	}()
-	m := e.m // the handler gets a copy: it must not change our bookkeeping
-	return pt.c.handler(pt.ctx, &m), false
+	return call(), false
 }
 
 // ack acknowledges e unless the partition is no longer live.

@@ -1,0 +1,89 @@
+package jetstream
+
+import (
+	"context"
+
+	"github.com/shoal-go/shoal/pool"
+)
+
+// BatchHandler handles the queued messages of one room in one call, in
+// stream order (a room's backlog persisted in one write). It runs in the
+// local pool.Batcher, never at the same time as another call for the same
+// room on this node. A nil error acknowledges every message of the call; an
+// error fails the whole call, which is retried in place with the same
+// messages (WithRetry) unless the error is wrapped with pool.Permanent;
+// after the last attempt, or on a panic, every message of the call goes to
+// the dead letters with the call's error.
+//
+// ctx and the order and delivery guarantees are those of Handler: a call may
+// be repeated after a hand-off for messages its node did not acknowledge.
+// msgs and the messages are the consumer's and must not be retained after
+// the handler returns.
+type BatchHandler func(ctx context.Context, room string, msgs []*Msg) error
+
+// Delivery is a received message on its way through a pool.Batcher fed by
+// StartBatcher. It is opaque: the Batcher's function must be one made by
+// BatchFunc, which handles, acknowledges or dead-letters each Delivery.
+type Delivery struct {
+	e *entry
+}
+
+// BatchFunc returns the function of the pool.Batcher that StartBatcher
+// feeds: it hands each room's queued messages to h, retries a failed call
+// in place, then acknowledges each message (or publishes each as a dead
+// letter). It never returns an error to the Batcher, so the Batcher's own
+// retry policy and dead letters do not apply to these messages.
+//
+// A message that its node can no longer act on (the partition's lease was
+// lost meanwhile), that exceeds WithMaxDeliveries, or that the Dedup says
+// was applied already is left out of the call, as Start's consumer leaves
+// it out of the handler.
+func BatchFunc(h BatchHandler) pool.BatchFunc[string, Delivery] {
+	return func(_ context.Context, room string, ds []Delivery) error {
+		runBatch(h, room, ds)
+		return nil
+	}
+}
+
+// runBatch handles one call's deliveries: they belong to one room, hence
+// to one partition, and are in stream order. Deliveries of a partition
+// instance that was fenced (an earlier tenure of this node) are left for
+// the next owner, as a single message's task leaves them.
+func runBatch(h BatchHandler, room string, ds []Delivery) {
+	var pt *partition
+	es := make([]*entry, 0, len(ds))
+	for _, d := range ds {
+		e := d.e
+		if !e.pt.admit(e) {
+			e.pt.done(e)
+			continue
+		}
+		if pt == nil {
+			pt = e.pt
+		}
+		if e.pt != pt { // cannot happen: pt is live, so earlier tenures are fenced
+			e.pt.done(e)
+			continue
+		}
+		es = append(es, e)
+	}
+	if pt == nil {
+		return
+	}
+	defer func() {
+		for _, e := range es {
+			pt.done(e)
+		}
+	}()
+	msgs := make([]*Msg, len(es))
+	attempts, reason, err := pt.handle(func() error {
+		// Fresh copies for each attempt: the handler must not change
+		// our bookkeeping.
+		for i, e := range es {
+			m := e.m
+			msgs[i] = &m
+		}
+		return h(pt.ctx, room, msgs)
+	})
+	pt.finishHandled(es, attempts, reason, err)
+}
