@@ -84,7 +84,7 @@ func TestClusterR3(t *testing.T) {
 // out of order, the survivors took every partition within the bound of one
 // lease TTL plus one ack wait (plus scheduling slack), and the messages held
 // by the victim were redelivered.
-func failover(t *testing.T, kill func(n *node)) (survivors []*node, handoff time.Duration, ck *checker) {
+func failover(t testing.TB, kill func(n *node)) (survivors []*node, handoff, drained time.Duration, ck *checker) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	const parts, rooms, per = 12, 200, 40
@@ -124,6 +124,7 @@ func failover(t *testing.T, kill func(n *node)) (survivors []*node, handoff time
 	})
 	handoff = time.Since(killed)
 	eventually(t, 60*time.Second, "messages handled", func() bool { return ck.count() == rooms*per })
+	drained = time.Since(killed)
 	ck.verify(t, rooms, per)
 	bound := time.Second + 1500*time.Millisecond // lease TTL + ack wait of testTiming
 	if handoff > bound+5*time.Second {
@@ -137,9 +138,9 @@ func failover(t *testing.T, kill func(n *node)) (survivors []*node, handoff time
 	if redelivered == 0 {
 		t.Errorf("the victim held %d messages at the kill, and none was redelivered", held)
 	}
-	t.Logf("victim held %d messages; partitions claimed %v after the kill; redelivered %d; duplicates dropped by the dedup: %d, reaching the handler: %d",
-		held, handoff, redelivered, dups, ck.dups)
-	return survivors, handoff, ck
+	t.Logf("victim held %d messages; partitions claimed %v after the kill, every message handled after %v; redelivered %d; duplicates dropped by the dedup: %d, reaching the handler: %d",
+		held, handoff, drained, redelivered, dups, ck.dups)
+	return survivors, handoff, drained, ck
 }
 
 // TestKillNodeContext kills a node by cancelling its context: no drain, no

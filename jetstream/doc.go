@@ -53,17 +53,33 @@
 // finishes its current pull request, lets the messages it holds run and
 // acknowledges them, and releases the lease; the next owner starts at once.
 // A node that dies stops renewing: its partitions move once their leases
-// expire (one TTL), and the new owner first waits one ack wait, then takes
-// the messages the dead node left unacknowledged and handles them, sorted by
-// stream sequence, before any new message. A gap in the consumer's delivery
-// sequence (a delivery lost with a connection, or served to an old owner's
-// late pull request) is handled the same way. So a room's messages are
-// handled in stream order across hand-offs.
+// expire (one TTL), and the new owner first waits one ack wait, then pulls
+// until the server counts no unacknowledged message outside its hands, and
+// handles what it pulled sorted by stream sequence, before any new message.
+// A gap in the consumer's delivery sequence (a delivery lost with a
+// connection, or served to an old owner's late pull request) is handled the
+// same way. Past its lease's end a node does nothing more for the partition
+// (no pull, handler start, acknowledgement or InProgress) unless a renewal
+// stored late moves the end. So a room's messages are handled in stream
+// order across hand-offs; docs/CLUSTER.md gives the argument and its
+// assumptions.
 //
 // Delivery is at least once: a message is handled again when its node died
 // or lost its lease between handling it and acknowledging it. Msg.Seq and
 // Msg.Deliveries let a handler detect that; WithDedup drops such messages
 // for a Dedup that remembers each room's last applied sequence.
+//
+// # A Batcher instead of a Pool
+//
+// StartBatcher feeds a pool.Batcher made with BatchFunc: a room's queued
+// messages reach a BatchHandler in one call, in stream order, and each is
+// acknowledged after the call succeeded.
+//
+// # Statistics
+//
+// Consumer.Stats gives partitions owned, lag and held messages per
+// partition, hand-offs, redeliveries, dead letters and more; the module
+// github.com/shoal-go/shoal/jetstream/promexport exports them to Prometheus.
 //
 // # Costs
 //

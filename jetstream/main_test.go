@@ -262,23 +262,49 @@ type node struct {
 // running) and its pool closed at the end of the test.
 func startNode(t testing.TB, url, name string, h jetstream.Handler, opts ...jetstream.Option) *node {
 	t.Helper()
-	nc, js := connect(t, url)
 	p, err := pool.New[string]()
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := launch(t, url, name, func(ctx context.Context, js natsjs.JetStream, opts []jetstream.Option) (*jetstream.Consumer, error) {
+		return jetstream.Start(ctx, js, p, h, opts...)
+	}, p.Close, opts)
+	n.pool = p
+	return n
+}
+
+// startBatchNode is startNode for a pool.Batcher made with BatchFunc(h).
+func startBatchNode(t testing.TB, url, name string, h jetstream.BatchHandler, opts ...jetstream.Option) *node {
+	t.Helper()
+	b, err := pool.NewBatcher(jetstream.BatchFunc(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return launch(t, url, name, func(ctx context.Context, js natsjs.JetStream, opts []jetstream.Option) (*jetstream.Consumer, error) {
+		return jetstream.StartBatcher(ctx, js, b, opts...)
+	}, b.Close, opts)
+}
+
+// launch connects to url and starts a consumer named name with start, with
+// testTiming and opts; at the end of the test it is stopped (killed if
+// still running) and closeFront closes its pool or Batcher.
+func launch(t testing.TB, url, name string,
+	start func(context.Context, natsjs.JetStream, []jetstream.Option) (*jetstream.Consumer, error),
+	closeFront func(context.Context) error, opts []jetstream.Option) *node {
+	t.Helper()
+	nc, js := connect(t, url)
 	ctx, cancel := context.WithCancel(context.Background())
 	all := append([]jetstream.Option{
 		jetstream.WithStream("CHAT"),
 		jetstream.WithMember(name),
 	}, testTiming...)
-	c, err := jetstream.Start(ctx, js, p, h, append(all, opts...)...)
+	c, err := start(ctx, js, append(all, opts...))
 	if err != nil {
 		cancel()
-		_ = p.Close(context.Background())
+		_ = closeFront(context.Background())
 		t.Fatalf("start %s: %v", name, err)
 	}
-	n := &node{name: name, nc: nc, pool: p, c: c, cancel: cancel}
+	n := &node{name: name, nc: nc, c: c, cancel: cancel}
 	t.Cleanup(func() {
 		if t.Failed() {
 			st := c.Stats()
@@ -288,8 +314,8 @@ func startNode(t testing.TB, url, name string, h jetstream.Handler, opts ...jets
 		<-c.Done()
 		ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
 		defer done()
-		if err := p.Close(ctx); err != nil {
-			t.Errorf("close pool of %s: %v", name, err)
+		if err := closeFront(ctx); err != nil {
+			t.Errorf("close the pool of %s: %v", name, err)
 		}
 	})
 	return n

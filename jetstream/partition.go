@@ -131,10 +131,13 @@ func (pt *partition) live() bool {
 		if pt.fenced() {
 			return false
 		}
+		if pt.c.now() < pt.validUntil() {
+			return true
+		}
 		pt.validMu.Lock()
 		ch := pt.validCh
 		pt.validMu.Unlock()
-		if pt.c.now() < pt.validUntil() {
+		if pt.c.now() < pt.validUntil() { // extended before ch was taken
 			return true
 		}
 		select {
@@ -718,7 +721,8 @@ func (e *entry) run(context.Context) error {
 		m := e.m // the handler gets a copy: it must not change our bookkeeping
 		return c.handler(pt.ctx, &m)
 	})
-	pt.finishHandled([]*entry{e}, attempts, reason, err)
+	one := [1]*entry{e}
+	pt.finishHandled(one[:], attempts, reason, err)
 	return nil
 }
 
