@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -24,15 +26,16 @@ func main() {
 	flag.Int64Var(&cfg.MemoryBudget, "memory-budget", 0, "memory budget in bytes for the breaker (0: none)")
 	rateLimit := flag.Float64("rate", 200, "frames per second per connection")
 	flag.IntVar(&cfg.WriteQueue, "write-queue", 256, "write queue bound per connection, in chunks")
+	withPprof := flag.Bool("pprof", false, "serve net/http/pprof under /debug/pprof/, with block and mutex profiling on")
 	flag.Parse()
 	cfg.Rate = rate.Limit(*rateLimit)
-	if err := run(*addr, cfg); err != nil {
+	if err := run(*addr, cfg, *withPprof); err != nil {
 		slog.Error("chat", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, cfg server.Config) error {
+func run(addr string, cfg server.Config, withPprof bool) error {
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
@@ -42,7 +45,18 @@ func run(addr string, cfg server.Config) error {
 		srv.Close(context.Background())
 		return err
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = srv
+	if withPprof {
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+		runtime.SetMutexProfileFraction(10)
+		mux := http.NewServeMux()
+		mux.Handle("/", srv)
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		h = mux
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	slog.Info("chat: serving", "addr", "http://"+ln.Addr().String(), "backend", cfg.Backend, "db", cfg.DBPath)

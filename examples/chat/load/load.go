@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -58,6 +57,8 @@ type report struct {
 	SenderReordered           uint64 // a sender's own messages numbered out of its order
 	Reconnects, Truncated     uint64
 	P50, P99, P999, Max       time.Duration
+	ServerP50, ServerP99      time.Duration   // from the server's acceptance to receipt
+	WorstPerSecond            []time.Duration // the worst e2e latency received in each second
 	Window                    time.Duration
 	ClientPeakRSS, ClientCPU  float64 // MiB, s
 	Server                    *server.Stats
@@ -83,7 +84,14 @@ type loadClient struct {
 	pending   map[uint64]bool   // client_seqs sent and not yet acked
 	ownLast   map[string]uint64 // last own client_seq delivered per room
 	nextSeq   uint64
-	latencies []time.Duration
+	latencies []latency
+}
+
+// latency is one live delivery's timing: the whole way from the sender's
+// clock to the receiver's, and the part after the server accepted it.
+type latency struct {
+	recv        int64 // Unix ns
+	e2e, server time.Duration
 }
 
 // runState is what clients share.
@@ -96,15 +104,21 @@ type runState struct {
 	inFlightAtKill, senderReordered, unacked atomic.Uint64
 	mu                                       sync.Mutex
 	codes                                    map[string]uint64
-	maxSeq                                   map[string]uint64 // highest seq anyone saw or was acked, per room
+	// maxSeq is the highest seq anyone saw or was acked, per room. The map
+	// is filled before the clients start and only read after, so readers
+	// raise a room's value without a lock.
+	maxSeq map[string]*atomic.Uint64
 }
 
+// seen raises room's highest known sequence number to seq.
 func (rs *runState) seen(room string, seq uint64) {
-	rs.mu.Lock()
-	if seq > rs.maxSeq[room] {
-		rs.maxSeq[room] = seq
+	m := rs.maxSeq[room]
+	for {
+		old := m.Load()
+		if seq <= old || m.CompareAndSwap(old, seq) {
+			return
+		}
 	}
-	rs.mu.Unlock()
 }
 
 // pickRooms draws each client's rooms: Zipf over cfg.Rooms, no room twice
@@ -165,6 +179,7 @@ type frame struct {
 	Text      string `json:"text"`
 	Code      string `json:"code"`
 	Truncated uint64 `json:"truncated"`
+	At        int64  `json:"at"`
 }
 
 // connect dials, joins every room (asking for what was missed after a
@@ -317,14 +332,16 @@ func (c *loadClient) msg(f *frame, now time.Time) {
 	}
 	if end := rs.end.Load(); end == 0 || now.UnixNano() <= end {
 		rs.inWindow.Add(1)
-		c.latencies = append(c.latencies, now.Sub(time.Unix(0, sentNs)))
+		c.latencies = append(c.latencies, latency{recv: now.UnixNano(), e2e: now.Sub(time.Unix(0, sentNs)), server: now.Sub(time.Unix(0, f.At))})
 	}
 }
 
 func (rs *runState) maxSeqs() map[string]uint64 {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return maps.Clone(rs.maxSeq)
+	out := make(map[string]uint64, len(rs.maxSeq))
+	for room, m := range rs.maxSeq {
+		out[room] = m.Load()
+	}
+	return out
 }
 
 func (rs *runState) errorCode(code string) {
@@ -353,14 +370,17 @@ func (c *loadClient) drive(sendCtx context.Context, kill <-chan struct{}, done <
 	r := rand.New(rand.NewPCG(c.cfg.Seed, uint64(c.idx)+2))
 	interval := time.Duration(float64(c.cfg.Conns) / c.cfg.Rate * float64(time.Second))
 	pad := string(bytes.Repeat([]byte{'x'}, max(c.cfg.TextBytes-20, 1)))
-	t := time.NewTimer(time.Duration(r.Int64N(int64(interval) + 1)))
+	// Every gap, the first included, is exponential: the sum of the clients'
+	// sends is then a Poisson process of rate cfg.Rate from the start. (A
+	// first gap drawn uniformly over one interval made the total rate climb
+	// to twice cfg.Rate over the first interval before it settled.)
+	t := time.NewTimer(time.Duration(r.ExpFloat64() * float64(interval)))
 	defer t.Stop()
 	for {
 		select {
 		case <-sendCtx.Done():
 			return
 		case <-t.C:
-			// Exponential gaps: arrivals of all clients together are Poisson.
 			t.Reset(time.Duration(r.ExpFloat64() * float64(interval)))
 			if err := c.send(r, pad); err != nil && sendCtx.Err() == nil {
 				c.reconnect(sendCtx, &done)
@@ -401,8 +421,15 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	if cfg.Rate <= 0 || cfg.Conns <= 0 || cfg.RoomsPerConn <= 0 {
 		return nil, errors.New("load: rate, conns and rooms per conn must be > 0")
 	}
-	rs := &runState{cfg: &cfg, codes: map[string]uint64{}, maxSeq: map[string]uint64{}}
+	rs := &runState{cfg: &cfg, codes: map[string]uint64{}, maxSeq: map[string]*atomic.Uint64{}}
 	roomsOf, used := pickRooms(&cfg)
+	for _, rooms := range roomsOf {
+		for _, room := range rooms {
+			if rs.maxSeq[room] == nil {
+				rs.maxSeq[room] = new(atomic.Uint64)
+			}
+		}
+	}
 	clients := make([]*loadClient, cfg.Conns)
 	dones := make([]<-chan struct{}, cfg.Conns)
 	members := 0
@@ -498,7 +525,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		}
 	}
 	rep := &report{Window: window, Conns: cfg.Conns, RoomsUsed: used, Members: members}
-	var lats []time.Duration
+	var lats []latency
 	maxSeq := rs.maxSeqs()
 	for _, c := range clients {
 		c.mu.Lock()
@@ -511,17 +538,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		}
 		c.mu.Unlock()
 	}
-	slices.Sort(lats)
-	q := func(p float64) time.Duration {
-		if len(lats) == 0 {
-			return 0
-		}
-		return lats[min(int(p*float64(len(lats))), len(lats)-1)]
-	}
-	rep.P50, rep.P99, rep.P999 = q(0.50), q(0.99), q(0.999)
-	if len(lats) > 0 {
-		rep.Max = lats[len(lats)-1]
-	}
+	rep.latencies(lats, rs.start.Load())
 	rep.Sent, rep.Acked, rep.Errors = rs.sent.Load(), rs.acked.Load(), rs.errs.Load()
 	rep.ErrorCodes = rs.codes
 	rep.Delivered, rep.DeliveredInWindow, rep.Replayed = rs.delivered.Load(), rs.inWindow.Load(), rs.replayed.Load()
@@ -543,6 +560,31 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// latencies fills the report's quantiles from lats, and the worst
+// end-to-end latency of each second of the window that starts at start.
+func (rep *report) latencies(lats []latency, start int64) {
+	if len(lats) == 0 {
+		return
+	}
+	e2e := make([]time.Duration, len(lats))
+	srv := make([]time.Duration, len(lats))
+	for i, l := range lats {
+		e2e[i], srv[i] = l.e2e, l.server
+		sec := int((l.recv - start) / int64(time.Second))
+		if sec >= 0 {
+			for len(rep.WorstPerSecond) <= sec {
+				rep.WorstPerSecond = append(rep.WorstPerSecond, 0)
+			}
+			rep.WorstPerSecond[sec] = max(rep.WorstPerSecond[sec], l.e2e)
+		}
+	}
+	slices.Sort(e2e)
+	slices.Sort(srv)
+	q := func(s []time.Duration, p float64) time.Duration { return s[min(int(p*float64(len(s))), len(s)-1)] }
+	rep.P50, rep.P99, rep.P999, rep.Max = q(e2e, 0.50), q(e2e, 0.99), q(e2e, 0.999), e2e[len(e2e)-1]
+	rep.ServerP50, rep.ServerP99 = q(srv, 0.50), q(srv, 0.99)
 }
 
 // drained reports whether every send was answered and every member has

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"sort"
 	"time"
 )
@@ -27,13 +29,34 @@ func main() {
 	flag.IntVar(&cfg.TextBytes, "text", 64, "message text length in bytes")
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "random seed")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the sending window and drain to this file")
+	blockProfile := flag.String("blockprofile", "", "write block and mutex profiles to this file and this file.mutex")
 	flag.Parse()
 	cfg.URL = "ws://" + *addr + "/ws"
 	cfg.StatsURL = "http://" + *addr + "/stats.json"
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+	}
+	if *blockProfile != "" {
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+		runtime.SetMutexProfileFraction(10)
+	}
 	rep, err := run(ctx, cfg)
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if *blockProfile != "" {
+		writeProfile("block", *blockProfile)
+		writeProfile("mutex", *blockProfile+".mutex")
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -64,6 +87,12 @@ func printReport(w io.Writer, cfg *config, r *report) {
 	fmt.Fprintf(w, "replayed   %9d  after %d reconnects\n", r.Replayed, r.Reconnects)
 	fmt.Fprintf(w, "e2e latency p50 %v  p99 %v  p99.9 %v  max %v\n", r.P50.Round(time.Microsecond),
 		r.P99.Round(time.Microsecond), r.P999.Round(time.Microsecond), r.Max.Round(time.Microsecond))
+	fmt.Fprintf(w, "  from server acceptance p50 %v  p99 %v\n", r.ServerP50.Round(time.Microsecond), r.ServerP99.Round(time.Microsecond))
+	fmt.Fprintf(w, "  worst per second:")
+	for _, d := range r.WorstPerSecond {
+		fmt.Fprintf(w, " %v", d.Round(time.Millisecond))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "lost %d  out of order %d  duplicates %d  unacked %d  (in flight at a kill %d, truncated replays %d, sender-order inversions %d)\n",
 		r.Lost, r.OutOfOrder, r.Dups, r.Unacked, r.InFlightAtKill, r.Truncated, r.SenderReordered)
 	if r.Errors > 0 {
@@ -83,4 +112,15 @@ func printReport(w io.Writer, cfg *config, r *report) {
 		fmt.Fprintf(w, "server: peak RSS %.0f MiB, CPU %.1f s in the run, mean batch %.2f msgs, slow consumers %d\n",
 			float64(s.PeakRSS)/(1<<20), r.ServerCPU, r.MeanBatch, s.SlowConsumers)
 	}
+}
+
+// writeProfile writes the named runtime profile to path.
+func writeProfile(name, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	defer f.Close()
+	pprof.Lookup(name).WriteTo(f, 0)
 }
