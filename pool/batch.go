@@ -59,9 +59,9 @@ type BatchFunc[K shard.Key, M any] func(ctx context.Context, group K, msgs []M) 
 // backpressure, breaker, scaling and Stats.
 //
 // Messages of one group reach fn in Submit order, one call at a time per
-// group; each accepted message is in exactly one successful call or in
-// exactly one dead letter (BatchDeadLetter, one per failed call, with its
-// messages). A Batcher must be created with NewBatcher and closed with
+// group; each accepted message is handled by exactly one call (one that
+// returned nil, or reported it handled with Partial) or is in exactly one
+// dead letter (BatchDeadLetter, one per failed call, with its messages). A Batcher must be created with NewBatcher and closed with
 // Close.
 type Batcher[K shard.Key, M any] struct {
 	c  core[K, M, BatchDeadLetter[K, M]]
