@@ -143,3 +143,41 @@ func ExampleBatchStats() {
 	fmt.Printf("mean %.1f, p50 ≤ %d, max ≤ %d\n", s.Mean(), s.Quantile(0.5), s.Quantile(1))
 	// Output: mean 3.5, p50 ≤ 4, max ≤ 8
 }
+
+// A function that writes rows one by one knows how far it got: Partial
+// keeps the rows it wrote, and only the rest is retried — here the retry
+// succeeds, so nothing is written twice and nothing is lost.
+func ExamplePartial() {
+	started, release := make(chan struct{}), make(chan struct{})
+	failed := false
+	write := func(_ context.Context, room string, msgs []string) error {
+		if msgs[0] == "hello" {
+			close(started)
+			<-release // the next messages queue meanwhile
+		}
+		for i, m := range msgs {
+			if m == "c" && !failed {
+				failed = true
+				return pool.Partial(i, errors.New("connection reset"))
+			}
+			fmt.Println("wrote", m)
+		}
+		return nil
+	}
+	b, _ := pool.NewBatcher(write, pool.WithRetry(pool.RetryPolicy{MaxAttempts: 2, Base: time.Millisecond}))
+	_ = b.Submit(context.Background(), "lobby", "hello")
+	<-started
+	for _, m := range []string{"a", "b", "c", "d"} {
+		_ = b.Submit(context.Background(), "lobby", m)
+	}
+	close(release)
+	_ = b.Close(context.Background())
+	fmt.Println("completed:", b.Snapshot().Completed)
+	// Output:
+	// wrote hello
+	// wrote a
+	// wrote b
+	// wrote c
+	// wrote d
+	// completed: 5
+}
