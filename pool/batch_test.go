@@ -518,15 +518,15 @@ func TestBatchQuantile(t *testing.T) {
 // the failure it injects into every call that holds it.
 type fuzzMsg struct {
 	seq  int
-	fail uint8 // 0 none, 1 the first call holding it fails, 2 every call
+	fail uint8 // 0 none, 1 the first call holding it fails, 2 every call, 3 the first call fails after the messages before it (Partial)
 }
 
 // FuzzBatcher runs a Batcher over a sequence of submissions to four groups,
-// some of whose messages make their calls fail once or always, against a
-// model: per group, the successful calls and the letters hold every
-// submitted message exactly once, in Submit order; a failed call is
-// followed by a call (or a letter) with exactly its messages; no call
-// exceeds WithMaxBatch.
+// some of whose messages make their calls fail once, always, or once after
+// the messages before them (Partial), against a model: per group, the
+// handled messages and the letters hold every submitted message exactly
+// once, in Submit order; a failed call is followed by a call (or a letter)
+// with exactly its unhandled messages; no call exceeds WithMaxBatch.
 func FuzzBatcher(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 0, 1, 2, 3})
 	f.Add([]byte{0, 0, 0, 8, 0, 0, 12, 0, 0, 0, 0, 1, 9, 13, 1, 1})
@@ -534,9 +534,10 @@ func FuzzBatcher(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		const groups, maxBatch = 4, 3
 		type event struct {
-			msgs   []fuzzMsg
-			letter bool
-			failed bool // a call that failed and will be retried or lettered
+			msgs    []fuzzMsg
+			letter  bool
+			failed  bool // a call that failed and will be retried or lettered
+			handled int  // of a failed call, the messages it reported handled
 		}
 		var mu sync.Mutex
 		log := make([][]event, groups)
@@ -547,21 +548,26 @@ func FuzzBatcher(f *testing.F) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			fail := false
-			for _, m := range msgs {
+			ev := event{msgs: slices.Clone(msgs)}
+			for i, m := range msgs {
 				switch m.fail {
 				case 1:
 					if !failedOnce[[2]int{g, m.seq}] {
 						failedOnce[[2]int{g, m.seq}] = true
-						fail = true
+						ev.failed = true
 					}
 				case 2:
-					fail = true
+					ev.failed = true
+				case 3:
+					if !failedOnce[[2]int{g, m.seq}] && !ev.failed {
+						failedOnce[[2]int{g, m.seq}] = true
+						ev.failed, ev.handled = true, i
+					}
 				}
 			}
-			log[g] = append(log[g], event{msgs: slices.Clone(msgs), failed: fail})
-			if fail {
-				return errors.New("injected")
+			log[g] = append(log[g], ev)
+			if ev.failed {
+				return Partial(ev.handled, errors.New("injected"))
 			}
 			return nil
 		}
@@ -579,8 +585,8 @@ func FuzzBatcher(f *testing.F) {
 		var want [groups][]fuzzMsg
 		for _, op := range ops {
 			g := int(op % groups)
-			m := fuzzMsg{seq: len(want[g]), fail: (op / groups) % 4}
-			if m.fail == 3 {
+			m := fuzzMsg{seq: len(want[g]), fail: (op / groups) % 8}
+			if m.fail > 3 {
 				m.fail = 0
 			}
 			want[g] = append(want[g], m)
@@ -596,9 +602,11 @@ func FuzzBatcher(f *testing.F) {
 			evs := log[g]
 			for i, ev := range evs {
 				if ev.failed {
-					if i+1 >= len(evs) || !slices.Equal(evs[i+1].msgs, ev.msgs) {
-						t.Fatalf("group %d: failed call %v not followed by the same messages: %v", g, ev.msgs, evs)
+					rest := ev.msgs[ev.handled:]
+					if i+1 >= len(evs) || !slices.Equal(evs[i+1].msgs, rest) {
+						t.Fatalf("group %d: failed call %v (%d handled) not followed by exactly the rest: %v", g, ev.msgs, ev.handled, evs)
 					}
+					got = append(got, ev.msgs[:ev.handled]...)
 					continue
 				}
 				got = append(got, ev.msgs...)
