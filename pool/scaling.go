@@ -194,7 +194,7 @@ func (a *autoscaler) sample(now time.Time) (active bool) {
 	if d.Changed() {
 		// Publishes the new count kept warm to park's idle-timeout check.
 		c.target.Store(int32(d.Target))
-		// Publishes the decision to Pool.Scaling. The copy is the only value
+		// Publishes the decision to Snapshot (Stats.Scaling). The copy is the only value
 		// that escapes, so a sample that changes nothing allocates nothing.
 		published := d
 		a.decided.Store(&published)
