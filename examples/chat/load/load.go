@@ -52,8 +52,11 @@ type report struct {
 	DeliveredInWindow         uint64 // of those, during the sending window
 	Replayed                  uint64 // msg frames received as catch-up after a reconnect
 	Lost, OutOfOrder, Dups    uint64
-	Unacked                   uint64 // sends with neither ack nor error at the end, excluding kills
-	InFlightAtKill            uint64 // sends cut by a kill before their ack
+	Unacked                   uint64 // sends with neither ack nor error at the end, excluding drops
+	InFlightAtDrop            uint64 // sends whose connection ended (a kill, or the server) before their answer
+	InFlightStored            uint64 // of those, the ones the sender received as a message after all
+	Dropped                   uint64 // connections the server ended (the client reconnected)
+	Disconnected              uint64 // clients without a connection at the end
 	SenderReordered           uint64 // a sender's own messages numbered out of its order
 	Reconnects, Truncated     uint64
 	P50, P99, P999, Max       time.Duration
@@ -81,10 +84,19 @@ type loadClient struct {
 	last      map[string]uint64 // last seq seen per room
 	joined    map[string]bool   // joined frame seen on the current connection
 	replayTo  map[string]uint64 // seqs up to this came as catch-up after a reconnect
-	pending   map[uint64]bool   // client_seqs sent and not yet acked
+	done      chan struct{}     // closed when the current connection's reader ends
+	pending   map[uint64]bool   // client_seqs sent and not yet answered; true once seen as a msg
+	inFlight  map[sendKey]bool  // sends cut by a drop whose msg was not seen yet
 	ownLast   map[string]uint64 // last own client_seq delivered per room
 	nextSeq   uint64
 	latencies []latency
+}
+
+// sendKey names a send across connections: the connection id the server
+// gave the sender, and the client_seq.
+type sendKey struct {
+	from string
+	seq  uint64
 }
 
 // latency is one live delivery's timing: the whole way from the sender's
@@ -96,14 +108,15 @@ type latency struct {
 
 // runState is what clients share.
 type runState struct {
-	cfg                                      *config
-	start, end                               atomic.Int64 // window, Unix ns
-	sent, acked, errs                        atomic.Uint64
-	delivered, inWindow, replayed            atomic.Uint64
-	lost, ooo, dups, reconnects, truncated   atomic.Uint64
-	inFlightAtKill, senderReordered, unacked atomic.Uint64
-	mu                                       sync.Mutex
-	codes                                    map[string]uint64
+	cfg                                    *config
+	start, end                             atomic.Int64 // window, Unix ns
+	sent, acked, errs                      atomic.Uint64
+	delivered, inWindow, replayed          atomic.Uint64
+	lost, ooo, dups, reconnects, truncated atomic.Uint64
+	inFlight, inFlightStored, dropped      atomic.Uint64
+	senderReordered                        atomic.Uint64
+	mu                                     sync.Mutex
+	codes                                  map[string]uint64
 	// maxSeq is the highest seq anyone saw or was acked, per room. The map
 	// is filled before the clients start and only read after, so readers
 	// raise a room's value without a lock.
@@ -183,19 +196,20 @@ type frame struct {
 }
 
 // connect dials, joins every room (asking for what was missed after a
-// reconnect) and starts the reader. It returns when every room is joined.
-func (c *loadClient) connect(ctx context.Context, reconnect bool) (<-chan struct{}, error) {
+// reconnect) and starts the reader. It returns when every room is joined;
+// c.done is then the new reader's.
+func (c *loadClient) connect(ctx context.Context, reconnect bool) error {
 	ws, _, err := websocket.Dial(ctx, c.cfg.URL, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ws.SetReadLimit(-1)
-	c.mu.Lock()
-	c.ws = ws
-	c.joined = make(map[string]bool)
-	c.mu.Unlock()
 	joinedAll := make(chan struct{})
 	done := make(chan struct{})
+	c.mu.Lock()
+	c.ws, c.done = ws, done
+	c.joined = make(map[string]bool)
+	c.mu.Unlock()
 	go c.read(ws, joinedAll, done)
 	for _, room := range c.rooms {
 		f := map[string]any{"type": "join", "room": room}
@@ -209,25 +223,26 @@ func (c *loadClient) connect(ctx context.Context, reconnect bool) (<-chan struct
 			ws.CloseNow()
 			<-done
 			c.leftAll()
-			return nil, err
+			return err
 		}
 	}
 	select {
 	case <-joinedAll:
-		return done, nil
+		return nil
 	case <-done:
 		c.leftAll()
-		return nil, errors.New("connection ended while joining")
+		return errors.New("connection ended while joining")
 	case <-ctx.Done():
 		ws.CloseNow()
 		<-done
 		c.leftAll()
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }
 
 // leftAll records that the client is in no room: its connection ended
-// before it joined them all, and it will not try again.
+// before it joined them all. A client left so at the end of a run is
+// counted as disconnected.
 func (c *loadClient) leftAll() {
 	c.mu.Lock()
 	clear(c.joined)
@@ -319,6 +334,12 @@ func (c *loadClient) msg(f *frame, now time.Time) {
 			rs.senderReordered.Add(1)
 		}
 		c.ownLast[f.Room] = f.ClientSeq
+		if _, ok := c.pending[f.ClientSeq]; ok {
+			c.pending[f.ClientSeq] = true
+		}
+	} else if k := (sendKey{f.From, f.ClientSeq}); c.inFlight[k] {
+		delete(c.inFlight, k)
+		rs.inFlightStored.Add(1)
 	}
 	if f.Seq <= c.replayTo[f.Room] {
 		rs.replayed.Add(1)
@@ -364,9 +385,11 @@ func (c *loadClient) send(r *rand.Rand, pad string) error {
 	return write(ws, b)
 }
 
-// drive sends at the client's rate until sendCtx ends, dropping and
-// reconnecting the connection when kill fires.
-func (c *loadClient) drive(sendCtx context.Context, kill <-chan struct{}, done <-chan struct{}) {
+// drive sends at the client's rate until sendCtx ends, then keeps the
+// client connected until drainCtx ends. Whenever its connection ends (a
+// kill, or the server closing it) it reconnects and asks for what it
+// missed.
+func (c *loadClient) drive(sendCtx, drainCtx context.Context, kill <-chan struct{}) {
 	r := rand.New(rand.NewPCG(c.cfg.Seed, uint64(c.idx)+2))
 	interval := time.Duration(float64(c.cfg.Conns) / c.cfg.Rate * float64(time.Second))
 	pad := string(bytes.Repeat([]byte{'x'}, max(c.cfg.TextBytes-20, 1)))
@@ -376,42 +399,70 @@ func (c *loadClient) drive(sendCtx context.Context, kill <-chan struct{}, done <
 	// to twice cfg.Rate over the first interval before it settled.)
 	t := time.NewTimer(time.Duration(r.ExpFloat64() * float64(interval)))
 	defer t.Stop()
+	sending, tick := sendCtx.Done(), t.C
 	for {
+		c.mu.Lock()
+		done := c.done
+		c.mu.Unlock()
+		ok := true
 		select {
-		case <-sendCtx.Done():
+		case <-sending:
+			sending, tick = nil, nil
+		case <-drainCtx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 			t.Reset(time.Duration(r.ExpFloat64() * float64(interval)))
-			if err := c.send(r, pad); err != nil && sendCtx.Err() == nil {
-				c.reconnect(sendCtx, &done)
+			if c.send(r, pad) != nil {
+				c.run.dropped.Add(1)
+				ok = c.reconnect(drainCtx)
 			}
 		case <-kill:
-			c.mu.Lock()
-			c.ws.CloseNow()
-			c.mu.Unlock()
-			c.reconnect(sendCtx, &done)
+			ok = c.reconnect(drainCtx)
+		case <-done:
+			c.run.dropped.Add(1)
+			ok = c.reconnect(drainCtx)
+		}
+		if !ok {
+			return
 		}
 	}
 }
 
-// reconnect waits for the old reader, then connects again asking for what
-// was missed.
-func (c *loadClient) reconnect(ctx context.Context, done *<-chan struct{}) {
+// reconnect closes the connection, waits for its reader, and connects
+// again asking for what was missed, until ctx ends; it reports whether it
+// is connected. Sends still unanswered become in flight at a drop: their
+// msg frame, if the server stored them, is then recognised by the old
+// connection id.
+func (c *loadClient) reconnect(ctx context.Context) bool {
 	c.mu.Lock()
-	c.ws.CloseNow()
+	ws, done := c.ws, c.done
 	c.mu.Unlock()
-	<-*done
+	ws.CloseNow()
+	<-done
 	c.mu.Lock()
-	c.run.inFlightAtKill.Add(uint64(len(c.pending)))
+	for seq, seen := range c.pending {
+		c.run.inFlight.Add(1)
+		if seen {
+			c.run.inFlightStored.Add(1)
+		} else {
+			c.inFlight[sendKey{c.id, seq}] = true
+		}
+	}
 	clear(c.pending)
 	c.mu.Unlock()
-	for ctx.Err() == nil {
-		d, err := c.connect(ctx, true)
-		if err == nil {
-			c.run.reconnects.Add(1)
-			*done = d
-			return
+	backoff := time.NewTimer(0)
+	defer backoff.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-backoff.C:
 		}
+		if c.connect(ctx, true) == nil {
+			c.run.reconnects.Add(1)
+			return true
+		}
+		backoff.Reset(20 * time.Millisecond)
 	}
 }
 
@@ -431,24 +482,21 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		}
 	}
 	clients := make([]*loadClient, cfg.Conns)
-	dones := make([]<-chan struct{}, cfg.Conns)
 	members := 0
 	for i := range clients {
 		clients[i] = &loadClient{idx: i, rooms: roomsOf[i], cfg: &cfg, run: rs,
-			last: map[string]uint64{}, replayTo: map[string]uint64{}, pending: map[uint64]bool{}, ownLast: map[string]uint64{}}
+			last: map[string]uint64{}, replayTo: map[string]uint64{}, pending: map[uint64]bool{}, ownLast: map[string]uint64{},
+			inFlight: map[sendKey]bool{}}
 		members += len(roomsOf[i])
 	}
 	defer func() {
 		for _, c := range clients {
 			c.mu.Lock()
-			if c.ws != nil {
-				c.ws.CloseNow()
-			}
+			ws, done := c.ws, c.done
 			c.mu.Unlock()
-		}
-		for _, d := range dones {
-			if d != nil {
-				<-d
+			if ws != nil {
+				ws.CloseNow()
+				<-done
 			}
 		}
 	}()
@@ -456,19 +504,16 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	var connErr atomic.Pointer[error]
-	for i, c := range clients {
+	for _, c := range clients {
 		if len(c.rooms) == 0 {
 			continue
 		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			d, err := c.connect(ctx, false)
-			if err != nil {
+			if err := c.connect(ctx, false); err != nil {
 				connErr.CompareAndSwap(nil, &err)
-				return
 			}
-			dones[i] = d
 		})
 	}
 	wg.Wait()
@@ -480,14 +525,17 @@ func run(ctx context.Context, cfg config) (*report, error) {
 
 	sendCtx, stopSending := context.WithTimeout(ctx, cfg.Duration)
 	defer stopSending()
+	drainCtx, stopDraining := context.WithCancel(ctx)
+	defer stopDraining()
 	kills := make([]chan struct{}, len(clients))
 	rs.start.Store(time.Now().UnixNano())
+	var drivers sync.WaitGroup
 	for i, c := range clients {
-		if dones[i] == nil {
+		if len(c.rooms) == 0 {
 			continue
 		}
 		kills[i] = make(chan struct{}, 1)
-		wg.Go(func() { c.drive(sendCtx, kills[i], dones[i]) })
+		drivers.Go(func() { c.drive(sendCtx, drainCtx, kills[i]) })
 	}
 	if cfg.Kill > 0 {
 		wg.Go(func() {
@@ -512,18 +560,29 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	<-sendCtx.Done()
 	rs.end.Store(time.Now().UnixNano())
 	window := time.Duration(rs.end.Load() - rs.start.Load())
-	wg.Wait() // drivers done: dones[i] now belong to the reconnected connections
+	wg.Wait()
 
-	// Drain: wait until every send is answered and every member reached its
-	// rooms' last sequence.
-	deadline := time.Now().Add(cfg.Drain)
-	for time.Now().Before(deadline) && !drained(clients, rs) {
+	// Drain: the drivers keep their clients connected (reconnecting any
+	// the server drops) until every send is answered, every client is in
+	// all its rooms and every member reached its rooms' last sequence.
+	deadline := time.NewTimer(cfg.Drain)
+	defer deadline.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+drain:
+	for !drained(clients, rs) {
 		select {
-		case <-time.After(20 * time.Millisecond):
+		case <-poll.C:
+		case <-deadline.C:
+			break drain
 		case <-ctx.Done():
+			stopDraining()
+			drivers.Wait()
 			return nil, ctx.Err()
 		}
 	}
+	stopDraining()
+	drivers.Wait()
 	rep := &report{Window: window, Conns: cfg.Conns, RoomsUsed: used, Members: members}
 	var lats []latency
 	maxSeq := rs.maxSeqs()
@@ -531,6 +590,9 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		c.mu.Lock()
 		lats = append(lats, c.latencies...)
 		rep.Unacked += uint64(len(c.pending))
+		if len(c.rooms) > 0 && !c.connected() {
+			rep.Disconnected++
+		}
 		for _, room := range c.rooms {
 			if m := maxSeq[room]; c.joined[room] && c.last[room] < m {
 				rep.Lost += m - c.last[room]
@@ -544,7 +606,8 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	rep.Delivered, rep.DeliveredInWindow, rep.Replayed = rs.delivered.Load(), rs.inWindow.Load(), rs.replayed.Load()
 	rep.Lost += rs.lost.Load()
 	rep.OutOfOrder, rep.Dups = rs.ooo.Load(), rs.dups.Load()
-	rep.InFlightAtKill, rep.SenderReordered = rs.inFlightAtKill.Load(), rs.senderReordered.Load()
+	rep.InFlightAtDrop, rep.InFlightStored, rep.Dropped = rs.inFlight.Load(), rs.inFlightStored.Load(), rs.dropped.Load()
+	rep.SenderReordered = rs.senderReordered.Load()
 	rep.Reconnects, rep.Truncated = rs.reconnects.Load(), rs.truncated.Load()
 	rep.SentRate = float64(rep.Sent) / window.Seconds()
 	rep.DeliveredRate = float64(rep.DeliveredInWindow) / window.Seconds()
@@ -587,13 +650,27 @@ func (rep *report) latencies(lats []latency, start int64) {
 	rep.ServerP50, rep.ServerP99 = q(srv, 0.50), q(srv, 0.99)
 }
 
+// connected reports whether the client's connection is up and in all its
+// rooms; c.mu is held.
+func (c *loadClient) connected() bool {
+	if c.done == nil || len(c.joined) < len(c.rooms) {
+		return false
+	}
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // drained reports whether every send was answered and every member has
 // seen its rooms' highest known sequence.
 func drained(clients []*loadClient, rs *runState) bool {
 	maxSeq := rs.maxSeqs()
 	for _, c := range clients {
 		c.mu.Lock()
-		ok := len(c.pending) == 0
+		ok := len(c.pending) == 0 && c.connected()
 		for _, room := range c.rooms {
 			if c.joined[room] && c.last[room] < maxSeq[room] {
 				ok = false

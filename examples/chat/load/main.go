@@ -68,7 +68,7 @@ func main() {
 	} else {
 		printReport(os.Stdout, &cfg, rep)
 	}
-	if rep.Lost+rep.OutOfOrder+rep.Dups+rep.Unacked > 0 {
+	if rep.Lost+rep.OutOfOrder+rep.Dups+rep.Unacked+rep.Disconnected > 0 {
 		os.Exit(2)
 	}
 }
@@ -93,8 +93,10 @@ func printReport(w io.Writer, cfg *config, r *report) {
 		fmt.Fprintf(w, " %v", d.Round(time.Millisecond))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "lost %d  out of order %d  duplicates %d  unacked %d  (in flight at a kill %d, truncated replays %d, sender-order inversions %d)\n",
-		r.Lost, r.OutOfOrder, r.Dups, r.Unacked, r.InFlightAtKill, r.Truncated, r.SenderReordered)
+	fmt.Fprintf(w, "lost %d  out of order %d  duplicates %d  unacked %d  disconnected %d\n",
+		r.Lost, r.OutOfOrder, r.Dups, r.Unacked, r.Disconnected)
+	fmt.Fprintf(w, "in flight at a drop %d (%d of them stored)  dropped by the server %d  truncated replays %d  sender-order inversions %d\n",
+		r.InFlightAtDrop, r.InFlightStored, r.Dropped, r.Truncated, r.SenderReordered)
 	if r.Errors > 0 {
 		codes := make([]string, 0, len(r.ErrorCodes))
 		for c := range r.ErrorCodes {
