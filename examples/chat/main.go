@@ -79,6 +79,6 @@ func run(addr string, cfg server.Config, withPprof bool) error {
 	}
 	<-served
 	st := srv.Stats()
-	slog.Info("chat: stopped", "accepted", st.Accepted, "delivered", st.Delivered, "batches", st.Batches)
+	slog.Info("chat: stopped", "accepted", st.Accepted, "delivered", st.Delivered, "batches", st.Batches, "slow_consumers", st.SlowConsumers)
 	return err
 }

@@ -46,22 +46,26 @@ type config struct {
 
 // report is what a run measured.
 type report struct {
-	Sent, Acked, Errors       uint64
-	ErrorCodes                map[string]uint64
-	Delivered                 uint64 // live msg frames received
-	DeliveredInWindow         uint64 // of those, during the sending window
-	Replayed                  uint64 // msg frames received as catch-up after a reconnect
-	Lost, OutOfOrder, Dups    uint64
-	Unacked                   uint64 // sends with neither ack nor error at the end, excluding drops
-	InFlightAtDrop            uint64 // sends whose connection ended (a kill, or the server) before their answer
-	InFlightStored            uint64 // of those, the ones the sender received as a message after all
-	Dropped                   uint64 // connections the server ended (the client reconnected)
-	Disconnected              uint64 // clients without a connection at the end
-	SenderReordered           uint64 // a sender's own messages numbered out of its order
-	Reconnects, Truncated     uint64
-	P50, P99, P999, Max       time.Duration
-	ServerP50, ServerP99      time.Duration   // from the server's acceptance to receipt
-	WorstPerSecond            []time.Duration // the worst e2e latency received in each second
+	Sent, Acked, Errors    uint64
+	ErrorCodes             map[string]uint64
+	Delivered              uint64 // live msg frames received
+	DeliveredInWindow      uint64 // of those, during the sending window
+	Replayed               uint64 // msg frames received as catch-up after a reconnect
+	Lost, OutOfOrder, Dups uint64
+	Unacked                uint64 // sends with neither ack nor error at the end, excluding drops
+	InFlightAtDrop         uint64 // sends whose connection ended (a kill, or the server) before their answer
+	InFlightStored         uint64 // of those, the ones the sender received as a message after all
+	Dropped                uint64 // connections the server ended (the client reconnected)
+	Disconnected           uint64 // clients without a connection at the end
+	SenderReordered        uint64 // a sender's own messages numbered out of its order
+	Reconnects, Truncated  uint64
+	P50, P99, P999, Max    time.Duration
+	ServerP50, ServerP99   time.Duration   // from the server's acceptance to receipt
+	WorstPerSecond         []time.Duration // the worst e2e latency received in each second
+
+	// confirmed counts, per message, how often the client learnt that it
+	// was stored (each should be once).
+	confirmed                 map[roomSeq]int
 	Window                    time.Duration
 	ClientPeakRSS, ClientCPU  float64 // MiB, s
 	Server                    *server.Stats
@@ -81,15 +85,21 @@ type loadClient struct {
 	mu        sync.Mutex
 	ws        *websocket.Conn
 	id        string
-	last      map[string]uint64 // last seq seen per room
-	joined    map[string]bool   // joined frame seen on the current connection
-	replayTo  map[string]uint64 // seqs up to this came as catch-up after a reconnect
-	done      chan struct{}     // closed when the current connection's reader ends
-	pending   map[uint64]bool   // client_seqs sent and not yet answered; true once seen as a msg
-	inFlight  map[sendKey]bool  // sends cut by a drop whose msg was not seen yet
-	ownLast   map[string]uint64 // last own client_seq delivered per room
+	last      map[string]uint64  // last seq seen per room
+	joined    map[string]bool    // joined frame seen on the current connection
+	replayTo  map[string]uint64  // seqs up to this came as catch-up after a reconnect
+	done      chan struct{}      // closed when the current connection's reader ends
+	pending   map[uint64]roomSeq // client_seqs sent and not yet answered; where it was seen as a msg, if it was
+	inFlight  map[sendKey]bool   // sends cut by a drop whose msg was not seen yet
+	ownLast   map[string]uint64  // last own client_seq delivered per room
 	nextSeq   uint64
 	latencies []latency
+}
+
+// roomSeq is a message's place: its room and sequence number.
+type roomSeq struct {
+	room string
+	seq  uint64
 }
 
 // sendKey names a send across connections: the connection id the server
@@ -117,10 +127,18 @@ type runState struct {
 	senderReordered                        atomic.Uint64
 	mu                                     sync.Mutex
 	codes                                  map[string]uint64
+	confirmed                              map[roomSeq]int // messages known stored (acked, or seen after a drop): how often
 	// maxSeq is the highest seq anyone saw or was acked, per room. The map
 	// is filled before the clients start and only read after, so readers
 	// raise a room's value without a lock.
 	maxSeq map[string]*atomic.Uint64
+}
+
+// stored records that the message at room, seq is known to be stored.
+func (rs *runState) stored(room string, seq uint64) {
+	rs.mu.Lock()
+	rs.confirmed[roomSeq{room, seq}]++
+	rs.mu.Unlock()
 }
 
 // seen raises room's highest known sequence number to seq.
@@ -297,9 +315,10 @@ func (c *loadClient) read(ws *websocket.Conn, joinedAll, done chan struct{}) {
 			case "msg":
 				c.msg(&f, now)
 			case "ack":
-				if c.pending[f.ClientSeq] {
+				if _, ok := c.pending[f.ClientSeq]; ok {
 					delete(c.pending, f.ClientSeq)
 					rs.acked.Add(1)
+					rs.stored(f.Room, f.Seq)
 				}
 				rs.seen(f.Room, f.Seq)
 			case "error":
@@ -335,11 +354,12 @@ func (c *loadClient) msg(f *frame, now time.Time) {
 		}
 		c.ownLast[f.Room] = f.ClientSeq
 		if _, ok := c.pending[f.ClientSeq]; ok {
-			c.pending[f.ClientSeq] = true
+			c.pending[f.ClientSeq] = roomSeq{f.Room, f.Seq}
 		}
 	} else if k := (sendKey{f.From, f.ClientSeq}); c.inFlight[k] {
 		delete(c.inFlight, k)
 		rs.inFlightStored.Add(1)
+		rs.stored(f.Room, f.Seq)
 	}
 	if f.Seq <= c.replayTo[f.Room] {
 		rs.replayed.Add(1)
@@ -377,7 +397,7 @@ func (c *loadClient) send(r *rand.Rand, pad string) error {
 	c.mu.Lock()
 	c.nextSeq++
 	n := c.nextSeq
-	c.pending[n] = true
+	c.pending[n] = roomSeq{}
 	ws := c.ws
 	c.mu.Unlock()
 	b := fmt.Appendf(nil, `{"type":"send","room":%q,"client_seq":%d,"text":"%d %s"}`, room, n, time.Now().UnixNano(), pad)
@@ -440,10 +460,11 @@ func (c *loadClient) reconnect(ctx context.Context) bool {
 	ws.CloseNow()
 	<-done
 	c.mu.Lock()
-	for seq, seen := range c.pending {
+	for seq, seenAt := range c.pending {
 		c.run.inFlight.Add(1)
-		if seen {
+		if seenAt.room != "" {
 			c.run.inFlightStored.Add(1)
+			c.run.stored(seenAt.room, seenAt.seq)
 		} else {
 			c.inFlight[sendKey{c.id, seq}] = true
 		}
@@ -472,7 +493,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	if cfg.Rate <= 0 || cfg.Conns <= 0 || cfg.RoomsPerConn <= 0 {
 		return nil, errors.New("load: rate, conns and rooms per conn must be > 0")
 	}
-	rs := &runState{cfg: &cfg, codes: map[string]uint64{}, maxSeq: map[string]*atomic.Uint64{}}
+	rs := &runState{cfg: &cfg, codes: map[string]uint64{}, maxSeq: map[string]*atomic.Uint64{}, confirmed: map[roomSeq]int{}}
 	roomsOf, used := pickRooms(&cfg)
 	for _, rooms := range roomsOf {
 		for _, room := range rooms {
@@ -485,7 +506,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	members := 0
 	for i := range clients {
 		clients[i] = &loadClient{idx: i, rooms: roomsOf[i], cfg: &cfg, run: rs,
-			last: map[string]uint64{}, replayTo: map[string]uint64{}, pending: map[uint64]bool{}, ownLast: map[string]uint64{},
+			last: map[string]uint64{}, replayTo: map[string]uint64{}, pending: map[uint64]roomSeq{}, ownLast: map[string]uint64{},
 			inFlight: map[sendKey]bool{}}
 		members += len(roomsOf[i])
 	}
@@ -603,6 +624,7 @@ drain:
 	rep.latencies(lats, rs.start.Load())
 	rep.Sent, rep.Acked, rep.Errors = rs.sent.Load(), rs.acked.Load(), rs.errs.Load()
 	rep.ErrorCodes = rs.codes
+	rep.confirmed = rs.confirmed
 	rep.Delivered, rep.DeliveredInWindow, rep.Replayed = rs.delivered.Load(), rs.inWindow.Load(), rs.replayed.Load()
 	rep.Lost += rs.lost.Load()
 	rep.OutOfOrder, rep.Dups = rs.ooo.Load(), rs.dups.Load()

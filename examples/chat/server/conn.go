@@ -23,7 +23,8 @@ import (
 //   - done is closed once, by kill, when the connection ends for any reason:
 //     a read or write error, a slow consumer, or the server's shutdown. After
 //     it, enqueue accepts nothing.
-//   - rooms is touched only by the reader (the HTTP handler's goroutine).
+//   - rooms and shutdownSaid are touched only by the reader (the HTTP
+//     handler's goroutine).
 
 // conn is one client connection.
 type conn struct {
@@ -42,6 +43,9 @@ type conn struct {
 	finish     chan struct{} // closed by Server.Close: flush, then close
 
 	rooms map[string]struct{}
+	// shutdownSaid is set when the reader answered a frame with
+	// shutting_down; it answers no frame after that one.
+	shutdownSaid bool
 }
 
 // enqueue queues chunk (one or more frames) for the writer. A full queue
@@ -242,6 +246,16 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 	}
 	if err := c.s.be.submit(ctx, f.Room, o); err != nil {
 		code, retry := submitErrorCode(err)
+		if code == CodeShutdown {
+			// One shutting_down frame per connection: a client that
+			// goes on sending while the server drains would otherwise
+			// fill its write queue with refusals, be cut off as a slow
+			// consumer, and lose the acks still queued for it.
+			if c.shutdownSaid {
+				return
+			}
+			c.shutdownSaid = true
+		}
 		c.fail(code, err.Error(), f.Room, f.ClientSeq, retry)
 		return
 	}

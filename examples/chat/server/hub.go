@@ -19,6 +19,9 @@ import (
 //     is not stored.
 //   - Frames of one room reach each member's write queue in sequence order,
 //     because only handle calls of that room enqueue them.
+//   - A handle call publishes the room's state before it queues any frame,
+//     so a client that received a frame of the batch and then asks for the
+//     state sees this batch's last sequence and member count, never older.
 
 // opKind says what an op does to its room.
 type opKind uint8
@@ -45,6 +48,65 @@ type op struct {
 type roomLocal struct {
 	seq     uint64
 	members map[*conn]struct{}
+	out     outbox // the current call's frames, reused between calls
+}
+
+// outbox gathers one handle call's frames per connection, in order, and
+// queues them at the end of the call as one chunk per connection. A batch
+// of n messages thus takes one slot of a member's write queue, not n: were
+// it n, one large batch (a client that sends a burst) could fill the
+// sender's queue by itself and have it cut off as a slow consumer.
+type outbox struct {
+	idx   map[*conn]int
+	boxes []box
+}
+
+// box is one connection's chunk of the current call.
+type box struct {
+	c     *conn
+	chunk []byte // frames joined by '\n'
+	owned bool   // chunk is this box's own; else it is a frame shared with other boxes
+	msgs  uint64 // live msg frames in chunk
+}
+
+// add appends frame to c's chunk. frame may be shared by several
+// connections: it is copied before anything is appended to it.
+func (ob *outbox) add(c *conn, frame []byte, msg bool) {
+	var n uint64
+	if msg {
+		n = 1
+	}
+	i, ok := ob.idx[c]
+	if !ok {
+		if ob.idx == nil {
+			ob.idx = make(map[*conn]int)
+		}
+		ob.idx[c] = len(ob.boxes)
+		ob.boxes = append(ob.boxes, box{c: c, chunk: frame, msgs: n})
+		return
+	}
+	b := &ob.boxes[i]
+	if !b.owned {
+		b.chunk = append(make([]byte, 0, 2*(len(b.chunk)+len(frame))), b.chunk...)
+		b.owned = true
+	}
+	b.chunk = append(append(b.chunk, '\n'), frame...)
+	b.msgs += n
+}
+
+// flush queues every connection's chunk and returns the live msg frames
+// queued; it leaves the outbox empty, holding no connection or frame.
+func (ob *outbox) flush() uint64 {
+	var delivered uint64
+	for i := range ob.boxes {
+		if b := &ob.boxes[i]; b.c.enqueue(b.chunk) {
+			delivered += b.msgs
+		}
+	}
+	clear(ob.boxes)
+	ob.boxes = ob.boxes[:0]
+	clear(ob.idx)
+	return delivered
 }
 
 // hub holds the rooms and runs their handler.
@@ -87,8 +149,9 @@ func (h *hub) room(name string) *roomLocal {
 }
 
 // handle runs one room's ops in order: it numbers the messages, stores them
-// in one transaction, then fans them out and acknowledges their senders,
-// applying joins and leaves at their place among them. It returns an error
+// in one transaction, then lays out their fan-out and their senders' acks,
+// applying joins and leaves at their place among them, publishes the room's
+// state, and only then queues the frames. It returns an error
 // only when the transaction failed; then nothing was stored or sent and the
 // same ops may be handled again.
 func (h *hub) handle(ctx context.Context, room string, ops []op) error {
@@ -111,6 +174,7 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 
 	cur := seq - uint64(len(msgs)) // the room's last sequence at the current op
 	next := 0
+	out := &r.out
 	for i := range ops {
 		o := &ops[i]
 		switch o.kind {
@@ -119,29 +183,27 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 			next++
 			cur = m.Seq
 			frame := msgFrame(m)
-			var n uint64
 			for c := range r.members {
-				if c.enqueue(frame) {
-					n++
-				}
+				out.add(c, frame, true)
 			}
-			h.stats.delivered.Add(n)
-			o.c.enqueue(encode(&Frame{Type: "ack", Room: room, Seq: m.Seq, ClientSeq: o.clientSeq}))
+			out.add(o.c, encode(&Frame{Type: "ack", Room: room, Seq: m.Seq, ClientSeq: o.clientSeq}), false)
 		case opJoin:
 			h.join(ctx, r, room, o, cur)
 		case opLeave:
 			if _, ok := r.members[o.c]; ok {
 				delete(r.members, o.c)
-				o.c.enqueue(encode(&Frame{Type: "left", Room: room}))
+				out.add(o.c, encode(&Frame{Type: "left", Room: room}), false)
 			}
 		}
 	}
 	h.state.Set(room, RoomState{Room: room, Seq: r.seq, Members: len(r.members)})
+	h.stats.delivered.Add(out.flush())
 	return nil
 }
 
-// join adds o's connection to the room at sequence cur and queues, as one
-// chunk, the joined frame and the stored messages the client asked for.
+// join adds o's connection to the room at sequence cur and adds to the
+// room's outbox the joined frame and the stored messages the client asked
+// for.
 func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur uint64) {
 	if o.c.isDone() {
 		return
@@ -159,7 +221,7 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 		replay, err = h.db.Range(ctx, room, from, cur, h.maxReplay)
 		if err != nil {
 			delete(r.members, o.c)
-			o.c.enqueue(errorFrame(CodeInternal, "reading missed messages: "+err.Error(), room, 0, true))
+			r.out.add(o.c, errorFrame(CodeInternal, "reading missed messages: "+err.Error(), room, 0, true), false)
 			return
 		}
 		h.stats.replayed.Add(uint64(len(replay)))
@@ -169,7 +231,7 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 		chunk = append(chunk, '\n')
 		chunk = append(chunk, msgFrame(&replay[i])...)
 	}
-	o.c.enqueue(chunk)
+	r.out.add(o.c, chunk, false)
 }
 
 // failed tells the senders of ops that their messages were not stored.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package server
 
 import (
@@ -5,8 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,7 +43,11 @@ func TestPageInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--remote-debugging-port=0", "--user-data-dir="+t.TempDir(), ts.URL+"/")
+		"--remote-debugging-port=0", "--user-data-dir="+profileDir(t), ts.URL+"/")
+	// Chromium's helper processes share its process group, so that the
+	// kill below ends them too, not only the browser.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +56,7 @@ func TestPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() {
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 	}()
 	var devtools string // ws://127.0.0.1:PORT/devtools/browser/…
@@ -121,4 +129,18 @@ func TestPageInBrowser(t *testing.T) {
 	waitFor(t, "the page to show 3 accepted", func() bool { return accepted() == "3" })
 	send(4, 5)
 	waitFor(t, "the page to show 8 accepted", func() bool { return accepted() == "8" })
+}
+
+// profileDir returns a directory for Chromium's profile, removed at
+// cleanup. Helper processes killed with the browser may still be writing
+// into it for a moment, so removal is retried until it succeeds.
+func profileDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "chat-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		waitFor(t, "chromium's profile directory to be removed", func() bool { return os.RemoveAll(dir) == nil })
+	})
+	return dir
 }
