@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,7 @@ func TestFormats(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
 		{Count(0), "0"}, {Count(999), "999"}, {Count(1000), "1,000"}, {Count(1234567), "1,234,567"}, {Count(-1000), "-1,000"},
 		{Float(0), "0"}, {Float(0.25), "0.2"}, {Float(84.04), "84.0"}, {Float(1199.6), "1,200"},
+		{Float(math.NaN()), "-"}, {Float(math.Inf(1)), "-"},
 		{SI(999), "999"}, {SI(1500), "1.5k"}, {SI(8.934e6), "8.93M"}, {SI(2e9), "2.00G"},
 		{Bytes(0), "-"}, {Bytes(3 << 20), "3.0 MiB"},
 		{Duration(950), "950ns"}, {Duration(1234), "1.23µs"}, {Duration(35_600_000), "35.6ms"}, {Duration(2_500_000_000), "2.5s"},
@@ -91,6 +93,19 @@ func TestSummarize(t *testing.T) {
 	}
 	if got := Summarize([]bench.Result{{Lib: "pond", Workload: "noop"}}); len(got) != 0 {
 		t.Fatalf("summary without shoal rows = %+v", got)
+	}
+	// Only shoal and pond: no other fifo row, which the text says with "-"
+	// rather than a garbage number.
+	var txt bytes.Buffer
+	only := []bench.Result{
+		{Lib: "shoal.Submit", Workload: "noop", Order: bench.FIFO.String(), NsPerTask: 368},
+		{Lib: "pond", Workload: "noop", Order: bench.Unordered.String(), NsPerTask: 637},
+	}
+	if err := TextSummary(&txt, only); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(txt.String(), "9,223") || !strings.Contains(txt.String(), "0.58×") {
+		t.Fatalf("summary without another fifo row:\n%s", txt.String())
 	}
 }
 

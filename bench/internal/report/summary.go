@@ -48,6 +48,9 @@ func Summarize(results []bench.Result) []SummaryRow {
 		if math.IsNaN(row.Shoal) {
 			continue
 		}
+		if row.BestFIFO == "" {
+			row.BestFIFO = "-"
+		}
 		row.VsBest = row.Shoal / row.BestNs
 		row.VsPond = row.Shoal / row.Pond
 		row.ShoalWins = math.IsNaN(row.BestNs) || row.Shoal <= row.BestNs

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -95,6 +96,8 @@ func MarkdownTable(w io.Writer, s Section) {
 // Float formats a per-task figure: one decimal below 100, none above.
 func Float(v float64) string {
 	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return "-"
 	case v == 0:
 		return "0"
 	case v < 100:
