@@ -405,11 +405,14 @@ func (c *loadClient) send(r *rand.Rand, pad string) error {
 	return write(ws, b)
 }
 
-// drive sends at the client's rate until sendCtx ends, then keeps the
-// client connected until drainCtx ends. Whenever its connection ends (a
-// kill, or the server closing it) it reconnects and asks for what it
-// missed.
-func (c *loadClient) drive(sendCtx, drainCtx context.Context, kill <-chan struct{}) {
+// drive sends at the client's rate until sendCtx ends, then calls
+// doneSending and keeps the client connected until drainCtx ends. Whenever
+// its connection ends (a kill, or the server closing it) it reconnects and
+// asks for what it missed. Once doneSending was called it sends nothing
+// and takes no kill: a select that finds both the window's end and a timer
+// ready picks either, and a send or kill taken after the end would race
+// with the drain's check that every send was answered.
+func (c *loadClient) drive(sendCtx, drainCtx context.Context, kill <-chan struct{}, doneSending func()) {
 	r := rand.New(rand.NewPCG(c.cfg.Seed, uint64(c.idx)+2))
 	interval := time.Duration(float64(c.cfg.Conns) / c.cfg.Rate * float64(time.Second))
 	pad := string(bytes.Repeat([]byte{'x'}, max(c.cfg.TextBytes-20, 1)))
@@ -420,6 +423,13 @@ func (c *loadClient) drive(sendCtx, drainCtx context.Context, kill <-chan struct
 	t := time.NewTimer(time.Duration(r.ExpFloat64() * float64(interval)))
 	defer t.Stop()
 	sending, tick := sendCtx.Done(), t.C
+	stopSending := func() {
+		if sending != nil {
+			sending, tick, kill = nil, nil, nil
+			doneSending()
+		}
+	}
+	defer stopSending()
 	for {
 		c.mu.Lock()
 		done := c.done
@@ -427,16 +437,24 @@ func (c *loadClient) drive(sendCtx, drainCtx context.Context, kill <-chan struct
 		ok := true
 		select {
 		case <-sending:
-			sending, tick = nil, nil
+			stopSending()
 		case <-drainCtx.Done():
 			return
 		case <-tick:
+			if sendCtx.Err() != nil {
+				stopSending()
+				continue
+			}
 			t.Reset(time.Duration(r.ExpFloat64() * float64(interval)))
 			if c.send(r, pad) != nil {
 				c.run.dropped.Add(1)
 				ok = c.reconnect(drainCtx)
 			}
 		case <-kill:
+			if sendCtx.Err() != nil {
+				stopSending()
+				continue
+			}
 			ok = c.reconnect(drainCtx)
 		case <-done:
 			c.run.dropped.Add(1)
@@ -550,13 +568,14 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	defer stopDraining()
 	kills := make([]chan struct{}, len(clients))
 	rs.start.Store(time.Now().UnixNano())
-	var drivers sync.WaitGroup
+	var drivers, senders sync.WaitGroup
 	for i, c := range clients {
 		if len(c.rooms) == 0 {
 			continue
 		}
 		kills[i] = make(chan struct{}, 1)
-		drivers.Go(func() { c.drive(sendCtx, drainCtx, kills[i]) })
+		senders.Add(1)
+		drivers.Go(func() { c.drive(sendCtx, drainCtx, kills[i], senders.Done) })
 	}
 	if cfg.Kill > 0 {
 		wg.Go(func() {
@@ -582,28 +601,28 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	rs.end.Store(time.Now().UnixNano())
 	window := time.Duration(rs.end.Load() - rs.start.Load())
 	wg.Wait()
-
-	// Drain: the drivers keep their clients connected (reconnecting any
-	// the server drops) until every send is answered, every client is in
-	// all its rooms and every member reached its rooms' last sequence.
-	deadline := time.NewTimer(cfg.Drain)
-	defer deadline.Stop()
+	// The drain ends once every send is answered, every client is in all
+	// its rooms and every member reached its rooms' last sequence, or at
+	// cfg.Drain: then drainCtx ends, and with it reconnects still trying.
+	// Until then the drivers keep their clients connected.
+	timeout := time.AfterFunc(cfg.Drain, stopDraining)
+	defer timeout.Stop()
+	senders.Wait() // every send is registered as pending before the drain looks
 	poll := time.NewTicker(20 * time.Millisecond)
 	defer poll.Stop()
 drain:
 	for !drained(clients, rs) {
 		select {
 		case <-poll.C:
-		case <-deadline.C:
+		case <-drainCtx.Done():
 			break drain
-		case <-ctx.Done():
-			stopDraining()
-			drivers.Wait()
-			return nil, ctx.Err()
 		}
 	}
 	stopDraining()
 	drivers.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	rep := &report{Window: window, Conns: cfg.Conns, RoomsUsed: used, Members: members}
 	var lats []latency
 	maxSeq := rs.maxSeqs()

@@ -90,7 +90,7 @@ const (
 	CodeTooManyRooms = "too_many_rooms" // more than Config.MaxRooms rooms
 	CodeRateLimited  = "rate_limited"   // past the connection's rate limit (retry)
 	CodeOverloaded   = "overloaded"     // the server refused for memory pressure or a full queue (retry)
-	CodeShutdown     = "shutting_down"  // the server is closing
+	CodeShutdown     = "shutting_down"  // the server is closing; sent once per connection, later frames get no answer
 	CodeNotPersisted = "not_persisted"  // an accepted message could not be stored
 	CodeStateTooOld  = "state_too_old"  // the asked version is forgotten; ask again with version 0
 	CodeInternal     = "internal"       // anything else
