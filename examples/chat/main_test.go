@@ -47,7 +47,12 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	dbPath := filepath.Join(dir, "chat.db")
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-db", dbPath, "-rate", "1000000")
+	// The clients send without pacing: a room's handler queues up to one
+	// chunk per call to each member, and its 3 members send 2,000 messages
+	// each. A write queue above that keeps a starved writer (race detector,
+	// busy CI) from having a client cut off as a slow consumer, which is
+	// TestSlowConsumer's subject, not this test's.
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-db", dbPath, "-rate", "1000000", "-write-queue", "16384")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
