@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"math"
+	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,7 +20,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestLoad runs a small load against an in-process server of each backend,
-// dropping and reconnecting clients, and expects every message delivered
+// dropping and reconnecting clients (killed by the client, and cut by the
+// server's side of the socket), and expects every message delivered
 // once and in order, and every send answered or cut by a drop. Then it
 // checks the database: every message the client learnt was stored (acked,
 // or received by its sender after a drop) is in it, learnt once; beyond
@@ -30,13 +34,34 @@ func TestLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ts := httptest.NewServer(srv)
+			ts := httptest.NewUnstartedServer(srv)
+			ln := &dropListener{Listener: ts.Listener}
+			ts.Listener = ln
+			ts.Start()
 			defer ts.Close()
 			closed := false
 			defer func() {
 				if !closed {
 					srv.Close(context.Background())
 				}
+			}()
+			// Once 100 messages were accepted, the server's side of 3
+			// connections is closed: their clients must notice, reconnect
+			// and catch up like killed ones.
+			dropCtx, stopDropping := context.WithCancel(context.Background())
+			dropped := make(chan int, 1)
+			go func() {
+				tick := time.NewTicker(5 * time.Millisecond)
+				defer tick.Stop()
+				for srv.Stats().Accepted < 100 {
+					select {
+					case <-tick.C:
+					case <-dropCtx.Done():
+						dropped <- 0
+						return
+					}
+				}
+				dropped <- ln.drop(3)
 			}()
 			url := strings.TrimPrefix(ts.URL, "http://")
 			rep, err := run(context.Background(), config{
@@ -45,6 +70,8 @@ func TestLoad(t *testing.T) {
 				Rate: 200, Duration: 1500 * time.Millisecond, Drain: 30 * time.Second,
 				Kill: 10, TextBytes: 32, Seed: 1,
 			})
+			stopDropping()
+			cut := <-dropped
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,6 +81,12 @@ func TestLoad(t *testing.T) {
 			if rep.Lost+rep.OutOfOrder+rep.Dups+rep.Unacked+rep.Disconnected > 0 || rep.Delivered == 0 || rep.Reconnects == 0 {
 				t.Fatalf("lost %d, out of order %d, dups %d, unacked %d, disconnected %d, delivered %d, reconnects %d",
 					rep.Lost, rep.OutOfOrder, rep.Dups, rep.Unacked, rep.Disconnected, rep.Delivered, rep.Reconnects)
+			}
+			// A cut connection may have been closed by a kill of its client
+			// at the same moment; not all three.
+			if cut != 3 || rep.Dropped == 0 || rep.Dropped > rep.Reconnects {
+				t.Fatalf("the server's side of %d connections was cut (want 3), the client counted %d drops and %d reconnects",
+					cut, rep.Dropped, rep.Reconnects)
 			}
 			if rep.Server == nil || rep.Server.Backend != be {
 				t.Fatalf("server stats %+v", rep.Server)
@@ -99,4 +132,53 @@ func TestLoad(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dropListener keeps the server's side of every accepted connection so
+// that a test can cut some of them.
+type dropListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []*closeConn
+}
+
+// closeConn is a net.Conn that knows whether it was closed.
+type closeConn struct {
+	net.Conn
+	closed atomic.Bool
+}
+
+func (c *closeConn) Close() error {
+	c.closed.Store(true)
+	return c.Conn.Close()
+}
+
+func (l *dropListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	cc := &closeConn{Conn: c}
+	l.mu.Lock()
+	l.conns = append(l.conns, cc)
+	l.mu.Unlock()
+	return cc, nil
+}
+
+// drop closes the first n connections that are still open and returns how
+// many it closed.
+func (l *dropListener) drop(n int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cut := 0
+	for _, c := range l.conns {
+		if cut == n {
+			break
+		}
+		if !c.closed.Load() {
+			c.Close()
+			cut++
+		}
+	}
+	return cut
 }
