@@ -24,7 +24,7 @@ import (
 //     a read or write error, a slow consumer, or the server's shutdown. After
 //     it, enqueue accepts nothing.
 //   - rooms and shutdownSaid are touched only by the reader (the HTTP
-//     handler's goroutine).
+//     handler's goroutine); writeTimer only by the writer.
 
 // conn is one client connection.
 type conn struct {
@@ -41,6 +41,13 @@ type conn struct {
 
 	finishOnce sync.Once
 	finish     chan struct{} // closed by Server.Close: flush, then close
+
+	// writeTimer closes the socket when one write has taken WriteTimeout.
+	// The writer arms it before each write and stops it after: one timer
+	// per connection, where a context with a deadline per write (which
+	// coder/websocket then watches with context.AfterFunc) cost about 10%
+	// of the server's CPU at one write per delivery.
+	writeTimer *time.Timer
 
 	rooms map[string]struct{}
 	// shutdownSaid is set when the reader answered a frame with
@@ -99,6 +106,9 @@ const maxWriteBytes = 64 << 10
 // with StatusGoingAway.
 func (c *conn) writeLoop(wrote chan<- struct{}) {
 	defer close(wrote)
+	c.writeTimer = time.AfterFunc(time.Hour, func() { c.ws.CloseNow() })
+	c.writeTimer.Stop()
+	defer c.writeTimer.Stop()
 	buf := make([]byte, 0, 4096)
 	for {
 		select {
@@ -146,9 +156,10 @@ func (c *conn) pack(buf []byte) []byte {
 }
 
 func (c *conn) write(b []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
-	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, b)
+	c.writeTimer.Reset(c.s.cfg.WriteTimeout)
+	err := c.ws.Write(context.Background(), websocket.MessageText, b)
+	c.writeTimer.Stop()
+	return err
 }
 
 // readLoop reads and handles the client's frames until the connection ends.

@@ -3,11 +3,14 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/shoal-go/shoal/backpressure"
@@ -159,35 +162,7 @@ func TestSlowConsumer(t *testing.T) {
 }
 
 func testSlowConsumer(t *testing.T, backend string) {
-	srv, ts := startServerBuf(t, Config{Backend: backend, WriteQueue: 64, MaxTextBytes: 4096, Rate: 1e6}, 8192)
-	sender, reader := dial(t, ts), dial(t, ts)
-	sender.join("r")
-	reader.join("r")
-
-	// The slow client's socket buffer is small and it never reads.
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetReadBuffer(4096)
-		}
-		return c, err
-	}}
-	defer tr.CloseIdleConnections()
-	slow, _, err := websocket.Dial(ctx, wsURL(ts), &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.CloseNow()
-	if err := slow.Write(ctx, websocket.MessageText, []byte(`{"type":"join","room":"r"}`)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "slow client to join", func() bool {
-		st, _, _ := srv.hub.state.Get("r")
-		return st.Members == 3
-	})
-
+	srv, sender, reader := roomWithNonReader(t, Config{Backend: backend, WriteQueue: 64, MaxTextBytes: 4096, Rate: 1e6})
 	text := strings.Repeat("x", 4000)
 	var sent uint64
 	for srv.Stats().SlowConsumers == 0 {
@@ -219,5 +194,77 @@ func testSlowConsumer(t *testing.T, backend string) {
 	})
 	if st := srv.Stats(); st.SlowConsumers != 1 {
 		t.Fatalf("slow consumers %d, want 1", st.SlowConsumers)
+	}
+}
+
+// roomWithNonReader starts a server whose sockets have an 8 KiB send
+// buffer, with room "r" joined by a sender, a reader, and a client with a
+// small receive buffer that never reads.
+func roomWithNonReader(t *testing.T, cfg Config) (srv *Server, sender, reader *client) {
+	t.Helper()
+	srv, ts := startServerBuf(t, cfg, 8192)
+	sender, reader = dial(t, ts), dial(t, ts)
+	sender.join("r")
+	reader.join("r")
+	joinNonReader(t, srv, ts, "r", 3)
+	return srv, sender, reader
+}
+
+// joinNonReader connects a client with a small socket receive buffer that
+// joins room and never reads, and waits until room has members members.
+func joinNonReader(t *testing.T, srv *Server, ts *httptest.Server, room string, members int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetReadBuffer(4096)
+		}
+		return c, err
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	slow, _, err := websocket.Dial(ctx, wsURL(ts), &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slow.CloseNow() })
+	if err := slow.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":"join","room":%q}`, room)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the non-reading client to join", func() bool {
+		st, _, _ := srv.hub.state.Get(room)
+		return st.Members == members
+	})
+}
+
+// TestWriteTimeout: a member that does not read, with a write queue too
+// large to fill, is disconnected when one write has been blocked for
+// WriteTimeout; it is not counted as a slow consumer, and the room goes on.
+func TestWriteTimeout(t *testing.T) {
+	srv, sender, reader := roomWithNonReader(t, Config{WriteQueue: 1 << 16, WriteTimeout: 100 * time.Millisecond, Rate: 1e6})
+	text := strings.Repeat("x", 4000)
+	var sent uint64
+	for {
+		st, _, _ := srv.hub.state.Get("r")
+		if st.Members == 2 {
+			break
+		}
+		if sent >= 20000 {
+			t.Fatalf("non-reading client still in the room after %d messages", sent)
+		}
+		sent++
+		sender.send(Frame{Type: "send", Room: "r", ClientSeq: sent, Text: text})
+		for sender.next().Type != "ack" {
+		}
+	}
+	for want := uint64(1); want <= sent; want++ {
+		if f := reader.expect("msg"); f.Seq != want {
+			t.Fatalf("reader got seq %d, want %d", f.Seq, want)
+		}
+	}
+	waitFor(t, "the non-reading connection to end", func() bool { return srv.Stats().Conns == 2 })
+	if n := srv.Stats().SlowConsumers; n != 0 {
+		t.Fatalf("slow consumers %d, want 0: the write timeout, not the queue, should end it", n)
 	}
 }
