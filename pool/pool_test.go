@@ -328,11 +328,20 @@ func TestIdleCPU(t *testing.T) {
 	for p.Snapshot().Workers.Idle != p.Snapshot().Workers.Running {
 		time.Sleep(time.Millisecond)
 	}
-	before := cpuTime(t)
-	time.Sleep(300 * time.Millisecond)
-	used := cpuTime(t) - before
-	if used > 30*time.Millisecond {
-		t.Fatalf("idle pool used %v of CPU in 300 ms", used)
+	// The process's CPU over a quiet window is the pool's (the test runs
+	// alone in its package). The garbage the 10,000 groups left is
+	// collected first, and the least of three windows counts, so that a
+	// runtime background task on a loaded machine does not pass for the
+	// pool's: a worker that spins burns the whole of every window.
+	runtime.GC()
+	used := time.Hour
+	for range 3 {
+		before := cpuTime(t)
+		time.Sleep(200 * time.Millisecond)
+		used = min(used, cpuTime(t)-before)
+	}
+	if used > 20*time.Millisecond {
+		t.Fatalf("idle pool used %v of CPU in each of three 200 ms windows", used)
 	}
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
