@@ -924,9 +924,19 @@ func (pt *partition) finish() {
 	pt.leaseMu.Lock()
 	defer pt.leaseMu.Unlock()
 	val := leaseValue{State: leaseFree, Dirty: dirty}.encode()
-	if _, err := c.leases.Update(ctx, leaseKey(pt.p), val, pt.rev); err == nil {
+	_, err := c.leases.Update(ctx, leaseKey(pt.p), val, pt.rev)
+	switch {
+	case err == nil || (c.ctx.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded)):
+		// Freed, or its write timed out with an unknown outcome: either
+		// way the node handed the partition over (drained, leftovers
+		// returned, fenced); an unwritten free lease runs out in one TTL.
 		pt.released = true
 		c.st.released.Add(1)
+	case c.ctx.Err() == nil:
+		// The revision moved: another node took the lease first.
+		if pt.lostF.CompareAndSwap(false, true) {
+			c.st.lost.Add(1)
+		}
 	}
 }
 

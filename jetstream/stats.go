@@ -15,8 +15,10 @@ type Stats struct {
 	Partitions []PartitionStats
 
 	// Acquired counts leases claimed, Released leases handed over
-	// gracefully, Lost leases fenced (taken by another node, run out
-	// unrenewed, or dropped when the consumer stopped without Stop).
+	// gracefully (messages drained or returned, then the lease freed, or
+	// left to run out when the write freeing it timed out), Lost leases
+	// fenced (taken by another node, run out unrenewed, or dropped when
+	// the consumer stopped without Stop).
 	// Acquired + Released + Lost are the hand-offs seen from this node.
 	Acquired, Released, Lost uint64
 
