@@ -119,10 +119,12 @@ type partialError struct {
 	err error
 }
 
+// Error implements error.
 func (e *partialError) Error() string {
 	return fmt.Sprintf("shoal: batch failed after %d messages: %v", e.n, e.err)
 }
 
+// Unwrap returns the error of the failed message.
 func (e *partialError) Unwrap() error { return e.err }
 
 // handledOf returns how many of k messages err reports handled (Partial).
