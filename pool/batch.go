@@ -260,8 +260,10 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32, _ int6
 		ts.vals = make([]M, min(c.turnMax, max(int(k), 2*cap(ts.vals), 4)))
 	}
 	vals := ts.vals[:k]
+	timed := c.cfg.onTask != nil
 	for i := range vals {
 		vals[i] = ts.batch[i].val
+		timed = timed || ts.batch[i].enq&stampTimed != 0
 	}
 	defer clear(ts.batch[:k])
 	defer clear(vals)
@@ -279,10 +281,6 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32, _ int6
 	attempts := prev + 1
 	w.stats.countCall(int(k))
 	var start int64
-	timed := c.cfg.onTask != nil
-	for i := range k {
-		timed = timed || ts.batch[i].enq&stampTimed != 0
-	}
 	if timed {
 		start = c.nanotime()
 	}
@@ -314,21 +312,17 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32, _ int6
 			break
 		}
 		w.stats.local[cFailed]++
-		rest := vals[n:]
-		switch {
-		case errors.Is(err, context.Canceled):
-			b.letter(w, ts, n, rest, ReasonCanceled, err, attempts, nil, nil)
-		case !c.cfg.retry.retryable(err, attempts):
-			b.letter(w, ts, n, rest, ReasonFailed, err, attempts, nil, nil)
-		default:
-			w.stats.local[cRetried]++
-			// The handled ones leave the queue (finish drops ts.done
-			// tasks); the retry takes exactly the rest.
-			ts.done += n
-			w.finished += int64(n)
-			g.attempts, g.lastErr, g.retryLen = attempts, err, k-n
-			return true
+		if r, retry := c.cfg.retry.verdict(err, attempts); !retry {
+			b.letter(w, ts, n, vals[n:], r, err, attempts, nil, nil)
+			break
 		}
+		w.stats.local[cRetried]++
+		// The handled ones leave the queue (finish drops ts.done tasks);
+		// the retry takes exactly the rest.
+		ts.done += n
+		w.finished += int64(n)
+		g.attempts, g.lastErr, g.retryLen = attempts, err, k-n
+		return true
 	}
 	b.done(w, ts, k)
 	return false

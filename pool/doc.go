@@ -25,8 +25,9 @@
 // another service); use a Batcher when a group's messages can be handled
 // together more cheaply than one by one (a database write, a socket
 // flush). The guarantees below hold for both, a Batcher's calls standing
-// for tasks: a failed call is retried whole, with the same messages, and
-// becomes one BatchDeadLetter carrying them.
+// for tasks: a failed call is retried whole, with the same messages (or,
+// when it returns Partial, only those it did not handle), and becomes one
+// BatchDeadLetter carrying them.
 //
 // # Guarantees
 //

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"runtime/debug"
 	"time"
@@ -227,12 +226,8 @@ func (p *Pool[K]) attempt(w *worker, ts *turnState[K, Task], e *entry[K, Task], 
 		p.letter(w, g.key, e, ReasonExpired, err, attempts, nil, nil)
 		return false
 	}
-	if errors.Is(err, context.Canceled) {
-		p.letter(w, g.key, e, ReasonCanceled, err, attempts, nil, nil)
-		return false
-	}
-	if !p.c.cfg.retry.retryable(err, attempts) {
-		p.letter(w, g.key, e, ReasonFailed, err, attempts, nil, nil)
+	if r, retry := p.c.cfg.retry.verdict(err, attempts); !retry {
+		p.letter(w, g.key, e, r, err, attempts, nil, nil)
 		return false
 	}
 	w.stats.local[cRetried]++

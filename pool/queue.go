@@ -80,8 +80,8 @@ type gqueue[K shard.Key, P any] struct {
 	// attempt: owned by the holder.
 	attempts int
 	lastErr  error
-	// retryLen is how many tasks at head a retried batch holds (0: not
-	// a batch); owned by the holder.
+	// retryLen is how many tasks at head a Batcher's call that will be
+	// retried holds (0: none); owned by the holder, cleared with attempts.
 	retryLen uint32
 	// timer is the retry timer, created at the first retry and reused.
 	timer *time.Timer

@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 )
@@ -72,6 +74,18 @@ func (p *RetryPolicy) delay(attempts int) time.Duration {
 		return d
 	}
 	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// verdict says what becomes of a failed attempt, number attempts, that
+// returned err: retry, or a letter with reason.
+func (p *RetryPolicy) verdict(err error, attempts int) (reason Reason, retry bool) {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return ReasonCanceled, false
+	case !p.retryable(err, attempts):
+		return ReasonFailed, false
+	}
+	return 0, true
 }
 
 // retryable reports whether err, returned by attempt number attempts, may be

@@ -146,7 +146,7 @@ func (p *core[K, P, L]) serve(w *worker, ts *turnState[K, P], idx uint32) {
 		// batch grows with the turns the worker sees, so a worker of
 		// one-task turns keeps a small one.
 		k := min(g.n, budget)
-		if g.attempts != 0 && g.retryLen != 0 {
+		if g.retryLen != 0 {
 			// A retried batch is the same messages as the failed one.
 			k = min(k, g.retryLen)
 		}
