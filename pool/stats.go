@@ -40,9 +40,15 @@ type workerStats struct {
 	pub   [numCounters]atomic.Uint64
 }
 
-// flush publishes the local counts. Only the owning worker calls it.
+// flush publishes the local counts. Only the owning worker calls it. The
+// size buckets are looked at only after a Batcher's call: a Pool's worker
+// scans the first cSizes counters.
 func (s *workerStats) flush() {
-	for i := range s.local {
+	n := cSizes
+	if s.local[cCalls] != 0 {
+		n = numCounters
+	}
+	for i := range n {
 		if v := s.local[i]; v != 0 {
 			// Publishes the worker's counts to Snapshot.
 			s.pub[i].Add(v)
