@@ -85,6 +85,22 @@ func (c *control) exitIfAbove(limit func() int32) bool {
 
 func (c *control) maxLimit() int32 { return c.maxW.Load() }
 
+// afterRun is what w does after it ran a batch of n tasks: it yields its
+// processor after a short batch, and reports false if w must exit because
+// more workers than max run (running already decremented).
+func (c *control) afterRun(w *worker, n int64) bool {
+	if n < c.yieldBelow && !w.slow {
+		// A short batch: let goroutines waiting for a processor
+		// (producers, most likely) run before this worker takes the next
+		// shard, so that the next turns find more tasks. A slow worker
+		// does not: its tasks blocked, which let them run already, and
+		// with thousands of such workers the yields queue on the
+		// scheduler's global run queue.
+		runtime.Gosched()
+	}
+	return !(c.running.Load() > c.maxW.Load() && c.exitIfAbove(c.maxLimit))
+}
+
 // findWork returns the next shard for w, or false when w must exit (running
 // already decremented).
 func (c *control) findWork(w *worker) (uint32, bool) {

@@ -136,21 +136,22 @@ func (p *Pool[K]) letter(w *worker, group K, e *entry[K, Task], r Reason, err er
 // runTurn runs the first k copied tasks of ts.g, stopping when a task is
 // parked for a retry (it reports true) or when the turn's time is up after
 // at least one task. ts.done counts the tasks that finished.
+//
+// The task runs three frames below this one (call, then the task), and the
+// work before and after an attempt is in functions that are not inlined
+// here: a worker then runs a task that blocks at once (a time.Sleep, a
+// channel receive) on its starting stack, without growing it
+// (TestTaskRunsOnStartingStack).
 func (p *Pool[K]) runTurn(w *worker, ts *turnState[K, Task], k uint32, turnEnd int64) bool {
-	g := ts.g
 	for i := range k {
 		e := &ts.batch[i]
-		prev, prevErr := 0, error(nil)
-		if i == 0 && g.attempts != 0 {
-			prev, prevErr = g.attempts, g.lastErr
-		}
-		if p.attempt(w, ts, e, prev, prevErr) {
-			// The parked task and those after it stay in g's buffer.
-			clear(ts.batch[i:k])
-			return true
-		}
-		if i == 0 {
-			g.attempts, g.lastErr = 0, nil
+		if p.begin(w, ts, e, i == 0) {
+			err := p.call(w, ts, e)
+			if p.settle(w, ts, e, err) {
+				// The parked task and those after it stay in g's buffer.
+				clear(ts.batch[i:k])
+				return true
+			}
 		}
 		*e = entry[K, Task]{}
 		ts.done++
@@ -163,44 +164,63 @@ func (p *Pool[K]) runTurn(w *worker, ts *turnState[K, Task], k uint32, turnEnd i
 	return false
 }
 
-// attempt runs one attempt of e, whose earlier attempts returned prevErr.
-// It reports true if the group must be parked for a retry (the attempts
-// are then recorded in the queue).
-func (p *Pool[K]) attempt(w *worker, ts *turnState[K, Task], e *entry[K, Task], prev int, prevErr error) bool {
+// begin prepares an attempt of e, the first task of the turn if first: it
+// records the earlier attempts (ts.prev, ts.prevErr) and the start time,
+// and reports false if e becomes a dead letter instead (the pool gave up in
+// Close, or e's deadline passed).
+//
+//go:noinline
+func (p *Pool[K]) begin(w *worker, ts *turnState[K, Task], e *entry[K, Task], first bool) bool {
 	g := ts.g
+	ts.prev, ts.prevErr = 0, nil
+	if first && g.attempts != 0 {
+		ts.prev, ts.prevErr = g.attempts, g.lastErr
+	}
+	if first {
+		g.attempts, g.lastErr = 0, nil
+	}
 	if p.c.abandon.Load() {
 		// Counts the task for CloseError.Shutdown.
 		p.c.shutdownCount.Add(1)
-		err := prevErr
+		err := ts.prevErr
 		if err == nil {
 			err = ErrClosed
 		}
-		p.letter(w, g.key, e, ReasonShutdown, err, prev, nil, nil)
+		p.letter(w, g.key, e, ReasonShutdown, err, ts.prev, nil, nil)
 		return false
 	}
-	if !e.plain && p.c.expired(e) {
-		err := prevErr
+	if !e.plain() && p.c.expired(e) {
+		err := ts.prevErr
 		if err == nil {
 			err = context.DeadlineExceeded
 		}
-		p.letter(w, g.key, e, ReasonExpired, err, prev, nil, nil)
+		p.letter(w, g.key, e, ReasonExpired, err, ts.prev, nil, nil)
 		return false
 	}
-	var start int64
-	timed := e.enq&stampTimed != 0 // one task in TimingSampleEvery
-	if p.c.cfg.onTask != nil || timed {
-		start = p.c.nanotime()
+	ts.start = 0
+	if p.c.cfg.onTask != nil || e.enq&stampTimed != 0 { // one task in TimingSampleEvery
+		ts.start = p.c.nanotime()
 	}
-	var obsStart int64
 	if p.c.obs != nil {
-		obsStart = p.c.obs.before(&p.c, ts.idx, g.key)
+		ts.obsStart = p.c.obs.before(&p.c, ts.idx, g.key)
 	}
-	err, pv, stack, panicked := p.call(w, ts, e, prev+1)
+	return true
+}
+
+// settle records the attempt of e begin started and call ran, which
+// returned err: a completion, a dead letter, or a retry. It reports true if
+// the group must be parked for a retry (the attempts are then recorded in
+// the queue).
+//
+//go:noinline
+func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], err error) bool {
+	g := ts.g
+	attempts := ts.prev + 1
 	if p.c.obs != nil {
-		p.c.obs.after(&p.c, ts.idx, g.key, prev+1, obsStart)
+		p.c.obs.after(&p.c, ts.idx, g.key, attempts, ts.obsStart)
 	}
-	if p.c.cfg.onTask != nil || timed {
-		end := p.c.nanotime()
+	if timed := e.enq&stampTimed != 0; p.c.cfg.onTask != nil || timed {
+		start, end := ts.start, p.c.nanotime()
 		if timed {
 			p.c.timings.recordSample(ts.idx, e.enq, start, end)
 		}
@@ -208,21 +228,22 @@ func (p *Pool[K]) attempt(w *worker, ts *turnState[K, Task], e *entry[K, Task], 
 			p.c.cfg.onTask(int(ts.idx), time.Duration(start-enqTime(e.enq)), time.Duration(end-start))
 		}
 	}
-	attempts := prev + 1
-	switch {
-	case panicked:
+	if ts.panicked {
+		pv, stack := ts.pv, ts.stack
+		ts.panicked, ts.pv, ts.stack = false, nil, nil
 		w.stats.local[cPanicked]++
 		p.letter(w, g.key, e, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, stack)
 		if h := p.c.cfg.panicHandler; h != nil {
 			callHandler(h, pv, stack)
 		}
 		return false
-	case err == nil:
+	}
+	if err == nil {
 		w.stats.local[cCompleted]++
 		return false
 	}
 	w.stats.local[cFailed]++
-	if !e.plain && p.c.expired(e) {
+	if !e.plain() && p.c.expired(e) {
 		p.letter(w, g.key, e, ReasonExpired, err, attempts, nil, nil)
 		return false
 	}
@@ -235,37 +256,45 @@ func (p *Pool[K]) attempt(w *worker, ts *turnState[K, Task], e *entry[K, Task], 
 	return true
 }
 
-// call runs the task, recovering a panic. If the task calls
-// runtime.Goexit, which cannot be stopped, the task becomes a Panicked
-// letter (ErrGoexit) here and workerMain's deferred afterGoexit hands the
-// group and the worker's place on before the goroutine ends.
-func (p *Pool[K]) call(w *worker, ts *turnState[K, Task], e *entry[K, Task], attempts int) (err error, pv any, stack []byte, panicked bool) {
-	ctx, cancel := e.ctx, context.CancelFunc(nil)
-	if !e.plain {
-		ctx, cancel = taskContext(e.ctx)
+// call runs the task; endCall, deferred, recovers a panic into ts. If the
+// task calls runtime.Goexit, which cannot be stopped, the task becomes a
+// Panicked letter (ErrGoexit) there and workerMain's deferred afterGoexit
+// hands the group and the worker's place on before the goroutine ends.
+func (p *Pool[K]) call(w *worker, ts *turnState[K, Task], e *entry[K, Task]) error {
+	ctx := e.ctx
+	if !e.plain() {
+		ctx, ts.cancel = taskContext(e.ctx)
 	}
-	returned := false
-	defer func() {
-		if cancel != nil {
-			cancel()
+	ts.w, ts.cur, ts.returned = w, e, false
+	defer p.endCall(ts)
+	err := e.val(ctx)
+	ts.returned = true
+	return err
+}
+
+// endCall ends call: it cancels the task's context, and records a panic in
+// ts or, when the task did not return (runtime.Goexit), letters it.
+func (p *Pool[K]) endCall(ts *turnState[K, Task]) {
+	w, e := ts.w, ts.cur
+	ts.w, ts.cur = nil, nil
+	if ts.cancel != nil {
+		ts.cancel()
+		ts.cancel = nil
+	}
+	if r := recover(); r != nil {
+		ts.pv, ts.stack, ts.panicked = r, debug.Stack(), true
+		return
+	}
+	if !ts.returned {
+		w.goexit = true
+		// afterGoexit finishes the dying task.
+		ts.done++
+		w.finished++
+		w.stats.local[cPanicked]++
+		attempts := ts.prev + 1
+		p.letter(w, ts.g.key, e, ReasonPanicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
+		if h := p.c.cfg.panicHandler; h != nil {
+			callHandler(h, ErrGoexit, nil)
 		}
-		if r := recover(); r != nil {
-			pv, stack, panicked = r, debug.Stack(), true
-			return
-		}
-		if !returned {
-			w.goexit = true
-			// afterGoexit finishes the dying task.
-			ts.done++
-			w.finished++
-			w.stats.local[cPanicked]++
-			p.letter(w, ts.g.key, e, ReasonPanicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
-			if h := p.c.cfg.panicHandler; h != nil {
-				callHandler(h, ErrGoexit, nil)
-			}
-		}
-	}()
-	err = e.val(ctx)
-	returned = true
-	return err, nil, nil, false
+	}
 }

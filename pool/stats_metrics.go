@@ -171,8 +171,10 @@ const (
 	stampTimed = 1
 	// stampTop: the task is counted in the pool's top-groups sketch; the
 	// worker uncounts it when its first attempt starts.
-	stampTop   = 2
-	stampFlags = stampTimed | stampTop
+	stampTop = 2
+	// stampPlain: the task's context can never be canceled (entry.plain).
+	stampPlain = 4
+	stampFlags = stampTimed | stampTop | stampPlain
 )
 
 // timingSampled reports whether the task at submission count pos of shard idx

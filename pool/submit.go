@@ -61,7 +61,10 @@ func (p *core[K, P, L]) submit(ctx context.Context, h uint64, group K, anon bool
 	}
 	idx := p.shardOfHash(h)
 	s := &p.shards[idx]
-	e := entry[K, P]{val: v, ctx: ectx, plain: plain}
+	e := entry[K, P]{val: v, ctx: ectx}
+	if plain {
+		e.enq = stampPlain
+	}
 	var waitingOn *gqueue[K, P] // a queue whose waiters count this call
 	for {
 		s.mu.Lock()
@@ -148,7 +151,7 @@ func (p *core[K, P, L]) enqueue(s *shardq[K, P], idx uint32, h uint64, group K, 
 		}
 	}
 	pos := s.submitted
-	e.enq = p.stamp(idx, pos)
+	e.enq = p.stamp(idx, pos) | e.enq&stampPlain
 	if p.top != nil && !anon {
 		p.countTop(e, h, group, pos)
 	}

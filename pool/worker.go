@@ -23,7 +23,6 @@ package pool
 
 import (
 	"context"
-	"runtime"
 	"time"
 
 	"github.com/shoal-go/shoal/shard"
@@ -32,6 +31,12 @@ import (
 // maxTurn bounds a group's turn in time: after a task that ends once the
 // coarse clock moved by this much, the group yields its worker.
 const maxTurn = 2 * time.Millisecond
+
+// slowTurnCopy is the most tasks a slow worker (see slowDrains) copies out
+// of its group at once: its turn ends on the clock after a task or two, and
+// copying more would copy the rest again at the next turn. The worker comes
+// back for more while its turn lasts, and its batch buffer stays small.
+const slowTurnCopy = 4
 
 func (p *core[K, P, L]) startWorker() {
 	w := &worker{wake: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
@@ -52,33 +57,55 @@ type turnState[K shard.Key, P any] struct {
 	s    *shardq[K, P]
 	idx  uint32
 	done uint32 // tasks of batch finished (completed or lettered)
+	// The turns of serve: what is left of its budget, when the current
+	// turn's time is up, and whether the shard must go back to the run
+	// queue (other groups of it are ready).
+	budget  uint32
+	turnEnd int64
+	repush  bool
+
+	// A Pool's attempt in progress (see Pool.runTurn): the attempts before
+	// it and the last one's error, its start times, the cancel of its
+	// context, its worker and entry while it runs, whether the task
+	// returned, and a recovered panic.
+	prev     int
+	prevErr  error
+	start    int64
+	obsStart int64
+	cancel   context.CancelFunc
+	w        *worker
+	cur      *entry[K, P]
+	returned bool
+	panicked bool
+	pv       any
+	stack    []byte
 }
 
 func (p *core[K, P, L]) workerMain(w *worker) {
-	defer p.ctl.wg.Done()
 	ts := new(turnState[K, P])
-	defer func() {
-		if w.goexit {
-			p.afterGoexit(w, ts)
-		}
-	}()
+	defer p.workerExit(w, ts)
 	for {
 		idx, ok := p.ctl.findWork(w)
 		if !ok {
-			break
+			return
 		}
-		if p.run(w, ts, idx) < p.ctl.yieldBelow {
-			// A short batch: let goroutines waiting for a processor
-			// (producers, most likely) run before this worker takes the
-			// next shard, so that the next turns find more tasks.
-			runtime.Gosched()
-		}
-		if p.ctl.running.Load() > p.ctl.maxW.Load() && p.ctl.exitIfAbove(p.ctl.maxLimit) {
-			break
+		if !p.ctl.afterRun(w, p.run(w, ts, idx)) {
+			return
 		}
 	}
-	w.stats.flush()
-	p.ctl.retire(w)
+}
+
+// workerExit ends a worker's goroutine: its counters published and its
+// place given up, or, when its task called runtime.Goexit, handed on by
+// afterGoexit.
+func (p *core[K, P, L]) workerExit(w *worker, ts *turnState[K, P]) {
+	if w.goexit {
+		p.afterGoexit(w, ts)
+	} else {
+		w.stats.flush()
+		p.ctl.retire(w)
+	}
+	p.ctl.wg.Done()
 }
 
 // run serves shard idx with the worker's bookkeeping: the busy count of a
@@ -124,8 +151,20 @@ func (p *core[K, P, L]) endBatch(w *worker) int64 {
 }
 
 // serve runs turns of the ready groups of shard idx, up to batchSize tasks
-// in all.
+// in all. The turns run from this small frame: the work between them is in
+// openTurn, nextTurn and take, so that a task runs close to the top of its
+// worker's stack (see Pool.runTurn).
 func (p *core[K, P, L]) serve(w *worker, ts *turnState[K, P], idx uint32) {
+	k, ok := p.openTurn(w, ts, idx)
+	for ok {
+		parked := p.turn(w, ts, k, ts.turnEnd)
+		k, ok = p.nextTurn(w, ts, parked)
+	}
+}
+
+// openTurn takes the first ready group of shard idx and copies out its
+// first tasks (take); it reports false if the shard has no ready group.
+func (p *core[K, P, L]) openTurn(w *worker, ts *turnState[K, P], idx uint32) (uint32, bool) {
 	s := &p.shards[idx]
 	ts.s, ts.idx = s, idx
 	s.mu.Lock()
@@ -133,91 +172,111 @@ func (p *core[K, P, L]) serve(w *worker, ts *turnState[K, P], idx uint32) {
 	g := s.popReady()
 	if g == nil {
 		s.mu.Unlock()
-		return
+		return 0, false
 	}
-	repush := s.readyHead != nil
-	if repush {
+	ts.repush = s.readyHead != nil
+	if ts.repush {
 		s.inRunq = true
 	}
-	budget := uint32(p.turnMax)
-	turnEnd := p.ctl.coarse.Load() + int64(maxTurn)
-	for {
-		// Copies the next tasks of g out; they stay in its buffer. The
-		// batch grows with the turns the worker sees, so a worker of
-		// one-task turns keeps a small one.
-		k := min(g.n, budget)
-		if g.retryLen != 0 {
-			// A retried batch is the same messages as the failed one.
-			k = min(k, g.retryLen)
-		}
-		if int(k) > len(ts.batch) {
-			ts.batch = make([]entry[K, P], min(p.turnMax, max(int(k), 2*len(ts.batch), 4)))
-		}
-		for i := range k {
-			e := g.at(i)
-			if e.enq&stampTop != 0 {
-				// The task no longer waits: out of the top-groups
-				// count, once.
-				p.uncountTop(e, g.key)
-			}
-			ts.batch[i] = *e
-		}
-		g.taken = k
-		if g.waiters != 0 {
-			// The taken tasks no longer count against the group's bound.
-			g.signalRoom()
-		}
-		ts.g, ts.done = g, 0
-		s.mu.Unlock()
-		if repush {
-			p.ctl.push(idx)
-			p.ctl.wake()
-			repush = false
-		}
-		parked := p.turn(w, ts, k, turnEnd)
-		done := ts.done
-		if p.oneCall {
-			budget = 0
-		} else {
-			budget -= min(budget, max(done, 1))
-		}
-		s.mu.Lock()
-		p.finish(s, g, done)
-		switch {
-		case parked:
-			p.parkRetry(s, g)
-		case g.n == 0:
-			p.releaseHeld(s, g)
-		case budget == 0 || p.ctl.coarse.Load() >= turnEnd:
-			if s.readyHead == nil && p.ctl.runq.Len() == 0 {
-				// Nobody waits for a worker: a new turn, without the
-				// hand-off.
-				budget = uint32(p.turnMax)
-				turnEnd = p.ctl.coarse.Load() + int64(maxTurn)
-				continue
-			}
-			// Fairness: the group goes behind the other ready groups.
-			repush = s.pushReady(g)
-			budget = 0
-		default:
-			continue
-		}
-		ts.g = nil
-		if budget > 0 {
-			if g = s.popReady(); g != nil {
-				if s.readyHead != nil && !s.inRunq {
-					s.inRunq, repush = true, true
-				}
-				continue
-			}
-		}
-		s.mu.Unlock()
-		if repush {
-			p.ctl.push(idx)
-			p.ctl.wake()
-		}
-		return
+	ts.g = g
+	ts.budget = uint32(p.turnMax)
+	ts.turnEnd = p.ctl.coarse.Load() + int64(maxTurn)
+	return p.take(w, ts), true
+}
+
+// take copies the next tasks of ts.g out (they stay in its buffer), with
+// the shard's mu held, which it releases; it then hands the shard on if
+// other groups of it are ready (ts.repush). It returns how many it copied.
+func (p *core[K, P, L]) take(w *worker, ts *turnState[K, P]) uint32 {
+	g, s := ts.g, ts.s
+	k := min(g.n, ts.budget)
+	if w.slow && !p.oneCall {
+		k = min(k, slowTurnCopy)
 	}
+	if g.retryLen != 0 {
+		// A retried batch is the same messages as the failed one.
+		k = min(k, g.retryLen)
+	}
+	if int(k) > len(ts.batch) {
+		// The batch grows with the turns the worker sees, so a worker of
+		// one-task turns keeps a small one.
+		ts.batch = make([]entry[K, P], min(p.turnMax, max(int(k), 2*len(ts.batch), 4)))
+	}
+	for i := range k {
+		e := g.at(i)
+		if e.enq&stampTop != 0 {
+			// The task no longer waits: out of the top-groups count,
+			// once.
+			p.uncountTop(e, g.key)
+		}
+		ts.batch[i] = *e
+	}
+	g.taken = k
+	if g.waiters != 0 {
+		// The taken tasks no longer count against the group's bound.
+		g.signalRoom()
+	}
+	ts.done = 0
+	s.mu.Unlock()
+	if ts.repush {
+		p.ctl.push(ts.idx)
+		p.ctl.wake()
+		ts.repush = false
+	}
+	return k
+}
+
+// nextTurn ends the turn that ran (parked: its group waits for a retry)
+// and decides what the worker does next: more of the same group, the next
+// ready group of the shard (both within the budget of serve), or nothing
+// (false). Fairness: a group whose turn used up the budget or the time
+// goes behind the other ready groups, unless none waits.
+func (p *core[K, P, L]) nextTurn(w *worker, ts *turnState[K, P], parked bool) (uint32, bool) {
+	g, s := ts.g, ts.s
+	done := ts.done
+	if p.oneCall {
+		ts.budget = 0
+	} else {
+		ts.budget -= min(ts.budget, max(done, 1))
+	}
+	s.mu.Lock()
+	p.finish(s, g, done)
+	switch {
+	case parked:
+		p.parkRetry(s, g)
+	case g.n == 0:
+		p.releaseHeld(s, g)
+	case ts.budget == 0 || p.ctl.coarse.Load() >= ts.turnEnd:
+		if s.readyHead == nil && p.ctl.runq.Len() == 0 {
+			// Nobody waits for a worker: a new turn, without the
+			// hand-off.
+			ts.budget = uint32(p.turnMax)
+			ts.turnEnd = p.ctl.coarse.Load() + int64(maxTurn)
+			return p.take(w, ts), true
+		}
+		// Fairness: the group goes behind the other ready groups.
+		ts.repush = s.pushReady(g)
+		ts.budget = 0
+	default:
+		return p.take(w, ts), true
+	}
+	ts.g = nil
+	if ts.budget > 0 {
+		if g = s.popReady(); g != nil {
+			if s.readyHead != nil && !s.inRunq {
+				s.inRunq, ts.repush = true, true
+			}
+			ts.g = g
+			return p.take(w, ts), true
+		}
+	}
+	s.mu.Unlock()
+	if ts.repush {
+		p.ctl.push(ts.idx)
+		p.ctl.wake()
+		ts.repush = false
+	}
+	return 0, false
 }
 
 // finish drops the done first tasks of g after its holder ran them. The
