@@ -1,14 +1,15 @@
 package bench
 
 import (
-	"github.com/shoal-go/shoal/internal/xcore"
-
 	"errors"
 	"fmt"
 	"runtime"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/shoal-go/shoal/bench/internal/rss"
+	"github.com/shoal-go/shoal/internal/xcore"
 )
 
 // Invariants:
@@ -34,6 +35,10 @@ type Result struct {
 	AllocsPerTask float64 `json:"allocs_per_task"`
 	BytesPerTask  float64 `json:"bytes_per_task"`
 	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
+	// PageFaults counts the minor page faults of the process during the
+	// run (getrusage's ru_minflt): about one per 4 KiB of memory touched
+	// for the first time, a cost that varies widely between machines.
+	PageFaults int64 `json:"page_faults"`
 	P50Ns         int64   `json:"p50_ns"`
 	P99Ns         int64   `json:"p99_ns"`
 	MaxNs         int64   `json:"max_ns"`
@@ -135,6 +140,7 @@ func Measure(lib Lib, spec Spec, t Timer) (res Result, err error) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 
+	faults0, _ := rss.MinorFaults()
 	t.StartTimer()
 	t0 := time.Now()
 	close(start)
@@ -143,6 +149,7 @@ func Measure(lib Lib, spec Spec, t Timer) (res Result, err error) {
 	elapsed := time.Since(t0)
 	t.StopTimer()
 
+	faults1, faultsOK := rss.MinorFaults()
 	runtime.ReadMemStats(&after)
 
 	n := float64(spec.Tasks)
@@ -160,6 +167,9 @@ func Measure(lib Lib, spec Spec, t Timer) (res Result, err error) {
 		BytesPerTask:  float64(after.TotalAlloc-before.TotalAlloc) / n,
 		GCPauseNs:     int64(after.PauseTotalNs - before.PauseTotalNs),
 		NumGC:         int64(after.NumGC - before.NumGC),
+	}
+	if faultsOK {
+		res.PageFaults = faults1 - faults0
 	}
 	var lat []int64
 	for i := range prods {

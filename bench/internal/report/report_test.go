@@ -133,13 +133,13 @@ func TestCharts(t *testing.T) {
 func ExampleTable() {
 	_ = Table(os.Stdout, []bench.Result{{
 		Lib: "chan+lanes", Order: "fifo", Workload: "noop", Producers: 8, Tasks: 300000,
-		NsPerTask: 119.3, TasksPerSec: 8.38e6, PeakRSSBytes: 11 << 20, P50Ns: 58241, P99Ns: 660948,
-		XcoreNs: 231,
+		NsPerTask: 119.3, TasksPerSec: 8.38e6, PeakRSSBytes: 11 << 20, PageFaults: 2912,
+		P50Ns: 58241, P99Ns: 660948, XcoreNs: 231,
 	}})
 	// Output:
 	// noop, 8 producers, 300,000 tasks
-	//          lib  order  ns/task  tasks/s  allocs/task  B/task  peak RSS     p50    p99  GC pause  xcore
-	//   chan+lanes   fifo      119    8.38M            0       0  11.0 MiB  58.2µs  661µs       0ns  231ns
+	//          lib  order  ns/task  tasks/s  allocs/task  B/task  peak RSS  faults     p50    p99  GC pause  xcore
+	//   chan+lanes   fifo      119    8.38M            0       0  11.0 MiB    2.9k  58.2µs  661µs       0ns  231ns
 }
 
 func ExampleSections() {

@@ -12,7 +12,7 @@ import (
 )
 
 // columns of the text and Markdown tables, in order.
-var columns = []string{"lib", "order", "ns/task", "tasks/s", "allocs/task", "B/task", "peak RSS", "p50", "p99", "GC pause", "xcore"}
+var columns = []string{"lib", "order", "ns/task", "tasks/s", "allocs/task", "B/task", "peak RSS", "faults", "p50", "p99", "GC pause", "xcore"}
 
 func cells(r bench.Result) []string {
 	return []string{
@@ -23,6 +23,7 @@ func cells(r bench.Result) []string {
 		Float(r.AllocsPerTask),
 		Float(r.BytesPerTask),
 		Bytes(r.PeakRSSBytes),
+		SI(float64(r.PageFaults)),
 		Duration(r.P50Ns),
 		Duration(r.P99Ns),
 		Duration(r.GCPauseNs),
