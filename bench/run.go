@@ -39,13 +39,13 @@ type Result struct {
 	// run (getrusage's ru_minflt): about one per 4 KiB of memory touched
 	// for the first time, a cost that varies widely between machines.
 	PageFaults int64 `json:"page_faults"`
-	P50Ns         int64   `json:"p50_ns"`
-	P99Ns         int64   `json:"p99_ns"`
-	MaxNs         int64   `json:"max_ns"`
-	Samples       int     `json:"latency_samples"`
-	GCPauseNs     int64   `json:"gc_pause_ns"`
-	NumGC         int64   `json:"num_gc"`
-	Errors        int64   `json:"errors"`
+	P50Ns      int64 `json:"p50_ns"`
+	P99Ns      int64 `json:"p99_ns"`
+	MaxNs      int64 `json:"max_ns"`
+	Samples    int   `json:"latency_samples"`
+	GCPauseNs  int64 `json:"gc_pause_ns"`
+	NumGC      int64 `json:"num_gc"`
+	Errors     int64 `json:"errors"`
 	// XcoreNs is the time to move a cache line between two CPUs, measured
 	// by Run right after the run (internal/xcore; 0 with one CPU). On a
 	// virtual machine it changes with the host's placement of the virtual
