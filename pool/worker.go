@@ -18,8 +18,14 @@ package pool
 //   - A task that fails and will be retried stays at its queue's head; its
 //     group stays held, parked on its timer, until the timer hands it back
 //     to the ready list. No later task of the group starts before it.
-//   - The batch a holder copied out (w.batch) belongs to that holder; the
-//     queue's buffer keeps the same tasks until finish drops them.
+//   - The batch a holder copied out (ts.batch) belongs to that holder; the
+//     queue's buffer keeps the same tasks until finish drops them. A slow
+//     worker copies at most slowTurnCopy tasks at a time.
+//   - Under a running task sit only workerMain, run, serve, the face's turn
+//     function and the call: everything between two tasks is done in
+//     functions that return first (openTurn, take, nextTurn, begin,
+//     settle), so that a task that blocks at once does not grow the
+//     worker's starting stack.
 
 import (
 	"context"
