@@ -23,9 +23,9 @@ package pool
 //     worker copies at most slowTurnCopy tasks at a time.
 //   - Under a running task sit only workerMain, run, serve, the face's turn
 //     function and the call: everything between two tasks is done in
-//     functions that return first (openTurn, take, nextTurn, begin,
-//     settle), so that a task that blocks at once does not grow the
-//     worker's starting stack.
+//     functions that return first (openTurn, take, nextTurn; a Pool's
+//     begin and settle), so that a task that blocks at once does not grow
+//     the worker's starting stack.
 
 import (
 	"context"
