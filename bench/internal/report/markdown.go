@@ -121,9 +121,8 @@ func Markdown(w io.Writer, results []bench.Result, m Meta) error {
 	p("workers: it starts one worker and grows while its workers block, so in the\n")
 	p("sleep workload it starts its thousands of workers, and its groups' queues,\n")
 	p("inside the measured time, where `chan`, `chan+lanes` and `pond` start\n")
-	p("their goroutines before it. Memory a process touches for the first time\n")
-	p("costs a page fault per 4 KiB, which some virtual machines make slow: see\n")
-	p("\"The sleep row, measured\" in docs/ARCHITECTURE.md.\n\n")
+	p("their goroutines before it; \"The sleep row, measured\" in\n")
+	p("docs/ARCHITECTURE.md has where its time goes.\n\n")
 	p("The same workloads run as Go benchmarks for `benchstat`:\n\n")
 	p("```sh\ngo test ./bench -run '^$' -bench 'Noop' -count 6 > new.txt\nbenchstat old.txt new.txt\n```\n")
 	return nil
