@@ -253,7 +253,7 @@ func (b *Batcher[K, M]) ShardOf(group K) int {
 
 // runTurn hands the k copied messages of ts.g to fn: one call, retried by
 // parking the group, or lettered.
-func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32, _ int64) bool {
+func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 	c := &b.c
 	g := ts.g
 	if int(k) > cap(ts.vals) {

@@ -103,9 +103,9 @@ type core[K shard.Key, P any, L any] struct {
 }
 
 // turnFunc runs the first k tasks a worker copied out of its group's
-// queue (ts.batch) until the turn's end; it reports true if the group must
-// be parked for a retry. Each face has its own.
-type turnFunc[K shard.Key, P any] func(w *worker, ts *turnState[K, P], k uint32, turnEnd int64) bool
+// queue (ts.batch) until the turn's end (ts.turnEnd); it reports true if
+// the group must be parked for a retry. Each face has its own.
+type turnFunc[K shard.Key, P any] func(w *worker, ts *turnState[K, P], k uint32) bool
 
 // parseOptions applies opts to the defaults.
 func parseOptions(opts []Option) (config, error) {

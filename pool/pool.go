@@ -142,11 +142,11 @@ func (p *Pool[K]) letter(w *worker, group K, e *entry[K, Task], r Reason, err er
 // here: a worker then runs a task that blocks at once (a time.Sleep, a
 // channel receive) on its starting stack, without growing it
 // (TestTaskRunsOnStartingStack).
-func (p *Pool[K]) runTurn(w *worker, ts *turnState[K, Task], k uint32, turnEnd int64) bool {
+func (p *Pool[K]) runTurn(w *worker, ts *turnState[K, Task], k uint32) bool {
 	for i := range k {
 		e := &ts.batch[i]
 		if p.begin(w, ts, e, i == 0) {
-			err := p.call(w, ts, e)
+			err := p.call(ts, e)
 			if p.settle(w, ts, e, err) {
 				// The parked task and those after it stay in g's buffer.
 				clear(ts.batch[i:k])
@@ -156,7 +156,7 @@ func (p *Pool[K]) runTurn(w *worker, ts *turnState[K, Task], k uint32, turnEnd i
 		*e = entry[K, Task]{}
 		ts.done++
 		w.finished++
-		if i+1 < k && p.c.ctl.coarse.Load() >= turnEnd {
+		if i+1 < k && p.c.ctl.coarse.Load() >= ts.turnEnd {
 			clear(ts.batch[i+1 : k])
 			return false
 		}
@@ -260,12 +260,12 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 // task calls runtime.Goexit, which cannot be stopped, the task becomes a
 // Panicked letter (ErrGoexit) there and workerMain's deferred afterGoexit
 // hands the group and the worker's place on before the goroutine ends.
-func (p *Pool[K]) call(w *worker, ts *turnState[K, Task], e *entry[K, Task]) error {
+func (p *Pool[K]) call(ts *turnState[K, Task], e *entry[K, Task]) error {
 	ctx := e.ctx
 	if !e.plain() {
 		ctx, ts.cancel = taskContext(e.ctx)
 	}
-	ts.w, ts.cur, ts.returned = w, e, false
+	ts.cur, ts.returned = e, false
 	defer p.endCall(ts)
 	err := e.val(ctx)
 	ts.returned = true
@@ -276,7 +276,7 @@ func (p *Pool[K]) call(w *worker, ts *turnState[K, Task], e *entry[K, Task]) err
 // ts or, when the task did not return (runtime.Goexit), letters it.
 func (p *Pool[K]) endCall(ts *turnState[K, Task]) {
 	w, e := ts.w, ts.cur
-	ts.w, ts.cur = nil, nil
+	ts.cur = nil
 	if ts.cancel != nil {
 		ts.cancel()
 		ts.cancel = nil

@@ -276,16 +276,11 @@ func (s *shardq[K, P]) unpark(g *gqueue[K, P]) {
 	g.prevP, g.nextP = nil, nil
 }
 
-// push appends e to g, growing its buffer: from the inline slot to 8, then
-// by four up to 128 and by two after that, so that a group that queues a
-// few dozen tasks allocates two buffers, not four.
+// push appends e to g, growing its buffer: from the inline slot to 8
+// slots, then twice as many at each growth.
 func (g *gqueue[K, P]) push(e *entry[K, P]) {
 	if int(g.n) == len(g.buf) {
-		grow := 2
-		if len(g.buf) < 128 {
-			grow = 4
-		}
-		nb := make([]entry[K, P], max(8, grow*len(g.buf)))
+		nb := make([]entry[K, P], max(8, 2*len(g.buf)))
 		for i := range g.n {
 			nb[i] = g.buf[(g.head+i)&uint32(len(g.buf)-1)]
 		}

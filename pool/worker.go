@@ -70,16 +70,18 @@ type turnState[K shard.Key, P any] struct {
 	turnEnd int64
 	repush  bool
 
+	// w is the worker that owns this turnState.
+	w *worker
+
 	// A Pool's attempt in progress (see Pool.runTurn): the attempts before
 	// it and the last one's error, its start times, the cancel of its
-	// context, its worker and entry while it runs, whether the task
-	// returned, and a recovered panic.
+	// context, its entry while it runs, whether the task returned, and a
+	// recovered panic.
 	prev     int
 	prevErr  error
 	start    int64
 	obsStart int64
 	cancel   context.CancelFunc
-	w        *worker
 	cur      *entry[K, P]
 	returned bool
 	panicked bool
@@ -88,7 +90,7 @@ type turnState[K shard.Key, P any] struct {
 }
 
 func (p *core[K, P, L]) workerMain(w *worker) {
-	ts := new(turnState[K, P])
+	ts := &turnState[K, P]{w: w}
 	defer p.workerExit(w, ts)
 	for {
 		idx, ok := p.ctl.findWork(w)
@@ -163,7 +165,7 @@ func (p *core[K, P, L]) endBatch(w *worker) int64 {
 func (p *core[K, P, L]) serve(w *worker, ts *turnState[K, P], idx uint32) {
 	k, ok := p.openTurn(w, ts, idx)
 	for ok {
-		parked := p.turn(w, ts, k, ts.turnEnd)
+		parked := p.turn(w, ts, k)
 		k, ok = p.nextTurn(w, ts, parked)
 	}
 }
@@ -185,8 +187,7 @@ func (p *core[K, P, L]) openTurn(w *worker, ts *turnState[K, P], idx uint32) (ui
 		s.inRunq = true
 	}
 	ts.g = g
-	ts.budget = uint32(p.turnMax)
-	ts.turnEnd = p.ctl.coarse.Load() + int64(maxTurn)
+	p.freshTurn(ts)
 	return p.take(w, ts), true
 }
 
@@ -224,12 +225,24 @@ func (p *core[K, P, L]) take(w *worker, ts *turnState[K, P]) uint32 {
 	}
 	ts.done = 0
 	s.mu.Unlock()
+	p.handOn(ts)
+	return k
+}
+
+// freshTurn starts a turn: the whole budget, and maxTurn from now.
+func (p *core[K, P, L]) freshTurn(ts *turnState[K, P]) {
+	ts.budget = uint32(p.turnMax)
+	ts.turnEnd = p.ctl.coarse.Load() + int64(maxTurn)
+}
+
+// handOn puts the shard back in the run queue when other groups of it are
+// ready (ts.repush), after its mu is released.
+func (p *core[K, P, L]) handOn(ts *turnState[K, P]) {
 	if ts.repush {
 		p.ctl.push(ts.idx)
 		p.ctl.wake()
 		ts.repush = false
 	}
-	return k
 }
 
 // nextTurn ends the turn that ran (parked: its group waits for a retry)
@@ -256,8 +269,7 @@ func (p *core[K, P, L]) nextTurn(w *worker, ts *turnState[K, P], parked bool) (u
 		if s.readyHead == nil && p.ctl.runq.Len() == 0 {
 			// Nobody waits for a worker: a new turn, without the
 			// hand-off.
-			ts.budget = uint32(p.turnMax)
-			ts.turnEnd = p.ctl.coarse.Load() + int64(maxTurn)
+			p.freshTurn(ts)
 			return p.take(w, ts), true
 		}
 		// Fairness: the group goes behind the other ready groups.
@@ -277,11 +289,7 @@ func (p *core[K, P, L]) nextTurn(w *worker, ts *turnState[K, P], parked bool) (u
 		}
 	}
 	s.mu.Unlock()
-	if ts.repush {
-		p.ctl.push(ts.idx)
-		p.ctl.wake()
-		ts.repush = false
-	}
+	p.handOn(ts)
 	return 0, false
 }
 
