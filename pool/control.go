@@ -60,7 +60,8 @@ type worker struct {
 	parked  bool
 	idleIdx int
 	allIdx  int
-	// timer is the idle timer, reused across parks; owned by the worker.
+	// timer is the idle timer, created at the first timed park and reused;
+	// owned by the worker.
 	timer *time.Timer
 	// stats are the worker's counters (see stats.go).
 	stats workerStats

@@ -414,3 +414,57 @@ func TestSampleCPU(t *testing.T) {
 		t.Fatalf("room %d with every busy worker wanting a processor, want 0", room)
 	}
 }
+
+// TestCopyGrowsWithFinishedTurns: a new worker copies firstCopy tasks of a
+// deep group at once, and twice as many after it ran all it copied within
+// one turn; a worker whose first tasks block has copied no more than
+// firstCopy.
+func TestCopyGrowsWithFinishedTurns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 1), WithShards(1), WithBatchSize(64))
+		s := &p.c.shards[0]
+		taken := func() uint32 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.groups[0].taken
+		}
+		// The worker waits in another group's task while group 0 fills,
+		// so that its first copy of group 0 finds all 40 tasks queued.
+		gates := []chan struct{}{make(chan struct{}), make(chan struct{}), make(chan struct{})}
+		if err := p.Submit(context.Background(), 1, func(context.Context) error { <-gates[2]; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		var ran atomic.Int64
+		for i := range 40 {
+			task := func(context.Context) error { ran.Add(1); return nil }
+			switch i {
+			case 0:
+				task = func(context.Context) error { <-gates[0]; ran.Add(1); return nil }
+			case firstCopy:
+				task = func(context.Context) error { <-gates[1]; ran.Add(1); return nil }
+			}
+			if err := p.Submit(context.Background(), 0, task); err != nil {
+				t.Fatal(err)
+			}
+		}
+		close(gates[2])
+		synctest.Wait()
+		if k := taken(); k != firstCopy {
+			t.Fatalf("a new worker copied %d of 40 tasks, want %d", k, firstCopy)
+		}
+		close(gates[0])
+		synctest.Wait()
+		if n := ran.Load(); n != firstCopy {
+			t.Fatalf("%d tasks ran before the second gate, want %d", n, firstCopy)
+		}
+		if k := taken(); k != 2*firstCopy {
+			t.Fatalf("after a copy that ran whole, the worker copied %d tasks, want %d", k, 2*firstCopy)
+		}
+		close(gates[1])
+		closePool(t, p)
+		if n := ran.Load(); n != 40 {
+			t.Fatalf("%d of 40 tasks ran", n)
+		}
+	})
+}

@@ -151,8 +151,8 @@ func TestParkAboveScalerTarget(t *testing.T) {
 		if err := c.init(16, 1, 8, time.Hour, func() int64 { return 0 }); err != nil {
 			t.Fatal(err)
 		}
-		w := &worker{wake: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
-		w.timer.Stop()
+		// No timer: the first timed park creates it, the next ones reuse it.
+		w := &worker{wake: make(chan struct{}, 1)}
 		// stillParked parks w, checks it is parked a second later, wakes it.
 		stillParked := func() {
 			t.Helper()

@@ -205,12 +205,20 @@ func (c *control) park(w *worker) bool {
 		// Reads the count and the bound; a parked worker at or below min
 		// sleeps without a timer (an idle pool uses no CPU).
 		if c.running.Load() > c.minW.Load() {
-			w.timer.Reset(c.idleFor())
+			if w.timer == nil {
+				// Created at the first timed park: a worker that
+				// never parks above min needs none.
+				w.timer = time.NewTimer(c.idleFor())
+			} else {
+				w.timer.Reset(c.idleFor())
+			}
 			timeout = w.timer.C
 		}
 		select {
 		case <-w.wake:
-			w.timer.Stop()
+			if w.timer != nil {
+				w.timer.Stop()
+			}
 			return true
 		case <-timeout:
 			c.mu.Lock()

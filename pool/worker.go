@@ -19,8 +19,10 @@ package pool
 //     group stays held, parked on its timer, until the timer hands it back
 //     to the ready list. No later task of the group starts before it.
 //   - The batch a holder copied out (ts.batch) belongs to that holder; the
-//     queue's buffer keeps the same tasks until finish drops them. A slow
-//     worker copies at most slowTurnCopy tasks at a time.
+//     queue's buffer keeps the same tasks until finish drops them. For a
+//     Pool a worker copies at most copyMax tasks at a time (firstCopy at
+//     first, doubling after a copy that ran whole), a slow one at most
+//     slowTurnCopy.
 //   - Under a running task sit only workerMain, run, serve, the face's turn
 //     function and the call: everything between two tasks is done in
 //     functions that return first (openTurn, take, nextTurn; a Pool's
@@ -44,13 +46,29 @@ const maxTurn = 2 * time.Millisecond
 // back for more while its turn lasts, and its batch buffer stays small.
 const slowTurnCopy = 4
 
+// firstCopy is the most tasks a new worker copies out of a group at once
+// (a Pool's; a Batcher's call takes what it may). A worker doubles it, up
+// to the pool's batch size, each time it runs all it copied within one
+// turn: a worker of quick tasks copies many at once after a few turns, and
+// one whose tasks block never copies, nor keeps a buffer for, more than it
+// runs.
+const firstCopy = 4
+
+// workerSlot is a worker and its turn state, allocated together.
+type workerSlot[K shard.Key, P any] struct {
+	w  worker
+	ts turnState[K, P]
+}
+
 func (p *core[K, P, L]) startWorker() {
-	w := &worker{wake: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
-	w.timer.Stop()
+	slot := &workerSlot[K, P]{}
+	w, ts := &slot.w, &slot.ts
+	w.wake = make(chan struct{}, 1)
+	ts.w, ts.copyMax = w, uint32(min(firstCopy, p.turnMax))
 	p.ctl.register(w)
 	// Counts the goroutine that stop waits for.
 	p.ctl.wg.Add(1)
-	go p.workerMain(w)
+	go p.workerMain(w, ts)
 }
 
 // turnState is what a worker keeps while it holds a group.
@@ -69,6 +87,9 @@ type turnState[K shard.Key, P any] struct {
 	budget  uint32
 	turnEnd int64
 	repush  bool
+	// copyMax is the most tasks take copies at once for a Pool (see
+	// firstCopy).
+	copyMax uint32
 
 	// w is the worker that owns this turnState.
 	w *worker
@@ -89,8 +110,7 @@ type turnState[K shard.Key, P any] struct {
 	stack    []byte
 }
 
-func (p *core[K, P, L]) workerMain(w *worker) {
-	ts := &turnState[K, P]{w: w}
+func (p *core[K, P, L]) workerMain(w *worker, ts *turnState[K, P]) {
 	defer p.workerExit(w, ts)
 	for {
 		idx, ok := p.ctl.findWork(w)
@@ -197,8 +217,11 @@ func (p *core[K, P, L]) openTurn(w *worker, ts *turnState[K, P], idx uint32) (ui
 func (p *core[K, P, L]) take(w *worker, ts *turnState[K, P]) uint32 {
 	g, s := ts.g, ts.s
 	k := min(g.n, ts.budget)
-	if w.slow && !p.oneCall {
-		k = min(k, slowTurnCopy)
+	if !p.oneCall {
+		k = min(k, ts.copyMax)
+		if w.slow {
+			k = min(k, slowTurnCopy)
+		}
 	}
 	if g.retryLen != 0 {
 		// A retried batch is the same messages as the failed one.
@@ -257,6 +280,10 @@ func (p *core[K, P, L]) nextTurn(w *worker, ts *turnState[K, P], parked bool) (u
 		ts.budget = 0
 	} else {
 		ts.budget -= min(ts.budget, max(done, 1))
+		if done == ts.copyMax && !parked {
+			// All it copied ran within the turn: copy more next time.
+			ts.copyMax = min(2*ts.copyMax, uint32(p.turnMax))
+		}
 	}
 	s.mu.Lock()
 	p.finish(s, g, done)
