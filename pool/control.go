@@ -98,8 +98,7 @@ const slowDrains = 16
 const yieldBelow = 16
 
 // control is the non-generic half of a pool: the run queue of ready shards,
-// the workers, and the counters a scaler samples. See "Extension points" in
-// pool.go.
+// the workers, and the counters a scaler samples (scaling*.go).
 type control struct {
 	runq *ringbuf.Ring[uint32]
 

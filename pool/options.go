@@ -53,10 +53,10 @@ type config struct {
 
 	// scaler, when set by an option of scaling*.go, is started by New with
 	// the pool's control and the pool itself as the source of its arrivals
-	// and queues, and stopped by Close. See "Extension points" in pool.go.
+	// and queues, and stopped by Close.
 	scaler func(c *control, src scalingSource) (stop func())
 	// onTask, when set, is called by the worker after each task with the
-	// shard, its queue wait and its run time. See "Extension points".
+	// shard, its queue wait and its run time; WithTimings sets it.
 	onTask func(shard int, wait, run time.Duration)
 	// slowAfter, slowFn (a func(SlowTask[K])) and labels are set by the
 	// options of observe.go; New builds the pool's observer from them.
