@@ -65,6 +65,7 @@ func (p *core[K, P, L]) startWorker() {
 	w, ts := &slot.w, &slot.ts
 	w.wake = make(chan struct{}, 1)
 	ts.w, ts.copyMax = w, uint32(min(firstCopy, p.turnMax))
+	ts.batch = ts.first[:]
 	p.ctl.register(w)
 	// Counts the goroutine that stop waits for.
 	p.ctl.wg.Add(1)
@@ -74,6 +75,9 @@ func (p *core[K, P, L]) startWorker() {
 // turnState is what a worker keeps while it holds a group.
 type turnState[K shard.Key, P any] struct {
 	batch []entry[K, P]
+	// first is the batch until a turn copies more than firstCopy tasks:
+	// beside the state a task's end reads, and no allocation.
+	first [firstCopy]entry[K, P]
 	// vals holds a Batcher's messages of the turn, the slice its function
 	// receives; reused.
 	vals []P
