@@ -65,8 +65,6 @@ type worker struct {
 	timer *time.Timer
 	// stats are the worker's counters (see stats.go).
 	stats workerStats
-	// finished counts tasks that left the pool during the current batch.
-	finished int64
 	// goexit is set when the running task called runtime.Goexit.
 	goexit bool
 	// pace: tick is the coarse clock when the worker's current interval
@@ -79,6 +77,20 @@ type worker struct {
 	timed  bool
 	slow   bool
 	inBusy bool
+	// The fields below change with every task, so they come last: in a
+	// workerSlot they share cache lines with the turn state's per-task
+	// fields. finished counts tasks that left the pool during the current
+	// batch; completed counts a Pool's completed tasks until flush adds
+	// them to stats.
+	finished  int64
+	completed uint64
+}
+
+// flush publishes the worker's counts (see workerStats.flush).
+func (w *worker) flush() {
+	w.stats.local[cCompleted] += w.completed
+	w.completed = 0
+	w.stats.flush()
 }
 
 // slowDrains is the number of batches per monitor tick (a millisecond)

@@ -239,7 +239,7 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 		return false
 	}
 	if err == nil {
-		w.stats.local[cCompleted]++
+		w.completed++
 		return false
 	}
 	w.stats.local[cFailed]++

@@ -74,42 +74,46 @@ func (p *core[K, P, L]) startWorker() {
 
 // turnState is what a worker keeps while it holds a group.
 type turnState[K shard.Key, P any] struct {
-	batch []entry[K, P]
-	// first is the batch until a turn copies more than firstCopy tasks:
-	// beside the state a task's end reads, and no allocation.
-	first [firstCopy]entry[K, P]
-	// vals holds a Batcher's messages of the turn, the slice its function
-	// receives; reused.
-	vals []P
-	g    *gqueue[K, P]
-	s    *shardq[K, P]
-	idx  uint32
-	done uint32 // tasks of batch finished (completed or lettered)
-	// The turns of serve: what is left of its budget, when the current
-	// turn's time is up, and whether the shard must go back to the run
-	// queue (other groups of it are ready).
-	budget  uint32
+	// The fields read or written for every task come first, beside the
+	// worker's own (see workerSlot) and before the first batch.
+	//
+	// w is the worker that owns this turnState; g is the group it holds;
+	// batch holds the tasks it copied out, done of which finished
+	// (completed or lettered); the turn's time is up at turnEnd.
+	w       *worker
+	g       *gqueue[K, P]
+	batch   []entry[K, P]
 	turnEnd int64
-	repush  bool
-	// copyMax is the most tasks take copies at once for a Pool (see
-	// firstCopy).
-	copyMax uint32
-
-	// w is the worker that owns this turnState.
-	w *worker
-
-	// A Pool's attempt in progress (see Pool.runTurn): the attempts before
-	// it and the last one's error, its start times, the cancel of its
-	// context, its entry while it runs, whether the task returned, and a
-	// recovered panic.
+	done    uint32
+	// A Pool's attempt in progress (see Pool.runTurn): whether the task
+	// returned, and whether it panicked; the attempts before it and the
+	// last one's error, its start time, the cancel of its context, its
+	// entry while it runs.
+	returned bool
+	panicked bool
 	prev     int
 	prevErr  error
 	start    int64
-	obsStart int64
 	cancel   context.CancelFunc
 	cur      *entry[K, P]
-	returned bool
-	panicked bool
+	// first is the batch until a turn copies more than firstCopy tasks:
+	// beside the state a task's end reads, and no allocation.
+	first [firstCopy]entry[K, P]
+
+	// vals holds a Batcher's messages of the turn, the slice its function
+	// receives; reused.
+	vals []P
+	s    *shardq[K, P]
+	idx  uint32
+	// The turns of serve: what is left of its budget, and whether the
+	// shard must go back to the run queue (other groups of it are ready).
+	budget uint32
+	repush bool
+	// copyMax is the most tasks take copies at once for a Pool (see
+	// firstCopy).
+	copyMax uint32
+	// The observer's start time of the attempt, and a recovered panic.
+	obsStart int64
 	pv       any
 	stack    []byte
 }
@@ -134,7 +138,7 @@ func (p *core[K, P, L]) workerExit(w *worker, ts *turnState[K, P]) {
 	if w.goexit {
 		p.afterGoexit(w, ts)
 	} else {
-		w.stats.flush()
+		w.flush()
 		p.ctl.retire(w)
 	}
 	p.ctl.wg.Done()
@@ -172,7 +176,7 @@ func (p *core[K, P, L]) endBatch(w *worker) int64 {
 		p.ctl.busy.Add(-1)
 		w.inBusy = false
 	}
-	w.stats.flush()
+	w.flush()
 	n := w.finished
 	if p.trackInFlight && n != 0 {
 		// Releases the breaker's reservation for the finished tasks.
@@ -406,7 +410,7 @@ func (p *core[K, P, L]) afterGoexit(w *worker, ts *turnState[K, P]) {
 		p.ctl.push(ts.idx)
 	}
 	p.endBatch(w)
-	w.stats.flush()
+	w.flush()
 	p.ctl.retire(w)
 	p.ctl.start()
 	p.ctl.wakeNow()
