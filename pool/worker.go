@@ -65,6 +65,10 @@ func (p *core[K, P, L]) startWorker() {
 	w, ts := &slot.w, &slot.ts
 	w.wake = make(chan struct{}, 1)
 	ts.w, ts.copyMax = w, uint32(min(firstCopy, p.turnMax))
+	if p.oneCall {
+		// A Batcher's call takes what it may.
+		ts.copyMax = uint32(p.turnMax)
+	}
 	ts.batch = ts.first[:]
 	p.ctl.register(w)
 	// Counts the goroutine that stop waits for.
@@ -96,6 +100,15 @@ type turnState[K shard.Key, P any] struct {
 	start    int64
 	cancel   context.CancelFunc
 	cur      *entry[K, P]
+	// Read or written for every turn: the shard, the turn's budget
+	// (what is left of serve's), whether the shard must go back to the
+	// run queue (other groups of it are ready), and the most tasks take
+	// copies at once (see firstCopy).
+	s       *shardq[K, P]
+	idx     uint32
+	budget  uint32
+	copyMax uint32
+	repush  bool
 	// first is the batch until a turn copies more than firstCopy tasks:
 	// beside the state a task's end reads, and no allocation.
 	first [firstCopy]entry[K, P]
@@ -103,15 +116,6 @@ type turnState[K shard.Key, P any] struct {
 	// vals holds a Batcher's messages of the turn, the slice its function
 	// receives; reused.
 	vals []P
-	s    *shardq[K, P]
-	idx  uint32
-	// The turns of serve: what is left of its budget, and whether the
-	// shard must go back to the run queue (other groups of it are ready).
-	budget uint32
-	repush bool
-	// copyMax is the most tasks take copies at once for a Pool (see
-	// firstCopy).
-	copyMax uint32
 	// The observer's start time of the attempt, and a recovered panic.
 	obsStart int64
 	pv       any
@@ -224,12 +228,9 @@ func (p *core[K, P, L]) openTurn(w *worker, ts *turnState[K, P], idx uint32) (ui
 // other groups of it are ready (ts.repush). It returns how many it copied.
 func (p *core[K, P, L]) take(w *worker, ts *turnState[K, P]) uint32 {
 	g, s := ts.g, ts.s
-	k := min(g.n, ts.budget)
-	if !p.oneCall {
-		k = min(k, ts.copyMax)
-		if w.slow {
-			k = min(k, slowTurnCopy)
-		}
+	k := min(g.n, ts.budget, ts.copyMax)
+	if w.slow && !p.oneCall {
+		k = min(k, slowTurnCopy)
 	}
 	if g.retryLen != 0 {
 		// A retried batch is the same messages as the failed one.
