@@ -19,4 +19,9 @@
 //
 //	go test ./bench -run '^$' -bench 'Noop' -count 5 | tee new.txt
 //	benchstat old.txt new.txt
+//
+// To compare two builds of the pool on one row, bench/scripts/pair.sh runs
+// two shoalbench binaries in alternation and prints the median of the
+// paired ratios: on a small shared machine, where runs move by 10–20 %,
+// a change of a few percent shows only that way.
 package bench
