@@ -56,38 +56,43 @@ const remapAfter = 64
 
 // gqueue is the queue of one group.
 type gqueue[K shard.Key, P any] struct {
-	key   K
+	// The fields the submitter and the holder both touch for every task
+	// come first, then the inline first buffer: 96 bytes for a Pool on
+	// 64-bit platforms, so two cache lines.
 	buf   []entry[K, P]
 	head  uint32
 	n     uint32 // tasks in buf, taken ones included
 	taken uint32 // tasks at head copied out by the holder
 	idx   uint32 // the shard
-	// held, anon, parked: see Invariants.
+	// held, anon, parked: see Invariants. idle: on the idle list, at
+	// position idlePos.
 	held   bool
 	anon   bool
 	parked bool
-	// waiters counts submitters waiting for room in this queue; spaceCh is
-	// closed when room is freed while some wait.
+	idle   bool
+	// waiters counts submitters waiting for room in this queue; spaceCh
+	// (below) is closed when room is freed while some wait.
 	waiters int32
-	spaceCh chan struct{}
-	// idle: on the idle list, at position idlePos.
-	idle    bool
 	idlePos uint32
-	// next links the ready list; prevP/nextP the parked list.
-	next         *gqueue[K, P]
+	// retryLen is how many tasks at head a Batcher's call that will be
+	// retried holds (0: none); owned by the holder, cleared with attempts.
+	retryLen uint32
+	// next links the ready list.
+	next *gqueue[K, P]
+	// one is the first buffer, so that a group with one task costs one
+	// allocation (none from the free list).
+	one [1]entry[K, P]
+
+	key     K
+	spaceCh chan struct{}
+	// prevP/nextP link the parked list.
 	prevP, nextP *gqueue[K, P]
 	// attempts and lastErr describe the task at head after a failed
 	// attempt: owned by the holder.
 	attempts int
 	lastErr  error
-	// retryLen is how many tasks at head a Batcher's call that will be
-	// retried holds (0: none); owned by the holder, cleared with attempts.
-	retryLen uint32
 	// timer is the retry timer, created at the first retry and reused.
 	timer *time.Timer
-	// one is the first buffer, so that a group with one task costs one
-	// allocation (none from the free list).
-	one [1]entry[K, P]
 }
 
 // shardq is one shard of the group table.
