@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -365,4 +366,55 @@ func BenchmarkBatcher(b *testing.B) {
 			_ = bt.Close(context.Background())
 		})
 	}
+}
+
+// BenchmarkStalledRoom blocks a task in each of GOMAXPROCS groups, fills
+// the CPUs with 4×GOMAXPROCS spinning goroutines, then submits a task to
+// another group and reports how long it waited to start (wait-ms; 2,000
+// means it had not started after 2 s). The CPU sample leaves no growth
+// room there; the monitor's stall rule (stallAfter) starts a worker.
+func BenchmarkStalledRoom(b *testing.B) {
+	var total time.Duration
+	for range b.N {
+		p, err := New[int]()
+		if err != nil {
+			b.Fatal(err)
+		}
+		procs := runtime.GOMAXPROCS(0)
+		release := make(chan struct{})
+		for g := range procs {
+			if err := p.Submit(context.Background(), g, func(context.Context) error { <-release; return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for p.Snapshot().Workers.Busy < procs {
+			runtime.Gosched()
+		}
+		var stop atomic.Bool
+		var spinners sync.WaitGroup
+		for range 4 * procs {
+			spinners.Go(func() {
+				for !stop.Load() {
+				}
+			})
+		}
+		started := make(chan time.Time, 1)
+		at := time.Now()
+		if err := p.Submit(context.Background(), procs, func(context.Context) error { started <- time.Now(); return nil }); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case s := <-started:
+			total += s.Sub(at)
+		case <-time.After(2 * time.Second):
+			total += 2 * time.Second
+		}
+		stop.Store(true)
+		spinners.Wait()
+		close(release)
+		if err := p.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "wait-ms")
 }

@@ -23,7 +23,9 @@ package pool
 //     when no more shards wait than workers are free (awake, less the slow
 //     workers in a batch counted in busy). If those workers are stuck in
 //     long tasks, the monitor (kicked by every such push, see monitor.go)
-//     wakes or starts workers at its next tick.
+//     wakes or starts workers at its next tick, past GOMAXPROCS within
+//     the growth room, and without it once no worker has taken a shard
+//     for stallAfter.
 //   - busy counts exactly the workers between run's increment and its
 //     decrement (or afterGoexit's, for a goroutine that ends in a task).
 //   - The run queue holds each shard with ready groups at most once (see

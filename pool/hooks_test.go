@@ -12,3 +12,7 @@ func withCPUReader(f func([]metrics.Sample) (running, runnable uint64, ok bool))
 // blockedCPU reads as a process whose goroutines all wait: every busy
 // worker is blocked, so the pool may grow.
 func blockedCPU([]metrics.Sample) (running, runnable uint64, ok bool) { return 0, 0, true }
+
+// saturatedCPU reads as a process whose processors are all taken, with
+// many goroutines waiting for one: no growth room past GOMAXPROCS.
+func saturatedCPU([]metrics.Sample) (running, runnable uint64, ok bool) { return 64, 64, true }

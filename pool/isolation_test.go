@@ -468,3 +468,74 @@ func TestCopyGrowsWithFinishedTurns(t *testing.T) {
 		}
 	})
 }
+
+// TestStalledRoomGetsWorker: with every worker blocked in a task and the
+// CPUs full of other goroutines (no growth room), a room that waits gets a
+// worker once no worker has taken work for stallAfter, not never.
+func TestStalledRoomGetsWorker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 64), withCPUReader(saturatedCPU))
+		procs := runtime.GOMAXPROCS(0)
+		gate := make(chan struct{})
+		for g := range procs {
+			if err := p.Submit(context.Background(), g, func(context.Context) error { <-gate; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if w := p.Snapshot().Workers; w.Running != procs || w.Busy != procs {
+			t.Fatalf("workers %+v, want %d running, all busy", w, procs)
+		}
+		start := time.Now()
+		var waited atomic.Int64
+		waited.Store(-1)
+		if err := p.Submit(context.Background(), procs, func(context.Context) error {
+			waited.Store(int64(time.Since(start)))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * stallAfter)
+		synctest.Wait()
+		d := time.Duration(waited.Load())
+		if d < 0 || d < stallAfter || d > stallAfter+3*monitorTick {
+			t.Fatalf("the waiting room's task started after %v, want between %v and %v", d, stallAfter, stallAfter+3*monitorTick)
+		}
+		if w := p.Snapshot().Workers; w.Running != procs+1 {
+			t.Fatalf("workers %+v, want %d running: one started for the stalled room", w, procs+1)
+		}
+		close(gate)
+		closePool(t, p)
+	})
+}
+
+// TestNoRescueWhileWorkersTakeWork: with the CPUs full (no growth room)
+// and workers that keep taking shards, the pool stays at GOMAXPROCS
+// workers: the stall rule starts none while work flows.
+func TestNoRescueWhileWorkersTakeWork(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 64), withCPUReader(saturatedCPU))
+		procs := runtime.GOMAXPROCS(0)
+		var ran atomic.Int64
+		const groups, tasks = 50, 400
+		for i := range tasks {
+			if err := p.Submit(context.Background(), i%groups, func(context.Context) error {
+				time.Sleep(time.Millisecond)
+				ran.Add(1)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		peak := 0
+		for ran.Load() < tasks {
+			time.Sleep(monitorTick)
+			peak = max(peak, p.Snapshot().Workers.Running)
+		}
+		if peak > procs {
+			t.Fatalf("peak %d workers with the CPUs full and work flowing, want at most %d", peak, procs)
+		}
+		closePool(t, p)
+	})
+}

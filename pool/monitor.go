@@ -11,6 +11,11 @@ package pool
 //     (capacity 1), and only the monitor sets asleep, after which it
 //     re-checks for work before it blocks; so the token is never lost and
 //     never doubled.
+//   - While shards wait, stalledSince is the last tick at which the run
+//     queue was empty or a worker had taken a shard since the tick before
+//     (the queue's pops moved); the monitor starts workers without growth
+//     room only when that is stallAfter old and it could wake or start
+//     none within the room.
 //   - coarse is the pool clock (ns since the epoch) as of the last tick, or
 //     as of the last wake-up of the monitor: a producer that sees asleep
 //     stores the real time before it clears asleep. So a reader of coarse
@@ -32,6 +37,16 @@ const monitorTick = time.Millisecond
 // (see sampleCPU), so a pool whose workers block in I/O doubles each
 // millisecond until the waiting shards are served.
 const monitorWakeBatch = 4
+
+// stallAfter is how long shards may wait in the run queue with no worker
+// taking any before the monitor starts workers without growth room (up to
+// monitorWakeBatch a tick, within max). The room counts the goroutines
+// that want a processor as if they were workers, so when other goroutines
+// fill the CPUs a pool whose workers are all blocked would otherwise get
+// none: this bounds how long a room waits behind blocked ones to about
+// the Go scheduler's time slice. A pool whose workers run long CPU-bound
+// tasks may grow by a few workers per stallAfter while rooms wait.
+const stallAfter = 10 * time.Millisecond
 
 // kick makes sure the monitor runs; producers call it after they scheduled
 // a shard.
@@ -58,6 +73,10 @@ func (c *control) monitor() {
 	defer t.Stop()
 	quiet := 0
 	sample := newCPUSample()
+	// The run queue's pops as of stalledSince, the time the monitor last
+	// saw a worker take a shard while shards waited (see stallAfter).
+	var popped uint64
+	var stalledSince int64
 	for {
 		select {
 		case <-c.monStop:
@@ -65,19 +84,30 @@ func (c *control) monitor() {
 		case <-t.C:
 		}
 		// Publishes the time for producers and workers.
-		c.coarse.Store(c.nanotime())
+		now := c.nanotime()
+		c.coarse.Store(now)
 		c.sampleCPU(sample)
 		if n := c.runq.Len(); n > 0 {
 			quiet = 0
+			if p := c.runq.Popped(); p != popped {
+				popped, stalledSince = p, now
+			}
 			if c.spinning.Load() == 0 {
+				started := 0
 				for range min(n, max(monitorWakeBatch, int(c.growRoom.Load()))) {
 					if !(c.idle.Load() != 0 && c.wakeOne()) && !c.growIfCPU() {
 						break
 					}
+					started++
+				}
+				if started == 0 && now-stalledSince >= int64(stallAfter) {
+					c.rescue(n)
+					stalledSince = now
 				}
 			}
 			continue
 		}
+		stalledSince = now
 		if c.running.Load() != c.idle.Load() {
 			quiet = 0
 			continue
@@ -106,6 +136,18 @@ func (c *control) monitor() {
 			return
 		}
 		t.Reset(monitorTick)
+		// Shards that wait now were pushed after the sleep.
+		stalledSince = c.nanotime()
+	}
+}
+
+// rescue starts up to monitorWakeBatch workers for n waiting shards, past
+// GOMAXPROCS and without growth room (see stallAfter), within max.
+func (c *control) rescue(n int) {
+	for range min(n, monitorWakeBatch) {
+		if !c.grow() {
+			return
+		}
 	}
 }
 

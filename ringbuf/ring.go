@@ -324,6 +324,14 @@ func (r *Ring[T]) Len() int {
 	return int(n)
 }
 
+// Popped returns how many items have been popped since New: the
+// consumers' position. Comparing two readings tells whether any consumer
+// took an item in between, without reading the producers' cursor.
+func (r *Ring[T]) Popped() uint64 {
+	// Reads the consumers' cursor; no hand-over.
+	return r.head.Load()
+}
+
 // Cap returns the capacity: the most items the ring holds, a power of two
 // and at least 2.
 func (r *Ring[T]) Cap() int {

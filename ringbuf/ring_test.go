@@ -161,3 +161,37 @@ func TestPoppedSlotsCleared(t *testing.T) {
 		t.Errorf("%d slots hold a pointer, want the 2 not yet popped (Len %d)", live, r.Len())
 	}
 }
+
+// TestPopped: Popped counts the items taken by TryPop and PopBatch, and
+// not those pushed or refused.
+func TestPopped(t *testing.T) {
+	r, err := ringbuf.New[int](4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Popped(); n != 0 {
+		t.Fatalf("new ring: Popped %d, want 0", n)
+	}
+	for round := range 3 { // wraps the ring twice
+		for i := range 4 {
+			if !r.TryPush(i) {
+				t.Fatalf("round %d: push %d refused", round, i)
+			}
+		}
+		if r.TryPush(9) {
+			t.Fatalf("round %d: a full ring took a fifth item", round)
+		}
+		if _, ok := r.TryPop(); !ok {
+			t.Fatalf("round %d: pop from a full ring failed", round)
+		}
+		if n := r.PopBatch(make([]int, 8)); n != 3 {
+			t.Fatalf("round %d: PopBatch took %d, want 3", round, n)
+		}
+		if _, ok := r.TryPop(); ok {
+			t.Fatalf("round %d: pop from an empty ring succeeded", round)
+		}
+		if n, want := r.Popped(), uint64(4*(round+1)); n != want {
+			t.Fatalf("round %d: Popped %d, want %d", round, n, want)
+		}
+	}
+}
