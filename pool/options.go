@@ -130,10 +130,13 @@ func WithShards(n int) Option {
 
 // WithWorkers sets the bounds of the worker count (default 1 and
 // DefaultMaxWorkers). 0 <= min <= max, max >= 1. Workers start when groups
-// are ready and none is free; past GOMAXPROCS, only while the CPUs are not
-// saturated (fewer runnable goroutines than GOMAXPROCS), so tasks that
-// block in I/O get more workers and CPU-bound ones do not oversubscribe
-// the CPUs. Workers above min exit after the idle timeout.
+// are ready and none is free; past GOMAXPROCS, only while some busy
+// workers must be blocked (more of them than goroutines running or
+// waiting for a processor), so tasks that block in I/O get more workers
+// and CPU-bound ones do not oversubscribe the CPUs, or once ready groups
+// have waited 10 ms with no worker taking any, so that blocked workers do
+// not hold other groups up while other goroutines fill the CPUs. Workers
+// above min exit after the idle timeout.
 func WithWorkers(minWorkers, maxWorkers int) Option {
 	return optionFunc(func(c *config) error {
 		if err := checkWorkers(minWorkers, maxWorkers); err != nil {
