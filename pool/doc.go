@@ -83,8 +83,10 @@
 // GOMAXPROCS workers, a worker starts only while more workers are busy
 // than goroutines run or wait for a processor (runtime/metrics), so tasks
 // that wait on I/O get the workers they need, doubling each millisecond,
-// and CPU-bound tasks do not oversubscribe the CPUs. Workers above the kept-warm count exit after WithIdleTimeout
-// without work.
+// and CPU-bound tasks do not oversubscribe the CPUs; and, since other
+// goroutines that fill the CPUs hide blocked workers from that count, once
+// waiting groups have gone 10 ms with no worker taking any. Workers above
+// the kept-warm count exit after WithIdleTimeout without work.
 //
 // # Costs
 //
