@@ -104,6 +104,11 @@ type IsolationConfig struct {
 	// Submit to a full lane waits, like a blocking Submit to a full pool
 	// queue (0: unbounded). Only the hot group fills its lane.
 	LaneSize int
+	// Spinners is the number of goroutines that spin from the start of the
+	// run until the last submission, so that the CPUs are full of work
+	// other than the scheduler's, as on a server whose handlers are busy
+	// (0: none). They also delay the submitters, for every scheduler alike.
+	Spinners int
 	// DrainTimeout bounds the wait, after the last submission, for the
 	// accepted tasks to run; what is still queued then is lost.
 	DrainTimeout time.Duration
@@ -136,6 +141,9 @@ func DefaultIsolationConfig() IsolationConfig {
 	}
 }
 
+// maxSpinners bounds IsolationConfig.Spinners.
+const maxSpinners = 1024
+
 // maxIsolationEvents bounds the schedule: each task costs about 80 bytes
 // (its event and its function), built before the run.
 const maxIsolationEvents = 1 << 23
@@ -163,6 +171,8 @@ func (c IsolationConfig) check() error {
 		return bad("rates %v, %v, %v: want finite and 0 or more", c.FastRate, c.SlowRate, c.HotRate)
 	case c.LaneSize < 0:
 		return bad("lane size %d: want 0 (unbounded) or more", c.LaneSize)
+	case c.Spinners < 0 || c.Spinners > maxSpinners:
+		return bad("spinners %d: want 0 to %d", c.Spinners, maxSpinners)
 	case c.DrainTimeout <= 0:
 		return bad("drain timeout %v: want above 0", c.DrainTimeout)
 	}
@@ -386,6 +396,15 @@ func runIsolation(ctx context.Context, cfg IsolationConfig, s isoScheduler) (Iso
 	runtime.GC()
 
 	r.epoch = time.Now()
+	var spin atomic.Bool
+	var spinners sync.WaitGroup
+	spin.Store(true)
+	for range cfg.Spinners {
+		spinners.Go(func() {
+			for spin.Load() {
+			}
+		})
+	}
 	var wg sync.WaitGroup
 	for i := range r.subs {
 		stop := int64(0)
@@ -395,6 +414,8 @@ func runIsolation(ctx context.Context, cfg IsolationConfig, s isoScheduler) (Iso
 		wg.Go(func() { r.submitAll(ctx, r.subs[i], r.tasks[i], stop) })
 	}
 	wg.Wait()
+	spin.Store(false)
+	spinners.Wait()
 
 	closeCtx, cancel := context.WithTimeout(ctx, cfg.DrainTimeout)
 	defer cancel()

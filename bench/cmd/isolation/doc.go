@@ -20,6 +20,11 @@
 //	go run ./bench/cmd/isolation                       # both variants, all three schedulers
 //	go run ./bench/cmd/isolation -variant hot -schedulers shoal,reference
 //	go run ./bench/cmd/isolation -duration 20s -groups 100000
+//	go run ./bench/cmd/isolation -spinners 8   # the CPUs full of other work
+//
+// With -spinners n, n goroutines spin while the tasks are submitted, as on
+// a server whose handlers keep the CPUs busy: every scheduler, and the
+// submitters, then get a share of the processors.
 //
 // Two more columns split the p99 wait: "late p99", how late the submitters
 // called Submit (the harness's lag on a busy machine, and time blocked in

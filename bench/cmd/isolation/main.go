@@ -41,6 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.FastRate, "rate", cfg.FastRate, "fast groups' tasks per second, in all")
 	fs.IntVar(&cfg.Submitters, "submitters", cfg.Submitters, "goroutines submitting the fast and slow groups' tasks")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the schedule")
+	fs.IntVar(&cfg.Spinners, "spinners", cfg.Spinners, "goroutines that spin while tasks are submitted, filling the CPUs with other work")
 	variant := fs.String("variant", "both", "plain, hot or both")
 	names := fs.String("schedulers", strings.Join(bench.IsolationSchedulers(), ","), "comma-separated schedulers to run, in this order")
 	quiet := fs.Bool("quiet", false, "no progress lines")

@@ -50,7 +50,7 @@ func TestTinyRun(t *testing.T) {
 func TestBadFlagsExitWithUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"-variant", "nope"}, {"-schedulers", "shoal,nope"}, {"-schedulers", "shoal,shoal"},
-		{"-groups", "0"}, {"-slow", "-1"}, {"-duration", "0s"}, {"-nosuchflag"}, {"extra"},
+		{"-groups", "0"}, {"-slow", "-1"}, {"-spinners", "-1"}, {"-duration", "0s"}, {"-nosuchflag"}, {"extra"},
 	} {
 		var out, errs bytes.Buffer
 		if got := run(t.Context(), append(args, "-quiet"), &out, &errs); got != 2 {
