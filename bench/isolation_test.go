@@ -52,6 +52,25 @@ func TestIsolationAccountsForEveryTask(t *testing.T) {
 	}
 }
 
+// With spinning goroutines filling the CPUs (real time: spinners never
+// block, so a synctest bubble would never advance its clock), every
+// scheduler still runs every task once, in order, and the spinners are
+// gone when the run returns (goleak).
+func TestIsolationWithSpinners(t *testing.T) {
+	for _, s := range IsolationSchedulers() {
+		t.Run(s, func(t *testing.T) {
+			cfg := smallIsolation(s, false)
+			cfg.Warmup, cfg.Duration = 20*time.Millisecond, 100*time.Millisecond
+			cfg.Spinners = 2
+			res, err := RunIsolation(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkCounts(t, cfg, res)
+		})
+	}
+}
+
 func checkCounts(t *testing.T, cfg IsolationConfig, res IsolationResult) {
 	t.Helper()
 	offered := 0
@@ -204,19 +223,21 @@ func TestIsolationPlan(t *testing.T) {
 
 func TestIsolationBadConfig(t *testing.T) {
 	for name, change := range map[string]func(*IsolationConfig){
-		"scheduler":   func(c *IsolationConfig) { c.Scheduler = "nope" },
-		"groups":      func(c *IsolationConfig) { c.Groups = 0 },
-		"slow":        func(c *IsolationConfig) { c.Slow = c.Groups },
-		"submitters":  func(c *IsolationConfig) { c.Submitters = 0 },
-		"duration":    func(c *IsolationConfig) { c.Duration = 0 },
-		"warmup":      func(c *IsolationConfig) { c.Warmup = -time.Second },
-		"task":        func(c *IsolationConfig) { c.FastTask = -1 },
-		"rate":        func(c *IsolationConfig) { c.SlowRate = -1 },
-		"nan":         func(c *IsolationConfig) { c.FastRate = c.FastRate * 0 / 0 },
-		"lane":        func(c *IsolationConfig) { c.LaneSize = -1 },
-		"drain":       func(c *IsolationConfig) { c.DrainTimeout = 0 },
-		"too many":    func(c *IsolationConfig) { c.Duration = 24 * time.Hour },
-		"hot too big": func(c *IsolationConfig) { c.Hot, c.HotRate = true, 1e12 },
+		"scheduler":    func(c *IsolationConfig) { c.Scheduler = "nope" },
+		"groups":       func(c *IsolationConfig) { c.Groups = 0 },
+		"slow":         func(c *IsolationConfig) { c.Slow = c.Groups },
+		"submitters":   func(c *IsolationConfig) { c.Submitters = 0 },
+		"duration":     func(c *IsolationConfig) { c.Duration = 0 },
+		"warmup":       func(c *IsolationConfig) { c.Warmup = -time.Second },
+		"task":         func(c *IsolationConfig) { c.FastTask = -1 },
+		"rate":         func(c *IsolationConfig) { c.SlowRate = -1 },
+		"nan":          func(c *IsolationConfig) { c.FastRate = c.FastRate * 0 / 0 },
+		"lane":         func(c *IsolationConfig) { c.LaneSize = -1 },
+		"spinners":     func(c *IsolationConfig) { c.Spinners = -1 },
+		"spinners max": func(c *IsolationConfig) { c.Spinners = maxSpinners + 1 },
+		"drain":        func(c *IsolationConfig) { c.DrainTimeout = 0 },
+		"too many":     func(c *IsolationConfig) { c.Duration = 24 * time.Hour },
+		"hot too big":  func(c *IsolationConfig) { c.Hot, c.HotRate = true, 1e12 },
 	} {
 		cfg := DefaultIsolationConfig()
 		change(&cfg)
