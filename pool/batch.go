@@ -303,11 +303,11 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 			callHandler(h, pv, stack)
 		}
 	case err == nil:
-		w.stats.local[cCompleted] += uint64(k)
+		w.completed += uint64(k)
 	default:
 		// Partial: the first n are handled; the rest failed.
 		n := handledOf(err, k)
-		w.stats.local[cCompleted] += uint64(n)
+		w.completed += uint64(n)
 		if n == k {
 			break
 		}

@@ -82,8 +82,8 @@ type worker struct {
 	// The fields below change with every task, so they come last: in a
 	// workerSlot they share cache lines with the turn state's per-task
 	// fields. finished counts tasks that left the pool during the current
-	// batch; completed counts a Pool's completed tasks until flush adds
-	// them to stats.
+	// batch; completed counts completed tasks (a Batcher's: messages)
+	// until flush adds them to stats.
 	finished  int64
 	completed uint64
 }

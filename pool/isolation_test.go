@@ -415,11 +415,11 @@ func TestSampleCPU(t *testing.T) {
 	}
 }
 
-// TestCopyGrowsWithFinishedTurns: a new worker copies firstCopy tasks of a
-// deep group at once, and twice as many after it ran all it copied within
-// one turn; a worker whose first tasks block has copied no more than
-// firstCopy.
-func TestCopyGrowsWithFinishedTurns(t *testing.T) {
+// TestCopyFollowsWhatTurnsRun: a new worker copies firstCopy tasks of a
+// deep group at once (a worker whose first task blocks has copied no
+// more), twice as many after it ran all it copied within one turn, and
+// firstCopy again after a turn that ended on the clock with copies left.
+func TestCopyFollowsWhatTurnsRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := mustNew[int](t, WithWorkers(1, 1), WithShards(1), WithBatchSize(64))
 		s := &p.c.shards[0]
@@ -430,7 +430,7 @@ func TestCopyGrowsWithFinishedTurns(t *testing.T) {
 		}
 		// The worker waits in another group's task while group 0 fills,
 		// so that its first copy of group 0 finds all 40 tasks queued.
-		gates := []chan struct{}{make(chan struct{}), make(chan struct{}), make(chan struct{})}
+		gates := []chan struct{}{make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})}
 		if err := p.Submit(context.Background(), 1, func(context.Context) error { <-gates[2]; return nil }); err != nil {
 			t.Fatal(err)
 		}
@@ -443,6 +443,10 @@ func TestCopyGrowsWithFinishedTurns(t *testing.T) {
 				task = func(context.Context) error { <-gates[0]; ran.Add(1); return nil }
 			case firstCopy:
 				task = func(context.Context) error { <-gates[1]; ran.Add(1); return nil }
+			case firstCopy + 1: // outlasts the turn
+				task = func(context.Context) error { time.Sleep(maxTurn + time.Millisecond); ran.Add(1); return nil }
+			case firstCopy + 2:
+				task = func(context.Context) error { <-gates[3]; ran.Add(1); return nil }
 			}
 			if err := p.Submit(context.Background(), 0, task); err != nil {
 				t.Fatal(err)
@@ -462,6 +466,15 @@ func TestCopyGrowsWithFinishedTurns(t *testing.T) {
 			t.Fatalf("after a copy that ran whole, the worker copied %d tasks, want %d", k, 2*firstCopy)
 		}
 		close(gates[1])
+		time.Sleep(10 * maxTurn)
+		synctest.Wait()
+		if n := ran.Load(); n != firstCopy+2 {
+			t.Fatalf("%d tasks ran before the fourth gate, want %d", n, firstCopy+2)
+		}
+		if k := taken(); k != firstCopy {
+			t.Fatalf("after a turn that ran 2 of %d copies, the worker copied %d tasks, want %d", 2*firstCopy, k, firstCopy)
+		}
+		close(gates[3])
 		closePool(t, p)
 		if n := ran.Load(); n != 40 {
 			t.Fatalf("%d of 40 tasks ran", n)

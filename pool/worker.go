@@ -20,9 +20,8 @@ package pool
 //     to the ready list. No later task of the group starts before it.
 //   - The batch a holder copied out (ts.batch) belongs to that holder; the
 //     queue's buffer keeps the same tasks until finish drops them. For a
-//     Pool a worker copies at most copyMax tasks at a time (firstCopy at
-//     first, doubling after a copy that ran whole), a slow one at most
-//     slowTurnCopy.
+//     Pool a worker copies at most copyMax tasks at a time (see
+//     firstCopy).
 //   - Under a running task sit only workerMain, run, serve, the face's turn
 //     function and the call: everything between two tasks is done in
 //     functions that return first (openTurn, take, nextTurn; a Pool's
@@ -40,18 +39,14 @@ import (
 // coarse clock moved by this much, the group yields its worker.
 const maxTurn = 2 * time.Millisecond
 
-// slowTurnCopy is the most tasks a slow worker (see slowDrains) copies out
-// of its group at once: its turn ends on the clock after a task or two, and
-// copying more would copy the rest again at the next turn. The worker comes
-// back for more while its turn lasts, and its batch buffer stays small.
-const slowTurnCopy = 4
-
 // firstCopy is the most tasks a new worker copies out of a group at once
 // (a Pool's; a Batcher's call takes what it may). A worker doubles it, up
 // to the pool's batch size, each time it runs all it copied within one
-// turn: a worker of quick tasks copies many at once after a few turns, and
-// one whose tasks block never copies, nor keeps a buffer for, more than it
-// runs.
+// turn, and brings it back to what the turn ran (at least firstCopy) when
+// the turn ends on the clock with copies left: a worker of quick tasks
+// copies many at once after a few turns, and one whose tasks block, whose
+// turn ends after a task or two, never copies, nor keeps a buffer for,
+// more than it runs.
 const firstCopy = 4
 
 // workerSlot is a worker and its turn state, allocated together.
@@ -195,16 +190,16 @@ func (p *core[K, P, L]) endBatch(w *worker) int64 {
 // openTurn, nextTurn and take, so that a task runs close to the top of its
 // worker's stack (see Pool.runTurn).
 func (p *core[K, P, L]) serve(w *worker, ts *turnState[K, P], idx uint32) {
-	k, ok := p.openTurn(w, ts, idx)
+	k, ok := p.openTurn(ts, idx)
 	for ok {
 		parked := p.turn(w, ts, k)
-		k, ok = p.nextTurn(w, ts, parked)
+		k, ok = p.nextTurn(ts, parked)
 	}
 }
 
 // openTurn takes the first ready group of shard idx and copies out its
 // first tasks (take); it reports false if the shard has no ready group.
-func (p *core[K, P, L]) openTurn(w *worker, ts *turnState[K, P], idx uint32) (uint32, bool) {
+func (p *core[K, P, L]) openTurn(ts *turnState[K, P], idx uint32) (uint32, bool) {
 	s := &p.shards[idx]
 	ts.s, ts.idx = s, idx
 	s.mu.Lock()
@@ -220,18 +215,15 @@ func (p *core[K, P, L]) openTurn(w *worker, ts *turnState[K, P], idx uint32) (ui
 	}
 	ts.g = g
 	p.freshTurn(ts)
-	return p.take(w, ts), true
+	return p.take(ts), true
 }
 
 // take copies the next tasks of ts.g out (they stay in its buffer), with
 // the shard's mu held, which it releases; it then hands the shard on if
 // other groups of it are ready (ts.repush). It returns how many it copied.
-func (p *core[K, P, L]) take(w *worker, ts *turnState[K, P]) uint32 {
+func (p *core[K, P, L]) take(ts *turnState[K, P]) uint32 {
 	g, s := ts.g, ts.s
 	k := min(g.n, ts.budget, ts.copyMax)
-	if w.slow && !p.oneCall {
-		k = min(k, slowTurnCopy)
-	}
 	if g.retryLen != 0 {
 		// A retried batch is the same messages as the failed one.
 		k = min(k, g.retryLen)
@@ -282,16 +274,22 @@ func (p *core[K, P, L]) handOn(ts *turnState[K, P]) {
 // ready group of the shard (both within the budget of serve), or nothing
 // (false). Fairness: a group whose turn used up the budget or the time
 // goes behind the other ready groups, unless none waits.
-func (p *core[K, P, L]) nextTurn(w *worker, ts *turnState[K, P], parked bool) (uint32, bool) {
+func (p *core[K, P, L]) nextTurn(ts *turnState[K, P], parked bool) (uint32, bool) {
 	g, s := ts.g, ts.s
 	done := ts.done
 	if p.oneCall {
 		ts.budget = 0
 	} else {
 		ts.budget -= min(ts.budget, max(done, 1))
-		if done == ts.copyMax && !parked {
+		switch {
+		case parked:
+		case done == ts.copyMax:
 			// All it copied ran within the turn: copy more next time.
 			ts.copyMax = min(2*ts.copyMax, uint32(p.turnMax))
+		case done < g.taken:
+			// The turn ended on the clock with copies left: copy no
+			// more than it ran.
+			ts.copyMax = max(firstCopy, done)
 		}
 	}
 	s.mu.Lock()
@@ -306,13 +304,13 @@ func (p *core[K, P, L]) nextTurn(w *worker, ts *turnState[K, P], parked bool) (u
 			// Nobody waits for a worker: a new turn, without the
 			// hand-off.
 			p.freshTurn(ts)
-			return p.take(w, ts), true
+			return p.take(ts), true
 		}
 		// Fairness: the group goes behind the other ready groups.
 		ts.repush = s.pushReady(g)
 		ts.budget = 0
 	default:
-		return p.take(w, ts), true
+		return p.take(ts), true
 	}
 	ts.g = nil
 	if ts.budget > 0 {
@@ -321,7 +319,7 @@ func (p *core[K, P, L]) nextTurn(w *worker, ts *turnState[K, P], parked bool) (u
 				s.inRunq, ts.repush = true, true
 			}
 			ts.g = g
-			return p.take(w, ts), true
+			return p.take(ts), true
 		}
 	}
 	s.mu.Unlock()
