@@ -97,31 +97,36 @@ type gqueue[K shard.Key, P any] struct {
 
 // shardq is one shard of the group table.
 type shardq[K shard.Key, P any] struct {
+	// The first 64 bytes hold what Submit reads and writes for every task
+	// (the shard array is line-aligned and a shard is two lines), so a
+	// submission touches one line of its shard.
 	mu     sync.Mutex
 	inRunq bool
 	sealed bool
+	// live counts live queues (anon ones included).
+	live   int32
 	groups map[K]*gqueue[K, P]
-	peak   int
 	// ready is the FIFO of groups waiting for a worker.
 	readyHead, readyTail *gqueue[K, P]
+	credit               int32
+	// nidle counts the queues on the idle list.
+	nidle int32
+	// queued counts tasks waiting to start; submitted counts accepted
+	// tasks since New (the sampling position of stampTimed).
+	submitted uint64
+	queued    int
+
+	peak int
 	// parked is the list of groups waiting on a retry timer.
 	parked *gqueue[K, P]
 	// idle is the idle list, a ring of idleCap slots for positions
-	// [idleHead, idleTail), oldest first; a slot is nil once its queue left
-	// the list, so no queue's neighbours are touched to take it off. nidle
-	// counts the queues on it. Allocated at the first release, dropped by
-	// trimIdle.
+	// [idleHead, idleTail), oldest first. A queue that leaves the list
+	// leaves its slot as it is: a slot counts only while its queue is idle
+	// at that position (idleAt), so taking a queue off the list writes only
+	// the queue. Allocated at the first release, dropped by trimIdle.
 	idle               []*gqueue[K, P]
 	idleHead, idleTail uint32
-	nidle              int
-	// live counts live queues (anon ones included).
-	live int
-	// queued counts tasks waiting to start; submitted counts accepted
-	// tasks since New (the sampling position of stampTimed).
-	queued    int
-	submitted uint64
-	credit    int64
-	_         [cacheLine]byte
+	_                  [128 - 112]byte
 }
 
 // lookup returns group's queue, live, or nil. A queue found on the idle
@@ -164,9 +169,7 @@ func (s *shardq[K, P]) release(g *gqueue[K, P]) {
 	if s.idleTail-s.idleHead == idleCap {
 		// The ring is full: its oldest slot goes, evicting its queue
 		// if it is still there.
-		h := s.idleHead % idleCap
-		if old := s.idle[h]; old != nil {
-			s.idle[h] = nil
+		if old := s.idleAt(s.idleHead); old != nil {
 			old.idle = false
 			s.nidle--
 			s.forget(old)
@@ -179,20 +182,29 @@ func (s *shardq[K, P]) release(g *gqueue[K, P]) {
 	s.nidle++
 }
 
-// unlinkIdle takes g off the idle list: only its slot is cleared.
+// unlinkIdle takes g off the idle list; its slot stays as it is (see
+// idleAt).
 func (s *shardq[K, P]) unlinkIdle(g *gqueue[K, P]) {
 	g.idle = false
-	s.idle[g.idlePos%idleCap] = nil
 	s.nidle--
+}
+
+// idleAt returns the queue idle at ring position pos, or nil when the
+// slot's queue left the list (or went idle again at a later position).
+func (s *shardq[K, P]) idleAt(pos uint32) *gqueue[K, P] {
+	g := s.idle[pos%idleCap]
+	if g == nil || !g.idle || g.idlePos != pos {
+		return nil
+	}
+	return g
 }
 
 // popOldestIdle takes the oldest queue off the idle list, which must not
 // be empty.
 func (s *shardq[K, P]) popOldestIdle() *gqueue[K, P] {
 	for {
-		h := s.idleHead % idleCap
-		g := s.idle[h]
-		s.idle[h] = nil
+		g := s.idleAt(s.idleHead)
+		s.idle[s.idleHead%idleCap] = nil
 		s.idleHead++
 		if g != nil {
 			g.idle = false

@@ -3,7 +3,35 @@ package pool
 import (
 	"context"
 	"testing"
+	"unsafe"
 )
+
+// TestShardLayout checks that a shard is a whole number of cache lines and
+// that the fields a submission reads or writes lie in its first line.
+func TestShardLayout(t *testing.T) {
+	var s shardq[uint64, Task]
+	if n := unsafe.Sizeof(s); n%cacheLine != 0 {
+		t.Errorf("a shard is %d bytes, not a whole number of %d-byte lines", n, cacheLine)
+	}
+	ends := map[string]uintptr{
+		"mu":        unsafe.Offsetof(s.mu) + unsafe.Sizeof(s.mu),
+		"inRunq":    unsafe.Offsetof(s.inRunq) + unsafe.Sizeof(s.inRunq),
+		"sealed":    unsafe.Offsetof(s.sealed) + unsafe.Sizeof(s.sealed),
+		"live":      unsafe.Offsetof(s.live) + unsafe.Sizeof(s.live),
+		"groups":    unsafe.Offsetof(s.groups) + unsafe.Sizeof(s.groups),
+		"readyHead": unsafe.Offsetof(s.readyHead) + unsafe.Sizeof(s.readyHead),
+		"readyTail": unsafe.Offsetof(s.readyTail) + unsafe.Sizeof(s.readyTail),
+		"credit":    unsafe.Offsetof(s.credit) + unsafe.Sizeof(s.credit),
+		"nidle":     unsafe.Offsetof(s.nidle) + unsafe.Sizeof(s.nidle),
+		"submitted": unsafe.Offsetof(s.submitted) + unsafe.Sizeof(s.submitted),
+		"queued":    unsafe.Offsetof(s.queued) + unsafe.Sizeof(s.queued),
+	}
+	for name, end := range ends {
+		if end > cacheLine {
+			t.Errorf("shardq.%s ends at byte %d, past the first line", name, end)
+		}
+	}
+}
 
 // FuzzGroupQueue drives one group's queue with pushes, takes and drops
 // (finish after a turn) against a slice model: the tasks come out in push
@@ -113,8 +141,22 @@ func FuzzIdleRing(f *testing.F) {
 					t.Fatalf("group %d is in the table, neither live nor idle", k)
 				}
 			}
-			if idle != s.nidle || s.nidle > idleCap || s.live != len(live) {
+			if idle != int(s.nidle) || s.nidle > idleCap || int(s.live) != len(live) {
 				t.Fatalf("%d idle in the table, nidle %d (cap %d), live %d, model %d", idle, s.nidle, idleCap, s.live, len(live))
+			}
+			// Each idle queue owns the slot of its position in the ring,
+			// and only idle queues own one.
+			owned := 0
+			for pos := s.idleHead; pos != s.idleTail; pos++ {
+				if g := s.idleAt(pos); g != nil {
+					owned++
+					if s.groups[g.key] != g {
+						t.Fatalf("ring position %d holds the idle queue of %d, not in the table", pos, g.key)
+					}
+				}
+			}
+			if owned != idle {
+				t.Fatalf("the ring holds %d idle queues, the table %d", owned, idle)
 			}
 		}
 		s.trimIdle()

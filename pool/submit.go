@@ -200,7 +200,7 @@ func (p *core[K, P, L]) takeCredit(s *shardq[K, P]) bool {
 	c := p.creditChunk
 	// Takes a chunk of the pool-wide room; given back if it overdrew.
 	if p.room.Add(-c) >= 0 {
-		s.credit = c
+		s.credit = int32(c)
 		return true
 	}
 	p.room.Add(c)
@@ -217,12 +217,12 @@ func (p *core[K, P, L]) takeCredit(s *shardq[K, P]) bool {
 // returnCredit gives the room of k finished tasks back to s, and the part
 // of s's credit above one chunk back to the pool. The caller holds s.mu.
 func (p *core[K, P, L]) returnCredit(s *shardq[K, P], k int64) {
-	s.credit += k
-	if s.credit <= p.creditKeep {
+	s.credit += int32(k)
+	if int64(s.credit) <= p.creditKeep {
 		return
 	}
-	give := s.credit - p.creditKeep/2
-	s.credit -= give
+	give := int64(s.credit) - p.creditKeep/2
+	s.credit -= int32(give)
 	// Publishes the room; then looks for submitters waiting for it.
 	p.room.Add(give)
 	if p.roomWaiters.Load() != 0 {
