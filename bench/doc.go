@@ -23,5 +23,6 @@
 // To compare two builds of the pool on one row, bench/scripts/pair.sh runs
 // two shoalbench binaries in alternation and prints the median of the
 // paired ratios: on a small shared machine, where runs move by 10–20 %,
-// a change of a few percent shows only that way.
+// a change of a few percent shows only that way. bench/scripts/multicore.sh
+// runs the comparison at GOMAXPROCS 2, 4, 8 and 16 (docs/MULTICORE.md).
 package bench
