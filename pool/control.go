@@ -7,9 +7,10 @@ package pool
 //     at the time of the CAS) and shrinks only under mu, so the idle-timeout
 //     check "running > floor" and the decrement are one step.
 //   - A worker is on idleList iff w.parked, both guarded by mu; idle equals
-//     len(idleList). Whoever clears w.parked (a waker, Tune, stop) sends
-//     exactly one token on w.wake; the worker receives it before it looks for
-//     work again, so w.wake (capacity 1) never holds a stale token.
+//     len(idleList). Whoever clears w.parked (a waker, Tune, stop, w's idle
+//     timer) sends exactly one token on w.wake; the worker receives it
+//     before it looks for work again, so w.wake (capacity 1) never holds a
+//     stale token.
 //   - spinning counts workers looking for work without being parked. A
 //     producer that sees at least as many spinners as shards waiting after
 //     its push wakes nobody: each spinner re-checks the run queue after it
@@ -62,9 +63,13 @@ type worker struct {
 	parked  bool
 	idleIdx int
 	allIdx  int
-	// timer is the idle timer, created at the first timed park and reused;
-	// owned by the worker.
-	timer *time.Timer
+	// timer is the idle timer (idleExpired), created at the first timed
+	// park and reused. idleUntil is when the current idle spell ends (zero:
+	// untimed) and retire says the timer ended w's life; both guarded by
+	// mu, retire read by w after the token.
+	timer     *time.Timer
+	idleUntil time.Time
+	retire    bool
 	// stats are the worker's counters (see stats.go).
 	stats workerStats
 	// goexit is set when the running task called runtime.Goexit.

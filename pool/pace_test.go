@@ -189,3 +189,66 @@ func TestParkAboveScalerTarget(t *testing.T) {
 		stillParked()
 	})
 }
+
+// TestIdleTimerFiringForAnEarlierSpell: the idle timer is a function timer,
+// and a firing meant for an earlier idle spell (one that Stop could not
+// withdraw in time) may run while the worker parks again. It must neither
+// retire a worker whose current spell is younger than the idle timeout nor
+// one parked without a timer; the current spell's own firing retires it on
+// time.
+func TestIdleTimerFiringForAnEarlierSpell(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var c control
+		if err := c.init(16, 1, 8, time.Second, func() int64 { return 0 }); err != nil {
+			t.Fatal(err)
+		}
+		w := &worker{wake: make(chan struct{}, 1)}
+		parkAsync := func() <-chan bool {
+			done := make(chan bool, 1)
+			go func() { done <- c.park(w) }()
+			synctest.Wait()
+			return done
+		}
+		expectParked := func(when string) {
+			t.Helper()
+			c.mu.Lock()
+			parked := w.parked
+			c.mu.Unlock()
+			if !parked || c.idle.Load() != 1 {
+				t.Fatalf("%s: parked %v, idle %d; want the worker parked", when, parked, c.idle.Load())
+			}
+		}
+
+		// At min: an untimed park; a stray firing leaves it parked.
+		c.running.Store(1)
+		done := parkAsync()
+		c.idleExpired(w)
+		expectParked("a stray firing at min")
+		c.wakeAll()
+		if !<-done {
+			t.Fatal("a woken worker reported that it must exit")
+		}
+
+		// Above min: a timed park. A firing half-way through the spell
+		// (an earlier spell's) leaves it parked and the pool's counts as
+		// they were.
+		c.running.Store(3)
+		start := time.Now()
+		done = parkAsync()
+		time.Sleep(500 * time.Millisecond)
+		c.idleExpired(w)
+		expectParked("a firing half-way through the spell")
+		if r := c.running.Load(); r != 3 {
+			t.Fatalf("running %d after an early firing, want 3", r)
+		}
+		if <-done {
+			t.Fatal("a worker above min stayed after its idle timeout, want it to exit")
+		}
+		if waited := time.Since(start); waited != time.Second {
+			t.Fatalf("the worker exited after %v idle, want the idle timeout, 1s", waited)
+		}
+		if r, i := c.running.Load(), c.idle.Load(); r != 2 || i != 0 || len(c.idleList) != 0 {
+			t.Fatalf("after the exit: running %d, idle %d, idle list %d; want 2, 0, 0", r, i, len(c.idleList))
+		}
+	})
+}

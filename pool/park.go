@@ -175,12 +175,17 @@ func (c *control) foundWhileSpinning() {
 
 // park blocks w until it is woken or, when more workers than min run, until
 // the idle timeout; then w exits if more workers than the floor run, and
-// parks again otherwise. Comparing with the floor when the timer fires,
+// parks again otherwise. Comparing with the floor when the timeout ends,
 // rather than when w parks, lets a scaler lower the target without waking
 // parked workers: those above it exit within two idle timeouts. With a
 // scaler, a worker that parks while more workers than the floor run waits
 // at most aboveTargetIdle (see idleFor). It reports false when w must exit
 // (running already decremented).
+//
+// The timeout is the worker's own timer, a function timer (idleExpired)
+// rather than a channel: the worker blocks on its wake channel alone, and
+// the timer, when it ends the idle spell, takes the worker off the idle
+// list and sends the token itself, with w.retire set.
 func (c *control) park(w *worker) bool {
 	c.mu.Lock()
 	if c.stopping.Load() {
@@ -192,52 +197,77 @@ func (c *control) park(w *worker) bool {
 	c.idleList = append(c.idleList, w)
 	// Announces w as parked before the re-check below.
 	c.idle.Add(1)
+	// Reads the count and the bound; a parked worker at or below min
+	// sleeps without a timer (an idle pool uses no CPU).
+	var d time.Duration
+	w.idleUntil = time.Time{}
+	if c.running.Load() > c.minW.Load() {
+		d = c.idleFor()
+		w.idleUntil = time.Now().Add(d)
+		if w.timer == nil {
+			// Created at the first timed park (a worker that never
+			// parks above min needs none), unarmed, under mu, where
+			// idleExpired reads it.
+			w.timer = time.AfterFunc(time.Duration(1<<63-1), func() { c.idleExpired(w) })
+		}
+	}
 	c.mu.Unlock()
 
 	if c.runq.Len() > 0 || c.stopping.Load() {
 		if !c.unpark(w) {
-			<-w.wake // a waker took w off the list; take its token
+			// A waker (or the timer) took w off the list; take its token.
+			return c.woken(w)
 		}
 		return true
 	}
-	for {
-		var timeout <-chan time.Time
-		// Reads the count and the bound; a parked worker at or below min
-		// sleeps without a timer (an idle pool uses no CPU).
-		if c.running.Load() > c.minW.Load() {
-			if w.timer == nil {
-				// Created at the first timed park: a worker that
-				// never parks above min needs none.
-				w.timer = time.NewTimer(c.idleFor())
-			} else {
-				w.timer.Reset(c.idleFor())
-			}
-			timeout = w.timer.C
-		}
-		select {
-		case <-w.wake:
-			if w.timer != nil {
-				w.timer.Stop()
-			}
-			return true
-		case <-timeout:
-			c.mu.Lock()
-			if !w.parked {
-				c.mu.Unlock()
-				<-w.wake
-				return true
-			}
-			if c.running.Load() > c.floor() {
-				c.unlist(w)
-				// Withdraws w from the parked count and gives up its place.
-				c.idle.Add(-1)
-				c.running.Add(-1)
-				c.mu.Unlock()
-				return false
-			}
-			c.mu.Unlock()
-		}
+	if d > 0 {
+		w.timer.Reset(d)
 	}
+	if !c.woken(w) {
+		return false
+	}
+	if d > 0 {
+		w.timer.Stop()
+	}
+	return true
+}
+
+// woken receives the token of whoever took w off the idle list; it reports
+// false when that was w's idle timer retiring it (running already
+// decremented).
+func (c *control) woken(w *worker) bool {
+	<-w.wake
+	// Read after the token: written by its sender before it sent it.
+	if w.retire {
+		w.retire = false
+		return false
+	}
+	return true
+}
+
+// idleExpired runs when w's idle timer ends: if w still parks for the idle
+// spell the timer was set for, it exits when more workers than the floor
+// run and parks for another idle timeout otherwise. A firing that finds w
+// woken, or parked again since (a later deadline), does nothing.
+func (c *control) idleExpired(w *worker) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if !w.parked || w.idleUntil.IsZero() || now.Before(w.idleUntil) {
+		return
+	}
+	if c.running.Load() > c.floor() {
+		c.unlist(w)
+		// Withdraws w from the parked count and gives up its place.
+		c.idle.Add(-1)
+		c.running.Add(-1)
+		w.retire = true
+		w.wake <- struct{}{}
+		return
+	}
+	d := c.idleFor()
+	w.idleUntil = now.Add(d)
+	w.timer.Reset(d)
 }
 
 // aboveTargetIdle bounds how long a worker parks, with a scaler, while more
