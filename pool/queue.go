@@ -97,9 +97,10 @@ type gqueue[K shard.Key, P any] struct {
 
 // shardq is one shard of the group table.
 type shardq[K shard.Key, P any] struct {
-	// The first 64 bytes hold what Submit reads and writes for every task
-	// (the shard array is line-aligned and a shard is two lines), so a
-	// submission touches one line of its shard.
+	// The first 64 bytes hold what Submit reads and writes for every task,
+	// and a shard is two cache lines (on 64-bit platforms), so where the
+	// shard array starts on a line (a page, for the default 1,024 shards)
+	// a submission touches one line of its shard.
 	mu     sync.Mutex
 	inRunq bool
 	sealed bool
