@@ -82,7 +82,8 @@
 // a worker stuck in a long task waits at most about a millisecond. Past
 // GOMAXPROCS workers, a worker starts only while more workers are busy
 // than goroutines run or wait for a processor (runtime/metrics), so tasks
-// that wait on I/O get the workers they need, doubling each millisecond,
+// that wait on I/O get the workers they need, doubling each millisecond
+// until more goroutines wait for a processor than half the busy workers,
 // and CPU-bound tasks do not oversubscribe the CPUs; and, since other
 // goroutines that fill the CPUs hide blocked workers from that count, once
 // waiting groups have gone 10 ms with no worker taking any. Workers above

@@ -338,10 +338,15 @@ func TestSampleCPURoom(t *testing.T) {
 		want                    int32
 	}{
 		{busy: 50, running: 1, runnable: 0, want: 98}, // 49 blocked, doubled
-		{busy: 50, running: 2, runnable: 30, want: 36},
+		{busy: 50, running: 2, runnable: 20, want: 56},
 		{busy: 4, running: 2, runnable: 2, want: 0}, // every busy worker wants a CPU
 		{busy: 1, running: 1, runnable: 0, want: 1}, // an idle processor (of 2 or more)
 		{busy: 8, running: 2, runnable: 9, want: 0}, // saturated
+		// More goroutines wait for a processor than half the busy
+		// workers: the processors are full, though 18 workers block.
+		{busy: 50, running: 2, runnable: 30, want: 0},
+		// Fewer than 4 per processor wait: a small pool still grows.
+		{busy: 10, running: 1, runnable: 6, want: 6},
 	} {
 		var c control
 		if err := c.init(4, 0, 100, time.Second, func() int64 { return 0 }); err != nil {

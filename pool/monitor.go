@@ -159,6 +159,12 @@ const (
 	runnableMetric = "/sched/goroutines/runnable:goroutines"
 )
 
+// cpuQueuePerProc is how many goroutines per processor may wait for one
+// before sampleCPU calls the processors full, whatever the busy workers:
+// a few always wait in passing (the garbage collector's workers, timers
+// that fired together), and a pool of a few workers must still grow.
+const cpuQueuePerProc = 4
+
 // newCPUSample returns the sample sampleCPU reads into.
 func newCPUSample() []metrics.Sample {
 	return []metrics.Sample{{Name: runningMetric}, {Name: runnableMetric}}
@@ -167,8 +173,12 @@ func newCPUSample() []metrics.Sample {
 // sampleCPU sets growRoom, the workers that may start past GOMAXPROCS
 // until the next sample: twice the busy workers that cannot all be on a
 // processor or waiting for one (so some must be blocked, in I/O most
-// likely), or the idle processors while no goroutine waits for one. Where
-// the metrics are missing, none: the safe side for CPU-bound work.
+// likely), or the idle processors while no goroutine waits for one. None
+// while the processors are the bottleneck: more goroutines wait for one
+// than half the busy workers (and than cpuQueuePerProc per processor),
+// where a new worker's task, once it stops blocking, would wait for a
+// processor too. Where the metrics are missing, none: the safe side for
+// CPU-bound work.
 func (c *control) sampleCPU(sample []metrics.Sample) {
 	room := int64(0)
 	read := c.readCPU
@@ -181,6 +191,11 @@ func (c *control) sampleCPU(sample []metrics.Sample) {
 		// Blocked workers, doubled: new workers are likely to block too,
 		// so the pool may double each tick while its workers wait.
 		room = 2 * max(0, busy-wantCPU)
+		if int64(runnable) > max(busy/2, cpuQueuePerProc*int64(c.procs)) {
+			// The processors are full: more sleepers would only
+			// queue for them.
+			room = 0
+		}
 		if runnable == 0 {
 			// Idle processors.
 			room = max(room, int64(c.procs)-int64(running))

@@ -132,8 +132,10 @@ func WithShards(n int) Option {
 // DefaultMaxWorkers). 0 <= min <= max, max >= 1. Workers start when groups
 // are ready and none is free; past GOMAXPROCS, only while some busy
 // workers must be blocked (more of them than goroutines running or
-// waiting for a processor), so tasks that block in I/O get more workers
-// and CPU-bound ones do not oversubscribe the CPUs, or once ready groups
+// waiting for a processor) and the processors are not full (no more
+// goroutines wait for one than half the busy workers), so tasks that block
+// in I/O get more workers and CPU-bound ones do not oversubscribe the
+// CPUs, or once ready groups
 // have waited 10 ms with no worker taking any, so that blocked workers do
 // not hold other groups up while other goroutines fill the CPUs. Workers
 // above min exit after the idle timeout.
