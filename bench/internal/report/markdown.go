@@ -117,6 +117,8 @@ func Markdown(w io.Writer, results []bench.Result, m Meta) error {
 	p("run two virtual CPUs on two hyperthreads of one core (a line moves in tens\n")
 	p("of nanoseconds) or on two cores (hundreds), and switch between the two within\n")
 	p("seconds; every concurrent row is two to three times slower under the second.\n")
+	p("The summary marks with † a ratio between two rows whose xcore differs more\n")
+	p("than twofold.\n")
 	p("shoal runs its defaults with the workload's concurrency as its most\n")
 	p("workers: it starts one worker and grows while its workers block, so in the\n")
 	p("sleep workload it starts its thousands of workers, and its groups' queues,\n")

@@ -159,3 +159,47 @@ func ExampleMarkdown() {
 	fmt.Println(strings.SplitN(buf.String(), "\n", 2)[0])
 	// Output: # Benchmarks
 }
+
+// TestSummaryMarksMovedPlacements: a ratio between rows whose xcore times
+// differ more than twofold (the host moved the CPUs between them) is
+// marked, with a note under the table; rows of like placement are not.
+func TestSummaryMarksMovedPlacements(t *testing.T) {
+	for _, c := range []struct {
+		a, b int64
+		want bool
+	}{
+		{70, 250, true}, {250, 70, true}, // one core against two
+		{200, 250, false}, {70, 140, false}, // like placements
+		{0, 250, false}, {70, 0, false}, // no figure (one CPU)
+	} {
+		if got := PlacementsDiffer(c.a, c.b); got != c.want {
+			t.Errorf("PlacementsDiffer(%d, %d) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+	rs := []bench.Result{
+		{Lib: "shoal.Submit", Workload: "noop", Order: bench.FIFO.String(), NsPerTask: 200, XcoreNs: 70},
+		{Lib: "chan+lanes", Workload: "noop", Order: bench.FIFO.String(), NsPerTask: 400, XcoreNs: 250},
+		{Lib: "pond", Workload: "noop", Order: bench.Unordered.String(), NsPerTask: 400, XcoreNs: 75},
+	}
+	rows := Summarize(rs)
+	if len(rows) != 1 || !rows[0].BestMoved || rows[0].PondMoved {
+		t.Fatalf("summary = %+v, want the fifo row moved and pond not", rows)
+	}
+	var md, txt bytes.Buffer
+	MarkdownSummary(&md, rs)
+	if err := TextSummary(&txt, rs); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"markdown": md.String(), "text": txt.String()} {
+		if !strings.Contains(out, "0.50×†") || strings.Count(out, "†") != 2 || !strings.Contains(out, "two placements") {
+			t.Errorf("%s summary lacks the mark on the moved ratio only, or the note:\n%s", name, out)
+		}
+	}
+	// Like placements: no mark, no note.
+	rs[1].XcoreNs = 80
+	md.Reset()
+	MarkdownSummary(&md, rs)
+	if strings.Contains(md.String(), "†") {
+		t.Errorf("summary of like placements is marked:\n%s", md.String())
+	}
+}
