@@ -11,8 +11,10 @@
 #
 # Each run is one shoalbench child (a fresh process) of the row named by
 # -lib (default shoal.Submit); the order of A and B alternates from pair to
-# pair. Runs take /tmp/shoal-bench.lock (flock), so two comparisons on one
-# machine do not overlap.
+# pair. A pair whose two runs measured xcore more than twofold apart (the
+# host moved the CPUs between them) is left out of the median. Runs take
+# /tmp/shoal-bench.lock (flock), so two comparisons on one machine do not
+# overlap.
 set -euo pipefail
 
 if [ $# -lt 3 ]; then
@@ -27,34 +29,50 @@ if [ "${1:-}" = "-lib" ]; then
 	shift 2
 fi
 
-# one BIN prints the row's ns/task from one run.
+# one BIN prints the row's ns/task and its xcore (ns, 0 if absent) from one
+# run.
 one() {
 	local bin=$1
 	shift
 	flock /tmp/shoal-bench.lock "$bin" -libs "$lib" -count 1 "$@" 2>&1 |
-		awk -v lib="$lib" '$1 == lib { gsub(",", "", $3); print $3; exit }'
+		awk -v lib="$lib" '$1 == lib { gsub(",", "", $3); x = $NF; sub("ns$", "", x); print $3, x + 0; exit }'
 }
 
 ratios=()
+moved=0
 for i in $(seq "$pairs"); do
 	if ((i % 2)); then
-		ta=$(one "$a" "$@")
-		tb=$(one "$b" "$@")
+		ra=$(one "$a" "$@")
+		rb=$(one "$b" "$@")
 	else
-		tb=$(one "$b" "$@")
-		ta=$(one "$a" "$@")
+		rb=$(one "$b" "$@")
+		ra=$(one "$a" "$@")
 	fi
-	if [ -z "$ta" ] || [ -z "$tb" ]; then
+	if [ -z "$ra" ] || [ -z "$rb" ]; then
 		echo "pair $i: no $lib row in the output (check the flags)" >&2
 		exit 1
 	fi
+	read -r ta xa <<<"$ra"
+	read -r tb xb <<<"$rb"
 	r=$(awk -v x="$tb" -v y="$ta" 'BEGIN { printf "%.3f", x / y }')
+	# A pair whose runs' xcore differ more than twofold ran with the host's
+	# CPUs placed differently (see docs/BENCHMARKS.md): left out.
+	if awk -v p="$xa" -v q="$xb" 'BEGIN { exit !(p > 0 && q > 0 && (p > 2 * q || q > 2 * p)) }'; then
+		moved=$((moved + 1))
+		echo "pair $i: A $ta ns/task (xcore ${xa} ns), B $tb ns/task (xcore ${xb} ns): the CPUs moved between the runs, left out"
+		continue
+	fi
 	ratios+=("$r")
 	echo "pair $i: A $ta ns/task, B $tb ns/task, B/A $r"
 done
-printf '%s\n' "${ratios[@]}" | sort -n | awk '
+if [ ${#ratios[@]} -eq 0 ]; then
+	echo "no pair ran with the CPUs placed alike in both runs" >&2
+	exit 1
+fi
+printf '%s\n' "${ratios[@]}" | sort -n | awk -v moved="$moved" '
 	{ v[NR] = $1 }
 	END {
-		printf "median B/A %.3f, quartiles %.3f and %.3f, %d pairs\n",
-			v[int((NR + 1) / 2)], v[int((NR + 3) / 4)], v[int((3 * NR + 1) / 4)], NR
+		printf "median B/A %.3f, quartiles %.3f and %.3f, %d pairs", v[int((NR + 1) / 2)], v[int((NR + 3) / 4)], v[int((3 * NR + 1) / 4)], NR
+		if (moved > 0) printf " (%d more left out: the CPUs moved between their runs)", moved
+		printf "\n"
 	}'
