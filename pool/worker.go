@@ -408,8 +408,8 @@ func (p *core[K, P, L]) afterGoexit(w *worker, ts *turnState[K, P]) {
 	if sched {
 		p.ctl.push(ts.idx)
 	}
+	// Flushes the counters too.
 	p.endBatch(w)
-	w.flush()
 	p.ctl.retire(w)
 	p.ctl.start()
 	p.ctl.wakeNow()
