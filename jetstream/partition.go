@@ -186,6 +186,19 @@ func (pt *partition) releasing() bool {
 	}
 }
 
+// heldRevision reads the partition's lease key: its revision, whether it
+// still names this instance as the holder (a renewal that timed out here
+// may have been stored, moving the revision), and the read's error.
+func (pt *partition) heldRevision(ctx context.Context) (rev uint64, ours bool, err error) {
+	e, err := pt.c.leases.Get(ctx, leaseKey(pt.p))
+	if err != nil {
+		return 0, false, err
+	}
+	var v leaseValue
+	ours = json.Unmarshal(e.Value(), &v) == nil && v.Instance == pt.c.instance && v.State == leaseHeld
+	return e.Revision(), ours, nil
+}
+
 // renew renews the lease; a revision conflict means another node took it.
 func (pt *partition) renew() {
 	c := pt.c
@@ -214,10 +227,9 @@ func (pt *partition) renew() {
 		// known revision was stored is unknown (each was a compare-and-swap
 		// on that revision, so one at most): the lease runs from the
 		// first of them.
-		e, gerr := c.leases.Get(ctx, leaseKey(pt.p))
-		var v leaseValue
-		if gerr == nil && json.Unmarshal(e.Value(), &v) == nil && v.Instance == c.instance && v.State == leaseHeld {
-			pt.rev = e.Revision()
+		rev, ours, gerr := pt.heldRevision(ctx)
+		if ours {
+			pt.rev = rev
 			if pt.unknownSince >= 0 {
 				pt.extend(pt.unknownSince)
 			}
@@ -921,10 +933,27 @@ func (pt *partition) finish() {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.leaseTTL/4)
 	defer cancel()
 	_ = c.nc.FlushWithContext(ctx)
+	pt.freeLease(ctx, dirty)
+}
+
+// freeLease writes the partition's lease free (dirty: with messages left
+// unacknowledged) and counts the partition released, or lost when another
+// node took the lease first.
+func (pt *partition) freeLease(ctx context.Context, dirty bool) {
+	c := pt.c
 	pt.leaseMu.Lock()
 	defer pt.leaseMu.Unlock()
 	val := leaseValue{State: leaseFree, Dirty: dirty}.encode()
 	_, err := c.leases.Update(ctx, leaseKey(pt.p), val, pt.rev)
+	if isConflict(err) {
+		// A renewal whose reply was lost may have moved the revision
+		// (see renew): while the key still names this instance, the
+		// lease is ours to free at its revision.
+		if rev, ours, _ := pt.heldRevision(ctx); ours {
+			pt.rev = rev
+			_, err = c.leases.Update(ctx, leaseKey(pt.p), val, rev)
+		}
+	}
 	switch {
 	case err == nil || (c.ctx.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded)):
 		// Freed, or its write timed out with an unknown outcome: either
