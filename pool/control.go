@@ -78,7 +78,8 @@ type worker struct {
 	// began and drains the batches it completed since; timed says a whole
 	// interval is being counted (the first tick seen opens it); slow says
 	// the previous interval had fewer than slowDrains batches (its tasks
-	// block or run long); inBusy says the current batch is counted in busy.
+	// block or run long), or, before the first, that the worker was started
+	// past GOMAXPROCS; inBusy says the current batch is counted in busy.
 	tick   int64
 	drains int32
 	timed  bool
@@ -148,7 +149,11 @@ type control struct {
 	growRoom atomic.Int32
 	// noRoom counts growIfCPU's refusals; sampleMu guards sample, which
 	// growIfCPU reads into every 32nd refusal.
-	noRoom   atomic.Uint32
+	noRoom atomic.Uint32
+	// cpuFull says the last sample found the processors full (see
+	// sampleCPU): growIfCPU then takes no sample of its own, since workers
+	// started now would only wait for a processor.
+	cpuFull  atomic.Bool
 	sampleMu sync.Mutex
 	sample   []metrics.Sample
 	// readCPU replaces readCPUMetrics in tests (set before the monitor
@@ -273,8 +278,10 @@ func (c *control) growIfCPU() bool {
 		// Reads the room first, so that a refusal (the common case of a
 		// CPU-bound pool) writes only the refusal count. Every 32nd
 		// refusal samples again: the monitor may be starved of CPU by the
-		// very load that needs workers.
-		if c.growRoom.Load() <= 0 && !c.resample() {
+		// very load that needs workers; but not while the last sample found
+		// the processors full: a sample takes the scheduler's lock, and
+		// under such a load every hand-off of a shard may call here.
+		if c.growRoom.Load() <= 0 && (c.cpuFull.Load() || !c.resample()) {
 			return false
 		}
 		// Takes one start from the room.

@@ -557,3 +557,112 @@ func TestNoRescueWhileWorkersTakeWork(t *testing.T) {
 		closePool(t, p)
 	})
 }
+
+// TestWorkerPastProcsStartsSlow: a worker started past GOMAXPROCS (the
+// others block) counts as slow from its first task, so a room that
+// arrives while that task blocks gets another worker at once, not at the
+// monitor's next tick.
+func TestWorkerPastProcsStartsSlow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		procs := runtime.GOMAXPROCS(0)
+		// The processors read as full until the workers are judged, so
+		// that the pool keeps GOMAXPROCS workers; then as idle, with
+		// every busy worker blocked: room to grow.
+		var blocked atomic.Bool
+		read := func(s []metrics.Sample) (uint64, uint64, bool) {
+			if blocked.Load() {
+				return blockedCPU(s)
+			}
+			return saturatedCPU(s)
+		}
+		p := mustNew[int](t, WithWorkers(procs, 64), withCPUReader(read))
+		release := make(chan struct{})
+		defer func() {
+			close(release)
+			closePool(t, p)
+		}()
+		submit := func(g int, fn Task) {
+			t.Helper()
+			if err := p.Submit(context.Background(), g, fn); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Tasks that block for a millisecond, one batch at a time: the
+		// workers' pace judges them slow.
+		for range 4 {
+			for g := range procs {
+				submit(g, func(context.Context) error { time.Sleep(time.Millisecond); return nil })
+			}
+			time.Sleep(3 * monitorTick)
+		}
+		for g := range procs {
+			submit(g, func(context.Context) error { <-release; return nil })
+			synctest.Wait() // a woken worker is free until its batch begins
+		}
+		blocked.Store(true)
+		time.Sleep(monitorTick) // a sample sees them blocked: growth room
+		synctest.Wait()
+		if w := p.Snapshot().Workers; w.Running != procs || w.Busy != procs {
+			t.Fatalf("workers %+v, want %d running, all busy", w, procs)
+		}
+		if n := p.c.ctl.busy.Load(); n != int32(procs) {
+			t.Fatalf("%d slow workers in a batch, want %d", n, procs)
+		}
+		// A room arrives: a worker starts past GOMAXPROCS and blocks in its
+		// first task.
+		var started [2]atomic.Bool
+		submit(procs, func(context.Context) error { started[0].Store(true); <-release; return nil })
+		synctest.Wait()
+		// Another room arrives before any tick: the new worker is not
+		// counted on, so this one gets a worker at once too.
+		submit(procs+1, func(context.Context) error { started[1].Store(true); <-release; return nil })
+		synctest.Wait()
+		if !started[0].Load() || !started[1].Load() {
+			t.Fatalf("started %v, %v before the monitor's next tick; want both", started[0].Load(), started[1].Load())
+		}
+		if w := p.Snapshot().Workers; w.Running != procs+2 {
+			t.Fatalf("workers %+v, want %d running", w, procs+2)
+		}
+	})
+}
+
+// TestNoResampleWhileCPUFull: growIfCPU takes a sample of its own every
+// 32nd refusal, except while the last sample found the processors full.
+func TestNoResampleWhileCPUFull(t *testing.T) {
+	var c control
+	if err := c.init(4, 0, 100, time.Second, func() int64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	c.procs = 2
+	reads := 0
+	c.readCPU = func([]metrics.Sample) (uint64, uint64, bool) {
+		reads++
+		return 0, 0, true // every busy worker blocked: room
+	}
+	started := 0
+	c.start = func() { started++ }
+	c.running.Store(8) // 8 busy workers
+	c.cpuFull.Store(true)
+	for range 64 {
+		if c.growIfCPU() {
+			t.Fatal("growIfCPU started a worker while the processors were full")
+		}
+	}
+	if reads != 0 {
+		t.Fatalf("%d samples taken while the processors were full, want 0", reads)
+	}
+	c.cpuFull.Store(false)
+	grew := false
+	for range 64 {
+		grew = grew || c.growIfCPU()
+	}
+	if reads == 0 || !grew {
+		t.Fatalf("%d samples and grew %v once the processors had room, want a sample and a start", reads, grew)
+	}
+	if c.cpuFull.Load() {
+		t.Fatal("a sample with no goroutine waiting for a processor left cpuFull set")
+	}
+	if started == 0 {
+		t.Fatal("no worker started")
+	}
+}

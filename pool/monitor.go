@@ -177,8 +177,8 @@ func newCPUSample() []metrics.Sample {
 // while the processors are the bottleneck: more goroutines wait for one
 // than half the busy workers (and than cpuQueuePerProc per processor),
 // where a new worker's task, once it stops blocking, would wait for a
-// processor too. Where the metrics are missing, none: the safe side for
-// CPU-bound work.
+// processor too (cpuFull says so until the next sample). Where the
+// metrics are missing, none: the safe side for CPU-bound work.
 func (c *control) sampleCPU(sample []metrics.Sample) {
 	room := int64(0)
 	read := c.readCPU
@@ -191,11 +191,13 @@ func (c *control) sampleCPU(sample []metrics.Sample) {
 		// Blocked workers, doubled: new workers are likely to block too,
 		// so the pool may double each tick while its workers wait.
 		room = 2 * max(0, busy-wantCPU)
-		if int64(runnable) > max(busy/2, cpuQueuePerProc*int64(c.procs)) {
+		full := int64(runnable) > max(busy/2, cpuQueuePerProc*int64(c.procs))
+		if full {
 			// The processors are full: more sleepers would only
 			// queue for them.
 			room = 0
 		}
+		c.cpuFull.Store(full)
 		if runnable == 0 {
 			// Idle processors.
 			room = max(room, int64(c.procs)-int64(running))

@@ -59,6 +59,12 @@ func (p *core[K, P, L]) startWorker() {
 	slot := &workerSlot[K, P]{}
 	w, ts := &slot.w, &slot.ts
 	w.wake = make(chan struct{}, 1)
+	// A worker started past GOMAXPROCS was started because the others
+	// block (see sampleCPU) or stall (rescue), and its tasks most likely
+	// block too: it starts slow, so that while its first task blocks
+	// producers do not count on it (wake), until its first whole interval
+	// judges it (see slowDrains).
+	w.slow = p.ctl.running.Load() > p.ctl.procs
 	ts.w, ts.copyMax = w, uint32(min(firstCopy, p.turnMax))
 	if p.oneCall {
 		// A Batcher's call takes what it may.
