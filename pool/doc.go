@@ -76,8 +76,9 @@
 // Workers run between min and max (WithWorkers; max defaults to
 // DefaultMaxWorkers, 1024). A producer wakes or starts a worker when no
 // worker is free or more shards wait than workers are free; a worker whose
-// tasks block (fewer than 16 turns per millisecond) does not count as
-// free. A monitor goroutine, ticking every millisecond while the pool has
+// tasks block (fewer than 16 turns per millisecond), or one started past
+// GOMAXPROCS until its first millisecond shows otherwise, does not count
+// as free. A monitor goroutine, ticking every millisecond while the pool has
 // work, starts or wakes workers while shards still wait, so a group behind
 // a worker stuck in a long task waits at most about a millisecond. Past
 // GOMAXPROCS workers, a worker starts only while more workers are busy
