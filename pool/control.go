@@ -242,6 +242,14 @@ func (c *control) push(idx uint32) {
 // paying a cross-core wake-up per task (see doc.go for the figures), while
 // a shard that arrives when every awake worker is blocked in I/O gets a
 // worker at once.
+//
+// Past GOMAXPROCS workers, wake starts one (within the growth room) only
+// while at most GOMAXPROCS shards wait: the case of a room that finds
+// every worker blocked. While more wait the pool is ramping up, and the
+// monitor's tick starts the workers, doubling them within the room: from
+// every producer and hand-off as well, thousands of workers started
+// within a tick from as many goroutines measured 1.08× the time of the
+// sleep row (docs/ARCHITECTURE.md).
 func (c *control) wake() {
 	// Reads whether spinners will re-check the run queue (see Invariants):
 	// enough of them for the shards waiting.
@@ -251,8 +259,11 @@ func (c *control) wake() {
 	// Reads the parked count (pairs with park's announce) and the slow
 	// workers in a batch.
 	free := c.running.Load() - c.idle.Load() - c.busy.Load()
-	if free <= 0 || int32(c.runq.Len()) > free {
-		if !(c.idle.Load() != 0 && c.wakeOne()) {
+	n := int32(c.runq.Len())
+	if free <= 0 || n > free {
+		// Wakes a parked worker, or starts one where wake starts them
+		// (see above).
+		if !(c.idle.Load() != 0 && c.wakeOne()) && (n <= c.procs || c.running.Load() < c.procs) {
 			c.growIfCPU()
 		}
 	}

@@ -666,3 +666,39 @@ func TestNoResampleWhileCPUFull(t *testing.T) {
 		t.Fatal("no worker started")
 	}
 }
+
+// TestWakeLeavesRampToMonitor: with every worker blocked and room to grow,
+// a producer starts a worker past GOMAXPROCS for a room that finds no free
+// worker while at most GOMAXPROCS shards wait; while more wait, the pool is
+// ramping up, and it leaves the starts to the monitor's tick.
+func TestWakeLeavesRampToMonitor(t *testing.T) {
+	var c control
+	if err := c.init(16, 0, 100, time.Second, func() int64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	c.procs = 2
+	started := 0
+	c.start = func() { started++ }
+	c.running.Store(4)
+	c.busy.Store(4) // every worker slow and in a batch
+	c.growRoom.Store(100)
+	c.push(0)
+	c.wake()
+	if started != 1 {
+		t.Fatalf("one shard waiting, every worker blocked: %d started, want 1", started)
+	}
+	c.busy.Store(5)
+	c.push(1)
+	c.push(2)
+	c.wake()
+	if started != 1 {
+		t.Fatalf("3 shards waiting on 2 processors: the producer started %d workers, want none (the monitor's)", started-1)
+	}
+	if _, ok := c.runq.TryPop(); !ok {
+		t.Fatal("empty run queue")
+	}
+	c.wake()
+	if started != 2 {
+		t.Fatalf("2 shards waiting on 2 processors: %d started in all, want 2", started)
+	}
+}
