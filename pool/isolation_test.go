@@ -629,11 +629,7 @@ func TestWorkerPastProcsStartsSlow(t *testing.T) {
 // TestNoResampleWhileCPUFull: growIfCPU takes a sample of its own every
 // 32nd refusal, except while the last sample found the processors full.
 func TestNoResampleWhileCPUFull(t *testing.T) {
-	var c control
-	if err := c.init(4, 0, 100, time.Second, func() int64 { return 0 }); err != nil {
-		t.Fatal(err)
-	}
-	c.procs = 2
+	c := newTestControl(t, 4)
 	reads := 0
 	c.readCPU = func([]metrics.Sample) (uint64, uint64, bool) {
 		reads++
@@ -672,11 +668,7 @@ func TestNoResampleWhileCPUFull(t *testing.T) {
 // worker while at most GOMAXPROCS shards wait; while more wait, the pool is
 // ramping up, and it leaves the starts to the monitor's tick.
 func TestWakeLeavesRampToMonitor(t *testing.T) {
-	var c control
-	if err := c.init(16, 0, 100, time.Second, func() int64 { return 0 }); err != nil {
-		t.Fatal(err)
-	}
-	c.procs = 2
+	c := newTestControl(t, 16)
 	started := 0
 	c.start = func() { started++ }
 	c.running.Store(4)
@@ -701,4 +693,16 @@ func TestWakeLeavesRampToMonitor(t *testing.T) {
 	if started != 2 {
 		t.Fatalf("2 shards waiting on 2 processors: %d started in all, want 2", started)
 	}
+}
+
+// newTestControl returns a control of nshards shards and 2 processors,
+// with no worker started: the test sets start and the counts.
+func newTestControl(t *testing.T, nshards int) *control {
+	t.Helper()
+	c := new(control)
+	if err := c.init(nshards, 0, 100, time.Second, func() int64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	c.procs = 2
+	return c
 }
