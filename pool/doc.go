@@ -77,11 +77,11 @@
 // DefaultMaxWorkers, 1024). A producer wakes or starts a worker when no
 // worker is free or more shards wait than workers are free (past
 // GOMAXPROCS workers it starts one only while at most GOMAXPROCS shards
-// wait; the monitor ramps up beyond); a worker whose
-// tasks block (fewer than 16 turns per millisecond), or one started past
-// GOMAXPROCS until its first millisecond shows otherwise, does not count
-// as free. A monitor goroutine, ticking every millisecond while the pool has
-// work, starts or wakes workers while shards still wait, so a group behind
+// wait; the monitor ramps up beyond); a worker whose tasks block (fewer
+// than 16 turns per millisecond), or one started past GOMAXPROCS until
+// its first millisecond shows otherwise, does not count as free. A
+// monitor goroutine, ticking every millisecond while the pool has work,
+// starts or wakes workers while shards still wait, so a group behind
 // a worker stuck in a long task waits at most about a millisecond. Past
 // GOMAXPROCS workers, a worker starts only while more workers are busy
 // than goroutines run or wait for a processor (runtime/metrics), so tasks
