@@ -135,10 +135,9 @@ func WithShards(n int) Option {
 // waiting for a processor) and the processors are not full (no more
 // goroutines wait for one than half the busy workers), so tasks that block
 // in I/O get more workers and CPU-bound ones do not oversubscribe the
-// CPUs, or once ready groups
-// have waited 10 ms with no worker taking any, so that blocked workers do
-// not hold other groups up while other goroutines fill the CPUs. Workers
-// above min exit after the idle timeout.
+// CPUs, or once ready groups have waited 10 ms with no worker taking any,
+// so that blocked workers do not hold other groups up while other
+// goroutines fill the CPUs. Workers above min exit after the idle timeout.
 func WithWorkers(minWorkers, maxWorkers int) Option {
 	return optionFunc(func(c *config) error {
 		if err := checkWorkers(minWorkers, maxWorkers); err != nil {
