@@ -215,22 +215,35 @@ func TestGroupTurnTimeBound(t *testing.T) {
 }
 
 // TestQueuesReturnedAfterDrain: after 10,000 groups drain and the pool goes
-// idle, no shard keeps a queue, and tables that grew are replaced.
+// idle, no shard keeps a queue or a free chunk, and tables that grew are
+// replaced.
 func TestQueuesReturnedAfterDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := mustNew[int](t, WithShards(16))
 		gate := make(chan struct{})
 		for g := range 10_000 {
-			if err := p.Submit(context.Background(), g, func(context.Context) error { <-gate; return nil }); err != nil {
-				t.Fatal(err)
+			n := 1
+			if g < 100 {
+				n += chunkLen // a chunk's worth more
+			}
+			for range n {
+				if err := p.Submit(context.Background(), g, func(context.Context) error { <-gate; return nil }); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
-		peak := 0
+		peak, chunked := 0, 0
 		for i := range p.c.shards {
-			peak = max(peak, len(p.c.shards[i].groups))
+			s := &p.c.shards[i]
+			peak = max(peak, len(s.groups))
+			for _, g := range s.groups {
+				if g.hc != nil {
+					chunked++
+				}
+			}
 		}
-		if peak < remapAfter {
-			t.Fatalf("largest shard table %d, want >= %d for the test to mean something", peak, remapAfter)
+		if peak < remapAfter || chunked < 100 {
+			t.Fatalf("largest shard table %d, %d queues with chunks; want >= %d and >= 100 for the test to mean something", peak, chunked, remapAfter)
 		}
 		close(gate)
 		synctest.Wait()
@@ -239,10 +252,10 @@ func TestQueuesReturnedAfterDrain(t *testing.T) {
 		for i := range p.c.shards {
 			s := &p.c.shards[i]
 			s.mu.Lock()
-			n, idle, live, pk := len(s.groups), s.nidle, s.live, s.peak
+			n, idle, live, pk, free := len(s.groups), s.nidle, s.live, s.peak, s.nfree
 			s.mu.Unlock()
-			if n != 0 || idle != 0 || live != 0 || pk != 0 {
-				t.Fatalf("shard %d after drain: %d groups in its table, %d idle, %d live, peak %d; want all 0", i, n, idle, live, pk)
+			if n != 0 || idle != 0 || live != 0 || pk != 0 || free != 0 {
+				t.Fatalf("shard %d after drain: %d groups in its table, %d idle, %d live, peak %d, %d free chunks; want all 0", i, n, idle, live, pk, free)
 			}
 		}
 		closePool(t, p)

@@ -3,8 +3,10 @@ package pool
 // Invariants:
 //
 //   - Every group with work has one queue (gqueue): its tasks, in
-//     acceptance order, are buf[head], buf[head+1], … (n of them, indices
-//     mod len(buf)). A queue is live while it has a task queued, running,
+//     acceptance order, are one[0] if inl, then hc.e[head], hc.e[head+1],
+//     … on through the chunks linked from hc to tc (n in all). Every slot
+//     outside those n is zero, and a chunk is in one queue or on one
+//     shard's free list, never both. A queue is live while it has a task queued, running,
 //     or waiting for a retry, or a submitter waiting for room in it. A
 //     queue that stops being live joins its shard's idle list (idle set)
 //     and stays in the table; the idle list holds at most idleCap queues,
@@ -46,9 +48,11 @@ import (
 // idle pool keeps none.
 const idleCap = 64
 
-// keepBufCap is the largest buffer a queue keeps when it empties; a larger
-// one (grown by a burst) goes to the garbage collector.
-const keepBufCap = 64
+// freeCap bounds the empty chunks a shard keeps for its queues (free
+// list): 64 chunks, 18 KiB, per shard, so at most 18 MiB at 1,024 shards;
+// the monitor empties the free lists with the idle lists when the pool
+// goes idle.
+const freeCap = 64
 
 // remapAfter: a shard's table that held this many groups is replaced by a
 // new one when it empties, since a Go map never shrinks.
@@ -57,19 +61,23 @@ const remapAfter = 64
 // gqueue is the queue of one group.
 type gqueue[K shard.Key, P any] struct {
 	// The fields the submitter and the holder both touch for every task
-	// come first, then the inline first buffer: 96 bytes for a Pool on
-	// 64-bit platforms, so two cache lines.
-	buf   []entry[K, P]
-	head  uint32
-	n     uint32 // tasks in buf, taken ones included
-	taken uint32 // tasks at head copied out by the holder
-	idx   uint32 // the shard
+	// come first, then the inline first slot: 96 bytes for a Pool on
+	// 64-bit platforms.
+	//
+	// hc and tc are the head and tail chunks (nil: none), head the index
+	// of the first task in hc.
+	hc, tc *chunk[K, P]
+	head   uint32
+	n      uint32 // tasks queued, taken ones included
+	taken  uint32 // tasks at head copied out by the holder
+	idx    uint32 // the shard
 	// held, anon, parked: see Invariants. idle: on the idle list, at
-	// position idlePos.
+	// position idlePos. inl: the first task is in one, not in a chunk.
 	held   bool
 	anon   bool
 	parked bool
 	idle   bool
+	inl    bool
 	// waiters counts submitters waiting for room in this queue; spaceCh
 	// (below) is closed when room is freed while some wait.
 	waiters int32
@@ -79,8 +87,8 @@ type gqueue[K shard.Key, P any] struct {
 	retryLen uint32
 	// next links the ready list.
 	next *gqueue[K, P]
-	// one is the first buffer, so that a group with one task costs one
-	// allocation (none from the free list).
+	// one holds the first task of a queue without chunks, so that a group
+	// with one task at a time needs no chunk.
 	one [1]entry[K, P]
 
 	key     K
@@ -127,7 +135,10 @@ type shardq[K shard.Key, P any] struct {
 	// the queue. Allocated at the first release, dropped by trimIdle.
 	idle               []*gqueue[K, P]
 	idleHead, idleTail uint32
-	_                  [128 - 112]byte
+	// free is the free list of chunks (linked by next), nfree its length.
+	free  *chunk[K, P]
+	nfree int32
+	_     [128 - 124]byte
 }
 
 // lookup returns group's queue, live, or nil. A queue found on the idle
@@ -151,19 +162,14 @@ func (s *shardq[K, P]) alloc(idx uint32) *gqueue[K, P] {
 		s.forget(g)
 		return g
 	}
-	g := &gqueue[K, P]{idx: idx}
-	g.buf = g.one[:]
-	return g
+	return &gqueue[K, P]{idx: idx}
 }
 
 // release makes an empty, unheld queue without waiters idle; the oldest
 // idle queue is evicted when the list is full.
 func (s *shardq[K, P]) release(g *gqueue[K, P]) {
 	s.live--
-	g.head = 0
-	if len(g.buf) > keepBufCap {
-		g.buf = g.one[:]
-	}
+	g.dropChunks(s)
 	if s.idle == nil {
 		s.idle = make([]*gqueue[K, P], idleCap)
 	}
@@ -236,6 +242,7 @@ func (s *shardq[K, P]) trimIdle() {
 		s.forget(s.popOldestIdle())
 	}
 	s.idle, s.idleHead, s.idleTail = nil, 0, 0
+	s.free, s.nfree = nil, 0
 	s.mu.Unlock()
 }
 
@@ -294,34 +301,147 @@ func (s *shardq[K, P]) unpark(g *gqueue[K, P]) {
 	g.prevP, g.nextP = nil, nil
 }
 
-// push appends e to g, growing its buffer: from the inline slot to 8
-// slots, then twice as many at each growth.
-func (g *gqueue[K, P]) push(e *entry[K, P]) {
-	if int(g.n) == len(g.buf) {
-		nb := make([]entry[K, P], max(8, 2*len(g.buf)))
-		for i := range g.n {
-			nb[i] = g.buf[(g.head+i)&uint32(len(g.buf)-1)]
-		}
-		clear(g.buf)
-		g.buf, g.head = nb, 0
+// chunkLen is the number of tasks in one chunk of a queue: 256 bytes of
+// Tasks on 64-bit platforms, so a chunk and its link fit the 288-byte size
+// class.
+const chunkLen = 8
+
+// chunk is a block of a group's queue. Chunks of a queue are linked from
+// its head (hc) to its tail (tc); a chunk that a queue no longer needs goes
+// to its shard's free list (freeChunk).
+type chunk[K shard.Key, P any] struct {
+	e    [chunkLen]entry[K, P]
+	next *chunk[K, P]
+}
+
+// push appends e to g: in the inline slot if g is empty and has no chunk,
+// else at the tail of its chunks, taking a chunk from s's free list (or a
+// new one) when the tail chunk is full.
+func (g *gqueue[K, P]) push(s *shardq[K, P], e *entry[K, P]) {
+	m := g.n
+	if g.inl {
+		m--
+	} else if m == 0 && g.hc == nil {
+		g.one[0] = *e
+		g.inl = true
+		g.n = 1
+		return
 	}
-	g.buf[(g.head+g.n)&uint32(len(g.buf)-1)] = *e
+	pos := g.head + m
+	switch {
+	case g.hc == nil:
+		c := s.newChunk()
+		g.hc, g.tc, g.head, pos = c, c, 0, 0
+	case m == 0:
+		// Every task of the kept chunk ran: start it over.
+		g.head, pos = 0, 0
+	case pos%chunkLen == 0:
+		c := s.newChunk()
+		g.tc.next = c
+		g.tc = c
+	}
+	g.tc.e[pos%chunkLen] = *e
 	g.n++
+}
+
+// cursor walks a queue's tasks from its head (first), without taking them.
+type cursor[K shard.Key, P any] struct {
+	c   *chunk[K, P]
+	pos uint32
+	g   *gqueue[K, P]
+	inl bool
+}
+
+// first returns a cursor at g's head.
+func (g *gqueue[K, P]) first() cursor[K, P] {
+	return cursor[K, P]{c: g.hc, pos: g.head, g: g, inl: g.inl}
+}
+
+// next returns the task under the cursor and moves past it; the caller
+// calls it at most n times.
+func (it *cursor[K, P]) next() *entry[K, P] {
+	if it.inl {
+		it.inl = false
+		return &it.g.one[0]
+	}
+	if it.pos == chunkLen {
+		it.c, it.pos = it.c.next, 0
+	}
+	e := &it.c.e[it.pos]
+	it.pos++
+	return e
 }
 
 // at returns the i-th task after the head.
 func (g *gqueue[K, P]) at(i uint32) *entry[K, P] {
-	return &g.buf[(g.head+i)&uint32(len(g.buf)-1)]
+	it := g.first()
+	if it.inl {
+		if i == 0 {
+			return &g.one[0]
+		}
+		it.inl = false
+		i--
+	}
+	it.pos += i
+	for it.pos >= chunkLen {
+		it.c, it.pos = it.c.next, it.pos-chunkLen
+	}
+	return &it.c.e[it.pos]
 }
 
-// drop removes the first k tasks.
-func (g *gqueue[K, P]) drop(k uint32) {
-	for i := range k {
-		*g.at(i) = entry[K, P]{}
-	}
-	g.head = (g.head + k) & uint32(len(g.buf)-1)
+// drop removes the first k tasks; chunks they emptied, but the last, go to
+// s's free list.
+func (g *gqueue[K, P]) drop(s *shardq[K, P], k uint32) {
 	g.n -= k
 	g.taken = 0
+	if g.inl && k > 0 {
+		g.one[0] = entry[K, P]{}
+		g.inl = false
+		k--
+	}
+	for ; k > 0; k-- {
+		if g.head == chunkLen {
+			c := g.hc
+			g.hc, g.head = c.next, 0
+			s.freeChunk(c)
+		}
+		g.hc.e[g.head] = entry[K, P]{}
+		g.head++
+	}
+	if g.head == chunkLen && g.hc.next != nil {
+		c := g.hc
+		g.hc, g.head = c.next, 0
+		s.freeChunk(c)
+	}
+}
+
+// dropChunks gives an empty queue's chunk back to s's free list.
+func (g *gqueue[K, P]) dropChunks(s *shardq[K, P]) {
+	if g.hc != nil {
+		s.freeChunk(g.hc)
+		g.hc, g.tc, g.head = nil, nil, 0
+	}
+}
+
+// newChunk returns a chunk from the free list, or a new one.
+func (s *shardq[K, P]) newChunk() *chunk[K, P] {
+	c := s.free
+	if c == nil {
+		return new(chunk[K, P])
+	}
+	s.free, c.next = c.next, nil
+	s.nfree--
+	return c
+}
+
+// freeChunk puts an emptied chunk (every slot zero) on the free list,
+// unless the list holds freeCap chunks.
+func (s *shardq[K, P]) freeChunk(c *chunk[K, P]) {
+	if s.nfree >= freeCap {
+		return
+	}
+	c.next, s.free = s.free, c
+	s.nfree++
 }
 
 // waitRoom registers a submitter waiting for room in g and returns the

@@ -33,33 +33,38 @@ func TestShardLayout(t *testing.T) {
 	}
 }
 
-// FuzzGroupQueue drives one group's queue with pushes, takes and drops
-// (finish after a turn) against a slice model: the tasks come out in push
-// order, n and taken agree, and the buffer never holds a dropped task.
+// FuzzGroupQueue drives one group's queue with pushes, takes, drops
+// (finish after a turn) and releases (when empty) against a slice model:
+// the tasks come out in push order, n and taken agree, no slot outside the
+// queue (in its chunks or on the free list) holds a task, the queue holds
+// no chunk it does not need, and a chunk is never both in the queue and on
+// the free list.
 func FuzzGroupQueue(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 3, 1, 2, 2})
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 9, 2, 9})
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 7, 2, 7, 1, 3, 2, 3, 3, 0, 0})
 	f.Fuzz(func(t *testing.T, ops []byte) {
+		s := &shardq[int, Task]{}
 		g := &gqueue[int, Task]{}
-		g.buf = g.one[:]
 		var model []int64 // the enq stamps of the queued tasks, in order
 		next := int64(0)
 		for i := 0; i < len(ops); i++ {
-			switch ops[i] % 3 {
+			switch ops[i] % 4 {
 			case 0: // push
 				next++
 				e := entry[int, Task]{enq: next, ctx: context.Background()}
-				g.push(&e)
+				g.push(s, &e)
 				model = append(model, next)
 			case 1: // take up to k (a holder copies them out)
 				k := uint32(1)
 				if i+1 < len(ops) {
 					i++
-					k = uint32(ops[i]%8) + 1
+					k = uint32(ops[i]%(2*chunkLen)) + 1
 				}
 				k = min(k, g.n)
+				it := g.first()
 				for j := range k {
-					if got := g.at(j).enq; got != model[j] {
+					if got := it.next().enq; got != model[j] {
 						t.Fatalf("take: task %d is %d, want %d", j, got, model[j])
 					}
 				}
@@ -70,28 +75,77 @@ func FuzzGroupQueue(f *testing.F) {
 					i++
 					d = uint32(ops[i]) % (g.taken + 1)
 				}
-				g.drop(d)
+				g.drop(s, d)
 				model = model[d:]
+			case 3: // release when empty
+				if g.n == 0 {
+					g.dropChunks(s)
+				}
 			}
-			if int(g.n) != len(model) {
-				t.Fatalf("n = %d, model holds %d", g.n, len(model))
-			}
-			if len(g.buf)&(len(g.buf)-1) != 0 {
-				t.Fatalf("buffer length %d is not a power of two", len(g.buf))
-			}
-		}
-		for j := range g.n {
-			if got := g.at(j).enq; got != model[j] {
-				t.Fatalf("end: task %d is %d, want %d", j, got, model[j])
-			}
-		}
-		// Slots outside the queue hold no task.
-		for j := g.n; j < uint32(len(g.buf)); j++ {
-			if g.at(j).ctx != nil {
-				t.Fatalf("slot %d after the queue still holds a task", j)
-			}
+			checkGroupQueue(t, s, g, model)
 		}
 	})
+}
+
+// checkGroupQueue checks g against model and s's free list against g.
+func checkGroupQueue(t *testing.T, s *shardq[int, Task], g *gqueue[int, Task], model []int64) {
+	t.Helper()
+	if int(g.n) != len(model) {
+		t.Fatalf("n = %d, model holds %d", g.n, len(model))
+	}
+	for j := range g.n {
+		if got := g.at(j).enq; got != model[j] {
+			t.Fatalf("task %d is %d, want %d", j, got, model[j])
+		}
+	}
+	if !g.inl && g.one[0].ctx != nil {
+		t.Fatal("the inline slot holds a task outside the queue")
+	}
+	m := g.n
+	if g.inl {
+		m--
+	}
+	// The queue's chunks: slots before head and after the last task are
+	// zero; there are as many chunks as its tasks span (one, kept, when
+	// none).
+	inQueue := map[*chunk[int, Task]]bool{}
+	pos := uint32(0)
+	for c := g.hc; c != nil; c = c.next {
+		inQueue[c] = true
+		for j := range uint32(chunkLen) {
+			at := pos + j
+			queued := at >= g.head && at < g.head+m
+			if !queued && c.e[j].ctx != nil {
+				t.Fatalf("chunk slot %d (head %d, %d in chunks) holds a task outside the queue", at, g.head, m)
+			}
+		}
+		pos += chunkLen
+		if c.next == nil && c != g.tc {
+			t.Fatal("the last chunk is not tc")
+		}
+	}
+	want := (g.head + m + chunkLen - 1) / chunkLen
+	if m == 0 {
+		want = min(uint32(len(inQueue)), 1)
+	}
+	if uint32(len(inQueue)) != want {
+		t.Fatalf("%d chunks for %d tasks from head %d, want %d", len(inQueue), m, g.head, want)
+	}
+	nfree := int32(0)
+	for c := s.free; c != nil; c = c.next {
+		nfree++
+		if inQueue[c] {
+			t.Fatal("a chunk of the queue is on the free list")
+		}
+		for j := range c.e {
+			if c.e[j].ctx != nil {
+				t.Fatalf("a free chunk holds a task in slot %d", j)
+			}
+		}
+	}
+	if nfree != s.nfree || nfree > freeCap {
+		t.Fatalf("free list holds %d chunks, nfree %d, cap %d", nfree, s.nfree, freeCap)
+	}
 }
 
 // FuzzIdleRing drives a shard's idle ring with releases, revivals and
@@ -164,4 +218,32 @@ func FuzzIdleRing(f *testing.F) {
 			t.Fatalf("after trim: nidle %d, table %d, live %d", s.nidle, len(s.groups), len(live))
 		}
 	})
+}
+
+// TestChunksRecycled: a queue that grows to several chunks and drains
+// takes its chunks from its shard's free list the next time (no
+// allocation), and a free list full at freeCap lets the rest go.
+func TestChunksRecycled(t *testing.T) {
+	s := &shardq[int, Task]{}
+	g := &gqueue[int, Task]{}
+	e := entry[int, Task]{ctx: context.Background()}
+	cycle := func(n uint32) {
+		for range n {
+			g.push(s, &e)
+		}
+		g.drop(s, n)
+		g.dropChunks(s)
+	}
+	const deep = 5*chunkLen + 3
+	cycle(deep)
+	if s.nfree != 6 {
+		t.Fatalf("after one cycle of %d tasks the free list holds %d chunks, want 6", deep, s.nfree)
+	}
+	if a := testing.AllocsPerRun(100, func() { cycle(deep) }); a != 0 {
+		t.Fatalf("a queue refilled from the free list allocates %v times per cycle", a)
+	}
+	cycle((freeCap + 10) * chunkLen)
+	if s.nfree != freeCap {
+		t.Fatalf("free list holds %d chunks after a cycle of %d chunks, want the cap %d", s.nfree, freeCap+10, freeCap)
+	}
 }

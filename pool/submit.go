@@ -155,7 +155,7 @@ func (p *core[K, P, L]) enqueue(s *shardq[K, P], idx uint32, h uint64, group K, 
 	if p.top != nil && !anon {
 		p.countTop(e, h, group, pos)
 	}
-	g.push(e)
+	g.push(s, e)
 	s.credit--
 	s.queued++
 	s.submitted++

@@ -224,7 +224,7 @@ func (p *core[K, P, L]) openTurn(ts *turnState[K, P], idx uint32) (uint32, bool)
 	return p.take(ts), true
 }
 
-// take copies the next tasks of ts.g out (they stay in its buffer), with
+// take copies the next tasks of ts.g out (they stay in its queue), with
 // the shard's mu held, which it releases; it then hands the shard on if
 // other groups of it are ready (ts.repush). It returns how many it copied.
 func (p *core[K, P, L]) take(ts *turnState[K, P]) uint32 {
@@ -239,8 +239,9 @@ func (p *core[K, P, L]) take(ts *turnState[K, P]) uint32 {
 		// one-task turns keeps a small one.
 		ts.batch = make([]entry[K, P], min(p.turnMax, max(int(k), 2*len(ts.batch), 4)))
 	}
+	it := g.first()
 	for i := range k {
-		e := g.at(i)
+		e := it.next()
 		if e.enq&stampTop != 0 {
 			// The task no longer waits: out of the top-groups count,
 			// once.
@@ -336,7 +337,7 @@ func (p *core[K, P, L]) nextTurn(ts *turnState[K, P], parked bool) (uint32, bool
 // finish drops the done first tasks of g after its holder ran them. The
 // caller holds s.mu.
 func (p *core[K, P, L]) finish(s *shardq[K, P], g *gqueue[K, P], done uint32) {
-	g.drop(done)
+	g.drop(s, done)
 	s.queued -= int(done)
 	if done != 0 {
 		p.returnCredit(s, int64(done))
