@@ -59,10 +59,11 @@ type worker struct {
 	// ever holding two.
 	wake chan struct{}
 	// parked and idleIdx (w's index in idleList while parked) are guarded
-	// by control.mu; so is allIdx, w's index in control.all.
+	// by control.mu; so is allIdx, w's index in control.all. (32 bits:
+	// workers are at most 1<<20, and a workerSlot fits 896 bytes.)
 	parked  bool
-	idleIdx int
-	allIdx  int
+	idleIdx int32
+	allIdx  int32
 	// timer is the idle timer (idleExpired), created at the first timed
 	// park and reused. idleUntil is when the current idle spell ends (zero:
 	// untimed) and retire says the timer ended w's life; both guarded by

@@ -60,10 +60,10 @@ func (c *control) unpark(w *worker) bool {
 func (c *control) unlist(w *worker) {
 	w.parked = false
 	last := len(c.idleList) - 1
-	if i := w.idleIdx; i != last {
+	if i := int(w.idleIdx); i != last {
 		x := c.idleList[last]
 		c.idleList[i] = x
-		x.idleIdx = i
+		x.idleIdx = int32(i)
 	}
 	c.idleList[last] = nil
 	c.idleList = c.idleList[:last]
@@ -193,7 +193,7 @@ func (c *control) park(w *worker) bool {
 		return true // findWork handles stopping
 	}
 	w.parked = true
-	w.idleIdx = len(c.idleList)
+	w.idleIdx = int32(len(c.idleList))
 	c.idleList = append(c.idleList, w)
 	// Announces w as parked before the re-check below.
 	c.idle.Add(1)
@@ -288,7 +288,7 @@ func (c *control) idleFor() time.Duration {
 // register adds a started worker to the list Snapshot reads.
 func (c *control) register(w *worker) {
 	c.mu.Lock()
-	w.allIdx = len(c.all)
+	w.allIdx = int32(len(c.all))
 	c.all = append(c.all, w)
 	c.mu.Unlock()
 }

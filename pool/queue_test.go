@@ -33,6 +33,18 @@ func TestShardLayout(t *testing.T) {
 	}
 }
 
+// TestAllocSizes checks that the objects the pool allocates as it grows
+// fill their size classes: a worker's slot (a worker and its turn state)
+// 896 bytes, a chunk of Tasks 288 (256 bytes of tasks and its link).
+func TestAllocSizes(t *testing.T) {
+	if n := unsafe.Sizeof(workerSlot[uint64, Task]{}); n > 896 {
+		t.Errorf("a worker's slot is %d bytes, past the 896-byte size class", n)
+	}
+	if n := unsafe.Sizeof(chunk[uint64, Task]{}); n > 288 {
+		t.Errorf("a chunk is %d bytes, past the 288-byte size class", n)
+	}
+}
+
 // FuzzGroupQueue drives one group's queue with pushes, takes, drops
 // (finish after a turn) and releases (when empty) against a slice model:
 // the tasks come out in push order, n and taken agree, no slot outside the
