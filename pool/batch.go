@@ -267,7 +267,7 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 	}
 	defer clear(ts.batch[:k])
 	defer clear(vals)
-	prev, prevErr := g.attempts, g.lastErr
+	prev, prevErr := g.failures()
 	if c.abandon.Load() {
 		// Counts the messages for BatchCloseError.Shutdown.
 		c.shutdownCount.Add(int64(k))
@@ -321,7 +321,8 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		// the retry takes exactly the rest.
 		ts.done += n
 		w.finished += int64(n)
-		g.attempts, g.lastErr, g.retryLen = attempts, err, k-n
+		g.setFailures(attempts, err)
+		g.retryLen = k - n
 		return true
 	}
 	b.done(w, ts, k)
@@ -331,7 +332,8 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 // done finishes the k messages of the turn.
 func (b *Batcher[K, M]) done(w *worker, ts *turnState[K, M], k uint32) {
 	g := ts.g
-	g.attempts, g.lastErr, g.retryLen = 0, nil, 0
+	g.clearFailures()
+	g.retryLen = 0
 	ts.done += k
 	w.finished += int64(k)
 }

@@ -113,7 +113,7 @@ func (p *core[K, P, L]) startAbandon() {
 		sched := false
 		s.mu.Lock()
 		for g := s.parked; g != nil; g = s.parked {
-			g.timer.Stop()
+			g.rs.timer.Stop()
 			s.unpark(g)
 			sched = s.pushReady(g) || sched
 		}

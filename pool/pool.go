@@ -55,7 +55,8 @@ func New[K shard.Key](opts ...Option) (*Pool[K], error) {
 //
 // Submit does not allocate while the pool is busy: queues are reused. The
 // first task of a group after the pool went idle allocates its queue
-// (about 170 bytes).
+// (128 bytes), and a group with more than one task waiting takes chunks
+// of 8 tasks from its shard, which keeps those that drained.
 func (p *Pool[K]) Submit(ctx context.Context, group K, t Task) error {
 	if t == nil {
 		return ErrNilTask
@@ -173,11 +174,9 @@ func (p *Pool[K]) runTurn(w *worker, ts *turnState[K, Task], k uint32) bool {
 func (p *Pool[K]) begin(w *worker, ts *turnState[K, Task], e *entry[K, Task], first bool) bool {
 	g := ts.g
 	ts.prev, ts.prevErr = 0, nil
-	if first && g.attempts != 0 {
-		ts.prev, ts.prevErr = g.attempts, g.lastErr
-	}
-	if first {
-		g.attempts, g.lastErr = 0, nil
+	if first && g.rs != nil {
+		ts.prev, ts.prevErr = g.failures()
+		g.clearFailures()
 	}
 	if p.c.abandon.Load() {
 		// Counts the task for CloseError.Shutdown.
@@ -252,7 +251,7 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 		return false
 	}
 	w.stats.local[cRetried]++
-	g.attempts, g.lastErr = attempts, err
+	g.setFailures(attempts, err)
 	return true
 }
 

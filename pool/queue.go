@@ -15,7 +15,8 @@ package pool
 //     to the garbage collector). Queues of Go's tasks (anon) are never in
 //     the table.
 //   - Every field of a shardq and of its queues is guarded by shardq.mu,
-//     except attempts and lastErr, which only the group's holder touches.
+//     except attempts and lastErr (in rs), which only the group's holder
+//     touches.
 //   - held says the group is on its shard's ready list, or held by one
 //     worker, or parked on its retry timer: exactly one of the three. It is
 //     set by the submitter that finds it clear, and cleared only by the
@@ -93,14 +94,47 @@ type gqueue[K shard.Key, P any] struct {
 
 	key     K
 	spaceCh chan struct{}
-	// prevP/nextP link the parked list.
-	prevP, nextP *gqueue[K, P]
+	// rs is the retry state, allocated at the group's first failed attempt
+	// that will be retried and kept with the queue; nil before.
+	rs *retryState[K, P]
+}
+
+// retryState is what a queue keeps for retries, out of the queue itself
+// (which stays within 128 bytes for a Pool on 64-bit platforms).
+type retryState[K shard.Key, P any] struct {
 	// attempts and lastErr describe the task at head after a failed
 	// attempt: owned by the holder.
 	attempts int
 	lastErr  error
 	// timer is the retry timer, created at the first retry and reused.
 	timer *time.Timer
+	// prevP/nextP link the parked list.
+	prevP, nextP *gqueue[K, P]
+}
+
+// failures returns the failed attempts of the task at head and the last
+// one's error (0, nil: none).
+func (g *gqueue[K, P]) failures() (int, error) {
+	if g.rs == nil {
+		return 0, nil
+	}
+	return g.rs.attempts, g.rs.lastErr
+}
+
+// setFailures records that the task at head failed attempts times, last
+// with err. The caller is the holder.
+func (g *gqueue[K, P]) setFailures(attempts int, err error) {
+	if g.rs == nil {
+		g.rs = new(retryState[K, P])
+	}
+	g.rs.attempts, g.rs.lastErr = attempts, err
+}
+
+// clearFailures forgets the failed attempts of the task at head.
+func (g *gqueue[K, P]) clearFailures() {
+	if g.rs != nil {
+		g.rs.attempts, g.rs.lastErr = 0, nil
+	}
 }
 
 // shardq is one shard of the group table.
@@ -280,9 +314,9 @@ func (s *shardq[K, P]) popReady() *gqueue[K, P] {
 // park adds g to the parked list.
 func (s *shardq[K, P]) park(g *gqueue[K, P]) {
 	g.parked = true
-	g.prevP, g.nextP = nil, s.parked
+	g.rs.prevP, g.rs.nextP = nil, s.parked
 	if s.parked != nil {
-		s.parked.prevP = g
+		s.parked.rs.prevP = g
 	}
 	s.parked = g
 }
@@ -290,15 +324,16 @@ func (s *shardq[K, P]) park(g *gqueue[K, P]) {
 // unpark removes g from the parked list.
 func (s *shardq[K, P]) unpark(g *gqueue[K, P]) {
 	g.parked = false
-	if g.prevP != nil {
-		g.prevP.nextP = g.nextP
+	rs := g.rs
+	if rs.prevP != nil {
+		rs.prevP.rs.nextP = rs.nextP
 	} else {
-		s.parked = g.nextP
+		s.parked = rs.nextP
 	}
-	if g.nextP != nil {
-		g.nextP.prevP = g.prevP
+	if rs.nextP != nil {
+		rs.nextP.rs.prevP = rs.prevP
 	}
-	g.prevP, g.nextP = nil, nil
+	rs.prevP, rs.nextP = nil, nil
 }
 
 // chunkLen is the number of tasks in one chunk of a queue: 256 bytes of

@@ -362,12 +362,13 @@ func (p *core[K, P, L]) releaseHeld(s *shardq[K, P], g *gqueue[K, P]) {
 // parkRetry parks g, held, on its retry timer. The caller holds s.mu.
 func (p *core[K, P, L]) parkRetry(s *shardq[K, P], g *gqueue[K, P]) {
 	s.park(g)
-	d := p.cfg.retry.delay(g.attempts)
-	if g.timer == nil {
-		g.timer = time.AfterFunc(d, func() { p.resume(g) })
+	rs := g.rs
+	d := p.cfg.retry.delay(rs.attempts)
+	if rs.timer == nil {
+		rs.timer = time.AfterFunc(d, func() { p.resume(g) })
 		return
 	}
-	g.timer.Reset(d)
+	rs.timer.Reset(d)
 }
 
 // resume hands a group whose retry timer fired back to the ready list.
@@ -401,7 +402,8 @@ func (p *core[K, P, L]) expired(e *entry[K, P]) bool {
 // place (running is unchanged).
 func (p *core[K, P, L]) afterGoexit(w *worker, ts *turnState[K, P]) {
 	g, s := ts.g, ts.s
-	g.attempts, g.lastErr, g.retryLen = 0, nil, 0
+	g.clearFailures()
+	g.retryLen = 0
 	clear(ts.batch)
 	s.mu.Lock()
 	p.finish(s, g, ts.done)
