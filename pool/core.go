@@ -141,9 +141,6 @@ func (p *core[K, P, L]) init(cfg config, turn turnFunc[K, P], turnMax int) error
 	} else {
 		p.epoch = time.Now()
 	}
-	for i := range p.shards {
-		p.shards[i].groups = make(map[K]*gqueue[K, P])
-	}
 	p.room.Store(int64(cfg.maxQueued))
 	p.creditChunk = min(64, int64(cfg.maxQueued)/(16*int64(cfg.shards)))
 	if p.creditChunk < 2 {

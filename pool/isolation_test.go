@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/shoal-go/shoal/shard"
 )
 
 // TestBlockedGroupDoesNotBlockOthers: a task that never returns until
@@ -235,8 +237,9 @@ func TestQueuesReturnedAfterDrain(t *testing.T) {
 		peak, chunked := 0, 0
 		for i := range p.c.shards {
 			s := &p.c.shards[i]
-			peak = max(peak, len(s.groups))
-			for _, g := range s.groups {
+			groups := tableOf(t, s)
+			peak = max(peak, len(groups))
+			for _, g := range groups {
 				if g.hc != nil {
 					chunked++
 				}
@@ -252,7 +255,7 @@ func TestQueuesReturnedAfterDrain(t *testing.T) {
 		for i := range p.c.shards {
 			s := &p.c.shards[i]
 			s.mu.Lock()
-			n, idle, live, pk, free := len(s.groups), s.nidle, s.live, s.peak, s.nfree
+			n, idle, live, pk, free := len(tableOf(t, s)), s.nidle, s.live, s.peak, s.nfree
 			s.mu.Unlock()
 			if n != 0 || idle != 0 || live != 0 || pk != 0 || free != 0 {
 				t.Fatalf("shard %d after drain: %d groups in its table, %d idle, %d live, peak %d, %d free chunks; want all 0", i, n, idle, live, pk, free)
@@ -275,8 +278,7 @@ func TestIdleQueueReuse(t *testing.T) {
 	var queues []*gqueue[int, Task]
 	for g := range idleCap {
 		q := s.alloc(0)
-		q.key = g
-		s.groups[g] = q
+		addGroup(s, g, q)
 		queues = append(queues, q)
 	}
 	for _, q := range queues {
@@ -285,7 +287,7 @@ func TestIdleQueueReuse(t *testing.T) {
 	if s.nidle != idleCap || s.live != 0 {
 		t.Fatalf("after release: %d idle, %d live; want %d, 0", s.nidle, s.live, idleCap)
 	}
-	if q := s.lookup(5); q != queues[5] || q.idle || s.nidle != idleCap-1 || s.live != 1 {
+	if q := s.lookup(shard.Hash(5), 5); q != queues[5] || q.idle || s.nidle != idleCap-1 || s.live != 1 {
 		t.Fatalf("lookup of an idle group: %p (idle %v), %d idle, %d live", q, q.idle, s.nidle, s.live)
 	}
 	// The ring is full: releasing group 5 again evicts the oldest queue.
@@ -293,28 +295,27 @@ func TestIdleQueueReuse(t *testing.T) {
 	if s.nidle != idleCap-1 || queues[0].idle {
 		t.Fatalf("after a release into a full ring: %d idle, oldest still idle %v", s.nidle, queues[0].idle)
 	}
-	if _, ok := s.groups[0]; ok {
+	if _, ok := tableOf(t, s)[0]; ok {
 		t.Fatal("the evicted queue is still in the table")
 	}
 	q := s.alloc(0) // the oldest idle queue now, taken out of the table
 	if q != queues[1] {
 		t.Fatalf("alloc did not reuse the oldest idle queue")
 	}
-	if _, ok := s.groups[1]; ok {
+	if _, ok := tableOf(t, s)[1]; ok {
 		t.Fatal("a reused queue is still in the table under its old group")
 	}
 	s.release(q)
 	for g := 100; g < 100+4*idleCap; g++ {
 		q := s.alloc(0)
-		q.key = g
-		s.groups[g] = q
+		addGroup(s, g, q)
 		s.release(q)
 		if s.nidle > idleCap {
 			t.Fatalf("idle list holds %d, more than %d", s.nidle, idleCap)
 		}
 	}
-	if len(s.groups) > idleCap {
-		t.Fatalf("table holds %d idle groups, more than %d", len(s.groups), idleCap)
+	if n := len(tableOf(t, s)); n > idleCap {
+		t.Fatalf("table holds %d idle groups, more than %d", n, idleCap)
 	}
 }
 
@@ -444,7 +445,7 @@ func TestCopyFollowsWhatTurnsRun(t *testing.T) {
 		taken := func() uint32 {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			return s.groups[0].taken
+			return s.find(shard.Hash(0), 0).taken
 		}
 		// The worker waits in another group's task while group 0 fills,
 		// so that its first copy of group 0 finds all 40 tasks queued.

@@ -55,8 +55,8 @@ const idleCap = 64
 // goes idle.
 const freeCap = 64
 
-// remapAfter: a shard's table that held this many groups is replaced by a
-// new one when it empties, since a Go map never shrinks.
+// remapAfter: a shard's table that held this many groups is dropped when
+// it empties (table.go), so a burst of groups leaves no large table behind.
 const remapAfter = 64
 
 // gqueue is the queue of one group.
@@ -93,6 +93,7 @@ type gqueue[K shard.Key, P any] struct {
 	one [1]entry[K, P]
 
 	key     K
+	h       uint64 // key's hash
 	spaceCh chan struct{}
 	// rs is the retry state, allocated at the group's first failed attempt
 	// that will be retried and kept with the queue; nil before.
@@ -139,16 +140,18 @@ func (g *gqueue[K, P]) clearFailures() {
 
 // shardq is one shard of the group table.
 type shardq[K shard.Key, P any] struct {
-	// The first 64 bytes hold what Submit reads and writes for every task,
-	// and a shard is two cache lines (on 64-bit platforms), so where the
-	// shard array starts on a line (a page, for the default 1,024 shards)
-	// a submission touches one line of its shard.
+	// The first 64 bytes hold what Submit writes for every task, the next
+	// 64 what it reads (the table's header, written only when a group
+	// joins or leaves it) beside what changes as groups go idle: a shard
+	// is one 128-byte pair of cache lines (on 64-bit platforms), which the
+	// hardware fetches together, so where the shard array starts on a
+	// line (a page, for the default 1,024 shards) a submission touches one
+	// pair.
 	mu     sync.Mutex
 	inRunq bool
 	sealed bool
 	// live counts live queues (anon ones included).
-	live   int32
-	groups map[K]*gqueue[K, P]
+	live int32
 	// ready is the FIFO of groups waiting for a worker.
 	readyHead, readyTail *gqueue[K, P]
 	credit               int32
@@ -158,8 +161,14 @@ type shardq[K shard.Key, P any] struct {
 	// tasks since New (the sampling position of stampTimed).
 	submitted uint64
 	queued    int
+	// free is the free list of chunks (linked by next).
+	free *chunk[K, P]
 
-	peak int
+	// slots is the table of groups (table.go), holding ngroups, the most
+	// it held since it was last emptied being peak.
+	slots   []gslot[K, P]
+	ngroups int32
+	peak    int32
 	// parked is the list of groups waiting on a retry timer.
 	parked *gqueue[K, P]
 	// idle is the idle list, a ring of idleCap slots for positions
@@ -167,18 +176,17 @@ type shardq[K shard.Key, P any] struct {
 	// leaves its slot as it is: a slot counts only while its queue is idle
 	// at that position (idleAt), so taking a queue off the list writes only
 	// the queue. Allocated at the first release, dropped by trimIdle.
-	idle               []*gqueue[K, P]
+	idle               *[idleCap]*gqueue[K, P]
 	idleHead, idleTail uint32
-	// free is the free list of chunks (linked by next), nfree its length.
-	free  *chunk[K, P]
+	// nfree is the length of the free list.
 	nfree int32
 	_     [128 - 124]byte
 }
 
 // lookup returns group's queue, live, or nil. A queue found on the idle
 // list becomes live again.
-func (s *shardq[K, P]) lookup(group K) *gqueue[K, P] {
-	g := s.groups[group]
+func (s *shardq[K, P]) lookup(h uint64, group K) *gqueue[K, P] {
+	g := s.find(h, group)
 	if g != nil && g.idle {
 		s.unlinkIdle(g)
 		s.live++
@@ -205,7 +213,7 @@ func (s *shardq[K, P]) release(g *gqueue[K, P]) {
 	s.live--
 	g.dropChunks(s)
 	if s.idle == nil {
-		s.idle = make([]*gqueue[K, P], idleCap)
+		s.idle = new([idleCap]*gqueue[K, P])
 	}
 	if s.idleTail-s.idleHead == idleCap {
 		// The ring is full: its oldest slot goes, evicting its queue
@@ -259,14 +267,10 @@ func (s *shardq[K, P]) popOldestIdle() *gqueue[K, P] {
 // collected.
 func (s *shardq[K, P]) forget(g *gqueue[K, P]) {
 	if !g.anon {
-		delete(s.groups, g.key)
-		if len(s.groups) == 0 && s.peak >= remapAfter {
-			s.groups = make(map[K]*gqueue[K, P])
-			s.peak = 0
-		}
+		s.remove(g)
 	}
 	var zero K
-	g.key, g.anon = zero, false
+	g.key, g.h, g.anon = zero, 0, false
 }
 
 // trimIdle evicts every idle queue and drops the idle ring.

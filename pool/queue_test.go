@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"unsafe"
+
+	"github.com/shoal-go/shoal/shard"
 )
 
 // TestShardLayout checks that a shard is a whole number of cache lines and
@@ -18,7 +20,6 @@ func TestShardLayout(t *testing.T) {
 		"inRunq":    unsafe.Offsetof(s.inRunq) + unsafe.Sizeof(s.inRunq),
 		"sealed":    unsafe.Offsetof(s.sealed) + unsafe.Sizeof(s.sealed),
 		"live":      unsafe.Offsetof(s.live) + unsafe.Sizeof(s.live),
-		"groups":    unsafe.Offsetof(s.groups) + unsafe.Sizeof(s.groups),
 		"readyHead": unsafe.Offsetof(s.readyHead) + unsafe.Sizeof(s.readyHead),
 		"readyTail": unsafe.Offsetof(s.readyTail) + unsafe.Sizeof(s.readyTail),
 		"credit":    unsafe.Offsetof(s.credit) + unsafe.Sizeof(s.credit),
@@ -171,15 +172,14 @@ func checkGroupQueue(t *testing.T, s *shardq[int, Task], g *gqueue[int, Task], m
 func FuzzIdleRing(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 1, 2, 1, 0, 2})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		s := &shardq[int, Task]{groups: map[int]*gqueue[int, Task]{}}
+		s := &shardq[int, Task]{}
 		live := map[int]*gqueue[int, Task]{}
 		nextKey := 0
 		for i := 0; i < len(ops); i++ {
 			switch ops[i] % 3 {
 			case 0: // a new group gets a queue
 				g := s.alloc(0)
-				g.key = nextKey
-				s.groups[nextKey] = g
+				addGroup(s, nextKey, g)
 				live[nextKey] = g
 				nextKey++
 			case 1: // a live group empties
@@ -196,7 +196,7 @@ func FuzzIdleRing(f *testing.F) {
 				if _, ok := live[k]; ok {
 					continue
 				}
-				if g := s.lookup(k); g != nil {
+				if g := s.lookup(shard.Hash(k), k); g != nil {
 					if g.key != k {
 						t.Fatalf("lookup(%d) found the queue of %d", k, g.key)
 					}
@@ -204,7 +204,8 @@ func FuzzIdleRing(f *testing.F) {
 				}
 			}
 			idle := 0
-			for k, g := range s.groups {
+			groups := tableOf(t, s)
+			for k, g := range groups {
 				if g.idle {
 					idle++
 				} else if _, ok := live[k]; !ok {
@@ -220,7 +221,7 @@ func FuzzIdleRing(f *testing.F) {
 			for pos := s.idleHead; pos != s.idleTail; pos++ {
 				if g := s.idleAt(pos); g != nil {
 					owned++
-					if s.groups[g.key] != g {
+					if groups[g.key] != g {
 						t.Fatalf("ring position %d holds the idle queue of %d, not in the table", pos, g.key)
 					}
 				}
@@ -230,8 +231,8 @@ func FuzzIdleRing(f *testing.F) {
 			}
 		}
 		s.trimIdle()
-		if s.nidle != 0 || len(s.groups) != len(live) {
-			t.Fatalf("after trim: nidle %d, table %d, live %d", s.nidle, len(s.groups), len(live))
+		if n := len(tableOf(t, s)); s.nidle != 0 || n != len(live) {
+			t.Fatalf("after trim: nidle %d, table %d, live %d", s.nidle, n, len(live))
 		}
 	})
 }

@@ -135,7 +135,7 @@ func (p *core[K, P, L]) enqueue(s *shardq[K, P], idx uint32, h uint64, group K, 
 		return enqPoolFull, nil, false
 	}
 	if !anon {
-		g = s.lookup(group)
+		g = s.lookup(h, group)
 		if g != nil && g.n-g.taken >= p.groupMax {
 			return enqGroupFull, g, false
 		}
@@ -145,9 +145,8 @@ func (p *core[K, P, L]) enqueue(s *shardq[K, P], idx uint32, h uint64, group K, 
 		if anon {
 			g.anon = true
 		} else {
-			g.key = group
-			s.groups[group] = g
-			s.peak = max(s.peak, len(s.groups))
+			g.key, g.h = group, h
+			s.insert(g)
 		}
 	}
 	pos := s.submitted
