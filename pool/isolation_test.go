@@ -434,6 +434,63 @@ func TestSampleCPU(t *testing.T) {
 	}
 }
 
+// TestSlowWorkerCopiesNoMore: a worker whose tasks block (judged slow:
+// fewer than slowDrains batches in its last interval) keeps copying
+// firstCopy tasks at a time after a copy that ran whole, since its turns
+// fit in the coarse clock only while the clock lags.
+func TestSlowWorkerCopiesNoMore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 1), WithShards(1), WithBatchSize(64))
+		s := &p.c.shards[0]
+		ctx := context.Background()
+		// Two batches of one 3 ms task, ticks apart: the second ends a
+		// whole interval with one batch, and the worker is slow.
+		for range 2 {
+			if err := p.Submit(ctx, 1, func(context.Context) error { time.Sleep(3 * monitorTick); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * monitorTick)
+			synctest.Wait()
+		}
+		hold, first, fifth := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		if err := p.Submit(ctx, 2, func(context.Context) error { <-hold; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		var ran atomic.Int64
+		for i := range 40 {
+			task := func(context.Context) error { ran.Add(1); return nil }
+			switch i {
+			case 0:
+				task = func(context.Context) error { <-first; ran.Add(1); return nil }
+			case firstCopy:
+				task = func(context.Context) error { <-fifth; ran.Add(1); return nil }
+			}
+			if err := p.Submit(ctx, 0, task); err != nil {
+				t.Fatal(err)
+			}
+		}
+		close(hold)
+		synctest.Wait()
+		close(first)
+		synctest.Wait()
+		s.mu.Lock()
+		k := s.find(shard.Hash(0), 0).taken
+		s.mu.Unlock()
+		if n := ran.Load(); n != firstCopy {
+			t.Fatalf("%d tasks ran before the fifth's gate, want %d", n, firstCopy)
+		}
+		if k != firstCopy {
+			t.Fatalf("after a copy that ran whole, a slow worker copied %d tasks, want %d", k, firstCopy)
+		}
+		close(fifth)
+		closePool(t, p)
+		if n := ran.Load(); n != 40 {
+			t.Fatalf("%d of 40 tasks ran", n)
+		}
+	})
+}
+
 // TestCopyFollowsWhatTurnsRun: a new worker copies firstCopy tasks of a
 // deep group at once (a worker whose first task blocks has copied no
 // more), twice as many after it ran all it copied within one turn, and

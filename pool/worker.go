@@ -290,8 +290,10 @@ func (p *core[K, P, L]) nextTurn(ts *turnState[K, P], parked bool) (uint32, bool
 		ts.budget -= min(ts.budget, max(done, 1))
 		switch {
 		case parked:
-		case done == ts.copyMax:
-			// All it copied ran within the turn: copy more next time.
+		case done == ts.copyMax && !ts.w.slow:
+			// All it copied ran within the turn: copy more next time,
+			// unless the worker's tasks block (slow), whose turns fit
+			// in the coarse clock's lag only while it lags.
 			ts.copyMax = min(2*ts.copyMax, uint32(p.turnMax))
 		case done < g.taken:
 			// The turn ended on the clock with copies left: copy no
