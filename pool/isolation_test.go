@@ -434,6 +434,25 @@ func TestSampleCPU(t *testing.T) {
 	}
 }
 
+// submitCounted submits n tasks to group 0 of p, each of which adds one
+// to ran when it ends; task i first calls before[i], if there is one.
+func submitCounted(t *testing.T, p *Pool[int], n int, ran *atomic.Int64, before map[int]func()) {
+	t.Helper()
+	for i := range n {
+		f := before[i]
+		task := func(context.Context) error {
+			if f != nil {
+				f()
+			}
+			ran.Add(1)
+			return nil
+		}
+		if err := p.Submit(context.Background(), 0, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestSlowWorkerCopiesNoMore: a worker whose tasks block (judged slow:
 // fewer than slowDrains batches in its last interval) keeps copying
 // firstCopy tasks at a time after a copy that ran whole, since its turns
@@ -458,18 +477,7 @@ func TestSlowWorkerCopiesNoMore(t *testing.T) {
 		}
 		synctest.Wait()
 		var ran atomic.Int64
-		for i := range 40 {
-			task := func(context.Context) error { ran.Add(1); return nil }
-			switch i {
-			case 0:
-				task = func(context.Context) error { <-first; ran.Add(1); return nil }
-			case firstCopy:
-				task = func(context.Context) error { <-fifth; ran.Add(1); return nil }
-			}
-			if err := p.Submit(ctx, 0, task); err != nil {
-				t.Fatal(err)
-			}
-		}
+		submitCounted(t, p, 40, &ran, map[int]func(){0: func() { <-first }, firstCopy: func() { <-fifth }})
 		close(hold)
 		synctest.Wait()
 		close(first)
@@ -512,22 +520,12 @@ func TestCopyFollowsWhatTurnsRun(t *testing.T) {
 		}
 		synctest.Wait()
 		var ran atomic.Int64
-		for i := range 40 {
-			task := func(context.Context) error { ran.Add(1); return nil }
-			switch i {
-			case 0:
-				task = func(context.Context) error { <-gates[0]; ran.Add(1); return nil }
-			case firstCopy:
-				task = func(context.Context) error { <-gates[1]; ran.Add(1); return nil }
-			case firstCopy + 1: // outlasts the turn
-				task = func(context.Context) error { time.Sleep(maxTurn + time.Millisecond); ran.Add(1); return nil }
-			case firstCopy + 2:
-				task = func(context.Context) error { <-gates[3]; ran.Add(1); return nil }
-			}
-			if err := p.Submit(context.Background(), 0, task); err != nil {
-				t.Fatal(err)
-			}
-		}
+		submitCounted(t, p, 40, &ran, map[int]func(){
+			0:             func() { <-gates[0] },
+			firstCopy:     func() { <-gates[1] },
+			firstCopy + 1: func() { time.Sleep(maxTurn + time.Millisecond) }, // outlasts the turn
+			firstCopy + 2: func() { <-gates[3] },
+		})
 		close(gates[2])
 		synctest.Wait()
 		if k := taken(); k != firstCopy {
