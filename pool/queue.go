@@ -61,39 +61,38 @@ const remapAfter = 64
 
 // gqueue is the queue of one group.
 type gqueue[K shard.Key, P any] struct {
-	// The fields the submitter and the holder both touch for every task
-	// come first, then the inline first slot: 96 bytes for a Pool on
-	// 64-bit platforms.
+	// The fields a lookup and the submitter and the holder touch for
+	// every task come first: the first 64 bytes of a 128-byte queue (so
+	// one cache line) for a Pool with 8-byte keys on 64-bit platforms.
 	//
 	// hc and tc are the head and tail chunks (nil: none), head the index
-	// of the first task in hc.
+	// of the first task in hc; next links the ready list; key is the
+	// group, which a lookup compares.
 	hc, tc *chunk[K, P]
+	next   *gqueue[K, P]
+	key    K
 	head   uint32
 	n      uint32 // tasks queued, taken ones included
 	taken  uint32 // tasks at head copied out by the holder
 	idx    uint32 // the shard
-	// held, anon, parked: see Invariants. idle: on the idle list, at
-	// position idlePos. inl: the first task is in one, not in a chunk.
-	held   bool
-	anon   bool
-	parked bool
-	idle   bool
-	inl    bool
 	// waiters counts submitters waiting for room in this queue; spaceCh
 	// (below) is closed when room is freed while some wait.
 	waiters int32
-	idlePos uint32
 	// retryLen is how many tasks at head a Batcher's call that will be
 	// retried holds (0: none); owned by the holder, cleared with attempts.
 	retryLen uint32
-	// next links the ready list.
-	next *gqueue[K, P]
+	// inl: the first task is in one, not in a chunk. held, anon, parked:
+	// see Invariants. idle: on the idle list, at position idlePos.
+	idlePos uint32
+	inl     bool
+	held    bool
+	idle    bool
+	anon    bool
+	parked  bool
 	// one holds the first task of a queue without chunks, so that a group
 	// with one task at a time needs no chunk.
 	one [1]entry[K, P]
 
-	key     K
-	h       uint64 // key's hash
 	spaceCh chan struct{}
 	// rs is the retry state, allocated at the group's first failed attempt
 	// that will be retried and kept with the queue; nil before.
@@ -267,10 +266,10 @@ func (s *shardq[K, P]) popOldestIdle() *gqueue[K, P] {
 // collected.
 func (s *shardq[K, P]) forget(g *gqueue[K, P]) {
 	if !g.anon {
-		s.remove(g)
+		s.remove(shard.Hash(g.key), g)
 	}
 	var zero K
-	g.key, g.h, g.anon = zero, 0, false
+	g.key, g.anon = zero, false
 }
 
 // trimIdle evicts every idle queue and drops the idle ring.

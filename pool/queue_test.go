@@ -34,6 +34,32 @@ func TestShardLayout(t *testing.T) {
 	}
 }
 
+// TestQueueLayout checks that what a lookup, a submission and a turn
+// read or write in a queue with 8-byte keys lies in its first 64 bytes:
+// one cache line, since a 128-byte queue starts on one.
+func TestQueueLayout(t *testing.T) {
+	var g gqueue[uint64, Task]
+	ends := map[string]uintptr{
+		"hc":       unsafe.Offsetof(g.hc) + unsafe.Sizeof(g.hc),
+		"tc":       unsafe.Offsetof(g.tc) + unsafe.Sizeof(g.tc),
+		"next":     unsafe.Offsetof(g.next) + unsafe.Sizeof(g.next),
+		"key":      unsafe.Offsetof(g.key) + unsafe.Sizeof(g.key),
+		"head":     unsafe.Offsetof(g.head) + unsafe.Sizeof(g.head),
+		"n":        unsafe.Offsetof(g.n) + unsafe.Sizeof(g.n),
+		"taken":    unsafe.Offsetof(g.taken) + unsafe.Sizeof(g.taken),
+		"waiters":  unsafe.Offsetof(g.waiters) + unsafe.Sizeof(g.waiters),
+		"retryLen": unsafe.Offsetof(g.retryLen) + unsafe.Sizeof(g.retryLen),
+		"inl":      unsafe.Offsetof(g.inl) + unsafe.Sizeof(g.inl),
+		"held":     unsafe.Offsetof(g.held) + unsafe.Sizeof(g.held),
+		"idle":     unsafe.Offsetof(g.idle) + unsafe.Sizeof(g.idle),
+	}
+	for name, end := range ends {
+		if end > 64 {
+			t.Errorf("gqueue.%s ends at byte %d, past the first line", name, end)
+		}
+	}
+}
+
 // TestAllocSizes checks that the objects the pool allocates as it grows
 // fill their size classes: a worker's slot (a worker and its turn state)
 // 896 bytes, a chunk of Tasks 288 (256 bytes of tasks and its link), a
@@ -41,6 +67,9 @@ func TestShardLayout(t *testing.T) {
 func TestAllocSizes(t *testing.T) {
 	if n := unsafe.Sizeof(gqueue[uint64, Task]{}); n > 128 {
 		t.Errorf("a queue is %d bytes, past the 128-byte size class", n)
+	}
+	if n := unsafe.Sizeof(gqueue[string, Task]{}); n > 128 {
+		t.Errorf("a queue with string keys is %d bytes, past the 128-byte size class", n)
 	}
 	if n := unsafe.Sizeof(workerSlot[uint64, Task]{}); n > 896 {
 		t.Errorf("a worker's slot is %d bytes, past the 896-byte size class", n)

@@ -145,8 +145,8 @@ func (p *core[K, P, L]) enqueue(s *shardq[K, P], idx uint32, h uint64, group K, 
 		if anon {
 			g.anon = true
 		} else {
-			g.key, g.h = group, h
-			s.insert(g)
+			g.key = group
+			s.insert(h, g)
 		}
 	}
 	pos := s.submitted

@@ -41,12 +41,12 @@ func (s *shardq[K, P]) find(h uint64, group K) *gqueue[K, P] {
 	}
 }
 
-// insert adds g, whose group is not in the table, under its hash g.h.
-func (s *shardq[K, P]) insert(g *gqueue[K, P]) {
+// insert adds g, whose group (with hash h) is not in the table.
+func (s *shardq[K, P]) insert(h uint64, g *gqueue[K, P]) {
 	if 4*(s.ngroups+1) > 3*int32(len(s.slots)) {
 		s.resize(max(minSlots, 2*len(s.slots)))
 	}
-	s.place(g.h, g)
+	s.place(h, g)
 	s.ngroups++
 	s.peak = max(s.peak, s.ngroups)
 }
@@ -72,14 +72,15 @@ func (s *shardq[K, P]) resize(n int) {
 	}
 }
 
-// remove takes g out of the table, if it is there, shifting the slots
-// after it back so that every group stays reachable from its home slot.
-func (s *shardq[K, P]) remove(g *gqueue[K, P]) {
+// remove takes g, whose group has hash h, out of the table, if it is
+// there, shifting the slots after it back so that every group stays
+// reachable from its home slot.
+func (s *shardq[K, P]) remove(h uint64, g *gqueue[K, P]) {
 	if s.slots == nil {
 		return
 	}
 	mask := uint64(len(s.slots)) - 1
-	i := g.h & mask
+	i := h & mask
 	for s.slots[i].g != g {
 		if s.slots[i].g == nil {
 			return

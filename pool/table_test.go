@@ -28,8 +28,8 @@ func tableOf[K shard.Key, P any](t testing.TB, s *shardq[K, P]) map[K]*gqueue[K,
 
 // addGroup puts q in s's table under key, as enqueue does.
 func addGroup[K shard.Key, P any](s *shardq[K, P], key K, q *gqueue[K, P]) {
-	q.key, q.h = key, shard.Hash(key)
-	s.insert(q)
+	q.key = key
+	s.insert(shard.Hash(key), q)
 }
 
 // FuzzTable drives a shard's table with inserts and removals against a
@@ -54,8 +54,8 @@ func FuzzTable(f *testing.F) {
 				if _, ok := model[k]; ok {
 					continue
 				}
-				q := &gqueue[int, Task]{key: k, h: hash(k)}
-				s.insert(q)
+				q := &gqueue[int, Task]{key: k}
+				s.insert(hash(k), q)
 				model[k] = q
 				peak = max(peak, len(model))
 			} else {
@@ -63,13 +63,13 @@ func FuzzTable(f *testing.F) {
 				if !ok {
 					// A queue not in the table: removing it
 					// changes nothing.
-					s.remove(&gqueue[int, Task]{key: k, h: hash(k)})
+					s.remove(hash(k), &gqueue[int, Task]{key: k})
 					if int(s.ngroups) != len(model) {
 						t.Fatalf("removing an absent group left %d groups, want %d", s.ngroups, len(model))
 					}
 					continue
 				}
-				s.remove(q)
+				s.remove(hash(k), q)
 				delete(model, k)
 				if len(model) == 0 && peak >= remapAfter {
 					if s.slots != nil {
@@ -118,8 +118,8 @@ func TestTableGrowsAndShrinks(t *testing.T) {
 	if g := s.find(shard.Hash(1000), 1000); g != nil {
 		t.Fatal("found a group never added")
 	}
-	for _, q := range qs {
-		s.remove(q)
+	for k, q := range qs {
+		s.remove(shard.Hash(k), q)
 	}
 	if s.slots != nil || s.ngroups != 0 || s.peak != 0 {
 		t.Fatalf("after every group left: %d slots, %d groups, peak %d; want none", len(s.slots), s.ngroups, s.peak)
