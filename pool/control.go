@@ -60,7 +60,7 @@ type worker struct {
 	wake chan struct{}
 	// parked and idleIdx (w's index in idleList while parked) are guarded
 	// by control.mu; so is allIdx, w's index in control.all. (32 bits:
-	// workers are at most 1<<20, and a workerSlot fits 896 bytes.)
+	// workers are at most 1<<20, and it keeps a workerSlot small.)
 	parked  bool
 	idleIdx int32
 	allIdx  int32

@@ -34,25 +34,37 @@ const (
 // counters is a plain set of counts.
 type counters [numCounters]uint64
 
-// workerStats holds one worker's counts.
+// workerStats holds one worker's counts: the counters before cSizes, and,
+// for a Batcher's worker, the call-size buckets (sizes, set before the
+// worker starts; nil for a Pool's, whose slot stays 256 bytes smaller).
 type workerStats struct {
-	local counters
-	pub   [numCounters]atomic.Uint64
+	local [cSizes]uint64
+	pub   [cSizes]atomic.Uint64
+	sizes *sizeStats
+}
+
+// sizeStats holds a Batcher's worker's call-size buckets.
+type sizeStats struct {
+	local [batchBuckets]uint64
+	pub   [batchBuckets]atomic.Uint64
 }
 
 // flush publishes the local counts. Only the owning worker calls it. The
-// size buckets are looked at only after a Batcher's call: a Pool's worker
-// scans the first cSizes counters.
+// size buckets are looked at only after a Batcher's call.
 func (s *workerStats) flush() {
-	n := cSizes
-	if s.local[cCalls] != 0 {
-		n = numCounters
-	}
-	for i := range n {
+	for i := range s.local {
 		if v := s.local[i]; v != 0 {
 			// Publishes the worker's counts to Snapshot.
 			s.pub[i].Add(v)
 			s.local[i] = 0
+		}
+	}
+	if s.sizes != nil {
+		for i, v := range s.sizes.local {
+			if v != 0 {
+				s.sizes.pub[i].Add(v)
+				s.sizes.local[i] = 0
+			}
 		}
 	}
 }
@@ -61,13 +73,18 @@ func (s *workerStats) flush() {
 func (s *workerStats) countCall(n int) {
 	s.local[cCalls]++
 	s.local[cMsgs] += uint64(n)
-	s.local[cSizes+batchBucket(n)]++
+	s.sizes.local[batchBucket(n)]++
 }
 
 // addTo adds the published counts to c.
 func (s *workerStats) addTo(c *counters) {
 	for i := range s.pub {
 		c[i] += s.pub[i].Load()
+	}
+	if s.sizes != nil {
+		for i := range s.sizes.pub {
+			c[cSizes+i] += s.sizes.pub[i].Load()
+		}
 	}
 }
 

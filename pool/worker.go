@@ -71,6 +71,10 @@ func (p *core[K, P, L]) startWorker() {
 		ts.copyMax = uint32(p.turnMax)
 	}
 	ts.batch = ts.first[:]
+	if p.oneCall {
+		// A Batcher's call sizes are counted (Stats.Batches.Sizes).
+		w.stats.sizes = new(sizeStats)
+	}
 	p.ctl.register(w)
 	// Counts the goroutine that stop waits for.
 	p.ctl.wg.Add(1)
