@@ -96,7 +96,7 @@
 //
 // About 150–300 ns per no-op task submitted and run on a 2-vCPU virtual
 // machine (BenchmarkSubmit), 0.3–0.5× pond v2 in the same run; about
-// 200 bytes per queued task with one task in each of 1,000,000 groups
+// 160 bytes per queued task with one task in each of 1,000,000 groups
 // (BenchmarkGroupMemory). docs/ARCHITECTURE.md has the measurements.
 //
 // # Time
