@@ -6,10 +6,11 @@ package pool
 //     acceptance order, are one[0] if inl, then hc.e[head], hc.e[head+1],
 //     … on through the chunks linked from hc to tc (n in all). Every slot
 //     outside those n is zero, and a chunk is in one queue or on one
-//     shard's free list, never both. A queue is live while it has a task queued, running,
-//     or waiting for a retry, or a submitter waiting for room in it. A
-//     queue that stops being live joins its shard's idle list (idle set)
-//     and stays in the table; the idle list holds at most idleCap queues,
+//     shard's free list, never both; head is chunkLen only in the last
+//     chunk, with no task in the chunks. A queue is live while it has a
+//     task queued, running, or waiting for a retry, or a submitter waiting
+//     for room in it. A queue that stops being live joins its shard's idle
+//     list (idle set) and stays in the table; the idle list holds at most idleCap queues,
 //     oldest first, and a queue leaves it when its group gets a task again,
 //     when a new group reuses it, or when it is evicted (out of the table,
 //     to the garbage collector). Queues of Go's tasks (anon) are never in
@@ -410,23 +411,6 @@ func (it *cursor[K, P]) next() *entry[K, P] {
 	return e
 }
 
-// at returns the i-th task after the head.
-func (g *gqueue[K, P]) at(i uint32) *entry[K, P] {
-	it := g.first()
-	if it.inl {
-		if i == 0 {
-			return &g.one[0]
-		}
-		it.inl = false
-		i--
-	}
-	it.pos += i
-	for it.pos >= chunkLen {
-		it.c, it.pos = it.c.next, it.pos-chunkLen
-	}
-	return &it.c.e[it.pos]
-}
-
 // drop removes the first k tasks; chunks they emptied, but the last, go to
 // s's free list.
 func (g *gqueue[K, P]) drop(s *shardq[K, P], k uint32) {
@@ -438,18 +422,15 @@ func (g *gqueue[K, P]) drop(s *shardq[K, P], k uint32) {
 		k--
 	}
 	for ; k > 0; k-- {
-		if g.head == chunkLen {
+		g.hc.e[g.head] = entry[K, P]{}
+		g.head++
+		if g.head == chunkLen && g.hc.next != nil {
+			// The head chunk is spent: head stays at chunkLen only in
+			// the last chunk (push starts it over).
 			c := g.hc
 			g.hc, g.head = c.next, 0
 			s.freeChunk(c)
 		}
-		g.hc.e[g.head] = entry[K, P]{}
-		g.head++
-	}
-	if g.head == chunkLen && g.hc.next != nil {
-		c := g.hc
-		g.hc, g.head = c.next, 0
-		s.freeChunk(c)
 	}
 }
 

@@ -8,8 +8,9 @@ import (
 	"github.com/shoal-go/shoal/shard"
 )
 
-// TestShardLayout checks that a shard is a whole number of cache lines and
-// that the fields a submission reads or writes lie in its first line.
+// TestShardLayout checks that a shard is a whole number of cache-line
+// pairs and that the fields a submission reads or writes lie in its first
+// pair.
 func TestShardLayout(t *testing.T) {
 	var s shardq[uint64, Task]
 	if n := unsafe.Sizeof(s); n%cacheLine != 0 {
@@ -26,10 +27,20 @@ func TestShardLayout(t *testing.T) {
 		"nidle":     unsafe.Offsetof(s.nidle) + unsafe.Sizeof(s.nidle),
 		"submitted": unsafe.Offsetof(s.submitted) + unsafe.Sizeof(s.submitted),
 		"queued":    unsafe.Offsetof(s.queued) + unsafe.Sizeof(s.queued),
+		"free":      unsafe.Offsetof(s.free) + unsafe.Sizeof(s.free),
+		"slots":     unsafe.Offsetof(s.slots) + unsafe.Sizeof(s.slots),
+		"ngroups":   unsafe.Offsetof(s.ngroups) + unsafe.Sizeof(s.ngroups),
 	}
+	checkWithin(t, "shardq", ends, cacheLine)
+}
+
+// checkWithin fails t for each field of typ whose end (in ends) lies past
+// byte limit.
+func checkWithin(t *testing.T, typ string, ends map[string]uintptr, limit uintptr) {
+	t.Helper()
 	for name, end := range ends {
-		if end > cacheLine {
-			t.Errorf("shardq.%s ends at byte %d, past the first line", name, end)
+		if end > limit {
+			t.Errorf("%s.%s ends at byte %d, past byte %d", typ, name, end, limit)
 		}
 	}
 }
@@ -53,11 +64,7 @@ func TestQueueLayout(t *testing.T) {
 		"held":     unsafe.Offsetof(g.held) + unsafe.Sizeof(g.held),
 		"idle":     unsafe.Offsetof(g.idle) + unsafe.Sizeof(g.idle),
 	}
-	for name, end := range ends {
-		if end > 64 {
-			t.Errorf("gqueue.%s ends at byte %d, past the first line", name, end)
-		}
-	}
+	checkWithin(t, "gqueue", ends, 64)
 }
 
 // TestAllocSizes checks that the objects the pool allocates as it grows
@@ -140,8 +147,9 @@ func checkGroupQueue(t *testing.T, s *shardq[int, Task], g *gqueue[int, Task], m
 	if int(g.n) != len(model) {
 		t.Fatalf("n = %d, model holds %d", g.n, len(model))
 	}
+	it := g.first()
 	for j := range g.n {
-		if got := g.at(j).enq; got != model[j] {
+		if got := it.next().enq; got != model[j] {
 			t.Fatalf("task %d is %d, want %d", j, got, model[j])
 		}
 	}
@@ -151,6 +159,9 @@ func checkGroupQueue(t *testing.T, s *shardq[int, Task], g *gqueue[int, Task], m
 	m := g.n
 	if g.inl {
 		m--
+	}
+	if g.head >= chunkLen && m > 0 {
+		t.Fatalf("head %d with %d tasks in the chunks: a spent chunk was kept", g.head, m)
 	}
 	// The queue's chunks: slots before head and after the last task are
 	// zero; there are as many chunks as its tasks span (one, kept, when

@@ -49,8 +49,7 @@ type sizeStats struct {
 	pub   [batchBuckets]atomic.Uint64
 }
 
-// flush publishes the local counts. Only the owning worker calls it. The
-// size buckets are looked at only after a Batcher's call.
+// flush publishes the local counts. Only the owning worker calls it.
 func (s *workerStats) flush() {
 	for i := range s.local {
 		if v := s.local[i]; v != 0 {

@@ -67,14 +67,12 @@ func (p *core[K, P, L]) startWorker() {
 	w.slow = p.ctl.running.Load() > p.ctl.procs
 	ts.w, ts.copyMax = w, uint32(min(firstCopy, p.turnMax))
 	if p.oneCall {
-		// A Batcher's call takes what it may.
+		// A Batcher's call takes what it may, and its sizes are counted
+		// (Stats.Batches.Sizes).
 		ts.copyMax = uint32(p.turnMax)
-	}
-	ts.batch = ts.first[:]
-	if p.oneCall {
-		// A Batcher's call sizes are counted (Stats.Batches.Sizes).
 		w.stats.sizes = new(sizeStats)
 	}
+	ts.batch = ts.first[:]
 	p.ctl.register(w)
 	// Counts the goroutine that stop waits for.
 	p.ctl.wg.Add(1)
