@@ -125,6 +125,12 @@ func testReconnect(t *testing.T, backend string) {
 	version := srv.hub.state.Version()
 	a.ws.CloseNow()
 	<-a.closed
+	// The server sees the socket end on its own time and submits the
+	// connection's leave then; the room's state below counts members.
+	waitFor(t, "the first connection's leave", func() bool {
+		st, _, _ := srv.hub.state.Get("r")
+		return st.Members == 1
+	})
 	for n := uint64(6); n <= 10; n++ {
 		sendAndAck(b, n)
 	}
