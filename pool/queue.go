@@ -10,11 +10,11 @@ package pool
 //     chunk, with no task in the chunks. A queue is live while it has a
 //     task queued, running, or waiting for a retry, or a submitter waiting
 //     for room in it. A queue that stops being live joins its shard's idle
-//     list (idle set) and stays in the table; the idle list holds at most idleCap queues,
-//     oldest first, and a queue leaves it when its group gets a task again,
-//     when a new group reuses it, or when it is evicted (out of the table,
-//     to the garbage collector). Queues of Go's tasks (anon) are never in
-//     the table.
+//     list (idle set) and stays in the table; the idle list holds at most
+//     idleCap queues, oldest first, and a queue leaves it when its group
+//     gets a task again, when a new group reuses it, or when it is evicted
+//     (out of the table, to the garbage collector). Queues of Go's tasks
+//     (anon) are never in the table.
 //   - Every field of a shardq and of its queues is guarded by shardq.mu,
 //     except attempts and lastErr (in rs), which only the group's holder
 //     touches.
