@@ -10,8 +10,11 @@
 // of a group never overlap, but may start out of order), and "+lanes" puts a
 // FIFO queue per group in front of the pool and drains it with one pool task
 // at a time (order and no overlap: what a user must build to get shoal's
-// guarantee from an unordered pool). [Lib.Order] says which rows guarantee
-// what.
+// guarantee from an unordered pool). "+lanes" keeps its lanes in a slice
+// indexed by the group number, which only small integer groups allow;
+// "+maplanes" finds them in mutex-guarded maps and drops a lane when it
+// empties, as code whose groups are names or ids must. [Lib.Order] says
+// which rows guarantee what.
 //
 // The command bench/cmd/shoalbench runs the comparison, one child process per
 // row so that peak RSS belongs to one library, and writes docs/BENCHMARKS.md.

@@ -39,6 +39,9 @@ func ExampleLibs() {
 	// chan+lanes
 	// ants.Pool+lanes
 	// pond+lanes
+	// chan+maplanes
+	// ants.Pool+maplanes
+	// pond+maplanes
 }
 
 func ExampleOrder() {

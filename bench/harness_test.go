@@ -125,23 +125,88 @@ var errRefused = errors.New("refused")
 func (r *refuser) Submit(uint64, Task) error { return errRefused }
 func (r *refuser) Close() error              { return nil }
 
-func TestLanesRefusedDrainLosesNothing(t *testing.T) {
-	lib := WithLanes(Lib{Name: "refuser", New: func(Config) (Runner, error) { return &refuser{}, nil }})
-	r, err := lib.New(Config{Concurrency: 1, Groups: 4})
+// TestRefusedDrainLosesNothing checks both lane wrappers when the inner
+// pool refuses a lane's drain: the refused task does not run, is not
+// counted, and its lane is left as if it had never been used.
+func TestRefusedDrainLosesNothing(t *testing.T) {
+	refuserLib := Lib{Name: "refuser", New: func(Config) (Runner, error) { return &refuser{}, nil }}
+	for _, tc := range []struct {
+		wrap func(Lib) Lib
+		left func(Runner) string // what the refusal left in the lanes, "" if nothing
+	}{
+		{WithLanes, func(r Runner) string {
+			if l := &r.(*lanesRunner).lanes[1]; l.running || len(l.q) != 0 {
+				return fmt.Sprintf("lane left running=%v with %d queued", l.running, len(l.q))
+			}
+			return ""
+		}},
+		{WithMapLanes, func(r Runner) string {
+			shards := r.(*mapLanesRunner).shards
+			for i := range shards {
+				if n := len(shards[i].lanes); n != 0 {
+					return fmt.Sprintf("shard %d keeps %d lanes", i, n)
+				}
+			}
+			return ""
+		}},
+	} {
+		lib := tc.wrap(refuserLib)
+		t.Run(lib.Name, func(t *testing.T) {
+			r, err := lib.New(Config{Concurrency: 1, Groups: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ran := 0
+			task := r.NewTask(func() { ran++ })
+			if err := r.Submit(1, task); !errors.Is(err, errRefused) {
+				t.Fatalf("Submit error = %v, want the inner runner's refusal", err)
+			}
+			r.Wait() // returns: the refused task is not counted
+			if ran != 0 {
+				t.Fatalf("refused task ran %d times", ran)
+			}
+			if msg := tc.left(r); msg != "" {
+				t.Fatal(msg)
+			}
+		})
+	}
+}
+
+// TestMapLanesFollowGroupsWithWork checks that a map lane lives only while
+// its group has work, and is reused afterwards.
+func TestMapLanesFollowGroupsWithWork(t *testing.T) {
+	lib, _ := LibByName("chan+maplanes")
+	r, err := lib.New(Config{Concurrency: 4, Groups: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ran := 0
-	task := r.NewTask(func() { ran++ })
-	if err := r.Submit(1, task); !errors.Is(err, errRefused) {
-		t.Fatalf("Submit error = %v, want the inner runner's refusal", err)
+	release := make(chan struct{})
+	block := r.NewTask(func() { <-release })
+	for g := range uint64(64) {
+		if err := r.Submit(g, block); err != nil {
+			t.Fatal(err)
+		}
 	}
-	r.Wait() // returns: the refused task is not counted
-	if ran != 0 {
-		t.Fatalf("refused task ran %d times", ran)
+	mr := r.(*mapLanesRunner)
+	count := func() (live, free int) {
+		for i := range mr.shards {
+			sh := &mr.shards[i]
+			sh.mu.Lock()
+			live, free = live+len(sh.lanes), free+len(sh.free)
+			sh.mu.Unlock()
+		}
+		return live, free
 	}
-	if lr := r.(*lanesRunner); lr.lanes[1].running || len(lr.lanes[1].q) != 0 {
-		t.Fatalf("lane left running=%v with %d queued", lr.lanes[1].running, len(lr.lanes[1].q))
+	if live, _ := count(); live != 64 {
+		t.Fatalf("%d lanes for 64 groups with work", live)
+	}
+	close(release)
+	r.Wait()
+	if live, free := count(); live != 0 || free != 64 {
+		t.Fatalf("after the drain: %d lanes in the maps, %d free; want 0 and 64", live, free)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -217,7 +282,7 @@ func TestCalibrate(t *testing.T) {
 // submission: for a pool that allocates nothing itself (chan, and lanes once
 // their queues have grown), a Submit costs zero allocations.
 func TestSubmitPathAllocations(t *testing.T) {
-	for _, name := range []string{"chan", "chan+lanes"} {
+	for _, name := range []string{"chan", "chan+lanes", "chan+maplanes"} {
 		lib, _ := LibByName(name)
 		r, err := lib.New(Config{Concurrency: 2, Groups: 8})
 		if err != nil {
@@ -255,6 +320,20 @@ func ExampleRun() {
 	// res.NsPerTask, res.P99Ns, ... vary from run to run.
 	fmt.Println(res.Lib, res.Order, res.Workload, res.Tasks, res.Errors)
 	// Output: chan+lanes fifo noop 10000 0
+}
+
+func ExampleWithMapLanes() {
+	chanPool, _ := LibByName("chan")
+	ordered := WithMapLanes(chanPool)
+	r, _ := ordered.New(Config{Concurrency: 4, Groups: 2})
+	var log []int // tasks of group 7 run one at a time: no lock needed
+	for i := range 5 {
+		_ = r.Submit(7, r.NewTask(func() { log = append(log, i) }))
+	}
+	r.Wait()
+	_ = r.Close()
+	fmt.Println(ordered.Name, ordered.Order, log)
+	// Output: chan+maplanes fifo [0 1 2 3 4]
 }
 
 func ExampleWithLanes() {

@@ -13,7 +13,8 @@ var peers = []Lib{
 
 // Libs returns every row of the comparison in table order: shoal first, then
 // the unordered peers, then the peers wrapped for exclusion (+mutex) and for
-// order (+lanes).
+// order (+lanes, lanes in a slice indexed by group number; +maplanes, lanes
+// found in maps, as keys that are not small integers need).
 func Libs() []Lib {
 	byName := make(map[string]Lib, len(peers))
 	for _, l := range peers {
@@ -26,6 +27,9 @@ func Libs() []Lib {
 	}
 	for _, n := range []string{"chan", "ants.Pool", "pond"} {
 		libs = append(libs, WithLanes(byName[n]))
+	}
+	for _, n := range []string{"chan", "ants.Pool", "pond"} {
+		libs = append(libs, WithMapLanes(byName[n]))
 	}
 	return libs
 }

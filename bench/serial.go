@@ -3,6 +3,8 @@ package bench
 import (
 	"fmt"
 	"sync"
+
+	"github.com/shoal-go/shoal/shard"
 )
 
 // Invariants (lanes):
@@ -12,6 +14,11 @@ import (
 //     or running, so the lane's tasks run one at a time, in queue order.
 //   - A task is appended to the queue before running is read, under the same
 //     lock, so a drain never misses a task (no lost wake-up).
+// Invariants (map lanes): as for lanes, with the lane's fields guarded by
+// its map shard's mutex; a lane is in its shard's map from the Submit that
+// found none until the drain (or refused Submit) that found its queue
+// empty, which moves it to the shard's free list in the same critical
+// section, so a group has at most one lane and one drain.
 // Invariants (mutex):
 //   - A task of group g runs with mus[g%len] held: tasks of a group never
 //     overlap; their start order is whatever order the pool picks them up.
@@ -150,3 +157,127 @@ func (r *lanesRunner) Wait() {
 }
 
 func (r *lanesRunner) Close() error { return r.inner.Close() }
+
+// mapLaneShards is how many mutex-guarded maps WithMapLanes spreads its
+// lanes over.
+const mapLaneShards = 256
+
+// WithMapLanes wraps an unordered lib with a FIFO lane per group, as
+// WithLanes does, but finds the lanes in maps rather than a slice indexed
+// by group number: what code taking arbitrary keys (a room's name, an id
+// from a database) must do. The maps are 256 shards, each with its own
+// mutex, picked by shard.Hash, shoal's own hash of a group; a lane leaves
+// its map when its drain finds it empty and is reused from a free list, so
+// memory follows the groups with work, as shoal's queues do.
+func WithMapLanes(l Lib) Lib {
+	return Lib{
+		Name:  l.Name + "+maplanes",
+		Order: FIFO,
+		New: func(c Config) (Runner, error) {
+			inner, err := l.New(c)
+			if err != nil {
+				return nil, err
+			}
+			r := &mapLanesRunner{inner: inner, shards: make([]mapLaneShard, mapLaneShards)}
+			for i := range r.shards {
+				r.shards[i].lanes = make(map[uint64]*mapLane)
+			}
+			return r, nil
+		},
+	}
+}
+
+type mapLanesRunner struct {
+	tracked // tasks accepted into lanes and not yet returned
+	inner   Runner
+	shards  []mapLaneShard
+}
+
+// mapLaneShard is one map of lanes, padded to its own cache lines.
+type mapLaneShard struct {
+	mu    sync.Mutex
+	lanes map[uint64]*mapLane
+	free  []*mapLane
+	_     [64 - 40]byte
+}
+
+type mapLane struct {
+	q     []func()
+	head  int
+	group uint64
+	sh    *mapLaneShard
+	drain Task // the inner task that drains this lane; built once per lane
+}
+
+func (r *mapLanesRunner) Submit(group uint64, t Task) error {
+	sh := &r.shards[shard.Hash(group)%mapLaneShards]
+	r.accept()
+	sh.mu.Lock()
+	l, ok := sh.lanes[group]
+	if !ok {
+		l = sh.lane(r.inner)
+		l.group = group
+		sh.lanes[group] = l
+	}
+	l.q = append(l.q, t.run)
+	sh.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if err := r.inner.Submit(group, l.drain); err != nil {
+		// The lane was new with this task; take it back, and run any
+		// task queued behind it here so that none is lost.
+		sh.mu.Lock()
+		l.q[l.head] = nil
+		l.head++
+		sh.mu.Unlock()
+		r.refused()
+		l.drainAll()
+		return err
+	}
+	return nil
+}
+
+// lane returns a lane from the free list, or a new one. The caller holds
+// sh.mu.
+func (sh *mapLaneShard) lane(inner Runner) *mapLane {
+	if n := len(sh.free); n > 0 {
+		l := sh.free[n-1]
+		sh.free[n-1] = nil
+		sh.free = sh.free[:n-1]
+		return l
+	}
+	l := &mapLane{sh: sh}
+	l.drain = inner.NewTask(l.drainAll)
+	return l
+}
+
+// drainAll runs the lane's tasks in order until the queue is empty, then
+// takes the lane out of its map.
+func (l *mapLane) drainAll() {
+	sh := l.sh
+	for {
+		sh.mu.Lock()
+		if l.head == len(l.q) {
+			clear(l.q)
+			l.q, l.head = l.q[:0], 0
+			delete(sh.lanes, l.group)
+			sh.free = append(sh.free, l)
+			sh.mu.Unlock()
+			return
+		}
+		run := l.q[l.head]
+		l.q[l.head] = nil
+		l.head++
+		sh.mu.Unlock()
+		run()
+	}
+}
+
+// Wait waits for the lanes' tasks, then for the drains that ran them.
+func (r *mapLanesRunner) Wait() {
+	r.tracked.Wait()
+	r.inner.Wait()
+}
+
+func (r *mapLanesRunner) Close() error { return r.inner.Close() }
