@@ -135,8 +135,8 @@ func TestRefusedDrainLosesNothing(t *testing.T) {
 		left func(Runner) string // what the refusal left in the lanes, "" if nothing
 	}{
 		{WithLanes, func(r Runner) string {
-			if l := &r.(*lanesRunner).lanes[1]; l.running || len(l.q) != 0 {
-				return fmt.Sprintf("lane left running=%v with %d queued", l.running, len(l.q))
+			if l := &r.(*lanesRunner).lanes[1]; l.running || len(l.tasks.q) != 0 {
+				return fmt.Sprintf("lane left running=%v with %d queued", l.running, len(l.tasks.q))
 			}
 			return ""
 		}},

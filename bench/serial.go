@@ -84,7 +84,7 @@ func WithLanes(l Lib) Lib {
 			if err != nil {
 				return nil, err
 			}
-			r := &lanesRunner{inner: inner, lanes: make([]lane, c.Groups)}
+			r := &lanesRunner{laneBase: laneBase{inner: inner}, lanes: make([]lane, c.Groups)}
 			for i := range r.lanes {
 				r.lanes[i].drain = inner.NewTask(r.lanes[i].drainAll)
 			}
@@ -94,15 +94,50 @@ func WithLanes(l Lib) Lib {
 }
 
 type lanesRunner struct {
-	tracked // tasks accepted into lanes and not yet returned
-	inner   Runner
-	lanes   []lane
+	laneBase
+	lanes []lane
+}
+
+// laneBase is what both lane wrappers keep: the count of tasks accepted
+// into lanes and not yet returned, and the pool that runs the drains.
+type laneBase struct {
+	tracked
+	inner Runner
+}
+
+// Wait waits for the lanes' tasks, then for the drains that ran them.
+func (r *laneBase) Wait() {
+	r.tracked.Wait()
+	r.inner.Wait()
+}
+
+func (r *laneBase) Close() error { return r.inner.Close() }
+
+// taskFIFO is a lane's queue; the lane's mutex guards it.
+type taskFIFO struct {
+	q    []func()
+	head int
+}
+
+func (f *taskFIFO) push(run func()) { f.q = append(f.q, run) }
+
+// pop takes the first task; on an empty queue it reports false and starts
+// the buffer over (kept for the next tasks, its slots cleared).
+func (f *taskFIFO) pop() (func(), bool) {
+	if f.head == len(f.q) {
+		clear(f.q)
+		f.q, f.head = f.q[:0], 0
+		return nil, false
+	}
+	run := f.q[f.head]
+	f.q[f.head] = nil
+	f.head++
+	return run, true
 }
 
 type lane struct {
 	mu      sync.Mutex
-	q       []func()
-	head    int
+	tasks   taskFIFO
 	running bool
 	drain   Task // the inner task that drains this lane; built once
 }
@@ -111,7 +146,7 @@ func (r *lanesRunner) Submit(group uint64, t Task) error {
 	l := &r.lanes[group%uint64(len(r.lanes))]
 	r.accept()
 	l.mu.Lock()
-	l.q = append(l.q, t.run)
+	l.tasks.push(t.run)
 	start := !l.running
 	l.running = true
 	l.mu.Unlock()
@@ -122,8 +157,7 @@ func (r *lanesRunner) Submit(group uint64, t Task) error {
 		// The lane was empty before this task; take it back, and run any
 		// task queued behind it here so that none is lost.
 		l.mu.Lock()
-		l.q[l.head] = nil
-		l.head++
+		l.tasks.pop()
 		l.mu.Unlock()
 		r.refused()
 		l.drainAll()
@@ -136,27 +170,17 @@ func (r *lanesRunner) Submit(group uint64, t Task) error {
 func (l *lane) drainAll() {
 	for {
 		l.mu.Lock()
-		if l.head == len(l.q) {
-			clear(l.q)
-			l.q, l.head, l.running = l.q[:0], 0, false
-			l.mu.Unlock()
+		run, ok := l.tasks.pop()
+		if !ok {
+			l.running = false
+		}
+		l.mu.Unlock()
+		if !ok {
 			return
 		}
-		run := l.q[l.head]
-		l.q[l.head] = nil
-		l.head++
-		l.mu.Unlock()
 		run()
 	}
 }
-
-// Wait waits for the lanes' tasks, then for the drains that ran them.
-func (r *lanesRunner) Wait() {
-	r.tracked.Wait()
-	r.inner.Wait()
-}
-
-func (r *lanesRunner) Close() error { return r.inner.Close() }
 
 // mapLaneShards is how many mutex-guarded maps WithMapLanes spreads its
 // lanes over.
@@ -178,7 +202,7 @@ func WithMapLanes(l Lib) Lib {
 			if err != nil {
 				return nil, err
 			}
-			r := &mapLanesRunner{inner: inner, shards: make([]mapLaneShard, mapLaneShards)}
+			r := &mapLanesRunner{laneBase: laneBase{inner: inner}, shards: make([]mapLaneShard, mapLaneShards)}
 			for i := range r.shards {
 				r.shards[i].lanes = make(map[uint64]*mapLane)
 			}
@@ -188,12 +212,11 @@ func WithMapLanes(l Lib) Lib {
 }
 
 type mapLanesRunner struct {
-	tracked // tasks accepted into lanes and not yet returned
-	inner   Runner
-	shards  []mapLaneShard
+	laneBase
+	shards []mapLaneShard
 }
 
-// mapLaneShard is one map of lanes, padded to its own cache lines.
+// mapLaneShard is one map of lanes, padded to a 64-byte line.
 type mapLaneShard struct {
 	mu    sync.Mutex
 	lanes map[uint64]*mapLane
@@ -202,8 +225,7 @@ type mapLaneShard struct {
 }
 
 type mapLane struct {
-	q     []func()
-	head  int
+	tasks taskFIFO
 	group uint64
 	sh    *mapLaneShard
 	drain Task // the inner task that drains this lane; built once per lane
@@ -219,7 +241,7 @@ func (r *mapLanesRunner) Submit(group uint64, t Task) error {
 		l.group = group
 		sh.lanes[group] = l
 	}
-	l.q = append(l.q, t.run)
+	l.tasks.push(t.run)
 	sh.mu.Unlock()
 	if ok {
 		return nil
@@ -228,8 +250,7 @@ func (r *mapLanesRunner) Submit(group uint64, t Task) error {
 		// The lane was new with this task; take it back, and run any
 		// task queued behind it here so that none is lost.
 		sh.mu.Lock()
-		l.q[l.head] = nil
-		l.head++
+		l.tasks.pop()
 		sh.mu.Unlock()
 		r.refused()
 		l.drainAll()
@@ -258,26 +279,15 @@ func (l *mapLane) drainAll() {
 	sh := l.sh
 	for {
 		sh.mu.Lock()
-		if l.head == len(l.q) {
-			clear(l.q)
-			l.q, l.head = l.q[:0], 0
+		run, ok := l.tasks.pop()
+		if !ok {
 			delete(sh.lanes, l.group)
 			sh.free = append(sh.free, l)
-			sh.mu.Unlock()
+		}
+		sh.mu.Unlock()
+		if !ok {
 			return
 		}
-		run := l.q[l.head]
-		l.q[l.head] = nil
-		l.head++
-		sh.mu.Unlock()
 		run()
 	}
 }
-
-// Wait waits for the lanes' tasks, then for the drains that ran them.
-func (r *mapLanesRunner) Wait() {
-	r.tracked.Wait()
-	r.inner.Wait()
-}
-
-func (r *mapLanesRunner) Close() error { return r.inner.Close() }
