@@ -113,6 +113,18 @@ func (r *laneBase) Wait() {
 
 func (r *laneBase) Close() error { return r.inner.Close() }
 
+// takeBack undoes the start of a lane whose drain the inner pool refused
+// (err): the task that started the lane leaves its queue, which mu guards,
+// and any task queued behind it runs here, so that none is lost.
+func (r *laneBase) takeBack(mu *sync.Mutex, tasks *taskFIFO, drainAll func(), err error) error {
+	mu.Lock()
+	tasks.pop()
+	mu.Unlock()
+	r.refused()
+	drainAll()
+	return err
+}
+
 // taskFIFO is a lane's queue; the lane's mutex guards it.
 type taskFIFO struct {
 	q    []func()
@@ -154,14 +166,8 @@ func (r *lanesRunner) Submit(group uint64, t Task) error {
 		return nil
 	}
 	if err := r.inner.Submit(group, l.drain); err != nil {
-		// The lane was empty before this task; take it back, and run any
-		// task queued behind it here so that none is lost.
-		l.mu.Lock()
-		l.tasks.pop()
-		l.mu.Unlock()
-		r.refused()
-		l.drainAll()
-		return err
+		// The lane was empty before this task.
+		return r.takeBack(&l.mu, &l.tasks, l.drainAll, err)
 	}
 	return nil
 }
@@ -247,14 +253,8 @@ func (r *mapLanesRunner) Submit(group uint64, t Task) error {
 		return nil
 	}
 	if err := r.inner.Submit(group, l.drain); err != nil {
-		// The lane was new with this task; take it back, and run any
-		// task queued behind it here so that none is lost.
-		sh.mu.Lock()
-		l.tasks.pop()
-		sh.mu.Unlock()
-		r.refused()
-		l.drainAll()
-		return err
+		// The lane was new with this task.
+		return r.takeBack(&sh.mu, &l.tasks, l.drainAll, err)
 	}
 	return nil
 }
