@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"unsafe"
@@ -212,11 +213,19 @@ func checkGroupQueue(t *testing.T, s *shardq[int, Task], g *gqueue[int, Task], m
 // FuzzIdleRing drives a shard's idle ring with releases, revivals and
 // allocations against a set model: nidle counts the idle queues, none is
 // idle twice, the ring never holds more than idleCap, and a queue out of
-// the idle set is out of the table unless it is live.
+// the idle set is out of the table unless it is live, also across the
+// wrap of the ring's positions.
 func FuzzIdleRing(f *testing.F) {
-	f.Add([]byte{0, 0, 0, 1, 2, 1, 0, 2})
-	f.Fuzz(func(t *testing.T, ops []byte) {
+	f.Add([]byte{0, 0, 0, 1, 2, 1, 0, 2}, false)
+	f.Add([]byte{0, 0, 0, 1, 2, 1, 0, 2}, true)
+	// Enough releases to fill the ring and pass the wrap.
+	f.Add(bytes.Repeat([]byte{0, 0, 1, 2, 3, 1}, 40), true)
+	f.Fuzz(func(t *testing.T, ops []byte, nearWrap bool) {
 		s := &shardq[int, Task]{}
+		if nearWrap {
+			// Ring positions count modulo 2^32: start a few short of it.
+			s.idleHead, s.idleTail = 1<<32-5, 1<<32-5
+		}
 		live := map[int]*gqueue[int, Task]{}
 		nextKey := 0
 		for i := 0; i < len(ops); i++ {
@@ -265,8 +274,8 @@ func FuzzIdleRing(f *testing.F) {
 			for pos := s.idleHead; pos != s.idleTail; pos++ {
 				if g := s.idleAt(pos); g != nil {
 					owned++
-					if groups[g.key] != g {
-						t.Fatalf("ring position %d holds the idle queue of %d, not in the table", pos, g.key)
+					if groups[g.key] != g || !g.idle || g.idlePos != pos {
+						t.Fatalf("ring position %d holds the queue of %d (idle %v at %d), not an idle queue of the table", pos, g.key, g.idle, g.idlePos)
 					}
 				}
 			}
