@@ -317,3 +317,37 @@ func TestChunksRecycled(t *testing.T) {
 		t.Fatalf("free list holds %d chunks after a cycle of %d chunks, want the cap %d", s.nfree, freeCap+10, freeCap)
 	}
 }
+
+// FuzzReadyList drives a shard's ready list with pushes and pops against a
+// slice: groups come out in the order they went in, and the list's head
+// says whether any is left.
+func FuzzReadyList(f *testing.F) {
+	f.Add([]byte{0, 0, 1, 0, 1, 1, 1})
+	f.Add(bytes.Repeat([]byte{0, 0, 0, 1, 0, 1}, 20))
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		s := &shardq[int, Task]{}
+		var model []*gqueue[int, Task]
+		for i, op := range ops {
+			if op%2 == 0 {
+				g := &gqueue[int, Task]{key: i}
+				s.pushReady(g)
+				model = append(model, g)
+			} else {
+				g := s.popReady()
+				var want *gqueue[int, Task]
+				if len(model) > 0 {
+					want, model = model[0], model[1:]
+				}
+				if g != want {
+					t.Fatalf("op %d: popReady gave %v, want %v", i, g, want)
+				}
+				if g != nil && g.next != nil {
+					t.Fatalf("op %d: a popped group still links to another", i)
+				}
+			}
+			if (s.readyHead != nil) != (len(model) > 0) || (s.readyTail != nil) != (len(model) > 0) {
+				t.Fatalf("op %d: head %p, tail %p with %d ready", i, s.readyHead, s.readyTail, len(model))
+			}
+		}
+	})
+}
