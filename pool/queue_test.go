@@ -327,6 +327,12 @@ func FuzzReadyList(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		s := &shardq[int, Task]{}
 		var model []*gqueue[int, Task]
+		key := func(g *gqueue[int, Task]) int { // -1: none
+			if g == nil {
+				return -1
+			}
+			return g.key
+		}
 		for i, op := range ops {
 			if op%2 == 0 {
 				g := &gqueue[int, Task]{key: i}
@@ -339,7 +345,7 @@ func FuzzReadyList(f *testing.F) {
 					want, model = model[0], model[1:]
 				}
 				if g != want {
-					t.Fatalf("op %d: popReady gave %v, want %v", i, g, want)
+					t.Fatalf("op %d: popReady gave the group pushed at op %d, want op %d", i, key(g), key(want))
 				}
 				if g != nil && g.next != nil {
 					t.Fatalf("op %d: a popped group still links to another", i)
