@@ -57,7 +57,7 @@ func IsolationSchedulers() []string {
 // IsolationConfig describes one run of the isolation scenario: many fast
 // groups, a few slow ones (tasks that wait on I/O), and optionally one hot
 // group offered more than a serial group can run. DefaultIsolationConfig
-// returns the scenario of issue 12; change fields from there.
+// returns the standard scenario; change fields from there.
 //
 // Group numbers: the slow groups are 0 .. Slow-1, the fast groups Slow ..
 // Groups-1, and the hot group, when Hot is set, is Groups.
@@ -117,7 +117,7 @@ type IsolationConfig struct {
 	Seed uint64
 }
 
-// DefaultIsolationConfig returns the scenario of issue 12 for the shoal
+// DefaultIsolationConfig returns the standard scenario for the shoal
 // scheduler: 10,000 groups, 50 of them running 10 ms tasks at 50/s each, the
 // others 200 µs tasks at 20,000/s in all from 32 submitters, 5 s measured
 // after 500 ms of warm-up; the hot group runs 1 ms tasks at 4,000/s.
@@ -227,8 +227,9 @@ type IsolationResult struct {
 	Elapsed time.Duration
 }
 
-// IsolationTarget returns the most fast-group p99 wait that issue 12 allows
-// a scheduler run beside reference: 1.5 × the reference's p99 + 1 ms.
+// IsolationTarget returns the most fast-group p99 wait shoal's isolation
+// goal allows a scheduler run beside reference: 1.5 × the reference's p99
+// + 1 ms.
 func IsolationTarget(reference IsolationResult) time.Duration {
 	return reference.P99*3/2 + time.Millisecond
 }

@@ -34,8 +34,8 @@ func ExampleIsolationConfig() {
 	// fast waits measured: true true
 }
 
-// IsolationTarget is the bound issue 12 sets on shoal's fast-group p99
-// wait, from the reference's result of the same variant.
+// IsolationTarget is the bound shoal's fast-group p99 wait is held to,
+// from the reference's result of the same variant.
 func ExampleIsolationTarget() {
 	ref := bench.IsolationResult{Scheduler: bench.IsolationReference, P99: 1600 * time.Microsecond}
 	for _, shoal := range []bench.IsolationResult{

@@ -15,8 +15,8 @@ import (
 	"github.com/shoal-go/shoal/jetstream"
 )
 
-// Message counts of the cluster test. The issue asks for 100,000 messages
-// over 1,000 rooms; the suite runs 30,000 over 1,000 rooms to stay within
+// Message counts of the cluster test. The full-size run is 100,000
+// messages over 1,000 rooms; the suite runs 30,000 over 1,000 rooms to stay within
 // its time budget under the race detector on 2 cores (CLUSTER.md gives a
 // 100,000-message run).
 const (
@@ -25,7 +25,7 @@ const (
 )
 
 // clusterPer is the messages per room of TestClusterR3: 30 (30,000 messages)
-// unless -cluster-per says otherwise; -cluster-per=100 is the issue's count:
+// unless -cluster-per says otherwise; -cluster-per=100 is the full size:
 //
 //	go test -race -run TestClusterR3 . -args -cluster-per=100
 var clusterPer = flag.Int("cluster-per", 30, "messages per room in TestClusterR3")

@@ -13,11 +13,11 @@ import (
 
 // The benchmarks submit b.N tasks over benchGroups groups from 1 or 8
 // goroutines and wait for the last to finish; ns/op is per task. Run with
-// -benchtime=1000000x for the figures in doc.go. Each result also reports
-// xcore-ns, the time to move a cache line between two CPUs measured right
-// after it (internal/xcore): on a virtual machine it changes with the
-// host's placement of the virtual CPUs, and every row moves with it, so
-// compare rows of like xcore-ns only.
+// -benchtime=1000000x for the figures in docs/ARCHITECTURE.md. Each result
+// also reports xcore-ns, the time to move a cache line between two CPUs
+// measured right after it (internal/xcore): on a virtual machine it changes
+// with the host's placement of the virtual CPUs, and every row moves with
+// it, so compare rows of like xcore-ns only.
 const benchGroups = 10_000
 
 // reportXcore measures the machine's cache-line transfer time after a
@@ -162,7 +162,8 @@ func withRules(spin int, yield int64) Option {
 
 // BenchmarkSubmitRules compares the worker rules on no-op tasks, side by
 // side: the defaults, no yield after a short batch, and 4 or 1024 spin
-// rounds instead of 256 (Costs in doc.go).
+// rounds instead of 256 (docs/ARCHITECTURE.md, "Waking is the expensive
+// event").
 func BenchmarkSubmitRules(b *testing.B) {
 	for _, r := range []struct {
 		name  string

@@ -240,9 +240,9 @@ func (c *control) push(idx uint32) {
 // more within a tick if they do not. Free means awake and not a slow
 // worker in a batch: a worker whose tasks wait for I/O is not counted on.
 // This is the rule that keeps one producer spreading over many groups from
-// paying a cross-core wake-up per task (see doc.go for the figures), while
-// a shard that arrives when every awake worker is blocked in I/O gets a
-// worker at once.
+// paying a cross-core wake-up per task (docs/ARCHITECTURE.md, "Waking is
+// the expensive event", has the figures), while a shard that arrives when
+// every awake worker is blocked in I/O gets a worker at once.
 //
 // Past GOMAXPROCS workers, wake starts one (within the growth room) only
 // while at most GOMAXPROCS shards wait: the case of a room that finds

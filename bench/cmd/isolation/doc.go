@@ -1,6 +1,6 @@
-// Command isolation runs the isolation scenario of issue 12 on shoal and on
-// a reference scheduler, one after the other in one process, and prints
-// their fast groups' waits side by side.
+// Command isolation runs the isolation scenario (a slow room delays only
+// itself) on shoal and on a reference scheduler, one after the other in one
+// process, and prints their fast groups' waits side by side.
 //
 // The scenario: 10,000 groups; 50 of them run 10 ms tasks (sleeps: I/O) at
 // 50/s each; the others get 200 µs tasks at 20,000/s in all, spread
@@ -15,7 +15,7 @@
 // lane per busy group drained by a goroutine of its own (the ideal: a slow
 // group delays only itself). Each row of shoal gets the ratio of its p99 to
 // the target 1.5 × the reference's p99 + 1 ms, and PASS when it is at most
-// 1; the issue's target is for "shoal", with the pool's defaults.
+// 1; the target holds for "shoal", the pool with its defaults.
 //
 //	go run ./bench/cmd/isolation                       # both variants, all three schedulers
 //	go run ./bench/cmd/isolation -variant hot -schedulers shoal,reference

@@ -155,7 +155,7 @@ func report(w io.Writer, cfg bench.IsolationConfig, results []bench.IsolationRes
 			fmt.Fprintf(w, "target, %s: p99 <= 1.5 x %s + 1ms = %s\n", variantName(hot), duration(ref.P99), duration(bench.IsolationTarget(ref)))
 		}
 	}
-	fmt.Fprintln(w, "issue 12 sets the target for shoal with the pool's defaults.")
+	fmt.Fprintln(w, "the target is for shoal with the pool's defaults.")
 	fmt.Fprintln(w, "late p99: how late the submitters called Submit (harness lag, and time blocked in earlier Submits);")
 	fmt.Fprintln(w, "queue p99: from the Submit call to the start (the scheduler's share, blocking in that Submit included);")
 	fmt.Fprintln(w, "refused: in the hot variant, the hot group's tasks still unsubmitted when its submitter stopped.")
