@@ -55,3 +55,22 @@ func ExampleIsolationSchedulers() {
 	fmt.Println(bench.IsolationSchedulers())
 	// Output: [shoal shoal-512 reference]
 }
+
+// An IsolationResult is judged in two steps: the run must be sound (every
+// accepted task ran, none out of order or overlapping its group's previous
+// one), and then its fast groups' p99 wait is held to the target.
+func ExampleIsolationResult() {
+	ref := bench.IsolationResult{Scheduler: bench.IsolationReference, P99: 1200 * time.Microsecond}
+	res := bench.IsolationResult{
+		Scheduler: bench.IsolationShoal,
+		Offered:   100_500, Accepted: 100_500, Ran: 100_500,
+		Measured: 99_000, P50: 500 * time.Microsecond, P99: 1500 * time.Microsecond,
+	}
+	sound := res.Lost == 0 && res.Ran == res.Accepted && res.OutOfOrder == 0 && res.Overlaps == 0
+	fmt.Println("sound:", sound)
+	fmt.Printf("p99 %v against %v: %.2f of the target\n", res.P99, bench.IsolationTarget(ref),
+		float64(res.P99)/float64(bench.IsolationTarget(ref)))
+	// Output:
+	// sound: true
+	// p99 1.5ms against 2.8ms: 0.54 of the target
+}

@@ -1,0 +1,285 @@
+package doclint
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// pkgFiles is one package of one directory: its source files and, apart,
+// its test files (external test package included).
+type pkgFiles struct {
+	dir   string
+	name  string
+	files map[string]*ast.File
+	tests []*ast.File
+}
+
+// repoRoot is the repository's root: two levels above this package.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.work")); err != nil {
+		t.Fatalf("repository root %s has no go.work: %v", root, err)
+	}
+	return root
+}
+
+// packages parses every Go file under root, skipping the directories the
+// go command ignores (names starting with "." or "_", and testdata).
+func packages(t *testing.T, root string) []*pkgFiles {
+	t.Helper()
+	fset := token.NewFileSet()
+	byDir := map[string]*pkgFiles{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".go") || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Dir(path)
+		p := byDir[dir]
+		if p == nil {
+			p = &pkgFiles{dir: dir, files: map[string]*ast.File{}}
+			byDir[dir] = p
+		}
+		if strings.HasSuffix(name, "_test.go") {
+			p.tests = append(p.tests, f)
+			return nil
+		}
+		p.name = f.Name.Name
+		p.files[name] = f
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*pkgFiles
+	for _, p := range byDir {
+		if len(p.files) > 0 {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b *pkgFiles) int { return strings.Compare(a.dir, b.dir) })
+	if len(out) < 10 {
+		t.Fatalf("found %d packages under %s; the walk is broken", len(out), root)
+	}
+	return out
+}
+
+// TestPackageDocs: every package has a doc.go that carries its package
+// comment.
+func TestPackageDocs(t *testing.T) {
+	root := repoRoot(t)
+	for _, p := range packages(t, root) {
+		rel, _ := filepath.Rel(root, p.dir)
+		f, ok := p.files["doc.go"]
+		switch {
+		case !ok:
+			t.Errorf("%s: no doc.go", rel)
+		case f.Doc == nil:
+			t.Errorf("%s/doc.go: no package comment", rel)
+		}
+	}
+}
+
+// TestExportedNamesDocumented: every exported top-level name, and every
+// exported method of an exported type, has a doc comment (for a name in a
+// grouped declaration, its own or the group's).
+func TestExportedNamesDocumented(t *testing.T) {
+	root := repoRoot(t)
+	for _, p := range packages(t, root) {
+		rel, _ := filepath.Rel(root, p.dir)
+		for fname, f := range p.files {
+			for _, name := range undocumented(f) {
+				t.Errorf("%s: %s has no doc comment", filepath.Join(rel, fname), name)
+			}
+		}
+	}
+}
+
+// TestExportedTypesHaveExamples: every exported type of a library package
+// outside internal/ has an Example in its package's tests.
+func TestExportedTypesHaveExamples(t *testing.T) {
+	root := repoRoot(t)
+	for _, p := range packages(t, root) {
+		rel, _ := filepath.Rel(root, p.dir)
+		if p.name == "main" || slices.Contains(strings.Split(filepath.ToSlash(rel), "/"), "internal") {
+			continue
+		}
+		examples := exampleNames(p.tests)
+		for _, typ := range exportedTypes(p.files) {
+			if !hasExample(examples, typ) {
+				t.Errorf("%s: exported type %s has no Example%s in the package's tests", rel, typ, typ)
+			}
+		}
+	}
+}
+
+// undocumented returns the exported top-level names of f without a doc
+// comment, as "func F", "method T.M", "type T", "const C" or "var V".
+func undocumented(f *ast.File) []string {
+	var out []string
+	for _, decl := range f.Decls {
+		switch d := decl.(type) {
+		case *ast.FuncDecl:
+			if !d.Name.IsExported() || d.Doc != nil {
+				continue
+			}
+			if d.Recv == nil {
+				out = append(out, "func "+d.Name.Name)
+				continue
+			}
+			if recv := receiverType(d.Recv.List[0].Type); ast.IsExported(recv) {
+				out = append(out, "method "+recv+"."+d.Name.Name)
+			}
+		case *ast.GenDecl:
+			for _, spec := range d.Specs {
+				switch s := spec.(type) {
+				case *ast.TypeSpec:
+					if s.Name.IsExported() && s.Doc == nil && d.Doc == nil {
+						out = append(out, "type "+s.Name.Name)
+					}
+				case *ast.ValueSpec:
+					for _, n := range s.Names {
+						if n.IsExported() && s.Doc == nil && d.Doc == nil && s.Comment == nil {
+							out = append(out, d.Tok.String()+" "+n.Name)
+						}
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// receiverType returns the name of a method's receiver type.
+func receiverType(e ast.Expr) string {
+	switch x := e.(type) {
+	case *ast.StarExpr:
+		return receiverType(x.X)
+	case *ast.IndexExpr:
+		return receiverType(x.X)
+	case *ast.IndexListExpr:
+		return receiverType(x.X)
+	case *ast.Ident:
+		return x.Name
+	}
+	return ""
+}
+
+// exportedTypes returns the exported types declared in files, sorted.
+func exportedTypes(files map[string]*ast.File) []string {
+	var out []string
+	for _, f := range files {
+		for _, decl := range f.Decls {
+			d, ok := decl.(*ast.GenDecl)
+			if !ok || d.Tok != token.TYPE {
+				continue
+			}
+			for _, spec := range d.Specs {
+				if s := spec.(*ast.TypeSpec); s.Name.IsExported() {
+					out = append(out, s.Name.Name)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// exampleNames returns the names of the Example functions in files.
+func exampleNames(files []*ast.File) []string {
+	var out []string
+	for _, f := range files {
+		for _, decl := range f.Decls {
+			if d, ok := decl.(*ast.FuncDecl); ok && d.Recv == nil && strings.HasPrefix(d.Name.Name, "Example") {
+				out = append(out, d.Name.Name)
+			}
+		}
+	}
+	return out
+}
+
+// hasExample reports whether examples document typ: Example<typ>, or
+// Example<typ>_<suffix> (a method's example or a named variant).
+func hasExample(examples []string, typ string) bool {
+	for _, e := range examples {
+		if e == "Example"+typ || strings.HasPrefix(e, "Example"+typ+"_") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCheckersFindViolations feeds each checker a file that breaks its rule,
+// so that a checker that found nothing would fail here.
+func TestCheckersFindViolations(t *testing.T) {
+	const src = `package x
+
+type Bare struct{}
+
+// Documented is documented.
+type Documented struct{}
+
+func (Bare) Method() {}
+
+// Method is documented.
+func (Documented) Method() {}
+
+func (b *bare) Hidden() {}
+
+type bare struct{}
+
+func Func() {}
+
+const (
+	A = 1 // A is documented on its line.
+	B = 2
+)
+
+// Group documents every name in it.
+var (
+	C, D = 3, 4
+)
+`
+	f, err := parser.ParseFile(token.NewFileSet(), "x.go", src, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := undocumented(f)
+	want := []string{"type Bare", "method Bare.Method", "func Func", "const B"}
+	if !slices.Equal(got, want) {
+		t.Errorf("undocumented = %q, want %q", got, want)
+	}
+	types := exportedTypes(map[string]*ast.File{"x.go": f})
+	if !slices.Equal(types, []string{"Bare", "Documented"}) {
+		t.Errorf("exportedTypes = %q", types)
+	}
+	examples := []string{"ExampleDocumented_Method", "ExampleBareish"}
+	if hasExample(examples, "Bare") || !hasExample(examples, "Documented") {
+		t.Errorf("hasExample(%q): Bare %v, Documented %v, want false, true", examples,
+			hasExample(examples, "Bare"), hasExample(examples, "Documented"))
+	}
+}
