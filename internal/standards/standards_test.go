@@ -1,4 +1,4 @@
-package doclint
+package standards
 
 import (
 	"go/ast"
@@ -281,5 +281,100 @@ var (
 	if hasExample(examples, "Bare") || !hasExample(examples, "Documented") {
 		t.Errorf("hasExample(%q): Bare %v, Documented %v, want false, true", examples,
 			hasExample(examples, "Bare"), hasExample(examples, "Documented"))
+	}
+}
+
+// TestGoroutinePackagesCheckLeaks: a package whose code starts goroutines
+// (a go statement, or a call of a method named Go, as sync.WaitGroup's and
+// errgroup's) and that has tests runs goleak.VerifyTestMain in them.
+func TestGoroutinePackagesCheckLeaks(t *testing.T) {
+	root := repoRoot(t)
+	checked := 0
+	for _, p := range packages(t, root) {
+		rel, _ := filepath.Rel(root, p.dir)
+		if len(p.tests) == 0 || !startsGoroutines(p.files) {
+			continue
+		}
+		checked++
+		if !callsVerifyTestMain(p.tests) {
+			t.Errorf("%s: starts goroutines but its tests do not run goleak.VerifyTestMain", rel)
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no package starts goroutines; the detection is broken")
+	}
+}
+
+// startsGoroutines reports whether files hold a go statement or a call of
+// a method named Go.
+func startsGoroutines(files map[string]*ast.File) bool {
+	found := false
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch x := n.(type) {
+			case *ast.GoStmt:
+				found = true
+			case *ast.CallExpr:
+				if sel, ok := x.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Go" {
+					found = true
+				}
+			}
+			return !found
+		})
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// callsVerifyTestMain reports whether files call goleak.VerifyTestMain.
+func callsVerifyTestMain(files []*ast.File) bool {
+	found := false
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			if call, ok := n.(*ast.CallExpr); ok {
+				if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "VerifyTestMain" {
+					if id, ok := sel.X.(*ast.Ident); ok && id.Name == "goleak" {
+						found = true
+					}
+				}
+			}
+			return !found
+		})
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// TestLeakCheckDetection: the goroutine and goleak detectors see what
+// they look for, and nothing else.
+func TestLeakCheckDetection(t *testing.T) {
+	parse := func(src string) *ast.File {
+		t.Helper()
+		f, err := parser.ParseFile(token.NewFileSet(), "x.go", src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, c := range []struct {
+		src  string
+		want bool
+	}{
+		{"package x\nfunc f() { go g() }\nfunc g() {}", true},
+		{"package x\nimport \"sync\"\nfunc f(wg *sync.WaitGroup) { wg.Go(func() {}) }", true},
+		{"package x\nfunc f() { g() }\nfunc g() {}", false},
+	} {
+		if got := startsGoroutines(map[string]*ast.File{"x.go": parse(c.src)}); got != c.want {
+			t.Errorf("startsGoroutines(%q) = %v, want %v", c.src, got, c.want)
+		}
+	}
+	with := parse("package x\nimport (\"testing\"; \"go.uber.org/goleak\")\nfunc TestMain(m *testing.M) { goleak.VerifyTestMain(m) }")
+	without := parse("package x\nimport \"testing\"\nfunc TestMain(m *testing.M) { m.Run() }")
+	if !callsVerifyTestMain([]*ast.File{without, with}) || callsVerifyTestMain([]*ast.File{without}) {
+		t.Error("callsVerifyTestMain misjudged a TestMain")
 	}
 }
