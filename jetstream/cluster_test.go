@@ -16,9 +16,9 @@ import (
 )
 
 // Message counts of the cluster test. The full-size run is 100,000
-// messages over 1,000 rooms; the suite runs 30,000 over 1,000 rooms to stay within
-// its time budget under the race detector on 2 cores (CLUSTER.md gives a
-// 100,000-message run).
+// messages over 1,000 rooms; the suite runs 30,000 over 1,000 rooms to stay
+// within its time budget under the race detector on 2 cores (CLUSTER.md
+// gives a 100,000-message run).
 const (
 	clusterParts = 12
 	clusterRooms = 1000
