@@ -21,7 +21,9 @@ type pkgFiles struct {
 	tests []*ast.File
 }
 
-// repoRoot is the repository's root: two levels above this package.
+// repoRoot is the repository's root, two levels above this package. The
+// tests skip where it has no go.work: a copy of the core module alone (in
+// a module cache) is not the workspace they check.
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
@@ -29,7 +31,7 @@ func repoRoot(t *testing.T) string {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "go.work")); err != nil {
-		t.Fatalf("repository root %s has no go.work: %v", root, err)
+		t.Skipf("%s is not the workspace's root (no go.work): %v", root, err)
 	}
 	return root
 }
