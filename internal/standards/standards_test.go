@@ -1,6 +1,7 @@
 package standards
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -36,10 +38,27 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// packages parses every Go file under root, skipping the directories the
-// go command ignores (names starting with "." or "_", and testdata).
+// parsed holds the workspace's packages, parsed once for every test.
+var parsed struct {
+	once sync.Once
+	pkgs []*pkgFiles
+	err  error
+}
+
+// packages returns every package under root, parsed on the first call
+// (parseAll).
 func packages(t *testing.T, root string) []*pkgFiles {
 	t.Helper()
+	parsed.once.Do(func() { parsed.pkgs, parsed.err = parseAll(root) })
+	if parsed.err != nil {
+		t.Fatal(parsed.err)
+	}
+	return parsed.pkgs
+}
+
+// parseAll parses every Go file under root, skipping the directories the
+// go command ignores (names starting with "." or "_", and testdata).
+func parseAll(root string) ([]*pkgFiles, error) {
 	fset := token.NewFileSet()
 	byDir := map[string]*pkgFiles{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -75,7 +94,7 @@ func packages(t *testing.T, root string) []*pkgFiles {
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var out []*pkgFiles
 	for _, p := range byDir {
@@ -85,9 +104,9 @@ func packages(t *testing.T, root string) []*pkgFiles {
 	}
 	slices.SortFunc(out, func(a, b *pkgFiles) int { return strings.Compare(a.dir, b.dir) })
 	if len(out) < 10 {
-		t.Fatalf("found %d packages under %s; the walk is broken", len(out), root)
+		return nil, fmt.Errorf("found %d packages under %s; the walk is broken", len(out), root)
 	}
-	return out
+	return out, nil
 }
 
 // TestPackageDocs: every package has a doc.go that carries its package
