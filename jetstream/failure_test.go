@@ -183,7 +183,7 @@ func TestBackpressure(t *testing.T) {
 	nc, js := connect(t, s.ClientURL())
 	ctx := context.Background()
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
-	p, err := pool.New[string](pool.WithNonblocking(), pool.WithQueueSize(4))
+	p, err := pool.New[string](pool.WithNonblocking(), pool.WithGroupQueueSize(4))
 	if err != nil {
 		t.Fatal(err)
 	}

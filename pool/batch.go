@@ -288,7 +288,7 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 	if c.obs != nil {
 		obsStart = c.obs.before(c, ts.idx, g.key)
 	}
-	err, pv, stack, panicked := b.call(w, ts, vals, attempts)
+	pv, stack, panicked, err := b.call(w, ts, vals, attempts)
 	if c.obs != nil {
 		c.obs.after(c, ts.idx, g.key, attempts, obsStart)
 	}
@@ -356,7 +356,7 @@ func (b *Batcher[K, M]) record(ts *turnState[K, M], k uint32, start, end int64) 
 // call calls fn, recovering a panic. If fn calls runtime.Goexit, the
 // messages become a Panicked letter (ErrGoexit) here and workerMain's
 // deferred afterGoexit hands the group and the worker's place on.
-func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts int) (err error, pv any, stack []byte, panicked bool) {
+func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts int) (pv any, stack []byte, panicked bool, err error) {
 	returned := false
 	defer func() {
 		if r := recover(); r != nil {
@@ -375,7 +375,7 @@ func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts 
 	}()
 	err = b.fn(b.ctx, ts.g.key, vals)
 	returned = true
-	return err, nil, nil, false
+	return nil, nil, false, err
 }
 
 // letter delivers vals, the turn's messages from off on, as one dead

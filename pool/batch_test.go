@@ -427,7 +427,7 @@ func TestBatcherBadInput(t *testing.T) {
 		t.Fatalf("a Batcher's WithMaxBatch given to a Pool: %v", err)
 	}
 	b := mustBatcher(t, fn)
-	//nolint:staticcheck // a nil context on purpose
+	//lint:ignore SA1012 a nil context on purpose: its error is the subject
 	if err := b.Submit(nil, 1, "x"); !errors.Is(err, ErrNilContext) {
 		t.Fatalf("nil ctx: %v", err)
 	}

@@ -339,8 +339,10 @@ func TestWorkersPastProcsOnlyWithRoom(t *testing.T) {
 		t.Fatal("at GOMAXPROCS workers with no room, growIfCPU started one")
 	}
 	c.growRoom.Store(2)
-	if !c.growIfCPU() || !c.growIfCPU() || c.growIfCPU() {
-		t.Fatal("with room for 2, growIfCPU did not start exactly 2")
+	for i, want := range []bool{true, true, false} {
+		if got := c.growIfCPU(); got != want {
+			t.Fatalf("with room for 2, call %d of growIfCPU: started %v, want %v", i+1, got, want)
+		}
 	}
 	if started != 3 || c.growRoom.Load() != 0 {
 		t.Fatalf("started %d, room left %d; want 3, 0", started, c.growRoom.Load())
@@ -408,16 +410,13 @@ func TestSampleCPU(t *testing.T) {
 	// all want a processor, so there is no room.
 	n := 2*runtime.GOMAXPROCS(0) + 2
 	c.running.Store(int32(n))
-	stop := make(chan struct{})
+	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			// Spins on purpose: these goroutines are the demand for
+			// processors that the sample must see.
+			for !stop.Load() {
 			}
 		})
 	}
@@ -429,7 +428,7 @@ func TestSampleCPU(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
-	close(stop)
+	stop.Store(true)
 	wg.Wait()
 	if room != 0 {
 		t.Fatalf("room %d with every busy worker wanting a processor, want 0", room)

@@ -373,7 +373,8 @@ func TestBadInput(t *testing.T) {
 		{"nil task", open.Submit(context.Background(), 1, nil), ErrNilTask},
 		{"nil task TrySubmit", open.TrySubmit(1, nil), ErrNilTask},
 		{"nil task Go", open.Go(context.Background(), nil), ErrNilTask},
-		{"nil context", open.Submit(nil, 1, noop), ErrNilContext}, //nolint:staticcheck // testing nil
+		//lint:ignore SA1012 a nil context on purpose: its error is the subject
+		{"nil context", open.Submit(nil, 1, noop), ErrNilContext},
 		{"WithShards(0)", newErr(WithShards(0)), ErrInvalidOption},
 		{"WithWorkers(5, 2)", newErr(WithWorkers(5, 2)), ErrInvalidOption},
 		{"WithWorkers(-1, 2)", newErr(WithWorkers(-1, 2)), ErrInvalidOption},

@@ -231,7 +231,7 @@ func TestClockNotAdvancing(t *testing.T) {
 func TestRateEdges(t *testing.T) {
 	p := DefaultScalingPolicy()
 	s, now, arrivals := primed(t, p, 8, 100, 5)
-	s.Step(scalingSample{Now: now.Add(p.Interval), Arrivals: 3, Busy: 5, Running: 8}, 1, 64)
+	s.Step(scalingSample{Now: now.Add(p.Interval), Arrivals: arrivals / 2, Busy: 5, Running: 8}, 1, 64)
 	if want := 100 * (1 - p.Alpha); math.Abs(s.Rate()-want) > 1e-9 {
 		t.Fatalf("rate after a counter restart = %v, want %v", s.Rate(), want)
 	}

@@ -293,7 +293,7 @@ func (s *storm) runShoal(ctx context.Context, b *backpressure.Breaker, res *Resu
 		pool.WithBreaker(b),
 		// Queues deep enough that the budget, not the queue, bounds the
 		// storm: 4096 moves of 16 KiB are 64 MiB per tower.
-		pool.WithQueueSize(4096),
+		pool.WithGroupQueueSize(4096),
 		pool.WithShards(64),
 	)
 	if err != nil {

@@ -42,7 +42,12 @@ func TestSIGTERMDrains(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "chat")
 	args := append([]string{"build", "-o", bin}, raceFlags...)
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, ".")...)
+	// go test puts its own toolchain's bin first on the PATH of a test.
+	gotool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH:", err)
+	}
+	build := exec.Command(gotool, append(args, ".")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

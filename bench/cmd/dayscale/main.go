@@ -124,7 +124,7 @@ func (p params) policy() pool.ScalingPolicy {
 }
 
 func (p params) options(o ...pool.Option) []pool.Option {
-	return append([]pool.Option{pool.WithShards(p.shards), pool.WithQueueSize(1024)}, o...)
+	return append([]pool.Option{pool.WithShards(p.shards), pool.WithGroupQueueSize(1024)}, o...)
 }
 
 // configs are the pools after static at max, which measures the mean need.
