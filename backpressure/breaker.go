@@ -589,6 +589,7 @@ func (b *Breaker) writeProfile(c *config) {
 
 // Stats is a point-in-time view of a Breaker.
 type Stats struct {
+	// State is the breaker's state.
 	State State
 	// Pressure is Used / Budget.
 	Pressure float64

@@ -23,29 +23,45 @@ import (
 // Result holds the figures of one row: one library, one workload, one number
 // of producers. Field names in JSON are the command's -json schema.
 type Result struct {
-	Lib           string  `json:"lib"`
-	Order         string  `json:"order"`
-	Workload      string  `json:"workload"`
-	Producers     int     `json:"producers"`
-	Tasks         int     `json:"tasks"`
-	Concurrency   int     `json:"concurrency"`
-	ElapsedNs     int64   `json:"elapsed_ns"`
-	NsPerTask     float64 `json:"ns_per_task"`
-	TasksPerSec   float64 `json:"tasks_per_sec"`
+	// Lib is the row's name (Lib.Name), Order what it promises
+	// (Order.String), Workload the workload's name.
+	Lib      string `json:"lib"`
+	Order    string `json:"order"`
+	Workload string `json:"workload"`
+	// Producers is the number of goroutines that submitted, Tasks the
+	// tasks they submitted in all, Concurrency the most tasks the row may
+	// run at once (the workload's).
+	Producers   int `json:"producers"`
+	Tasks       int `json:"tasks"`
+	Concurrency int `json:"concurrency"`
+	// ElapsedNs is the time from the producers' start to the last task's
+	// end; NsPerTask and TasksPerSec are it per task and its inverse.
+	ElapsedNs   int64   `json:"elapsed_ns"`
+	NsPerTask   float64 `json:"ns_per_task"`
+	TasksPerSec float64 `json:"tasks_per_sec"`
+	// AllocsPerTask and BytesPerTask are the heap allocations of the whole
+	// process over the same time (runtime.MemStats), per task.
 	AllocsPerTask float64 `json:"allocs_per_task"`
 	BytesPerTask  float64 `json:"bytes_per_task"`
-	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
+	// PeakRSSBytes is the process's peak resident memory, filled in by the
+	// command that runs the row in a process of its own (0 otherwise).
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
 	// PageFaults counts the minor page faults of the process during the
 	// run (getrusage's ru_minflt): about one per 4 KiB of memory touched
 	// for the first time, a cost that varies widely between machines.
 	PageFaults int64 `json:"page_faults"`
-	P50Ns      int64 `json:"p50_ns"`
-	P99Ns      int64 `json:"p99_ns"`
-	MaxNs      int64 `json:"max_ns"`
-	Samples    int   `json:"latency_samples"`
-	GCPauseNs  int64 `json:"gc_pause_ns"`
-	NumGC      int64 `json:"num_gc"`
-	Errors     int64 `json:"errors"`
+	// P50Ns, P99Ns and MaxNs are percentiles of the time from a task's
+	// Submit to its start, over Samples tasks spread evenly over the run.
+	P50Ns   int64 `json:"p50_ns"`
+	P99Ns   int64 `json:"p99_ns"`
+	MaxNs   int64 `json:"max_ns"`
+	Samples int   `json:"latency_samples"`
+	// GCPauseNs and NumGC are the collector's pauses and cycles during the
+	// run.
+	GCPauseNs int64 `json:"gc_pause_ns"`
+	NumGC     int64 `json:"num_gc"`
+	// Errors counts the submissions the row refused.
+	Errors int64 `json:"errors"`
 	// XcoreNs is the time to move a cache line between two CPUs, measured
 	// by Run right after the run (internal/xcore; 0 with one CPU). On a
 	// virtual machine it changes with the host's placement of the virtual

@@ -116,7 +116,10 @@ func SetCalibration(n int64) error {
 
 // Spec is one cell of the comparison: a workload driven by some producers.
 type Spec struct {
-	Workload  Workload
+	// Workload is what each task does and how many may run at once.
+	Workload Workload
+	// Producers is the number of goroutines that submit; Tasks is how many
+	// tasks they submit in all, shared out evenly.
 	Producers int
 	Tasks     int
 }

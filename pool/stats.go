@@ -89,6 +89,7 @@ func (s *workerStats) addTo(c *counters) {
 
 // ReasonCounts counts dead letters by reason.
 type ReasonCounts struct {
+	// One count per Reason, named after it.
 	Failed, Panicked, Canceled, Expired, Shutdown uint64
 }
 
@@ -99,6 +100,7 @@ func (r ReasonCounts) Total() uint64 {
 
 // RejectCounts counts refused submissions by reason.
 type RejectCounts struct {
+	// One count per RejectReason, named after it.
 	QueueFull, Closed, MemoryPressure, Throttled uint64
 }
 

@@ -47,9 +47,13 @@ var seed = maphash.MakeSeed()
 // Change is the state of one key after a version: its latest value and
 // version, or Deleted with the version of the deletion.
 type Change[K comparable, V any] struct {
-	Key     K
-	Value   V
+	// Key is the key that changed.
+	Key K
+	// Value is its latest value (the zero value when Deleted).
+	Value V
+	// Version is the version of that value, or of the deletion.
 	Version uint64
+	// Deleted says the key was deleted at Version.
 	Deleted bool
 }
 

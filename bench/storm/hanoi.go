@@ -16,8 +16,11 @@ const MaxDisks = 30
 // (0 is the smallest) from peg From to peg To. Index is its place in the
 // solution, from 1.
 type Move struct {
-	Index    uint32
-	Disk     uint8
+	// Index is the move's place in the solution, from 1.
+	Index uint32
+	// Disk is the disk moved, 0 the smallest.
+	Disk uint8
+	// From and To are the pegs, 0 to 2.
 	From, To uint8
 }
 
@@ -51,7 +54,9 @@ func swap12(p uint64) uint64 {
 
 // IllegalMoveError says why Pegs refused a move.
 type IllegalMoveError struct {
-	Move   Move
+	// Move is the refused move.
+	Move Move
+	// Reason says which rule it broke.
 	Reason string
 }
 

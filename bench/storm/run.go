@@ -118,6 +118,8 @@ func (c *Config) validate() error {
 
 // Result is what one storm measured.
 type Result struct {
+	// Variant names the scheduler that ran the storm; Disks and Towers are
+	// the size of each tower and how many were solved at once.
 	Variant string
 	Disks   int
 	Towers  int

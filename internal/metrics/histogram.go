@@ -166,8 +166,10 @@ func (s *HistogramSnapshot) Quantile(q float64) time.Duration {
 
 // Summary is the usual digest of a histogram.
 type Summary struct {
-	Count              uint64
-	Mean               time.Duration
+	// Count is the number of values recorded, Mean their mean.
+	Count uint64
+	Mean  time.Duration
+	// P50, P90 and P99 are percentiles, Max the largest value.
 	P50, P90, P99, Max time.Duration
 }
 

@@ -32,6 +32,7 @@ const (
 
 // TopGroup is one entry of TopK.Top.
 type TopGroup[K comparable] struct {
+	// Group is the group's key.
 	Group K
 	// Queued estimates the group's queued tasks: sampled count times the
 	// sampling rate; it errs upward by what colliding groups hold and, for

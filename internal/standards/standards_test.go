@@ -19,6 +19,7 @@ import (
 type pkgFiles struct {
 	dir   string
 	name  string
+	fset  *token.FileSet
 	files map[string]*ast.File
 	tests []*ast.File
 }
@@ -82,7 +83,7 @@ func parseAll(root string) ([]*pkgFiles, error) {
 		dir := filepath.Dir(path)
 		p := byDir[dir]
 		if p == nil {
-			p = &pkgFiles{dir: dir, files: map[string]*ast.File{}}
+			p = &pkgFiles{dir: dir, fset: fset, files: map[string]*ast.File{}}
 			byDir[dir] = p
 		}
 		if strings.HasSuffix(name, "_test.go") {
@@ -125,15 +126,17 @@ func TestPackageDocs(t *testing.T) {
 	}
 }
 
-// TestExportedNamesDocumented: every exported top-level name, and every
-// exported method of an exported type, has a doc comment (for a name in a
-// grouped declaration, its own or the group's).
+// TestExportedNamesDocumented: every exported top-level name, every
+// exported method of an exported type and every exported field of an
+// exported struct has a doc comment (for a name in a grouped declaration,
+// its own or the group's; for a field, its own, one on its line, or that of
+// the run of fields it belongs to: see undocumentedFields).
 func TestExportedNamesDocumented(t *testing.T) {
 	root := repoRoot(t)
 	for _, p := range packages(t, root) {
 		rel, _ := filepath.Rel(root, p.dir)
 		for fname, f := range p.files {
-			for _, name := range undocumented(f) {
+			for _, name := range undocumented(p.fset, f) {
 				t.Errorf("%s: %s has no doc comment", filepath.Join(rel, fname), name)
 			}
 		}
@@ -159,8 +162,9 @@ func TestExportedTypesHaveExamples(t *testing.T) {
 }
 
 // undocumented returns the exported top-level names of f without a doc
-// comment, as "func F", "method T.M", "type T", "const C" or "var V".
-func undocumented(f *ast.File) []string {
+// comment, as "func F", "method T.M", "type T", "const C" or "var V", and
+// the undocumented fields of its exported structs, as "field T.F".
+func undocumented(fset *token.FileSet, f *ast.File) []string {
 	var out []string
 	for _, decl := range f.Decls {
 		switch d := decl.(type) {
@@ -179,8 +183,14 @@ func undocumented(f *ast.File) []string {
 			for _, spec := range d.Specs {
 				switch s := spec.(type) {
 				case *ast.TypeSpec:
-					if s.Name.IsExported() && s.Doc == nil && d.Doc == nil {
+					if !s.Name.IsExported() {
+						continue
+					}
+					if s.Doc == nil && d.Doc == nil {
 						out = append(out, "type "+s.Name.Name)
+					}
+					if st, ok := s.Type.(*ast.StructType); ok {
+						out = append(out, undocumentedFields(fset, s.Name.Name, st)...)
 					}
 				case *ast.ValueSpec:
 					for _, n := range s.Names {
@@ -189,6 +199,36 @@ func undocumented(f *ast.File) []string {
 						}
 					}
 				}
+			}
+		}
+	}
+	return out
+}
+
+// undocumentedFields returns the exported fields of struct typ without a
+// doc comment, as "field T.F". A field is documented by a comment above it
+// or on its line, or by the comment above the first field of the run of
+// fields, on consecutive lines, that it belongs to. Embedded fields are
+// documented by their type.
+func undocumentedFields(fset *token.FileSet, typ string, st *ast.StructType) []string {
+	var out []string
+	covered, prevEnd := false, -1
+	for _, fl := range st.Fields.List {
+		first := fset.Position(fl.Pos()).Line
+		switch {
+		case fl.Doc != nil:
+			covered = true
+		case first > prevEnd+1:
+			// A blank line (or the struct's opening) starts a new run.
+			covered = false
+		}
+		prevEnd = fset.Position(fl.End()).Line
+		if covered || fl.Comment != nil {
+			continue
+		}
+		for _, n := range fl.Names {
+			if n.IsExported() {
+				out = append(out, "field "+typ+"."+n.Name)
 			}
 		}
 	}
@@ -284,18 +324,35 @@ const (
 var (
 	C, D = 3, 4
 )
+
+// Fields has fields of every kind.
+type Fields struct {
+	// Own is documented, and so is Run, the next line.
+	Own int
+	Run int
+
+	Lone   int
+	Inline int // Inline is documented on its line.
+	hidden int
+	Bare
+
+	// Multi and Names are documented together.
+	Multi, Names int
+	Again, After int
+}
 `
-	f, err := parser.ParseFile(token.NewFileSet(), "x.go", src, parser.ParseComments)
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "x.go", src, parser.ParseComments)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := undocumented(f)
-	want := []string{"type Bare", "method Bare.Method", "func Func", "const B"}
+	got := undocumented(fset, f)
+	want := []string{"type Bare", "method Bare.Method", "func Func", "const B", "field Fields.Lone"}
 	if !slices.Equal(got, want) {
 		t.Errorf("undocumented = %q, want %q", got, want)
 	}
 	types := exportedTypes(map[string]*ast.File{"x.go": f})
-	if !slices.Equal(types, []string{"Bare", "Documented"}) {
+	if !slices.Equal(types, []string{"Bare", "Documented", "Fields"}) {
 		t.Errorf("exportedTypes = %q", types)
 	}
 	examples := []string{"ExampleDocumented_Method", "ExampleBareish"}

@@ -13,15 +13,15 @@ import (
 type Meta struct {
 	Command    string    // the command line that produced the results
 	Date       time.Time // when it ran
-	GoVersion  string
-	OS, Arch   string
-	CPU        string // model name
-	NumCPU     int
-	GOMAXPROCS int
-	Quick      bool     // -quick sizes
-	Count      int      // runs per row; the median one is shown
-	ImgDir     string   // charts' directory, relative to the document
-	Charts     []string // chart files in ImgDir
+	GoVersion  string    // runtime.Version()
+	OS, Arch   string    // runtime.GOOS and runtime.GOARCH
+	CPU        string    // model name
+	NumCPU     int       // runtime.NumCPU()
+	GOMAXPROCS int       // runtime.GOMAXPROCS(0)
+	Quick      bool      // -quick sizes
+	Count      int       // runs per row; the median one is shown
+	ImgDir     string    // charts' directory, relative to the document
+	Charts     []string  // chart files in ImgDir
 }
 
 // Markdown writes docs/BENCHMARKS.md: how the figures were made, the charts

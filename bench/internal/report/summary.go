@@ -18,10 +18,10 @@ const (
 // SummaryRow is one line of the summary: how shoal's keyed Submit compares
 // in one section with the fastest other row that keeps order and with pond.
 type SummaryRow struct {
-	Section   string
+	Section   string  // the section's title (Section.Title)
 	Shoal     float64 // ns/task of shoal.Submit
 	BestFIFO  string  // the fastest other fifo row
-	BestNs    float64
+	BestNs    float64 // its ns/task
 	Pond      float64 // ns/task of pond (unordered)
 	VsBest    float64 // Shoal / BestNs: below 1 means shoal is faster
 	VsPond    float64 // Shoal / Pond

@@ -34,6 +34,8 @@ func cells(r bench.Result) []string {
 // Section is the results of one workload at one number of producers, in
 // row order.
 type Section struct {
+	// Workload, Producers and Tasks are the spec every row of the section
+	// ran; Results holds the rows, in the order they ran.
 	Workload  string
 	Producers int
 	Tasks     int
