@@ -324,15 +324,13 @@ func TestIdleCPU(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	// Let the workers finish spinning and park.
-	for p.Snapshot().Workers.Idle != p.Snapshot().Workers.Running {
-		time.Sleep(time.Millisecond)
-	}
 	// The process's CPU over a quiet window is the pool's (the test runs
 	// alone in its package). The garbage the 10,000 groups left is
 	// collected first, and the least of three windows counts, so that a
-	// runtime background task on a loaded machine does not pass for the
-	// pool's: a worker that spins burns the whole of every window.
+	// runtime background task on a loaded machine, or the few microseconds
+	// the workers look for more work before they park, do not pass for
+	// the pool's: a worker that spins burns the whole of every window. The
+	// windows measure real time; they wait for nothing.
 	runtime.GC()
 	used := time.Hour
 	for range 3 {
@@ -342,6 +340,9 @@ func TestIdleCPU(t *testing.T) {
 	}
 	if used > 20*time.Millisecond {
 		t.Fatalf("idle pool used %v of CPU in each of three 200 ms windows", used)
+	}
+	if w := p.Snapshot().Workers; w.Idle != w.Running {
+		t.Fatalf("after 600 ms idle, %d of %d workers parked", w.Idle, w.Running)
 	}
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
