@@ -29,7 +29,12 @@
 // Two more columns split the p99 wait: "late p99", how late the submitters
 // called Submit (the harness's lag on a busy machine, and time blocked in
 // earlier Submits), and "queue p99", from the Submit call to the start (the
-// scheduler's own share).
+// scheduler's own share). On a small, shared machine a run now and then
+// catches a stall of a few milliseconds in which the submitters do not run:
+// whichever row it hits, the reference's included, shows a p99 near its late
+// p99 while its queue p99 stays in microseconds. Such a FAIL says nothing of
+// the scheduler; run the command again. A FAIL whose queue p99 is high is
+// the scheduler's.
 //
 // A line per run goes to stderr; the table goes to stdout. The exit status
 // is 1 when a run failed or a scheduler lost a task or broke a group's
