@@ -227,6 +227,13 @@ type IsolationResult struct {
 	Elapsed time.Duration
 }
 
+// Sound reports whether the run kept the scheduler's promises: every
+// accepted task ran (Lost is 0), none began out of its group's order, and
+// none overlapped its group's previous task.
+func (r IsolationResult) Sound() bool {
+	return r.Lost == 0 && r.OutOfOrder == 0 && r.Overlaps == 0
+}
+
 // IsolationTarget returns the most fast-group p99 wait shoal's isolation
 // goal allows a scheduler run beside reference: 1.5 × the reference's p99
 // + 1 ms.

@@ -66,8 +66,7 @@ func ExampleIsolationResult() {
 		Offered:   100_500, Accepted: 100_500, Ran: 100_500,
 		Measured: 99_000, P50: 500 * time.Microsecond, P99: 1500 * time.Microsecond,
 	}
-	sound := res.Lost == 0 && res.Ran == res.Accepted && res.OutOfOrder == 0 && res.Overlaps == 0
-	fmt.Println("sound:", sound)
+	fmt.Println("sound:", res.Sound())
 	fmt.Printf("p99 %v against %v: %.2f of the target\n", res.P99, bench.IsolationTarget(ref),
 		float64(res.P99)/float64(bench.IsolationTarget(ref)))
 	// Output:

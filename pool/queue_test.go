@@ -318,15 +318,19 @@ func TestChunksRecycled(t *testing.T) {
 	}
 }
 
-// FuzzReadyList drives a shard's ready list with pushes and pops against a
-// slice: groups come out in the order they went in, and the list's head
-// says whether any is left.
+// FuzzReadyList drives a shard's ready list with pushes, pops and a
+// worker's pop of the shard from the run queue against a slice: groups come
+// out in the order they went in, the list's head says whether any is left,
+// and a push asks for the shard to be scheduled exactly when it is not in
+// the run queue.
 func FuzzReadyList(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 1, 1, 1})
 	f.Add(bytes.Repeat([]byte{0, 0, 0, 1, 0, 1}, 20))
+	f.Add([]byte{0, 2, 0, 1, 1, 2, 0, 0, 2, 1})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		s := &shardq[int, Task]{}
 		var model []*gqueue[int, Task]
+		inRunq := false
 		key := func(g *gqueue[int, Task]) int { // -1: none
 			if g == nil {
 				return -1
@@ -334,11 +338,18 @@ func FuzzReadyList(f *testing.F) {
 			return g.key
 		}
 		for i, op := range ops {
-			if op%2 == 0 {
+			switch op % 3 {
+			case 0:
 				g := &gqueue[int, Task]{key: i}
-				s.pushReady(g)
+				if sched := s.pushReady(g); sched == inRunq {
+					t.Fatalf("op %d: pushReady asked to schedule the shard: %v, with the shard in the run queue: %v", i, sched, inRunq)
+				}
+				inRunq = true
 				model = append(model, g)
-			} else {
+			case 2:
+				// A worker popped the shard from the run queue (openTurn).
+				s.inRunq, inRunq = false, false
+			default:
 				g := s.popReady()
 				var want *gqueue[int, Task]
 				if len(model) > 0 {

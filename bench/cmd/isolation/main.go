@@ -82,7 +82,7 @@ runs:
 			}
 			fmt.Fprintf(progress, "isolation: %s, %s: done in %s\n", s, variantName(hot), duration(res.Elapsed))
 			results = append(results, res)
-			if res.Lost != 0 || res.OutOfOrder != 0 || res.Overlaps != 0 {
+			if !res.Sound() {
 				status = 1
 			}
 			if ctx.Err() != nil {
