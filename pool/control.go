@@ -162,6 +162,13 @@ type control struct {
 	readCPU func([]metrics.Sample) (running, runnable uint64, ok bool)
 	_       [cacheLine - 8]byte
 	procs   int32
+	// util is the share of the processors (per mille) the process used
+	// over the monitor's last utilWindow or so, or -1 where it is not
+	// known (see usage); written by the monitor, read by sampleCPU.
+	// readUsage reads the process's CPU time (processCPU; in tests a
+	// fake, or nil for none).
+	util      atomic.Int32
+	readUsage func() (time.Duration, bool)
 
 	// nanotime reads the real pool clock.
 	nanotime func() int64
@@ -205,6 +212,8 @@ func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration, nanot
 	c.idleTimeout = idleTimeout
 	c.procs = int32(runtime.GOMAXPROCS(0))
 	c.sample = newCPUSample()
+	c.util.Store(-1)
+	c.readUsage = processCPU
 	c.maxSpinning = max(1, c.procs/2)
 	c.nanotime = nanotime
 	c.spinRounds = spinRounds
@@ -277,7 +286,7 @@ func (c *control) resample() bool {
 	if c.noRoom.Add(1)%32 != 0 || !c.sampleMu.TryLock() {
 		return false
 	}
-	c.sampleCPU(c.sample)
+	c.sampleCPU(c.sample, 0)
 	c.sampleMu.Unlock()
 	return c.growRoom.Load() > 0
 }

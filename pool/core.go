@@ -178,6 +178,10 @@ func (p *core[K, P, L]) init(cfg config, turn turnFunc[K, P], turnMax int) error
 		return err
 	}
 	p.ctl.readCPU = cfg.cpuReader
+	if cfg.cpuReader != nil {
+		// A test's readings stand alone, unless it fakes the usage too.
+		p.ctl.readUsage = cfg.usageReader
+	}
 	p.ctl.start = p.startWorker
 	p.ctl.onIdle = p.trimIdle
 	go p.ctl.monitor()

@@ -1,6 +1,9 @@
 package pool
 
-import "runtime/metrics"
+import (
+	"runtime/metrics"
+	"time"
+)
 
 // withCPUReader replaces the runtime/metrics reading of the CPU sample, so
 // that a test's growth past GOMAXPROCS does not depend on what else the
@@ -16,3 +19,9 @@ func blockedCPU([]metrics.Sample) (running, runnable uint64, ok bool) { return 0
 // saturatedCPU reads as a process whose processors are all taken, with
 // many goroutines waiting for one: no growth room past GOMAXPROCS.
 func saturatedCPU([]metrics.Sample) (running, runnable uint64, ok bool) { return 64, 64, true }
+
+// withUsageReader replaces the process's CPU time that the monitor reads
+// (see usage); with withCPUReader and without this, none is read.
+func withUsageReader(f func() (time.Duration, bool)) Option {
+	return optionFunc(func(c *config) error { c.usageReader = f; return nil })
+}

@@ -375,7 +375,7 @@ func TestSampleCPURoom(t *testing.T) {
 			return uint64(tc.running), uint64(tc.runnable), true
 		}
 		c.running.Store(int32(tc.busy))
-		c.sampleCPU(c.sample)
+		c.sampleCPU(c.sample, 0)
 		if got := c.growRoom.Load(); got != tc.want {
 			t.Errorf("busy %d, running %d, runnable %d: room %d, want %d", tc.busy, tc.running, tc.runnable, got, tc.want)
 		}
@@ -386,7 +386,7 @@ func TestSampleCPURoom(t *testing.T) {
 	}
 	c.readCPU = func([]metrics.Sample) (uint64, uint64, bool) { return 0, 0, false }
 	c.running.Store(50)
-	c.sampleCPU(c.sample)
+	c.sampleCPU(c.sample, 0)
 	if got := c.growRoom.Load(); got != 0 {
 		t.Errorf("without the metrics: room %d, want 0", got)
 	}
@@ -402,7 +402,7 @@ func TestSampleCPU(t *testing.T) {
 	// 50 busy workers, none of them goroutines of this process that run:
 	// they must be blocked.
 	c.running.Store(50)
-	c.sampleCPU(newCPUSample())
+	c.sampleCPU(newCPUSample(), 0)
 	if r := c.growRoom.Load(); r < 40 {
 		t.Fatalf("room %d with 50 busy workers and an idle process, want about 50", r)
 	}
@@ -422,7 +422,7 @@ func TestSampleCPU(t *testing.T) {
 	}
 	room := int32(-1)
 	for range 100 {
-		c.sampleCPU(newCPUSample())
+		c.sampleCPU(newCPUSample(), 0)
 		if room = c.growRoom.Load(); room == 0 {
 			break
 		}

@@ -77,6 +77,7 @@ func (c *control) monitor() {
 	// saw a worker take a shard while shards waited (see stallAfter).
 	var popped uint64
 	var stalledSince int64
+	var use usage
 	for {
 		select {
 		case <-c.monStop:
@@ -86,7 +87,8 @@ func (c *control) monitor() {
 		// Publishes the time for producers and workers.
 		now := c.nanotime()
 		c.coarse.Store(now)
-		c.sampleCPU(sample)
+		c.util.Store(use.read(c.readUsage, c.procs))
+		c.sampleCPU(sample, 1)
 		if n := c.runq.Len(); n > 0 {
 			quiet = 0
 			if p := c.runq.Popped(); p != popped {
@@ -127,6 +129,8 @@ func (c *control) monitor() {
 			continue
 		}
 		t.Stop()
+		use.reset()
+		c.util.Store(-1)
 		if c.onIdle != nil {
 			c.onIdle()
 		}
@@ -170,6 +174,74 @@ func newCPUSample() []metrics.Sample {
 	return []metrics.Sample{{Name: runningMetric}, {Name: runnableMetric}}
 }
 
+// usage turns the process's CPU time, read once a tick, into the share of
+// the processors it used over the last utilWindow or so. A shorter window
+// would mislead: Linux adds a running thread's time to the process's only
+// at its own scheduler tick (every 4 ms at HZ=250), so a thread that
+// computes without pause shows 0 or 4 ms in a window of one millisecond;
+// over utilWindow the error is at most one such tick per processor.
+type usage struct {
+	ring [usageReadings]reading
+	n    int // readings held, at most len(ring)
+	next int // where the next reading goes
+}
+
+// reading is one reading of the process's CPU time, at a time of the
+// monotonic clock.
+type reading struct {
+	at  time.Time
+	cpu time.Duration
+}
+
+const (
+	// usageReadings is how many readings usage keeps: at one a tick,
+	// about twice utilWindow.
+	usageReadings = 32
+	// utilWindow is the least span of readings over which usage reports
+	// a share; less, it reports none.
+	utilWindow = 16 * time.Millisecond
+	// utilTrusted is the share of the processors (per mille) below which
+	// sampleCPU trusts the process's CPU time over its count of
+	// goroutines waiting for a processor (see there). With the error of
+	// utilWindow (up to a quarter of the processors' time on 2 of them,
+	// an eighth on 4), a pool whose processors are all busy reads well
+	// above it.
+	utilTrusted = 500
+)
+
+// read reads the process's CPU time with read and returns the share (per
+// mille, at most 1000) of procs processors it used from the oldest
+// reading it keeps until now, or -1 where read is nil or fails, or the
+// readings span less than utilWindow.
+func (u *usage) read(read func() (time.Duration, bool), procs int32) int32 {
+	if read == nil {
+		return -1
+	}
+	cpu, ok := read()
+	if !ok {
+		u.reset()
+		return -1
+	}
+	now := time.Now()
+	oldest := u.ring[0]
+	if u.n == len(u.ring) {
+		oldest = u.ring[u.next]
+	}
+	u.ring[u.next] = reading{at: now, cpu: cpu}
+	u.next = (u.next + 1) % len(u.ring)
+	u.n = min(u.n+1, len(u.ring))
+	d := now.Sub(oldest.at)
+	if u.n == 1 || d < utilWindow {
+		return -1
+	}
+	return int32(min(1000, max(0, int64(cpu-oldest.cpu)*1000/(int64(d)*int64(procs)))))
+}
+
+// reset forgets the readings: the monitor calls it before it sleeps, so
+// that a share reported after it wakes covers none of the idle time
+// before (a burst of CPU-bound work would read as idle processors).
+func (u *usage) reset() { u.n, u.next = 0, 0 }
+
 // sampleCPU sets growRoom, the workers that may start past GOMAXPROCS
 // until the next sample: twice the busy workers that cannot all be on a
 // processor or waiting for one (so some must be blocked, in I/O most
@@ -179,19 +251,38 @@ func newCPUSample() []metrics.Sample {
 // where a new worker's task, once it stops blocking, would wait for a
 // processor too (cpuFull says so until the next sample). Where the
 // metrics are missing, none: the safe side for CPU-bound work.
-func (c *control) sampleCPU(sample []metrics.Sample) {
+//
+// self is how many of the goroutines on a processor are no demand for
+// one: 1 for the monitor, which is on a processor while it samples, and 0
+// for a producer or worker, whose own work is demand.
+func (c *control) sampleCPU(sample []metrics.Sample, self int64) {
 	room := int64(0)
 	read := c.readCPU
 	if read == nil {
 		read = readCPUMetrics
 	}
-	if running, runnable, ok := read(sample); ok {
-		wantCPU := int64(running + runnable)
+	if r, runnable, ok := read(sample); ok {
+		running := max(0, int64(r)-self)
+		wantCPU := running + int64(runnable)
 		busy := int64(c.running.Load() - c.idle.Load() - c.spinning.Load())
 		// Blocked workers, doubled: new workers are likely to block too,
 		// so the pool may double each tick while its workers wait.
 		room = 2 * max(0, busy-wantCPU)
 		full := int64(runnable) > max(busy/2, cpuQueuePerProc*int64(c.procs))
+		if u := c.util.Load(); u >= 0 && u < utilTrusted {
+			// The processors stood idle for half of the last utilWindow
+			// or more, so the goroutines counted as waiting for one are
+			// no queue: they were readied together, most often by timers
+			// that fired with the monitor's own tick (workers whose tasks
+			// sleep or wait with a timeout). Counted at that instant they
+			// would hold the pool back with its processors idle (with one
+			// processor and tasks that sleep a millisecond, at one worker
+			// for good); the goroutines on a processor on average over
+			// the window stand for the demand instead.
+			onCPU := (int64(u)*int64(c.procs) + 500) / 1000
+			room = 2 * max(0, busy-onCPU)
+			full = false
+		}
 		if full {
 			// The processors are full: more sleepers would only
 			// queue for them.
@@ -200,7 +291,7 @@ func (c *control) sampleCPU(sample []metrics.Sample) {
 		c.cpuFull.Store(full)
 		if runnable == 0 {
 			// Idle processors.
-			room = max(room, int64(c.procs)-int64(running))
+			room = max(room, int64(c.procs)-running)
 		}
 	}
 	// Publishes the room to wake and the monitor's growth.

@@ -40,6 +40,9 @@ type config struct {
 	// cpuReader, set only by tests, replaces the runtime/metrics reading
 	// of the CPU sample (control.readCPU).
 	cpuReader func([]metrics.Sample) (running, runnable uint64, ok bool)
+	// usageReader, set only by tests, replaces the process's CPU time
+	// (control.readUsage); with cpuReader set and this nil, none is read.
+	usageReader func() (time.Duration, bool)
 	// dlWait bounds how long a worker waits for room in the dead-letter
 	// channel (see WithDeadLetterBuffer).
 	dlWait       time.Duration

@@ -1,0 +1,174 @@
+package pool
+
+import (
+	"context"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestUsageRead: the share of the processors comes from readings at
+// least utilWindow apart, never from fewer, and none is reported after a
+// reset, a failed reading or without a reader.
+func TestUsageRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var cpu time.Duration
+		ok := true
+		read := func() (time.Duration, bool) { return cpu, ok }
+		var u usage
+		// One processor's worth on 2 processors: 500 per mille.
+		tick := func() int32 {
+			time.Sleep(time.Millisecond)
+			cpu += time.Millisecond
+			return u.read(read, 2)
+		}
+		if got := u.read(read, 2); got != -1 {
+			t.Fatalf("first reading: %d, want -1", got)
+		}
+		for i := 1; i < int(utilWindow/time.Millisecond); i++ {
+			if got := tick(); got != -1 {
+				t.Fatalf("readings %v apart: %d, want -1 (less than utilWindow)", time.Duration(i)*time.Millisecond, got)
+			}
+		}
+		for i := range 3 * usageReadings {
+			if got := tick(); got != 500 {
+				t.Fatalf("reading %d past the window: %d, want 500", i, got)
+			}
+		}
+		// The ring spans its last usageReadings-1 ticks: a burst of
+		// 2 processors' worth moves the share within that span.
+		for range usageReadings {
+			time.Sleep(time.Millisecond)
+			cpu += 2 * time.Millisecond
+			u.read(read, 2)
+		}
+		if got := u.read(read, 2); got != 1000 {
+			t.Fatalf("after a window of both processors busy: %d, want 1000", got)
+		}
+		// More than the processors (threads in system calls): capped.
+		time.Sleep(time.Millisecond)
+		cpu += time.Second
+		if got := u.read(read, 2); got != 1000 {
+			t.Fatalf("more CPU than the processors: %d, want 1000 (capped)", got)
+		}
+		u.reset()
+		if got := tick(); got != -1 {
+			t.Fatalf("after reset: %d, want -1", got)
+		}
+		ok = false
+		if got := tick(); got != -1 {
+			t.Fatalf("failed reading: %d, want -1", got)
+		}
+		if got := u.read(nil, 2); got != -1 {
+			t.Fatalf("no reader: %d, want -1", got)
+		}
+	})
+}
+
+// TestSampleCPUTrustsIdleProcessors: when the processors were mostly idle
+// over the last window, goroutines counted as waiting for a processor at
+// the monitor's tick are a burst (timers that fired with the tick), not
+// a queue, and do not stop the growth; when the processors were busy, or
+// the share is unknown, they do.
+func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
+	for _, tc := range []struct {
+		name                           string
+		procs, busy, running, runnable int
+		self                           int64
+		util                           int32
+		want                           int32
+		full                           bool
+	}{
+		// 10 workers sleeping 1 ms on 1 processor, all readied with
+		// the monitor's tick: the burst reads as a full processor.
+		{name: "burst, share unknown", procs: 1, busy: 10, running: 1, runnable: 10, self: 1, util: -1, want: 0, full: true},
+		{name: "burst, processor idle", procs: 1, busy: 10, running: 1, runnable: 10, self: 1, util: 20, want: 20},
+		{name: "burst, processor busy", procs: 1, busy: 10, running: 1, runnable: 10, self: 1, util: 900, want: 0, full: true},
+		// Half of 2 processors on average: one of the 10 workers
+		// computes, 9 block.
+		{name: "2 processors, one busy", procs: 2, busy: 10, running: 1, runnable: 10, self: 1, util: 450, want: 18},
+		// One worker on one processor, its task asleep: the monitor
+		// on the processor is not demand (it was stuck at one worker
+		// for good when it counted itself).
+		{name: "lone worker, monitor counted", procs: 1, busy: 1, running: 1, runnable: 0, self: 0, util: -1, want: 0},
+		{name: "lone worker", procs: 1, busy: 1, running: 1, runnable: 0, self: 1, util: -1, want: 2},
+		// A worker that computes: on the processor while the monitor
+		// waits for it.
+		{name: "lone worker computing", procs: 1, busy: 1, running: 1, runnable: 1, self: 1, util: 990, want: 0},
+	} {
+		c := newTestControl(t, 4)
+		c.procs = int32(tc.procs)
+		c.readCPU = func([]metrics.Sample) (uint64, uint64, bool) {
+			return uint64(tc.running), uint64(tc.runnable), true
+		}
+		c.running.Store(int32(tc.busy))
+		c.util.Store(tc.util)
+		c.sampleCPU(c.sample, tc.self)
+		if got := c.growRoom.Load(); got != tc.want {
+			t.Errorf("%s: room %d, want %d", tc.name, got, tc.want)
+		}
+		if got := c.cpuFull.Load(); got != tc.full {
+			t.Errorf("%s: cpuFull %v, want %v", tc.name, got, tc.full)
+		}
+	}
+}
+
+// TestGrowsThroughTimerBursts: a pool whose tasks sleep grows past
+// GOMAXPROCS though every sample at the monitor's tick finds goroutines
+// waiting for a processor, as long as the process's CPU time shows the
+// processors idle. Without the CPU time (the rule before) it stays at
+// GOMAXPROCS workers and takes one millisecond per GOMAXPROCS tasks.
+func TestGrowsThroughTimerBursts(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	groups := 200 * procs
+	for _, tc := range []struct {
+		name    string
+		usage   func() (time.Duration, bool)
+		atMost  time.Duration
+		atLeast time.Duration
+	}{
+		// About utilWindow before the first share, then a doubling a
+		// tick up to the groups.
+		{name: "processors idle", usage: func() (time.Duration, bool) { return 0, true }, atMost: utilWindow + 30*time.Millisecond},
+		{name: "share unknown", usage: nil, atLeast: 150 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// Every waiting goroutine counted at the tick: the
+				// burst of workers readied with it.
+				burst := func([]metrics.Sample) (uint64, uint64, bool) { return 1, uint64(groups), true }
+				p, err := New[int](WithWorkers(1, 2*groups), withCPUReader(burst), withUsageReader(tc.usage))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				wg.Add(groups)
+				task := Task(func(context.Context) error {
+					time.Sleep(time.Millisecond)
+					wg.Done()
+					return nil
+				})
+				start := time.Now()
+				for g := range groups {
+					if err := p.Submit(context.Background(), g, task); err != nil {
+						t.Fatal(err)
+					}
+				}
+				wg.Wait()
+				took := time.Since(start)
+				if tc.atMost != 0 && took > tc.atMost {
+					t.Errorf("%d tasks of 1 ms over %d groups took %v, want at most %v (workers %+v)", groups, groups, took, tc.atMost, p.Snapshot().Workers)
+				}
+				if took < tc.atLeast {
+					t.Errorf("%d tasks of 1 ms over %d groups took %v without the CPU time, want at least %v: the test no longer shows the trap", groups, groups, took, tc.atLeast)
+				}
+				if err := p.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
