@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/shoal-go/shoal/bench"
@@ -291,9 +290,7 @@ func spawn(ctx context.Context, r row, spin int64) (bench.Result, error) {
 		return res, fmt.Errorf("child output %q: %w", out.String(), err)
 	}
 	if res.PeakRSSBytes == 0 {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			res.PeakRSSBytes = rss.FromMaxrss(ru.Maxrss)
-		}
+		res.PeakRSSBytes = rss.PeakOf(cmd.ProcessState)
 	}
 	return res, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 )
 
 // ErrUnavailable is returned where neither /proc nor getrusage reports a peak.
@@ -21,14 +20,14 @@ func Peak() (int64, error) {
 			return n, nil
 		}
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	maxrss, err := maxRSS()
+	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	if ru.Maxrss <= 0 {
+	if maxrss <= 0 {
 		return 0, ErrUnavailable
 	}
-	return FromMaxrss(ru.Maxrss), nil
+	return FromMaxrss(maxrss), nil
 }
 
 // FromMaxrss converts ru_maxrss, which Linux reports in KiB, to bytes.
@@ -55,15 +54,4 @@ func ParseVmHWM(status []byte) (int64, error) {
 		return kib * 1024, nil
 	}
 	return 0, fmt.Errorf("%w: no VmHWM line", ErrUnavailable)
-}
-
-// MinorFaults returns the page faults this process has taken so far that
-// needed no disk read (ru_minflt): about one per 4 KiB page it touched for
-// the first time. ok is false where getrusage fails.
-func MinorFaults() (n int64, ok bool) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, false
-	}
-	return ru.Minflt, true
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/shoal-go/shoal/pool"
@@ -113,10 +112,7 @@ type Stats struct {
 // in bytes, and its CPU time (user + system) in seconds. On systems without
 // /proc the sizes are 0.
 func ProcStats() (rss, peak int64, cpu float64) {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	}
+	cpu = processCPU().Seconds()
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0, 0, cpu
