@@ -16,6 +16,10 @@ package pool
 //     (the queue's pops moved); the monitor starts workers without growth
 //     room only when that is stallAfter old and it could wake or start
 //     none within the room.
+//   - util is written only by the monitor, from readings of the
+//     process's CPU time it alone keeps (usage); they start over each
+//     time it sleeps, so util never covers a span the monitor slept
+//     through, and it is -1 until they span utilWindow.
 //   - coarse is the pool clock (ns since the epoch) as of the last tick, or
 //     as of the last wake-up of the monitor: a producer that sees asleep
 //     stores the real time before it clears asleep. So a reader of coarse
