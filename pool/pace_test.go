@@ -23,6 +23,10 @@ func otherShard(p *Pool[int]) int {
 // worker is blocked gets another worker at once, without waiting for the
 // monitor's tick. A worker that runs short tasks is counted on to come back
 // instead, so the same arrival waits for the tick (no wake-up per task).
+// With one processor the second worker is past GOMAXPROCS and needs the
+// growth room of the monitor's last sample, which this test does not set:
+// there the arrival gets its worker within the two ticks that both cases
+// check.
 func TestSlowWorkerDoesNotDelayOtherShards(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -68,7 +72,7 @@ func TestSlowWorkerDoesNotDelayOtherShards(t *testing.T) {
 				submitOK(p, otherShard(p), func(context.Context) error { ran.Store(true); return nil })
 				// No virtual time passes here: the monitor cannot have run it.
 				synctest.Wait()
-				if got := ran.Load(); got != tc.wantAtOnce {
+				if got := ran.Load(); got != tc.wantAtOnce && runtime.GOMAXPROCS(0) > 1 {
 					t.Errorf("other shard's task ran before any tick: %v, want %v (busy %d, %+v)",
 						got, tc.wantAtOnce, p.c.ctl.busy.Load(), p.Snapshot().Workers)
 				}

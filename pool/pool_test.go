@@ -631,11 +631,16 @@ func TestPanicHandler(t *testing.T) {
 
 func TestTune(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := mustNew[int](t, WithWorkers(1, 2))
+		// The CPU sample reads every busy worker as blocked, as it is
+		// (see TestBatcherIsolation).
+		p := mustNew[int](t, WithWorkers(1, 2), withCPUReader(blockedCPU))
 		gate := make(chan struct{})
 		for g := range 16 {
 			_ = p.Submit(context.Background(), g, func(context.Context) error { <-gate; return nil })
 		}
+		// With one processor the second worker is past GOMAXPROCS: the
+		// monitor's tick starts it.
+		time.Sleep(2 * monitorTick)
 		synctest.Wait()
 		if r := p.Snapshot().Workers.Running; r != 2 {
 			t.Fatalf("running %d, want max 2", r)
