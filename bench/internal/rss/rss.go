@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 )
 
@@ -30,8 +31,14 @@ func Peak() (int64, error) {
 	return FromMaxrss(maxrss), nil
 }
 
-// FromMaxrss converts ru_maxrss, which Linux reports in KiB, to bytes.
-func FromMaxrss(kib int64) int64 { return kib * 1024 }
+// FromMaxrss converts getrusage's ru_maxrss to bytes: Linux and the BSDs
+// report it in KiB, macOS and iOS in bytes.
+func FromMaxrss(v int64) int64 {
+	if runtime.GOOS == "darwin" || runtime.GOOS == "ios" {
+		return v
+	}
+	return v * 1024
+}
 
 // ParseVmHWM finds the "VmHWM:  1234 kB" line of a /proc/<pid>/status file
 // and returns it in bytes.
