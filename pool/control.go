@@ -40,6 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-go/shoal/internal/proccpu"
 	"github.com/shoal-go/shoal/ringbuf"
 )
 
@@ -165,7 +166,7 @@ type control struct {
 	// util is the share of the processors (per mille) the process used
 	// over the monitor's last utilWindow or so, or -1 where it is not
 	// known (see usage); written by the monitor, read by sampleCPU.
-	// readUsage reads the process's CPU time (processCPU; in tests a
+	// readUsage reads the process's CPU time (proccpu.Read; in tests a
 	// fake, or nil for none).
 	util      atomic.Int32
 	readUsage func() (time.Duration, bool)
@@ -213,7 +214,7 @@ func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration, nanot
 	c.procs = int32(runtime.GOMAXPROCS(0))
 	c.sample = newCPUSample()
 	c.util.Store(-1)
-	c.readUsage = processCPU
+	c.readUsage = proccpu.Read
 	c.maxSpinning = max(1, c.procs/2)
 	c.nanotime = nanotime
 	c.spinRounds = spinRounds

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoal-go/shoal/backpressure"
+	"github.com/shoal-go/shoal/internal/proccpu"
 	"go.uber.org/goleak"
 )
 
@@ -349,7 +350,7 @@ func TestIdleCPU(t *testing.T) {
 }
 
 func cpuTime(t *testing.T) time.Duration {
-	d, ok := processCPU()
+	d, ok := proccpu.Read()
 	if !ok {
 		t.Skip("the process's CPU time is not read on this system")
 	}

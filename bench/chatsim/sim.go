@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-go/shoal/bench/internal/rss"
+	"github.com/shoal-go/shoal/internal/proccpu"
 	"github.com/shoal-go/shoal/pool"
 )
 
@@ -262,7 +263,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	runtime.GC()
 	hwm := rss.ResetPeak()
-	cpu0 := processCPU()
+	cpu0, _ := proccpu.Read()
 	s.start = time.Now()
 	stopSampler := make(chan struct{})
 	samplerDone := make(chan struct{})
@@ -280,7 +281,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cancel()
 	res.Wall = time.Since(s.start)
 	res.Drain = time.Since(genEnd)
-	res.CPU = processCPU() - cpu0
+	cpu1, _ := proccpu.Read()
+	res.CPU = cpu1 - cpu0
 	close(stopSampler)
 	<-samplerDone
 

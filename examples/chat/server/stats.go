@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-go/shoal/internal/proccpu"
 	"github.com/shoal-go/shoal/pool"
 )
 
@@ -112,7 +113,8 @@ type Stats struct {
 // in bytes, and its CPU time (user + system) in seconds. On systems without
 // /proc the sizes are 0.
 func ProcStats() (rss, peak int64, cpu float64) {
-	cpu = processCPU().Seconds()
+	d, _ := proccpu.Read()
+	cpu = d.Seconds()
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0, 0, cpu

@@ -1,16 +1,16 @@
 //go:build unix
 
-package pool
+package proccpu
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU returns the CPU time the process has used (user and system,
-// all threads) and reports whether it could read it: one getrusage call,
-// under a microsecond.
-func processCPU() (time.Duration, bool) {
+// Read returns the CPU time the process has used (user and system, all
+// threads) and reports whether it could read it: one getrusage call, under
+// a microsecond.
+func Read() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false
