@@ -7,10 +7,19 @@ import (
 	"syscall"
 )
 
-// maxRSS returns getrusage's ru_maxrss (KiB on Linux).
-func maxRSS() (int64, error) {
+// self returns the process's own rusage.
+func self() (*syscall.Rusage, error) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return nil, err
+	}
+	return &ru, nil
+}
+
+// maxRSS returns getrusage's ru_maxrss (KiB on Linux).
+func maxRSS() (int64, error) {
+	ru, err := self()
+	if err != nil {
 		return 0, err
 	}
 	return int64(ru.Maxrss), nil
@@ -20,8 +29,8 @@ func maxRSS() (int64, error) {
 // needed no disk read (ru_minflt): about one per 4 KiB page it touched for
 // the first time. ok is false where getrusage fails.
 func MinorFaults() (n int64, ok bool) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	ru, err := self()
+	if err != nil {
 		return 0, false
 	}
 	return int64(ru.Minflt), true
