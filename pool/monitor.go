@@ -226,6 +226,8 @@ func (u *usage) read(read func() (time.Duration, bool), procs int32) int32 {
 		u.reset()
 		return -1
 	}
+	// The real clock, not the pool's: WithClock's may be a fake, and the
+	// CPU time is real.
 	now := time.Now()
 	oldest := u.ring[0]
 	if u.n == len(u.ring) {
