@@ -195,7 +195,9 @@ func NewBatcher[K shard.Key, M any](fn BatchFunc[K, M], opts ...Option) (*Batche
 // belongs to the Batcher. A nil error means msg was accepted: it will be
 // in a successful call or in a dead letter.
 //
-// Submit does not allocate while the Batcher is busy.
+// Submit does not allocate while the Batcher is busy. Like Pool.Submit,
+// it yields its processor once when it leaves its group eight messages
+// behind while goroutines queue for the processors.
 func (b *Batcher[K, M]) Submit(ctx context.Context, group K, msg M) error {
 	return b.c.submit(ctx, shard.Hash(group), group, false, msg, !b.c.cfg.nonblocking)
 }

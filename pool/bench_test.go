@@ -151,32 +151,39 @@ func benchChan(b *testing.B, subs, work int) {
 	reportXcore(b)
 }
 
-// withRules sets the worker rules of control.go for a benchmark: spin
-// rounds before parking, and the batch size under which a worker yields.
-func withRules(spin int, yield int64) Option {
+// withRules sets the worker and submitter rules of control.go for a
+// benchmark: spin rounds before parking, the batch size under which a
+// worker yields, and the tasks behind at which a submitter yields (0:
+// never).
+func withRules(spin int, yield int64, behind uint32) Option {
 	return optionFunc(func(c *config) error {
-		c.spinRounds, c.yieldBelow = spin, yield
+		c.spinRounds, c.yieldBelow, c.yieldBehind = spin, yield, behind
 		return nil
 	})
 }
 
-// BenchmarkSubmitRules compares the worker rules on no-op tasks, side by
-// side: the defaults, no yield after a short batch, and 4 or 1024 spin
-// rounds instead of 256 (docs/ARCHITECTURE.md, "Waking is the expensive
-// event").
+// BenchmarkSubmitRules compares the worker and submitter rules on no-op
+// tasks, side by side: the defaults, no yield after a short batch, 4 or
+// 1024 spin rounds instead of 256 (docs/ARCHITECTURE.md, "Waking is the
+// expensive event"), and submitters that never yield as their group falls
+// behind ("Submitters yield when their room falls behind").
 func BenchmarkSubmitRules(b *testing.B) {
 	for _, r := range []struct {
-		name  string
-		spin  int
-		yield int64
+		name   string
+		spin   int
+		yield  int64
+		behind uint32
 	}{
-		{"default", spinRounds, yieldBelow},
-		{"noyield", spinRounds, 0},
-		{"spin4", 4, yieldBelow},
-		{"spin1024", 1024, yieldBelow},
+		{"default", spinRounds, yieldBelow, yieldBehind},
+		{"noyield", spinRounds, 0, yieldBehind},
+		{"spin4", 4, yieldBelow, yieldBehind},
+		{"spin1024", 1024, yieldBelow, yieldBehind},
+		{"nobehind", spinRounds, yieldBelow, 0},
 	} {
 		for _, subs := range []int{8, 1} {
-			b.Run(r.name+"/sub"+itoa(subs), func(b *testing.B) { benchShoal(b, subs, 0, withRules(r.spin, r.yield)) })
+			b.Run(r.name+"/sub"+itoa(subs), func(b *testing.B) {
+				benchShoal(b, subs, 0, withRules(r.spin, r.yield, r.behind))
+			})
 		}
 	}
 }

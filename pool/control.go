@@ -119,6 +119,19 @@ const slowDrains = 16
 // one scheduler round trip.
 const yieldBelow = 16
 
+// yieldBehind is how many tasks of one group, not yet taken by a worker,
+// make a blocking submitter yield its processor (runtime.Gosched) once, as
+// its task becomes the yieldBehind-th, while goroutines queue for the
+// processors (control.crowded). Submitters that outnumber the processors
+// and never wait otherwise keep the workers off them: the backlog then
+// spreads over every group in memory no cache holds, and each task pays
+// for it twice, in its push and in its take. Yielding as a room falls
+// that far behind lets the workers catch up while the backlog is still
+// warm: eight producers of no-op tasks on two processors took about 0.75×
+// the time (docs/ARCHITECTURE.md, "Submitters yield when their room falls
+// behind"). A lone submitter beside idle processors never yields.
+const yieldBehind = 8
+
 // control is the non-generic half of a pool: the run queue of ready shards,
 // the workers, and the counters a scaler samples (scaling*.go).
 type control struct {
@@ -140,7 +153,11 @@ type control struct {
 	// submission; they change at most once a millisecond.
 	coarse atomic.Int64
 	asleep atomic.Bool
-	_      [cacheLine - 12]byte
+	// crowded says that the monitor's last sample found more goroutines
+	// waiting for a processor than there are processors (see sampleCPU):
+	// a submitter whose group falls yieldBehind tasks behind then yields.
+	crowded atomic.Bool
+	_       [cacheLine - 13]byte
 	// busy counts slow workers running a batch (see slowDrains): written
 	// twice per batch by slow workers only, read by producers on every
 	// schedule.
@@ -181,10 +198,15 @@ type control struct {
 
 	idleTimeout time.Duration
 	maxSpinning int32
-	// spinRounds and yieldBelow default to the constants of those names;
-	// BenchmarkSubmitRules sets them through the config to compare.
-	spinRounds int
-	yieldBelow int64
+	// spinRounds, yieldBelow and yieldBehind default to the constants of
+	// those names; BenchmarkSubmitRules sets them through the config to
+	// compare (yieldBehind 0: submitters never yield).
+	spinRounds  int
+	yieldBelow  int64
+	yieldBehind uint32
+	// yield gives up the submitter's processor: runtime.Gosched, or a
+	// test's counter.
+	yield func()
 	// start launches one worker goroutine; running has already been counted.
 	start func()
 	// onIdle runs on the monitor when the pool goes idle (it drops the
@@ -219,6 +241,8 @@ func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration, nanot
 	c.nanotime = nanotime
 	c.spinRounds = spinRounds
 	c.yieldBelow = yieldBelow
+	c.yieldBehind = yieldBehind
+	c.yield = runtime.Gosched
 	c.coarse.Store(nanotime())
 	c.monWake = make(chan struct{}, 1)
 	c.monStop = make(chan struct{})

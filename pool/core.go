@@ -173,7 +173,7 @@ func (p *core[K, P, L]) init(cfg config, turn turnFunc[K, P], turnMax int) error
 	if err := p.ctl.init(cfg.shards, cfg.minWorkers, cfg.maxWorkers, cfg.idleTimeout, p.nanotime); err != nil {
 		return invalid("%v", err)
 	}
-	p.ctl.spinRounds, p.ctl.yieldBelow = cfg.spinRounds, cfg.yieldBelow
+	p.ctl.spinRounds, p.ctl.yieldBelow, p.ctl.yieldBehind = cfg.spinRounds, cfg.yieldBelow, cfg.yieldBehind
 	if err := p.setupBreaker(); err != nil {
 		return err
 	}

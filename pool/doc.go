@@ -94,7 +94,11 @@
 // monitor's tick), and do not stop the growth. And, since other
 // goroutines that fill the CPUs hide blocked workers from that count, once
 // waiting groups have gone 10 ms with no worker taking any. Workers above
-// the kept-warm count exit after WithIdleTimeout without work.
+// the kept-warm count exit after WithIdleTimeout without work. While more
+// goroutines wait for a processor than there are processors, a Submit
+// that may wait and leaves its group eight tasks behind yields its
+// processor once (runtime.Gosched), so that submitters which outnumber
+// the processors let the workers catch up.
 //
 // # Costs
 //

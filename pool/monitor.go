@@ -135,6 +135,7 @@ func (c *control) monitor() {
 		t.Stop()
 		use.reset()
 		c.util.Store(-1)
+		c.crowded.Store(false)
 		if c.onIdle != nil {
 			c.onIdle()
 		}
@@ -275,6 +276,7 @@ func (c *control) sampleCPU(sample []metrics.Sample, self int64) {
 		// so the pool may double each tick while its workers wait.
 		room = 2 * max(0, busy-wantCPU)
 		full := int64(runnable) > max(busy/2, cpuQueuePerProc*int64(c.procs))
+		crowded := runnable > uint64(c.procs)
 		if u := c.util.Load(); u >= 0 && u < utilTrusted {
 			// The processors stood idle for half of the last utilWindow
 			// or more, so the goroutines counted as waiting for one are
@@ -287,7 +289,7 @@ func (c *control) sampleCPU(sample []metrics.Sample, self int64) {
 			// the window stand for the demand instead.
 			onCPU := (int64(u)*int64(c.procs) + 500) / 1000
 			room = 2 * max(0, busy-onCPU)
-			full = false
+			full, crowded = false, false
 		}
 		if full {
 			// The processors are full: more sleepers would only
@@ -295,6 +297,7 @@ func (c *control) sampleCPU(sample []metrics.Sample, self int64) {
 			room = 0
 		}
 		c.cpuFull.Store(full)
+		c.crowded.Store(crowded)
 		if runnable == 0 {
 			// Idle processors.
 			room = max(room, int64(c.procs)-running)

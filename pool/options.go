@@ -71,10 +71,12 @@ type config struct {
 	// Stats.TopGroups (stats_metrics.go).
 	timings   *Timings
 	topGroups bool
-	// spinRounds and yieldBelow are the worker rules of control.go; only
-	// benchmarks change them (BenchmarkSubmitRules).
-	spinRounds int
-	yieldBelow int64
+	// spinRounds, yieldBelow and yieldBehind are the worker and submitter
+	// rules of control.go; only benchmarks change them
+	// (BenchmarkSubmitRules).
+	spinRounds  int
+	yieldBelow  int64
+	yieldBehind uint32
 }
 
 func defaultConfig() config {
@@ -93,6 +95,7 @@ func defaultConfig() config {
 		dlWait:         DeadLetterWait,
 		spinRounds:     spinRounds,
 		yieldBelow:     yieldBelow,
+		yieldBehind:    yieldBehind,
 	}
 }
 

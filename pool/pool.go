@@ -57,6 +57,12 @@ func New[K shard.Key](opts ...Option) (*Pool[K], error) {
 // first task of a group after the pool went idle allocates its queue
 // (128 bytes), and a group with more than one task waiting takes chunks
 // of 8 tasks from its shard, which keeps those that drained.
+//
+// While more goroutines wait for a processor than there are processors,
+// a Submit that leaves its group eight tasks behind (queued and not yet
+// taken by a worker) yields its processor once (runtime.Gosched) before it
+// returns, so that submitters outnumbering the processors let the workers
+// catch up. TrySubmit and a pool WithNonblocking never yield.
 func (p *Pool[K]) Submit(ctx context.Context, group K, t Task) error {
 	if t == nil {
 		return ErrNilTask

@@ -74,6 +74,8 @@ func (p *core[K, P, L]) submit(ctx context.Context, h uint64, group K, anon bool
 		}
 		r, g, sched := p.enqueue(s, idx, h, group, anon, &e)
 		if r == enqOK {
+			// The group is yieldBehind tasks behind with this one.
+			behind := block && g.n-g.taken == p.ctl.yieldBehind
 			s.mu.Unlock()
 			if p.trackInFlight {
 				// Counts the task for the breaker's reservation.
@@ -82,6 +84,10 @@ func (p *core[K, P, L]) submit(ctx context.Context, h uint64, group K, anon bool
 			if sched {
 				p.ctl.push(idx)
 				p.ctl.wake()
+			}
+			if behind && p.ctl.crowded.Load() {
+				// Lets the workers catch up (see yieldBehind).
+				p.ctl.yield()
 			}
 			return nil
 		}

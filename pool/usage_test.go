@@ -72,7 +72,8 @@ func TestUsageRead(t *testing.T) {
 // over the last window, goroutines counted as waiting for a processor at
 // the monitor's tick are a burst (timers that fired with the tick), not
 // a queue, and do not stop the growth; when the processors were busy, or
-// the share is unknown, they do.
+// the share is unknown, they do. The same reading says whether submitters
+// that fall behind yield (crowded: more wait than there are processors).
 func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 	for _, tc := range []struct {
 		name                           string
@@ -80,13 +81,13 @@ func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 		self                           int64
 		util                           int32
 		want                           int32
-		full                           bool
+		full, crowded                  bool
 	}{
 		// 10 workers sleeping 1 ms on 1 processor, all readied with
 		// the monitor's tick: the burst reads as a full processor.
-		{name: "burst, share unknown", procs: 1, busy: 10, running: 1, runnable: 10, self: 1, util: -1, want: 0, full: true},
+		{name: "burst, share unknown", procs: 1, busy: 10, running: 1, runnable: 10, self: 1, util: -1, want: 0, full: true, crowded: true},
 		{name: "burst, processor idle", procs: 1, busy: 10, running: 1, runnable: 10, self: 1, util: 20, want: 20},
-		{name: "burst, processor busy", procs: 1, busy: 10, running: 1, runnable: 10, self: 1, util: 900, want: 0, full: true},
+		{name: "burst, processor busy", procs: 1, busy: 10, running: 1, runnable: 10, self: 1, util: 900, want: 0, full: true, crowded: true},
 		// Half of 2 processors on average: one of the 10 workers
 		// computes, 9 block.
 		{name: "2 processors, one busy", procs: 2, busy: 10, running: 1, runnable: 10, self: 1, util: 450, want: 18},
@@ -98,6 +99,11 @@ func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 		// A worker that computes: on the processor while the monitor
 		// waits for it.
 		{name: "lone worker computing", procs: 1, busy: 1, running: 1, runnable: 1, self: 1, util: 990, want: 0},
+		// Eight submitters and two workers on 2 processors: more wait
+		// for a processor than there are, so a submitter that falls
+		// behind yields; not enough for full.
+		{name: "submitters queue for processors", procs: 2, busy: 2, running: 2, runnable: 7, self: 1, util: 990, want: 0, crowded: true},
+		{name: "one waits on 2 processors", procs: 2, busy: 2, running: 2, runnable: 2, self: 1, util: 990, want: 0},
 	} {
 		c := newTestControl(t, 4)
 		c.procs = int32(tc.procs)
@@ -112,6 +118,9 @@ func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 		}
 		if got := c.cpuFull.Load(); got != tc.full {
 			t.Errorf("%s: cpuFull %v, want %v", tc.name, got, tc.full)
+		}
+		if got := c.crowded.Load(); got != tc.crowded {
+			t.Errorf("%s: crowded %v, want %v", tc.name, got, tc.crowded)
 		}
 	}
 }
