@@ -157,7 +157,7 @@ type control struct {
 	// waiting for a processor than there are processors (see sampleCPU):
 	// a submitter whose group falls yieldBehind tasks behind then yields.
 	crowded atomic.Bool
-	_       [cacheLine - 13]byte
+	_       [cacheLine - 16]byte
 	// busy counts slow workers running a batch (see slowDrains): written
 	// twice per batch by slow workers only, read by producers on every
 	// schedule.
