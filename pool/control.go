@@ -127,7 +127,7 @@ const yieldBelow = 16
 // spreads over every group in memory no cache holds, and each task pays
 // for it twice, in its push and in its take. Yielding as a room falls
 // that far behind lets the workers catch up while the backlog is still
-// warm: eight producers of no-op tasks on two processors took about 0.75×
+// warm: eight producers of no-op tasks on two processors took about 0.8×
 // the time (docs/ARCHITECTURE.md, "Submitters yield when their room falls
 // behind"). A lone submitter beside idle processors never yields.
 const yieldBehind = 8
