@@ -174,7 +174,7 @@ func TestCgroupUsage(t *testing.T) {
 		{name: "missing", files: map[string]string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cg := cgroup{dir: "/cg", v2: tc.v2, read: func(name string) ([]byte, error) {
+			cg := memCgroup{dir: "/cg", v2: tc.v2, read: func(name string) ([]byte, error) {
 				if d, ok := tc.files[name]; ok {
 					return []byte(d), nil
 				}

@@ -116,7 +116,7 @@ type config struct {
 	source  Source
 	root    string // file-system root for cgroup detection (tests)
 	cgCheck time.Duration
-	cg      cgroup // the process's cgroup, when the budget came from it
+	cg      memCgroup // the process's cgroup, when the budget came from it
 }
 
 func defaultConfig() config {

@@ -8,11 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/shoal-go/shoal/internal/cgroup/cgrouptest"
 )
 
 // stormLimit is the cgroup memory limit of the survival test.
@@ -25,7 +26,7 @@ const stormLimit = 256 << 20
 // OOM-killed. It needs root and a writable cgroup (v1 memory controller or
 // v2 with memory.max); elsewhere it is skipped.
 func TestSurvivalUnderCgroupLimit(t *testing.T) {
-	parent, v2, err := cgroupParent()
+	parent, v2, err := cgrouptest.Parent("memory", "memory.limit_in_bytes", "memory.max")
 	if err != nil {
 		t.Skipf("no writable memory cgroup: %v", err)
 	}
@@ -95,10 +96,10 @@ func runStorm(t *testing.T, parent string, v2 bool, name, bin, mode string) stor
 	})
 	limit := strconv.Itoa(stormLimit)
 	if v2 {
-		mustWrite(t, dir, "memory.max", limit)
+		cgrouptest.Write(t, dir, "memory.max", limit)
 		optionalWrite(dir, "memory.swap.max", "0")
 	} else {
-		mustWrite(t, dir, "memory.limit_in_bytes", limit)
+		cgrouptest.Write(t, dir, "memory.limit_in_bytes", limit)
 		optionalWrite(dir, "memory.memsw.limit_in_bytes", limit) // swap may not hide the limit
 		optionalWrite(dir, "memory.swappiness", "0")
 	}
@@ -135,61 +136,6 @@ func childEnv() []string {
 		}
 	}
 	return env
-}
-
-// cgroupParent finds a directory under which the test may create memory
-// cgroups: this process's own v1 memory cgroup, or the v2 hierarchy's root
-// when it delegates the memory controller.
-func cgroupParent() (string, bool, error) {
-	if runtime.GOOS != "linux" {
-		return "", false, errors.New("not Linux")
-	}
-	if os.Geteuid() != 0 {
-		return "", false, errors.New("not root")
-	}
-	cg, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return "", false, err
-	}
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", false, err
-	}
-	v1, v2 := parseCgroup(cg)
-	mounts := parseMountinfo(mi)
-	for _, m := range mounts {
-		switch {
-		case v1 != "" && m.fstype == "cgroup" && hasOpt(m.superOpts, "memory"):
-			dir := filepath.Join(m.point, filepath.Clean("/"+strings.TrimPrefix(v1, m.root)))
-			return dir, false, probeWritable(dir, "memory.limit_in_bytes")
-		case v1 == "" && v2 != "" && m.fstype == "cgroup2":
-			ctl, err := os.ReadFile(filepath.Join(m.point, "cgroup.subtree_control"))
-			if err != nil || !hasOpt(strings.ReplaceAll(strings.TrimSpace(string(ctl)), " ", ","), "memory") {
-				return "", false, errors.New("cgroup v2 root does not delegate the memory controller")
-			}
-			return m.point, true, probeWritable(m.point, "memory.max")
-		}
-	}
-	return "", false, errors.New("no memory cgroup mount")
-}
-
-// probeWritable creates and removes a child cgroup and checks that it has
-// the limit file.
-func probeWritable(parent, file string) error {
-	dir := filepath.Join(parent, fmt.Sprintf("shoal-probe-%d", os.Getpid()))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return err
-	}
-	defer os.Remove(dir)
-	_, err := os.Stat(filepath.Join(dir, file))
-	return err
-}
-
-func mustWrite(t *testing.T, dir, file, value string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, file), []byte(value), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func optionalWrite(dir, file, value string) {

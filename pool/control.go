@@ -187,6 +187,10 @@ type control struct {
 	// fake, or nil for none).
 	util      atomic.Int32
 	readUsage func() (time.Duration, bool)
+	// capacity is the CPU the process may use, in thousandths of a CPU:
+	// GOMAXPROCS processors, or the cgroup's CPU quota where that is
+	// less (read once, at New). util is a share of it.
+	capacity int64
 
 	// nanotime reads the real pool clock.
 	nanotime func() int64
@@ -234,6 +238,7 @@ func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration, nanot
 	c.target.Store(int32(minW))
 	c.idleTimeout = idleTimeout
 	c.procs = int32(runtime.GOMAXPROCS(0))
+	c.capacity = 1000 * int64(c.procs)
 	c.sample = newCPUSample()
 	c.util.Store(-1)
 	c.readUsage = proccpu.Read

@@ -177,6 +177,11 @@ func (p *core[K, P, L]) init(cfg config, turn turnFunc[K, P], turnMax int) error
 	if err := p.setupBreaker(); err != nil {
 		return err
 	}
+	if q, ok := cfg.cpuLimit(); ok && q < p.ctl.capacity {
+		// A CPU quota below the processors: the share of the CPU the
+		// process used is a share of the quota.
+		p.ctl.capacity = q
+	}
 	p.ctl.readCPU = cfg.cpuReader
 	if cfg.cpuReader != nil {
 		// A test's readings stand alone, unless it fakes the usage too.

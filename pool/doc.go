@@ -88,10 +88,11 @@
 // that wait on I/O get the workers they need, doubling each millisecond
 // until more goroutines wait for a processor than half the busy workers,
 // and CPU-bound tasks do not oversubscribe the CPUs. Where the process's
-// CPU time shows the processors idle half the time or more over the last
-// 16 ms, goroutines counted as waiting for one are taken for what they
-// are, a burst readied together (workers whose sleeps end with the
-// monitor's tick), and do not stop the growth. And, since other
+// CPU time shows the processors (or the cgroup's CPU quota, where that is
+// less) idle half the time or more over the last 16 ms, and the monitor's
+// ticks came on time, goroutines counted as waiting for a processor are
+// taken for what they are, a burst readied together (workers whose sleeps
+// end with the monitor's tick), and do not stop the growth. And, since other
 // goroutines that fill the CPUs hide blocked workers from that count, once
 // waiting groups have gone 10 ms with no worker taking any. Workers above
 // the kept-warm count exit after WithIdleTimeout without work. While more

@@ -25,3 +25,11 @@ func saturatedCPU([]metrics.Sample) (running, runnable uint64, ok bool) { return
 func withUsageReader(f func() (time.Duration, bool)) Option {
 	return optionFunc(func(c *config) error { c.usageReader = f; return nil })
 }
+
+// withCPULimit replaces the cgroup CPU quota the pool reads at New.
+func withCPULimit(milli int64, ok bool) Option {
+	return optionFunc(func(c *config) error {
+		c.cpuLimit = func() (int64, bool) { return milli, ok }
+		return nil
+	})
+}

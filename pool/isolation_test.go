@@ -775,6 +775,6 @@ func newTestControl(t *testing.T, nshards int) *control {
 	if err := c.init(nshards, 0, 100, time.Second, func() int64 { return 0 }); err != nil {
 		t.Fatal(err)
 	}
-	c.procs = 2
+	c.procs, c.capacity = 2, 2000
 	return c
 }

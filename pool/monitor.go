@@ -26,8 +26,11 @@ package pool
 //     lags the real clock by at most about one tick.
 
 import (
+	"os"
 	"runtime/metrics"
 	"time"
+
+	"github.com/shoal-go/shoal/internal/cgroup"
 )
 
 // monitorTick is the monitor's period: the resolution of the coarse clock
@@ -91,7 +94,7 @@ func (c *control) monitor() {
 		// Publishes the time for producers and workers.
 		now := c.nanotime()
 		c.coarse.Store(now)
-		c.util.Store(use.read(c.readUsage, c.procs))
+		c.util.Store(use.read(c.readUsage, c.capacity))
 		c.sampleCPU(sample, 1)
 		if n := c.runq.Len(); n > 0 {
 			quiet = 0
@@ -185,10 +188,20 @@ func newCPUSample() []metrics.Sample {
 // at its own scheduler tick (every 4 ms at HZ=250), so a thread that
 // computes without pause shows 0 or 4 ms in a window of one millisecond;
 // over utilWindow the error is at most one such tick per processor.
+//
+// A reading that comes lateTick or more after the one before says the
+// monitor waited that long for a processor, or the whole process stood
+// still (a cgroup's CPU quota spent until the next period, a virtual
+// machine's CPU taken by the host): the processors were not idle, though
+// the process used little CPU meanwhile. While such a reading is within
+// the span averaged, usage reports no share.
 type usage struct {
 	ring [usageReadings]reading
 	n    int // readings held, at most len(ring)
 	next int // where the next reading goes
+	// late is the time of the last reading that came lateTick or more
+	// after the one before (zero: none).
+	late time.Time
 }
 
 // reading is one reading of the process's CPU time, at a time of the
@@ -212,13 +225,17 @@ const (
 	// an eighth on 4), a pool whose processors are all busy reads well
 	// above it.
 	utilTrusted = 500
+	// lateTick is the gap between two readings, four monitor ticks, that
+	// marks the processors as contended (see usage).
+	lateTick = 4 * monitorTick
 )
 
 // read reads the process's CPU time with read and returns the share (per
-// mille, at most 1000) of procs processors it used from the oldest
-// reading it keeps until now, or -1 where read is nil or fails, or the
-// readings span less than utilWindow.
-func (u *usage) read(read func() (time.Duration, bool), procs int32) int32 {
+// mille, at most 1000) of capacity (in thousandths of a CPU: the
+// processors, or the CPU quota where that is less) it used from the
+// oldest reading it keeps until now, or -1 where read is nil or fails, or
+// the readings span less than utilWindow.
+func (u *usage) read(read func() (time.Duration, bool), capacity int64) int32 {
 	if read == nil {
 		return -1
 	}
@@ -234,20 +251,25 @@ func (u *usage) read(read func() (time.Duration, bool), procs int32) int32 {
 	if u.n == len(u.ring) {
 		oldest = u.ring[u.next]
 	}
+	if u.n > 0 {
+		if last := u.ring[(u.next+len(u.ring)-1)%len(u.ring)]; now.Sub(last.at) >= lateTick {
+			u.late = now
+		}
+	}
 	u.ring[u.next] = reading{at: now, cpu: cpu}
 	u.next = (u.next + 1) % len(u.ring)
 	u.n = min(u.n+1, len(u.ring))
 	d := now.Sub(oldest.at)
-	if u.n == 1 || d < utilWindow {
+	if u.n == 1 || d < utilWindow || u.late.After(oldest.at) {
 		return -1
 	}
-	return int32(min(1000, max(0, int64(cpu-oldest.cpu)*1000/(int64(d)*int64(procs)))))
+	return int32(min(1000, max(0, int64(cpu-oldest.cpu)*1_000_000/(int64(d)*max(1, capacity)))))
 }
 
 // reset forgets the readings: the monitor calls it before it sleeps, so
 // that a share reported after it wakes covers none of the idle time
 // before (a burst of CPU-bound work would read as idle processors).
-func (u *usage) reset() { u.n, u.next = 0, 0 }
+func (u *usage) reset() { u.n, u.next, u.late = 0, 0, time.Time{} }
 
 // sampleCPU sets growRoom, the workers that may start past GOMAXPROCS
 // until the next sample: twice the busy workers that cannot all be on a
@@ -287,7 +309,7 @@ func (c *control) sampleCPU(sample []metrics.Sample, self int64) {
 			// processor and tasks that sleep a millisecond, at one worker
 			// for good); the goroutines on a processor on average over
 			// the window stand for the demand instead.
-			onCPU := (int64(u)*int64(c.procs) + 500) / 1000
+			onCPU := (int64(u)*c.capacity + 500_000) / 1_000_000
 			room = 2 * max(0, busy-onCPU)
 			full, crowded = false, false
 		}
@@ -317,3 +339,7 @@ func readCPUMetrics(sample []metrics.Sample) (running, runnable uint64, ok bool)
 	}
 	return run.Uint64(), rnb.Uint64(), true
 }
+
+// hostCPULimit reads the process's cgroup CPU quota, in thousandths of a
+// CPU (none where there are no cgroups).
+func hostCPULimit() (int64, bool) { return cgroup.CPULimit(os.ReadFile) }

@@ -43,6 +43,9 @@ type config struct {
 	// usageReader, set only by tests, replaces the process's CPU time
 	// (control.readUsage); with cpuReader set and this nil, none is read.
 	usageReader func() (time.Duration, bool)
+	// cpuLimit reads the process's CPU quota in thousandths of a CPU
+	// (internal/cgroup.CPULimit); tests replace it.
+	cpuLimit func() (int64, bool)
 	// dlWait bounds how long a worker waits for room in the dead-letter
 	// channel (see WithDeadLetterBuffer).
 	dlWait       time.Duration
@@ -96,6 +99,7 @@ func defaultConfig() config {
 		spinRounds:     spinRounds,
 		yieldBelow:     yieldBelow,
 		yieldBehind:    yieldBehind,
+		cpuLimit:       hostCPULimit,
 	}
 }
 

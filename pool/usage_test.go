@@ -23,9 +23,9 @@ func TestUsageRead(t *testing.T) {
 		tick := func() int32 {
 			time.Sleep(time.Millisecond)
 			cpu += time.Millisecond
-			return u.read(read, 2)
+			return u.read(read, 2000)
 		}
-		if got := u.read(read, 2); got != -1 {
+		if got := u.read(read, 2000); got != -1 {
 			t.Fatalf("first reading: %d, want -1", got)
 		}
 		for i := 1; i < int(utilWindow/time.Millisecond); i++ {
@@ -43,15 +43,15 @@ func TestUsageRead(t *testing.T) {
 		for range usageReadings {
 			time.Sleep(time.Millisecond)
 			cpu += 2 * time.Millisecond
-			u.read(read, 2)
+			u.read(read, 2000)
 		}
-		if got := u.read(read, 2); got != 1000 {
+		if got := u.read(read, 2000); got != 1000 {
 			t.Fatalf("after a window of both processors busy: %d, want 1000", got)
 		}
 		// More than the processors (threads in system calls): capped.
 		time.Sleep(time.Millisecond)
 		cpu += time.Second
-		if got := u.read(read, 2); got != 1000 {
+		if got := u.read(read, 2000); got != 1000 {
 			t.Fatalf("more CPU than the processors: %d, want 1000 (capped)", got)
 		}
 		u.reset()
@@ -62,8 +62,59 @@ func TestUsageRead(t *testing.T) {
 		if got := tick(); got != -1 {
 			t.Fatalf("failed reading: %d, want -1", got)
 		}
-		if got := u.read(nil, 2); got != -1 {
+		if got := u.read(nil, 2000); got != -1 {
 			t.Fatalf("no reader: %d, want -1", got)
+		}
+	})
+}
+
+// TestUsageLateReading: a reading lateTick or more after the one before
+// (the monitor, or the whole process, waited for a processor: a spent CPU
+// quota, a host that took the CPU) makes the share unknown while it is
+// within the span averaged, though the process used little CPU in the
+// gap; once the span has moved past it, the share comes back.
+func TestUsageLateReading(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var cpu time.Duration
+		read := func() (time.Duration, bool) { return cpu, true }
+		var u usage
+		tick := func(gap time.Duration) int32 {
+			time.Sleep(gap)
+			cpu += time.Millisecond
+			return u.read(read, 2000)
+		}
+		for range 2 * usageReadings {
+			tick(time.Millisecond)
+		}
+		if got := tick(time.Millisecond); got != 500 {
+			t.Fatalf("on time: %d, want 500", got)
+		}
+		// A gap just under lateTick is no sign of contention.
+		if got := tick(lateTick - time.Millisecond); got == -1 {
+			t.Fatalf("a reading %v after the last: -1, want a share", lateTick-time.Millisecond)
+		}
+		for range usageReadings {
+			tick(time.Millisecond)
+		}
+		if got := tick(lateTick); got != -1 {
+			t.Fatalf("a reading lateTick after the last: %d, want -1", got)
+		}
+		for i := range usageReadings - 1 {
+			if got := tick(time.Millisecond); got != -1 {
+				t.Fatalf("reading %d after the late one: %d, want -1 (still in the span)", i, got)
+			}
+		}
+		if got := tick(time.Millisecond); got != 500 {
+			t.Fatalf("the late reading out of the span: %d, want 500", got)
+		}
+		// A reset forgets it.
+		tick(lateTick)
+		u.reset()
+		for range usageReadings {
+			tick(time.Millisecond)
+		}
+		if got := tick(time.Millisecond); got != 500 {
+			t.Fatalf("after a reset: %d, want 500", got)
 		}
 	})
 }
@@ -78,7 +129,7 @@ func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 	for _, tc := range []struct {
 		name                           string
 		procs, busy, running, runnable int
-		self                           int64
+		self, capacity                 int64
 		util                           int32
 		want                           int32
 		full, crowded                  bool
@@ -99,6 +150,13 @@ func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 		// A worker that computes: on the processor while the monitor
 		// waits for it.
 		{name: "lone worker computing", procs: 1, busy: 1, running: 1, runnable: 1, self: 1, util: 990, want: 0},
+		// Ten CPU-bound workers on 2 processors under a quota of half
+		// a CPU: throttled, the process used 0.49 CPU, 245 per mille
+		// of the processors but 980 of the quota. Judged against the
+		// processors, the waiting goroutines read as a burst and the
+		// pool grows by 20; against the quota they are a queue.
+		{name: "quota, judged by the processors", procs: 2, busy: 10, running: 2, runnable: 8, self: 1, util: 245, want: 20},
+		{name: "quota of half a CPU", procs: 2, capacity: 500, busy: 10, running: 2, runnable: 8, self: 1, util: 980, want: 2, crowded: true},
 		// Eight submitters and two workers on 2 processors: more wait
 		// for a processor than there are, so a submitter that falls
 		// behind yields; not enough for full.
@@ -107,6 +165,10 @@ func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 	} {
 		c := newTestControl(t, 4)
 		c.procs = int32(tc.procs)
+		c.capacity = 1000 * int64(tc.procs)
+		if tc.capacity != 0 {
+			c.capacity = tc.capacity
+		}
 		c.readCPU = func([]metrics.Sample) (uint64, uint64, bool) {
 			return uint64(tc.running), uint64(tc.runnable), true
 		}
@@ -179,5 +241,33 @@ func TestGrowsThroughTimerBursts(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestCapacityFollowsCPUQuota: the CPU the monitor judges the process's
+// use against is GOMAXPROCS processors, or the cgroup's CPU quota where
+// that is less.
+func TestCapacityFollowsCPUQuota(t *testing.T) {
+	procs := int64(runtime.GOMAXPROCS(0))
+	for _, tc := range []struct {
+		name  string
+		milli int64
+		ok    bool
+		want  int64
+	}{
+		{"no quota", 0, false, 1000 * procs},
+		{"half a CPU", 500, true, 500},
+		{"more than the processors", 1000*procs + 500, true, 1000 * procs},
+	} {
+		p, err := New[int](withCPULimit(tc.milli, tc.ok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.c.ctl.capacity; got != tc.want {
+			t.Errorf("%s: capacity %d, want %d", tc.name, got, tc.want)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

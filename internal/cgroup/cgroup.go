@@ -1,0 +1,154 @@
+package cgroup
+
+import (
+	"iter"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Reader reads a file by its absolute, slash-separated name, as os.ReadFile
+// does.
+type Reader func(name string) ([]byte, error)
+
+// Mount is what Find needs of one line of /proc/self/mountinfo.
+type Mount struct {
+	// Root is the directory of the hierarchy that the mount shows, Point
+	// where it is mounted, FSType "cgroup" (v1) or "cgroup2", and SuperOpts
+	// the file system's options (for a v1 hierarchy, its controllers).
+	Root, Point, FSType, SuperOpts string
+}
+
+// Group is the process's directory in one hierarchy: the v1 hierarchy of
+// a controller, or the unified v2 one.
+type Group struct {
+	// Read reads its files.
+	Read Reader
+	// Dir is the group's directory, Top the hierarchy's mount point (Dir
+	// or one of its parents); both slash-separated and absolute.
+	Dir, Top string
+	// V2 says the group is in the unified hierarchy.
+	V2 bool
+}
+
+// Find returns the process's group for controller ("memory", "cpu"): in
+// the v1 hierarchy that holds the controller when the process has one,
+// else in the unified v2 hierarchy. It reports false where
+// /proc/self/cgroup or /proc/self/mountinfo cannot be read or name no such
+// hierarchy.
+func Find(read Reader, controller string) (Group, bool) {
+	data, err := read("/proc/self/cgroup")
+	if err != nil {
+		return Group{}, false
+	}
+	v1, v2 := ParseCgroup(data, controller)
+	data, err = read("/proc/self/mountinfo")
+	if err != nil {
+		return Group{}, false
+	}
+	for _, m := range ParseMountinfo(data) {
+		switch {
+		case v1 != "" && m.FSType == "cgroup" && HasOpt(m.SuperOpts, controller):
+			return locate(read, m, v1, false)
+		case v1 == "" && v2 != "" && m.FSType == "cgroup2":
+			return locate(read, m, v2, true)
+		}
+	}
+	return Group{}, false
+}
+
+// locate places the group at path cgPath of its hierarchy under mount m.
+func locate(read Reader, m Mount, cgPath string, v2 bool) (Group, bool) {
+	rel := cgPath
+	if m.Root != "/" {
+		// Without a cgroup namespace the mount may show only a sub-tree.
+		rel = strings.TrimPrefix(cgPath, m.Root)
+		if rel == cgPath {
+			rel = "/"
+		}
+	}
+	if !strings.HasPrefix(m.Point, "/") {
+		return Group{}, false
+	}
+	top := path.Clean(m.Point)
+	// Clean("/"+rel) cannot climb above top.
+	return Group{Read: read, Dir: path.Join(top, path.Clean("/"+rel)), Top: top, V2: v2}, true
+}
+
+// Up yields the group's directory and each parent up to the mount point.
+func (g Group) Up() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for dir := g.Dir; ; dir = path.Dir(dir) {
+			if !yield(dir) || dir == g.Top || len(dir) <= len(g.Top) {
+				return
+			}
+		}
+	}
+}
+
+// ParseCgroup parses /proc/self/cgroup ("id:controllers:path" per line):
+// v1 is the path of the v1 hierarchy that holds controller, v2 the path in
+// the unified hierarchy ("0::path"); either may be empty.
+func ParseCgroup(data []byte, controller string) (v1, v2 string) {
+	for line := range strings.SplitSeq(string(data), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 || !strings.HasPrefix(f[2], "/") {
+			continue
+		}
+		switch {
+		case f[0] == "0" && f[1] == "":
+			v2 = f[2]
+		case HasOpt(f[1], controller):
+			v1 = f[2]
+		}
+	}
+	return v1, v2
+}
+
+// ParseMountinfo parses the fields Find needs from /proc/self/mountinfo:
+// "id parent major:minor root mountpoint opts [optional...] - fstype
+// source superopts". Lines of another shape are left out.
+func ParseMountinfo(data []byte) []Mount {
+	var ms []Mount
+	for line := range strings.SplitSeq(string(data), "\n") {
+		pre, post, found := strings.Cut(line, " - ")
+		if !found {
+			continue
+		}
+		a, b := strings.Fields(pre), strings.Fields(post)
+		if len(a) < 5 || len(b) < 3 {
+			continue
+		}
+		ms = append(ms, Mount{Root: unescape(a[3]), Point: unescape(a[4]), FSType: b[0], SuperOpts: b[2]})
+	}
+	return ms
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a space, ...).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				sb.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		sb.WriteByte(s[i])
+	}
+	return sb.String()
+}
+
+// HasOpt says whether the comma-separated list holds opt.
+func HasOpt(list, opt string) bool {
+	for o := range strings.SplitSeq(list, ",") {
+		if o == opt {
+			return true
+		}
+	}
+	return false
+}
