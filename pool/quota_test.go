@@ -71,7 +71,8 @@ func TestCPUBoundUnderQuota(t *testing.T) {
 		t.Fatalf("no report from the child:\n%s", out)
 	}
 	t.Logf("capacity %d, peak workers %d, %d tasks done", capacity, peak, done)
-	if capacity != 500 {
+	if capacity <= 0 || capacity > 500 {
+		// 500, or less where a parent of the test's cgroup is tighter.
 		t.Errorf("capacity %d, want 500 (the quota, in thousandths of a CPU)", capacity)
 	}
 	if peak > 32 {
