@@ -259,21 +259,7 @@ func BenchmarkWorkersCPUAndIO(b *testing.B) {
 					wg.Done()
 					return nil
 				})
-				stop := make(chan struct{})
-				sampled := make(chan struct{})
-				go func() {
-					defer close(sampled)
-					t := time.NewTicker(time.Millisecond)
-					defer t.Stop()
-					for {
-						select {
-						case <-stop:
-							return
-						case <-t.C:
-							peak = max(peak, p.Snapshot().Workers.Running)
-						}
-					}
-				}()
+				stopWatch := watchPeakWorkers(p)
 				wg.Add(tasks)
 				spread(tasks, 8, func(i int) {
 					if err := p.Submit(context.Background(), i%groups, task); err != nil {
@@ -282,8 +268,7 @@ func BenchmarkWorkersCPUAndIO(b *testing.B) {
 					}
 				})
 				wg.Wait()
-				close(stop)
-				<-sampled
+				peak = max(peak, stopWatch())
 				if err := p.Close(context.Background()); err != nil {
 					b.Fatal(err)
 				}

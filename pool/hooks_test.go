@@ -3,6 +3,8 @@ package pool
 import (
 	"runtime/metrics"
 	"time"
+
+	"github.com/shoal-go/shoal/shard"
 )
 
 // withCPUReader replaces the runtime/metrics reading of the CPU sample, so
@@ -32,4 +34,29 @@ func withCPULimit(milli int64, ok bool) Option {
 		c.cpuLimit = func() (int64, bool) { return milli, ok }
 		return nil
 	})
+}
+
+// watchPeakWorkers samples p's running workers every millisecond until
+// the returned function is called; it returns the most it saw.
+func watchPeakWorkers[K shard.Key](p *Pool[K]) (stop func() int) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	peak := 0
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				peak = max(peak, p.Snapshot().Workers.Running)
+			}
+		}
+	}()
+	return func() int {
+		close(quit)
+		<-done
+		return peak
+	}
 }

@@ -93,24 +93,8 @@ func TestQuotaChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var peak, done atomic.Int64
-	stop := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				if w := int64(p.Snapshot().Workers.Running); w > peak.Load() {
-					peak.Store(w)
-				}
-			}
-		}
-	}()
+	var done atomic.Int64
+	stopWatch := watchPeakWorkers(p)
 	spin := func(d time.Duration) {
 		for end := time.Now().Add(d); time.Now().Before(end); {
 		}
@@ -130,11 +114,10 @@ func TestQuotaChild(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	close(stop)
-	<-watched
+	peak := stopWatch()
 	capacity := p.c.ctl.capacity
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("quota-child: capacity %d peak %d done %d\n", capacity, peak.Load(), done.Load())
+	fmt.Printf("quota-child: capacity %d peak %d done %d\n", capacity, peak, done.Load())
 }

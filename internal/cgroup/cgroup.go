@@ -22,8 +22,6 @@ type Mount struct {
 // Group is the process's directory in one hierarchy: the v1 hierarchy of
 // a controller, or the unified v2 one.
 type Group struct {
-	// Read reads its files.
-	Read Reader
 	// Dir is the group's directory, Top the hierarchy's mount point (Dir
 	// or one of its parents); both slash-separated and absolute.
 	Dir, Top string
@@ -49,16 +47,16 @@ func Find(read Reader, controller string) (Group, bool) {
 	for _, m := range ParseMountinfo(data) {
 		switch {
 		case v1 != "" && m.FSType == "cgroup" && HasOpt(m.SuperOpts, controller):
-			return locate(read, m, v1, false)
+			return locate(m, v1, false)
 		case v1 == "" && v2 != "" && m.FSType == "cgroup2":
-			return locate(read, m, v2, true)
+			return locate(m, v2, true)
 		}
 	}
 	return Group{}, false
 }
 
 // locate places the group at path cgPath of its hierarchy under mount m.
-func locate(read Reader, m Mount, cgPath string, v2 bool) (Group, bool) {
+func locate(m Mount, cgPath string, v2 bool) (Group, bool) {
 	rel := cgPath
 	if m.Root != "/" {
 		// Without a cgroup namespace the mount may show only a sub-tree.
@@ -72,7 +70,7 @@ func locate(read Reader, m Mount, cgPath string, v2 bool) (Group, bool) {
 	}
 	top := path.Clean(m.Point)
 	// Clean("/"+rel) cannot climb above top.
-	return Group{Read: read, Dir: path.Join(top, path.Clean("/"+rel)), Top: top, V2: v2}, true
+	return Group{Dir: path.Join(top, path.Clean("/"+rel)), Top: top, V2: v2}, true
 }
 
 // Up yields the group's directory and each parent up to the mount point.
