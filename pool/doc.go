@@ -34,9 +34,11 @@
 //  1. Order: for one group, tasks start in the order their Submit calls
 //     returned nil, and never overlap. Retries keep that order.
 //  2. Isolation: a task that blocks or runs long holds back only its own
-//     group's later tasks; a full group makes only its own submitters wait
-//     (WithGroupQueueSize). A group with a deep queue yields its worker
-//     after a turn of WithBatchSize tasks or 2 ms.
+//     group's later tasks, while fewer groups block at once than the most
+//     workers (WithWorkers): with every worker blocked, other groups wait
+//     for one to come free. A full group makes only its own submitters
+//     wait (WithGroupQueueSize). A group with a deep queue yields its
+//     worker after a turn of WithBatchSize tasks or 2 ms.
 //  3. Nothing lost: every accepted task completes or becomes one dead
 //     letter with a reason (Failed, Panicked, Canceled, Expired, Shutdown),
 //     also across Close: on DeadLetters() or at WithDeadLetterHandler's

@@ -59,6 +59,54 @@ func TestBlockedGroupDoesNotBlockOthers(t *testing.T) {
 	})
 }
 
+// TestIsolationNeedsAFreeWorker: isolation holds while fewer groups block at
+// once than max workers. With max 4 and four groups blocked, a fifth
+// group's task waits (well past the stall rule's 10 ms, which starts
+// workers only within max) and Stats shows why: every worker busy, a shard
+// waiting. It starts as soon as one blocked group's task returns.
+func TestIsolationNeedsAFreeWorker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const maxW = 4
+		p := mustNew[int](t, WithWorkers(1, maxW), withCPUReader(blockedCPU))
+		var gates [maxW]chan struct{}
+		for g := range gates {
+			gates[g] = make(chan struct{})
+			gate := gates[g]
+			if err := p.Submit(context.Background(), g, func(context.Context) error { <-gate; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(50 * monitorTick)
+		if s := p.Snapshot(); s.Workers.Running != maxW || s.Workers.Busy != maxW {
+			t.Fatalf("with %d groups blocked: %d workers running, %d busy; want %d and %d",
+				maxW, s.Workers.Running, s.Workers.Busy, maxW, maxW)
+		}
+		var started atomic.Bool
+		if err := p.Submit(context.Background(), maxW, func(context.Context) error { started.Store(true); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * monitorTick)
+		if started.Load() {
+			t.Fatal("a fifth group's task started while max workers were all blocked")
+		}
+		// Queued counts the four running tasks too (Stats.Queued).
+		s := p.Snapshot()
+		if s.Workers.Running != maxW || s.WaitingShards != 1 || s.Queued != maxW+1 {
+			t.Fatalf("every worker blocked: %d running (max %d), %d shards waiting, %d queued; want %d, 1, %d",
+				s.Workers.Running, maxW, s.WaitingShards, s.Queued, maxW, maxW+1)
+		}
+		close(gates[0])
+		time.Sleep(2 * monitorTick)
+		if !started.Load() {
+			t.Fatal("the fifth group's task did not start once a worker came free")
+		}
+		for _, g := range gates[1:] {
+			close(g)
+		}
+		closePool(t, p)
+	})
+}
+
 // TestGroupFullBlocksOnlyItsSubmitters: when one group's queue is full, its
 // blocking submitters wait and its nonblocking ones are refused, while
 // another group of the same shard is accepted and runs.

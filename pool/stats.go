@@ -156,8 +156,11 @@ type Stats struct {
 	DeadLettersUntaken uint64
 	// Rejected counts refused submissions by reason.
 	Rejected RejectCounts
-	// Queued is the number of tasks waiting in shard queues (tasks parked
-	// for a retry included).
+	// Queued is the number of accepted tasks not yet finished: waiting
+	// to start, parked for a retry, or running (a task stays in its
+	// group's queue until it returns). While tasks block, Workers.Busy
+	// of them are running, so a pool whose workers are all busy shows
+	// them here with nothing waiting.
 	Queued int
 	// ShardQueued is Queued per shard.
 	ShardQueued []int

@@ -162,7 +162,7 @@ shoal_rejections_total{pool="chat",reason="throttled"} 0
 # TYPE shoal_tasks_total counter
 shoal_tasks_total{outcome="completed",pool="chat"} 7
 shoal_tasks_total{outcome="dead_letter",pool="chat"} 3
-# HELP shoal_queue_depth Tasks waiting in shard queues, those parked for a retry included.
+# HELP shoal_queue_depth Tasks accepted and not yet finished: waiting, parked for a retry, or running.
 # TYPE shoal_queue_depth gauge
 shoal_queue_depth{pool="chat"} 0
 `
@@ -226,7 +226,7 @@ shoal_memory_budget_bytes 1.048576e+09
 # HELP shoal_memory_pressure_ratio Memory used over the breaker's budget.
 # TYPE shoal_memory_pressure_ratio gauge
 shoal_memory_pressure_ratio 0.95
-# HELP shoal_queue_depth_max_shard Tasks waiting in the deepest shard queue.
+# HELP shoal_queue_depth_max_shard Tasks accepted and not yet finished in the deepest shard.
 # TYPE shoal_queue_depth_max_shard gauge
 shoal_queue_depth_max_shard 3
 `

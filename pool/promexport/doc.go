@@ -20,8 +20,8 @@
 //	task_panics_total                 counter    tasks that panicked
 //	dead_letter_stalls_total          counter    waits for room in the dead-letter channel
 //	dead_letters_untaken_total        counter    letters nobody took (logged)
-//	queue_depth                       gauge      tasks waiting in shard queues
-//	queue_depth_max_shard             gauge      tasks waiting in the deepest shard
+//	queue_depth                       gauge      tasks accepted and not yet finished (running ones too)
+//	queue_depth_max_shard             gauge      the same, in the deepest shard
 //	shards_waiting                    gauge      shards ready and waiting for a worker
 //	workers{state}                    gauge      busy, idle, spinning: they sum to the running workers
 //	workers_target                    gauge      workers the scaler keeps warm

@@ -146,7 +146,9 @@ func (b *pondBackend) snapshot() (pool.Stats, bool) {
 	return pool.Stats{
 		Submitted: b.p.SubmittedTasks(),
 		Completed: b.p.CompletedTasks(),
-		Queued:    int(b.p.WaitingTasks()),
-		Workers:   pool.WorkerCounts{Running: int(b.p.RunningWorkers()), Busy: int(b.p.RunningWorkers()), Max: b.p.MaxConcurrency()},
+		// As pool.Stats counts it: accepted and not yet finished, the
+		// running tasks (one per running worker) included.
+		Queued:  int(b.p.WaitingTasks()) + int(b.p.RunningWorkers()),
+		Workers: pool.WorkerCounts{Running: int(b.p.RunningWorkers()), Busy: int(b.p.RunningWorkers()), Max: b.p.MaxConcurrency()},
 	}, false
 }
