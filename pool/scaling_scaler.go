@@ -75,7 +75,8 @@ type scalingSample struct {
 	// started. A value below the previous one is read as a restart of the
 	// counter: nothing arrived in between.
 	Arrivals uint64
-	// Queued is the number of tasks waiting in the shard queues.
+	// Queued is the number of tasks the shard queues hold: waiting,
+	// parked for a retry, or running (as Stats.Queued).
 	Queued int
 	// Capacity is the number of tasks the shard queues can hold in all. At
 	// most 0 means unknown: the queue-ratio growth rule is off and a shrink
