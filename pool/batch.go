@@ -22,7 +22,6 @@ import (
 	"math"
 	"math/bits"
 	"runtime/debug"
-	"slices"
 	"time"
 
 	"github.com/shoal-go/shoal/shard"
@@ -45,7 +44,8 @@ const DefaultMaxBatch = 256
 // messages, in the same order, according to the RetryPolicy.
 //
 // msgs belongs to the Batcher and is reused after the call returns: fn must
-// not keep it (copy what it needs). ctx is the Batcher's: it carries no
+// not keep it (copy what it needs). fn may reorder or overwrite it: a retry
+// and a dead letter get the messages as they were submitted. ctx is the Batcher's: it carries no
 // deadline and is canceled when Close's context ends before the backlog
 // drained, so that a hanging write can give up (its messages then become
 // a Canceled letter if fn returns ctx.Err()).
@@ -61,8 +61,8 @@ type BatchFunc[K shard.Key, M any] func(ctx context.Context, group K, msgs []M) 
 // Messages of one group reach fn in Submit order, one call at a time per
 // group; each accepted message is handled by exactly one call (one that
 // returned nil, or reported it handled with Partial) or is in exactly one
-// dead letter (BatchDeadLetter, one per failed call, with its messages). A Batcher must be created with NewBatcher and closed with
-// Close.
+// dead letter (BatchDeadLetter, one per failed call, with its messages).
+// A Batcher must be created with NewBatcher and closed with Close.
 type Batcher[K shard.Key, M any] struct {
 	c  core[K, M, BatchDeadLetter[K, M]]
 	fn BatchFunc[K, M]
@@ -77,8 +77,8 @@ type Batcher[K shard.Key, M any] struct {
 type BatchDeadLetter[K shard.Key, M any] struct {
 	// Group is the messages' group.
 	Group K
-	// Msgs are the messages of the call, in Submit order; the slice is the
-	// letter's own.
+	// Msgs are the messages of the call as they were submitted, in Submit
+	// order, whatever fn did to its slice; the slice is the letter's own.
 	Msgs []M
 	// Err is the last error: fn's, an error describing the panic for
 	// Panicked, ErrClosed for Shutdown when the messages were never handed
@@ -141,8 +141,10 @@ func handledOf(err error, k uint32) uint32 {
 type BatchCloseError[K shard.Key, M any] struct {
 	// Err is the error of Close's context.
 	Err error
-	// Shutdown is the number of accepted messages that were never handed
-	// to fn and became Shutdown dead letters.
+	// Shutdown is the number of accepted messages that became Shutdown
+	// dead letters: those never handed to fn, and those whose call had
+	// failed and waited for a retry (their letters carry fn's last error
+	// and its attempts).
 	Shutdown int
 	// Undelivered holds the letters the dead-letter channel had no room
 	// for after the deadline.
@@ -222,8 +224,9 @@ func (b *Batcher[K, M]) DeadLetters() <-chan BatchDeadLetter[K, M] { return b.c.
 // If ctx ends first, the context of the calls running is canceled, the
 // messages still queued (and those waiting for a retry) become Shutdown
 // dead letters, and Close returns a *BatchCloseError once the running
-// calls returned. A second Close waits for the first and
-// returns nil.
+// calls returned; a running call that then fails with an error the policy
+// would retry has its messages shut down at once, not retried. A second
+// Close waits for the first and returns nil.
 func (b *Batcher[K, M]) Close(ctx context.Context) error {
 	a, err := b.c.close(ctx)
 	if a == nil {
@@ -276,7 +279,7 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		if prevErr == nil {
 			prevErr = ErrClosed
 		}
-		b.letter(w, ts, 0, vals, ReasonShutdown, prevErr, prev, nil, nil)
+		b.letter(w, ts, 0, k, ReasonShutdown, prevErr, prev, nil, nil)
 		b.done(w, ts, k)
 		return false
 	}
@@ -300,7 +303,7 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 	switch {
 	case panicked:
 		w.stats.local[cPanicked]++
-		b.letter(w, ts, 0, vals, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, stack)
+		b.letter(w, ts, 0, k, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, stack)
 		if h := c.cfg.panicHandler; h != nil {
 			callHandler(h, pv, stack)
 		}
@@ -315,7 +318,7 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		}
 		w.stats.local[cFailed]++
 		if r, retry := c.cfg.retry.verdict(err, attempts); !retry {
-			b.letter(w, ts, n, vals[n:], r, err, attempts, nil, nil)
+			b.letter(w, ts, n, k-n, r, err, attempts, nil, nil)
 			break
 		}
 		w.stats.local[cRetried]++
@@ -368,7 +371,7 @@ func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts 
 		if !returned {
 			w.goexit = true
 			w.stats.local[cPanicked]++
-			b.letter(w, ts, 0, vals, ReasonPanicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
+			b.letter(w, ts, 0, uint32(len(vals)), ReasonPanicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
 			b.done(w, ts, uint32(len(vals)))
 			if h := b.c.cfg.panicHandler; h != nil {
 				callHandler(h, ErrGoexit, nil)
@@ -380,13 +383,18 @@ func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts 
 	return nil, nil, false, err
 }
 
-// letter delivers vals, the turn's messages from off on, as one dead
-// letter.
-func (b *Batcher[K, M]) letter(w *worker, ts *turnState[K, M], off uint32, vals []M, r Reason, err error, attempts int, pv any, stack []byte) {
+// letter delivers n of the turn's messages, from off on, as one dead
+// letter. They are copied from the turn's batch, not from the slice fn
+// was given: fn may have reordered or overwritten that one.
+func (b *Batcher[K, M]) letter(w *worker, ts *turnState[K, M], off, n uint32, r Reason, err error, attempts int, pv any, stack []byte) {
 	c := &b.c
-	w.stats.local[cDead+int(r)] += uint64(len(vals))
+	w.stats.local[cDead+int(r)] += uint64(n)
+	msgs := make([]M, n)
+	for i := range msgs {
+		msgs[i] = ts.batch[off+uint32(i)].val
+	}
 	dl := BatchDeadLetter[K, M]{
-		Group: ts.g.key, Msgs: slices.Clone(vals), Err: err, Reason: r, Attempts: attempts,
+		Group: ts.g.key, Msgs: msgs, Err: err, Reason: r, Attempts: attempts,
 		Panic: pv, Stack: stack,
 		EnqueuedAt: c.epoch.Add(time.Duration(enqTime(ts.batch[off].enq))), FailedAt: c.now(),
 	}

@@ -59,6 +59,20 @@ func mustBatcher[M any](t testing.TB, fn BatchFunc[int, M], opts ...Option) *Bat
 	return b
 }
 
+// collectBatch reads every dead letter of b until the channel is closed;
+// the function it returns waits for that and returns them.
+func collectBatch[M any](b *Batcher[int, M]) func() []BatchDeadLetter[int, M] {
+	ch := make(chan []BatchDeadLetter[int, M], 1)
+	go func() {
+		var all []BatchDeadLetter[int, M]
+		for dl := range b.DeadLetters() {
+			all = append(all, dl)
+		}
+		ch <- all
+	}()
+	return func() []BatchDeadLetter[int, M] { return <-ch }
+}
+
 // TestBatcherOrderAndConservation: many groups, many submitters; every
 // message reaches fn exactly once, each group's messages in Submit order,
 // calls of a group never overlap, no call exceeds WithMaxBatch, and the
@@ -352,6 +366,119 @@ func TestBatcherCloseShutdown(t *testing.T) {
 			t.Fatalf("letters up to %d, handled %d; want 1..7 lettered and 1 handled", next-1, handled.Load())
 		}
 	})
+}
+
+// TestBatcherLetterHasSubmittedMsgs: fn reverses and overwrites its
+// slice, then fails; the letter holds the messages as they were
+// submitted, in Submit order, whichever way the call failed.
+func TestBatcherLetterHasSubmittedMsgs(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fail   func() error
+		reason Reason
+		want   []int
+	}{
+		{"permanent", func() error { return Permanent(errors.New("no")) }, ReasonFailed, []int{1, 2, 3}},
+		{"partial", func() error { return Partial(1, Permanent(errors.New("no"))) }, ReasonFailed, []int{2, 3}},
+		{"panic", func() error { panic("boom") }, ReasonPanicked, []int{1, 2, 3}},
+		{"goexit", func() error { runtime.Goexit(); return nil }, ReasonPanicked, []int{1, 2, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				gate := make(chan struct{})
+				fn := func(_ context.Context, g int, msgs []int) error {
+					if g == 0 {
+						<-gate
+						return nil
+					}
+					slices.Reverse(msgs)
+					for i := range msgs {
+						msgs[i] = -1
+					}
+					return tc.fail()
+				}
+				b := mustBatcher(t, fn, WithWorkers(1, 1), WithMaxBatch(8))
+				letters := collectBatch(b)
+				_ = b.Submit(context.Background(), 0, 0)
+				synctest.Wait() // the one worker is in group 0's call
+				for i := 1; i <= 3; i++ {
+					if err := b.Submit(context.Background(), 1, i); err != nil {
+						t.Fatal(err)
+					}
+				}
+				close(gate) // group 1's call then gets 1, 2, 3
+				if err := b.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				dls := letters()
+				if len(dls) != 1 || dls[0].Reason != tc.reason || !slices.Equal(dls[0].Msgs, tc.want) {
+					var got []string
+					for _, dl := range dls {
+						got = append(got, fmt.Sprintf("%v %v", dl.Reason, dl.Msgs))
+					}
+					t.Fatalf("letters %v, want one %v letter of %v", got, tc.reason, tc.want)
+				}
+			})
+		})
+	}
+}
+
+// TestBatcherCloseDeadlineDuringRetryableCall: a call that is running when
+// Close's deadline passes and then fails with an error the policy retries
+// (whole, or after Partial) has its unhandled messages shut down at once,
+// with its error and attempt: Close does not wait for the retry timer.
+func TestBatcherCloseDeadlineDuringRetryableCall(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(error) error
+		want []int
+	}{
+		{"whole", func(err error) error { return err }, []int{1, 2}},
+		{"partial", func(err error) error { return Partial(1, err) }, []int{2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				reset := errors.New("connection reset")
+				gate := make(chan struct{})
+				fn := func(ctx context.Context, g int, msgs []int) error {
+					if g == 0 {
+						<-gate
+						return nil
+					}
+					<-ctx.Done() // canceled when Close gives up
+					// The write notices a moment later, after Close
+					// went through the groups parked for a retry.
+					time.Sleep(time.Millisecond)
+					return tc.fail(reset)
+				}
+				b := mustBatcher(t, fn, WithWorkers(1, 1),
+					WithRetry(RetryPolicy{MaxAttempts: 3, Base: time.Hour, Max: time.Hour, NoJitter: true}))
+				letters := collectBatch(b)
+				_ = b.Submit(context.Background(), 0, 0)
+				synctest.Wait()
+				_ = b.Submit(context.Background(), 1, 1)
+				_ = b.Submit(context.Background(), 1, 2)
+				close(gate) // group 1's call gets 1, 2 and waits for ctx
+				synctest.Wait()
+				start := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				err := b.Close(ctx)
+				if d := time.Since(start); d > 2*time.Second {
+					t.Errorf("Close returned after %v, want about 1s: it waited for the retry timer", d)
+				}
+				var ce *BatchCloseError[int, int]
+				if !errors.As(err, &ce) || ce.Shutdown != len(tc.want) {
+					t.Fatalf("Close: %v, want a BatchCloseError with %d messages shut down", err, len(tc.want))
+				}
+				dls := letters()
+				if len(dls) != 1 || dls[0].Reason != ReasonShutdown || !errors.Is(dls[0].Err, reset) ||
+					dls[0].Attempts != 1 || !slices.Equal(dls[0].Msgs, tc.want) {
+					t.Fatalf("letters %+v, want one Shutdown letter of %v with the call's error and 1 attempt", dls, tc.want)
+				}
+			})
+		})
+	}
 }
 
 // TestBatcherIsolation: a group whose call blocks holds back only its own

@@ -155,8 +155,9 @@ func IsPermanent(err error) bool {
 type CloseError[K shard.Key] struct {
 	// Err is the error of Close's context.
 	Err error
-	// Shutdown is the number of accepted tasks that did not run and became
-	// Shutdown dead letters.
+	// Shutdown is the number of accepted tasks that became Shutdown dead
+	// letters: those that never ran, and those that had failed and waited
+	// for a retry (their letters carry the last error and the attempts).
 	Shutdown int
 	// Undelivered holds the letters the dead-letter channel had no room for
 	// after the deadline. Every accepted task that neither completed nor

@@ -106,7 +106,9 @@ func (p *Pool[K]) DeadLetters() <-chan DeadLetter[K] { return p.c.dl }
 // is then closed.
 //
 // If ctx ends first, the tasks still queued (and those waiting for a retry)
-// become Shutdown dead letters, tasks already running finish, and Close
+// become Shutdown dead letters, tasks already running finish (one that
+// then fails with an error the policy would retry is a Shutdown letter at
+// once, not a retry that Close waits for), and Close
 // returns a *CloseError that says how many were shut down and holds any
 // letters the dead-letter channel had no room for. A second Close waits for
 // the first and returns nil.

@@ -206,6 +206,46 @@ func TestShutdownDeadline(t *testing.T) {
 	})
 }
 
+// TestShutdownDeadlineDuringRetryableAttempt: an attempt that is running
+// when Close's deadline passes and then fails with an error the policy
+// retries becomes a Shutdown letter at once, with that error and its
+// attempt: Close does not wait for a retry that would not run.
+func TestShutdownDeadlineDuringRetryableAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 1),
+			WithRetry(RetryPolicy{MaxAttempts: 3, Base: time.Hour, Max: time.Hour, NoJitter: true}))
+		_, letters := collect(p)
+		reset := errors.New("connection reset")
+		release := make(chan struct{})
+		if err := p.Submit(context.Background(), 1, func(context.Context) error {
+			<-release
+			return reset
+		}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the attempt runs
+		go func() {
+			time.Sleep(2 * time.Second) // fake time: after Close gave up
+			close(release)
+		}()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		err := p.Close(ctx)
+		if d := time.Since(start); d != 2*time.Second {
+			t.Errorf("Close returned after %v, want 2s (when the attempt returned)", d)
+		}
+		var ce *CloseError[int]
+		if !errors.As(err, &ce) || ce.Shutdown != 1 {
+			t.Fatalf("Close: %v, want a CloseError with 1 task shut down", err)
+		}
+		dls := letters()
+		if len(dls) != 1 || dls[0].Reason != ReasonShutdown || !errors.Is(dls[0].Err, reset) || dls[0].Attempts != 1 {
+			t.Fatalf("letters %+v, want one Shutdown letter with the attempt's error and 1 attempt", dls)
+		}
+	})
+}
+
 // TestCloseDrains: without a deadline, Close runs the whole backlog and
 // unblocks submitters waiting for room with ErrClosed.
 func TestCloseDrains(t *testing.T) {

@@ -306,6 +306,14 @@ func (p *core[K, P, L]) nextTurn(ts *turnState[K, P], parked bool) (uint32, bool
 	s.mu.Lock()
 	p.finish(s, g, done)
 	switch {
+	case parked && p.abandon.Load():
+		// Close's deadline passed while the attempt ran: the retry would
+		// not run, and its timer would hold Close up. The group goes back
+		// to the ready list, whose next turn letters its tasks (Shutdown);
+		// startAbandon sets abandon before it takes any shard's mutex, so
+		// a group parked before that is one it unparks.
+		ts.repush = s.pushReady(g)
+		ts.budget = 0
 	case parked:
 		p.parkRetry(s, g)
 	case g.n == 0:
