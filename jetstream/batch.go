@@ -38,7 +38,13 @@ type Delivery struct {
 // lost meanwhile), that exceeds WithMaxDeliveries, or that the Dedup says
 // was applied already is left out of the call, as Start's consumer leaves
 // it out of the handler.
+//
+// BatchFunc(nil) returns nil, which pool.NewBatcher refuses, as Start
+// refuses a nil Handler.
 func BatchFunc(h BatchHandler) pool.BatchFunc[string, Delivery] {
+	if h == nil {
+		return nil
+	}
 	return func(_ context.Context, room string, ds []Delivery) error {
 		runBatch(h, room, ds)
 		return nil

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	natsjs "github.com/nats-io/nats.go/jetstream"
-
 	"github.com/shoal-go/shoal/jetstream"
 	"github.com/shoal-go/shoal/pool"
 )
@@ -26,10 +24,7 @@ func TestBatcher(t *testing.T) {
 	ctx := context.Background()
 	const parts, rooms, per = 4, 10, 30
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: parts})
-	dlq, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "DLQ", Subjects: []string{"shoal.dlq.CHAT.>"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dlq := createDLQ(t, js)
 	ck := newChecker(t)
 	gate := make(chan struct{})
 	var (

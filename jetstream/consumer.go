@@ -77,7 +77,7 @@ type counters struct {
 	acquired, released, lost                  atomic.Uint64
 	delivered, redelivered, acked, duplicates atomic.Uint64
 	retries, deadLetters, refusals, ackErrors atomic.Uint64
-	handled, resyncs                          atomic.Uint64
+	handled, resyncs, dedupErrors             atomic.Uint64
 }
 
 // errGraceful is the cause of the consumer's context after a graceful Stop.
@@ -134,6 +134,8 @@ func start(ctx context.Context, js natsjs.JetStream, p *pool.Pool[string], b *po
 		}
 	}
 	switch {
+	case ctx == nil:
+		return nil, fmt.Errorf("%w: nil context", ErrBadOption)
 	case js == nil:
 		return nil, fmt.Errorf("%w: nil JetStream", ErrBadOption)
 	case cfg.member == "":
@@ -588,9 +590,13 @@ func (c *Consumer) exited(pt *partition) {
 // pulling, lets the messages it holds finish and acknowledges them (or, past
 // the drain timeout, releases them for redelivery), and releases its leases,
 // so that the next owners start at once. It returns nil after a graceful
-// leave, ErrStopped if the consumer had already stopped, and ctx's error if
-// ctx ended first (the consumer is then stopped as if killed).
+// leave, ErrStopped if the consumer had already stopped, ctx's error if
+// ctx ended first (the consumer is then stopped as if killed), and an error
+// matching ErrBadOption, doing nothing, for a nil ctx.
 func (c *Consumer) Stop(ctx context.Context) error {
+	if ctx == nil {
+		return fmt.Errorf("%w: nil context", ErrBadOption)
+	}
 	select {
 	case <-c.done:
 		return fmt.Errorf("%w: %w", ErrStopped, c.Err())

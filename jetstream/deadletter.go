@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,7 +27,10 @@ const (
 	ReasonMaxDeliveries Reason = "max-deliveries"
 )
 
-// Headers of a dead letter. Its data and the original headers are kept.
+// Headers of a dead letter. Its data and the original headers are kept,
+// except those the JetStream server acts on (named Nats-…, such as
+// Nats-Expected-Stream or Nats-TTL): published again on the dead-letter
+// subject they would make the server refuse or expire the letter.
 const (
 	HeaderReason     = "Shoal-Reason"     // a Reason
 	HeaderAttempts   = "Shoal-Attempts"   // handler calls in the last delivery
@@ -49,6 +53,9 @@ func (pt *partition) deadLetter(e *entry, reason Reason, attempts int, cause err
 	dl := nats.NewMsg(c.cfg.dlqSubject + "." + e.m.Room)
 	dl.Data = e.m.Data
 	for k, vs := range e.m.Header {
+		if serverHeader(k) {
+			continue
+		}
 		dl.Header[k] = append([]string(nil), vs...)
 	}
 	dl.Header.Set(HeaderReason, string(reason))
@@ -70,14 +77,9 @@ func (pt *partition) deadLetter(e *entry, reason Reason, attempts int, cause err
 		if err == nil {
 			break
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-pt.ctx.Done():
-			t.Stop()
+		if !pt.backoff(&wait) {
 			return // unacknowledged: the next owner tries again
 		}
-		wait = min(2*wait, c.cfg.maxBackoff)
 	}
 	if !pt.settle(e) {
 		return
@@ -90,4 +92,12 @@ func (pt *partition) deadLetter(e *entry, reason Reason, attempts int, cause err
 	if d := c.cfg.dedup; d != nil {
 		_ = d.Record(pt.ctx, e.m.Room, e.m.Seq)
 	}
+}
+
+// serverHeader reports whether k is a header the JetStream server acts on
+// when a message is published (Nats-Expected-Stream, Nats-Msg-Id, Nats-TTL,
+// Nats-Rollup, …): a dead letter leaves them out. Header names are matched
+// without regard to case.
+func serverHeader(k string) bool {
+	return len(k) >= 5 && strings.EqualFold(k[:5], "nats-")
 }

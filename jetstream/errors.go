@@ -19,12 +19,14 @@ var (
 	// name, or took it over while this node could not renew it.
 	ErrDuplicateMember = errors.New("shoal/jetstream: duplicate member name")
 	// ErrBadOption: an option's value is out of range (a zero or negative
-	// duration, count or size, a nil pool, handler or dedup).
+	// duration, count or size, a nil pool, handler or dedup), or Start or
+	// Stop was given a nil context.
 	ErrBadOption = errors.New("shoal/jetstream: bad option")
 	// ErrStopped: Stop was called on a consumer that has already stopped.
 	ErrStopped = errors.New("shoal/jetstream: consumer stopped")
-	// ErrPoolClosed: the local pool refused a message because it is closed;
-	// the consumer stops, and the messages it held are redelivered to the
-	// next owner of their partitions.
+	// ErrPoolClosed: the local pool refused a message because it is closed,
+	// or was closed with messages of the consumer still queued in it (its
+	// Close gave up on them); the consumer stops, and the messages it held
+	// are redelivered to the next owner of their partitions.
 	ErrPoolClosed = errors.New("shoal/jetstream: pool closed")
 )

@@ -3,11 +3,14 @@ package jetstream_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/shoal-go/shoal/jetstream"
@@ -24,10 +27,7 @@ func TestPoisonMessage(t *testing.T) {
 	const parts, rooms, per = 4, 5, 10
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: parts})
 	ctx := context.Background()
-	dlq, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "DLQ", Subjects: []string{"shoal.dlq.CHAT.>"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dlq := createDLQ(t, js)
 	ck := newChecker(t)
 	var calls atomic.Int32
 	h := func(ctx context.Context, m *jetstream.Msg) error {
@@ -147,6 +147,13 @@ func TestBadConfig(t *testing.T) {
 	if _, err := jetstream.Start(ctx, js, p, nil, jetstream.WithStream("CHAT"), jetstream.WithMember("a")); !errors.Is(err, jetstream.ErrBadOption) {
 		t.Errorf("nil handler: %v, want ErrBadOption", err)
 	}
+	//lint:ignore SA1012 a nil context on purpose: Start must refuse it
+	if _, err := jetstream.Start(nil, js, p, h, jetstream.WithStream("CHAT"), jetstream.WithMember("a")); !errors.Is(err, jetstream.ErrBadOption) {
+		t.Errorf("nil context: %v, want ErrBadOption", err)
+	}
+	if _, err := pool.NewBatcher(jetstream.BatchFunc(nil)); err == nil {
+		t.Error("pool.NewBatcher(BatchFunc(nil)): no error")
+	}
 	if _, err := jetstream.Assign([]string{"a", "a"}, 4); err == nil {
 		t.Error("Assign with a duplicate member: no error")
 	}
@@ -263,10 +270,7 @@ func TestMaxDeliveries(t *testing.T) {
 	_, js := connect(t, s.ClientURL())
 	ctx := context.Background()
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
-	dlq, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "DLQ", Subjects: []string{"shoal.dlq.CHAT.>"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dlq := createDLQ(t, js)
 	// A node that dies holding the message, twice: each kill leaves it
 	// unacknowledged.
 	for _, name := range []string{"a", "b"} {
@@ -330,5 +334,192 @@ func TestKVDedup(t *testing.T) {
 	}
 	if _, err := jetstream.NewKVDedup(nil); !errors.Is(err, jetstream.ErrBadOption) {
 		t.Errorf("NewKVDedup(nil): %v", err)
+	}
+}
+
+// TestPoolClosedUnderConsumer: the application closes the consumer's pool
+// with a deadline that has passed, so the pool gives up on a queued
+// message (a Shutdown dead letter of the pool's) that the consumer holds.
+// The consumer must not keep that message alive for ever: it stops with
+// ErrPoolClosed, and the message goes back to the server.
+func TestPoolClosedUnderConsumer(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var ran2 atomic.Bool
+	h := func(ctx context.Context, m *jetstream.Msg) error {
+		switch string(m.Data) {
+		case "1":
+			close(started)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		case "2":
+			ran2.Store(true)
+		}
+		return nil
+	}
+	n := startNode(t, s.ClientURL(), "n1", h)
+	publish(t, js, 1, 1, 2) // one room: message 2 queues behind message 1
+	<-started
+	eventually(t, 10*time.Second, "message 2 queued", func() bool { return n.c.Stats().Delivered == 2 })
+
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- n.pool.Close(expired) }()
+	eventually(t, 5*time.Second, "the pool closing", func() bool { return n.pool.Snapshot().Closed })
+	close(release)
+	if err := <-closed; err == nil {
+		t.Fatal("pool.Close with a canceled context: nil, want a CloseError")
+	}
+	if ran2.Load() || n.pool.Snapshot().DeadLetters.Shutdown != 1 {
+		t.Fatalf("message 2 ran %v, pool Shutdown letters %d; want it shut down by the pool",
+			ran2.Load(), n.pool.Snapshot().DeadLetters.Shutdown)
+	}
+	select {
+	case <-n.c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("consumer still running 10 s after its pool gave up on message 2 (held %+v)", n.c.Stats().Partitions)
+	}
+	if err := n.c.Err(); !errors.Is(err, jetstream.ErrPoolClosed) {
+		t.Fatalf("consumer stopped with %v, want ErrPoolClosed", err)
+	}
+}
+
+// TestStopDrainTimeoutWithBlockingPool: a blocking pool whose group queue
+// is full holds the partition's goroutine in Submit; Stop must still end
+// the wait, cancel the handlers after WithDrainTimeout and leave at once.
+func TestStopDrainTimeoutWithBlockingPool(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
+	p, err := pool.New[string](pool.WithGroupQueueSize(1), pool.WithBatchSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{}, 1)
+	h := func(ctx context.Context, m *jetstream.Msg) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-ctx.Done() // a handler that honours cancellation
+		return ctx.Err()
+	}
+	n := launch(t, s.ClientURL(), "n1", func(ctx context.Context, js natsjs.JetStream, opts []jetstream.Option) (*jetstream.Consumer, error) {
+		return jetstream.Start(ctx, js, p, h, opts...)
+	}, p.Close, []jetstream.Option{jetstream.WithDrainTimeout(300 * time.Millisecond)})
+	publish(t, js, 1, 1, 20)
+	<-started
+	// Message 1 runs, message 2 fills the group's queue: the partition's
+	// goroutine waits in Submit with message 3.
+	eventually(t, 10*time.Second, "a submission waiting", func() bool { return n.c.Stats().Delivered >= 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	begun := time.Now()
+	err = n.c.Stop(ctx)
+	// 300 ms of drain, a pull wait and a lease write: 3 s is generous.
+	if took := time.Since(begun); err != nil || took > 3*time.Second {
+		t.Fatalf("Stop with WithDrainTimeout(300ms): %v after %v; want nil within about a second", err, took.Round(time.Millisecond))
+	}
+}
+
+// TestDeadLetterDropsServerHeaders: a message published with
+// Nats-Expected-Stream (the server keeps the header) fails for good; its
+// dead letter must not carry that header, which the dead-letter stream
+// would refuse for ever, holding the room back. The room goes on.
+func TestDeadLetterDropsServerHeaders(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	ctx := context.Background()
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
+	dlq := createDLQ(t, js)
+	var next atomic.Bool
+	h := func(_ context.Context, m *jetstream.Msg) error {
+		if string(m.Data) == "poison" {
+			return pool.Permanent(errors.New("cannot parse"))
+		}
+		next.Store(true)
+		return nil
+	}
+	startNode(t, s.ClientURL(), "n1", h)
+	msg := nats.NewMsg("rooms.r0")
+	msg.Data = []byte("poison")
+	msg.Header.Set("App-Trace", "t-1")
+	if _, err := js.PublishMsg(ctx, msg, natsjs.WithExpectStream("CHAT")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "rooms.r0", []byte("next"), natsjs.WithExpectStream("CHAT")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the dead letter stored and the room's next message handled", func() bool {
+		_, err := dlq.GetLastMsgForSubject(ctx, "shoal.dlq.CHAT.r0")
+		return err == nil && next.Load()
+	})
+	dl, err := dlq.GetLastMsgForSubject(ctx, "shoal.dlq.CHAT.r0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dl.Header.Get("App-Trace"); got != "t-1" {
+		t.Errorf("the letter's App-Trace header %q, want the original's t-1", got)
+	}
+	if got := dl.Header.Get("Nats-Expected-Stream"); got != "" {
+		t.Errorf("the letter carries Nats-Expected-Stream %q", got)
+	}
+}
+
+// flakyDedup fails its first LastApplied call, as a store does on a
+// transient error.
+type flakyDedup struct {
+	jetstream.MemoryDedup
+	failed atomic.Bool
+}
+
+func (d *flakyDedup) LastApplied(ctx context.Context, room string) (uint64, error) {
+	if d.failed.CompareAndSwap(false, true) {
+		return 0, errors.New("store unavailable")
+	}
+	return d.MemoryDedup.LastApplied(ctx, room)
+}
+
+// TestDedupErrorHoldsRoom: when the Dedup cannot say whether a message was
+// applied, the message must not run until it can: a message recorded as
+// applied is dropped as a duplicate once the Dedup answers, the room's
+// next message runs after it, and the failure is counted.
+func TestDedupErrorHoldsRoom(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
+	d := &flakyDedup{}
+	// Stream sequence 1 was applied by an earlier owner that died before
+	// acknowledging it.
+	if err := d.Record(context.Background(), "r0", 1); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var ran []uint64
+	h := func(_ context.Context, m *jetstream.Msg) error {
+		mu.Lock()
+		ran = append(ran, m.Seq)
+		mu.Unlock()
+		return nil
+	}
+	n := startNode(t, s.ClientURL(), "n1", h, jetstream.WithDedup(d))
+	publish(t, js, 1, 1, 2)
+	eventually(t, 10*time.Second, "both messages settled", func() bool {
+		st := n.c.Stats()
+		return st.Acked == 2 && st.Duplicates == 1 // the duplicate is acknowledged too
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(ran, []uint64{2}) {
+		t.Fatalf("handled sequences %v, want [2]: sequence 1 is recorded as applied", ran)
+	}
+	if got := n.c.Stats().DedupErrors; got != 1 {
+		t.Fatalf("DedupErrors %d, want 1", got)
 	}
 }

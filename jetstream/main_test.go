@@ -152,6 +152,17 @@ func createStream(t testing.TB, js natsjs.JetStream, spec jetstream.StreamSpec) 
 	})
 }
 
+// createDLQ creates the stream DLQ, which stores the dead letters of the
+// stream CHAT (the default dead-letter subject shoal.dlq.CHAT.<room>).
+func createDLQ(t testing.TB, js natsjs.JetStream) natsjs.Stream {
+	t.Helper()
+	dlq, err := js.CreateStream(context.Background(), natsjs.StreamConfig{Name: "DLQ", Subjects: []string{"shoal.dlq.CHAT.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dlq
+}
+
 // publish sends per messages to each of rooms rooms, "r<k>", numbered
 // from first in each room, round-robin over the rooms.
 func publish(t testing.TB, js natsjs.JetStream, rooms, first, per int) {

@@ -61,6 +61,15 @@ type partition struct {
 	cancel  context.CancelFunc
 	release chan struct{} // closed by startRelease
 	relOnce sync.Once
+	// submitCtx is the context of the pool's Submit: it ends with ctx, or
+	// when the drain timeout has passed since startRelease (submitTimer),
+	// so that a blocking pool's wait for room cannot hold a hand-off past
+	// it. releasedAt is c.now() at startRelease. Both are written before
+	// release is closed and read only after it is seen closed.
+	submitCtx   context.Context
+	stopSubmit  context.CancelFunc
+	submitTimer *time.Timer
+	releasedAt  time.Duration
 
 	valid   atomic.Int64 // c.now() until which the lease is ours, in ns
 	validMu sync.Mutex
@@ -107,6 +116,7 @@ func (c *Consumer) newPartition(p int, rev uint64, sent time.Duration) *partitio
 		unknownSince: -1,
 	}
 	pt.ctx, pt.cancel = context.WithCancel(c.ctx)
+	pt.submitCtx, pt.stopSubmit = context.WithCancel(pt.ctx)
 	pt.valid.Store(int64(c.leaseEnd(sent)))
 	pt.validCh = make(chan struct{})
 	return pt
@@ -175,7 +185,22 @@ func (pt *partition) lose() {
 }
 
 // startRelease asks the partition's goroutine to hand it over.
-func (pt *partition) startRelease() { pt.relOnce.Do(func() { close(pt.release) }) }
+func (pt *partition) startRelease() {
+	pt.relOnce.Do(func() {
+		pt.releasedAt = pt.c.now()
+		pt.submitTimer = time.AfterFunc(pt.c.cfg.drainTimeout, pt.stopSubmit)
+		close(pt.release)
+	})
+}
+
+// drainLeft is how much of the drain timeout is left: all of it unless
+// the partition is being released, then what remains since startRelease.
+func (pt *partition) drainLeft() time.Duration {
+	if !pt.releasing() {
+		return pt.c.cfg.drainTimeout
+	}
+	return max(0, pt.c.cfg.drainTimeout-(pt.c.now()-pt.releasedAt))
+}
 
 func (pt *partition) releasing() bool {
 	select {
@@ -252,6 +277,11 @@ func (pt *partition) run() {
 	defer c.wg.Done()
 	defer c.exited(pt)
 	defer pt.cancel()
+	defer func() {
+		if pt.releasing() {
+			pt.submitTimer.Stop()
+		}
+	}()
 
 	cons, ok := pt.consumer()
 	if !ok {
@@ -687,9 +717,9 @@ func (pt *partition) submit(e *entry) submitResult {
 		pt.mu.Unlock()
 		var err error
 		if c.batcher != nil {
-			err = c.batcher.Submit(pt.ctx, e.m.Room, Delivery{e})
+			err = c.batcher.Submit(pt.submitCtx, e.m.Room, Delivery{e})
 		} else {
-			err = c.pool.Submit(pt.ctx, e.m.Room, e.run)
+			err = c.pool.Submit(pt.submitCtx, e.m.Room, e.run)
 		}
 		if err == nil {
 			return submitted
@@ -703,6 +733,11 @@ func (pt *partition) submit(e *entry) submitResult {
 		if errors.Is(err, pool.ErrClosed) {
 			c.fail(fmt.Errorf("%w: %w", ErrPoolClosed, err))
 			return stopped
+		}
+		if pt.releasing() && pt.submitCtx.Err() != nil {
+			// The drain timeout passed while a blocking pool held the
+			// submission.
+			return held
 		}
 		// Refused (memory pressure, throttled, or a full group queue of a
 		// non-blocking pool): hold the message, pull nothing, try again.
@@ -752,13 +787,51 @@ func (pt *partition) admit(e *entry) bool {
 		return false
 	}
 	if d := c.cfg.dedup; d != nil {
-		last, err := d.LastApplied(pt.ctx, e.m.Room)
-		if err == nil && e.m.Seq <= last {
+		last, ok := pt.lastApplied(d, e.m.Room)
+		if !ok {
+			return false // fenced: the next owner asks again
+		}
+		if e.m.Seq <= last {
 			c.st.duplicates.Add(1)
 			pt.ack(e)
 			return false
 		}
 	}
+	return true
+}
+
+// lastApplied asks d for room's last applied sequence. A failure is asked
+// again, with backoff, the room held back meanwhile (its later messages
+// must not overtake this one, which must not run before d has said it is
+// new), until d answers or the partition is fenced (false).
+func (pt *partition) lastApplied(d Dedup, room string) (uint64, bool) {
+	c := pt.c
+	wait := 10 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
+		last, err := d.LastApplied(ctx, room)
+		cancel()
+		if err == nil {
+			return last, true
+		}
+		c.st.dedupErrors.Add(1)
+		if !pt.backoff(&wait) {
+			return 0, false
+		}
+	}
+}
+
+// backoff waits *wait, then doubles it up to WithRetry's most; it reports
+// false, at once, if the partition is fenced first.
+func (pt *partition) backoff(wait *time.Duration) bool {
+	t := time.NewTimer(*wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-pt.ctx.Done():
+		return false
+	}
+	*wait = min(2**wait, pt.c.cfg.maxBackoff)
 	return true
 }
 
@@ -778,6 +851,7 @@ func (pt *partition) finishHandled(es []*entry, attempts int, reason Reason, err
 			rerr := d.Record(ctx, es[0].m.Room, es[len(es)-1].m.Seq)
 			cancel()
 			if rerr != nil {
+				c.st.dedupErrors.Add(1)
 				return // unacknowledged: redelivered, and handled again
 			}
 		}
@@ -904,7 +978,7 @@ func (pt *partition) finish() {
 	}
 	pt.mu.Unlock()
 	if empty != nil {
-		t := time.NewTimer(c.cfg.drainTimeout)
+		t := time.NewTimer(pt.drainLeft())
 		select {
 		case <-empty:
 		case <-t.C:
@@ -980,7 +1054,9 @@ func cmpSeq(a, b uint64) int {
 }
 
 // progress keeps the messages held by this node alive: every message held
-// for a third of the ack wait without news gets an InProgress.
+// for a third of the ack wait without news gets an InProgress. It also
+// stops the consumer (ErrPoolClosed) once the pool was closed with some of
+// them still in it: their tasks will never run (see poolAbandoned).
 func (c *Consumer) progress() {
 	defer c.wg.Done()
 	every := c.cfg.ackWait / 6
@@ -998,6 +1074,10 @@ func (c *Consumer) progress() {
 			held = append(held, pt)
 		}
 		c.mu.Unlock()
+		if c.poolAbandoned(held) {
+			c.fail(fmt.Errorf("%w: its Close left messages of this consumer unhandled", ErrPoolClosed))
+			return
+		}
 		for _, pt := range held {
 			if !pt.liveNow() {
 				continue
@@ -1019,4 +1099,29 @@ func (c *Consumer) progress() {
 			pt.mu.Unlock()
 		}
 	}
+}
+
+// poolAbandoned reports whether the pool (or Batcher) is closed and holds no
+// task, while held partitions count messages submitted to it and not done:
+// its Close gave up on them (they became its Shutdown dead letters), so
+// nothing will handle or acknowledge them here. A message's task marks it
+// done before the task returns to the pool, so a closed pool with no task
+// queued or running has run every task it ever will.
+func (c *Consumer) poolAbandoned(held []*partition) bool {
+	inPool := 0
+	for _, pt := range held {
+		pt.mu.Lock()
+		inPool += pt.inPool
+		pt.mu.Unlock()
+	}
+	if inPool == 0 {
+		return false
+	}
+	var s pool.Stats
+	if c.batcher != nil {
+		s = c.batcher.Snapshot()
+	} else {
+		s = c.pool.Snapshot()
+	}
+	return s.Closed && s.Queued == 0
 }

@@ -35,6 +35,11 @@ type Stats struct {
 	// consumer's delivery sequence), each followed by a pause of one ack
 	// wait so that the server redelivers in stream order.
 	Resyncs uint64
+	// DedupErrors counts Dedup calls that failed: a LastApplied that failed
+	// is asked again, with backoff, while the room waits (the message must
+	// not run before the Dedup has said it is new); a Record that failed
+	// leaves the message unacknowledged, to be redelivered.
+	DedupErrors uint64
 }
 
 // PartitionStats describes one held partition.
@@ -71,6 +76,7 @@ func (c *Consumer) Stats() Stats {
 		Refusals:    c.st.refusals.Load(),
 		AckErrors:   c.st.ackErrors.Load(),
 		Resyncs:     c.st.resyncs.Load(),
+		DedupErrors: c.st.dedupErrors.Load(),
 	}
 	c.mu.Lock()
 	s.Members = slices.Clone(c.live)

@@ -60,7 +60,7 @@ func TestCollectorValues(t *testing.T) {
 		},
 		Acquired: 5, Released: 2, Lost: 1,
 		Delivered: 1000, Redelivered: 30, Handled: 990, Acked: 985, Duplicates: 4,
-		Retries: 6, DeadLetters: 2, Refusals: 8, AckErrors: 1, Resyncs: 3,
+		Retries: 6, DeadLetters: 2, Refusals: 8, AckErrors: 1, Resyncs: 3, DedupErrors: 2,
 	}}
 	c, err := promexport.New(src, promexport.WithConstLabels(prometheus.Labels{"stream": "CHAT"}))
 	if err != nil {
@@ -75,6 +75,9 @@ shoal_jetstream_ack_errors_total{stream="CHAT"} 1
 # HELP shoal_jetstream_dead_letters_total Messages published to the dead-letter subject and terminated.
 # TYPE shoal_jetstream_dead_letters_total counter
 shoal_jetstream_dead_letters_total{stream="CHAT"} 2
+# HELP shoal_jetstream_dedup_errors_total Dedup calls that failed: a LastApplied asked again while its room waits, or a Record whose message is left unacknowledged.
+# TYPE shoal_jetstream_dedup_errors_total counter
+shoal_jetstream_dedup_errors_total{stream="CHAT"} 2
 # HELP shoal_jetstream_handler_retries_total Handler calls after a failed one.
 # TYPE shoal_jetstream_handler_retries_total counter
 shoal_jetstream_handler_retries_total{stream="CHAT"} 6
@@ -114,8 +117,8 @@ shoal_jetstream_resyncs_total{stream="CHAT"} 3
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 19 {
-		t.Errorf("%d series (%v), want 19", n, err)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 20 {
+		t.Errorf("%d series (%v), want 20", n, err)
 	}
 }
 
