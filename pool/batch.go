@@ -294,6 +294,13 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		obsStart = c.obs.before(c, ts.idx, g.key)
 	}
 	pv, stack, panicked, err := b.call(w, ts, vals, attempts)
+	if w.goexit {
+		// call came back, so fn did not call runtime.Goexit: it panicked
+		// with nil under GODEBUG=panicnil=1, which call's recover stopped
+		// and took for a Goexit. call lettered and counted the messages.
+		w.goexit = false
+		return false
+	}
 	if c.obs != nil {
 		c.obs.after(c, ts.idx, g.key, attempts, obsStart)
 	}
@@ -311,13 +318,23 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		w.completed += uint64(k)
 	default:
 		// Partial: the first n are handled; the rest failed.
-		n := handledOf(err, k)
+		n, r, retry, delay, pv, ok := b.judgeCall(err, k, attempts)
+		if !ok {
+			// Judging the error panicked (see RetryPolicy.judge): the
+			// call is lettered whole, as for a panic.
+			w.stats.local[cPanicked]++
+			b.letter(w, ts, 0, k, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, nil)
+			if h := c.cfg.panicHandler; h != nil {
+				callHandler(h, pv, nil)
+			}
+			break
+		}
 		w.completed += uint64(n)
 		if n == k {
 			break
 		}
 		w.stats.local[cFailed]++
-		if r, retry := c.cfg.retry.verdict(err, attempts); !retry {
+		if !retry {
 			b.letter(w, ts, n, k-n, r, err, attempts, nil, nil)
 			break
 		}
@@ -326,12 +343,31 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		// the retry takes exactly the rest.
 		ts.done += n
 		w.finished += int64(n)
-		g.setFailures(attempts, err)
+		g.setFailures(attempts, err, delay)
 		g.retryLen = k - n
 		return true
 	}
 	b.done(w, ts, k)
 	return false
+}
+
+// judgeCall is RetryPolicy.judge for a failed call of k messages, with
+// Partial's count of handled ones, n, read under the same guard: the
+// Batcher retries or letters the k-n others.
+func (b *Batcher[K, M]) judgeCall(err error, k uint32, attempts int) (n uint32, reason Reason, retry bool, delay time.Duration, pv any, ok bool) {
+	defer func() {
+		if !ok {
+			pv = recover()
+		}
+	}()
+	n = handledOf(err, k)
+	if n < k {
+		rp := &b.c.cfg.retry
+		if reason, retry = rp.verdict(err, attempts); retry {
+			delay = rp.delay(attempts)
+		}
+	}
+	return n, reason, retry, delay, nil, true
 }
 
 // done finishes the k messages of the turn.

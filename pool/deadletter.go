@@ -123,7 +123,7 @@ type letterInfo[K shard.Key] struct {
 func (p *core[K, P, L]) deliver(w *worker, dl L, info letterInfo[K]) {
 	if p.dlHandler != nil {
 		if !p.handle(dl) {
-			p.giveUp(info, "the dead-letter handler panicked")
+			p.giveUp(info, "the dead-letter handler panicked or called runtime.Goexit")
 		}
 		return
 	}
@@ -153,15 +153,10 @@ func (p *core[K, P, L]) deliver(w *worker, dl L, info letterInfo[K]) {
 	p.undeliveredMu.Unlock()
 }
 
-// handle calls the dead-letter handler; it reports false if it panicked.
-func (p *core[K, P, L]) handle(dl L) (ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	p.dlHandler(dl)
-	return true
+// handle calls the dead-letter handler (see contain); it reports false if
+// it panicked or called runtime.Goexit.
+func (p *core[K, P, L]) handle(dl L) bool {
+	return contain(func() { p.dlHandler(dl) })
 }
 
 // giveUp counts a letter nobody took and logs it, at most once a second

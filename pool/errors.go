@@ -24,7 +24,10 @@ var ErrNilContext = errors.New("shoal: nil context")
 
 // ErrGoexit is the panic value of a Panicked dead letter whose task called
 // runtime.Goexit (for instance through testing.T.FailNow): the worker's
-// goroutine ends, another takes its place, and the group goes on.
+// goroutine ends, another takes its place, and the group goes on. Under
+// GODEBUG=panicnil=1 (the default where the main module says go < 1.21), a
+// task's panic(nil) looks the same where it is recovered, and is lettered
+// the same way; the worker then goes on.
 var ErrGoexit = errors.New("shoal: task called runtime.Goexit")
 
 // ErrInvalidOption is matched by every error that New or Tune returns for a

@@ -36,7 +36,8 @@ type SlowTask[K shard.Key] struct {
 // Stats.SlowTasks and, if fn is not nil, calls fn with each of them. fn runs
 // on the worker right after the attempt, so it delays the tasks of that
 // shard: keep it short (log, count, sample). A panic in fn is recovered and
-// ignored. d must be positive.
+// ignored, and a runtime.Goexit in fn ends only fn (it runs on a goroutine
+// of its own, which the worker waits for). d must be positive.
 //
 // The option is generic so that fn receives the group with its own type,
 // without boxing it in an interface (an allocation per slow task for most
@@ -152,10 +153,10 @@ func (o *observer[K]) after(p nanoClock, idx uint32, group K, attempt int, start
 // nanoClock is the pool's clock as the observer reads it.
 type nanoClock interface{ nanotime() int64 }
 
-// callSlow calls the slow-task callback, containing its panic.
+// callSlow calls the slow-task callback, containing its panic and
+// runtime.Goexit (see contain).
 func callSlow[K shard.Key](fn func(SlowTask[K]), s SlowTask[K]) {
-	defer func() { _ = recover() }()
-	fn(s)
+	contain(func() { fn(s) })
 }
 
 // slowTasks returns the number of slow attempts so far.

@@ -288,7 +288,9 @@ func WithDeadLetterBuffer(n int) Option {
 
 // WithPanicHandler sets a function that the worker calls after a task
 // panicked, with the panic value and the task's stack. The task also goes to
-// the dead letters as Panicked. A panic inside h is recovered and ignored.
+// the dead letters as Panicked. A panic inside h is recovered and ignored,
+// and a runtime.Goexit inside h (t.Fatal in a test) ends only h: it runs
+// on a goroutine of its own, which the worker waits for.
 func WithPanicHandler(h func(v any, stack []byte)) Option {
 	return optionFunc(func(c *config) error {
 		if h == nil {
@@ -322,8 +324,9 @@ func WithClock(c Clock) Option {
 // WithDeadLetterHandler makes the pool call h with each dead letter, on the
 // worker that made it, instead of sending it on the DeadLetters channel
 // (which then stays empty and is closed by Close). h must not block for
-// long: the group of the letter waits while it runs. A panic in h is
-// recovered and counted in Stats.DeadLettersUntaken, and the letter is
+// long: the group of the letter waits while it runs. A panic or a
+// runtime.Goexit in h (h runs on a goroutine of its own, which the worker
+// waits for) is counted in Stats.DeadLettersUntaken, and the letter is
 // logged. K must be the pool's group type, or New fails.
 func WithDeadLetterHandler[K shard.Key](h func(DeadLetter[K])) Option {
 	return optionFunc(func(c *config) error {

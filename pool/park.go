@@ -286,11 +286,20 @@ func (c *control) idleFor() time.Duration {
 }
 
 // register adds a started worker to the list Snapshot reads.
-func (c *control) register(w *worker) {
+//
+// It counts the goroutine in wg, under mu, unless stop has begun (false):
+// stop sets stopping under mu before it waits, so every Add it does not
+// see is refused, and no worker starts after stop returned.
+func (c *control) register(w *worker) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping.Load() {
+		return false
+	}
 	w.allIdx = int32(len(c.all))
 	c.all = append(c.all, w)
-	c.mu.Unlock()
+	c.wg.Add(1)
+	return true
 }
 
 // retire removes an exiting worker and keeps its counters.
@@ -309,8 +318,11 @@ func (c *control) retire(w *worker) {
 // stop makes every worker exit once the run queue is empty, then stops the
 // monitor, and waits for all of them.
 func (c *control) stop() {
-	// Tells workers to exit instead of parking.
+	// Tells workers to exit instead of parking, and refuses new ones (see
+	// register).
+	c.mu.Lock()
 	c.stopping.Store(true)
+	c.mu.Unlock()
 	c.wakeAll()
 	c.wg.Wait()
 	close(c.monStop)

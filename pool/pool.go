@@ -154,17 +154,26 @@ func (p *Pool[K]) letter(w *worker, group K, e *entry[K, Task], r Reason, err er
 func (p *Pool[K]) runTurn(w *worker, ts *turnState[K, Task], k uint32) bool {
 	for i := range k {
 		e := &ts.batch[i]
+		counted := false
 		if p.begin(w, ts, e, i == 0) {
 			err := p.call(ts, e)
-			if p.settle(w, ts, e, err) {
+			if w.goexit {
+				// call came back, so the task did not call
+				// runtime.Goexit: it panicked with nil under
+				// GODEBUG=panicnil=1, which endCall's recover stopped
+				// and took for a Goexit. endCall lettered and counted it.
+				w.goexit, counted = false, true
+			} else if p.settle(w, ts, e, err) {
 				// The parked task and those after it stay in g's buffer.
 				clear(ts.batch[i:k])
 				return true
 			}
 		}
 		*e = entry[K, Task]{}
-		ts.done++
-		w.finished++
+		if !counted {
+			ts.done++
+			w.finished++
+		}
 		if i+1 < k && p.c.ctl.coarse.Load() >= ts.turnEnd {
 			clear(ts.batch[i+1 : k])
 			return false
@@ -254,12 +263,23 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 		p.letter(w, g.key, e, ReasonExpired, err, attempts, nil, nil)
 		return false
 	}
-	if r, retry := p.c.cfg.retry.verdict(err, attempts); !retry {
+	r, retry, delay, pv, ok := p.c.cfg.retry.judge(err, attempts)
+	if !ok {
+		// Judging the error panicked: the task's error is as broken as
+		// a panic (see judge).
+		w.stats.local[cPanicked]++
+		p.letter(w, g.key, e, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, nil)
+		if h := p.c.cfg.panicHandler; h != nil {
+			callHandler(h, pv, nil)
+		}
+		return false
+	}
+	if !retry {
 		p.letter(w, g.key, e, r, err, attempts, nil, nil)
 		return false
 	}
 	w.stats.local[cRetried]++
-	g.setFailures(attempts, err)
+	g.setFailures(attempts, err, delay)
 	return true
 }
 

@@ -107,6 +107,8 @@ type retryState[K shard.Key, P any] struct {
 	// attempt: owned by the holder.
 	attempts int
 	lastErr  error
+	// delay is the wait before the retry, decided with it (judge).
+	delay time.Duration
 	// timer is the retry timer, created at the first retry and reused.
 	timer *time.Timer
 	// prevP/nextP link the parked list.
@@ -124,11 +126,11 @@ func (g *gqueue[K, P]) failures() (int, error) {
 
 // setFailures records that the task at head failed attempts times, last
 // with err. The caller is the holder.
-func (g *gqueue[K, P]) setFailures(attempts int, err error) {
+func (g *gqueue[K, P]) setFailures(attempts int, err error, delay time.Duration) {
 	if g.rs == nil {
 		g.rs = new(retryState[K, P])
 	}
-	g.rs.attempts, g.rs.lastErr = attempts, err
+	g.rs.attempts, g.rs.lastErr, g.rs.delay = attempts, err, delay
 }
 
 // clearFailures forgets the failed attempts of the task at head.

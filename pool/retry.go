@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -23,7 +24,8 @@ type RetryPolicy struct {
 	Base time.Duration
 	// Max caps every delay (default 10 s).
 	Max time.Duration
-	// Multiplier is the growth of the bound per attempt (default 2; >= 1).
+	// Multiplier is the growth of the bound per attempt (default 2; >= 1,
+	// not NaN).
 	Multiplier float64
 	// NoJitter uses the bound itself as the delay.
 	NoJitter bool
@@ -42,7 +44,7 @@ func (p *RetryPolicy) validate() error {
 	if p.Base < 0 || p.Max < 0 {
 		return invalid("RetryPolicy: negative Base or Max")
 	}
-	if p.Multiplier != 0 && p.Multiplier < 1 {
+	if math.IsNaN(p.Multiplier) || p.Multiplier != 0 && p.Multiplier < 1 {
 		return invalid("RetryPolicy.Multiplier %v: want >= 1", p.Multiplier)
 	}
 	if p.Base == 0 {
@@ -69,11 +71,36 @@ func (p *RetryPolicy) delay(attempts int) time.Duration {
 	for i := 1; i < attempts && bound < float64(p.Max); i++ {
 		bound *= p.Multiplier
 	}
-	d := time.Duration(min(bound, float64(p.Max)))
+	// Converted only below Max: a float at or near Max may round past
+	// the largest Duration.
+	d := p.Max
+	if bound < float64(p.Max) {
+		d = time.Duration(bound)
+	}
 	if p.NoJitter || d <= 0 {
 		return d
 	}
 	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// judge is verdict, with the delay before the retry, for the failed
+// attempt number attempts that returned err. The error's own methods
+// (Unwrap, Is, As, which errors.Is calls) and the policy's Retryable and
+// Backoff are the application's code: where one of them panics (a typed
+// nil error whose Unwrap reads its receiver), ok is false and pv holds the
+// panic's value, and the attempt is a panic of the task. It never lets
+// the panic reach the worker.
+func (p *RetryPolicy) judge(err error, attempts int) (reason Reason, retry bool, delay time.Duration, pv any, ok bool) {
+	defer func() {
+		if !ok {
+			pv = recover()
+		}
+	}()
+	reason, retry = p.verdict(err, attempts)
+	if retry {
+		delay = p.delay(attempts)
+	}
+	return reason, retry, delay, nil, true
 }
 
 // verdict says what becomes of a failed attempt, number attempts, that

@@ -73,9 +73,12 @@ func (p *core[K, P, L]) startWorker() {
 		w.stats.sizes = new(sizeStats)
 	}
 	ts.batch = ts.first[:]
-	p.ctl.register(w)
-	// Counts the goroutine that stop waits for.
-	p.ctl.wg.Add(1)
+	if !p.ctl.register(w) {
+		// Close's stop has begun: the place counted for this worker
+		// goes back.
+		p.ctl.running.Add(-1)
+		return
+	}
 	go p.workerMain(w, ts)
 }
 
@@ -375,7 +378,7 @@ func (p *core[K, P, L]) releaseHeld(s *shardq[K, P], g *gqueue[K, P]) {
 func (p *core[K, P, L]) parkRetry(s *shardq[K, P], g *gqueue[K, P]) {
 	s.park(g)
 	rs := g.rs
-	d := p.cfg.retry.delay(rs.attempts)
+	d := rs.delay
 	if rs.timer == nil {
 		rs.timer = time.AfterFunc(d, func() { p.resume(g) })
 		return
@@ -446,8 +449,29 @@ func taskContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return c, nil
 }
 
-// callHandler calls the panic handler, containing its own panic.
+// callHandler calls the panic handler, containing its own panic and
+// runtime.Goexit (see contain).
 func callHandler(h func(any, []byte), v any, stack []byte) {
-	defer func() { _ = recover() }()
-	h(v, stack)
+	contain(func() { h(v, stack) })
+}
+
+// contain runs f, a callback of the application's (the panic or
+// dead-letter handler, the slow-task callback), on a goroutine of its own
+// and waits for it; it reports whether f returned. A panic in f is
+// recovered there, and a runtime.Goexit in f (t.Fatal in a test's
+// handler) ends only that goroutine, not the worker, which calls back in
+// the middle of settling a task and must finish it. The goroutine costs
+// about a microsecond, paid only on these rare paths.
+func contain(f func()) bool {
+	done := make(chan bool, 1)
+	go func() {
+		returned := false
+		defer func() {
+			_ = recover()
+			done <- returned
+		}()
+		f()
+		returned = true
+	}()
+	return <-done
 }
