@@ -324,11 +324,33 @@ func (c *Consumer) onLease(e natsjs.KeyValueEntry) {
 	if !ok {
 		return
 	}
+	c.leaseView[p] = c.leaseSeenOf(e)
+}
+
+// leaseSeenOf is the view of the lease entry e, seen now.
+func (c *Consumer) leaseSeenOf(e natsjs.KeyValueEntry) *leaseSeen {
 	s := &leaseSeen{rev: e.Revision(), at: c.now(), deleted: e.Operation() != natsjs.KeyValuePut}
 	if !s.deleted && json.Unmarshal(e.Value(), &s.val) != nil {
 		s.val = leaseValue{State: leaseHeld} // unreadable: treat as held by someone
 	}
-	c.leaseView[p] = s
+	return s
+}
+
+// refreshLease reads the lease of partition p after a claim of it failed,
+// and records it if the view is older: a watcher can miss changes for
+// seconds (across a reconnection, nats.go resets it only after missed
+// heartbeats), and a claim from a stale revision would fail on every pass
+// until it catches up.
+func (c *Consumer) refreshLease(ctx context.Context, p int) {
+	e, err := c.leases.Get(ctx, leaseKey(p))
+	if err != nil {
+		return // gone (the next claim creates it) or unreachable: the watcher will tell
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.leaseView[p]; cur == nil || e.Revision() > cur.rev {
+		c.leaseView[p] = c.leaseSeenOf(e)
+	}
 }
 
 // fail stops the consumer at once with err.
@@ -538,6 +560,12 @@ func (c *Consumer) rebalance() {
 		s := c.leaseView[p]
 		switch {
 		case s == nil || s.deleted || s.val.State == leaseFree:
+		case s.val.Instance == c.instance:
+			// Held in this instance's name, though it holds no such
+			// partition: a renewal stored after the partition was
+			// fenced (one that waited out a disconnection), or a release
+			// whose write did not arrive. It is this instance's to take
+			// back, from that revision.
 		case now-s.at > c.cfg.leaseTTL: // expired
 		default:
 			continue
@@ -565,7 +593,10 @@ func (c *Consumer) claim(p int, s *leaseSeen) {
 		rev, err = c.leases.Update(ctx, leaseKey(p), val, s.rev)
 	}
 	if err != nil {
-		return // someone else was faster, or the view is stale: the watcher will tell
+		// Someone else was faster, or the view is stale: the next pass
+		// judges from the key as it is now.
+		c.refreshLease(ctx, p)
+		return
 	}
 	pt := c.newPartition(p, rev, sent)
 	c.mu.Lock()
