@@ -22,11 +22,13 @@ package backpressure
 //     returns.
 
 import (
+	"bytes"
 	"math"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +73,10 @@ type Breaker struct {
 	notify chan struct{}
 	done   chan struct{}
 	exited chan struct{}
+	// loopID is the id of the loop goroutine, which makes the
+	// OnStateChange calls: a Close made from one of them must not wait
+	// for the loop to exit (see Close).
+	loopID atomic.Uint64
 }
 
 // decision is what Admit acts on: the outcome of the last sample.
@@ -329,7 +335,9 @@ func (b *Breaker) setConfig(change func(*config) error) error {
 
 // Close stops the background sampler and waits for it; pending OnStateChange
 // calls are made first. Admit returns ErrClosed afterwards. A second Close
-// returns ErrClosed.
+// returns ErrClosed. Close may be called from OnStateChange (to shut down on
+// Reject, say): it then returns without waiting, and the sampler's goroutine
+// ends as soon as that call returns.
 func (b *Breaker) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -348,8 +356,34 @@ func (b *Breaker) Close() error {
 		}
 	}
 	close(b.done)
+	if goid() == b.loopID.Load() {
+		// Called from OnStateChange, on the loop goroutine: it exits
+		// when the callback returns, having seen done.
+		return nil
+	}
 	<-b.exited
 	return nil
+}
+
+// goid returns the id of the calling goroutine, read from the first line
+// of its stack ("goroutine 42 [running]:"), or 0 if that cannot be read.
+// Close compares it with the loop's, once: a cost of a microsecond or so.
+func goid() uint64 {
+	var buf [64]byte
+	s := buf[:runtime.Stack(buf[:], false)]
+	s, ok := bytes.CutPrefix(s, []byte("goroutine "))
+	if !ok {
+		return 0
+	}
+	i := bytes.IndexByte(s, ' ')
+	if i < 0 {
+		return 0
+	}
+	id, err := strconv.ParseUint(string(s[:i]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return id
 }
 
 // update publishes a modified copy of the current decision.
@@ -468,6 +502,15 @@ func (b *Breaker) refresh(inline bool) {
 		if old.closed {
 			d.closed, d.fast = true, false
 		}
+		// A hot update made since this sample began (SetThresholds,
+		// SetBudget, SetInFlightFunc) could not take the role and marked
+		// the old decision stale, which this one replaces: it is stale
+		// too, so that the next Admit judges by the update. Checked
+		// before every attempt: an update whose mark this CAS would
+		// overwrite was published before it.
+		if b.cfg.Load() != c || b.inflight.Load() != f {
+			d.stale, d.fast = true, false
+		}
 		if b.cur.CompareAndSwap(old, d) { // publishes the sample and the new state
 			break
 		}
@@ -497,6 +540,7 @@ func (b *Breaker) refresh(inline bool) {
 // in Reject, and makes the OnStateChange calls and heap profiles.
 func (b *Breaker) loop() {
 	defer close(b.exited)
+	b.loopID.Store(goid())
 	var lastGC, lastCheck time.Duration
 	var goHeld []metrics.Sample
 	if b.crossCheck {

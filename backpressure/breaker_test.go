@@ -913,3 +913,88 @@ func TestConcurrentUse(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestHotUpdateDuringRefresh: SetThresholds, SetBudget or SetInFlightFunc
+// made while an Admit holds the refresher's role (blocked in the source's
+// Read) must not be lost when that refresh publishes a decision judged by
+// the old settings: the next Admit judges by the new ones.
+func TestHotUpdateDuringRefresh(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		update func(*Breaker) error
+	}{
+		// Pressure 0.5 is above the new Reject level.
+		{"thresholds", func(b *Breaker) error {
+			return b.SetThresholds(Thresholds{Throttle: 0.2, Resume: 0.1, Reject: 0.3, Recover: 0.25})
+		}},
+		// 500 used of 510 is above the default Reject level.
+		{"budget", func(b *Breaker) error { return b.SetBudget(510) }},
+		// 100 tasks in flight at the default 64 KiB each fill the budget.
+		{"in-flight function", func(b *Breaker) error {
+			return b.SetInFlightFunc(func() int64 { return 1 << 20 })
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b, src := newFake(t, 500)
+				_ = b.Admit()
+				gate := make(chan struct{})
+				src.mu.Lock()
+				src.gate = gate
+				src.mu.Unlock()
+				time.Sleep(3 * time.Millisecond) // the sample goes stale
+				refreshed := make(chan struct{})
+				go func() {
+					defer close(refreshed)
+					_ = b.Admit() // takes the role, then waits in Read
+				}()
+				synctest.Wait()
+				if err := tc.update(b); err != nil {
+					t.Fatal(err)
+				}
+				src.mu.Lock()
+				src.gate = nil
+				src.mu.Unlock()
+				close(gate)
+				<-refreshed
+				// No time passes: the refresh just published is fresh.
+				admitted := 0
+				for range 100 {
+					if b.Admit() == nil {
+						admitted++
+					}
+				}
+				if admitted > 0 || b.State() != Reject {
+					t.Fatalf("after the update: %d of 100 Admits admitted, state %v; want 0, Reject", admitted, b.State())
+				}
+			})
+		})
+	}
+}
+
+// TestCloseFromOnStateChange: Close called from the OnStateChange callback
+// (to shut down on Reject) returns, and the sampler's goroutine ends once
+// the callback has.
+func TestCloseFromOnStateChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{r: Reading{Used: 990}} // the first sample moves Normal → Reject
+		closed := make(chan error, 1)
+		ready := make(chan *Breaker, 1)
+		b, err := NewBreaker(WithSource(src), WithBudget(budget), WithOnStateChange(func(from, to State) {
+			if to == Reject {
+				closed <- (<-ready).Close()
+			}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready <- b
+		if err := <-closed; err != nil {
+			t.Fatalf("Close from the callback: %v", err)
+		}
+		<-b.exited
+		if err := b.Admit(); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Admit after Close: %v, want ErrClosed", err)
+		}
+	})
+}

@@ -29,7 +29,14 @@ func Jump(h uint64, n int) int {
 	for j < int64(n) {
 		b = j
 		h = h*2862933555777941757 + 1
-		j = int64(float64(b+1) * (float64(int64(1)<<31) / float64((h>>33)+1)))
+		// The next jump, compared as a float: past 2^63 (a count above
+		// about 2^32 allows it) the conversion to int64 would wrap
+		// negative and the loop never end.
+		f := float64(b+1) * (float64(int64(1)<<31) / float64((h>>33)+1))
+		if f >= float64(n) {
+			break
+		}
+		j = int64(f)
 	}
 	return int(b)
 }

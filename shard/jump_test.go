@@ -2,8 +2,10 @@ package shard
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
+	"time"
 )
 
 func TestJumpRange(t *testing.T) {
@@ -152,4 +154,42 @@ func FuzzJump(f *testing.F) {
 			t.Fatalf("Jump(%#x, %d) = %d but Jump(h, %d) = %d", h, n, a, n+1, b)
 		}
 	})
+}
+
+// TestJumpHugeCounts: counts above about 2^32 let the next jump pass 2^63,
+// whose conversion to int64 wraps negative; Jump must still return a shard
+// in [0, n), for the largest int and for hashes that reach the wrap at
+// 2^50 (Mix64(84) is one). A hang fails after 10 s.
+func TestJumpHugeCounts(t *testing.T) {
+	type call struct {
+		h uint64
+		n int
+	}
+	var calls []call
+	for _, n := range []int{math.MaxInt, math.MaxInt - 1, 1 << 62} {
+		for _, h := range []uint64{0, 1, 42, Hash("room-1"), math.MaxUint64} {
+			calls = append(calls, call{h, n})
+		}
+	}
+	for i := range uint64(200_000) {
+		calls = append(calls, call{Mix64(i), 1 << 50})
+	}
+	done := make(chan string, 1)
+	go func() {
+		for _, c := range calls {
+			if r := Jump(c.h, c.n); r < 0 || r >= c.n {
+				done <- fmt.Sprintf("Jump(%#x, %d) = %d, want in [0, n)", c.h, c.n, r)
+				return
+			}
+		}
+		done <- ""
+	}()
+	select {
+	case msg := <-done:
+		if msg != "" {
+			t.Fatal(msg)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Jump did not return within 10 s: it loops for ever on some count")
+	}
 }
