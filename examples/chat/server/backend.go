@@ -20,8 +20,11 @@ const (
 	// BackendPond runs each op as a task of a pond v2 pool, serialized per
 	// room by a mutex: what a user writes by hand with a plain worker pool.
 	// Each message is its own transaction, and ops of one room may start
-	// out of submission order (a sender's messages can be numbered in
-	// another order than it sent them).
+	// out of submission order: a sender's messages can be numbered in
+	// another order than it sent them, and a leave can run before the join
+	// it follows (it then finds no membership and is answered with
+	// nothing, and the join makes the connection a member of a room it
+	// left).
 	BackendPond = "pond"
 )
 
@@ -31,7 +34,8 @@ var errClosed = errors.New("chat: server closing")
 // backend runs the hub's handler per room.
 type backend interface {
 	// submit queues o for room; nil means o will be handled (or its sender
-	// told that it failed).
+	// told that it failed). It waits for room in a full room until ctx
+	// ends.
 	submit(ctx context.Context, room string, o op) error
 	// close stops admission and waits until every queued op was handled.
 	close(ctx context.Context) error

@@ -23,8 +23,12 @@ import (
 //   - done is closed once, by kill, when the connection ends for any reason:
 //     a read or write error, a slow consumer, or the server's shutdown. After
 //     it, enqueue accepts nothing.
-//   - rooms and shutdownSaid are touched only by the reader (the HTTP
-//     handler's goroutine); writeTimer only by the writer.
+//   - rooms is guarded by roomsMu: the reader (the HTTP handler's
+//     goroutine) adds a room when it submits a join and removes it when it
+//     submits a leave; the hub puts it back as it was when that op did not
+//     take effect (a failed call, a replay that could not be read).
+//     shutdownSaid is touched only by the reader, writeTimer only by the
+//     writer.
 
 // conn is one client connection.
 type conn struct {
@@ -49,7 +53,8 @@ type conn struct {
 	// of the server's CPU at one write per delivery.
 	writeTimer *time.Timer
 
-	rooms map[string]struct{}
+	roomsMu sync.Mutex
+	rooms   map[string]struct{}
 	// shutdownSaid is set when the reader answered a frame with
 	// shutting_down; it answers no frame after that one.
 	shutdownSaid bool
@@ -219,7 +224,10 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 		c.fail(CodeBadRoom, "room must be 1 to MaxRoomBytes bytes", "", f.ClientSeq, false)
 		return
 	}
+	c.roomsMu.Lock()
 	_, in := c.rooms[f.Room]
+	nrooms := len(c.rooms)
+	c.roomsMu.Unlock()
 	o := op{c: c}
 	switch f.Type {
 	case "join":
@@ -227,7 +235,7 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 			c.fail(CodeAlreadyIn, "already in the room", f.Room, 0, false)
 			return
 		}
-		if len(c.rooms) >= c.s.cfg.MaxRooms {
+		if nrooms >= c.s.cfg.MaxRooms {
 			c.fail(CodeTooManyRooms, "too many rooms on one connection", f.Room, 0, false)
 			return
 		}
@@ -255,6 +263,9 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 		}
 		o.kind, o.clientSeq, o.text, o.at = opSend, f.ClientSeq, f.Text, now().UnixNano()
 	}
+	// A full room makes the reader wait for room (until the connection
+	// ends): the client's frames are read no faster than its rooms take
+	// them, and TCP holds the rest.
 	if err := c.s.be.submit(ctx, f.Room, o); err != nil {
 		code, retry := submitErrorCode(err)
 		if code == CodeShutdown {
@@ -272,12 +283,32 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 	}
 	switch o.kind {
 	case opJoin:
-		c.rooms[f.Room] = struct{}{}
+		c.setRoom(f.Room, true)
 	case opLeave:
-		delete(c.rooms, f.Room)
+		c.setRoom(f.Room, false)
 	case opSend:
 		c.s.stats.accepted.Add(1)
 	}
+}
+
+// setRoom records whether the connection is in room: the reader when it
+// submits a join or a leave, the hub when one did not take effect.
+func (c *conn) setRoom(room string, in bool) {
+	c.roomsMu.Lock()
+	defer c.roomsMu.Unlock()
+	if in {
+		c.rooms[room] = struct{}{}
+	} else {
+		delete(c.rooms, room)
+	}
+}
+
+// inRoom reports whether the connection is in room.
+func (c *conn) inRoom(room string) bool {
+	c.roomsMu.Lock()
+	defer c.roomsMu.Unlock()
+	_, ok := c.rooms[room]
+	return ok
 }
 
 // submitErrorCode maps a refused submission to an error code and whether a
@@ -304,19 +335,29 @@ func (c *conn) state(version uint64) {
 	}
 	f := Frame{Type: "state", Version: next, Rooms: []RoomState{}}
 	for _, ch := range changes {
-		if _, ok := c.rooms[ch.Key]; ok && !ch.Deleted {
+		if !ch.Deleted && c.inRoom(ch.Key) {
 			f.Rooms = append(f.Rooms, ch.Value)
 		}
 	}
 	c.enqueue(encode(&f))
 }
 
-// leaveAll submits a leave for every room of a connection that ended.
+// leaveAll submits a leave for every room of a connection that ended,
+// waiting up to 5 s in all for room in full ones. A leave refused all the
+// same (memory pressure, a room still full) is not lost: the room's next
+// call drops every member whose connection has ended (hub.handle).
 func (c *conn) leaveAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	c.roomsMu.Lock()
+	rooms := make([]string, 0, len(c.rooms))
 	for room := range c.rooms {
-		if c.s.be.submit(ctx, room, op{kind: opLeave, c: c}) != nil {
+		rooms = append(rooms, room)
+	}
+	c.roomsMu.Unlock()
+	for _, room := range rooms {
+		err := c.s.be.submit(ctx, room, op{kind: opLeave, c: c})
+		if code, _ := submitErrorCode(err); err != nil && code == CodeShutdown {
 			return // closing: the rooms go with the server
 		}
 	}

@@ -184,6 +184,12 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 			cur = m.Seq
 			frame := msgFrame(m)
 			for c := range r.members {
+				if c.isDone() {
+					// Its leave was refused (see conn.leaveAll), or
+					// is still queued: it is no member any more.
+					delete(r.members, c)
+					continue
+				}
 				out.add(c, frame, true)
 			}
 			out.add(o.c, encode(&Frame{Type: "ack", Room: room, Seq: m.Seq, ClientSeq: o.clientSeq}), false)
@@ -196,7 +202,16 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 			}
 		}
 	}
-	h.state.Set(room, RoomState{Room: room, Seq: r.seq, Members: len(r.members)})
+	if len(r.members) == 0 && r.seq == 0 {
+		// Nothing stored and nobody in it: the room costs nothing until
+		// it is used again (h.room makes it anew, at sequence 0).
+		h.mu.Lock()
+		delete(h.rooms, room)
+		h.mu.Unlock()
+		h.state.Delete(room)
+	} else {
+		h.state.Set(room, RoomState{Room: room, Seq: r.seq, Members: len(r.members)})
+	}
 	h.stats.delivered.Add(out.flush())
 	return nil
 }
@@ -220,7 +235,9 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 		var err error
 		replay, err = h.db.Range(ctx, room, from, cur, h.maxReplay)
 		if err != nil {
+			// Not joined: the client may join again, as the frame says.
 			delete(r.members, o.c)
+			o.c.setRoom(room, false)
 			r.out.add(o.c, errorFrame(CodeInternal, "reading missed messages: "+err.Error(), room, 0, true), false)
 			return
 		}
@@ -234,13 +251,35 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 	r.out.add(o.c, chunk, false)
 }
 
-// failed tells the senders of ops that their messages were not stored.
+// failed answers the ops of a call that failed for good, none of which
+// took effect: the senders that their messages were not stored, the
+// joiners and leavers that they are where they were (not in the room, in
+// it), which their connections record again, so that they may retry.
 func (h *hub) failed(room string, ops []op, err error) {
+	// A connection's first join or leave in the call says where it was
+	// before it: out of the room before a join, in it before a leave.
+	var before map[*conn]bool
 	for i := range ops {
-		if o := &ops[i]; o.kind == opSend {
+		switch o := &ops[i]; o.kind {
+		case opSend:
 			h.stats.notPersisted.Add(1)
 			o.c.enqueue(errorFrame(CodeNotPersisted, err.Error(), room, o.clientSeq, true))
+		case opJoin, opLeave:
+			if before == nil {
+				before = make(map[*conn]bool)
+			}
+			if _, seen := before[o.c]; !seen {
+				before[o.c] = o.kind == opLeave
+			}
+			what := "join"
+			if o.kind == opLeave {
+				what = "leave"
+			}
+			o.c.enqueue(errorFrame(CodeInternal, what+" not applied: "+err.Error(), room, 0, true))
 		}
+	}
+	for c, in := range before {
+		c.setRoom(room, in)
 	}
 }
 
