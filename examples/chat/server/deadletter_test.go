@@ -19,17 +19,7 @@ func TestNotPersisted(t *testing.T) {
 
 func testNotPersisted(t *testing.T, backend string) {
 	path := filepath.Join(t.TempDir(), "chat.db")
-	db, err := OpenDB(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.w.Exec(`CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.text = 'poison'
-		BEGIN SELECT RAISE(ABORT, 'poisoned message'); END`); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	poisonDB(t, path)
 
 	srv, ts := startServer(t, Config{DBPath: path, Backend: backend})
 	sender, member := dial(t, ts), dial(t, ts)
