@@ -58,10 +58,17 @@ func Find(read Reader, controller string) (Group, bool) {
 // locate places the group at path cgPath of its hierarchy under mount m.
 func locate(m Mount, cgPath string, v2 bool) (Group, bool) {
 	rel := cgPath
-	if m.Root != "/" {
-		// Without a cgroup namespace the mount may show only a sub-tree.
-		rel = strings.TrimPrefix(cgPath, m.Root)
-		if rel == cgPath {
+	if root := strings.TrimSuffix(m.Root, "/"); root != "" {
+		// Without a cgroup namespace the mount may show only a sub-tree:
+		// the path is then below the mount's root, whole components
+		// matched (a root /docker/f00 is not above /docker/f001). A path
+		// outside the root is the mount's top.
+		switch after, ok := strings.CutPrefix(cgPath, root); {
+		case ok && after == "":
+			rel = "/"
+		case ok && strings.HasPrefix(after, "/"):
+			rel = after
+		default:
 			rel = "/"
 		}
 	}

@@ -169,6 +169,27 @@ func TestFindWalksUpToTheMount(t *testing.T) {
 	}
 }
 
+// TestFindBelowMountRoot: a mount that shows a sub-tree (its root is not
+// "/") places the group below it by whole path components.
+func TestFindBelowMountRoot(t *testing.T) {
+	const mount = "34 30 0:31 /docker/f00 /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+	for _, tc := range []struct{ path, want string }{
+		{"/docker/f00", "/sys/fs/cgroup/memory"},
+		{"/docker/f00/", "/sys/fs/cgroup/memory"},
+		{"/docker/f00/app", "/sys/fs/cgroup/memory/app"},
+		{"/docker/f001/app", "/sys/fs/cgroup/memory"}, // another container's: not below the root
+		{"/elsewhere", "/sys/fs/cgroup/memory"},
+	} {
+		g, ok := Find(files(map[string]string{
+			"/proc/self/cgroup":    "4:memory:" + tc.path + "\n",
+			"/proc/self/mountinfo": mount,
+		}), "memory")
+		if !ok || g.Dir != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.path, g.Dir, ok, tc.want)
+		}
+	}
+}
+
 // TestParseMountinfoUnescapes: mount points with spaces come escaped.
 func TestParseMountinfoUnescapes(t *testing.T) {
 	ms := ParseMountinfo([]byte("40 22 0:37 / /mnt/my\\040cgroup rw - cgroup2 cgroup2 rw\nshort line\n"))
