@@ -55,11 +55,20 @@ func BatchFunc(h BatchHandler) pool.BatchFunc[string, Delivery] {
 // to one partition, and are in stream order. Deliveries of a partition
 // instance that was fenced (an earlier tenure of this node) are left for
 // the next owner, as a single message's task leaves them.
+//
+// A message past WithMaxDeliveries becomes a dead letter in admit, which
+// records its sequence in the Dedup, and a Dedup's record covers every
+// earlier sequence of the room: the messages admitted before it are
+// handed to h first, in a call of their own.
 func runBatch(h BatchHandler, room string, ds []Delivery) {
 	var pt *partition
 	es := make([]*entry, 0, len(ds))
 	for _, d := range ds {
 		e := d.e
+		if len(es) > 0 && e.m.Deliveries > uint64(e.pt.c.cfg.maxDeliveries) {
+			callBatch(h, room, pt, es)
+			es = es[:0]
+		}
 		if !e.pt.admit(e) {
 			e.pt.done(e)
 			continue
@@ -73,9 +82,14 @@ func runBatch(h BatchHandler, room string, ds []Delivery) {
 		}
 		es = append(es, e)
 	}
-	if pt == nil {
-		return
+	if len(es) > 0 {
+		callBatch(h, room, pt, es)
 	}
+}
+
+// callBatch hands es, admitted messages of pt's room in stream order, to
+// h in one call (retried in place), settles them and marks them done.
+func callBatch(h BatchHandler, room string, pt *partition, es []*entry) {
 	defer func() {
 		for _, e := range es {
 			pt.done(e)

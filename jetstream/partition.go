@@ -868,12 +868,24 @@ func (pt *partition) finishHandled(es []*entry, attempts int, reason Reason, err
 	}
 }
 
+// errNotLive is handle's error when the partition was fenced before an
+// attempt could start: the messages are left for the next owner.
+var errNotLive = errors.New("shoal/jetstream: partition no longer held")
+
 // handle calls call (the handler), retrying in place; it returns the
-// attempts made and, for a final failure, its reason and error.
+// attempts made and, for a final failure, its reason and error
+// (errNotLive, with no verdict to act on, when the partition was fenced
+// before an attempt).
 func (pt *partition) handle(call func() error) (int, Reason, error) {
 	c := pt.c
 	wait := c.cfg.backoff
 	for attempt := 1; ; attempt++ {
+		// Every start, a retry's included, checks the lease first: the
+		// messages were admitted a moment ago (a Dedup's answer, a
+		// Batcher call's other messages) or a backoff ago.
+		if !pt.live() {
+			return attempt - 1, ReasonFailed, errNotLive
+		}
 		err, panicked := guard(call)
 		if err == nil {
 			return attempt, "", nil
