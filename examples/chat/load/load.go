@@ -82,19 +82,33 @@ type loadClient struct {
 	cfg   *config
 	run   *runState
 
-	mu        sync.Mutex
-	ws        *websocket.Conn
-	id        string
-	last      map[string]uint64  // last seq seen per room
-	joined    map[string]bool    // joined frame seen on the current connection
-	replayTo  map[string]uint64  // seqs up to this came as catch-up after a reconnect
-	done      chan struct{}      // closed when the current connection's reader ends
-	pending   map[uint64]roomSeq // client_seqs sent and not yet answered; where it was seen as a msg, if it was
-	inFlight  map[sendKey]bool   // sends cut by a drop whose msg was not seen yet
-	ownLast   map[string]uint64  // last own client_seq delivered per room
-	nextSeq   uint64
-	latencies []latency
+	mu       sync.Mutex
+	ws       *websocket.Conn
+	id       string
+	last     map[string]uint64  // last seq seen per room
+	joined   map[string]bool    // joined frame seen on the current connection
+	replayTo map[string]uint64  // seqs up to this came as catch-up after a reconnect
+	done     chan struct{}      // closed when the current connection's reader ends
+	pending  map[uint64]roomSeq // client_seqs sent and not yet answered; where it was seen as a msg, if it was
+	inFlight map[sendKey]bool   // sends cut by a drop whose msg was not seen yet
+	ownLast  map[string]uint64  // last own client_seq delivered per room
+	// senderLast is the last client_seq delivered per room and sender: a
+	// sender's message delivered again under a new sequence number
+	// repeats it. missing holds, per room, the sequence numbers skipped
+	// by a gap (up to maxMissing of each): one that arrives late was
+	// reordered, not lost.
+	senderLast map[roomFrom]uint64
+	missing    map[string]map[uint64]struct{}
+	nextSeq    uint64
+	latencies  []latency
 }
+
+// roomFrom names a sender in a room.
+type roomFrom struct{ room, from string }
+
+// maxMissing bounds the sequence numbers of one gap that a client keeps to
+// tell a late message from a lost one; a longer gap counts whole as lost.
+const maxMissing = 4096
 
 // roomSeq is a message's place: its room and sequence number.
 type roomSeq struct {
@@ -211,6 +225,7 @@ type frame struct {
 	Code      string `json:"code"`
 	Truncated uint64 `json:"truncated"`
 	At        int64  `json:"at"`
+	Retry     bool   `json:"retry"`
 }
 
 // connect dials, joins every room (asking for what was missed after a
@@ -297,6 +312,9 @@ func (c *loadClient) read(ws *websocket.Conn, joinedAll, done chan struct{}) {
 			case "hello":
 				c.id = f.From
 			case "joined":
+				// The room's last sequence at the join: a stored message
+				// that reaches no member is missed from here.
+				rs.seen(f.Room, f.Seq)
 				if !c.joined[f.Room] {
 					c.joined[f.Room] = true
 					if _, ok := c.last[f.Room]; !ok {
@@ -325,6 +343,13 @@ func (c *loadClient) read(ws *websocket.Conn, joinedAll, done chan struct{}) {
 				rs.errs.Add(1)
 				rs.errorCode(f.Code)
 				delete(c.pending, f.ClientSeq)
+				if f.Room != "" && f.ClientSeq == 0 && f.Retry && !c.joined[f.Room] && slices.Contains(c.rooms, f.Room) {
+					// A retryable answer to a join: join again, as the
+					// server says one may (the writer may write too:
+					// coder/websocket's Write is safe for concurrent use).
+					b, _ := json.Marshal(map[string]any{"type": "join", "room": f.Room})
+					go write(ws, b)
+				}
 			}
 			c.mu.Unlock()
 		}
@@ -337,17 +362,39 @@ func (c *loadClient) msg(f *frame, now time.Time) {
 	last := c.last[f.Room]
 	switch {
 	case f.Seq == last+1:
-	case f.Seq == last:
-		rs.dups.Add(1)
-		return
-	case f.Seq < last:
-		rs.ooo.Add(1)
+	case f.Seq <= last:
+		if _, ok := c.missing[f.Room][f.Seq]; ok {
+			// Late, not lost: counted lost when the gap was seen.
+			delete(c.missing[f.Room], f.Seq)
+			rs.lost.Add(^uint64(0))
+			rs.ooo.Add(1)
+		} else {
+			rs.dups.Add(1)
+		}
 		return
 	default:
 		rs.lost.Add(f.Seq - last - 1)
+		if f.Seq-last-1 <= maxMissing {
+			m := c.missing[f.Room]
+			if m == nil {
+				m = make(map[uint64]struct{})
+				c.missing[f.Room] = m
+			}
+			for s := last + 1; s < f.Seq; s++ {
+				m[s] = struct{}{}
+			}
+		}
 	}
 	c.last[f.Room] = f.Seq
 	rs.seen(f.Room, f.Seq)
+	if f.ClientSeq != 0 {
+		k := roomFrom{f.Room, f.From}
+		if f.ClientSeq == c.senderLast[k] {
+			// The same send delivered again under a new number.
+			rs.dups.Add(1)
+		}
+		c.senderLast[k] = max(c.senderLast[k], f.ClientSeq)
+	}
 	if f.From == c.id {
 		if f.ClientSeq < c.ownLast[f.Room] {
 			rs.senderReordered.Add(1)
@@ -525,7 +572,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	for i := range clients {
 		clients[i] = &loadClient{idx: i, rooms: roomsOf[i], cfg: &cfg, run: rs,
 			last: map[string]uint64{}, replayTo: map[string]uint64{}, pending: map[uint64]roomSeq{}, ownLast: map[string]uint64{},
-			inFlight: map[sendKey]bool{}}
+			inFlight: map[sendKey]bool{}, senderLast: map[roomFrom]uint64{}, missing: map[string]map[uint64]struct{}{}}
 		members += len(roomsOf[i])
 	}
 	defer func() {
