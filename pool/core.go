@@ -220,6 +220,11 @@ func (p *core[K, P, L]) tune(minWorkers, maxWorkers int) error {
 	// wake/grow; under mu so that an exiting worker sees both or neither.
 	p.ctl.minW.Store(int32(minWorkers))
 	p.ctl.maxW.Store(int32(maxWorkers))
+	if p.ctl.scaler.Load() == nil {
+		// Without a scaler the floor kept warm is min (see floor): a
+		// lower min lets idle workers above it exit.
+		p.ctl.target.Store(int32(minWorkers))
+	}
 	p.ctl.mu.Unlock()
 	p.ctl.ensure(int32(minWorkers))
 	// Parked workers re-read the bounds: those above max exit, the others

@@ -192,6 +192,13 @@ func (c *control) park(w *worker) bool {
 		c.mu.Unlock()
 		return true // findWork handles stopping
 	}
+	if c.running.Load() > c.maxW.Load() {
+		// Tune lowered max while w spun, out of reach of its wakeAll:
+		// w exits rather than park above max (as exitIfAbove, under mu).
+		c.running.Add(-1)
+		c.mu.Unlock()
+		return false
+	}
 	w.parked = true
 	w.idleIdx = int32(len(c.idleList))
 	c.idleList = append(c.idleList, w)

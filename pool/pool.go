@@ -121,8 +121,10 @@ func (p *Pool[K]) Close(ctx context.Context) error {
 }
 
 // Tune sets the bounds of the worker count at run time. It takes effect at
-// once: workers start up to the new minimum, and workers above the new
-// maximum exit as soon as they finish their current batch.
+// once: workers start up to the new minimum, workers above the new maximum
+// exit as soon as they finish their current batch (or stop looking for
+// work), and, without a scaler, idle workers above a lower minimum exit
+// after the idle timeout.
 func (p *Pool[K]) Tune(minWorkers, maxWorkers int) error { return p.c.tune(minWorkers, maxWorkers) }
 
 // Snapshot returns the pool's counters, timings, rates and breaker figures.

@@ -89,7 +89,8 @@ func WithConstLabels(l prometheus.Labels) Option {
 
 func validLabelName(k string) bool {
 	switch k {
-	case "", "outcome", "reason", "state":
+	case "", "outcome", "reason", "state",
+		"le", "quantile": // the buckets of the histograms; a summary's, reserved
 		return false
 	}
 	if strings.HasPrefix(k, "__") {
@@ -340,7 +341,11 @@ func batchHistogram(d *prometheus.Desc, b pool.BatchStats) prometheus.Metric {
 		cum += n
 		buckets[float64(uint64(1)<<i)] = cum
 	}
-	m, err := prometheus.NewConstHistogram(d, b.Calls, float64(b.Messages), buckets)
+	// The count is the buckets' total, not Calls: a Snapshot taken while
+	// a worker publishes its counts may read Calls before the call's size,
+	// and a bucket above the count is an invalid histogram.
+	count := cum + b.Sizes[len(b.Sizes)-1]
+	m, err := prometheus.NewConstHistogram(d, count, float64(b.Messages), buckets)
 	if err != nil {
 		return prometheus.NewInvalidMetric(d, err)
 	}

@@ -35,6 +35,8 @@ func TestNewRejectsBadInput(t *testing.T) {
 	for _, o := range []promexport.Option{
 		promexport.WithTimings(nil), promexport.WithBreaker(nil), nil,
 		promexport.WithConstLabels(prometheus.Labels{"state": "x"}),
+		promexport.WithConstLabels(prometheus.Labels{"le": "x"}), // the histograms' bucket label
+		promexport.WithConstLabels(prometheus.Labels{"quantile": "x"}),
 		promexport.WithConstLabels(prometheus.Labels{"9lives": "x"}),
 		promexport.WithConstLabels(prometheus.Labels{"__name__": "x"}),
 		promexport.WithConstLabels(prometheus.Labels{"pool-name": "x"}),
