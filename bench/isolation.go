@@ -199,8 +199,11 @@ type IsolationResult struct {
 	// returned nil, Refused the rest: Submit errors, and the hot group's
 	// tasks still unsubmitted at the end of Warmup+Duration.
 	Offered, Accepted, Refused int
-	// Ran counts the tasks that ran to their end; Lost = Accepted − Ran.
-	Ran, Lost int
+	// Ran counts the tasks that ran to their end; Lost the accepted tasks
+	// that did not, each counted by itself (a task that ran though its
+	// Submit failed does not make up for one that was lost: it is
+	// RanRefused).
+	Ran, Lost, RanRefused int
 	// DeadLetters counts the letters shoal's dead-letter channel delivered
 	// (tasks shut down by a drain that timed out); always 0 for the
 	// reference.
@@ -228,10 +231,10 @@ type IsolationResult struct {
 }
 
 // Sound reports whether the run kept the scheduler's promises: every
-// accepted task ran (Lost is 0), none began out of its group's order, and
-// none overlapped its group's previous task.
+// accepted task ran (Lost is 0), no refused one did, none began out of its
+// group's order, and none overlapped its group's previous task.
 func (r IsolationResult) Sound() bool {
-	return r.Lost == 0 && r.OutOfOrder == 0 && r.Overlaps == 0
+	return r.Lost == 0 && r.RanRefused == 0 && r.OutOfOrder == 0 && r.Overlaps == 0
 }
 
 // IsolationTarget returns the most fast-group p99 wait shoal's isolation
@@ -288,6 +291,7 @@ type isoEvent struct {
 	due      int64        // ns after the run's epoch at which it is offered
 	called   int64        // ns after the epoch when Submit was called; 0: never
 	start    atomic.Int64 // ns after the epoch when the task began; 0: not yet
+	ended    atomic.Int32 // runs of the task that reached their end
 	group    uint32
 	seq      uint32
 	kind     uint8
@@ -297,9 +301,9 @@ type isoEvent struct {
 // isoGroup is one group's order state, padded to a cache line so that two
 // groups running on two cores do not share one.
 type isoGroup struct {
-	last atomic.Uint32
-	busy atomic.Bool
-	_    [64 - 4 - 1]byte
+	last    atomic.Uint32
+	running atomic.Int32 // tasks of the group that began and have not ended
+	_       [64 - 4 - 4]byte
 }
 
 // isoRun is one run: the schedule, the checker and the clock.
@@ -476,7 +480,8 @@ func (r *isoRun) task(ev *isoEvent) pool.Task {
 	return func(context.Context) error {
 		r.begin(ev)
 		time.Sleep(r.work[ev.kind])
-		r.groups[ev.group].busy.Store(false) // releases the group to its next task
+		r.groups[ev.group].running.Add(-1) // the task no longer runs
+		ev.ended.Add(1)                    // a counter
 		if ev.kind == isoHot {
 			r.hotRan.Add(1) // a counter
 		}
@@ -485,11 +490,12 @@ func (r *isoRun) task(ev *isoEvent) pool.Task {
 	}
 }
 
-// begin records that ev's task starts and checks it against its group.
+// begin records that ev's task starts and checks it against its group: a
+// task that begins while any other of its group runs is an overlap.
 func (r *isoRun) begin(ev *isoEvent) {
 	ev.start.Store(r.now()) // read after the scheduler's close
 	g := &r.groups[ev.group]
-	if !g.busy.CompareAndSwap(false, true) { // claims the group; fails if another of its tasks runs
+	if g.running.Add(1) > 1 { // another task of the group runs
 		r.overlaps.Add(1) // a counter
 	}
 	for {
@@ -527,9 +533,15 @@ func (r *isoRun) result() IsolationResult {
 			ev := &evs[j]
 			res.Offered++
 			if !ev.accepted {
+				if ev.ended.Load() > 0 {
+					res.RanRefused++
+				}
 				continue
 			}
 			res.Accepted++
+			if ev.ended.Load() == 0 {
+				res.Lost++
+			}
 			if start := ev.start.Load(); ev.kind == isoFast && ev.due >= warmup && start > 0 {
 				waits = append(waits, start-ev.due)
 				late = append(late, ev.called-ev.due)
@@ -538,7 +550,6 @@ func (r *isoRun) result() IsolationResult {
 		}
 	}
 	res.Refused = res.Offered - res.Accepted
-	res.Lost = res.Accepted - res.Ran
 	res.Measured = len(waits)
 	slices.Sort(waits)
 	slices.Sort(late)

@@ -8,8 +8,9 @@ import "sync/atomic"
 //     broken scheduler runs one room's messages at the same time.
 //   - rooms[r].first is the first sequence number of the last first attempt
 //     that began: a retry must hand over [first, last] again.
-//   - rooms[r].busy is true while a call of room r runs; a second begin
-//     that finds it true is an overlap.
+//   - rooms[r].running counts the calls of room r that began and have not
+//     ended; a begin that raises it above one is an overlap, whichever
+//     call it overlaps (the first, or one that overlapped it).
 //   - The checker observes; it never makes a scheduler correct. Under a
 //     correct scheduler begin and end of one room are ordered by the
 //     scheduler's own hand-off, and every count stays zero.
@@ -27,10 +28,10 @@ type orderChecker struct {
 // roomOrder is padded to a cache line so that two rooms running on two cores
 // do not share one.
 type roomOrder struct {
-	last  atomic.Uint64
-	first atomic.Uint64
-	busy  atomic.Bool
-	_     [64 - 8 - 8 - 4]byte
+	last    atomic.Uint64
+	first   atomic.Uint64
+	running atomic.Int32
+	_       [64 - 8 - 8 - 4]byte
 }
 
 func newOrderChecker(rooms int) *orderChecker {
@@ -44,13 +45,20 @@ func newOrderChecker(rooms int) *orderChecker {
 func (c *orderChecker) begin(room uint32, batch []*item, attempt int) bool {
 	r := &c.rooms[room]
 	ok := true
-	if !r.busy.CompareAndSwap(false, true) { // claims the room; fails if another call of it runs
+	if r.running.Add(1) > 1 { // another call of the room runs
 		c.overlaps.Add(1) // a counter
 		ok = false
 	}
 	if attempt > 0 {
-		// The last call that began, handed over again.
-		if r.first.Load() != batch[0].seq || r.last.Load() != batch[len(batch)-1].seq {
+		// The last call that began, handed over again, whole and in its
+		// order: first, first+1, ..., last (a room's sequence numbers
+		// have no holes).
+		first, last := r.first.Load(), r.last.Load()
+		same := batch[len(batch)-1].seq == last
+		for i, it := range batch {
+			same = same && it.seq == first+uint64(i)
+		}
+		if !same {
 			c.outOfOrder.Add(uint64(len(batch))) // a counter
 			ok = false
 		}
@@ -78,9 +86,9 @@ func (c *orderChecker) next(r *roomOrder, seq uint64) bool {
 	}
 }
 
-// end records that the running call of room returned (or panicked).
+// end records that a call of room returned (or panicked).
 func (c *orderChecker) end(room uint32) {
-	c.rooms[room].busy.Store(false) // releases the room to its next call
+	c.rooms[room].running.Add(-1) // the call no longer runs
 }
 
 // violations returns the out-of-order starts and the overlaps seen so far.

@@ -180,11 +180,24 @@ func TestOrderCheckerFindsWhatItShould(t *testing.T) {
 	if !c.begin(1, call(2), 0) || c.begin(1, call(3), 0) {
 		t.Fatal("an overlap was not reported")
 	}
+	c.end(1) // the overlapping call ends first: the first still runs
+	if c.begin(1, call(4), 0) {
+		t.Fatal("a call beginning while the first still runs was not reported")
+	}
+	c.end(1)
 	c.end(1)
 	// 6 (1), retry of 5 (1), 9 (1), retry of 9, 10 (2).
-	if o, v := c.violations(); o != 5 || v != 1 {
-		t.Fatalf("violations = %d out of order, %d overlaps; want 5 and 1", o, v)
+	if o, v := c.violations(); o != 5 || v != 2 {
+		t.Fatalf("violations = %d out of order, %d overlaps; want 5 and 2", o, v)
 	}
+	// A retry that hands the last call's messages over in another order.
+	c2 := newOrderChecker(1)
+	c2.begin(0, call(1, 2, 3, 4), 0)
+	c2.end(0)
+	if c2.begin(0, call(1, 3, 2, 4), 1) {
+		t.Fatal("a retry [1 3 2 4] of [1 2 3 4] was not reported")
+	}
+	c2.end(0)
 }
 
 func TestSizeBucketsMatchTheBatcher(t *testing.T) {

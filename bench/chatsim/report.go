@@ -57,6 +57,7 @@ func Format(w io.Writer, cfg Config, results ...*Result) {
 	row("lost (must be 0)", func(r *Result) string { return fmt.Sprint(r.Lost()) })
 	row("order: out of order (must be 0)", func(r *Result) string { return group(r.OutOfOrder) })
 	row("order: overlaps (must be 0)", func(r *Result) string { return group(r.Overlaps) })
+	row("duplicates (must be 0)", func(r *Result) string { return group(r.Duplicates) })
 	row("throughput", func(r *Result) string { return fmt.Sprintf("%s msg/s", group(uint64(r.Throughput()))) })
 	row("latency p50", func(r *Result) string { return dur(r.P50) })
 	row("latency p99", func(r *Result) string { return dur(r.P99) })

@@ -63,9 +63,12 @@ type Result struct {
 	// after a pause.
 	Pushbacks uint64
 	// OutOfOrder counts messages that started after a later message of their
-	// room; Overlaps counts messages that started while another message of
-	// their room was running.
-	OutOfOrder, Overlaps uint64
+	// room (for a retry: every message of a call that is not the last
+	// call's again, in its order); Overlaps counts calls that started while
+	// another call of their room was running; Duplicates counts messages
+	// whose fate was counted a second time (delivered or lettered again),
+	// which Completed and DeadLetters leave out.
+	OutOfOrder, Overlaps, Duplicates uint64
 	// P50, P99, P999 and Max are the end-to-end latencies of completed
 	// messages: from the moment the message was handed to the scheduler's
 	// side (its due time, or the generator's wake-up if that was later)
@@ -132,6 +135,7 @@ type sim struct {
 	persist  histogram
 	accepted atomic.Uint64
 	done     atomic.Uint64
+	dups     atomic.Uint64
 	sink     atomic.Uint64
 
 	batches batchCounter
@@ -152,6 +156,11 @@ func (s *sim) lost(reason string, items []*item) {
 		if it.delivered {
 			continue
 		}
+		if it.lettered {
+			s.dups.Add(1) // counts a message lettered twice
+			continue
+		}
+		it.lettered = true
 		s.dead[reason]++
 		if it.fault == faultNone {
 			s.bystanders++
@@ -187,8 +196,9 @@ type item struct {
 	// that holds it.
 	attempts int
 	// delivered is set once its fan-out finished; written by the call that
-	// holds it, read by lost after that call.
-	delivered bool
+	// holds it, read by lost after that call. lettered is set when lost
+	// counted it. A second delivery or letter is a duplicate.
+	delivered, lettered bool
 }
 
 // handle is one persist write of items, messages of room in sequence
@@ -224,6 +234,10 @@ func (s *sim) handle(room uint32, items []*item) error {
 			panic("chatsim: injected panic in fan-out")
 		}
 		s.sink.Add(fanout(it.members, it.seq, s.cfg.FanoutRounds)) // keeps the fan-out's result alive
+		if it.delivered {
+			s.dups.Add(1) // counts a message delivered twice
+			continue
+		}
 		s.latency.record(time.Since(s.start) - it.arrival)
 		it.delivered = true
 		s.done.Add(1) // counts a delivered message
@@ -301,6 +315,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Batches = b
 	}
 	res.OutOfOrder, res.Overlaps = s.order.violations()
+	res.Duplicates = s.dups.Load()
 	res.P50, res.P99, res.P999 = s.latency.quantile(0.5), s.latency.quantile(0.99), s.latency.quantile(0.999)
 	res.Max = s.latency.maximum()
 	res.GeneratorLagP99, res.GeneratorLagMax = s.lag.quantile(0.99), s.lag.maximum()
@@ -348,7 +363,12 @@ func (s *sim) generate(ctx context.Context, gen *generator, sched scheduler, res
 				wake = time.Since(s.start)
 			}
 		}
-		arrival := max(m.due, wake)
+		// The latency's origin: the hand-off, or the due time where the
+		// generator is late (its lag is measured apart), or its last wake
+		// where it slept past the due time. A message handed over before
+		// its due time (one due within the millisecond) counts from then.
+		now := time.Since(s.start)
+		arrival := max(min(m.due, now), wake)
 		s.lag.record(time.Since(s.start) - m.due)
 		it := &item{message: m, arrival: arrival}
 		backoff := time.Millisecond

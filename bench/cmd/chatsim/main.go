@@ -71,7 +71,7 @@ func run(args []string) int {
 			continue
 		}
 		results = append(results, res)
-		if v == chatsim.Shoal && (res.Lost() != 0 || res.OutOfOrder != 0 || res.Overlaps != 0) {
+		if v == chatsim.Shoal && (res.Lost() != 0 || res.OutOfOrder != 0 || res.Overlaps != 0 || res.Duplicates != 0) {
 			status = 1
 		}
 		if ctx.Err() != nil {

@@ -141,10 +141,14 @@ func report(w io.Writer, cfg bench.IsolationConfig, results []bench.IsolationRes
 				verdict = "PASS"
 			}
 		}
+		lost := strconv.Itoa(r.Lost)
+		if r.RanRefused > 0 {
+			lost += fmt.Sprintf(" (+%d refused that ran)", r.RanRefused)
+		}
 		rows = append(rows, []string{
 			r.Scheduler, variantName(r.Hot), strconv.Itoa(r.Ran),
 			duration(r.P50), duration(r.P99), duration(r.P999), duration(r.Max), duration(r.LateP99), duration(r.QueueP99),
-			strconv.Itoa(r.Refused), strconv.Itoa(r.Lost), strconv.Itoa(r.OutOfOrder), strconv.Itoa(r.Overlaps),
+			strconv.Itoa(r.Refused), lost, strconv.Itoa(r.OutOfOrder), strconv.Itoa(r.Overlaps),
 			ratio, verdict,
 		})
 	}
