@@ -43,6 +43,9 @@ type config struct {
 	// usageReader, set only by tests, replaces the process's CPU time
 	// (control.readUsage); with cpuReader set and this nil, none is read.
 	usageReader func() (time.Duration, bool)
+	// overdrawn, set only by tests, runs in takeCredit between an overdraw
+	// of the pool-wide room that failed and its rollback.
+	overdrawn func()
 	// cpuLimit reads the process's CPU quota in thousandths of a CPU
 	// (internal/cgroup.CPULimit); tests replace it.
 	cpuLimit func() (int64, bool)

@@ -715,22 +715,30 @@ type fakeMemory struct{ used atomic.Int64 }
 
 func (f *fakeMemory) Read(r *backpressure.Reading) { r.Used = f.used.Load() }
 
+// underPressure returns a pool whose own breaker (closed at the end of the
+// test) refuses for memory pressure; call it inside a synctest bubble.
+func underPressure(t *testing.T) *Pool[int] {
+	t.Helper()
+	src := &fakeMemory{}
+	src.used.Store(10)
+	b, err := backpressure.NewBreaker(backpressure.WithBudget(1000), backpressure.WithSource(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	p := mustNew[int](t, WithBreaker(b))
+	src.used.Store(990)
+	time.Sleep(time.Second) // the breaker's sampler runs
+	synctest.Wait()
+	return p
+}
+
 func TestBreakerRejects(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		src := &fakeMemory{}
-		src.used.Store(10)
-		b, err := backpressure.NewBreaker(backpressure.WithBudget(1000), backpressure.WithSource(src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		p := mustNew[int](t, WithBreaker(b))
+		p := underPressure(t)
 		defer p.Close(context.Background())
 		noop := func(context.Context) error { return nil }
-		src.used.Store(990)
-		time.Sleep(time.Second) // the breaker's sampler runs
-		synctest.Wait()
-		err = p.Submit(context.Background(), 1, noop)
+		err := p.Submit(context.Background(), 1, noop)
 		var re *RejectError
 		if !errors.Is(err, ErrMemoryPressure) || !errors.As(err, &re) || re.Reason != RejectMemoryPressure {
 			t.Fatalf("Submit under pressure: %v", err)

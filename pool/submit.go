@@ -44,15 +44,23 @@ func (p *core[K, P, L]) submit(ctx context.Context, h uint64, group K, anon bool
 	if ctx == nil {
 		return ErrNilContext
 	}
-	if p.breaker != nil {
-		if err := p.breaker.Admit(); err != nil {
-			return p.reject(rejectReasonOf(err), err)
-		}
-	}
+	// ctx first: a done ctx is its own answer, and must not spend the
+	// breaker's throttle or probe tokens or count as its refusal.
 	plain := ctx.Done() == nil
 	if !plain {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+	}
+	if p.breaker != nil {
+		if err := p.breaker.Admit(); err != nil {
+			if p.closing.Load() {
+				// Closed is the answer that holds: a breaker the pool
+				// does not own stays open after Close.
+				p.rejects[RejectClosed].Add(1)
+				return rejectClosed
+			}
+			return p.reject(rejectReasonOf(err), err)
 		}
 	}
 	ectx := ctx
@@ -137,14 +145,21 @@ func (p *core[K, P, L]) enqueue(s *shardq[K, P], idx uint32, h uint64, group K, 
 	if s.sealed {
 		return enqSealed, nil, false
 	}
-	if !p.takeCredit(s) {
-		return enqPoolFull, nil, false
-	}
 	if !anon {
-		g = s.lookup(h, group)
+		// The group's bound before the pool's: a full group takes no
+		// pool-wide room (it would keep it from every other shard).
+		g = s.find(h, group)
 		if g != nil && g.n-g.taken >= p.groupMax {
 			return enqGroupFull, g, false
 		}
+	}
+	if !p.takeCredit(s) {
+		return enqPoolFull, nil, false
+	}
+	if g != nil && g.idle {
+		// Found on the idle list: live again (as lookup does).
+		s.unlinkIdle(g)
+		s.live++
 	}
 	if g == nil {
 		g = s.alloc(idx)
@@ -208,14 +223,21 @@ func (p *core[K, P, L]) takeCredit(s *shardq[K, P]) bool {
 		s.credit = int32(c)
 		return true
 	}
+	if p.cfg.overdrawn != nil {
+		p.cfg.overdrawn()
+	}
 	p.room.Add(c)
 	if c > 1 {
 		if p.room.Add(-1) >= 0 {
+			p.wakeRoomWaiters() // the chunk given back may serve one
 			s.credit = 1
 			return true
 		}
 		p.room.Add(1)
 	}
+	// Room a task returned while this overdraw hid it: a submitter that
+	// re-checked room meanwhile saw none, and waits for this.
+	p.wakeRoomWaiters()
 	return false
 }
 
@@ -230,6 +252,12 @@ func (p *core[K, P, L]) returnCredit(s *shardq[K, P], k int64) {
 	s.credit -= int32(give)
 	// Publishes the room; then looks for submitters waiting for it.
 	p.room.Add(give)
+	p.wakeRoomWaiters()
+}
+
+// wakeRoomWaiters wakes the submitters waiting for pool-wide room, if any;
+// the caller has just published room (see Invariants).
+func (p *core[K, P, L]) wakeRoomWaiters() {
 	if p.roomWaiters.Load() != 0 {
 		p.roomMu.Lock()
 		if p.roomCh != nil {
