@@ -47,7 +47,7 @@
 //     long the timer is delayed: in a storm of runnable goroutines timers and
 //     background samplers starve (a breaker fed by a background sampler alone
 //     let 5 of 10 processes be OOM-killed under a 256 MiB cgroup; this one
-//     survived 40 storms of 40 there, peaking at 190 MiB, in the package's
+//     survived 50 storms of 50 there, peaking at 111–195 MiB, in the package's
 //     survival test).
 //
 // A background sampler (every 25 ms) lets the breaker recover while nothing

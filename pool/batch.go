@@ -226,7 +226,8 @@ func (b *Batcher[K, M]) DeadLetters() <-chan BatchDeadLetter[K, M] { return b.c.
 // dead letters, and Close returns a *BatchCloseError once the running
 // calls returned; a running call that then fails with an error the policy
 // would retry has its messages shut down at once, not retried. A second
-// Close waits for the first and returns nil.
+// Close waits for the first and returns nil once it has finished, or its
+// own ctx's error if that ends first.
 func (b *Batcher[K, M]) Close(ctx context.Context) error {
 	a, err := b.c.close(ctx)
 	if a == nil {

@@ -105,8 +105,10 @@
 //
 // # Costs
 //
-// About 150–300 ns per no-op task submitted and run on a 2-vCPU virtual
-// machine (BenchmarkSubmit), 0.3–0.5× pond v2 in the same run; about
+// About 95–420 ns per no-op task submitted and run on a 2-vCPU virtual
+// machine (BenchmarkSubmit and shoalbench), between 0.35× and 1.08× pond
+// v2's time in the same runs: the figures move with where the host places
+// the CPUs (the README says how); about
 // 160 bytes per queued task with one task in each of 1,000,000 groups
 // (BenchmarkGroupMemory). docs/ARCHITECTURE.md has the measurements.
 //

@@ -12,8 +12,9 @@ import (
 var ErrClosed = errors.New("shoal: pool closed")
 
 // ErrQueueFull is matched by every submission refused because the group's
-// shard queue was full: at once with WithNonblocking or TrySubmit, or after
-// the submitter's context ended while Submit waited for room.
+// queue (WithGroupQueueSize) or the pool-wide bound (WithMaxQueued) was
+// full: at once with WithNonblocking or TrySubmit, or after the
+// submitter's context ended while Submit waited for room.
 var ErrQueueFull = errors.New("shoal: queue full")
 
 // ErrNilTask is returned by Submit, TrySubmit and Go for a nil Task.
@@ -44,7 +45,8 @@ const (
 	RejectQueueFull RejectReason = iota
 	// RejectClosed: the pool is closed or closing.
 	RejectClosed
-	// RejectMemoryPressure: the breaker is in its Reject or Probe state.
+	// RejectMemoryPressure: the breaker is in its Reject or Probe state, or
+	// its reservation for work in flight reached the reject threshold.
 	RejectMemoryPressure
 	// RejectThrottled: the breaker's token bucket refused the submission.
 	RejectThrottled

@@ -111,7 +111,8 @@ func (p *Pool[K]) DeadLetters() <-chan DeadLetter[K] { return p.c.dl }
 // once, not a retry that Close waits for), and Close
 // returns a *CloseError that says how many were shut down and holds any
 // letters the dead-letter channel had no room for. A second Close waits for
-// the first and returns nil.
+// the first and returns nil once it has finished, or its own ctx's error if
+// that ends first.
 func (p *Pool[K]) Close(ctx context.Context) error {
 	a, err := p.c.close(ctx)
 	if a == nil {
