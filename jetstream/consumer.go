@@ -233,6 +233,7 @@ func (c *Consumer) join(ctx context.Context) error {
 		return fmt.Errorf("shoal/jetstream: join as %q: %w", key, err)
 	}
 	seen := e.Revision()
+	deleted := false // the old process deleted its key (a graceful Stop)
 	tick := time.NewTicker(c.cfg.leaseTTL / 8)
 	defer tick.Stop()
 	deadline := time.Now().Add(c.cfg.leaseTTL + c.cfg.leaseTTL/4)
@@ -249,8 +250,18 @@ func (c *Consumer) join(ctx context.Context) error {
 		if err == nil && e.Revision() != seen {
 			return fmt.Errorf("%w: %q is held by a live node", ErrDuplicateMember, key)
 		}
+		if err != nil {
+			deleted = true
+			break
+		}
 	}
-	rev, err = c.members.Update(ctx, key, val, seen)
+	if deleted {
+		// Free now: created anew, unless another node took the name
+		// meanwhile (then Create fails on the key that exists).
+		rev, err = c.members.Create(ctx, key, val)
+	} else {
+		rev, err = c.members.Update(ctx, key, val, seen)
+	}
 	if isConflict(err) {
 		return fmt.Errorf("%w: %q is held by a live node", ErrDuplicateMember, key)
 	}
@@ -436,7 +447,19 @@ func (c *Consumer) renewMember() {
 // every partition it holds.
 func (c *Consumer) startLeaving() {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.leaseTTL/2)
-	_ = c.members.Delete(ctx, c.cfg.member, natsjs.LastRevision(c.memberRev))
+	err := c.members.Delete(ctx, c.cfg.member, natsjs.LastRevision(c.memberRev))
+	if isConflict(err) {
+		// A renewal whose reply was lost moved the revision: while the
+		// key still names this instance, it is ours to delete at its
+		// revision. Left, it would keep this node in the others' rings
+		// for a TTL, and its partitions unowned.
+		if e, gerr := c.members.Get(ctx, c.cfg.member); gerr == nil && e.Operation() == natsjs.KeyValuePut {
+			var v memberValue
+			if json.Unmarshal(e.Value(), &v) == nil && v.Instance == c.instance {
+				_ = c.members.Delete(ctx, c.cfg.member, natsjs.LastRevision(e.Revision()))
+			}
+		}
+	}
 	cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -573,9 +596,14 @@ func (c *Consumer) rebalance() {
 		claims = append(claims, claim{p, s})
 	}
 	c.mu.Unlock()
+	// The claims run at once, not one after another: each is a round trip
+	// (two when it fails), and the control loop renews nothing until the
+	// pass ends, so k claims in a row could outlast the leases it holds.
+	var wg sync.WaitGroup
 	for _, cl := range claims {
-		c.claim(cl.p, cl.seen)
+		wg.Go(func() { c.claim(cl.p, cl.seen) })
 	}
+	wg.Wait()
 }
 
 // claim takes the lease of partition p, last seen as s (nil: never seen),

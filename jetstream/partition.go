@@ -1041,10 +1041,12 @@ func (pt *partition) freeLease(ctx context.Context, dirty bool) {
 		}
 	}
 	switch {
-	case err == nil || (c.ctx.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded)):
-		// Freed, or its write timed out with an unknown outcome: either
+	case err == nil || (c.ctx.Err() == nil && !isConflict(err)):
+		// Freed, or its write failed otherwise (timed out with an
+		// unknown outcome, no responders during an election): either
 		// way the node handed the partition over (drained, leftovers
-		// returned, fenced); an unwritten free lease runs out in one TTL.
+		// returned, fenced); an unwritten free lease, which still names
+		// this node, runs out in one TTL.
 		pt.released = true
 		c.st.released.Add(1)
 	case c.ctx.Err() == nil:
