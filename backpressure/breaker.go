@@ -472,20 +472,20 @@ func (b *Breaker) refresh(inline bool) {
 			level = c.thresholds.Throttle
 		}
 		if c.budget > 0 {
-			d.room = int64(max((level*float64(c.budget)-float64(r.Used))/float64(in.bytesPerTask), 0))
+			d.room = clampInt64((level*float64(c.budget) - float64(r.Used)) / float64(in.bytesPerTask))
 			d.limit = refreshBatch(n, d.room)
 		}
 	}
 	d.fast = to == Normal && !d.stale
 	retry := c.interval
 	if in.rate > 0 {
-		retry = max(time.Duration(float64(time.Second)/in.rate), c.maxStaleness)
+		retry = max(time.Duration(clampInt64(float64(time.Second)/in.rate)), c.maxStaleness)
 	}
 	d.throttleErr = &RejectError{Err: ErrThrottled, State: to, Used: in.effective, Budget: c.budget, RetryAfter: retry}
 	hold := c.hold
 	switch to {
 	case Probe:
-		hold = max(time.Duration(float64(time.Second)/c.probeRate), c.maxStaleness)
+		hold = max(time.Duration(clampInt64(float64(time.Second)/c.probeRate)), c.maxStaleness)
 	case Throttle, Normal:
 		hold = retry
 	}
@@ -671,4 +671,16 @@ func (b *Breaker) Stats() Stats {
 	s.ProfileErr = b.profileErr
 	b.mu.Unlock()
 	return s
+}
+
+// clampInt64 converts f to an int64 within [0, MaxInt64]: a float at or past
+// 2^63 (a tiny rate's period, a huge budget's room) would wrap negative.
+func clampInt64(f float64) int64 {
+	switch {
+	case !(f > 0): // NaN included
+		return 0
+	case f >= math.MaxInt64:
+		return math.MaxInt64
+	}
+	return int64(f)
 }

@@ -16,8 +16,12 @@ const hugeLimit = 1 << 62
 
 // memCgroup is the process's memory cgroup.
 type memCgroup struct {
-	read  func(name string) ([]byte, error)
-	dir   string // its directory, a slash-separated absolute path
+	read func(name string) ([]byte, error)
+	// dir is the directory (a slash-separated absolute path) of the group
+	// whose limit binds: the process's own, or the ancestor that holds
+	// the tightest limit. Its charge is what the kernel compares with the
+	// limit, siblings' included, so usage reads it there.
+	dir   string
 	v2    bool
 	limit int64 // the tightest limit up to the mount's root; 0: none
 }
@@ -47,7 +51,7 @@ func findCgroup(read func(name string) ([]byte, error)) (memCgroup, bool) {
 	}
 	for dir := range g.Up() {
 		if v, ok := readLimit(read, path.Join(dir, file)); ok && (cg.limit == 0 || v < cg.limit) {
-			cg.limit = v
+			cg.limit, cg.dir = v, dir
 		}
 	}
 	return cg, true
