@@ -176,6 +176,9 @@ func (c *conn) readLoop(ctx context.Context) {
 		}
 		if typ != websocket.MessageText {
 			io.Copy(io.Discard, r)
+			if c.limited() {
+				continue
+			}
 			c.fail(CodeBinary, "frames are JSON text messages", "", 0, false)
 			continue
 		}
@@ -187,11 +190,26 @@ func (c *conn) readLoop(ctx context.Context) {
 			if _, err := io.Copy(io.Discard, r); err != nil {
 				return
 			}
+			if c.limited() {
+				continue
+			}
 			c.fail(CodeFrameTooLong, "frame longer than the limit", "", 0, false)
 			continue
 		}
 		c.handle(ctx, data)
 	}
+}
+
+// limited takes a frame's token from the connection's rate limit for a
+// frame that is no request (binary, too long, not JSON): such frames count
+// against the limit as requests do. It reports whether the limit refused
+// it, answering rate_limited.
+func (c *conn) limited() bool {
+	if c.lim.Allow() {
+		return false
+	}
+	c.fail(CodeRateLimited, "too many frames, slow down", "", 0, true)
+	return true
 }
 
 // fail sends an error frame and counts it by code.
@@ -204,6 +222,9 @@ func (c *conn) fail(code, msg, room string, clientSeq uint64, retry bool) {
 func (c *conn) handle(ctx context.Context, data []byte) {
 	var f Frame
 	if err := json.Unmarshal(data, &f); err != nil {
+		if c.limited() {
+			return
+		}
 		c.fail(CodeBadJSON, "frame is not a JSON object: "+err.Error(), "", 0, false)
 		return
 	}

@@ -39,6 +39,27 @@ func poisonDB(t *testing.T, path string) {
 	}
 }
 
+// stalledRoom starts a server (closed by the test, not at cleanup) on a
+// database of its own with backend, and a client in room r whose first
+// message's call is blocked in its insert by another connection's write
+// lock, which release lets go.
+func stalledRoom(t *testing.T, backend string) (srv *Server, c *client, path string, release func()) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "chat.db")
+	srv, err := New(Config{DBPath: path, Backend: backend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	c = dial(t, ts)
+	c.join("r")
+	release = lockDB(t, path)
+	c.send(Frame{Type: "send", Room: "r", ClientSeq: 1, Text: "x"})
+	waitFor(t, "the room's call to block in its insert", func() bool { return stackHas("server.(*DB).insert") })
+	return srv, c, path, release
+}
+
 // lockDB takes SQLite's write lock on path from a connection of its own
 // (as another writer or a stalled disk would hold it) and returns the
 // function that releases it.
@@ -253,18 +274,7 @@ func TestReplayEqualsLive(t *testing.T) {
 // before the connection closes.
 func TestCloseDeadlineAnswers(t *testing.T) {
 	const sends = 6
-	path := filepath.Join(t.TempDir(), "chat.db")
-	srv, err := New(Config{DBPath: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	c := dial(t, ts)
-	c.join("r")
-	release := lockDB(t, path)
-	c.send(Frame{Type: "send", Room: "r", ClientSeq: 1, Text: "x"})
-	waitFor(t, "the room's call to block in its insert", func() bool { return stackHas("server.(*DB).insert") })
+	srv, c, path, release := stalledRoom(t, BackendShoal)
 	for n := uint64(2); n <= sends; n++ {
 		c.send(Frame{Type: "send", Room: "r", ClientSeq: n, Text: "x"})
 	}

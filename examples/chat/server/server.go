@@ -158,12 +158,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Backend == BackendPond {
 		s.be = newPondBackend(s.hub, &s.cfg)
 	} else if s.be, err = newShoalBackend(s.hub, &s.cfg); err != nil {
+		s.closeBreaker()
 		db.Close()
 		return nil, err
 	}
 	reg, err := s.registry()
 	if err != nil {
 		s.be.close(context.Background())
+		s.closeBreaker()
 		db.Close()
 		return nil, err
 	}
@@ -213,15 +215,23 @@ func (s *Server) Close(ctx context.Context) error {
 		s.mu.Lock()
 		for c := range s.conns {
 			c.kill(false)
+			// Ends a write blocked on a client that does not read, and a
+			// close handshake it will not answer, now rather than at
+			// WriteTimeout.
+			c.ws.CloseNow()
 		}
 		s.mu.Unlock()
 		<-waited
 	}
-	var errBr error
-	if s.breaker != nil {
-		errBr = s.breaker.Close()
+	return errors.Join(errBE, errWait, s.closeBreaker(), s.db.close(ctx))
+}
+
+// closeBreaker closes the breaker the server made for MemoryBudget, if any.
+func (s *Server) closeBreaker() error {
+	if s.breaker == nil {
+		return nil
 	}
-	return errors.Join(errBE, errWait, errBr, s.db.Close())
+	return s.breaker.Close()
 }
 
 // serveWS upgrades the request and runs the connection until it ends.

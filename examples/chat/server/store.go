@@ -67,7 +67,9 @@ func OpenDB(path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("chat: empty database path")
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)"
+	// The path goes into a URI: '%', '?' and '#' would be read as an
+	// escape, the query or a fragment, and open another file.
+	dsn := "file:" + uriPath.Replace(path) + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)"
 	w, err := sql.Open("sqlite", dsn+"&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, err
@@ -113,12 +115,25 @@ func (d *DB) checkpoints() {
 	}
 }
 
+// uriPath escapes what a file name in a SQLite URI must not hold raw.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
 // Close stops the checkpoints, checkpoints the whole log and closes the
 // connection pools.
-func (d *DB) Close() error {
+func (d *DB) Close() error { return d.close(context.Background()) }
+
+// close is Close within ctx: once ctx has ended, the last checkpoint is a
+// passive one, which waits for no lock that another connection holds (a
+// full one waits up to the busy timeout, 10 s).
+func (d *DB) close(ctx context.Context) error {
 	close(d.stop)
 	<-d.done
-	_, errCP := d.cp.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	var errCP error
+	if ctx.Err() != nil {
+		_, errCP = d.cp.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+	} else {
+		_, errCP = d.cp.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	}
 	return errors.Join(errCP, d.r.Close(), d.cp.Close(), d.w.Close())
 }
 
