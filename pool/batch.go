@@ -302,11 +302,17 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		w.goexit = false
 		return false
 	}
+	// The call's end is read before the slow-task callback runs: its
+	// time is not the call's.
+	var end int64
+	if timed {
+		end = c.nanotime()
+	}
 	if c.obs != nil {
 		c.obs.after(c, ts.idx, g.key, attempts, obsStart)
 	}
 	if timed {
-		b.record(ts, k, start, c.nanotime())
+		b.record(ts, k, start, end)
 	}
 	switch {
 	case panicked:

@@ -170,7 +170,15 @@ func (p *core[K, P, L]) init(cfg config, turn turnFunc[K, P], turnMax int) error
 		p.top = new(metrics.TopK[K])
 	}
 	p.rates.start(p.now())
-	if err := p.ctl.init(cfg.shards, cfg.minWorkers, cfg.maxWorkers, cfg.idleTimeout, p.nanotime); err != nil {
+	ctlClock := p.nanotime
+	if p.clock != nil {
+		// An injected clock dates tasks and judges their deadlines; the
+		// scheduler's own pacing (turn ends, the monitor's tick and stall
+		// rule) keeps real time: a frozen test clock must not stop turns.
+		start := time.Now()
+		ctlClock = func() int64 { return int64(time.Since(start)) }
+	}
+	if err := p.ctl.init(cfg.shards, cfg.minWorkers, cfg.maxWorkers, cfg.idleTimeout, ctlClock); err != nil {
 		return invalid("%v", err)
 	}
 	p.ctl.spinRounds, p.ctl.yieldBelow, p.ctl.yieldBehind = cfg.spinRounds, cfg.yieldBelow, cfg.yieldBehind

@@ -76,6 +76,9 @@ type config struct {
 	// Snapshot instead of the pool's sampled one; topGroups asks for
 	// Stats.TopGroups (stats_metrics.go).
 	timings   *Timings
+	// timingsAll holds every Timings given to WithTimings, each recorded
+	// into once.
+	timingsAll []*Timings
 	topGroups bool
 	// spinRounds, yieldBelow and yieldBehind are the worker and submitter
 	// rules of control.go; only benchmarks change them
@@ -311,7 +314,8 @@ type Clock interface {
 }
 
 // WithClock replaces time.Now as the source of timestamps and of the expiry
-// check. Timers (retry backoff, idle timeout) always use package time: tests
+// check. Timers (retry backoff, idle timeout) and the scheduler's own
+// pacing (a turn's 2 ms, the monitor's tick) always use package time: tests
 // that need to control them run the pool inside a testing/synctest bubble,
 // where package time is virtual, and most need no Clock at all.
 func WithClock(c Clock) Option {

@@ -235,9 +235,8 @@ func (p *Pool[K]) begin(w *worker, ts *turnState[K, Task], e *entry[K, Task], fi
 func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], err error) bool {
 	g := ts.g
 	attempts := ts.prev + 1
-	if p.c.obs != nil {
-		p.c.obs.after(&p.c, ts.idx, g.key, attempts, ts.obsStart)
-	}
+	// The attempt's end is read before the slow-task callback runs: its
+	// time is not the task's.
 	if timed := e.enq&stampTimed != 0; p.c.cfg.onTask != nil || timed {
 		start, end := ts.start, p.c.nanotime()
 		if timed {
@@ -246,6 +245,9 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 		if p.c.cfg.onTask != nil {
 			p.c.cfg.onTask(int(ts.idx), time.Duration(start-enqTime(e.enq)), time.Duration(end-start))
 		}
+	}
+	if p.c.obs != nil {
+		p.c.obs.after(&p.c, ts.idx, g.key, attempts, ts.obsStart)
 	}
 	if ts.panicked {
 		pv, stack := ts.pv, ts.stack

@@ -14,6 +14,7 @@ package pool
 
 import (
 	"iter"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,6 +55,10 @@ func WithTimings(t *Timings) Option {
 		if t == nil {
 			return invalid("WithTimings(nil)")
 		}
+		if slices.Contains(c.timingsAll, t) {
+			return nil // already recorded into: counted once
+		}
+		c.timingsAll = append(c.timingsAll, t)
 		c.timings = t
 		if prev := c.onTask; prev != nil {
 			c.onTask = func(shard int, wait, run time.Duration) {

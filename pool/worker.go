@@ -30,6 +30,7 @@ package pool
 
 import (
 	"context"
+	"runtime/pprof"
 	"time"
 
 	"github.com/shoal-go/shoal/shard"
@@ -129,6 +130,10 @@ type turnState[K shard.Key, P any] struct {
 }
 
 func (p *core[K, P, L]) workerMain(w *worker, ts *turnState[K, P]) {
+	// A goroutine inherits its creator's profiler labels, and a worker is
+	// started by whichever submitter or hand-off grows the pool: without
+	// this, every later task of any group would be credited to them.
+	pprof.SetGoroutineLabels(context.Background())
 	defer p.workerExit(w, ts)
 	for {
 		idx, ok := p.ctl.findWork(w)

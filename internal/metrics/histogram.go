@@ -44,7 +44,12 @@ func (h *Histogram) Record(d time.Duration) {
 		d = 0
 	}
 	h.counts[BucketOf(d)].Add(1) // counts the observation; read by Snapshot
-	h.sum.Add(int64(d))          // adds to the total; read by Snapshot
+	if h.sum.Add(int64(d)) < 0 { // adds to the total; read by Snapshot
+		// Past 292 years of nanoseconds the total wraps: it stays at the
+		// most an int64 holds instead (a long-lived Timings under load
+		// gets there in days).
+		h.sum.Store(math.MaxInt64)
+	}
 	for {
 		m := h.max.Load()                                       // current maximum
 		if int64(d) <= m || h.max.CompareAndSwap(m, int64(d)) { // raises the maximum
@@ -118,7 +123,11 @@ func (s *HistogramSnapshot) Merge(o *HistogramSnapshot) {
 		s.Counts[i] += o.Counts[i]
 	}
 	s.Count += o.Count
-	s.Sum += o.Sum
+	if s.Sum > math.MaxInt64-o.Sum {
+		s.Sum = math.MaxInt64 // saturates, as Record does
+	} else {
+		s.Sum += o.Sum
+	}
 	s.Max = max(s.Max, o.Max)
 }
 
