@@ -75,11 +75,11 @@ type config struct {
 	// timings is the Timings of WithTimings (every task timed), reported by
 	// Snapshot instead of the pool's sampled one; topGroups asks for
 	// Stats.TopGroups (stats_metrics.go).
-	timings   *Timings
+	timings *Timings
 	// timingsAll holds every Timings given to WithTimings, each recorded
 	// into once.
 	timingsAll []*Timings
-	topGroups bool
+	topGroups  bool
 	// spinRounds, yieldBelow and yieldBehind are the worker and submitter
 	// rules of control.go; only benchmarks change them
 	// (BenchmarkSubmitRules).
