@@ -212,19 +212,32 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-waited:
 	case <-ctx.Done():
 		errWait = ctx.Err()
-		s.mu.Lock()
-		for c := range s.conns {
-			c.kill(false)
-			// Ends a write blocked on a client that does not read, and a
-			// close handshake it will not answer, now rather than at
-			// WriteTimeout.
-			c.ws.CloseNow()
+		// The writers may still be flushing what was queued for their
+		// clients, the answers to the messages the deadline shut down
+		// among it: a short grace, then the sockets still open are
+		// closed at once, which ends a write blocked on a client that
+		// does not read, or a close handshake it will not answer, rather
+		// than at WriteTimeout.
+		grace := time.NewTimer(closeGrace)
+		select {
+		case <-waited:
+		case <-grace.C:
+			s.mu.Lock()
+			for c := range s.conns {
+				c.kill(false)
+				c.ws.CloseNow()
+			}
+			s.mu.Unlock()
+			<-waited
 		}
-		s.mu.Unlock()
-		<-waited
+		grace.Stop()
 	}
 	return errors.Join(errBE, errWait, s.closeBreaker(), s.db.close(ctx))
 }
+
+// closeGrace is how long Close, its deadline passed, lets the writers flush
+// what is queued before it closes the sockets still open.
+const closeGrace = time.Second
 
 // closeBreaker closes the breaker the server made for MemoryBudget, if any.
 func (s *Server) closeBreaker() error {
