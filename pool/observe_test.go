@@ -187,21 +187,28 @@ func TestProfilerLabels(t *testing.T) {
 	})
 }
 
+// probeLabels runs a task of group on p that reads its profiler labels,
+// closes p and returns them.
+func probeLabels(t *testing.T, p *Pool[string], group string) string {
+	t.Helper()
+	var got string
+	if err := p.Submit(context.Background(), group, func(context.Context) error {
+		got = labelProbe(t)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // Without WithProfilerLabels a task runs with the labels its worker had.
 func TestProfilerLabelsOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newPool[string](t, WithWorkers(1, 1))
-		var got string
-		if err := p.Submit(context.Background(), "room-7", func(context.Context) error {
-			got = labelProbe(t)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		if got != "" {
+		if got := probeLabels(t, p, "room-7"); got != "" {
 			t.Fatalf("labels %q without WithProfilerLabels", got)
 		}
 	})

@@ -185,15 +185,13 @@ type shardq[K shard.Key, P any] struct {
 	_     [128 - 124]byte
 }
 
-// lookup returns group's queue, live, or nil. A queue found on the idle
-// list becomes live again.
-func (s *shardq[K, P]) lookup(h uint64, group K) *gqueue[K, P] {
-	g := s.find(h, group)
-	if g != nil && g.idle {
+// revive makes g, found in the table, live again if it was on the idle
+// list.
+func (s *shardq[K, P]) revive(g *gqueue[K, P]) {
+	if g.idle {
 		s.unlinkIdle(g)
 		s.live++
 	}
-	return g
 }
 
 // alloc returns a new live queue for the shard idx: the oldest idle one

@@ -368,3 +368,12 @@ func FuzzReadyList(f *testing.F) {
 		}
 	})
 }
+
+// lookup returns group's queue, live, or nil: find, then revive.
+func (s *shardq[K, P]) lookup(h uint64, group K) *gqueue[K, P] {
+	g := s.find(h, group)
+	if g != nil {
+		s.revive(g)
+	}
+	return g
+}

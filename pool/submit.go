@@ -156,10 +156,8 @@ func (p *core[K, P, L]) enqueue(s *shardq[K, P], idx uint32, h uint64, group K, 
 	if !p.takeCredit(s) {
 		return enqPoolFull, nil, false
 	}
-	if g != nil && g.idle {
-		// Found on the idle list: live again (as lookup does).
-		s.unlinkIdle(g)
-		s.live++
+	if g != nil {
+		s.revive(g)
 	}
 	if g == nil {
 		g = s.alloc(idx)

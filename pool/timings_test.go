@@ -190,16 +190,7 @@ func TestWorkersStartWithoutLabels(t *testing.T) {
 		})
 		wg.Wait()
 		synctest.Wait()
-		var got string
-		if err := p.Submit(context.Background(), "b", func(context.Context) error {
-			got = labelProbe(t)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		got := probeLabels(t, p, "b")
 		if got != "" {
 			t.Fatalf("group b's task, submitted without labels, ran with labels %s", got)
 		}
