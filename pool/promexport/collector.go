@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,7 +63,7 @@ func WithTimings(t *pool.Timings) Option {
 // that does not.
 func WithBreaker(b BreakerSource) Option {
 	return optionFunc(func(c *config) error {
-		if b == nil {
+		if isNil(b) {
 			return fmt.Errorf("%w: WithBreaker(nil)", ErrInvalidOption)
 		}
 		c.breaker = b
@@ -85,6 +86,16 @@ func WithConstLabels(l prometheus.Labels) Option {
 		}
 		return nil
 	})
+}
+
+// isNil reports whether v is nil or holds a nil pointer, whose Snapshot
+// or Stats would panic at every scrape.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	r := reflect.ValueOf(v)
+	return r.Kind() == reflect.Pointer && r.IsNil()
 }
 
 func validLabelName(k string) bool {
@@ -127,10 +138,11 @@ type descs struct {
 }
 
 // New returns a Collector over src. It returns ErrNilSource without a
-// source, and an error matching ErrInvalidOption for a bad option; an
-// invalid label name is reported by prometheus.Register.
+// source (a nil interface, or a nil *pool.Pool or *pool.Batcher in one),
+// and an error matching ErrInvalidOption for a bad option; an invalid label
+// name is reported by prometheus.Register.
 func New(src Source, opts ...Option) (*Collector, error) {
-	if src == nil {
+	if isNil(src) {
 		return nil, ErrNilSource
 	}
 	var cfg config
