@@ -185,12 +185,19 @@ func (p *core[K, P, L]) run(w *worker, ts *turnState[K, P], idx uint32) int64 {
 
 // endBatch closes w's batch: out of the busy count, counters published, the
 // breaker's reservation of the finished tasks released. It returns how many
-// tasks the batch finished.
+// tasks the batch finished since the last publish.
 func (p *core[K, P, L]) endBatch(w *worker) int64 {
 	if w.inBusy {
 		p.ctl.busy.Add(-1)
 		w.inBusy = false
 	}
+	return p.publish(w)
+}
+
+// publish makes w's counts visible to Snapshot and releases the breaker's
+// reservation of the tasks w finished since the last publish; it returns
+// their number.
+func (p *core[K, P, L]) publish(w *worker) int64 {
 	w.flush()
 	n := w.finished
 	if p.trackInFlight && n != 0 {
@@ -329,9 +336,13 @@ func (p *core[K, P, L]) nextTurn(ts *turnState[K, P], parked bool) (uint32, bool
 	case ts.budget == 0 || p.ctl.coarse.Load() >= ts.turnEnd:
 		if s.readyHead == nil && p.ctl.runq.Len() == 0 {
 			// Nobody waits for a worker: a new turn, without the
-			// hand-off.
+			// hand-off. The worker may stay on this group for as long
+			// as it gets tasks (a Batcher's call after call): what it
+			// finished is published now, not when it leaves the shard.
 			p.freshTurn(ts)
-			return p.take(ts), true
+			k := p.take(ts)
+			p.publish(ts.w)
+			return k, true
 		}
 		// Fairness: the group goes behind the other ready groups.
 		ts.repush = s.pushReady(g)
