@@ -326,21 +326,22 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 	default:
 		// Partial: the first n are handled; the rest failed.
 		n, r, retry, delay, pv, ok := b.judgeCall(err, k, attempts)
-		if !ok {
-			// Judging the error panicked (see RetryPolicy.judge): the
-			// call is lettered whole, as for a panic.
-			w.stats.local[cPanicked]++
-			b.letter(w, ts, 0, k, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, nil)
-			if h := c.cfg.panicHandler; h != nil {
-				callHandler(h, pv, nil)
-			}
-			break
-		}
 		w.completed += uint64(n)
 		if n == k {
 			break
 		}
 		w.stats.local[cFailed]++
+		if !ok {
+			// Judging the error panicked (see RetryPolicy.judge): the
+			// messages not reported handled are lettered, as for a
+			// panic.
+			w.stats.local[cPanicked]++
+			b.letter(w, ts, n, k-n, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, nil)
+			if h := c.cfg.panicHandler; h != nil {
+				callHandler(h, pv, nil)
+			}
+			break
+		}
 		if !retry {
 			b.letter(w, ts, n, k-n, r, err, attempts, nil, nil)
 			break
@@ -360,7 +361,9 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 
 // judgeCall is RetryPolicy.judge for a failed call of k messages, with
 // Partial's count of handled ones, n, read under the same guard: the
-// Batcher retries or letters the k-n others.
+// Batcher retries or letters the k-n others. When judging panics (ok
+// false), n is what Partial reported (0 if reading it panicked) and
+// n < k.
 func (b *Batcher[K, M]) judgeCall(err error, k uint32, attempts int) (n uint32, reason Reason, retry bool, delay time.Duration, pv any, ok bool) {
 	defer func() {
 		if !ok {
