@@ -477,13 +477,21 @@ func (s BatchStats) Mean() float64 {
 }
 
 // Quantile returns an upper bound of the q-quantile of call sizes (0 ≤ q ≤
-// 1): the top of the bucket that holds the ⌈q·Calls⌉-th smallest call (the
-// smallest for q = 0). It is 0 before the first call.
+// 1; q outside is taken as the bound it passes, NaN gives 0): the top of
+// the bucket that holds the ⌈q·n⌉-th smallest of the n calls in Sizes (the
+// smallest for q = 0). It is 0 before the first call. n is Calls once the
+// Batcher is quiet; a Snapshot taken while a worker publishes may count a
+// call in Calls before its size.
 func (s BatchStats) Quantile(q float64) int {
-	if s.Calls == 0 {
+	var n uint64
+	for _, c := range s.Sizes {
+		n += c
+	}
+	if n == 0 || math.IsNaN(q) {
 		return 0
 	}
-	rank := max(uint64(math.Ceil(q*float64(s.Calls))), 1)
+	q = min(max(q, 0), 1)
+	rank := max(uint64(math.Ceil(q*float64(n))), 1)
 	var seen uint64
 	for i, n := range s.Sizes {
 		seen += n

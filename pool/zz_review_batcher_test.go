@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -459,4 +460,30 @@ func TestBatcherPartialJudgePanics(t *testing.T) {
 				s.Completed, s.DeadLetters.Panicked, s.FailedAttempts, s.Panicked)
 		}
 	})
+}
+
+// TestBatchQuantileTornAndOutOfRange: a Snapshot taken while a worker
+// publishes its counts may read a call in Calls before its size in Sizes
+// (flush publishes the calls first); ten calls of one message then read
+// as Calls 11 with ten in Sizes[0]. Quantile must still answer within the
+// sizes seen (1), not the top of the last bucket (65,536); and, like
+// Histogram.Quantile, it takes q below 0 or above 1 as 0 or 1 and
+// answers 0 to NaN, never the last bucket's top.
+func TestBatchQuantileTornAndOutOfRange(t *testing.T) {
+	var s BatchStats
+	s.Calls, s.Messages, s.Sizes[0] = 11, 10, 10
+	for _, q := range []float64{0.5, 0.99, 1} {
+		if got := s.Quantile(q); got != 1 {
+			t.Errorf("torn snapshot: Quantile(%v) = %d, want 1", q, got)
+		}
+	}
+	s.Calls = 10
+	for _, q := range []float64{-1, 2, math.Inf(1), math.Inf(-1)} {
+		if got := s.Quantile(q); got != 1 {
+			t.Errorf("Quantile(%v) = %d, want 1", q, got)
+		}
+	}
+	if got := s.Quantile(math.NaN()); got != 0 {
+		t.Errorf("Quantile(NaN) = %d, want 0", got)
+	}
 }
