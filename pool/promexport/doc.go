@@ -1,7 +1,7 @@
 // Package promexport exports a shoal pool's statistics to Prometheus.
 //
 // A Collector reads one pool.Stats per scrape through Source (any
-// *pool.Pool[K] is one): counters, queues, workers, the queue-wait and
+// *pool.Pool[K] or *pool.Batcher[K, M] is one): counters, queues, workers, the queue-wait and
 // run-time histograms, rates, the breaker's figures (pool.WithBreaker's or
 // pool.WithMemoryBudget's own) and the heaviest group:
 //
@@ -36,6 +36,8 @@
 //	memory_budget_bytes               gauge      the budget (with a breaker)
 //	breaker_state{state}              gauge      1 for the current state, else 0 (with a breaker)
 //	breaker_transitions_total{state}  counter    entries into each state (with a breaker)
+//	batch_size_messages               histogram  messages per call of a pool.Batcher's function,
+//	                                             retries included (a Batcher that made calls)
 //
 // The histograms are the pool's: by default a sampled one attempt in
 // pool.TimingSampleEvery is timed, and the exported counts and sum are
