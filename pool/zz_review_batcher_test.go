@@ -99,7 +99,7 @@ var (
 // order; each letter's reason and attempts follow from the calls; and the
 // Snapshot after Close counts exactly what happened.
 func TestBatcherModel(t *testing.T) {
-	for seed := range uint64(60) {
+	for seed := range uint64(100) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) { runBatcherModel(t, seed) })
 		})
@@ -113,6 +113,11 @@ func runBatcherModel(t *testing.T, seed uint64) {
 	workers := 1 + rng.IntN(3)
 	maxAttempts := 1 + rng.IntN(3)
 	withDeadline := rng.IntN(3) == 0
+	concurrent := rng.IntN(2) == 0
+	queueSize := 1 << 20
+	if concurrent {
+		queueSize = 1 + rng.IntN(4)
+	}
 	perGroup := make([]int, groups)
 	for g := range perGroup {
 		perGroup[g] = rng.IntN(25)
@@ -190,7 +195,7 @@ func runBatcherModel(t *testing.T, seed uint64) {
 		mu.Unlock()
 	}
 	tm := new(Timings)
-	b := mustBatcher(t, fn, WithMaxBatch(maxBatch), WithWorkers(0, workers),
+	b := mustBatcher(t, fn, WithMaxBatch(maxBatch), WithWorkers(0, workers), WithGroupQueueSize(queueSize),
 		WithBatchDeadLetterHandler(h), WithPanicHandler(func(any, []byte) {}), WithTimings(tm),
 		WithRetry(RetryPolicy{MaxAttempts: maxAttempts, Backoff: func(int) time.Duration { return time.Millisecond },
 			Retryable: func(err error) bool {
@@ -199,42 +204,70 @@ func runBatcherModel(t *testing.T, seed uint64) {
 				}
 				return true
 			}}))
-	// Submissions interleave over the groups, in random bursts, with
-	// pauses that let calls run between them.
-	next := make([]int, groups)
-	total := 0
-	for {
-		var open []int
-		for g := range groups {
-			if next[g] < perGroup[g] {
-				open = append(open, g)
-			}
-		}
-		if len(open) == 0 {
-			break
-		}
-		g := open[rng.IntN(len(open))]
-		for range 1 + rng.IntN(4) {
-			if next[g] == perGroup[g] {
-				break
-			}
-			if err := b.Submit(context.Background(), g, next[g]); err != nil {
-				t.Fatal(err)
-			}
-			next[g]++
-			total++
-		}
-		if rng.IntN(3) == 0 {
-			time.Sleep(time.Duration(rng.IntN(4)) * time.Millisecond)
-		}
-	}
 	ctx := context.Background()
 	if withDeadline {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Second)
 		defer cancel()
 	}
+	accepted := slices.Clone(perGroup)
+	total := 0
+	var submitters sync.WaitGroup
+	if concurrent {
+		// One submitter per group, blocking on its small queue; Close
+		// comes at a random time and refuses the rest with ErrClosed.
+		for g := range groups {
+			pause := rand.New(rand.NewPCG(seed, uint64(g)))
+			submitters.Go(func() {
+				for i := range perGroup[g] {
+					if err := b.Submit(context.Background(), g, i); err != nil {
+						if !errors.Is(err, ErrClosed) {
+							t.Errorf("group %d: Submit: %v", g, err)
+						}
+						accepted[g] = i
+						return
+					}
+					if pause.IntN(3) == 0 {
+						time.Sleep(time.Duration(pause.IntN(4)) * time.Millisecond)
+					}
+				}
+			})
+		}
+		time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
+	} else {
+		// Submissions interleave over the groups, in random bursts, with
+		// pauses that let calls run between them.
+		next := make([]int, groups)
+		for {
+			var open []int
+			for g := range groups {
+				if next[g] < perGroup[g] {
+					open = append(open, g)
+				}
+			}
+			if len(open) == 0 {
+				break
+			}
+			g := open[rng.IntN(len(open))]
+			for range 1 + rng.IntN(4) {
+				if next[g] == perGroup[g] {
+					break
+				}
+				if err := b.Submit(context.Background(), g, next[g]); err != nil {
+					t.Fatal(err)
+				}
+				next[g]++
+			}
+			if rng.IntN(3) == 0 {
+				time.Sleep(time.Duration(rng.IntN(4)) * time.Millisecond)
+			}
+		}
+	}
 	cerr := b.Close(ctx)
+	submitters.Wait()
+	for _, n := range accepted {
+		total += n
+	}
 	var closeErr *BatchCloseError[int, int]
 	if cerr != nil && !errors.As(cerr, &closeErr) {
 		t.Fatalf("Close: %v", cerr)
@@ -373,8 +406,8 @@ func runBatcherModel(t *testing.T, seed uint64) {
 		if retryDue {
 			t.Fatalf("group %d: the rest %v of a failed call was neither retried nor lettered", g, rest)
 		}
-		if pos != perGroup[g] {
-			t.Fatalf("group %d: %d of %d messages handled or lettered\nevents: %+v", g, pos, perGroup[g], log[g])
+		if pos != accepted[g] {
+			t.Fatalf("group %d: %d of %d messages handled or lettered\nevents: %+v", g, pos, accepted[g], log[g])
 		}
 	}
 
