@@ -245,10 +245,11 @@ func (b *Batcher[K, M]) Tune(minWorkers, maxWorkers int) error {
 }
 
 // Snapshot returns the Batcher's counters, as Pool.Snapshot. Submitted,
-// Completed, Queued and DeadLetters count messages; FailedAttempts, Retried and
-// Panicked count calls; Batches holds the calls' sizes. Timings' wait is
-// from a message's acceptance to the start of its call, and its run time
-// the call's.
+// Completed, Queued and DeadLetters count messages; FailedAttempts, Retried,
+// Panicked and SlowTasks count calls; DeadLettersUntaken counts letters (a
+// letter holds a call's messages); Batches holds the calls' sizes. Timings'
+// wait is from a message's acceptance to the start of its call, and its run
+// time the call's (each message of a call is one sample).
 func (b *Batcher[K, M]) Snapshot() Stats { return b.c.snapshot() }
 
 // ShardOf returns the shard of the group table that holds group's queue,
