@@ -520,3 +520,43 @@ func TestBatchQuantileTornAndOutOfRange(t *testing.T) {
 		t.Errorf("Quantile(NaN) = %d, want 0", got)
 	}
 }
+
+// TestPoolHotGroupPublishes is TestBatcherHotGroupPublishes for a Pool:
+// one group whose next task arrives while the previous runs keeps its
+// worker turn after turn; the counts and the breaker's in-flight count
+// must follow the turns.
+func TestPoolHotGroupPublishes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		entered, release := make(chan struct{}), make(chan struct{})
+		task := func(context.Context) error {
+			entered <- struct{}{}
+			<-release
+			return nil
+		}
+		p := mustNew[int](t, WithWorkers(1, 1), WithBatchSize(1), WithMemoryBudget(1<<40))
+		const tasks = 100
+		if err := p.Submit(context.Background(), 1, task); err != nil {
+			t.Fatal(err)
+		}
+		for range tasks {
+			<-entered
+			if err := p.Submit(context.Background(), 1, task); err != nil {
+				t.Fatal(err)
+			}
+			release <- struct{}{}
+		}
+		<-entered
+		s := p.Snapshot()
+		inFlight := p.c.inFlight.Load()
+		release <- struct{}{}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if s.Completed < tasks-1 {
+			t.Errorf("while the hot group runs: Completed %d; want about %d", s.Completed, tasks)
+		}
+		if inFlight > 2 {
+			t.Errorf("breaker's in-flight count %d with %d queued", inFlight, s.Queued)
+		}
+	})
+}
