@@ -24,8 +24,8 @@ import (
 //     a read or write error, a slow consumer, or the server's shutdown. After
 //     it, enqueue accepts nothing.
 //   - rooms is guarded by roomsMu: the reader (the HTTP handler's
-//     goroutine) adds a room when it submits a join and removes it when it
-//     submits a leave; the hub puts it back as it was when that op did not
+//     goroutine) adds a room before it submits a join and removes it before
+//     it submits a leave (and undoes that when the submission is refused); the hub puts it back as it was when that op did not
 //     take effect (a failed call, a replay that could not be read).
 //     shutdownSaid is touched only by the reader, writeTimer only by the
 //     writer.
@@ -284,10 +284,25 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 		}
 		o.kind, o.clientSeq, o.text, o.at = opSend, f.ClientSeq, f.Text, now().UnixNano()
 	}
+	// The connection records a join or a leave before submitting it: the
+	// room may handle the op, and put the record back when the op did not
+	// take effect (hub.join, hub.failed), before submit returns.
+	switch o.kind {
+	case opJoin:
+		c.setRoom(f.Room, true)
+	case opLeave:
+		c.setRoom(f.Room, false)
+	}
 	// A full room makes the reader wait for room (until the connection
 	// ends): the client's frames are read no faster than its rooms take
 	// them, and TCP holds the rest.
 	if err := c.s.be.submit(ctx, f.Room, o); err != nil {
+		switch o.kind { // refused: it will not be handled
+		case opJoin:
+			c.setRoom(f.Room, false)
+		case opLeave:
+			c.setRoom(f.Room, true)
+		}
 		code, retry := submitErrorCode(err)
 		if code == CodeShutdown {
 			// One shutting_down frame per connection: a client that
@@ -302,18 +317,14 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 		c.fail(code, err.Error(), f.Room, f.ClientSeq, retry)
 		return
 	}
-	switch o.kind {
-	case opJoin:
-		c.setRoom(f.Room, true)
-	case opLeave:
-		c.setRoom(f.Room, false)
-	case opSend:
+	if o.kind == opSend {
 		c.s.stats.accepted.Add(1)
 	}
 }
 
-// setRoom records whether the connection is in room: the reader when it
-// submits a join or a leave, the hub when one did not take effect.
+// setRoom records whether the connection is in room: the reader before it
+// submits a join or a leave (and again when the submission is refused), the
+// hub when one did not take effect.
 func (c *conn) setRoom(room string, in bool) {
 	c.roomsMu.Lock()
 	defer c.roomsMu.Unlock()
