@@ -29,7 +29,8 @@
 // during the peak. Each pool gets drainLimit (1 s) after its day to finish;
 // a pool that cannot (static at mean) sheds the rest as Shutdown dead
 // letters, and its waits count only the tasks that started: a lower bound,
-// marked ">=".
+// marked ">=". An adaptive pool that sheds so misses both p99 targets. The
+// percentiles are nearest-rank.
 //
 // Run it under the benchmark lock:
 //

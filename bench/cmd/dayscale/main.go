@@ -102,11 +102,15 @@ type result struct {
 	lag           time.Duration // how far the submitter fell behind the curve at most
 }
 
+// p returns the q-quantile of the sorted peak waits by nearest rank: the
+// smallest wait that at least a fraction q of them do not exceed; 0 for none.
 func (r result) p(q float64) time.Duration {
-	if len(r.peakWaits) == 0 {
+	n := len(r.peakWaits)
+	if n == 0 {
 		return 0
 	}
-	return r.peakWaits[min(len(r.peakWaits)-1, int(q*float64(len(r.peakWaits))))]
+	i := int(math.Ceil(q*float64(n))) - 1
+	return r.peakWaits[min(max(i, 0), n-1)]
 }
 
 // policy is the scaling policy at the day's time scale: the default policy's
@@ -324,12 +328,14 @@ func report(w io.Writer, p params, rounds int, need float64, rows []row) {
 		}
 		return "MISSED"
 	}
+	// An adaptive pool that shed tasks has a p99 that is only a lower
+	// bound: it meets neither target in which its p99 must be small.
 	fmt.Fprintf(w, "adaptive p99 / static-at-max p99 = %.2f (target <= 1.1: %s)\n",
-		float64(ad.p99)/float64(ref.p99), check(ad.p99 <= ref.p99*11/10))
+		float64(ad.p99)/float64(ref.p99), check(ad.shed == 0 && ad.p99 <= ref.p99*11/10))
 	fmt.Fprintf(w, "adaptive worker-s / static-at-max = %.2f (target <= 0.5: %s)\n",
 		ad.workerSeconds/ref.workerSeconds, check(ad.workerSeconds <= ref.workerSeconds/2))
 	fmt.Fprintf(w, "static-at-mean p99 / adaptive p99 = %.1f (target >= 3: %s)\n",
-		float64(mean.p99)/float64(ad.p99), check(mean.p99 >= 3*ad.p99))
+		float64(mean.p99)/float64(ad.p99), check(ad.shed == 0 && mean.p99 >= 3*ad.p99))
 	fmt.Fprintf(w, "adaptive: last scaling decision %d workers (%v)\n", ad.last.Target, ad.last.Reason)
 }
 
