@@ -733,7 +733,9 @@ func (rep *report) latencies(lats []latency, start int64) {
 	}
 	slices.Sort(e2e)
 	slices.Sort(srv)
-	q := func(s []time.Duration, p float64) time.Duration { return s[min(int(p*float64(len(s))), len(s)-1)] }
+	q := func(s []time.Duration, p float64) time.Duration { // nearest rank
+		return s[min(max(int(math.Ceil(p*float64(len(s))))-1, 0), len(s)-1)]
+	}
 	rep.P50, rep.P99, rep.P999, rep.Max = q(e2e, 0.50), q(e2e, 0.99), q(e2e, 0.999), e2e[len(e2e)-1]
 	rep.ServerP50, rep.ServerP99 = q(srv, 0.50), q(srv, 0.99)
 }
