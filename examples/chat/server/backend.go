@@ -19,12 +19,9 @@ const (
 	BackendShoal = "shoal"
 	// BackendPond runs each op as a task of a pond v2 pool, serialized per
 	// room by a mutex: what a user writes by hand with a plain worker pool.
-	// Each message is its own transaction, and ops of one room may start
-	// out of submission order: a sender's messages can be numbered in
-	// another order than it sent them, and a leave can run before the join
-	// it follows (it then finds no membership and is answered with
-	// nothing, and the join makes the connection a member of a room it
-	// left).
+	// Each message is its own transaction; a room's ops wait in a FIFO
+	// queue, since its tasks may take the mutex in another order than they
+	// were submitted, and each task handles the room's oldest op.
 	BackendPond = "pond"
 )
 
@@ -94,28 +91,33 @@ func (b *shoalBackend) close(ctx context.Context) error {
 func (b *shoalBackend) snapshot() (pool.Stats, bool) { return b.b.Snapshot(), true }
 
 // pondBackend runs every op as a pond task that holds its room's mutex.
+// The room's ops wait in a FIFO queue: a task handles the room's oldest
+// op, not necessarily the one it was submitted with, since the room's
+// tasks may take the mutex in another order than they were submitted.
 type pondBackend struct {
 	h       *hub
 	p       pond.Pool
 	breaker *backpressure.Breaker
+	// ctx is the handlers' context: close cancels it when its own ends.
+	ctx    context.Context
+	cancel context.CancelFunc
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	mu     sync.Mutex
+	rooms  map[string]*pondRoom
+	closed bool
+}
+
+// pondRoom is a room's mutex and its ops not yet taken by a task.
+type pondRoom struct {
+	l     sync.Mutex
+	ops   []op // guarded by pondBackend.mu
+	tasks int  // submitted tasks not yet finished; guarded by pondBackend.mu
 }
 
 func newPondBackend(h *hub, cfg *Config) *pondBackend {
-	return &pondBackend{h: h, p: pond.NewPool(cfg.PondWorkers), breaker: cfg.Breaker, locks: make(map[string]*sync.Mutex)}
-}
-
-func (b *pondBackend) lock(room string) *sync.Mutex {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	l := b.locks[room]
-	if l == nil {
-		l = new(sync.Mutex)
-		b.locks[room] = l
-	}
-	return l
+	ctx, cancel := context.WithCancel(context.Background())
+	return &pondBackend{h: h, p: pond.NewPool(cfg.PondWorkers), breaker: cfg.Breaker, ctx: ctx, cancel: cancel,
+		rooms: make(map[string]*pondRoom)}
 }
 
 func (b *pondBackend) submit(ctx context.Context, room string, o op) error {
@@ -124,24 +126,65 @@ func (b *pondBackend) submit(ctx context.Context, room string, o op) error {
 			return err
 		}
 	}
-	l := b.lock(room)
-	err := b.p.Go(func() {
-		l.Lock()
-		defer l.Unlock()
-		b.h.handleRetry(context.Background(), room, []op{o})
-	})
-	if err != nil {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errClosed
+	}
+	r := b.rooms[room]
+	if r == nil {
+		r = new(pondRoom)
+		b.rooms[room] = r
+	}
+	// The pool's queue is unbounded: Go does not block.
+	if err := b.p.Go(func() { b.run(room, r) }); err != nil {
+		if r.tasks == 0 {
+			delete(b.rooms, room)
+		}
 		return fmt.Errorf("%w: %w", errClosed, err)
 	}
+	r.ops = append(r.ops, o)
+	r.tasks++
 	return nil
 }
 
+// run handles room's oldest op under the room's mutex. Once close's
+// context has ended, it answers the op as failed instead.
+func (b *pondBackend) run(room string, r *pondRoom) {
+	r.l.Lock()
+	defer r.l.Unlock()
+	b.mu.Lock()
+	o := r.ops[0]
+	r.ops[0] = op{}
+	r.ops = r.ops[1:]
+	b.mu.Unlock()
+	if err := b.ctx.Err(); err != nil {
+		b.h.failed(room, []op{o}, fmt.Errorf("%w: %w", errClosed, context.Cause(b.ctx)))
+	} else {
+		b.h.handleRetry(b.ctx, room, []op{o})
+	}
+	b.mu.Lock()
+	if r.tasks--; r.tasks == 0 {
+		delete(b.rooms, room)
+	}
+	b.mu.Unlock()
+}
+
+// close stops admission and waits for every task. If ctx ends first, the
+// running calls' context is canceled and the ops still queued are answered
+// as failed; close returns ctx's error once every task has finished.
 func (b *pondBackend) close(ctx context.Context) error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
 	t := b.p.Stop()
 	select {
 	case <-t.Done():
+		b.cancel()
 		return nil
 	case <-ctx.Done():
+		b.cancel()
+		<-t.Done()
 		return ctx.Err()
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // inlineBackend handles each op inside submit, before submit returns: a
@@ -66,5 +67,78 @@ func TestReviewChatJoinAnsweredBeforeSubmitReturns(t *testing.T) {
 	a.send(Frame{Type: "join", Room: "r"})
 	if f := a.next(); f.Type != "joined" {
 		t.Fatalf("retried join after a retryable error: got %+v, want joined", f)
+	}
+}
+
+// TestReviewChatPondSenderOrder: with the pond backend, a sender's
+// messages queued behind a blocked call are numbered and acknowledged in
+// the order it sent them, and a leave then a join queued there leave the
+// connection a member.
+func TestReviewChatPondSenderOrder(t *testing.T) {
+	const sends = 40
+	srv, c, _, release := stalledRoom(t, BackendPond)
+	t.Cleanup(func() { srv.Close(context.Background()) })
+	for n := uint64(2); n <= sends; n++ {
+		c.send(Frame{Type: "send", Room: "r", ClientSeq: n, Text: "x"})
+	}
+	c.send(Frame{Type: "leave", Room: "r"})
+	c.send(Frame{Type: "join", Room: "r"})
+	waitFor(t, "the ops to queue", func() bool { st, _ := srv.be.snapshot(); return st.Queued == sends+2 })
+	release()
+	var acks []uint64
+	var got []string
+	for len(got) < 2 {
+		f := c.next()
+		switch f.Type {
+		case "ack":
+			if f.Seq != f.ClientSeq {
+				t.Errorf("client_seq %d numbered %d", f.ClientSeq, f.Seq)
+			}
+			acks = append(acks, f.ClientSeq)
+		case "left", "joined":
+			got = append(got, f.Type)
+		case "error":
+			t.Fatalf("got %+v", f)
+		}
+	}
+	if len(acks) != sends || got[0] != "left" || got[1] != "joined" {
+		t.Fatalf("acks %v, then %v; want %d acks, then left and joined", acks, got, sends)
+	}
+	if st, _, _ := srv.hub.state.Get("r"); st.Members != 1 {
+		t.Fatalf("room r has %d members after leave then join; want 1", st.Members)
+	}
+}
+
+// TestReviewChatPondCloseDeadline: with the pond backend, when Close's
+// context ends while the database stalls, every accepted send is answered
+// before the connection closes, and no task runs after Close returned.
+func TestReviewChatPondCloseDeadline(t *testing.T) {
+	const sends = 6
+	srv, c, _, release := stalledRoom(t, BackendPond)
+	for n := uint64(2); n <= sends; n++ {
+		c.send(Frame{Type: "send", Room: "r", ClientSeq: n, Text: "x"})
+	}
+	waitFor(t, "the sends to queue", func() bool { st, _ := srv.be.snapshot(); return st.Queued == sends })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	cerr := srv.Close(ctx)
+	pb := srv.be.(*pondBackend)
+	running := pb.p.RunningWorkers()
+	release()
+	answered := map[uint64]string{}
+	for f := range c.frames {
+		switch f.Type {
+		case "ack":
+			answered[f.ClientSeq] = "ack"
+		case "error":
+			answered[f.ClientSeq] = f.Code
+		}
+	}
+	t.Logf("Close: %v; answers %v", cerr, answered)
+	if running != 0 {
+		t.Errorf("%d pond workers still running after Close returned", running)
+	}
+	if len(answered) != sends {
+		t.Fatalf("%d of %d accepted sends answered before the connection closed (%v)", len(answered), sends, answered)
 	}
 }
