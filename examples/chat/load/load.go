@@ -346,8 +346,14 @@ func (c *loadClient) read(ws *websocket.Conn, joinedAll, done chan struct{}) {
 				if f.Room != "" && f.ClientSeq == 0 && f.Retry && !c.joined[f.Room] && slices.Contains(c.rooms, f.Room) {
 					// A retryable answer to a join: join again, as the
 					// server says one may (the writer may write too:
-					// coder/websocket's Write is safe for concurrent use).
-					b, _ := json.Marshal(map[string]any{"type": "join", "room": f.Room})
+					// coder/websocket's Write is safe for concurrent use),
+					// asking, as the refused join did, for what was missed
+					// since the last message seen.
+					j := map[string]any{"type": "join", "room": f.Room}
+					if last, ok := c.last[f.Room]; ok {
+						j["since"] = last
+					}
+					b, _ := json.Marshal(j)
 					go write(ws, b)
 				}
 			}

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/shoal-go/shoal/examples/chat/server"
 )
 
 // TestReviewChatNearestRank: the report's percentiles are nearest-rank:
@@ -23,5 +26,51 @@ func TestReviewChatNearestRank(t *testing.T) {
 	two.latencies([]latency{{e2e: 1, server: 1}, {e2e: 2, server: 2}}, 0)
 	if two.P50 != 1 || two.ServerP50 != 1 {
 		t.Errorf("{1, 2}: p50 %v, server p50 %v; want 1", two.P50, two.ServerP50)
+	}
+}
+
+// TestReviewChatRetriedRejoinAsksSince: after a drop, the rejoin (with
+// since) is answered with a retryable error; the client joins again, and
+// that join must still ask for what it missed: a message stored while it
+// was away (the send whose answer the drop cut) is replayed, and nothing
+// is reported lost.
+func TestReviewChatRetriedRejoinAsksSince(t *testing.T) {
+	type stored struct {
+		from string
+		cs   uint64
+	}
+	var msgs []stored // msgs[i] is seq i+1
+	refused, replayed := false, false
+	s := &fakeServer{onJoin: func(s *fakeServer, c *fakeConn, f *server.Frame) {
+		if c.n == 2 && !refused {
+			refused = true
+			c.send(fmt.Sprintf(`{"type":"error","code":"internal","retry":true,"room":%q,"message":"join not applied"}`, f.Room))
+			return
+		}
+		frames := []string{joined(f.Room, s.seq)}
+		if f.Since != nil {
+			for seq := *f.Since + 1; seq <= s.seq; seq++ {
+				m := msgs[seq-1]
+				frames = append(frames, msgOf(f.Room, seq, m.from, m.cs))
+				replayed = true
+			}
+		}
+		c.send(frames...)
+	}, onSend: func(s *fakeServer, c *fakeConn, f *server.Frame) bool {
+		s.seq++
+		msgs = append(msgs, stored{c.id, f.ClientSeq})
+		if c.n == 1 && s.seq == 2 {
+			return true // stored, and the connection drops before the answer
+		}
+		c.send(msgOf(f.Room, s.seq, c.id, f.ClientSeq), ackOf(f.Room, s.seq, f.ClientSeq))
+		return false
+	}}
+	rep := runAgainst(t, s)
+	if !refused || s.seq < 2 {
+		t.Fatal("the scenario did not happen")
+	}
+	if rep.Lost != 0 || rep.Disconnected != 0 || !replayed {
+		t.Errorf("a rejoin refused once, then retried: lost %d, disconnected %d, replayed %v; want 0, 0, true "+
+			"(the retried join did not ask for the message stored while the client was away)", rep.Lost, rep.Disconnected, replayed)
 	}
 }
