@@ -68,9 +68,16 @@ func main() {
 	} else {
 		printReport(os.Stdout, &cfg, rep)
 	}
-	if rep.Lost+rep.OutOfOrder+rep.Dups+rep.Unacked+rep.Disconnected > 0 {
+	if rep.failed() {
 		os.Exit(2)
 	}
+}
+
+// failed reports whether the run found a fault: a message lost, out of
+// order in its room or in its sender's order, duplicated or unanswered, or
+// a client that ended disconnected.
+func (r *report) failed() bool {
+	return r.Lost+r.OutOfOrder+r.Dups+r.Unacked+r.Disconnected+r.SenderReordered > 0
 }
 
 // printReport writes rep for people.

@@ -74,3 +74,33 @@ func TestReviewChatRetriedRejoinAsksSince(t *testing.T) {
 			"(the retried join did not ask for the message stored while the client was away)", rep.Lost, rep.Disconnected, replayed)
 	}
 }
+
+// TestReviewChatSenderInversionFails: the server numbers a sender's
+// second message before its first (every member still receives each
+// sequence number once, in order): the run must fail, as the exit status
+// says it does for anything out of order.
+func TestReviewChatSenderInversionFails(t *testing.T) {
+	var held *server.Frame
+	s := &fakeServer{onJoin: liveJoin, onSend: func(s *fakeServer, c *fakeConn, f *server.Frame) bool {
+		if f.ClientSeq == 1 {
+			held = f // numbered after client_seq 2
+			return false
+		}
+		s.seq++
+		frames := []string{msgOf(f.Room, s.seq, c.id, f.ClientSeq), ackOf(f.Room, s.seq, f.ClientSeq)}
+		if held != nil {
+			s.seq++
+			frames = append(frames, msgOf(held.Room, s.seq, c.id, held.ClientSeq), ackOf(held.Room, s.seq, held.ClientSeq))
+			held = nil
+		}
+		c.send(frames...)
+		return false
+	}}
+	rep := runAgainst(t, s)
+	if rep.SenderReordered == 0 {
+		t.Fatal("the inversion was not counted: the scenario did not happen")
+	}
+	if !rep.failed() {
+		t.Errorf("a sender's messages numbered out of its order (%d), yet the run does not fail", rep.SenderReordered)
+	}
+}
