@@ -214,8 +214,10 @@ type IsolationResult struct {
 	OutOfOrder, Overlaps int
 	// HotRan counts the hot group's tasks that ran.
 	HotRan int
-	// Measured counts the fast tasks behind the wait figures.
-	Measured int
+	// Measured counts the fast tasks behind the wait figures;
+	// FastRefused the fast tasks due after the warm-up whose Submit
+	// failed, whose waits the figures therefore leave out.
+	Measured, FastRefused int
 	// P50, P99, P999 and Max are the fast groups' waits (nearest rank).
 	P50, P99, P999, Max time.Duration
 	// LateP99 is the 99th percentile of how late the submitters called
@@ -535,6 +537,9 @@ func (r *isoRun) result() IsolationResult {
 			if !ev.accepted {
 				if ev.ended.Load() > 0 {
 					res.RanRefused++
+				}
+				if ev.kind == isoFast && ev.due >= warmup && ev.called > 0 {
+					res.FastRefused++
 				}
 				continue
 			}

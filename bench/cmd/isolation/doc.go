@@ -15,7 +15,9 @@
 // lane per busy group drained by a goroutine of its own (the ideal: a slow
 // group delays only itself). Each row of shoal gets the ratio of its p99 to
 // the target 1.5 × the reference's p99 + 1 ms, and PASS when it is at most
-// 1; the target holds for "shoal", the pool with its defaults.
+// 1 and the row measured waits and refused no fast task due after the
+// warm-up (the waits leave refused tasks out); the target holds for
+// "shoal", the pool with its defaults.
 //
 //	go run ./bench/cmd/isolation                       # both variants, all three schedulers
 //	go run ./bench/cmd/isolation -variant hot -schedulers shoal,reference
