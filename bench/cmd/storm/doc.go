@@ -18,4 +18,8 @@
 // v2), each child runs in a fresh cgroup limited to -cgroup-limit (default
 // 1.5 × budget): the raw storm is killed by the kernel, shoal finishes. The
 // cgroups are removed afterwards.
+//
+// The exit status is 1 when the shoal variant did not report, reported an
+// error, or did not apply every move once and legally with every tower
+// solved; 2 for bad flags; 0 otherwise.
 package main

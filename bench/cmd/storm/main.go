@@ -100,10 +100,19 @@ func run(args []string) int {
 		}
 	}
 	printSideBySide(os.Stdout, o, outs)
-	if len(outs) > 0 && (outs[0].res == nil || outs[0].res.Solved != outs[0].res.Towers) {
+	if len(outs) > 0 && !outs[0].sound() {
 		return 1
 	}
 	return 0
+}
+
+// sound reports whether the variant kept every promise of the storm: it
+// reported, without an error, every move applied once and legally (a move
+// run twice is refused by the pegs as illegal, and its tower may still end
+// solved), and every tower solved.
+func (o outcome) sound() bool {
+	r := o.res
+	return r != nil && r.Error == "" && r.Solved == r.Towers && r.Illegal == 0 && r.Applied == r.Moves
 }
 
 func runHere(ctx context.Context, cfg storm.Config) (*storm.Result, error) {
