@@ -23,10 +23,15 @@ import (
 //   - done is closed once, by kill, when the connection ends for any reason:
 //     a read or write error, a slow consumer, or the server's shutdown. After
 //     it, enqueue accepts nothing.
-//   - rooms is guarded by roomsMu: the reader (the HTTP handler's
-//     goroutine) adds a room before it submits a join and removes it before
-//     it submits a leave (and undoes that when the submission is refused); the hub puts it back as it was when that op did not
-//     take effect (a failed call, a replay that could not be read).
+//   - rooms and lastOp are guarded by roomsMu. The reader (the HTTP
+//     handler's goroutine) records a join or a leave (record) before it
+//     submits it: it adds or removes the room and numbers the op, noting
+//     the number in lastOp. Every op so numbered is settled once: by the
+//     hub when it handled it or answered it as failed, by the reader when
+//     the submission was refused. An op that did not take effect puts the
+//     room back as it was, unless a later join or leave of the room was
+//     submitted since (lastOp holds a later number): the record is then
+//     that op's. lastOp holds the rooms with an op not yet settled.
 //     shutdownSaid is touched only by the reader, writeTimer only by the
 //     writer.
 
@@ -55,6 +60,8 @@ type conn struct {
 
 	roomsMu sync.Mutex
 	rooms   map[string]struct{}
+	lastOp  map[string]uint64 // per room, the last join or leave not yet settled
+	opID    uint64            // the last number given to a join or leave
 	// shutdownSaid is set when the reader answered a frame with
 	// shutting_down; it answers no frame after that one.
 	shutdownSaid bool
@@ -285,23 +292,16 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 		o.kind, o.clientSeq, o.text, o.at = opSend, f.ClientSeq, f.Text, now().UnixNano()
 	}
 	// The connection records a join or a leave before submitting it: the
-	// room may handle the op, and put the record back when the op did not
-	// take effect (hub.join, hub.failed), before submit returns.
-	switch o.kind {
-	case opJoin:
-		c.setRoom(f.Room, true)
-	case opLeave:
-		c.setRoom(f.Room, false)
+	// room may handle the op, and settle it, before submit returns.
+	if o.kind != opSend {
+		o.id = c.record(f.Room, o.kind == opJoin)
 	}
 	// A full room makes the reader wait for room (until the connection
 	// ends): the client's frames are read no faster than its rooms take
 	// them, and TCP holds the rest.
 	if err := c.s.be.submit(ctx, f.Room, o); err != nil {
-		switch o.kind { // refused: it will not be handled
-		case opJoin:
-			c.setRoom(f.Room, false)
-		case opLeave:
-			c.setRoom(f.Room, true)
+		if o.kind != opSend { // refused: it will not be handled
+			c.settle(f.Room, o.id, false, o.kind == opLeave)
 		}
 		code, retry := submitErrorCode(err)
 		if code == CodeShutdown {
@@ -322,12 +322,35 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 	}
 }
 
-// setRoom records whether the connection is in room: the reader before it
-// submits a join or a leave (and again when the submission is refused), the
-// hub when one did not take effect.
-func (c *conn) setRoom(room string, in bool) {
+// record records a join (in) or a leave (!in) of room about to be
+// submitted, and returns the op's number.
+func (c *conn) record(room string, in bool) uint64 {
 	c.roomsMu.Lock()
 	defer c.roomsMu.Unlock()
+	c.opID++
+	c.lastOp[room] = c.opID
+	c.setRoomLocked(room, in)
+	return c.opID
+}
+
+// settle records that the join or leave of room numbered id was handled:
+// if it did not take effect (!took), the connection is back where it was
+// before it (in the room or not: before), unless a later join or leave of
+// room was submitted since.
+func (c *conn) settle(room string, id uint64, took, before bool) {
+	c.roomsMu.Lock()
+	defer c.roomsMu.Unlock()
+	if last, ok := c.lastOp[room]; !ok || last != id {
+		return // a later op's record stands
+	}
+	delete(c.lastOp, room)
+	if !took {
+		c.setRoomLocked(room, before)
+	}
+}
+
+// setRoomLocked records whether the connection is in room; roomsMu is held.
+func (c *conn) setRoomLocked(room string, in bool) {
 	if in {
 		c.rooms[room] = struct{}{}
 	} else {
@@ -388,7 +411,7 @@ func (c *conn) leaveAll() {
 	}
 	c.roomsMu.Unlock()
 	for _, room := range rooms {
-		err := c.s.be.submit(ctx, room, op{kind: opLeave, c: c})
+		err := c.s.be.submit(ctx, room, op{kind: opLeave, c: c, id: c.record(room, false)})
 		if code, _ := submitErrorCode(err); err != nil && code == CodeShutdown {
 			return // closing: the rooms go with the server
 		}

@@ -36,6 +36,7 @@ const (
 // or a membership change, which must be ordered with the room's messages.
 type op struct {
 	kind      opKind
+	id        uint64 // a join's or leave's number on its connection (conn.record)
 	hasSince  bool
 	c         *conn
 	clientSeq uint64
@@ -196,6 +197,7 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 		case opJoin:
 			h.join(ctx, r, room, o, cur)
 		case opLeave:
+			o.c.settle(room, o.id, true, true)
 			if _, ok := r.members[o.c]; ok {
 				delete(r.members, o.c)
 				out.add(o.c, encode(&Frame{Type: "left", Room: room}), false)
@@ -221,6 +223,7 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 // for.
 func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur uint64) {
 	if o.c.isDone() {
+		o.c.settle(room, o.id, false, false)
 		return
 	}
 	r.members[o.c] = struct{}{}
@@ -237,12 +240,13 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 		if err != nil {
 			// Not joined: the client may join again, as the frame says.
 			delete(r.members, o.c)
-			o.c.setRoom(room, false)
+			o.c.settle(room, o.id, false, false)
 			r.out.add(o.c, errorFrame(CodeInternal, "reading missed messages: "+err.Error(), room, 0, true), false)
 			return
 		}
 		h.stats.replayed.Add(uint64(len(replay)))
 	}
+	o.c.settle(room, o.id, true, false)
 	chunk := encode(&jf)
 	for i := range replay {
 		chunk = append(chunk, '\n')
@@ -254,7 +258,8 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 // failed answers the ops of a call that failed for good, none of which
 // took effect: the senders that their messages were not stored, the
 // joiners and leavers that they are where they were (not in the room, in
-// it), which their connections record again, so that they may retry.
+// it). Their connections record that first, so that a client that retries
+// at once, as the answer allows, finds the record as it should be.
 func (h *hub) failed(room string, ops []op, err error) {
 	// A connection's first join or leave in the call says where it was
 	// before it: out of the room before a join, in it before a leave.
@@ -268,18 +273,18 @@ func (h *hub) failed(room string, ops []op, err error) {
 			if before == nil {
 				before = make(map[*conn]bool)
 			}
-			if _, seen := before[o.c]; !seen {
-				before[o.c] = o.kind == opLeave
+			in, seen := before[o.c]
+			if !seen {
+				in = o.kind == opLeave
+				before[o.c] = in
 			}
+			o.c.settle(room, o.id, false, in)
 			what := "join"
 			if o.kind == opLeave {
 				what = "leave"
 			}
 			o.c.enqueue(errorFrame(CodeInternal, what+" not applied: "+err.Error(), room, 0, true))
 		}
-	}
-	for c, in := range before {
-		c.setRoom(room, in)
 	}
 }
 

@@ -273,6 +273,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		done:   make(chan struct{}),
 		finish: make(chan struct{}),
 		rooms:  make(map[string]struct{}),
+		lastOp: make(map[string]uint64),
 	}
 	s.mu.Lock()
 	if s.closed {

@@ -142,3 +142,48 @@ func TestReviewChatPondCloseDeadline(t *testing.T) {
 		t.Fatalf("%d of %d accepted sends answered before the connection closed (%v)", len(answered), sends, answered)
 	}
 }
+
+// TestReviewChatLaterJoinSurvivesFailedCall: a join that shares a failed
+// call with a message is answered with an error; the same connection's
+// leave and join queued behind it, in a later call that succeeds, make it
+// a member. The failed call's answer must not undo the later join's
+// record: the connection, told joined, may send to the room.
+func TestReviewChatLaterJoinSurvivesFailedCall(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chat.db")
+	poisonDB(t, path)
+	srv, ts := startServer(t, Config{DBPath: path, MaxBatch: 2})
+	sender, joiner := dial(t, ts), dial(t, ts)
+	sender.join("r")
+
+	release := lockDB(t, path)
+	sender.send(Frame{Type: "send", Room: "r", ClientSeq: 1, Text: "first"})
+	waitFor(t, "the room's call to block in its insert", func() bool { return stackHas("server.(*DB).insert") })
+	sender.send(Frame{Type: "send", Room: "r", ClientSeq: 2, Text: "poison"})
+	waitFor(t, "the poison to queue", func() bool { st, _ := srv.be.snapshot(); return st.Queued >= 2 })
+	joiner.send(Frame{Type: "join", Room: "r"})  // fails with the poison, in the same call
+	joiner.send(Frame{Type: "leave", Room: "r"}) // the next call: not a member, no answer
+	joiner.send(Frame{Type: "join", Room: "r"})  // the next call: joined
+	waitFor(t, "the ops to queue behind the blocked call", func() bool {
+		st, _ := srv.be.snapshot()
+		return st.Queued >= 5
+	})
+	release()
+	if f := firstOf(t, sender, "error"); f.Code != CodeNotPersisted || f.ClientSeq != 2 {
+		t.Fatalf("sender got %+v, want not_persisted for client_seq 2", f)
+	}
+	// The failed join's error and the later join's joined come in either
+	// order: the dead letter is answered beside the room's next call.
+	got := map[string]bool{}
+	for !got["error"] || !got["joined"] {
+		f := joiner.next()
+		if got[f.Type] || (f.Type != "error" && f.Type != "joined") {
+			t.Fatalf("joiner got %+v after %v; want one error and one joined", f, got)
+		}
+		got[f.Type] = true
+	}
+	waitFor(t, "the failed call's answers to end", func() bool { return !stackHas("server.(*hub).failed(") })
+	joiner.send(Frame{Type: "send", Room: "r", ClientSeq: 1, Text: "after"})
+	if f := firstOf(t, joiner, "ack", "error"); f.Type != "ack" {
+		t.Fatalf("joiner, told joined, sends to the room: got %+v, want an ack", f)
+	}
+}
