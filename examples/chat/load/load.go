@@ -58,6 +58,7 @@ type report struct {
 	Dropped                uint64 // connections the server ended (the client reconnected)
 	Disconnected           uint64 // clients without a connection at the end
 	SenderReordered        uint64 // a sender's own messages numbered out of its order
+	Foreign                uint64 // joined, msg and ack frames of a room no client joined
 	Reconnects, Truncated  uint64
 	P50, P99, P999, Max    time.Duration
 	ServerP50, ServerP99   time.Duration   // from the server's acceptance to receipt
@@ -138,7 +139,7 @@ type runState struct {
 	delivered, inWindow, replayed          atomic.Uint64
 	lost, ooo, dups, reconnects, truncated atomic.Uint64
 	inFlight, inFlightStored, dropped      atomic.Uint64
-	senderReordered                        atomic.Uint64
+	senderReordered, foreign               atomic.Uint64
 	mu                                     sync.Mutex
 	codes                                  map[string]uint64
 	confirmed                              map[roomSeq]int // messages known stored (acked, or seen after a drop): how often
@@ -306,6 +307,12 @@ func (c *loadClient) read(ws *websocket.Conn, joinedAll, done chan struct{}) {
 			if json.Unmarshal(line, &f) != nil {
 				rs.errorCode("client_bad_frame")
 				continue
+			}
+			if f.Type == "joined" || f.Type == "msg" || f.Type == "ack" {
+				if _, ok := rs.maxSeq[f.Room]; !ok {
+					rs.foreign.Add(1) // a room no client joined
+					continue
+				}
 			}
 			c.mu.Lock()
 			switch f.Type {
@@ -701,7 +708,7 @@ drain:
 	rep.Lost += rs.lost.Load()
 	rep.OutOfOrder, rep.Dups = rs.ooo.Load(), rs.dups.Load()
 	rep.InFlightAtDrop, rep.InFlightStored, rep.Dropped = rs.inFlight.Load(), rs.inFlightStored.Load(), rs.dropped.Load()
-	rep.SenderReordered = rs.senderReordered.Load()
+	rep.SenderReordered, rep.Foreign = rs.senderReordered.Load(), rs.foreign.Load()
 	rep.Reconnects, rep.Truncated = rs.reconnects.Load(), rs.truncated.Load()
 	rep.SentRate = float64(rep.Sent) / window.Seconds()
 	rep.DeliveredRate = float64(rep.DeliveredInWindow) / window.Seconds()

@@ -74,10 +74,10 @@ func main() {
 }
 
 // failed reports whether the run found a fault: a message lost, out of
-// order in its room or in its sender's order, duplicated or unanswered, or
-// a client that ended disconnected.
+// order in its room or in its sender's order, duplicated or unanswered, a
+// frame of a room no client joined, or a client that ended disconnected.
 func (r *report) failed() bool {
-	return r.Lost+r.OutOfOrder+r.Dups+r.Unacked+r.Disconnected+r.SenderReordered > 0
+	return r.Lost+r.OutOfOrder+r.Dups+r.Unacked+r.Disconnected+r.SenderReordered+r.Foreign > 0
 }
 
 // printReport writes rep for people.
@@ -100,8 +100,8 @@ func printReport(w io.Writer, cfg *config, r *report) {
 		fmt.Fprintf(w, " %v", d.Round(time.Millisecond))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "lost %d  out of order %d  duplicates %d  unacked %d  disconnected %d\n",
-		r.Lost, r.OutOfOrder, r.Dups, r.Unacked, r.Disconnected)
+	fmt.Fprintf(w, "lost %d  out of order %d  duplicates %d  unacked %d  disconnected %d  foreign %d\n",
+		r.Lost, r.OutOfOrder, r.Dups, r.Unacked, r.Disconnected, r.Foreign)
 	fmt.Fprintf(w, "in flight at a drop %d (%d of them stored)  dropped by the server %d  truncated replays %d  sender-order inversions %d\n",
 		r.InFlightAtDrop, r.InFlightStored, r.Dropped, r.Truncated, r.SenderReordered)
 	if r.Errors > 0 {

@@ -104,3 +104,21 @@ func TestReviewChatSenderInversionFails(t *testing.T) {
 		t.Errorf("a sender's messages numbered out of its order (%d), yet the run does not fail", rep.SenderReordered)
 	}
 }
+
+// TestReviewChatForeignRoom: the server delivers a message of a room the
+// client never joined. The client must report it (the run fails), not
+// crash.
+func TestReviewChatForeignRoom(t *testing.T) {
+	s := &fakeServer{onJoin: liveJoin, onSend: func(s *fakeServer, c *fakeConn, f *server.Frame) bool {
+		s.seq++
+		c.send(msgOf(f.Room, s.seq, c.id, f.ClientSeq), msgOf("elsewhere", 1, "c99", 1), ackOf(f.Room, s.seq, f.ClientSeq))
+		return false
+	}}
+	rep := runAgainst(t, s)
+	if rep.Sent == 0 {
+		t.Fatal("nothing sent")
+	}
+	if !rep.failed() {
+		t.Errorf("messages of a room the client never joined (%d sends), yet the run does not fail", rep.Sent)
+	}
+}
