@@ -184,6 +184,19 @@ func (pt *partition) lose() {
 	pt.fence()
 }
 
+// countDropped counts the partition lost as it leaves this node neither
+// released nor counted lost already: the consumer was killed (its context
+// ended, or Stop's) while it held the partition, which it gives up without
+// freeing the lease.
+func (pt *partition) countDropped() {
+	pt.leaseMu.Lock()
+	released := pt.released
+	pt.leaseMu.Unlock()
+	if !released && pt.lostF.CompareAndSwap(false, true) {
+		pt.c.st.lost.Add(1)
+	}
+}
+
 // startRelease asks the partition's goroutine to hand it over.
 func (pt *partition) startRelease() {
 	pt.relOnce.Do(func() {
@@ -276,6 +289,7 @@ func (pt *partition) run() {
 	c := pt.c
 	defer c.wg.Done()
 	defer c.exited(pt)
+	defer pt.countDropped()
 	defer pt.cancel()
 	defer func() {
 		if pt.releasing() {
