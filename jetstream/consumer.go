@@ -192,12 +192,14 @@ func start(ctx context.Context, js natsjs.JetStream, p *pool.Pool[string], b *po
 	mw, err := c.members.WatchAll(c.ctx)
 	if err != nil {
 		c.cancel(err)
+		c.unjoin(ctx)
 		return nil, fmt.Errorf("shoal/jetstream: watch members: %w", err)
 	}
 	lw, err := c.leases.WatchAll(c.ctx)
 	if err != nil {
 		_ = mw.Stop()
 		c.cancel(err)
+		c.unjoin(ctx)
 		return nil, fmt.Errorf("shoal/jetstream: watch leases: %w", err)
 	}
 	stopLife := context.AfterFunc(ctx, func() { c.cancel(context.Cause(ctx)) })
@@ -270,6 +272,15 @@ func (c *Consumer) join(ctx context.Context) error {
 	}
 	c.memberRev = rev
 	return nil
+}
+
+// unjoin deletes the member key that join created, for a Start that fails
+// after joining: left, it would make the other nodes count this node live
+// for a TTL and give it partitions that nobody consumes.
+func (c *Consumer) unjoin(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.leaseTTL/2)
+	defer cancel()
+	_ = c.members.Delete(ctx, c.cfg.member, natsjs.LastRevision(c.memberRev))
 }
 
 // now is the monotonic time since the consumer started.
