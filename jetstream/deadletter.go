@@ -2,11 +2,13 @@ package jetstream
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
 // Reason says why a message became a dead letter; it is the value of its
@@ -42,33 +44,24 @@ const (
 	HeaderRoom       = "Shoal-Room"       // its room
 	HeaderPartition  = "Shoal-Partition"  // its partition
 	HeaderFailedAt   = "Shoal-Failed-At"  // RFC 3339 time of the failure
-	headerMsgID      = nats.MsgIdHdr      // "<stream>-<seq>": a stream's duplicate window drops a second copy
+	// HeaderDataOmitted is set on a letter that was too large for the
+	// server with the message's data and headers: they are left out (the
+	// message is in the stream at HeaderSeq, while the stream keeps it),
+	// and it holds the data's size in bytes.
+	HeaderDataOmitted = "Shoal-Data-Omitted"
+	headerMsgID       = nats.MsgIdHdr // "<stream>-<seq>": a stream's duplicate window drops a second copy
 )
 
 // deadLetter publishes e to the dead-letter subject, waiting for a stream to
 // store it (retrying, the room held back, until one does or the partition is
-// fenced), then terminates e so that it is never delivered again.
+// fenced), then terminates e so that it is never delivered again. A letter
+// too large for the server (its max_payload, or the dead-letter stream's
+// largest message) goes without the message's data and headers, with
+// HeaderDataOmitted: with them it would be refused on every try.
 func (pt *partition) deadLetter(e *entry, reason Reason, attempts int, cause error) {
 	c := pt.c
-	dl := nats.NewMsg(c.cfg.dlqSubject + "." + e.m.Room)
-	dl.Data = e.m.Data
-	for k, vs := range e.m.Header {
-		if serverHeader(k) {
-			continue
-		}
-		dl.Header[k] = append([]string(nil), vs...)
-	}
-	dl.Header.Set(HeaderReason, string(reason))
-	dl.Header.Set(HeaderAttempts, strconv.Itoa(attempts))
-	dl.Header.Set(HeaderDeliveries, strconv.FormatUint(e.m.Deliveries, 10))
-	dl.Header.Set(HeaderError, cause.Error())
-	dl.Header.Set(HeaderStream, c.cfg.stream)
-	dl.Header.Set(HeaderSeq, strconv.FormatUint(e.m.Seq, 10))
-	dl.Header.Set(HeaderSubject, e.m.Subject)
-	dl.Header.Set(HeaderRoom, e.m.Room)
-	dl.Header.Set(HeaderPartition, strconv.Itoa(pt.p))
-	dl.Header.Set(HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
-	dl.Header.Set(headerMsgID, c.cfg.stream+"-"+strconv.FormatUint(e.m.Seq, 10))
+	slim := false
+	dl := pt.letter(e, reason, attempts, cause, slim)
 	wait := 10 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
@@ -76,6 +69,11 @@ func (pt *partition) deadLetter(e *entry, reason Reason, attempts int, cause err
 		cancel()
 		if err == nil {
 			break
+		}
+		if tooLarge(err) && !slim {
+			slim = true
+			dl = pt.letter(e, reason, attempts, cause, slim)
+			continue
 		}
 		if !pt.backoff(&wait) {
 			return // unacknowledged: the next owner tries again
@@ -92,6 +90,46 @@ func (pt *partition) deadLetter(e *entry, reason Reason, attempts int, cause err
 	if d := c.cfg.dedup; d != nil {
 		_ = d.Record(pt.ctx, e.m.Room, e.m.Seq)
 	}
+}
+
+// letter is the dead letter of e; slim leaves out its data and headers (and
+// cuts the error's text to 1 KiB), for a letter that is too large.
+func (pt *partition) letter(e *entry, reason Reason, attempts int, cause error, slim bool) *nats.Msg {
+	c := pt.c
+	dl := nats.NewMsg(c.cfg.dlqSubject + "." + e.m.Room)
+	text := cause.Error()
+	if slim {
+		dl.Header.Set(HeaderDataOmitted, strconv.Itoa(len(e.m.Data)))
+		if len(text) > 1024 {
+			text = text[:1024]
+		}
+	} else {
+		dl.Data = e.m.Data
+		for k, vs := range e.m.Header {
+			if serverHeader(k) {
+				continue
+			}
+			dl.Header[k] = append([]string(nil), vs...)
+		}
+	}
+	dl.Header.Set(HeaderReason, string(reason))
+	dl.Header.Set(HeaderAttempts, strconv.Itoa(attempts))
+	dl.Header.Set(HeaderDeliveries, strconv.FormatUint(e.m.Deliveries, 10))
+	dl.Header.Set(HeaderError, text)
+	dl.Header.Set(HeaderStream, c.cfg.stream)
+	dl.Header.Set(HeaderSeq, strconv.FormatUint(e.m.Seq, 10))
+	dl.Header.Set(HeaderSubject, e.m.Subject)
+	dl.Header.Set(HeaderRoom, e.m.Room)
+	dl.Header.Set(HeaderPartition, strconv.Itoa(pt.p))
+	dl.Header.Set(HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	dl.Header.Set(headerMsgID, c.cfg.stream+"-"+strconv.FormatUint(e.m.Seq, 10))
+	return dl
+}
+
+// tooLarge reports whether a publication failed for its size: past the
+// server's max_payload, or the storing stream's largest message.
+func tooLarge(err error) bool {
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, natsjs.ErrStreamMessageExceedsMaximum)
 }
 
 // serverHeader reports whether k is a header the JetStream server acts on

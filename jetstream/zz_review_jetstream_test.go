@@ -3,10 +3,13 @@ package jetstream_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/shoal-go/shoal/jetstream"
@@ -74,4 +77,89 @@ func TestReviewStartFailureLeavesNoMember(t *testing.T) {
 	if e, err := kv.Get(ctx, "n1"); err == nil {
 		t.Errorf("member key n1 left behind by the failed Start (revision %d)", e.Revision())
 	}
+}
+
+// TestReviewDeadLetterOfLargeMessage: a failed message close to the
+// server's max_payload cannot be published again with the letter's
+// headers added. It must still become a dead letter (and its room go on),
+// not be retried forever with its room held back.
+func TestReviewDeadLetterOfLargeMessage(t *testing.T) {
+	const maxPayload = 8 << 10
+	s, err := server.NewServer(&server.Options{
+		ServerName: "s1", Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true, MaxPayload: maxPayload,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	_, js := connect(t, s.ClientURL())
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
+	dlq := createDLQ(t, js)
+	ctx := context.Background()
+	var next atomic.Int32
+	h := func(_ context.Context, m *jetstream.Msg) error {
+		if len(m.Data) > 100 {
+			return pool.Permanent(errors.New("too big to handle"))
+		}
+		next.Add(1)
+		return nil
+	}
+	n := startNode(t, s.ClientURL(), "n1", h)
+	big := make([]byte, maxPayload-100)
+	if _, err := js.Publish(ctx, "rooms.r0", big); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "rooms.r0", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the large message's letter stored and its room going on", func() bool {
+		info, err := dlq.Info(ctx)
+		return err == nil && info.State.Msgs == 1 && next.Load() == 1
+	})
+	m, err := dlq.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get(jetstream.HeaderSeq) != "1" || m.Header.Get(jetstream.HeaderDataOmitted) != strconv.Itoa(len(big)) {
+		t.Errorf("letter headers %v; want %s 1 and %s %d", m.Header, jetstream.HeaderSeq, jetstream.HeaderDataOmitted, len(big))
+	}
+	if st := n.c.Stats(); st.DeadLetters != 1 {
+		t.Errorf("dead letters %d, want 1", st.DeadLetters)
+	}
+}
+
+// TestReviewDeadLetterOverStreamMaxMsgSize: as above, for a dead-letter
+// stream whose largest message is smaller than the letter.
+func TestReviewDeadLetterOverStreamMaxMsgSize(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
+	ctx := context.Background()
+	dlq, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "DLQ", Subjects: []string{"shoal.dlq.CHAT.>"}, MaxMsgSize: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var next atomic.Int32
+	startNode(t, s.ClientURL(), "n1", func(_ context.Context, m *jetstream.Msg) error {
+		if len(m.Data) > 100 {
+			return pool.Permanent(errors.New("too big to handle"))
+		}
+		next.Add(1)
+		return nil
+	})
+	if _, err := js.Publish(ctx, "rooms.r0", make([]byte, 1900)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "rooms.r0", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the large message's letter stored and its room going on", func() bool {
+		info, err := dlq.Info(ctx)
+		return err == nil && info.State.Msgs == 1 && next.Load() == 1
+	})
 }
