@@ -146,6 +146,9 @@ func start(ctx context.Context, js natsjs.JetStream, p *pool.Pool[string], b *po
 		return nil, err
 	}
 	if cfg.bucketPrefix == "" {
+		if !bucketRE.MatchString(cfg.stream) {
+			return nil, fmt.Errorf("%w: stream name %q is no bucket prefix; give WithBucketPrefix", ErrBadOption, cfg.stream)
+		}
 		cfg.bucketPrefix = cfg.stream
 	}
 	if cfg.dlqSubject == "" {

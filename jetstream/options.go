@@ -59,6 +59,9 @@ func defaults() config {
 // name is what NATS accepts as a stream, bucket, consumer or key token.
 var name = regexp.MustCompile(`^[A-Za-z0-9_=-]+$`)
 
+// bucketRE is what NATS accepts as a key-value bucket name: no '='.
+var bucketRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
 // subjectRE accepts a subject prefix of literal tokens.
 var subjectRE = regexp.MustCompile(`^[A-Za-z0-9_=-]+(\.[A-Za-z0-9_=-]+)*$`)
 
@@ -120,11 +123,12 @@ func WithSubject(prefix string) Option {
 
 // WithBucketPrefix sets the prefix of the key-value buckets that hold
 // membership and partition leases (default: the stream's name; buckets
-// "<prefix>_shoal_members" and "<prefix>_shoal_leases").
+// "<prefix>_shoal_members" and "<prefix>_shoal_leases"). A bucket name has
+// letters, digits, '-' and '_' only: a stream whose name has '=' needs it.
 func WithBucketPrefix(prefix string) Option {
 	return optionFunc(func(c *config) error {
-		if !name.MatchString(prefix) {
-			return fmt.Errorf("%w: bucket prefix %q", ErrBadOption, prefix)
+		if !bucketRE.MatchString(prefix) {
+			return fmt.Errorf("%w: bucket prefix %q (letters, digits, '-' and '_' only)", ErrBadOption, prefix)
 		}
 		c.bucketPrefix = prefix
 		return nil

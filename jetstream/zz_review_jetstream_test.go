@@ -163,3 +163,32 @@ func TestReviewDeadLetterOverStreamMaxMsgSize(t *testing.T) {
 		return err == nil && info.State.Msgs == 1 && next.Load() == 1
 	})
 }
+
+// TestReviewBucketPrefixValidated: '=' is valid in a stream name but not in
+// a bucket name; a bucket prefix with it (given, or the stream's name by
+// default) is a bad option, said as such before anything is created.
+func TestReviewBucketPrefixValidated(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	ctx := context.Background()
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
+	createStream(t, js, jetstream.StreamSpec{Name: "A=B", Subject: "other", Partitions: 1})
+	p, err := pool.New[string]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	h := func(context.Context, *jetstream.Msg) error { return nil }
+	for _, opts := range [][]jetstream.Option{
+		{jetstream.WithStream("CHAT"), jetstream.WithBucketPrefix("a=b")},
+		{jetstream.WithStream("A=B")},
+	} {
+		c, err := jetstream.Start(ctx, js, p, h, append(opts, jetstream.WithMember("n1"))...)
+		if err == nil {
+			_ = c.Stop(ctx)
+		}
+		if !errors.Is(err, jetstream.ErrBadOption) {
+			t.Errorf("Start: %v; want ErrBadOption", err)
+		}
+	}
+}
