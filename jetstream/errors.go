@@ -8,7 +8,7 @@ var (
 	// ErrNoStream: no stream name was given, or no stream of that name
 	// exists.
 	ErrNoStream = errors.New("shoal/jetstream: no such stream")
-	// ErrBadPartitions: the partition count is zero or negative, the stream
+	// ErrBadPartitions: the partition count is not within 1..4096, the stream
 	// has no partitioning transform and WithPartitions was not given, or
 	// WithPartitions disagrees with the stream's transform.
 	ErrBadPartitions = errors.New("shoal/jetstream: bad partition count")

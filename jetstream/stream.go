@@ -95,9 +95,9 @@ func layout(ctx context.Context, js natsjs.JetStream, cfg *config) (replicas int
 		if m == nil {
 			return 0, fmt.Errorf("%w: stream %q transforms to %q, which has no partition()", ErrBadPartitions, cfg.stream, t.Destination)
 		}
-		n, _ := strconv.Atoi(m[1])
-		if n <= 0 {
-			return 0, fmt.Errorf("%w: stream %q has %d partitions", ErrBadPartitions, cfg.stream, n)
+		n, err := strconv.Atoi(m[1])
+		if err != nil || n <= 0 || n > maxPartitions {
+			return 0, fmt.Errorf("%w: stream %q has %s partitions, want 1..%d", ErrBadPartitions, cfg.stream, m[1], maxPartitions)
 		}
 		if cfg.partitions != 0 && cfg.partitions != n {
 			return 0, fmt.Errorf("%w: WithPartitions(%d) but stream %q has %d", ErrBadPartitions, cfg.partitions, cfg.stream, n)

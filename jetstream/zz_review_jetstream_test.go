@@ -192,3 +192,31 @@ func TestReviewBucketPrefixValidated(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewTransformPartitionsBounded: a stream made outside CreateStream
+// whose transform has more partitions than the package allows is refused
+// as WithPartitions refuses the same count.
+func TestReviewTransformPartitionsBounded(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{
+		Name: "CHAT", Subjects: []string{"rooms.*"},
+		SubjectTransform: &natsjs.SubjectTransformConfig{Source: "rooms.*", Destination: "rooms.{{partition(5000,1)}}.{{wildcard(1)}}"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := pool.New[string]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	c, err := jetstream.Start(ctx, js, p, func(context.Context, *jetstream.Msg) error { return nil },
+		append([]jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("n1")}, testTiming...)...)
+	if err == nil {
+		_ = c.Stop(ctx)
+	}
+	if !errors.Is(err, jetstream.ErrBadPartitions) {
+		t.Errorf("Start on a stream of 5000 partitions: %v; want ErrBadPartitions", err)
+	}
+}
