@@ -19,7 +19,8 @@ type Source interface {
 var _ Source = (*jetstream.Consumer)(nil)
 
 var (
-	// ErrNilSource is returned by New without a Source.
+	// ErrNilSource is returned by New without a Source (nil, or a nil
+	// *jetstream.Consumer).
 	ErrNilSource = errors.New("shoal/jetstream/promexport: nil source")
 	// ErrInvalidOption is matched by errors from invalid options.
 	ErrInvalidOption = errors.New("shoal/jetstream/promexport: invalid option")
@@ -89,8 +90,8 @@ type descs struct {
 // New returns a Collector over src. It returns ErrNilSource without a
 // source, and an error matching ErrInvalidOption for a bad option.
 func New(src Source, opts ...Option) (*Collector, error) {
-	if src == nil {
-		return nil, ErrNilSource
+	if c, ok := src.(*jetstream.Consumer); src == nil || ok && c == nil {
+		return nil, ErrNilSource // a nil *Consumer would panic at every scrape
 	}
 	var cfg config
 	for _, o := range opts {
