@@ -788,18 +788,16 @@ func (e *entry) run(context.Context) error {
 }
 
 // admit decides whether e goes to the handler: not once the partition is no
-// longer live (the next owner gets it again), not past WithMaxDeliveries
-// (a dead letter), not when the Dedup has it applied already (acknowledged
-// as a duplicate).
+// longer live (the next owner gets it again), not when the Dedup has it
+// applied already (acknowledged as a duplicate), not past WithMaxDeliveries
+// (a dead letter). The Dedup is asked first: a message applied already is
+// no failure, and its letter's Record would set the room's record back
+// below later messages applied since.
 func (pt *partition) admit(e *entry) bool {
 	if !pt.live() {
 		return false
 	}
 	c := pt.c
-	if e.m.Deliveries > uint64(c.cfg.maxDeliveries) {
-		pt.deadLetter(e, ReasonMaxDeliveries, 0, fmt.Errorf("delivered %d times, limit %d", e.m.Deliveries, c.cfg.maxDeliveries))
-		return false
-	}
 	if d := c.cfg.dedup; d != nil {
 		last, ok := pt.lastApplied(d, e.m.Room)
 		if !ok {
@@ -810,6 +808,10 @@ func (pt *partition) admit(e *entry) bool {
 			pt.ack(e)
 			return false
 		}
+	}
+	if e.m.Deliveries > uint64(c.cfg.maxDeliveries) {
+		pt.deadLetter(e, ReasonMaxDeliveries, 0, fmt.Errorf("delivered %d times, limit %d", e.m.Deliveries, c.cfg.maxDeliveries))
+		return false
 	}
 	return true
 }
