@@ -29,6 +29,9 @@ type Dedup interface {
 	// LastApplied returns the last sequence recorded for room, 0 if none.
 	LastApplied(ctx context.Context, room string) (uint64, error)
 	// Record records that the message of room with sequence seq was applied.
+	// seq may be below the room's record (a node whose handler ran past its
+	// lease records after the new owner recorded later messages): the
+	// record must then stay as it is.
 	Record(ctx context.Context, room string, seq uint64) error
 }
 
@@ -73,7 +76,8 @@ func (d *MemoryDedup) Record(_ context.Context, room string, seq uint64) error {
 // uses the same bucket sees the others' records, so a message redelivered to
 // a new owner after its old owner applied it is dropped, unless the old owner
 // died between applying it and recording it. Each handled message costs one
-// bucket write (a replicated round trip on an R3 bucket).
+// bucket read and one bucket write (a replicated round trip on an R3
+// bucket).
 type KVDedup struct {
 	kv natsjs.KeyValue
 }
@@ -101,10 +105,27 @@ func (d *KVDedup) LastApplied(ctx context.Context, room string) (uint64, error) 
 	return binary.BigEndian.Uint64(e.Value()), nil
 }
 
-// Record implements Dedup.
+// Record implements Dedup. A sequence below the room's record leaves it
+// unchanged (an old owner whose handler ran past its lease may record after
+// the new owner recorded later messages): the write is a compare-and-swap
+// on the revision read, retried when another node wrote meanwhile.
 func (d *KVDedup) Record(ctx context.Context, room string, seq uint64) error {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], seq)
-	_, err := d.kv.Put(ctx, room, b[:])
-	return err
+	for {
+		e, err := d.kv.Get(ctx, room)
+		switch {
+		case errors.Is(err, natsjs.ErrKeyNotFound):
+			_, err = d.kv.Create(ctx, room, b[:])
+		case err != nil:
+			return err
+		case len(e.Value()) == 8 && binary.BigEndian.Uint64(e.Value()) >= seq:
+			return nil
+		default:
+			_, err = d.kv.Update(ctx, room, b[:], e.Revision())
+		}
+		if !isConflict(err) {
+			return err
+		}
+	}
 }

@@ -220,3 +220,35 @@ func TestReviewTransformPartitionsBounded(t *testing.T) {
 		t.Errorf("Start on a stream of 5000 partitions: %v; want ErrBadPartitions", err)
 	}
 }
+
+// TestReviewKVDedupKeepsHighest: a Record below the room's record (an old
+// owner whose handler ran past its lease records after the new owner
+// recorded later messages) leaves it unchanged, as MemoryDedup does;
+// otherwise the later messages would run again when redelivered.
+func TestReviewKVDedupKeepsHighest(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, natsjs.KeyValueConfig{Bucket: "applied"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := jetstream.NewKVDedup(kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{12, 10} {
+		if err := d.Record(ctx, "r1", seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if last, err := d.LastApplied(ctx, "r1"); err != nil || last != 12 {
+		t.Errorf("after Record(12), Record(10): %d, %v; want 12", last, err)
+	}
+	if err := d.Record(ctx, "r1", 13); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := d.LastApplied(ctx, "r1"); err != nil || last != 13 {
+		t.Errorf("after Record(13): %d, %v; want 13", last, err)
+	}
+}
