@@ -672,7 +672,10 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	}
 	select {
 	case <-c.done:
-		return fmt.Errorf("%w: %w", ErrStopped, c.Err())
+		if err := c.Err(); err != nil {
+			return fmt.Errorf("%w: %w", ErrStopped, err)
+		}
+		return ErrStopped // after a graceful Stop
 	default:
 	}
 	c.mu.Lock()

@@ -252,3 +252,20 @@ func TestReviewKVDedupKeepsHighest(t *testing.T) {
 		t.Errorf("after Record(13): %d, %v; want 13", last, err)
 	}
 }
+
+// TestReviewSecondStopMessage: Stop after a graceful Stop returns
+// ErrStopped with a readable message (the consumer's Err is nil then).
+func TestReviewSecondStopMessage(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
+	n := startNode(t, s.ClientURL(), "n1", func(context.Context, *jetstream.Msg) error { return nil })
+	ctx := context.Background()
+	if err := n.c.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := n.c.Stop(ctx)
+	if !errors.Is(err, jetstream.ErrStopped) || strings.Contains(err.Error(), "%!") {
+		t.Errorf("second Stop: %q; want ErrStopped with a readable message", err)
+	}
+}
