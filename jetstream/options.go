@@ -195,7 +195,8 @@ func WithFetch(batch int, maxWait time.Duration) Option {
 
 // WithRetry sets how often a failing handler is called for one delivery
 // (attempts in all, default 3) and the wait before the second attempt
-// (default 100 ms), doubled before each later one up to 5 s. Retries happen
+// (default 100 ms), doubled before each later one up to 5 s (a first wait
+// above 5 s is kept for the later ones). Retries happen
 // in place: the room's later messages wait, so order holds. An error wrapped
 // with pool.Permanent, or a panic, is not retried.
 func WithRetry(attempts int, backoff time.Duration) Option {

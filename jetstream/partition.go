@@ -926,7 +926,7 @@ func (pt *partition) handle(call func() error) (int, Reason, error) {
 			t.Stop()
 			return attempt, ReasonFailed, err
 		}
-		wait = min(2*wait, c.cfg.maxBackoff)
+		wait = min(2*wait, max(c.cfg.maxBackoff, c.cfg.backoff)) // a first wait above the cap stays
 	}
 }
 

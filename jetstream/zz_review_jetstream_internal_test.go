@@ -2,8 +2,11 @@ package jetstream
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 // recordingDedup is a MemoryDedup that keeps every Record call.
@@ -51,4 +54,26 @@ func TestReviewMaxDeliveriesOfAppliedMessage(t *testing.T) {
 	if len(d.records) != 0 {
 		t.Errorf("Record called with %v below the record 7", d.records)
 	}
+}
+
+// TestReviewRetryBackoffNeverShrinks: WithRetry's wait is doubled before
+// each later attempt up to 5 s; a first wait above 5 s must not shrink to
+// 5 s for the next attempt.
+func TestReviewRetryBackoffNeverShrinks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pt := testPartition(t, time.Hour)
+		pt.c.cfg.maxAttempts = 3
+		pt.c.cfg.backoff = 8 * time.Second
+		var at []time.Time
+		attempts, _, err := pt.handle(func() error {
+			at = append(at, time.Now())
+			return errors.New("fails")
+		})
+		if attempts != 3 || err == nil || len(at) != 3 {
+			t.Fatalf("attempts %d, err %v, calls %d", attempts, err, len(at))
+		}
+		if first, second := at[1].Sub(at[0]), at[2].Sub(at[1]); second < first {
+			t.Errorf("waits %v then %v: the backoff shrank", first, second)
+		}
+	})
 }
