@@ -92,7 +92,7 @@ type partition struct {
 	pending map[uint64]*entry // by stream sequence
 	inPool  int               // entries of pending submitted to the pool and not done
 	emptyCh chan struct{}
-	dirty   bool // a message was left unacknowledged (an Ack failed)
+	dirty   bool // a message was left unacknowledged (an Ack or a Dedup Record failed)
 }
 
 // entry is one received message on its way through the pool.
@@ -868,6 +868,9 @@ func (pt *partition) finishHandled(es []*entry, attempts int, reason Reason, err
 			cancel()
 			if rerr != nil {
 				c.st.dedupErrors.Add(1)
+				pt.mu.Lock()
+				pt.dirty = true // a release leaves them unacknowledged
+				pt.mu.Unlock()
 				return // unacknowledged: redelivered, and handled again
 			}
 		}

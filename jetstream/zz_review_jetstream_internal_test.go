@@ -77,3 +77,28 @@ func TestReviewRetryBackoffNeverShrinks(t *testing.T) {
 		}
 	})
 }
+
+// failRecordDedup answers LastApplied and fails every Record.
+type failRecordDedup struct{ MemoryDedup }
+
+func (*failRecordDedup) Record(context.Context, string, uint64) error {
+	return errors.New("store down")
+}
+
+// TestReviewRecordFailureMarksDirty: a message whose Record failed is left
+// unacknowledged for redelivery; a release after it must be marked dirty
+// (the lease's Dirty: messages received and not acknowledged), as after a
+// failed Ack.
+func TestReviewRecordFailureMarksDirty(t *testing.T) {
+	pt, _ := fakePartition(t)
+	pt.c.cfg.dedup = &failRecordDedup{}
+	e, fm := fakeEntry(pt, "r", 5, 1)
+	pt.finishHandled([]*entry{e}, 1, "", nil)
+	pt.done(e)
+	pt.mu.Lock()
+	dirty, held := pt.dirty, len(pt.pending)
+	pt.mu.Unlock()
+	if fm.settled() != 0 || held != 0 || !dirty {
+		t.Errorf("after a failed Record: %v, %d pending, dirty %v; want unacknowledged, none pending, dirty", fm, held, dirty)
+	}
+}
