@@ -86,7 +86,8 @@ var errGraceful = errors.New("shoal/jetstream: left the cluster")
 // Start joins the cluster as the member named by WithMember and starts
 // consuming the stream named by WithStream into p with h. It returns once
 // the node is a member, with an error for a bad configuration: ErrNoStream,
-// ErrBadPartitions, ErrNoMember, ErrDuplicateMember, ErrBadOption.
+// ErrBadPartitions, ErrNoMember, ErrDuplicateMember, ErrBadOption, or
+// ErrPoolClosed for a pool closed already.
 //
 // ctx bounds the consumer's life. When it is done, the consumer stops at
 // once, as a crashed process would: it acknowledges nothing more, cancels
@@ -140,6 +141,9 @@ func start(ctx context.Context, js natsjs.JetStream, p *pool.Pool[string], b *po
 		return nil, fmt.Errorf("%w: nil JetStream", ErrBadOption)
 	case cfg.member == "":
 		return nil, fmt.Errorf("%w: WithMember is required", ErrNoMember)
+	}
+	if (p != nil && p.Snapshot().Closed) || (b != nil && b.Snapshot().Closed) {
+		return nil, fmt.Errorf("%w: closed before Start", ErrPoolClosed)
 	}
 	replicas, err := layout(ctx, js, &cfg)
 	if err != nil {

@@ -24,7 +24,8 @@ var (
 	ErrBadOption = errors.New("shoal/jetstream: bad option")
 	// ErrStopped: Stop was called on a consumer that has already stopped.
 	ErrStopped = errors.New("shoal/jetstream: consumer stopped")
-	// ErrPoolClosed: the local pool refused a message because it is closed,
+	// ErrPoolClosed: the pool given to Start (or StartBatcher) is closed
+	// already, or the local pool refused a message because it is closed,
 	// or was closed with messages of the consumer still queued in it (its
 	// Close gave up on them); the consumer stops, and the messages it held
 	// are redelivered to the next owner of their partitions.

@@ -269,3 +269,28 @@ func TestReviewSecondStopMessage(t *testing.T) {
 		t.Errorf("second Stop: %q; want ErrStopped with a readable message", err)
 	}
 }
+
+// TestReviewStartRefusesClosedPool: a pool that is closed already can run
+// nothing; Start must say so (ErrPoolClosed) rather than join the cluster,
+// take leases, and die at the first message.
+func TestReviewStartRefusesClosedPool(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
+	ctx := context.Background()
+	p, err := pool.New[string]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := jetstream.Start(ctx, js, p, func(context.Context, *jetstream.Msg) error { return nil },
+		append([]jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("n1")}, testTiming...)...)
+	if err == nil {
+		_ = c.Stop(ctx)
+	}
+	if !errors.Is(err, jetstream.ErrPoolClosed) {
+		t.Errorf("Start with a closed pool: %v; want ErrPoolClosed", err)
+	}
+}
