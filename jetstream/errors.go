@@ -19,8 +19,9 @@ var (
 	// name, or took it over while this node could not renew it.
 	ErrDuplicateMember = errors.New("shoal/jetstream: duplicate member name")
 	// ErrBadOption: an option's value is out of range (a zero or negative
-	// duration, count or size, a nil pool, handler or dedup), or Start or
-	// Stop was given a nil context.
+	// duration, count or size, a nil pool, handler or dedup), or Start,
+	// Stop or CreateStream was given a nil context (CreateStream: or a nil
+	// JetStream).
 	ErrBadOption = errors.New("shoal/jetstream: bad option")
 	// ErrStopped: Stop was called on a consumer that has already stopped.
 	ErrStopped = errors.New("shoal/jetstream: consumer stopped")

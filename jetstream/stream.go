@@ -37,6 +37,12 @@ type StreamSpec struct {
 // not know the partition count. Start reads the partition count and the
 // subject prefix back from the stream.
 func CreateStream(ctx context.Context, js natsjs.JetStream, spec StreamSpec) (natsjs.Stream, error) {
+	switch {
+	case ctx == nil:
+		return nil, fmt.Errorf("%w: nil context", ErrBadOption)
+	case js == nil:
+		return nil, fmt.Errorf("%w: nil JetStream", ErrBadOption)
+	}
 	if !name.MatchString(spec.Name) {
 		return nil, fmt.Errorf("%w: stream name %q", ErrNoStream, spec.Name)
 	}

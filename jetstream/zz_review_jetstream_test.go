@@ -294,3 +294,28 @@ func TestReviewStartRefusesClosedPool(t *testing.T) {
 		t.Errorf("Start with a closed pool: %v; want ErrPoolClosed", err)
 	}
 }
+
+// TestReviewCreateStreamNilArguments: CreateStream with a nil JetStream or
+// a nil context returns ErrBadOption, as Start does, instead of panicking.
+func TestReviewCreateStreamNilArguments(t *testing.T) {
+	spec := jetstream.StreamSpec{Name: "CHAT", Partitions: 4}
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		js   natsjs.JetStream
+	}{
+		{"nil JetStream", context.Background(), nil},
+		{"nil context", nil, failWatchJS{}},
+	} {
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					t.Errorf("%s: panic %v", tc.name, v)
+				}
+			}()
+			if _, err := jetstream.CreateStream(tc.ctx, tc.js, spec); !errors.Is(err, jetstream.ErrBadOption) {
+				t.Errorf("%s: %v; want ErrBadOption", tc.name, err)
+			}
+		}()
+	}
+}
