@@ -88,7 +88,9 @@ func (pt *partition) deadLetter(e *entry, reason Reason, attempts int, cause err
 	}
 	c.st.deadLetters.Add(1)
 	if d := c.cfg.dedup; d != nil {
-		_ = d.Record(pt.ctx, e.m.Room, e.m.Seq)
+		if err := d.Record(pt.ctx, e.m.Room, e.m.Seq); err != nil {
+			c.st.dedupErrors.Add(1) // terminated all the same: it is not redelivered
+		}
 	}
 }
 

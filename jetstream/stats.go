@@ -38,7 +38,9 @@ type Stats struct {
 	// DedupErrors counts Dedup calls that failed: a LastApplied that failed
 	// is asked again, with backoff, while the room waits (the message must
 	// not run before the Dedup has said it is new); a Record that failed
-	// leaves the message unacknowledged, to be redelivered.
+	// after a handler's success leaves the message unacknowledged, to be
+	// redelivered (one after a dead letter changes nothing: the message is
+	// terminated).
 	DedupErrors uint64
 }
 

@@ -102,3 +102,21 @@ func TestReviewRecordFailureMarksDirty(t *testing.T) {
 		t.Errorf("after a failed Record: %v, %d pending, dirty %v; want unacknowledged, none pending, dirty", fm, held, dirty)
 	}
 }
+
+// TestReviewDeadLetterRecordErrorCounted: Stats.DedupErrors counts every
+// Dedup call that failed, the Record after a dead letter's Term included.
+func TestReviewDeadLetterRecordErrorCounted(t *testing.T) {
+	pt, js := fakePartition(t)
+	pt.c.cfg.dedup = &failRecordDedup{}
+	e, fm := fakeEntry(pt, "r", 5, 1)
+	pt.deadLetter(e, ReasonPermanent, 1, errors.New("bad"))
+	js.mu.Lock()
+	letters := len(js.letters)
+	js.mu.Unlock()
+	if letters != 1 || fm.terms.Load() != 1 {
+		t.Fatalf("%d letters, %v; want 1 letter, terminated", letters, fm)
+	}
+	if n := pt.c.Stats().DedupErrors; n != 1 {
+		t.Errorf("DedupErrors %d after a failed Record, want 1", n)
+	}
+}
