@@ -109,7 +109,8 @@ func WithPartitions(n int) Option {
 // WithSubject sets the subject prefix of publisher-side partitioning
 // (default "rooms": messages on "rooms.<partition>.<room>"). For a stream
 // made by CreateStream it is read from the stream and WithSubject is not
-// needed.
+// needed. For a stream without a transform, Start refuses (ErrBadOption) a
+// prefix under which the stream's subjects do not store every partition.
 func WithSubject(prefix string) Option {
 	return optionFunc(func(c *config) error {
 		if !subjectRE.MatchString(prefix) {

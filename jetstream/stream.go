@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -119,6 +120,31 @@ func layout(ctx context.Context, js natsjs.JetStream, cfg *config) (replicas int
 		cfg.subject = prefix
 	} else if cfg.partitions == 0 {
 		return 0, fmt.Errorf("%w: stream %q has no partition transform; give WithPartitions", ErrBadPartitions, cfg.stream)
+	} else if len(sc.Subjects) > 0 && sc.Mirror == nil && len(sc.Sources) == 0 {
+		// The partition consumers filter on "<prefix>.<p>.*": a stream
+		// that stores none of those would be consumed by consumers that
+		// match nothing (the server accepts such a filter).
+		for p := range cfg.partitions {
+			f := cfg.subject + "." + strconv.Itoa(p) + ".*"
+			if !slices.ContainsFunc(sc.Subjects, func(s string) bool { return covers(s, f) }) {
+				return 0, fmt.Errorf("%w: stream %q (subjects %q) does not store %q; give WithSubject", ErrBadOption, cfg.stream, sc.Subjects, f)
+			}
+		}
 	}
 	return max(sc.Replicas, 1), nil
+}
+
+// covers reports whether the subject pattern s matches every subject that
+// the pattern f matches.
+func covers(s, f string) bool {
+	st, ft := strings.Split(s, "."), strings.Split(f, ".")
+	for i, t := range st {
+		if t == ">" {
+			return i < len(ft)
+		}
+		if i >= len(ft) || (t != "*" && t != ft[i]) {
+			return false
+		}
+	}
+	return len(st) == len(ft)
 }

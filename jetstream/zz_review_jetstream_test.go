@@ -319,3 +319,44 @@ func TestReviewCreateStreamNilArguments(t *testing.T) {
 		}()
 	}
 }
+
+// TestReviewSubjectNotInStream: a stream without a transform whose subjects
+// do not capture "<prefix>.<p>.<room>" for the prefix given (or the
+// default "rooms") would be consumed by partition consumers that match
+// nothing: Start must refuse it rather than run and consume nothing.
+func TestReviewSubjectNotInStream(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "CHAT", Subjects: []string{"chat.*.*"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "SPLIT", Subjects: []string{"split.0.*", "split.1.*"}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := pool.New[string]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	h := func(context.Context, *jetstream.Msg) error { return nil }
+	start := func(opts ...jetstream.Option) error {
+		c, err := jetstream.Start(ctx, js, p, h, append(opts, testTiming...)...)
+		if err == nil {
+			_ = c.Stop(ctx)
+		}
+		return err
+	}
+	if err := start(jetstream.WithStream("CHAT"), jetstream.WithMember("n1"), jetstream.WithPartitions(2)); !errors.Is(err, jetstream.ErrBadOption) {
+		t.Errorf("default prefix rooms on a stream of chat.*.*: %v; want ErrBadOption", err)
+	}
+	if err := start(jetstream.WithStream("CHAT"), jetstream.WithMember("n1"), jetstream.WithPartitions(2), jetstream.WithSubject("chat")); err != nil {
+		t.Errorf("prefix chat on a stream of chat.*.*: %v", err)
+	}
+	if err := start(jetstream.WithStream("SPLIT"), jetstream.WithMember("n2"), jetstream.WithPartitions(2), jetstream.WithSubject("split")); err != nil {
+		t.Errorf("2 partitions on a stream of split.0.* and split.1.*: %v", err)
+	}
+	if err := start(jetstream.WithStream("SPLIT"), jetstream.WithMember("n3"), jetstream.WithPartitions(3), jetstream.WithSubject("split")); !errors.Is(err, jetstream.ErrBadOption) {
+		t.Errorf("3 partitions on a stream of split.0.* and split.1.*: %v; want ErrBadOption", err)
+	}
+}
