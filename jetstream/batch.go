@@ -51,10 +51,13 @@ func BatchFunc(h BatchHandler) pool.BatchFunc[string, Delivery] {
 	}
 }
 
-// runBatch handles one call's deliveries: they belong to one room, hence
-// to one partition, and are in stream order. Deliveries of a partition
-// instance that was fenced (an earlier tenure of this node) are left for
-// the next owner, as a single message's task leaves them.
+// runBatch handles one call's deliveries, in stream order. They belong to
+// one room, hence to one partition of each consumer that feeds the Batcher
+// (a Batcher fed by consumers of two streams groups both streams' messages
+// by room name): each run of one partition's messages is handed to h in a
+// call of its own. Deliveries of a partition instance that was fenced (an
+// earlier tenure of this node) are left for the next owner, as a single
+// message's task leaves them.
 //
 // A message past WithMaxDeliveries becomes a dead letter in admit, which
 // records its sequence in the Dedup, and a Dedup's record covers every
@@ -65,7 +68,7 @@ func runBatch(h BatchHandler, room string, ds []Delivery) {
 	es := make([]*entry, 0, len(ds))
 	for _, d := range ds {
 		e := d.e
-		if len(es) > 0 && e.m.Deliveries > uint64(e.pt.c.cfg.maxDeliveries) {
+		if len(es) > 0 && (e.pt != pt || e.m.Deliveries > uint64(e.pt.c.cfg.maxDeliveries)) {
 			callBatch(h, room, pt, es)
 			es = es[:0]
 		}
@@ -73,12 +76,8 @@ func runBatch(h BatchHandler, room string, ds []Delivery) {
 			e.pt.done(e)
 			continue
 		}
-		if pt == nil {
+		if len(es) == 0 {
 			pt = e.pt
-		}
-		if e.pt != pt { // cannot happen: pt is live, so earlier tenures are fenced
-			e.pt.done(e)
-			continue
 		}
 		es = append(es, e)
 	}

@@ -120,3 +120,28 @@ func TestReviewDeadLetterRecordErrorCounted(t *testing.T) {
 		t.Errorf("DedupErrors %d after a failed Record, want 1", n)
 	}
 }
+
+// TestReviewBatchOfTwoConsumers: one Batcher fed by two consumers (two
+// streams, one BatchFunc) groups their messages by room name, so a call
+// can hold messages of a room of each stream. Each must be handled and
+// acknowledged, not dropped unacknowledged (it would come back an ack
+// wait later, after the later messages of its room).
+func TestReviewBatchOfTwoConsumers(t *testing.T) {
+	ptA, _ := fakePartition(t)
+	ptB, _ := fakePartition(t)
+	eA, fmA := fakeEntry(ptA, "lobby", 5, 1)
+	eB, fmB := fakeEntry(ptB, "lobby", 9, 1)
+	var calls [][]uint64
+	h := func(_ context.Context, _ string, msgs []*Msg) error {
+		var seqs []uint64
+		for _, m := range msgs {
+			seqs = append(seqs, m.Seq)
+		}
+		calls = append(calls, seqs)
+		return nil
+	}
+	runBatch(h, "lobby", deliveriesOf(eA, eB))
+	if fmA.acks.Load() != 1 || fmB.acks.Load() != 1 || len(calls) != 2 {
+		t.Errorf("calls %v; stream A's message %v, stream B's %v; want two calls, both acknowledged", calls, fmA, fmB)
+	}
+}
