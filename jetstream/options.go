@@ -178,15 +178,15 @@ func WithMaxAckPending(n int) Option {
 	})
 }
 
-// WithFetch sets the largest batch of one pull request (default 256) and how
-// long a pull request waits for messages (default 1 s). A pull request never
+// WithFetch sets the largest batch of one pull request (default 256, at most
+// 65536) and how long a pull request waits for messages (default 1 s). A pull request never
 // outlives the node's lease on its partition. A partition being handed over
 // finishes its current pull request first, so maxWait also bounds a graceful
 // hand-off.
 func WithFetch(batch int, maxWait time.Duration) Option {
 	return optionFunc(func(c *config) error {
-		if batch <= 0 || maxWait < 10*time.Millisecond {
-			return fmt.Errorf("%w: fetch batch %d, wait %v; want > 0 and >= 10ms", ErrBadOption, batch, maxWait)
+		if batch <= 0 || batch > maxFetchBatch || maxWait < 10*time.Millisecond {
+			return fmt.Errorf("%w: fetch batch %d, wait %v; want 1..%d and >= 10ms", ErrBadOption, batch, maxWait, maxFetchBatch)
 		}
 		c.fetchBatch = batch
 		c.fetchWait = maxWait
@@ -265,6 +265,10 @@ func WithDrainTimeout(d time.Duration) Option {
 		return nil
 	})
 }
+
+// maxFetchBatch bounds a pull request's batch: the client makes a buffer of
+// that many messages for each pull request.
+const maxFetchBatch = 1 << 16
 
 // maxPartitions bounds the partition count: each partition is a consumer and
 // a lease renewed every quarter TTL.

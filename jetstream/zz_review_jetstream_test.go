@@ -3,6 +3,7 @@ package jetstream_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -358,5 +359,23 @@ func TestReviewSubjectNotInStream(t *testing.T) {
 	}
 	if err := start(jetstream.WithStream("SPLIT"), jetstream.WithMember("n3"), jetstream.WithPartitions(3), jetstream.WithSubject("split")); !errors.Is(err, jetstream.ErrBadOption) {
 		t.Errorf("3 partitions on a stream of split.0.* and split.1.*: %v; want ErrBadOption", err)
+	}
+}
+
+// TestReviewFetchBatchBounded: the pull batch sizes the client's buffer of
+// each pull request (nats.go makes a channel of that capacity): a huge
+// WithFetch batch must be refused as a bad option, not accepted and then
+// panic ("makechan: size out of range") or exhaust memory in the first
+// pull.
+func TestReviewFetchBatchBounded(t *testing.T) {
+	p, err := pool.New[string]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	_, err = jetstream.Start(context.Background(), failWatchJS{}, p, func(context.Context, *jetstream.Msg) error { return nil },
+		jetstream.WithFetch(math.MaxInt, time.Second))
+	if !errors.Is(err, jetstream.ErrBadOption) {
+		t.Errorf("WithFetch(math.MaxInt, 1s): %v; want ErrBadOption", err)
 	}
 }
