@@ -88,9 +88,10 @@ type decision struct {
 	stale    bool
 	closed   bool
 	inflight func() int64
-	// room is the in-flight count at which the reservation reaches the
-	// next threshold up (throttle in Normal, reject otherwise); limit ≤ room
-	// is the count at which Admit samples again (see refreshBatch).
+	// room is, in Normal, the in-flight count at which the reservation
+	// reaches the throttle threshold; otherwise the most tasks whose
+	// reservation stays within the reject threshold. limit ≤ room is the
+	// count at which Admit samples again (see refreshBatch).
 	limit, room int64
 	// rate is the token-bucket rate in Throttle; zero refuses everything.
 	rate float64
@@ -467,12 +468,18 @@ func (b *Breaker) refresh(inline bool) {
 	}
 	if f != nil {
 		d.inflight = *f
-		level := c.thresholds.Reject
-		if to == Normal {
-			level = c.thresholds.Throttle
-		}
 		if c.budget > 0 {
-			d.room = clampInt64((level*float64(c.budget) - float64(r.Used)) / float64(in.bytesPerTask))
+			if to == Normal {
+				// The count at which the reservation reaches the throttle
+				// level: a sample there moves the breaker to Throttle,
+				// whose bucket takes over. (A count that stopped one task
+				// short would leave it Normal, refusing everything.)
+				d.room = roomReaching(c.thresholds.Throttle, c.budget, r.Used, in.bytesPerTask)
+			} else {
+				// The most tasks whose reservation stays within the reject
+				// level: Admit never carries it past.
+				d.room = clampInt64((c.thresholds.Reject*float64(c.budget) - float64(r.Used)) / float64(in.bytesPerTask))
+			}
 			d.limit = refreshBatch(n, d.room)
 		}
 	}

@@ -74,8 +74,7 @@ type inputs struct {
 func (m *machine) observe(c *config, now time.Duration, r Reading, n int64) inputs {
 	bpt := c.bytesPerTask
 	in := inputs{bytesPerTask: bpt}
-	res := float64(n) * float64(bpt)
-	in.effective = int64(min(float64(r.Used)+res, math.MaxInt64/2))
+	in.effective = effectiveUse(r.Used, n, bpt)
 	if c.budget > 0 {
 		in.pressure = float64(in.effective) / float64(c.budget)
 	}
@@ -108,6 +107,27 @@ func (m *machine) observe(c *config, now time.Duration, r Reading, n int64) inpu
 		in.rate = 0
 	}
 	return in
+}
+
+// effectiveUse is measured use plus the reservation for n tasks in flight.
+func effectiveUse(used, n, bytesPerTask int64) int64 {
+	return int64(min(float64(used)+float64(n)*float64(bytesPerTask), math.MaxInt64/2))
+}
+
+// roomReaching returns the in-flight count at which the pressure observe
+// computes reaches level: the fewest tasks whose reservation, added to used,
+// is at or above level × budget. budget must be positive.
+func roomReaching(level float64, budget, used, bytesPerTask int64) int64 {
+	n := clampInt64(math.Ceil((level*float64(budget) - float64(used)) / float64(bytesPerTask)))
+	// The division and the products round: step past a count at which the
+	// pressure still falls a hair short of level.
+	for range 2 {
+		if n == math.MaxInt64 || float64(effectiveUse(used, n, bytesPerTask))/float64(budget) >= level {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // step moves the state machine for one sample and reports the transition.
