@@ -19,8 +19,9 @@ type memCgroup struct {
 	read func(name string) ([]byte, error)
 	// dir is the directory (a slash-separated absolute path) of the group
 	// whose limit binds: the process's own, or the ancestor that holds
-	// the tightest limit. Its charge is what the kernel compares with the
-	// limit, siblings' included, so usage reads it there.
+	// the tightest limit (the highest one, if several hold it). Its charge
+	// is what the kernel compares with the limit, siblings' included, so
+	// usage reads it there.
 	dir   string
 	v2    bool
 	limit int64 // the tightest limit up to the mount's root; 0: none
@@ -49,8 +50,10 @@ func findCgroup(read func(name string) ([]byte, error)) (memCgroup, bool) {
 	if g.V2 {
 		file = "memory.max"
 	}
+	// Up goes from the process's group to the root. On a tie the ancestor
+	// wins: its charge includes the child's, so its limit is reached first.
 	for dir := range g.Up() {
-		if v, ok := readLimit(read, path.Join(dir, file)); ok && (cg.limit == 0 || v < cg.limit) {
+		if v, ok := readLimit(read, path.Join(dir, file)); ok && (cg.limit == 0 || v <= cg.limit) {
 			cg.limit, cg.dir = v, dir
 		}
 	}

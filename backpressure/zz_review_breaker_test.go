@@ -2,6 +2,8 @@ package backpressure
 
 import (
 	"errors"
+	"runtime/metrics"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -51,6 +53,43 @@ func TestReservationReachesThrottle(t *testing.T) {
 		}
 		if errors.Is(last, ErrClosed) {
 			t.Fatal(last)
+		}
+	})
+}
+
+// TestCrossCheckTieGoesToTheAncestor: the process's group and its parent
+// have the same limit (a pod and its only container, say). The parent's
+// charge includes the child's and its other members', so the parent's limit
+// is the one the kernel hits first: the cross-check must read the parent's
+// charge. Here the parent's other members hold 950 MiB of its 1 GiB.
+func TestCrossCheckTieGoesToTheAncestor(t *testing.T) {
+	const mib = 1 << 20
+	synctest.Test(t, func(t *testing.T) {
+		s := []metrics.Sample{{Name: metricTotal}, {Name: metricReleased}}
+		metrics.Read(s)
+		held := s[0].Value.Uint64() - s[1].Value.Uint64()
+		root := t.TempDir()
+		writeTree(t, root, map[string]string{
+			"proc/self/cgroup":                     "0::/pod/app\n",
+			"proc/self/mountinfo":                  "40 22 0:37 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+			"sys/fs/cgroup/pod/memory.max":         strconv.Itoa(1024*mib) + "\n",
+			"sys/fs/cgroup/pod/app/memory.max":     strconv.Itoa(1024*mib) + "\n",
+			"sys/fs/cgroup/pod/memory.current":     strconv.FormatUint(held+950*mib, 10) + "\n",
+			"sys/fs/cgroup/pod/memory.stat":        "anon 1\ninactive_file 0\n",
+			"sys/fs/cgroup/pod/app/memory.current": strconv.FormatUint(held, 10) + "\n",
+			"sys/fs/cgroup/pod/app/memory.stat":    "anon 1\ninactive_file 0\n",
+		})
+		b, err := NewBreaker(WithRoot(root))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		time.Sleep(130 * time.Millisecond) // one cross-check
+		synctest.Wait()
+		err = b.Admit()
+		if st := b.Stats(); st.Outside < 900*mib || !errors.Is(err, ErrMemoryPressure) {
+			t.Fatalf("the parent, with the same 1 GiB limit, is charged 950 MiB beyond Go's memory: "+
+				"Outside = %d MiB, Admit = %v; want ≥ 900 MiB and ErrMemoryPressure", st.Outside/mib, err)
 		}
 	})
 }
