@@ -500,15 +500,19 @@ func (b *Breaker) refresh(inline bool) {
 	if to == Throttle && in.rate > 0 && b.throttle.Limit() != rate.Limit(in.rate) {
 		b.throttle.SetLimit(rate.Limit(in.rate))
 	}
-	if changed {
-		b.entered[to].Add(1) // counts the transition for Stats
+	// Publish under mu, so that Close (which sets closed under mu before it
+	// publishes the closed decision and lets the loop make the last
+	// OnStateChange calls) either comes after the transition is queued, and
+	// the loop delivers it, or before, and this sample is dropped: a
+	// transition published after Close would have no call to match.
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		b.refreshing.Store(false) // hands the role on; the closed decision stands
+		return
 	}
-
-	for { // publish, keeping a concurrent Close
+	for { // publish
 		old := b.cur.Load() // acquires the decision to replace
-		if old.closed {
-			d.closed, d.fast = true, false
-		}
 		// A hot update made since this sample began (SetThresholds,
 		// SetBudget, SetInFlightFunc) could not take the role and marked
 		// the old decision stale, which this one replaces: it is stale
@@ -524,11 +528,11 @@ func (b *Breaker) refresh(inline bool) {
 	}
 	// Queue the transition before handing the role on, so that transitions
 	// are queued in the order they happened.
-	b.mu.Lock()
 	if changed {
+		b.entered[to].Add(1) // counts the transition for Stats
 		b.pending = append(b.pending, transition{from, to})
 	}
-	if inline && !b.closed {
+	if inline {
 		b.stale.Reset(c.maxStaleness)
 	}
 	b.mu.Unlock()

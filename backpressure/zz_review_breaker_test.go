@@ -93,3 +93,47 @@ func TestCrossCheckTieGoesToTheAncestor(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseDuringRefresh: an Admit holds the refresher's role (blocked in
+// the source's Read) while Close runs and returns. The transition that
+// refresh then finds must not be published without its OnStateChange call:
+// Close has made every pending call and the loop is gone, so a breaker that
+// reports a new state (State, Stats().Entered) afterwards reports a
+// transition no callback will ever hear of.
+func TestCloseDuringRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec recorder
+		b, src := newFake(t, 500, WithOnStateChange(rec.record))
+		_ = b.Admit()
+		gate := make(chan struct{})
+		src.mu.Lock()
+		src.gate = gate
+		src.mu.Unlock()
+		time.Sleep(3 * time.Millisecond) // the sample goes stale
+		refreshed := make(chan error)
+		go func() { refreshed <- b.Admit() }() // takes the role, then waits in Read
+		synctest.Wait()
+		src.setUsed(990)
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		src.mu.Lock()
+		src.gate = nil
+		src.mu.Unlock()
+		close(gate)
+		if err := <-refreshed; !errors.Is(err, ErrClosed) {
+			t.Fatalf("Admit racing Close = %v, want ErrClosed", err)
+		}
+		synctest.Wait()
+		st := b.Stats()
+		calls := rec.get()
+		var entered uint64
+		for _, n := range st.Entered {
+			entered += n
+		}
+		if entered != uint64(len(calls)) || (st.State != Normal && len(calls) == 0) {
+			t.Fatalf("after Close: state %v, Entered %v, OnStateChange calls %v: a transition without its call",
+				st.State, st.Entered, calls)
+		}
+	})
+}
