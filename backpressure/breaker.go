@@ -588,17 +588,16 @@ func (b *Breaker) loop() {
 
 // checkCgroup publishes how much more the cgroup is charged (less inactive
 // file cache) than the Go runtime holds (total − released: Go's free heap is
-// in both). A failed read publishes zero.
+// in both), against the limit that binds first (memCgroup.outside). A failed
+// read publishes zero.
 func (b *Breaker) checkCgroup(c *config, goHeld []metrics.Sample) {
-	var outside int64
-	if usage, ok := c.cg.usage(); ok {
-		metrics.Read(goHeld)
-		if goHeld[0].Value.Kind() != metrics.KindUint64 || goHeld[1].Value.Kind() != metrics.KindUint64 {
-			return
-		}
-		held := int64(goHeld[0].Value.Uint64()) - int64(goHeld[1].Value.Uint64())
-		outside = max(usage-held, 0)
+	metrics.Read(goHeld)
+	if goHeld[0].Value.Kind() != metrics.KindUint64 || goHeld[1].Value.Kind() != metrics.KindUint64 {
+		b.outside.Store(0) // publishes a failed read as zero
+		return
 	}
+	held := int64(goHeld[0].Value.Uint64()) - int64(goHeld[1].Value.Uint64())
+	outside, _ := c.cg.outside(held)
 	b.outside.Store(outside) // publishes the excess to the next refresh
 }
 

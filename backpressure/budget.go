@@ -25,6 +25,16 @@ type memCgroup struct {
 	dir   string
 	v2    bool
 	limit int64 // the tightest limit up to the mount's root; 0: none
+	// levels are the groups on the path, from the process's up, that have
+	// a limit. A looser limit binds first when other members of its group
+	// hold most of it, so the cross-check reads each of them.
+	levels []cgLevel
+}
+
+// cgLevel is one group on the path that has a memory limit.
+type cgLevel struct {
+	dir   string
+	limit int64
 }
 
 // rootReader reads absolute, slash-separated names under root.
@@ -53,7 +63,12 @@ func findCgroup(read func(name string) ([]byte, error)) (memCgroup, bool) {
 	// Up goes from the process's group to the root. On a tie the ancestor
 	// wins: its charge includes the child's, so its limit is reached first.
 	for dir := range g.Up() {
-		if v, ok := readLimit(read, path.Join(dir, file)); ok && (cg.limit == 0 || v <= cg.limit) {
+		v, ok := readLimit(read, path.Join(dir, file))
+		if !ok {
+			continue
+		}
+		cg.levels = append(cg.levels, cgLevel{dir, v})
+		if cg.limit == 0 || v <= cg.limit {
 			cg.limit, cg.dir = v, dir
 		}
 	}
@@ -66,15 +81,41 @@ func cgroupLimitFrom(read func(name string) ([]byte, error)) (int64, bool) {
 	return cg.limit, ok && cg.limit > 0
 }
 
+// outside returns how much more than held (the memory the Go runtime holds)
+// the process may be charged for, measured against the tightest limit: for
+// each group on the path that has a limit, its charge less held, less how
+// far its limit lies above the tightest one; the largest of these, and at
+// least zero. For the group with the tightest limit that is simply its
+// charge beyond Go's memory; for a looser ancestor it is what its other
+// members hold beyond that looser limit's extra room, so that the breaker
+// refuses before whichever limit would be reached first. It reports false
+// when no group's charge can be read.
+func (cg memCgroup) outside(held int64) (int64, bool) {
+	var out int64
+	var ok bool
+	for _, l := range cg.levels {
+		u, found := cg.usageAt(l.dir)
+		if !found {
+			continue
+		}
+		ok = true
+		out = max(out, u-held-(l.limit-cg.limit))
+	}
+	return out, ok
+}
+
 // usage returns what the cgroup is charged, less inactive file cache (which
 // the kernel reclaims before it kills): v2 memory.current − inactive_file,
 // v1 memory.usage_in_bytes − total_inactive_file.
-func (cg memCgroup) usage() (int64, bool) {
+func (cg memCgroup) usage() (int64, bool) { return cg.usageAt(cg.dir) }
+
+// usageAt is usage for the group at dir.
+func (cg memCgroup) usageAt(dir string) (int64, bool) {
 	file, key := "memory.usage_in_bytes", "total_inactive_file"
 	if cg.v2 {
 		file, key = "memory.current", "inactive_file"
 	}
-	data, err := cg.read(path.Join(cg.dir, file))
+	data, err := cg.read(path.Join(dir, file))
 	if err != nil {
 		return 0, false
 	}
@@ -82,7 +123,7 @@ func (cg memCgroup) usage() (int64, bool) {
 	if err != nil || used < 0 {
 		return 0, false
 	}
-	if data, err = cg.read(path.Join(cg.dir, "memory.stat")); err == nil {
+	if data, err = cg.read(path.Join(dir, "memory.stat")); err == nil {
 		for line := range strings.SplitSeq(string(data), "\n") {
 			if k, v, ok := strings.Cut(line, " "); ok && k == key {
 				if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > 0 {

@@ -195,7 +195,9 @@ func WithCgroupRatio(r float64) Option {
 // holds, when the budget comes from the cgroup and use from runtime/metrics
 // (default every 100 ms; zero never). What the cgroup is charged beyond Go's
 // memory (C allocations, memory-mapped files, page cache in use) is added to
-// the measured use. Go's own free heap is not: it is in both figures.
+// the measured use. Go's own free heap is not: it is in both figures. Each
+// group on the path that has a limit is compared, an ancestor's excess less
+// how far its limit lies above the tightest one, and the largest counts.
 func WithCgroupCheck(every time.Duration) Option {
 	return optionFunc(func(c *config) { c.cgCheck = every })
 }

@@ -33,7 +33,10 @@
 // budget comes from the cgroup, the background sampler compares the cgroup's
 // charge, less inactive file cache, with the memory Go holds every 100 ms
 // (WithCgroupCheck) and adds the excess (C allocations, mapped files) to the
-// measured use.
+// measured use. It reads every group on the path that has a limit: an
+// ancestor whose looser limit its other members nearly fill counts by what
+// they hold beyond its extra room, so the limit reached first is the one
+// that counts.
 //
 // # Sampling
 //

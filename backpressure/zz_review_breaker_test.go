@@ -137,3 +137,45 @@ func TestCloseDuringRefresh(t *testing.T) {
 		}
 	})
 }
+
+// TestCrossCheckLooserAncestorNearlyFull: the process's group has the
+// tightest limit (1 GiB), but its parent's looser limit (1.5 GiB) is shared
+// with siblings that hold 1400 MiB of it. The kernel kills when the
+// parent's charge reaches 1.5 GiB, so this process has about 100 MiB left,
+// however far it is from its own limit: the breaker must refuse.
+func TestCrossCheckLooserAncestorNearlyFull(t *testing.T) {
+	const mib = 1 << 20
+	synctest.Test(t, func(t *testing.T) {
+		s := []metrics.Sample{{Name: metricTotal}, {Name: metricReleased}}
+		metrics.Read(s)
+		held := s[0].Value.Uint64() - s[1].Value.Uint64()
+		root := t.TempDir()
+		writeTree(t, root, map[string]string{
+			"proc/self/cgroup":                       "0::/slice/app\n",
+			"proc/self/mountinfo":                    "40 22 0:37 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+			"sys/fs/cgroup/slice/memory.max":         strconv.Itoa(1536*mib) + "\n",
+			"sys/fs/cgroup/slice/app/memory.max":     strconv.Itoa(1024*mib) + "\n",
+			"sys/fs/cgroup/slice/memory.current":     strconv.FormatUint(held+1400*mib, 10) + "\n",
+			"sys/fs/cgroup/slice/memory.stat":        "anon 1\ninactive_file 0\n",
+			"sys/fs/cgroup/slice/app/memory.current": strconv.FormatUint(held, 10) + "\n",
+			"sys/fs/cgroup/slice/app/memory.stat":    "anon 1\ninactive_file 0\n",
+		})
+		b, err := NewBreaker(WithRoot(root))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if st := b.Stats(); st.Source != BudgetCgroup || st.Budget != 966367641 {
+			t.Fatalf("Stats = %+v, want 0.9 GiB from the process's own limit", st)
+		}
+		time.Sleep(130 * time.Millisecond) // one cross-check
+		synctest.Wait()
+		err = b.Admit()
+		st := b.Stats()
+		t.Logf("Outside %d MiB, Used %d MiB of %d MiB, state %v, Admit = %v",
+			st.Outside/mib, st.Used/mib, st.Budget/mib, st.State, err)
+		if !errors.Is(err, ErrMemoryPressure) {
+			t.Fatalf("about 100 MiB left before the parent's limit: Admit = %v, want ErrMemoryPressure", err)
+		}
+	})
+}
