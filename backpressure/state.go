@@ -119,13 +119,22 @@ func effectiveUse(used, n, bytesPerTask int64) int64 {
 // is at or above level × budget. budget must be positive.
 func roomReaching(level float64, budget, used, bytesPerTask int64) int64 {
 	n := clampInt64(math.Ceil((level*float64(budget) - float64(used)) / float64(bytesPerTask)))
-	// The division and the products round: step past a count at which the
-	// pressure still falls a hair short of level.
+	// The division and the products round: correct by a step or two to
+	// the count observe's own arithmetic puts at level.
+	reaches := func(n int64) bool {
+		return float64(effectiveUse(used, n, bytesPerTask))/float64(budget) >= level
+	}
 	for range 2 {
-		if n == math.MaxInt64 || float64(effectiveUse(used, n, bytesPerTask))/float64(budget) >= level {
+		if n == math.MaxInt64 || reaches(n) {
 			break
 		}
 		n++
+	}
+	for range 2 {
+		if n == 0 || !reaches(n-1) {
+			break
+		}
+		n--
 	}
 	return n
 }
