@@ -166,7 +166,8 @@ func NewBreaker(opts ...Option) (*Breaker, error) {
 
 // Admit reports whether one more unit of work may start: nil, or a
 // *RejectError that errors.Is ErrMemoryPressure or ErrThrottled, or
-// ErrClosed. It never blocks and allocates nothing, also when it refuses.
+// ErrClosed. It never blocks and allocates nothing, also when it refuses,
+// except in the call that takes a sample, which publishes a new decision.
 //
 // In Normal it costs one atomic load and, when SetInFlightFunc was called,
 // one call of that function. It samples memory inline (one caller does, the

@@ -12,7 +12,8 @@ type RoomID string
 func ExampleHash() {
 	// Named string types hash like the strings they hold, without allocating.
 	fmt.Println(shard.Hash(RoomID("room-42")) == shard.Hash("room-42"))
-	// Integers of any width hash alike when their value fits.
+	// Non-negative integers hash alike whatever their width (a negative one
+	// hashes its bit pattern at its own width: int32(-1) differs from int64(-1)).
 	fmt.Println(shard.Hash(int32(7)) == shard.Hash(uint64(7)))
 	// Hashes are stable across processes and may be sent to other nodes.
 	fmt.Printf("%#x\n", shard.Hash("room-42"))

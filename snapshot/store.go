@@ -153,8 +153,11 @@ func (s *Store[K, V]) shard(k K) (*shard[K, V], uint64) {
 	return &s.shards[h%numShards], h
 }
 
-// Version returns the store's current version: the version of its latest
-// write (0 before the first one).
+// Version returns the store's current version: the highest version handed
+// out to a write (0 before the first one). That write may still be in
+// progress, so a Get made afterwards need not show it yet, and a follower
+// that resumed Since from Version could miss it: follow on from the version
+// Since returns, which counts only writes Since has seen.
 func (s *Store[K, V]) Version() uint64 {
 	return s.clock.Load() // observes the latest version handed out
 }
