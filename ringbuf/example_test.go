@@ -36,7 +36,7 @@ func ExampleNew() {
 	_, err := ringbuf.New[int](0)
 	fmt.Println(err)
 	// Output:
-	// ringbuf: capacity must be between 1 and MaxCapacity
+	// ringbuf: capacity must be between 1 and MaxCapacity: got 0
 }
 
 func ExampleRing_PushBatch() {

@@ -40,6 +40,7 @@ package ringbuf
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"unsafe"
 )
@@ -53,8 +54,9 @@ const MaxCapacity = 1 << 30
 // platforms, 1 TiB on 64-bit ones.
 const maxBytes = 1 << (30 + 10*(^uint(0)>>63))
 
-// ErrCapacity is returned by New for a capacity that is zero, negative, above
-// MaxCapacity, or whose slot array would not fit in memory.
+// ErrCapacity is matched (errors.Is) by the error New returns for a capacity
+// that is zero, negative, above MaxCapacity, or whose slot array would not
+// fit in memory; the error says which.
 var ErrCapacity = errors.New("ringbuf: capacity must be between 1 and MaxCapacity")
 
 // cacheLine is the padding unit. 128 bytes rather than 64: x86 fetches cache
@@ -102,14 +104,15 @@ type Ring[T any] struct {
 // platforms).
 func New[T any](capacity int) (*Ring[T], error) {
 	if capacity <= 0 || capacity > MaxCapacity {
-		return nil, ErrCapacity
+		return nil, fmt.Errorf("%w: got %d", ErrCapacity, capacity)
 	}
 	n := uint64(2)
 	for n < uint64(capacity) {
 		n <<= 1
 	}
-	if n > maxBytes/uint64(unsafe.Sizeof(slot[T]{})) {
-		return nil, ErrCapacity
+	if size := uint64(unsafe.Sizeof(slot[T]{})); n > maxBytes/size {
+		return nil, fmt.Errorf("%w: %d slots of %d bytes exceed the %d bytes a ring may take",
+			ErrCapacity, n, size, uint64(maxBytes))
 	}
 	r := &Ring[T]{mask: n - 1, slots: make([]slot[T], n)}
 	for i := range r.slots {
