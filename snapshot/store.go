@@ -223,9 +223,11 @@ func (s *Store[K, V]) Delete(k K) (uint64, bool) {
 }
 
 // CompareAndSwap stores v under k only if k's current version is version.
-// The version of an absent key is the one Get reports for it (0 for a key
-// never written). It returns the new version and true, or the current
-// version and false. A version that is not current always fails.
+// The version of an absent key is the one Get reports for it: 0 for a key
+// never written, until its shard drops tombstones; from then on the highest
+// version the shard dropped, for every key absent from it, written or not.
+// It returns the new version and true, or the current version and false. A
+// version that is not current always fails.
 func (s *Store[K, V]) CompareAndSwap(k K, version uint64, v V) (uint64, bool) {
 	sh, h := s.shard(k)
 	// Fail fast, without the lock, when version is already stale: the key's
