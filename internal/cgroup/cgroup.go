@@ -31,9 +31,11 @@ type Group struct {
 
 // Find returns the process's group for controller ("memory", "cpu"): in
 // the v1 hierarchy that holds the controller when the process has one,
-// else in the unified v2 hierarchy. It reports false where
-// /proc/self/cgroup or /proc/self/mountinfo cannot be read or name no such
-// hierarchy.
+// else in the unified v2 hierarchy. Where the hierarchy is mounted more
+// than once, it uses the first mount that shows the group (whose root is
+// the group's path or above it), else the first mount. It reports false
+// where /proc/self/cgroup or /proc/self/mountinfo cannot be read or name no
+// such hierarchy.
 func Find(read Reader, controller string) (Group, bool) {
 	data, err := read("/proc/self/cgroup")
 	if err != nil {
@@ -44,33 +46,58 @@ func Find(read Reader, controller string) (Group, bool) {
 	if err != nil {
 		return Group{}, false
 	}
+	// The hierarchy may be mounted more than once, each mount showing a
+	// sub-tree: the first mount that shows the group wins, else the first
+	// mount of the hierarchy.
+	var first *Mount
+	var cgPath string
 	for _, m := range ParseMountinfo(data) {
 		switch {
 		case v1 != "" && m.FSType == "cgroup" && HasOpt(m.SuperOpts, controller):
-			return locate(m, v1, false)
+			cgPath = v1
 		case v1 == "" && v2 != "" && m.FSType == "cgroup2":
-			return locate(m, v2, true)
+			cgPath = v2
+		default:
+			continue
 		}
+		if _, ok := below(m.Root, cgPath); ok {
+			return locate(m, cgPath, v1 == "")
+		}
+		if first == nil {
+			first = &m
+		}
+	}
+	if first != nil {
+		return locate(*first, cgPath, v1 == "")
 	}
 	return Group{}, false
 }
 
+// below returns cgPath relative to a mount's root ("/" for the root
+// itself), whole components matched (a root /docker/f00 is not above
+// /docker/f001), and whether cgPath is at or below root.
+func below(root, cgPath string) (string, bool) {
+	root = strings.TrimSuffix(root, "/")
+	if root == "" {
+		return cgPath, true
+	}
+	switch after, ok := strings.CutPrefix(cgPath, root); {
+	case ok && after == "":
+		return "/", true
+	case ok && strings.HasPrefix(after, "/"):
+		return after, true
+	}
+	return "", false
+}
+
 // locate places the group at path cgPath of its hierarchy under mount m.
 func locate(m Mount, cgPath string, v2 bool) (Group, bool) {
-	rel := cgPath
-	if root := strings.TrimSuffix(m.Root, "/"); root != "" {
-		// Without a cgroup namespace the mount may show only a sub-tree:
-		// the path is then below the mount's root, whole components
-		// matched (a root /docker/f00 is not above /docker/f001). A path
-		// outside the root is the mount's top.
-		switch after, ok := strings.CutPrefix(cgPath, root); {
-		case ok && after == "":
-			rel = "/"
-		case ok && strings.HasPrefix(after, "/"):
-			rel = after
-		default:
-			rel = "/"
-		}
+	// Without a cgroup namespace the mount may show only a sub-tree: the
+	// path is then below the mount's root. A path outside the root is the
+	// mount's top.
+	rel, ok := below(m.Root, cgPath)
+	if !ok {
+		rel = "/"
 	}
 	if !strings.HasPrefix(m.Point, "/") {
 		return Group{}, false
