@@ -652,7 +652,8 @@ type Stats struct {
 	// Measured includes Outside.
 	Used, Measured, Budget int64
 	// Outside is what the cgroup is charged beyond the Go runtime's memory,
-	// at the last WithCgroupCheck.
+	// at the last WithCgroupCheck (for a limited ancestor, less how far its
+	// limit lies above the tightest one; the largest over the path).
 	Outside                int64
 	Source                 BudgetSource
 	InFlight, BytesPerTask int64
