@@ -93,7 +93,8 @@ type decision struct {
 	// reservation stays within the reject threshold. limit ≤ room is the
 	// count at which Admit samples again (see refreshBatch).
 	limit, room int64
-	// rate is the token-bucket rate in Throttle; zero refuses everything.
+	// rate is the token-bucket rate in Throttle; zero refuses everything,
+	// in Probe too.
 	rate float64
 
 	used, measured, budget int64
@@ -238,6 +239,11 @@ func (b *Breaker) admitSlow(d *decision) error {
 		}
 		return d.throttleErr
 	case Probe:
+		if d.rate == 0 {
+			// The goroutine ceiling (or a GC taking all the CPU): nothing
+			// is admitted, as in Throttle.
+			return d.throttleErr
+		}
 		if n < d.room && b.probe.Allow() {
 			return nil
 		}

@@ -14,7 +14,8 @@ var ErrMemoryPressure = errors.New("backpressure: memory pressure")
 // ErrThrottled is matched (errors.Is) by every admission refused by the token
 // bucket of the Throttle state (memory between the throttle and reject
 // thresholds, GC CPU share above its bound, goroutine ceiling reached, or a
-// sample too old to trust).
+// sample too old to trust), and by Probe's refusals while the goroutine
+// ceiling is reached.
 var ErrThrottled = errors.New("backpressure: throttled")
 
 // ErrClosed is returned by Admit and the setters after Close.

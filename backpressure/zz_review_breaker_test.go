@@ -179,3 +179,27 @@ func TestCrossCheckLooserAncestorNearlyFull(t *testing.T) {
 		}
 	})
 }
+
+// TestGoroutineCeilingInProbe: "at or above [the ceiling] nothing is
+// admitted" holds in Probe too: a breaker that recovers from Reject while
+// the goroutines stand at the ceiling must not let Probe's trickle through.
+func TestGoroutineCeilingInProbe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, src := newFake(t, 100, WithMaxGoroutines(1000))
+		_ = sample(b, src, 950)
+		wantState(t, b, Reject)
+		src.update(func(r *Reading) { r.Used, r.Goroutines = 500, 5000 })
+		time.Sleep(1100 * time.Millisecond) // a hold time below Recover
+		admitted := 0
+		for range 5 {
+			if b.Admit() == nil {
+				admitted++
+			}
+			time.Sleep(20 * time.Millisecond) // a probe token each time
+		}
+		wantState(t, b, Probe)
+		if admitted > 0 {
+			t.Fatalf("Probe at 5000 goroutines, ceiling 1000: admitted %d of 5", admitted)
+		}
+	})
+}
