@@ -395,12 +395,18 @@ func (sh *shard[K, V]) maybePurgeLocked() {
 		return
 	}
 	maxVer := sh.purged.Load() // stable under mu
+	// Copy the live keys into a map of their size rather than delete the
+	// tombstones in place: a Go map keeps its capacity when keys are
+	// deleted, so the shard would hold the memory of its peak forever.
+	live := make(map[K]*entry[V], sh.live)
 	for k, e := range sh.dirty {
 		if it := e.p.Load(); it.deleted { // stable under mu
 			maxVer = max(maxVer, it.ver)
-			delete(sh.dirty, k)
+		} else {
+			live[k] = e
 		}
 	}
+	sh.dirty = live
 	sh.dead = 0
 	sh.purged.Store(maxVer)              // raises absent keys' version before they become absent
 	sh.read.Store(newReadOnly(sh.dirty)) // publishes a read index without the dropped keys
