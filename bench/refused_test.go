@@ -21,10 +21,10 @@ func (r *refuseHalf) submit(ctx context.Context, _ uint64, t pool.Task) error {
 }
 func (*refuseHalf) close(context.Context) (int, error) { return 0, nil }
 
-// TestReviewChatFastRefusedCounted: fast tasks due after the warm-up whose
+// TestFastRefusedCounted: fast tasks due after the warm-up whose
 // Submit failed are counted in FastRefused: the wait figures leave them
 // out, and a verdict on those figures must know it.
-func TestReviewChatFastRefusedCounted(t *testing.T) {
+func TestFastRefusedCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := smallIsolation(IsolationReference, false)
 		cfg.FastTask, cfg.SlowTask = 0, 0

@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// TestReviewChatNearestRank: p is the nearest-rank percentile: the 99th of
+// TestNearestRank: p is the nearest-rank percentile: the 99th of
 // 1..100 ms is 99 ms, not the maximum, and the median of two is the lower.
-func TestReviewChatNearestRank(t *testing.T) {
+func TestNearestRank(t *testing.T) {
 	var r result
 	for i := 1; i <= 100; i++ {
 		r.peakWaits = append(r.peakWaits, time.Duration(i)*time.Millisecond)
@@ -29,10 +29,10 @@ func TestReviewChatNearestRank(t *testing.T) {
 	}
 }
 
-// TestReviewChatShedAdaptiveMisses: an adaptive pool that shed tasks at
+// TestShedAdaptiveMisses: an adaptive pool that shed tasks at
 // Close has waits that count only the tasks that started (a lower bound):
 // its p99 cannot be said to meet a target it must stay under.
-func TestReviewChatShedAdaptiveMisses(t *testing.T) {
+func TestShedAdaptiveMisses(t *testing.T) {
 	p := params{quiet: 100, factor: 5, max: 16, unit: 50 * time.Millisecond, idle: 50 * time.Millisecond, shards: 1}
 	rows := []row{
 		{config: config{name: "static at max"}, p99: 10 * time.Millisecond, workerSeconds: 10},

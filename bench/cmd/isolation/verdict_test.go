@@ -24,9 +24,9 @@ func verdictOf(t *testing.T, results []bench.IsolationResult, scheduler string) 
 	return ""
 }
 
-// TestReviewChatNothingMeasuredFails: a scheduler that refused every task
+// TestNothingMeasuredFails: a scheduler that refused every task
 // measured no wait: its p99 of 0 must not PASS.
-func TestReviewChatNothingMeasuredFails(t *testing.T) {
+func TestNothingMeasuredFails(t *testing.T) {
 	ref := bench.IsolationResult{Scheduler: bench.IsolationReference, Offered: 100, Accepted: 100, Ran: 100, Measured: 90, P99: time.Millisecond}
 	none := bench.IsolationResult{Scheduler: bench.IsolationShoal, Offered: 100, Refused: 100}
 	if v := verdictOf(t, []bench.IsolationResult{none, ref}, bench.IsolationShoal); v != "FAIL" {
@@ -34,10 +34,10 @@ func TestReviewChatNothingMeasuredFails(t *testing.T) {
 	}
 }
 
-// TestReviewChatRefusedFastFails: a scheduler that let half the fast
+// TestRefusedFastFails: a scheduler that let half the fast
 // tasks in and refused the rest has a small p99 of those let in: it must
 // not PASS.
-func TestReviewChatRefusedFastFails(t *testing.T) {
+func TestRefusedFastFails(t *testing.T) {
 	ref := bench.IsolationResult{Scheduler: bench.IsolationReference, Offered: 100, Accepted: 100, Ran: 100, Measured: 90, P99: time.Millisecond}
 	half := bench.IsolationResult{Scheduler: bench.IsolationShoal, Offered: 100, Accepted: 50, Refused: 50, Ran: 50,
 		Measured: 45, FastRefused: 45, P99: time.Millisecond}

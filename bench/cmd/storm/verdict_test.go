@@ -6,10 +6,10 @@ import (
 	"github.com/shoal-go/shoal/bench/storm"
 )
 
-// TestReviewChatSoundVerdict: a shoal storm whose towers all ended solved
+// TestSoundVerdict: a shoal storm whose towers all ended solved
 // is still a failure when a move was illegal (run twice, or lettered), the
 // child reported an error, or not every move was applied.
-func TestReviewChatSoundVerdict(t *testing.T) {
+func TestSoundVerdict(t *testing.T) {
 	good := storm.Result{Variant: storm.Shoal, Towers: 4, Solved: 4, Moves: 100, Submitted: 100, Applied: 100}
 	if !(outcome{variant: storm.Shoal, res: &good}).sound() {
 		t.Fatal("a clean run is not sound")

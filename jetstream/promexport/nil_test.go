@@ -8,9 +8,9 @@ import (
 	"github.com/shoal-go/shoal/jetstream/promexport"
 )
 
-// TestReviewNewRejectsNilConsumer: a nil *jetstream.Consumer is a nil
+// TestNewRejectsNilConsumer: a nil *jetstream.Consumer is a nil
 // source; accepted, every scrape would panic in Consumer.Stats.
-func TestReviewNewRejectsNilConsumer(t *testing.T) {
+func TestNewRejectsNilConsumer(t *testing.T) {
 	var c *jetstream.Consumer
 	if _, err := promexport.New(c); !errors.Is(err, promexport.ErrNilSource) {
 		t.Fatalf("New((*jetstream.Consumer)(nil)): %v; want ErrNilSource", err)

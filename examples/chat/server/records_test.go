@@ -46,11 +46,11 @@ func startInline(t *testing.T, cfg Config) (*Server, *httptest.Server) {
 	return srv, ts
 }
 
-// TestReviewChatJoinAnsweredBeforeSubmitReturns: a join whose catch-up
+// TestJoinAnsweredBeforeSubmitReturns: a join whose catch-up
 // cannot be read is answered with a retryable error, and the connection
 // records that it is not in the room, even when the room handles the join
 // before submit returns to the reader: joining again succeeds.
-func TestReviewChatJoinAnsweredBeforeSubmitReturns(t *testing.T) {
+func TestJoinAnsweredBeforeSubmitReturns(t *testing.T) {
 	srv, ts := startInline(t, Config{})
 	b := dial(t, ts)
 	b.join("r")
@@ -70,11 +70,11 @@ func TestReviewChatJoinAnsweredBeforeSubmitReturns(t *testing.T) {
 	}
 }
 
-// TestReviewChatPondSenderOrder: with the pond backend, a sender's
+// TestPondSenderOrder: with the pond backend, a sender's
 // messages queued behind a blocked call are numbered and acknowledged in
 // the order it sent them, and a leave then a join queued there leave the
 // connection a member.
-func TestReviewChatPondSenderOrder(t *testing.T) {
+func TestPondSenderOrder(t *testing.T) {
 	const sends = 40
 	srv, c, _, release := stalledRoom(t, BackendPond)
 	t.Cleanup(func() { srv.Close(context.Background()) })
@@ -109,10 +109,10 @@ func TestReviewChatPondSenderOrder(t *testing.T) {
 	}
 }
 
-// TestReviewChatPondCloseDeadline: with the pond backend, when Close's
+// TestPondCloseDeadline: with the pond backend, when Close's
 // context ends while the database stalls, every accepted send is answered
 // before the connection closes, and no task runs after Close returned.
-func TestReviewChatPondCloseDeadline(t *testing.T) {
+func TestPondCloseDeadline(t *testing.T) {
 	const sends = 6
 	srv, c, _, release := stalledRoom(t, BackendPond)
 	for n := uint64(2); n <= sends; n++ {
@@ -143,12 +143,12 @@ func TestReviewChatPondCloseDeadline(t *testing.T) {
 	}
 }
 
-// TestReviewChatLaterJoinSurvivesFailedCall: a join that shares a failed
+// TestLaterJoinSurvivesFailedCall: a join that shares a failed
 // call with a message is answered with an error; the same connection's
 // leave and join queued behind it, in a later call that succeeds, make it
 // a member. The failed call's answer must not undo the later join's
 // record: the connection, told joined, may send to the room.
-func TestReviewChatLaterJoinSurvivesFailedCall(t *testing.T) {
+func TestLaterJoinSurvivesFailedCall(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "chat.db")
 	poisonDB(t, path)
 	srv, ts := startServer(t, Config{DBPath: path, MaxBatch: 2})

@@ -23,14 +23,14 @@ func (d *recordingDedup) Record(ctx context.Context, room string, seq uint64) er
 	return d.MemoryDedup.Record(ctx, room, seq)
 }
 
-// TestReviewMaxDeliveriesOfAppliedMessage: a message delivered past
+// TestMaxDeliveriesOfAppliedMessage: a message delivered past
 // WithMaxDeliveries that the Dedup says was applied already (its
 // acknowledgement was lost after a later message of its room was applied)
 // is a duplicate: acknowledged, with no dead letter, and the Dedup is not
 // asked to record a sequence below its record (a Dedup that stores what it
 // is given, as KVDedup did, would forget the later message and let it run
 // again).
-func TestReviewMaxDeliveriesOfAppliedMessage(t *testing.T) {
+func TestMaxDeliveriesOfAppliedMessage(t *testing.T) {
 	pt, js := fakePartition(t)
 	d := &recordingDedup{}
 	pt.c.cfg.dedup = d
@@ -56,10 +56,10 @@ func TestReviewMaxDeliveriesOfAppliedMessage(t *testing.T) {
 	}
 }
 
-// TestReviewRetryBackoffNeverShrinks: WithRetry's wait is doubled before
+// TestRetryBackoffNeverShrinks: WithRetry's wait is doubled before
 // each later attempt up to 5 s; a first wait above 5 s must not shrink to
 // 5 s for the next attempt.
-func TestReviewRetryBackoffNeverShrinks(t *testing.T) {
+func TestRetryBackoffNeverShrinks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pt := testPartition(t, time.Hour)
 		pt.c.cfg.maxAttempts = 3
@@ -85,11 +85,11 @@ func (*failRecordDedup) Record(context.Context, string, uint64) error {
 	return errors.New("store down")
 }
 
-// TestReviewRecordFailureMarksDirty: a message whose Record failed is left
+// TestRecordFailureMarksDirty: a message whose Record failed is left
 // unacknowledged for redelivery; a release after it must be marked dirty
 // (the lease's Dirty: messages received and not acknowledged), as after a
 // failed Ack.
-func TestReviewRecordFailureMarksDirty(t *testing.T) {
+func TestRecordFailureMarksDirty(t *testing.T) {
 	pt, _ := fakePartition(t)
 	pt.c.cfg.dedup = &failRecordDedup{}
 	e, fm := fakeEntry(pt, "r", 5, 1)
@@ -103,9 +103,9 @@ func TestReviewRecordFailureMarksDirty(t *testing.T) {
 	}
 }
 
-// TestReviewDeadLetterRecordErrorCounted: Stats.DedupErrors counts every
+// TestDeadLetterRecordErrorCounted: Stats.DedupErrors counts every
 // Dedup call that failed, the Record after a dead letter's Term included.
-func TestReviewDeadLetterRecordErrorCounted(t *testing.T) {
+func TestDeadLetterRecordErrorCounted(t *testing.T) {
 	pt, js := fakePartition(t)
 	pt.c.cfg.dedup = &failRecordDedup{}
 	e, fm := fakeEntry(pt, "r", 5, 1)
@@ -121,12 +121,12 @@ func TestReviewDeadLetterRecordErrorCounted(t *testing.T) {
 	}
 }
 
-// TestReviewBatchOfTwoConsumers: one Batcher fed by two consumers (two
+// TestBatchOfTwoConsumers: one Batcher fed by two consumers (two
 // streams, one BatchFunc) groups their messages by room name, so a call
 // can hold messages of a room of each stream. Each must be handled and
 // acknowledged, not dropped unacknowledged (it would come back an ack
 // wait later, after the later messages of its room).
-func TestReviewBatchOfTwoConsumers(t *testing.T) {
+func TestBatchOfTwoConsumers(t *testing.T) {
 	ptA, _ := fakePartition(t)
 	ptB, _ := fakePartition(t)
 	eA, fmA := fakeEntry(ptA, "lobby", 5, 1)

@@ -17,10 +17,10 @@ import (
 	"github.com/shoal-go/shoal/pool"
 )
 
-// TestReviewKillCountsLost: Stats.Lost counts the leases "dropped when the
+// TestKillCountsLost: Stats.Lost counts the leases "dropped when the
 // consumer stopped without Stop"; a node killed while holding every
 // partition counts each of them lost.
-func TestReviewKillCountsLost(t *testing.T) {
+func TestKillCountsLost(t *testing.T) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	const parts = 4
@@ -52,11 +52,11 @@ func (failWatchKV) WatchAll(context.Context, ...natsjs.WatchOpt) (natsjs.KeyWatc
 	return nil, errors.New("watch refused")
 }
 
-// TestReviewStartFailureLeavesNoMember: Start joined the membership, then
+// TestStartFailureLeavesNoMember: Start joined the membership, then
 // failed to watch a bucket and returned an error. The member key it
 // created must not stay behind: the other nodes would count the node live
 // for a TTL and give it partitions nobody consumes.
-func TestReviewStartFailureLeavesNoMember(t *testing.T) {
+func TestStartFailureLeavesNoMember(t *testing.T) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 2})
@@ -80,11 +80,11 @@ func TestReviewStartFailureLeavesNoMember(t *testing.T) {
 	}
 }
 
-// TestReviewDeadLetterOfLargeMessage: a failed message close to the
+// TestDeadLetterOfLargeMessage: a failed message close to the
 // server's max_payload cannot be published again with the letter's
 // headers added. It must still become a dead letter (and its room go on),
 // not be retried forever with its room held back.
-func TestReviewDeadLetterOfLargeMessage(t *testing.T) {
+func TestDeadLetterOfLargeMessage(t *testing.T) {
 	const maxPayload = 8 << 10
 	s, err := server.NewServer(&server.Options{
 		ServerName: "s1", Host: "127.0.0.1", Port: -1, JetStream: true,
@@ -134,9 +134,9 @@ func TestReviewDeadLetterOfLargeMessage(t *testing.T) {
 	}
 }
 
-// TestReviewDeadLetterOverStreamMaxMsgSize: as above, for a dead-letter
+// TestDeadLetterOverStreamMaxMsgSize: as above, for a dead-letter
 // stream whose largest message is smaller than the letter.
-func TestReviewDeadLetterOverStreamMaxMsgSize(t *testing.T) {
+func TestDeadLetterOverStreamMaxMsgSize(t *testing.T) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
@@ -165,10 +165,10 @@ func TestReviewDeadLetterOverStreamMaxMsgSize(t *testing.T) {
 	})
 }
 
-// TestReviewBucketPrefixValidated: '=' is valid in a stream name but not in
+// TestBucketPrefixValidated: '=' is valid in a stream name but not in
 // a bucket name; a bucket prefix with it (given, or the stream's name by
 // default) is a bad option, said as such before anything is created.
-func TestReviewBucketPrefixValidated(t *testing.T) {
+func TestBucketPrefixValidated(t *testing.T) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	ctx := context.Background()
@@ -194,10 +194,10 @@ func TestReviewBucketPrefixValidated(t *testing.T) {
 	}
 }
 
-// TestReviewTransformPartitionsBounded: a stream made outside CreateStream
+// TestTransformPartitionsBounded: a stream made outside CreateStream
 // whose transform has more partitions than the package allows is refused
 // as WithPartitions refuses the same count.
-func TestReviewTransformPartitionsBounded(t *testing.T) {
+func TestTransformPartitionsBounded(t *testing.T) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	ctx := context.Background()
@@ -222,11 +222,11 @@ func TestReviewTransformPartitionsBounded(t *testing.T) {
 	}
 }
 
-// TestReviewKVDedupKeepsHighest: a Record below the room's record (an old
+// TestKVDedupKeepsHighest: a Record below the room's record (an old
 // owner whose handler ran past its lease records after the new owner
 // recorded later messages) leaves it unchanged, as MemoryDedup does;
 // otherwise the later messages would run again when redelivered.
-func TestReviewKVDedupKeepsHighest(t *testing.T) {
+func TestKVDedupKeepsHighest(t *testing.T) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	ctx := context.Background()
@@ -254,9 +254,9 @@ func TestReviewKVDedupKeepsHighest(t *testing.T) {
 	}
 }
 
-// TestReviewSecondStopMessage: Stop after a graceful Stop returns
+// TestSecondStopMessage: Stop after a graceful Stop returns
 // ErrStopped with a readable message (the consumer's Err is nil then).
-func TestReviewSecondStopMessage(t *testing.T) {
+func TestSecondStopMessage(t *testing.T) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
@@ -271,10 +271,10 @@ func TestReviewSecondStopMessage(t *testing.T) {
 	}
 }
 
-// TestReviewStartRefusesClosedPool: a pool that is closed already can run
+// TestStartRefusesClosedPool: a pool that is closed already can run
 // nothing; Start must say so (ErrPoolClosed) rather than join the cluster,
 // take leases, and die at the first message.
-func TestReviewStartRefusesClosedPool(t *testing.T) {
+func TestStartRefusesClosedPool(t *testing.T) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
@@ -296,9 +296,9 @@ func TestReviewStartRefusesClosedPool(t *testing.T) {
 	}
 }
 
-// TestReviewCreateStreamNilArguments: CreateStream with a nil JetStream or
+// TestCreateStreamNilArguments: CreateStream with a nil JetStream or
 // a nil context returns ErrBadOption, as Start does, instead of panicking.
-func TestReviewCreateStreamNilArguments(t *testing.T) {
+func TestCreateStreamNilArguments(t *testing.T) {
 	spec := jetstream.StreamSpec{Name: "CHAT", Partitions: 4}
 	for _, tc := range []struct {
 		name string
@@ -321,11 +321,11 @@ func TestReviewCreateStreamNilArguments(t *testing.T) {
 	}
 }
 
-// TestReviewSubjectNotInStream: a stream without a transform whose subjects
+// TestSubjectNotInStream: a stream without a transform whose subjects
 // do not capture "<prefix>.<p>.<room>" for the prefix given (or the
 // default "rooms") would be consumed by partition consumers that match
 // nothing: Start must refuse it rather than run and consume nothing.
-func TestReviewSubjectNotInStream(t *testing.T) {
+func TestSubjectNotInStream(t *testing.T) {
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	ctx := context.Background()
@@ -362,12 +362,12 @@ func TestReviewSubjectNotInStream(t *testing.T) {
 	}
 }
 
-// TestReviewFetchBatchBounded: the pull batch sizes the client's buffer of
+// TestFetchBatchBounded: the pull batch sizes the client's buffer of
 // each pull request (nats.go makes a channel of that capacity): a huge
 // WithFetch batch must be refused as a bad option, not accepted and then
 // panic ("makechan: size out of range") or exhaust memory in the first
 // pull.
-func TestReviewFetchBatchBounded(t *testing.T) {
+func TestFetchBatchBounded(t *testing.T) {
 	p, err := pool.New[string]()
 	if err != nil {
 		t.Fatal(err)

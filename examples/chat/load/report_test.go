@@ -8,10 +8,10 @@ import (
 	"github.com/shoal-go/shoal/examples/chat/server"
 )
 
-// TestReviewChatNearestRank: the report's percentiles are nearest-rank:
+// TestNearestRank: the report's percentiles are nearest-rank:
 // the p99 of 1..100 ms is 99 ms (the maximum is Max), the p50 of two
 // latencies the lower one.
-func TestReviewChatNearestRank(t *testing.T) {
+func TestNearestRank(t *testing.T) {
 	var lats []latency
 	for i := 1; i <= 100; i++ {
 		d := time.Duration(i) * time.Millisecond
@@ -29,12 +29,12 @@ func TestReviewChatNearestRank(t *testing.T) {
 	}
 }
 
-// TestReviewChatRetriedRejoinAsksSince: after a drop, the rejoin (with
+// TestRetriedRejoinAsksSince: after a drop, the rejoin (with
 // since) is answered with a retryable error; the client joins again, and
 // that join must still ask for what it missed: a message stored while it
 // was away (the send whose answer the drop cut) is replayed, and nothing
 // is reported lost.
-func TestReviewChatRetriedRejoinAsksSince(t *testing.T) {
+func TestRetriedRejoinAsksSince(t *testing.T) {
 	type stored struct {
 		from string
 		cs   uint64
@@ -75,11 +75,11 @@ func TestReviewChatRetriedRejoinAsksSince(t *testing.T) {
 	}
 }
 
-// TestReviewChatSenderInversionFails: the server numbers a sender's
+// TestSenderInversionFails: the server numbers a sender's
 // second message before its first (every member still receives each
 // sequence number once, in order): the run must fail, as the exit status
 // says it does for anything out of order.
-func TestReviewChatSenderInversionFails(t *testing.T) {
+func TestSenderInversionFails(t *testing.T) {
 	var held *server.Frame
 	s := &fakeServer{onJoin: liveJoin, onSend: func(s *fakeServer, c *fakeConn, f *server.Frame) bool {
 		if f.ClientSeq == 1 {
@@ -105,10 +105,10 @@ func TestReviewChatSenderInversionFails(t *testing.T) {
 	}
 }
 
-// TestReviewChatForeignRoom: the server delivers a message of a room the
+// TestForeignRoom: the server delivers a message of a room the
 // client never joined. The client must report it (the run fails), not
 // crash.
-func TestReviewChatForeignRoom(t *testing.T) {
+func TestForeignRoom(t *testing.T) {
 	s := &fakeServer{onJoin: liveJoin, onSend: func(s *fakeServer, c *fakeConn, f *server.Frame) bool {
 		s.seq++
 		c.send(msgOf(f.Room, s.seq, c.id, f.ClientSeq), msgOf("elsewhere", 1, "c99", 1), ackOf(f.Room, s.seq, f.ClientSeq))
