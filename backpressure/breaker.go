@@ -439,6 +439,15 @@ func refreshBatch(n, room int64) int64 {
 // otherwise the decision is published stale, so that the first Admit after a
 // quiet period samples afresh.
 func (b *Breaker) refresh(inline bool) {
+	handedOn := false
+	defer func() {
+		if !handedOn {
+			// The Source or the in-flight function panicked: the role
+			// goes back, so that the next caller or the loop samples
+			// again, and the panic goes on to the caller.
+			b.refreshing.Store(false)
+		}
+	}()
 	c := b.cfg.Load() // acquires the config this sample is judged by
 	now := b.now()
 	b.src.Read(&b.reading)
@@ -515,6 +524,7 @@ func (b *Breaker) refresh(inline bool) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		handedOn = true
 		b.refreshing.Store(false) // hands the role on; the closed decision stands
 		return
 	}
@@ -543,6 +553,7 @@ func (b *Breaker) refresh(inline bool) {
 		b.stale.Reset(c.maxStaleness)
 	}
 	b.mu.Unlock()
+	handedOn = true
 	b.refreshing.Store(false) // hands the refresher's role to the next taker
 
 	if changed {

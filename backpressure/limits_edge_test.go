@@ -203,3 +203,57 @@ func TestGoroutineCeilingInProbe(t *testing.T) {
 		}
 	})
 }
+
+// panicSource is a Source whose Read panics while panics is above zero.
+type panicSource struct {
+	fakeSource
+	panics atomic.Int32
+}
+
+func (p *panicSource) Read(r *Reading) {
+	if p.panics.Add(-1) >= 0 {
+		panic("source failed")
+	}
+	p.fakeSource.Read(r)
+}
+
+// TestSourcePanicReleasesRefresh: a Source whose Read panics during an
+// Admit's refresh panics that Admit, but the refresher's role goes back: the
+// samples after it are taken and acted on. Before, the role stayed taken for
+// good, no sample was ever taken again, and the breaker judged every later
+// Admit by the sample before the panic (Reject here, though memory is low).
+func TestSourcePanicReleasesRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &panicSource{}
+		src.r = Reading{Used: 990}
+		// The loop samples once an hour: the samples that count are the
+		// Admits'.
+		b, err := NewBreaker(WithSource(src), WithBudget(1000), WithSampleInterval(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if b.State() != Reject {
+			t.Fatalf("state %v at 99%% of the budget, want Reject", b.State())
+		}
+		src.panics.Store(1)
+		src.setUsed(100)
+		time.Sleep(time.Second) // the decision goes stale
+		func() {
+			defer func() { _ = recover() }()
+			_ = b.Admit()
+		}()
+		// Reject holds, then probes, then Normal: a minute is ample.
+		reads := src.readCount()
+		for range 60 {
+			time.Sleep(time.Second)
+			_ = b.Admit()
+		}
+		if b.State() != Normal || src.readCount() == reads {
+			t.Fatalf("state %v after %d reads (%d before the minute), want Normal", b.State(), src.readCount(), reads)
+		}
+		if err := b.Admit(); err != nil {
+			t.Fatalf("Admit at 10%% of the budget: %v", err)
+		}
+	})
+}

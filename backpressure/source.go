@@ -16,6 +16,9 @@ type Reading struct {
 // Source produces Readings. A Breaker calls Read from one goroutine at a
 // time (the one refreshing its sample), so a Source need not be safe for
 // concurrent use; Read must not block for long, it runs on the admission path.
+// Read must not panic: a panic goes on to the Admit that sampled (and, from
+// the background sampler, ends the process); the breaker samples again at
+// the next Admit or interval.
 type Source interface {
 	Read(r *Reading)
 }
