@@ -37,13 +37,16 @@ type config struct {
 	constLabels prometheus.Labels
 }
 
-// WithConstLabels adds labels to every metric, e.g. {"stream": "CHAT"} to
+// WithConstLabels adds labels to every metric (given more than once, those
+// of each; a later value for the same name wins), e.g. {"stream": "CHAT"} to
 // tell the consumers of several streams apart in one registry. Names must
 // match [a-zA-Z_][a-zA-Z0-9_]*, must not start with "__", and must not be
 // one of the collector's own labels (partition, event).
 func WithConstLabels(l prometheus.Labels) Option {
 	return optionFunc(func(c *config) error {
-		c.constLabels = prometheus.Labels{}
+		if c.constLabels == nil {
+			c.constLabels = prometheus.Labels{}
+		}
 		for k, v := range l {
 			if !validLabelName(k) {
 				return fmt.Errorf("%w: WithConstLabels: bad label name %q", ErrInvalidOption, k)

@@ -71,13 +71,16 @@ func WithBreaker(b BreakerSource) Option {
 	})
 }
 
-// WithConstLabels adds labels to every metric, e.g. {"pool": "fanout"} to
+// WithConstLabels adds labels to every metric (given more than once, those
+// of each; a later value for the same name wins), e.g. {"pool": "fanout"} to
 // tell several pools apart in one registry. Names must match
 // [a-zA-Z_][a-zA-Z0-9_]*, must not start with "__", and must not be one of
 // the collector's own labels (outcome, reason, state).
 func WithConstLabels(l prometheus.Labels) Option {
 	return optionFunc(func(c *config) error {
-		c.constLabels = prometheus.Labels{}
+		if c.constLabels == nil {
+			c.constLabels = prometheus.Labels{}
+		}
 		for k, v := range l {
 			if !validLabelName(k) {
 				return fmt.Errorf("%w: WithConstLabels: bad label name %q", ErrInvalidOption, k)

@@ -436,3 +436,27 @@ shoal_batch_size_messages_count 2
 		}
 	})
 }
+
+// TestConstLabelsAddUp: WithConstLabels given twice puts the labels of both
+// on every metric, as its doc says; the later value of a name given twice
+// wins.
+func TestConstLabelsAddUp(t *testing.T) {
+	c, err := promexport.New(stubSource{},
+		promexport.WithConstLabels(prometheus.Labels{"a": "1", "b": "old"}),
+		promexport.WithConstLabels(prometheus.Labels{"b": "2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *prometheus.Desc, 64)
+	go func() { c.Describe(ch); close(ch) }()
+	n := 0
+	for d := range ch {
+		n++
+		if s := d.String(); !strings.Contains(s, `a="1"`) || !strings.Contains(s, `b="2"`) {
+			t.Errorf("metric without both labels: %s", s)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no metrics described")
+	}
+}
