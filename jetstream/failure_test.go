@@ -3,6 +3,7 @@ package jetstream_test
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -132,6 +133,8 @@ func TestBadConfig(t *testing.T) {
 		{"no member", []jetstream.Option{jetstream.WithStream("CHAT")}, jetstream.ErrNoMember},
 		{"bad member", []jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("a.b")}, jetstream.ErrNoMember},
 		{"bad TTL", []jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("a"), jetstream.WithLeaseTTL(0)}, jetstream.ErrBadOption},
+		{"huge TTL", []jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("a"), jetstream.WithLeaseTTL(math.MaxInt64)}, jetstream.ErrBadOption},
+		{"huge ack wait", []jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("a"), jetstream.WithAckWait(math.MaxInt64)}, jetstream.ErrBadOption},
 		{"nil dedup", []jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("a"), jetstream.WithDedup(nil)}, jetstream.ErrBadOption},
 	} {
 		if c, err := jetstream.Start(ctx, js, p, h, tc.opts...); !errors.Is(err, tc.want) {

@@ -136,15 +136,20 @@ func WithBucketPrefix(prefix string) Option {
 	})
 }
 
+// maxWait bounds the lease TTL and the ack wait: the consumer adds to them
+// and multiplies them (the membership bucket keeps keys 100 TTLs), and a
+// longer lease would leave a dead node's partitions unserved for days.
+const maxWait = 24 * time.Hour
+
 // WithLeaseTTL sets how long a membership or a partition lease lasts without
 // renewal (default 5 s). Leases are renewed every quarter of it. A node that
 // dies loses its partitions after about one TTL (plus the ack wait when it
 // left messages unacknowledged); every node of a cluster must use the same
-// value.
+// value. It must lie between 100 ms and 24 h.
 func WithLeaseTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
-		if d < 100*time.Millisecond {
-			return fmt.Errorf("%w: lease TTL %v, want >= 100ms", ErrBadOption, d)
+		if d < 100*time.Millisecond || d > maxWait {
+			return fmt.Errorf("%w: lease TTL %v, want 100ms to 24h", ErrBadOption, d)
 		}
 		c.leaseTTL = d
 		return nil
@@ -154,11 +159,12 @@ func WithLeaseTTL(d time.Duration) Option {
 // WithAckWait sets the partition consumers' AckWait (default 10 s): how long
 // the server waits for an acknowledgement before redelivering. Messages held
 // by a node, queued or running, are kept alive with InProgress every third
-// of it, so it bounds only how long a dead node's messages stay hidden.
+// of it, so it bounds only how long a dead node's messages stay hidden. It
+// must lie between 100 ms and 24 h.
 func WithAckWait(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
-		if d < 100*time.Millisecond {
-			return fmt.Errorf("%w: ack wait %v, want >= 100ms", ErrBadOption, d)
+		if d < 100*time.Millisecond || d > maxWait {
+			return fmt.Errorf("%w: ack wait %v, want 100ms to 24h", ErrBadOption, d)
 		}
 		c.ackWait = d
 		return nil
