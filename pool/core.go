@@ -292,10 +292,13 @@ func (p *core[K, P, L]) snapshot() Stats {
 	}
 	s.WaitingShards = p.ctl.runq.Len()
 	w := &s.Workers
+	// The three counts are read one after the other, while workers move
+	// between them: each is clamped to what the ones before leave, so that
+	// Busy, Idle and Spinning always sum to Running.
 	w.Running = int(p.ctl.running.Load())
-	w.Idle = int(p.ctl.idle.Load())
-	w.Spinning = int(p.ctl.spinning.Load())
-	w.Busy = max(0, w.Running-w.Idle-w.Spinning)
+	w.Idle = min(max(int(p.ctl.idle.Load()), 0), w.Running)
+	w.Spinning = min(max(int(p.ctl.spinning.Load()), 0), w.Running-w.Idle)
+	w.Busy = w.Running - w.Idle - w.Spinning
 	w.Min = int(p.ctl.minW.Load())
 	w.Max = int(p.ctl.maxW.Load())
 	w.Target = int(p.ctl.floor())

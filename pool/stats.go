@@ -117,7 +117,9 @@ type WorkerCounts struct {
 	Idle int
 	// Spinning workers: out of work, briefly looking before they park.
 	Spinning int
-	// Busy workers: Running - Idle - Spinning.
+	// Busy workers: Running - Idle - Spinning. The four are read one after
+	// the other while workers move between states; Idle and Spinning are
+	// clamped so that Busy + Idle + Spinning = Running in every snapshot.
 	Busy int
 	// Min, Max and Target are the bounds and the count kept warm.
 	Min, Max, Target int

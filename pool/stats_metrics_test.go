@@ -508,3 +508,29 @@ func ExampleStats_timings() {
 	fmt.Println(s.TimingSampleEvery, w.Count(), w.P50() <= w.P99() && w.P99() <= w.Max())
 	// Output: 1 100 true
 }
+
+// TestWorkerCountsSum: Snapshot reads the worker counts one after the other
+// while workers move between states; a snapshot that read a worker as idle
+// after it was counted out of running (a torn read, made here by moving the
+// counters by hand) must still give counts that sum to Running, with none
+// negative.
+func TestWorkerCountsSum(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := New[int](WithWorkers(2, 2), WithShards(4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(context.Background())
+		synctest.Wait() // both workers parked
+		for _, torn := range []struct{ idle, spinning int32 }{{1, 0}, {0, 3}, {2, 2}, {-1, 0}} {
+			p.c.ctl.idle.Add(torn.idle)
+			p.c.ctl.spinning.Add(torn.spinning)
+			w := p.Snapshot().Workers
+			p.c.ctl.idle.Add(-torn.idle)
+			p.c.ctl.spinning.Add(-torn.spinning)
+			if w.Busy+w.Idle+w.Spinning != w.Running || w.Busy < 0 || w.Idle < 0 || w.Spinning < 0 {
+				t.Errorf("torn by %+v: %+v, want non-negative counts summing to Running", torn, w)
+			}
+		}
+	})
+}
