@@ -2,9 +2,12 @@ package jetstream
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"sync"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -82,7 +85,11 @@ type KVDedup struct {
 	kv natsjs.KeyValue
 }
 
-// NewKVDedup returns a KVDedup over kv. Room names must be valid keys.
+// NewKVDedup returns a KVDedup over kv. A room whose name is a valid key
+// (letters, digits and "-/_=." with no '.' at either end or twice in a
+// row, not starting with '=') is its own key; any other name (a subject
+// token may hold ':', '@' or any other character a key may not) is stored
+// under '=' and its name in unpadded URL-safe base64.
 func NewKVDedup(kv natsjs.KeyValue) (*KVDedup, error) {
 	if kv == nil {
 		return nil, fmt.Errorf("%w: nil KeyValue", ErrBadOption)
@@ -92,7 +99,7 @@ func NewKVDedup(kv natsjs.KeyValue) (*KVDedup, error) {
 
 // LastApplied implements Dedup.
 func (d *KVDedup) LastApplied(ctx context.Context, room string) (uint64, error) {
-	e, err := d.kv.Get(ctx, room)
+	e, err := d.kv.Get(ctx, dedupKey(room))
 	if errors.Is(err, natsjs.ErrKeyNotFound) {
 		return 0, nil
 	}
@@ -112,20 +119,37 @@ func (d *KVDedup) LastApplied(ctx context.Context, room string) (uint64, error) 
 func (d *KVDedup) Record(ctx context.Context, room string, seq uint64) error {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], seq)
+	key := dedupKey(room)
 	for {
-		e, err := d.kv.Get(ctx, room)
+		e, err := d.kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, natsjs.ErrKeyNotFound):
-			_, err = d.kv.Create(ctx, room, b[:])
+			_, err = d.kv.Create(ctx, key, b[:])
 		case err != nil:
 			return err
 		case len(e.Value()) == 8 && binary.BigEndian.Uint64(e.Value()) >= seq:
 			return nil
 		default:
-			_, err = d.kv.Update(ctx, room, b[:], e.Revision())
+			_, err = d.kv.Update(ctx, key, b[:], e.Revision())
 		}
 		if !isConflict(err) {
 			return err
 		}
 	}
+}
+
+// validKey matches the names a key-value bucket takes as keys.
+var validKey = regexp.MustCompile(`^[-/_=.a-zA-Z0-9]+$`)
+
+// encodedPrefix starts the key of a room whose name is not a valid key
+// (see NewKVDedup).
+const encodedPrefix = "="
+
+// dedupKey returns the key of room's record in a KVDedup's bucket.
+func dedupKey(room string) string {
+	if validKey.MatchString(room) && !strings.HasPrefix(room, encodedPrefix) &&
+		room[0] != '.' && room[len(room)-1] != '.' && !strings.Contains(room, "..") {
+		return room
+	}
+	return encodedPrefix + base64.RawURLEncoding.EncodeToString([]byte(room))
 }

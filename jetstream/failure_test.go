@@ -335,6 +335,19 @@ func TestKVDedup(t *testing.T) {
 			t.Errorf("%T: after Record(42): %d, %v", dd, last, err)
 		}
 	}
+	// Rooms are subject tokens, which may hold what a key may not; each
+	// gets its own record, apart from the room its encoded key spells.
+	rooms := []string{"room:42", "a@b", "", "=", "r1", "x y", "ü", ".a", "a..b", "=cm9vbTo0Mg"}
+	for i, room := range rooms {
+		if err := d.Record(ctx, room, uint64(100+i)); err != nil {
+			t.Errorf("Record(%q): %v", room, err)
+		}
+	}
+	for i, room := range rooms {
+		if last, err := d.LastApplied(ctx, room); err != nil || last != uint64(100+i) {
+			t.Errorf("LastApplied(%q): %d, %v; want %d", room, last, err, 100+i)
+		}
+	}
 	if _, err := jetstream.NewKVDedup(nil); !errors.Is(err, jetstream.ErrBadOption) {
 		t.Errorf("NewKVDedup(nil): %v", err)
 	}
