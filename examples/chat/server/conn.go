@@ -131,6 +131,7 @@ func (c *conn) writeLoop(wrote chan<- struct{}) {
 				c.ws.CloseNow()
 				return
 			}
+			buf = reuse(buf)
 		case <-c.done:
 			if !c.slow {
 				c.ws.Close(websocket.StatusNormalClosure, "")
@@ -150,6 +151,20 @@ func (c *conn) writeLoop(wrote chan<- struct{}) {
 			return
 		}
 	}
+}
+
+// keepWriteBytes is the largest buffer a writer keeps between messages: a
+// catch-up page of thousands of messages makes one message of megabytes,
+// which an idle connection should not hold until it ends.
+const keepWriteBytes = 4 * maxWriteBytes
+
+// reuse returns buf emptied for the next message, or a small new buffer if
+// buf grew past keepWriteBytes.
+func reuse(buf []byte) []byte {
+	if cap(buf) > keepWriteBytes {
+		return make([]byte, 0, 4096)
+	}
+	return buf[:0]
 }
 
 // pack appends, '\n'-separated, the chunks already queued behind the first,

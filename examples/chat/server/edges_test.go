@@ -284,3 +284,17 @@ func TestStatsAndEvents(t *testing.T) {
 		t.Fatalf("event stream after Close: %v", err)
 	}
 }
+
+// TestWriterDropsHugeBuffer: after a message of megabytes (a long catch-up
+// page), a writer goes on with a small buffer instead of holding the large
+// one until its connection ends; a buffer of ordinary size is kept.
+func TestWriterDropsHugeBuffer(t *testing.T) {
+	small := make([]byte, 100, maxWriteBytes)
+	if b := reuse(small); len(b) != 0 || cap(b) != maxWriteBytes {
+		t.Errorf("an ordinary buffer: len %d cap %d, want it kept and emptied", len(b), cap(b))
+	}
+	huge := make([]byte, 40<<20)
+	if b := reuse(huge); len(b) != 0 || cap(b) > keepWriteBytes {
+		t.Errorf("a 40 MiB buffer: len %d cap %d, want at most %d kept", len(b), cap(b), keepWriteBytes)
+	}
+}
