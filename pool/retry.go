@@ -80,7 +80,8 @@ func (p *RetryPolicy) delay(attempts int) time.Duration {
 	if p.NoJitter || d <= 0 {
 		return d
 	}
-	return time.Duration(rand.Int64N(int64(d) + 1))
+	// In uint64: int64(d)+1 wraps negative at the largest Duration.
+	return time.Duration(rand.Uint64N(uint64(d) + 1))
 }
 
 // judge is verdict, with the delay before the retry, for the failed
