@@ -33,6 +33,11 @@ type core[K shard.Key, P any, L any] struct {
 	// oneCall: a turn is one call of the face's turn function with up to
 	// turnMax tasks (a Batcher's), not turnMax tasks in all.
 	oneCall bool
+	// unwound, if set, runs on a worker whose goroutine ends without
+	// w.goexit set, before workerExit looks at it: the face finishes a
+	// task that ended in runtime.Goexit after endCall recovered a panic
+	// (Pool.unwound).
+	unwound func(w *worker, ts *turnState[K, P])
 	// onAbandon, if set, runs when Close's context ends before the
 	// backlog drained (a Batcher cancels its calls' context).
 	onAbandon func()

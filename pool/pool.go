@@ -34,6 +34,7 @@ func New[K shard.Key](opts ...Option) (*Pool[K], error) {
 		return nil, invalid("WithMaxBatch is for a Batcher (NewBatcher); a Pool's turn is WithBatchSize")
 	}
 	p := new(Pool[K])
+	p.c.unwound = p.unwound
 	if err := p.c.init(cfg, p.runTurn, cfg.batchSize); err != nil {
 		return nil, err
 	}
@@ -251,7 +252,7 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 	}
 	if ts.panicked {
 		pv, stack := ts.pv, ts.stack
-		ts.panicked, ts.pv, ts.stack = false, nil, nil
+		ts.cur, ts.panicked, ts.pv, ts.stack = nil, false, nil, nil
 		w.stats.local[cPanicked]++
 		p.letter(w, g.key, e, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, stack)
 		if h := p.c.cfg.panicHandler; h != nil {
@@ -308,15 +309,19 @@ func (p *Pool[K]) call(ts *turnState[K, Task], e *entry[K, Task]) error {
 // ts or, when the task did not return (runtime.Goexit), letters it.
 func (p *Pool[K]) endCall(ts *turnState[K, Task]) {
 	w, e := ts.w, ts.cur
-	ts.cur = nil
 	if ts.cancel != nil {
 		ts.cancel()
 		ts.cancel = nil
 	}
 	if r := recover(); r != nil {
+		// ts.cur stays set until settle takes the panic: where the panic
+		// came from a deferred call while the task ran runtime.Goexit,
+		// the Goexit goes on after this recover and call never returns;
+		// workerExit then finishes the task (unwound).
 		ts.pv, ts.stack, ts.panicked = r, debug.Stack(), true
 		return
 	}
+	ts.cur = nil
 	if !ts.returned {
 		w.goexit = true
 		// afterGoexit finishes the dying task.
@@ -328,5 +333,28 @@ func (p *Pool[K]) endCall(ts *turnState[K, Task]) {
 		if h := p.c.cfg.panicHandler; h != nil {
 			callHandler(h, ErrGoexit, nil)
 		}
+	}
+}
+
+// unwound finishes the task of a worker whose goroutine ends inside call
+// with a panic endCall recovered (ts.panicked): the panic came from a
+// deferred call while the task ran runtime.Goexit, which went on after the
+// recover, so settle never ran. The task becomes a Panicked letter with
+// that panic's value, counted as endCall counts a Goexit, and
+// workerMain's deferred afterGoexit hands the group and the worker's place
+// on.
+func (p *Pool[K]) unwound(w *worker, ts *turnState[K, Task]) {
+	if !ts.panicked {
+		return
+	}
+	e, pv, stack := ts.cur, ts.pv, ts.stack
+	ts.cur, ts.panicked, ts.pv, ts.stack = nil, false, nil, nil
+	w.goexit = true
+	ts.done++
+	w.finished++
+	w.stats.local[cPanicked]++
+	p.letter(w, ts.g.key, e, ReasonPanicked, &PanicError{Value: pv}, ts.prev+1, pv, stack)
+	if h := p.c.cfg.panicHandler; h != nil {
+		callHandler(h, pv, stack)
 	}
 }

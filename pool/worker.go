@@ -150,6 +150,11 @@ func (p *core[K, P, L]) workerMain(w *worker, ts *turnState[K, P]) {
 // place given up, or, when its task called runtime.Goexit, handed on by
 // afterGoexit.
 func (p *core[K, P, L]) workerExit(w *worker, ts *turnState[K, P]) {
+	if !w.goexit && p.unwound != nil {
+		// A Goexit that a deferred panic interrupted: endCall took it
+		// for a panic, and call never returned (see Pool.unwound).
+		p.unwound(w, ts)
+	}
 	if w.goexit {
 		p.afterGoexit(w, ts)
 	} else {

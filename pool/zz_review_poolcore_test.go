@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -43,4 +45,48 @@ func TestReviewJitterAtLargestMax(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestReviewGoexitThenDeferredPanic: a task that calls runtime.Goexit and
+// whose deferred function then panics (a test's t.FailNow with a cleanup
+// that panics). endCall's recover stops that panic, but the goroutine goes
+// on with the Goexit: call never returns to runTurn. The task must still
+// be one Panicked letter, its group must go on, a worker must take the
+// dying one's place, and Close must return. (Real time, not a synctest
+// bubble: with the bug the monitor ticks for ever beside the lost worker,
+// so a bubble would never end; the test fails at its bound instead, and
+// goleak reports the pool it had to leave.)
+func TestReviewGoexitThenDeferredPanic(t *testing.T) {
+	var handled atomic.Int32
+	p := mustNew[int](t, WithWorkers(1, 1), WithPanicHandler(func(any, []byte) { handled.Add(1) }))
+	_, letters := collect(p)
+	if err := p.Submit(context.Background(), 1, func(context.Context) error {
+		defer panic("cleanup panicked")
+		runtime.Goexit()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan struct{})
+	if err := p.Submit(context.Background(), 1, func(context.Context) error { close(ran); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the group's next task has not run after 10 s: %+v, queued %d", p.Snapshot().Workers, p.Snapshot().Queued)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	dls := letters()
+	if len(dls) != 1 || dls[0].Reason != ReasonPanicked || dls[0].Attempts != 1 || dls[0].Panic != "cleanup panicked" {
+		t.Fatalf("letters %+v; want one Panicked letter with the panic's value", dls)
+	}
+	s := p.Snapshot()
+	if s.Submitted != 2 || s.Completed != 1 || s.Panicked != 1 || s.DeadLetters.Panicked != 1 || s.Queued != 0 || handled.Load() != 1 {
+		t.Fatalf("submitted %d completed %d panicked %d letters %d queued %d handler %d", s.Submitted, s.Completed, s.Panicked, s.DeadLetters.Panicked, s.Queued, handled.Load())
+	}
 }
