@@ -181,6 +181,7 @@ func NewBatcher[K shard.Key, M any](fn BatchFunc[K, M], opts ...Option) (*Batche
 	b := &Batcher[K, M]{fn: fn}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.c.noCtx, b.c.oneCall, b.c.onAbandon = true, true, b.cancel
+	b.c.unwound = b.unwound
 	if err := b.c.init(cfg, b.runTurn, cfg.maxBatch); err != nil {
 		b.cancel()
 		return nil, err
@@ -272,7 +273,7 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		vals[i] = ts.batch[i].val
 		timed = timed || ts.batch[i].enq&stampTimed != 0
 	}
-	defer clear(ts.batch[:k])
+	defer b.clearTurn(ts, k)
 	defer clear(vals)
 	prev, prevErr := g.failures()
 	if c.abandon.Load() {
@@ -296,6 +297,10 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		obsStart = c.obs.before(c, ts.idx, g.key)
 	}
 	pv, stack, panicked, err := b.call(w, ts, vals, attempts)
+	if panicked {
+		// call returned: the panic is settled here, not by unwound.
+		ts.panicked, ts.pv, ts.stack = false, nil, nil
+	}
 	if w.goexit {
 		// call came back, so fn did not call runtime.Goexit: it panicked
 		// with nil under GODEBUG=panicnil=1, which call's recover stopped
@@ -381,6 +386,40 @@ func (b *Batcher[K, M]) judgeCall(err error, k uint32, attempts int) (n uint32, 
 	return n, reason, retry, delay, nil, true
 }
 
+// clearTurn clears the k copied messages of the turn after its call,
+// unless the call ended in a runtime.Goexit after a recovered panic
+// (ts.panicked still set): unwound letters them first, and afterGoexit
+// clears them.
+func (b *Batcher[K, M]) clearTurn(ts *turnState[K, M], k uint32) {
+	if !ts.panicked {
+		clear(ts.batch[:k])
+	}
+}
+
+// unwound letters the call of a worker whose goroutine ends inside call
+// with a panic that call's recover stopped (ts.panicked): the panic came
+// from a deferred call while fn ran runtime.Goexit, which went on after
+// the recover. The call's messages (the group's taken ones) become one
+// Panicked letter with that panic's value, and workerMain's deferred
+// afterGoexit hands the group and the worker's place on.
+func (b *Batcher[K, M]) unwound(w *worker, ts *turnState[K, M]) {
+	if !ts.panicked {
+		return
+	}
+	pv, stack := ts.pv, ts.stack
+	ts.panicked, ts.pv, ts.stack = false, nil, nil
+	w.goexit = true
+	g := ts.g
+	k := g.taken // the holder's: take copied k for this call
+	prev, _ := g.failures()
+	w.stats.local[cPanicked]++
+	b.letter(w, ts, 0, k, ReasonPanicked, &PanicError{Value: pv}, prev+1, pv, stack)
+	b.done(w, ts, k)
+	if h := b.c.cfg.panicHandler; h != nil {
+		callHandler(h, pv, stack)
+	}
+}
+
 // done finishes the k messages of the turn.
 func (b *Batcher[K, M]) done(w *worker, ts *turnState[K, M], k uint32) {
 	g := ts.g
@@ -413,6 +452,11 @@ func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts 
 	defer func() {
 		if r := recover(); r != nil {
 			pv, stack, panicked = r, debug.Stack(), true
+			// Kept in ts too: where the panic came from a deferred call
+			// while fn ran runtime.Goexit, the Goexit goes on after this
+			// recover and call never returns; workerExit then letters
+			// the call (unwound).
+			ts.pv, ts.stack, ts.panicked = pv, stack, true
 			return
 		}
 		if !returned {

@@ -36,7 +36,7 @@ type core[K shard.Key, P any, L any] struct {
 	// unwound, if set, runs on a worker whose goroutine ends without
 	// w.goexit set, before workerExit looks at it: the face finishes a
 	// task that ended in runtime.Goexit after endCall recovered a panic
-	// (Pool.unwound).
+	// (Pool.unwound, Batcher.unwound).
 	unwound func(w *worker, ts *turnState[K, P])
 	// onAbandon, if set, runs when Close's context ends before the
 	// backlog drained (a Batcher cancels its calls' context).

@@ -90,3 +90,53 @@ func TestReviewGoexitThenDeferredPanic(t *testing.T) {
 		t.Fatalf("submitted %d completed %d panicked %d letters %d queued %d handler %d", s.Submitted, s.Completed, s.Panicked, s.DeadLetters.Panicked, s.Queued, handled.Load())
 	}
 }
+
+// TestReviewBatcherGoexitThenDeferredPanic is TestReviewGoexitThenDeferredPanic
+// for a Batcher's call: one Panicked letter holding the call's messages
+// as submitted, the group's next message handled, Close returns.
+func TestReviewBatcherGoexitThenDeferredPanic(t *testing.T) {
+	var handled atomic.Int32
+	ran := make(chan struct{})
+	b := mustBatcher(t, func(_ context.Context, _ int, msgs []string) error {
+		if msgs[0] == "next" {
+			close(ran)
+			return nil
+		}
+		msgs[0] = "overwritten"
+		defer panic("cleanup panicked")
+		runtime.Goexit()
+		return nil
+	}, WithWorkers(1, 1), WithMaxBatch(1), WithPanicHandler(func(any, []byte) { handled.Add(1) }))
+	var letters []BatchDeadLetter[int, string]
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for dl := range b.DeadLetters() {
+			letters = append(letters, dl)
+		}
+	}()
+	for _, m := range []string{"dies", "next"} {
+		if err := b.Submit(context.Background(), 1, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the group's next message has not been handled after 10 s: %+v, queued %d", b.Snapshot().Workers, b.Snapshot().Queued)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	<-done
+	if len(letters) != 1 || letters[0].Reason != ReasonPanicked || letters[0].Attempts != 1 ||
+		letters[0].Panic != "cleanup panicked" || len(letters[0].Msgs) != 1 || letters[0].Msgs[0] != "dies" {
+		t.Fatalf("letters %+v; want one Panicked letter of [dies] with the panic's value", letters)
+	}
+	s := b.Snapshot()
+	if s.Submitted != 2 || s.Completed != 1 || s.Panicked != 1 || s.DeadLetters.Panicked != 1 || s.Queued != 0 || handled.Load() != 1 {
+		t.Fatalf("submitted %d completed %d panicked %d letters %d queued %d handler %d", s.Submitted, s.Completed, s.Panicked, s.DeadLetters.Panicked, s.Queued, handled.Load())
+	}
+}
