@@ -331,7 +331,13 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		w.completed += uint64(k)
 	default:
 		// Partial: the first n are handled; the rest failed.
+		// Judging runs the application's code (Retryable, Backoff,
+		// the error's methods), which may call runtime.Goexit: then
+		// judgeCall never returns, and workerExit letters the call
+		// (unwound).
+		ts.panicked, ts.pv = true, ErrGoexit
 		n, r, retry, delay, pv, ok := b.judgeCall(err, k, attempts)
+		ts.panicked, ts.pv = false, nil
 		w.completed += uint64(n)
 		if n == k {
 			break
@@ -396,10 +402,11 @@ func (b *Batcher[K, M]) clearTurn(ts *turnState[K, M], k uint32) {
 	}
 }
 
-// unwound letters the call of a worker whose goroutine ends inside call
-// with a panic that call's recover stopped (ts.panicked): the panic came
-// from a deferred call while fn ran runtime.Goexit, which went on after
-// the recover. The call's messages (the group's taken ones) become one
+// unwound letters the call of a worker whose goroutine ends in the middle
+// of it (ts.panicked): inside call, with a panic that call's recover
+// stopped, which came from a deferred call while fn ran runtime.Goexit,
+// which went on after the recover; or inside judgeCall, whose application
+// code called runtime.Goexit (pv ErrGoexit). The call's messages (the group's taken ones) become one
 // Panicked letter with that panic's value, and workerMain's deferred
 // afterGoexit hands the group and the worker's place on.
 func (b *Batcher[K, M]) unwound(w *worker, ts *turnState[K, M]) {

@@ -269,7 +269,12 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 		p.letter(w, g.key, e, ReasonExpired, err, attempts, nil, nil)
 		return false
 	}
+	// Judging runs the application's code (Retryable, Backoff, the
+	// error's methods), which may call runtime.Goexit: then judge never
+	// returns, and workerExit letters e from this (unwound).
+	ts.cur, ts.panicked, ts.pv = e, true, ErrGoexit
 	r, retry, delay, pv, ok := p.c.cfg.retry.judge(err, attempts)
+	ts.cur, ts.panicked, ts.pv = nil, false, nil
 	if !ok {
 		// Judging the error panicked: the task's error is as broken as
 		// a panic (see judge).
@@ -336,13 +341,14 @@ func (p *Pool[K]) endCall(ts *turnState[K, Task]) {
 	}
 }
 
-// unwound finishes the task of a worker whose goroutine ends inside call
-// with a panic endCall recovered (ts.panicked): the panic came from a
-// deferred call while the task ran runtime.Goexit, which went on after the
-// recover, so settle never ran. The task becomes a Panicked letter with
-// that panic's value, counted as endCall counts a Goexit, and
-// workerMain's deferred afterGoexit hands the group and the worker's place
-// on.
+// unwound finishes the task of a worker whose goroutine ends in the
+// middle of it (ts.panicked): inside call, with a panic endCall recovered
+// that came from a deferred call while the task ran runtime.Goexit, which
+// went on after the recover, so settle never ran; or inside settle's
+// judge, whose application code called runtime.Goexit (pv ErrGoexit).
+// The task becomes a Panicked letter with that value, counted as endCall
+// counts a Goexit, and workerMain's deferred afterGoexit hands the group
+// and the worker's place on.
 func (p *Pool[K]) unwound(w *worker, ts *turnState[K, Task]) {
 	if !ts.panicked {
 		return

@@ -140,3 +140,83 @@ func TestReviewBatcherGoexitThenDeferredPanic(t *testing.T) {
 		t.Fatalf("submitted %d completed %d panicked %d letters %d queued %d handler %d", s.Submitted, s.Completed, s.Panicked, s.DeadLetters.Panicked, s.Queued, handled.Load())
 	}
 }
+
+// TestReviewJudgeGoexit: RetryPolicy.Retryable or Backoff (a test's
+// t.FailNow there) calls runtime.Goexit while the worker judges a failed
+// attempt. As for a Goexit in the task, the task (a Batcher's call) must
+// be one Panicked letter matching ErrGoexit, the group must go on, a
+// worker must take the dying one's place, and Close must return.
+func TestReviewJudgeGoexit(t *testing.T) {
+	policies := map[string]RetryPolicy{
+		"Retryable": {MaxAttempts: 3, Retryable: func(error) bool { runtime.Goexit(); return true }},
+		"Backoff":   {MaxAttempts: 3, Backoff: func(int) time.Duration { runtime.Goexit(); return 0 }},
+	}
+	for name, rp := range policies {
+		t.Run("pool/"+name, func(t *testing.T) {
+			p := mustNew[int](t, WithWorkers(1, 1), WithRetry(rp))
+			_, letters := collect(p)
+			if err := p.Submit(context.Background(), 1, func(context.Context) error { return errors.New("transient") }); err != nil {
+				t.Fatal(err)
+			}
+			ran := make(chan struct{})
+			if err := p.Submit(context.Background(), 1, func(context.Context) error { close(ran); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-ran:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the group's next task has not run after 10 s: %+v, queued %d", p.Snapshot().Workers, p.Snapshot().Queued)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := p.Close(ctx); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			dls := letters()
+			if len(dls) != 1 || dls[0].Reason != ReasonPanicked || dls[0].Attempts != 1 || !errors.Is(dls[0].Err, ErrGoexit) {
+				t.Fatalf("letters %+v; want one Panicked letter matching ErrGoexit", dls)
+			}
+			if s := p.Snapshot(); s.Submitted != 2 || s.Completed != 1 || s.DeadLetters.Panicked != 1 || s.Queued != 0 {
+				t.Fatalf("submitted %d completed %d letters %d queued %d", s.Submitted, s.Completed, s.DeadLetters.Panicked, s.Queued)
+			}
+		})
+		t.Run("batcher/"+name, func(t *testing.T) {
+			ran := make(chan struct{})
+			b := mustBatcher(t, func(_ context.Context, _ int, msgs []string) error {
+				if msgs[0] == "next" {
+					close(ran)
+					return nil
+				}
+				return errors.New("transient")
+			}, WithWorkers(1, 1), WithMaxBatch(1), WithRetry(rp))
+			var letters []BatchDeadLetter[int, string]
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for dl := range b.DeadLetters() {
+					letters = append(letters, dl)
+				}
+			}()
+			for _, m := range []string{"fails", "next"} {
+				if err := b.Submit(context.Background(), 1, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case <-ran:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the group's next message has not been handled after 10 s: %+v, queued %d", b.Snapshot().Workers, b.Snapshot().Queued)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := b.Close(ctx); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			<-done
+			if len(letters) != 1 || letters[0].Reason != ReasonPanicked || letters[0].Attempts != 1 ||
+				!errors.Is(letters[0].Err, ErrGoexit) || len(letters[0].Msgs) != 1 || letters[0].Msgs[0] != "fails" {
+				t.Fatalf("letters %+v; want one Panicked letter of [fails] matching ErrGoexit", letters)
+			}
+		})
+	}
+}
