@@ -50,6 +50,10 @@ func New[K shard.Key](opts ...Option) (*Pool[K], error) {
 // accepted: it will complete or reach DeadLetters. A non-nil error means it
 // was not accepted.
 //
+// A task that submits to its own group waits on itself when the group is
+// full: its worker holds the group until it returns. Use TrySubmit there,
+// or a ctx that ends.
+//
 // If ctx is already done, Submit returns ctx.Err() and accepts nothing. If
 // ctx's deadline passes before the task starts, the task does not run and
 // becomes an Expired dead letter.
@@ -114,6 +118,11 @@ func (p *Pool[K]) DeadLetters() <-chan DeadLetter[K] { return p.c.dl }
 // letters the dead-letter channel had no room for. A second Close waits for
 // the first and returns nil once it has finished, or its own ctx's error if
 // that ends first.
+//
+// Close waits for the pool's tasks and callbacks: called from one of them
+// (a task, the dead-letter or panic handler), it waits for itself and
+// never returns, past its deadline too. Call it from elsewhere (a
+// goroutine the task starts will do).
 func (p *Pool[K]) Close(ctx context.Context) error {
 	a, err := p.c.close(ctx)
 	if a == nil {
