@@ -67,9 +67,12 @@ func (p *RetryPolicy) delay(attempts int) time.Duration {
 	if p.Backoff != nil {
 		return max(p.Backoff(attempts), 0)
 	}
+	// One Pow, not a product per attempt: a task retried for ever with a
+	// Multiplier of 1 (or just above) would cost its worker a loop as long
+	// as its attempts at each retry. Past Max it is +Inf, capped below.
 	bound := float64(p.Base)
-	for i := 1; i < attempts && bound < float64(p.Max); i++ {
-		bound *= p.Multiplier
+	if attempts > 1 && p.Multiplier != 1 {
+		bound *= math.Pow(p.Multiplier, float64(attempts-1))
 	}
 	// Converted only below Max: a float at or near Max may round past
 	// the largest Duration.

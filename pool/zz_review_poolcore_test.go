@@ -220,3 +220,27 @@ func TestReviewJudgeGoexit(t *testing.T) {
 		})
 	}
 }
+
+// TestReviewDelayCostDoesNotGrowWithAttempts: RetryPolicy.delay looped
+// once per attempt made while the bound stayed under Max, so with a
+// Multiplier of 1 (a constant delay, "retry for ever") the worker spent
+// O(attempts) judging each retry: a task that had failed 2^62 times
+// would never be judged. It must cost the same at any attempt.
+func TestReviewDelayCostDoesNotGrowWithAttempts(t *testing.T) {
+	for _, m := range []float64{1, 1 + 1e-12} {
+		rp := RetryPolicy{MaxAttempts: math.MaxInt, Base: time.Millisecond, Multiplier: m, NoJitter: true}
+		if err := rp.validate(); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan time.Duration, 1)
+		go func() { got <- rp.delay(math.MaxInt) }()
+		select {
+		case d := <-got:
+			if d < time.Millisecond || d > rp.Max {
+				t.Fatalf("Multiplier %v: delay %v, want within [Base, Max]", m, d)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Multiplier %v: delay after MaxInt attempts has not returned in 5 s", m)
+		}
+	}
+}
