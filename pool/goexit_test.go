@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// TestReviewJitterAtLargestMax: a policy whose Max is the largest Duration
+// TestJitterAtLargestMax: a policy whose Max is the largest Duration
 // (which validate accepts) with jitter on must draw a delay, not panic in
 // rand.Int64N (int64(Max)+1 wraps negative), which made a retryable
 // failure a Panicked letter.
-func TestReviewJitterAtLargestMax(t *testing.T) {
+func TestJitterAtLargestMax(t *testing.T) {
 	rp := RetryPolicy{MaxAttempts: 100, Base: math.MaxInt64, Max: math.MaxInt64}
 	if err := rp.validate(); err != nil {
 		t.Fatal(err)
@@ -47,7 +47,7 @@ func TestReviewJitterAtLargestMax(t *testing.T) {
 	})
 }
 
-// TestReviewGoexitThenDeferredPanic: a task that calls runtime.Goexit and
+// TestGoexitThenDeferredPanic: a task that calls runtime.Goexit and
 // whose deferred function then panics (a test's t.FailNow with a cleanup
 // that panics). endCall's recover stops that panic, but the goroutine goes
 // on with the Goexit: call never returns to runTurn. The task must still
@@ -56,7 +56,7 @@ func TestReviewJitterAtLargestMax(t *testing.T) {
 // bubble: with the bug the monitor ticks for ever beside the lost worker,
 // so a bubble would never end; the test fails at its bound instead, and
 // goleak reports the pool it had to leave.)
-func TestReviewGoexitThenDeferredPanic(t *testing.T) {
+func TestGoexitThenDeferredPanic(t *testing.T) {
 	var handled atomic.Int32
 	p := mustNew[int](t, WithWorkers(1, 1), WithPanicHandler(func(any, []byte) { handled.Add(1) }))
 	_, letters := collect(p)
@@ -91,10 +91,10 @@ func TestReviewGoexitThenDeferredPanic(t *testing.T) {
 	}
 }
 
-// TestReviewBatcherGoexitThenDeferredPanic is TestReviewGoexitThenDeferredPanic
+// TestBatcherGoexitThenDeferredPanic is TestGoexitThenDeferredPanic
 // for a Batcher's call: one Panicked letter holding the call's messages
 // as submitted, the group's next message handled, Close returns.
-func TestReviewBatcherGoexitThenDeferredPanic(t *testing.T) {
+func TestBatcherGoexitThenDeferredPanic(t *testing.T) {
 	var handled atomic.Int32
 	ran := make(chan struct{})
 	b := mustBatcher(t, func(_ context.Context, _ int, msgs []string) error {
@@ -141,12 +141,12 @@ func TestReviewBatcherGoexitThenDeferredPanic(t *testing.T) {
 	}
 }
 
-// TestReviewJudgeGoexit: RetryPolicy.Retryable or Backoff (a test's
+// TestJudgeGoexit: RetryPolicy.Retryable or Backoff (a test's
 // t.FailNow there) calls runtime.Goexit while the worker judges a failed
 // attempt. As for a Goexit in the task, the task (a Batcher's call) must
 // be one Panicked letter matching ErrGoexit, the group must go on, a
 // worker must take the dying one's place, and Close must return.
-func TestReviewJudgeGoexit(t *testing.T) {
+func TestJudgeGoexit(t *testing.T) {
 	policies := map[string]RetryPolicy{
 		"Retryable": {MaxAttempts: 3, Retryable: func(error) bool { runtime.Goexit(); return true }},
 		"Backoff":   {MaxAttempts: 3, Backoff: func(int) time.Duration { runtime.Goexit(); return 0 }},
@@ -221,12 +221,12 @@ func TestReviewJudgeGoexit(t *testing.T) {
 	}
 }
 
-// TestReviewDelayCostDoesNotGrowWithAttempts: RetryPolicy.delay looped
+// TestDelayCostDoesNotGrowWithAttempts: RetryPolicy.delay looped
 // once per attempt made while the bound stayed under Max, so with a
 // Multiplier of 1 (a constant delay, "retry for ever") the worker spent
 // O(attempts) judging each retry: a task that had failed 2^62 times
 // would never be judged. It must cost the same at any attempt.
-func TestReviewDelayCostDoesNotGrowWithAttempts(t *testing.T) {
+func TestDelayCostDoesNotGrowWithAttempts(t *testing.T) {
 	for _, m := range []float64{1, 1 + 1e-12} {
 		rp := RetryPolicy{MaxAttempts: math.MaxInt, Base: time.Millisecond, Multiplier: m, NoJitter: true}
 		if err := rp.validate(); err != nil {

@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-var modelSeeds = flag.Int("model.seeds", 4, "seeds TestReviewModel runs")
-var modelSeed0 = flag.Uint64("model.seed", 1, "first seed of TestReviewModel (0: random)")
+var modelSeeds = flag.Int("model.seeds", 4, "seeds TestModel runs")
+var modelSeed0 = flag.Uint64("model.seed", 1, "first seed of TestModel (0: random)")
 
 type probeKey struct{}
 
@@ -182,7 +182,7 @@ func idOf(t Task) int {
 	return id
 }
 
-// TestReviewModel drives random sequences of Submit (blocking, with a
+// TestModel drives random sequences of Submit (blocking, with a
 // deadline, with a done or later-canceled ctx), TrySubmit, Go, Tune,
 // tasks that submit to a child group, and Close (with or without a
 // deadline, sometimes beside a second Close and a Tune) over a few hundred
@@ -193,7 +193,7 @@ func idOf(t Task) int {
 // (with the attempts it ran), refused ones never run, per group the
 // starts follow the acceptance order and never overlap, and the Stats
 // counters agree. -model.seeds and -model.seed (0: random) pick the runs.
-func TestReviewModel(t *testing.T) {
+func TestModel(t *testing.T) {
 	seed0 := *modelSeed0
 	if seed0 == 0 {
 		seed0 = rand.Uint64()
