@@ -298,6 +298,13 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 		p.letter(w, g.key, e, r, err, attempts, nil, nil)
 		return false
 	}
+	if !e.plain() && p.c.expiresWithin(e, delay) {
+		// The retry would come due at or past the deadline, and be
+		// lettered Expired then: it is now, and the group goes on
+		// instead of waiting out the delay.
+		p.letter(w, g.key, e, ReasonExpired, err, attempts, nil, nil)
+		return false
+	}
 	w.stats.local[cRetried]++
 	g.setFailures(attempts, err, delay)
 	return true

@@ -572,6 +572,45 @@ func TestContext(t *testing.T) {
 	})
 }
 
+// TestRetryPastDeadlineExpiresAtOnce: a task that fails with its retry due
+// after its deadline is lettered Expired when it fails, with its error and
+// attempt, and its group's next task runs then, not after the backoff (10 s
+// here, against a deadline of 100 ms).
+func TestRetryPastDeadlineExpiresAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 1), WithShards(1),
+			WithRetry(RetryPolicy{MaxAttempts: 5, Base: 10 * time.Second, NoJitter: true}))
+		_, letters := collect(p)
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		errBusy := errors.New("busy")
+		if err := p.Submit(ctx, 7, func(context.Context) error { return errBusy }); err != nil {
+			t.Fatal(err)
+		}
+		ran := make(chan time.Duration, 1)
+		if err := p.Submit(context.Background(), 7, func(context.Context) error {
+			ran <- time.Since(start)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if d := <-ran; d >= 100*time.Millisecond {
+			t.Errorf("the group's next task started after %v, want before the failed task's deadline", d)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		dls := letters()
+		if len(dls) != 1 || dls[0].Reason != ReasonExpired || !errors.Is(dls[0].Err, errBusy) || dls[0].Attempts != 1 {
+			t.Fatalf("letters %+v, want one Expired with the task's error after 1 attempt", dls)
+		}
+		if r := p.Snapshot().Retried; r != 0 {
+			t.Errorf("Retried %d, want 0: no retry was scheduled", r)
+		}
+	})
+}
+
 // TestRetryParksShard: while a task waits for its retry, later tasks of its
 // shard wait, other shards run, and the backoff grows.
 func TestRetryParksShard(t *testing.T) {

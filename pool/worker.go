@@ -425,6 +425,13 @@ func (p *core[K, P, L]) resume(g *gqueue[K, P]) {
 	}
 }
 
+// expiresWithin reports whether e's deadline passes within d from now, by
+// the pool's clock: a retry due after d would find it expired.
+func (p *core[K, P, L]) expiresWithin(e *entry[K, P], d time.Duration) bool {
+	dl, ok := e.ctx.Deadline()
+	return ok && !p.now().Add(d).Before(dl)
+}
+
 // expired reports whether e's deadline has passed, by the pool's clock.
 func (p *core[K, P, L]) expired(e *entry[K, P]) bool {
 	d, ok := e.ctx.Deadline()
