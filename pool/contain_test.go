@@ -153,6 +153,32 @@ func TestRetryPolicyBounds(t *testing.T) {
 	}
 }
 
+// TestRetryPolicyDefaultsFitTheOtherBound: a policy that gives only Max
+// below the default Base, or only Base above the default Max, is valid: the
+// default of the bound left out follows the one given. Both given out of
+// order are refused.
+func TestRetryPolicyDefaultsFitTheOtherBound(t *testing.T) {
+	rp := RetryPolicy{MaxAttempts: 5, Max: time.Millisecond, NoJitter: true}
+	if err := rp.validate(); err != nil {
+		t.Fatalf("Max 1ms alone: %v", err)
+	}
+	for n := 1; n < 5; n++ {
+		if d := rp.delay(n); d != time.Millisecond {
+			t.Errorf("Max 1ms alone: delay after %d attempts %v, want 1ms", n, d)
+		}
+	}
+	rp = RetryPolicy{MaxAttempts: 5, Base: 20 * time.Second, NoJitter: true}
+	if err := rp.validate(); err != nil {
+		t.Fatalf("Base 20s alone: %v", err)
+	}
+	if d := rp.delay(3); d != 20*time.Second {
+		t.Errorf("Base 20s alone: delay after 3 attempts %v, want 20s", d)
+	}
+	if _, err := New[int](WithRetry(RetryPolicy{MaxAttempts: 2, Base: time.Second, Max: time.Millisecond})); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("Max below Base: %v, want ErrInvalidOption", err)
+	}
+}
+
 // panicNilChild names the test a child process of TestPanicNil runs.
 const panicNilChild = "SHOAL_PANICNIL_CHILD"
 

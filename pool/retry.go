@@ -20,9 +20,11 @@ type RetryPolicy struct {
 	// MaxAttempts is the number of attempts in all, the first included
 	// (1 = no retry). Must be >= 1.
 	MaxAttempts int
-	// Base is the bound of the first delay (default 10 ms).
+	// Base is the bound of the first delay (default 10 ms, or Max if that
+	// is less).
 	Base time.Duration
-	// Max caps every delay (default 10 s).
+	// Max caps every delay (default 10 s, or Base if that is more); it
+	// must not be below Base.
 	Max time.Duration
 	// Multiplier is the growth of the bound per attempt (default 2; >= 1,
 	// not NaN).
@@ -47,11 +49,17 @@ func (p *RetryPolicy) validate() error {
 	if math.IsNaN(p.Multiplier) || p.Multiplier != 0 && p.Multiplier < 1 {
 		return invalid("RetryPolicy.Multiplier %v: want >= 1", p.Multiplier)
 	}
+	// A default never contradicts the other bound given: Max alone below
+	// 10 ms lowers the first delay's bound to it, Base alone above 10 s
+	// raises the cap to it.
 	if p.Base == 0 {
 		p.Base = 10 * time.Millisecond
+		if p.Max != 0 {
+			p.Base = min(p.Base, p.Max)
+		}
 	}
 	if p.Max == 0 {
-		p.Max = 10 * time.Second
+		p.Max = max(10*time.Second, p.Base)
 	}
 	if p.Max < p.Base {
 		return invalid("RetryPolicy: Max %v < Base %v", p.Max, p.Base)
