@@ -281,7 +281,9 @@ const DeadLetterWait = time.Second
 // slows the pool down instead of losing letters; each such wait is counted
 // in Stats.DeadLetterStalls. A letter still without room after the wait is
 // counted in Stats.DeadLettersUntaken and logged. Use
-// WithDeadLetterHandler instead of a reader to take every letter.
+// WithDeadLetterHandler instead of a reader to take every letter. The
+// buffer is allocated by New, about 140 bytes a slot (n at most 2^24: 2.3
+// GB).
 func WithDeadLetterBuffer(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 0 || n > 1<<24 {
