@@ -69,10 +69,14 @@ if [ ${#ratios[@]} -eq 0 ]; then
 	echo "no pair ran with the CPUs placed alike in both runs" >&2
 	exit 1
 fi
+# The median is the middle ratio, or the mean of the two middle ones; the
+# quartiles are the ratios of rank ceil(n/4) from either end (nearest
+# rank), so that both lie as far from the median.
 printf '%s\n' "${ratios[@]}" | sort -n | awk -v moved="$moved" '
 	{ v[NR] = $1 }
 	END {
-		printf "median B/A %.3f, quartiles %.3f and %.3f, %d pairs", v[int((NR + 1) / 2)], v[int((NR + 3) / 4)], v[int((3 * NR + 1) / 4)], NR
+		q = int((NR + 3) / 4)
+		printf "median B/A %.3f, quartiles %.3f and %.3f, %d pairs", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2, v[q], v[NR + 1 - q], NR
 		if (moved > 0) printf " (%d more left out: the CPUs moved between their runs)", moved
 		printf "\n"
 	}'

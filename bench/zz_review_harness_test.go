@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// fakeShoalbench writes a shell script that prints, per call, one
+// shoalbench table whose shoal.Submit row has the next ns/task and xcore
+// of runs (each "NS XCORE"), and returns its path. tail is shell code run
+// after the row (more output, an exit status).
+func fakeShoalbench(t *testing.T, name string, runs []string, tail string) string {
+	t.Helper()
+	dir := t.TempDir()
+	values := filepath.Join(dir, "values")
+	if err := os.WriteFile(values, []byte(strings.Join(runs, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf(`#!/bin/sh
+state=%[1]q/count
+n=$(cat "$state" 2>/dev/null || echo 0)
+n=$((n + 1))
+echo "$n" >"$state"
+set -- $(sed -n "${n}p" %[2]q)
+echo "noop, 8 producers, 1,000 tasks"
+echo "           lib  order  ns/task  tasks/s  allocs/task  B/task  peak RSS  faults     p50    p99  GC pause   xcore"
+echo "  shoal.Submit   fifo  $1  2.75M  0.1  11.9  14.1 MiB  1.0k  1.07ms  4.31ms  157µs  $2"
+%[3]s
+`, dir, values, tail)
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// pairSh runs bench/scripts/pair.sh and returns its stdout, its stderr and
+// its error.
+func pairSh(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("pair.sh needs bash, flock and awk")
+	}
+	for _, tool := range []string{"bash", "flock", "awk", "sed"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s", tool)
+		}
+	}
+	cmd := exec.Command("bash", append([]string{"scripts/pair.sh"}, args...)...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// TestPairMedianAndQuartilesOfAnEvenCount: for ratios symmetric about 1,
+// the median is 1 and the quartiles (nearest rank) lie equally far on
+// either side; the script must not report the lower middle value as the
+// median nor take its upper quartile one rank low, both of which favour
+// build B.
+func TestPairMedianAndQuartilesOfAnEvenCount(t *testing.T) {
+	for _, tc := range []struct {
+		b    []string // B's ns/task against A's constant 100
+		want string
+	}{
+		{[]string{"90", "110"}, "median B/A 1.000, quartiles 0.900 and 1.100, 2 pairs"},
+		{[]string{"80", "90", "110", "120"}, "median B/A 1.000, quartiles 0.800 and 1.200, 4 pairs"},
+		{[]string{"80", "90", "100", "110", "120"}, "median B/A 1.000, quartiles 0.900 and 1.100, 5 pairs"},
+		{[]string{"100", "100", "100", "100", "100", "100"}, "median B/A 1.000, quartiles 1.000 and 1.000, 6 pairs"},
+	} {
+		var aRuns, bRuns []string
+		for _, v := range tc.b {
+			aRuns = append(aRuns, "100 250ns")
+			bRuns = append(bRuns, v+" 250ns")
+		}
+		a := fakeShoalbench(t, "a", aRuns, "")
+		b := fakeShoalbench(t, "b", bRuns, "")
+		out, errs, err := pairSh(t, fmt.Sprint(len(tc.b)), a, b)
+		if err != nil {
+			t.Fatalf("pair.sh: %v\n%s%s", err, out, errs)
+		}
+		if !strings.Contains(out, tc.want) {
+			t.Errorf("B at %v against A at 100: got\n%s\nwant %q", tc.b, out, tc.want)
+		}
+	}
+}
