@@ -89,3 +89,53 @@ func TestPairMedianAndQuartilesOfAnEvenCount(t *testing.T) {
 		}
 	}
 }
+
+// TestPairReadsXcoreInEveryUnit: the table prints xcore as a duration,
+// "1.20µs" as well as "700ns"; 1,200 ns and 700 ns are within twofold, so
+// the pair counts, while 100 ns and 1.5 µs are not.
+func TestPairReadsXcoreInEveryUnit(t *testing.T) {
+	a := fakeShoalbench(t, "a", []string{"100 1.20µs", "100 100ns"}, "")
+	b := fakeShoalbench(t, "b", []string{"110 700ns", "110 1.50µs"}, "")
+	out, errs, err := pairSh(t, "2", a, b)
+	if err != nil {
+		t.Fatalf("pair.sh: %v\n%s%s", err, out, errs)
+	}
+	if !strings.Contains(out, "pair 1: A 100 ns/task, B 110 ns/task, B/A 1.100") {
+		t.Errorf("xcore 1.20µs against 700ns: the pair was not counted:\n%s", out)
+	}
+	if !strings.Contains(out, "pair 2: A 100 ns/task (xcore 100 ns), B 110 ns/task (xcore 1500 ns): the CPUs moved") {
+		t.Errorf("xcore 100ns against 1.50µs: the pair was not left out:\n%s", out)
+	}
+}
+
+// TestPairReportsAFailingBinary: a shoalbench that fails (a misspelt
+// flag) makes pair.sh fail with the binary's own message, not exit
+// without a word.
+func TestPairReportsAFailingBinary(t *testing.T) {
+	a := fakeShoalbench(t, "a", []string{"100 250ns"}, "")
+	b := fakeShoalbench(t, "b", []string{"100 250ns"}, `echo 'shoalbench: -workload: no workload "slep" (see -list)' >&2; exit 2`)
+	out, errs, err := pairSh(t, "1", a, b, "-workload", "slep")
+	if err == nil {
+		t.Fatalf("pair.sh succeeded with a failing binary:\n%s", out)
+	}
+	if !strings.Contains(errs, `no workload "slep"`) {
+		t.Errorf("pair.sh failed (%v) without the binary's message; stdout:\n%s\nstderr:\n%s", err, out, errs)
+	}
+}
+
+// TestPairReadsTheWholeOutput: the binary writes after the row (the
+// summary, in several writes); the script must not close the pipe after
+// the row, or the binary dies of SIGPIPE and the script stops with it.
+// The fake writes enough after the row to fill any pipe buffer.
+func TestPairReadsTheWholeOutput(t *testing.T) {
+	tail := `i=0; while [ $i -lt 5000 ]; do echo "shoal.Submit vs  ns/task  fastest other fifo row  ns/task  ratio  pond ns/task  ratio $i"; i=$((i + 1)); done`
+	a := fakeShoalbench(t, "a", []string{"100 250ns"}, tail)
+	b := fakeShoalbench(t, "b", []string{"105 250ns"}, tail)
+	out, errs, err := pairSh(t, "1", a, b)
+	if err != nil {
+		t.Fatalf("pair.sh: %v\n%s%s", err, out, errs)
+	}
+	if !strings.Contains(out, "median B/A 1.050") {
+		t.Errorf("got\n%s", out)
+	}
+}

@@ -30,12 +30,27 @@ if [ "${1:-}" = "-lib" ]; then
 fi
 
 # one BIN prints the row's ns/task and its xcore (ns, 0 if absent) from one
-# run.
+# run; if BIN fails, it prints BIN's output on stderr and fails. The table
+# prints xcore as a duration: 240ns, 1.23µs, 2.5ms. awk reads the whole
+# output, so the binary never writes to a closed pipe.
 one() {
-	local bin=$1
+	local bin=$1 out
 	shift
-	flock /tmp/shoal-bench.lock "$bin" -libs "$lib" -count 1 "$@" 2>&1 |
-		awk -v lib="$lib" '$1 == lib { gsub(",", "", $3); x = $NF; sub("ns$", "", x); print $3, x + 0; exit }'
+	if ! out=$(flock /tmp/shoal-bench.lock "$bin" -libs "$lib" -count 1 "$@" 2>&1); then
+		printf '%s failed:\n%s\n' "$bin" "$out" >&2
+		return 1
+	fi
+	printf '%s\n' "$out" | awk -v lib="$lib" '
+		function ns(d, v) {
+			v = d + 0
+			if (d ~ /ns$/) return v
+			if (d ~ /µs$/) return v * 1e3
+			if (d ~ /ms$/) return v * 1e6
+			if (d ~ /s$/) return v * 1e9
+			return v
+		}
+		!found && $1 == lib { gsub(",", "", $3); t = $3; x = ns($NF); found = 1 }
+		END { if (found) printf "%s %.0f\n", t, x }'
 }
 
 ratios=()
