@@ -189,8 +189,11 @@ func (r *antsFuncRunner) Submit(_ uint64, t Task) error {
 
 func (r *antsFuncRunner) Close() error { return r.p.ReleaseTimeout(releaseTimeout) }
 
-// antsMultiRunner drives an ants.MultiPool of GOMAXPROCS pools, round robin,
-// sharing Concurrency workers between them.
+// antsMultiRunner drives an ants.MultiPool of up to GOMAXPROCS pools, round
+// robin, sharing Concurrency workers between them. Every pool of a
+// MultiPool has one size, so the pools are as many as the largest divisor
+// of Concurrency not above GOMAXPROCS: together they hold exactly
+// Concurrency workers, like every other row.
 type antsMultiRunner struct {
 	tracked
 	p *ants.MultiPool
@@ -201,7 +204,10 @@ func newAntsMultiRunner(c Config) (Runner, error) {
 		return nil, err
 	}
 	n := min(runtime.GOMAXPROCS(0), c.Concurrency)
-	p, err := ants.NewMultiPool(n, (c.Concurrency+n-1)/n, ants.RoundRobin)
+	for c.Concurrency%n != 0 {
+		n--
+	}
+	p, err := ants.NewMultiPool(n, c.Concurrency/n, ants.RoundRobin)
 	if err != nil {
 		return nil, fmt.Errorf("ants.NewMultiPool: %w", err)
 	}

@@ -139,3 +139,27 @@ func TestPairReadsTheWholeOutput(t *testing.T) {
 		t.Errorf("got\n%s", out)
 	}
 }
+
+// TestMultiPoolHoldsTheWorkloadsConcurrency: ants.MultiPool's pools
+// together hold exactly the workload's concurrency, whatever GOMAXPROCS;
+// at 3 CPUs, 64 workers must not become 3 pools of 22 (66), nor 10,000
+// become 10,002.
+func TestMultiPoolHoldsTheWorkloadsConcurrency(t *testing.T) {
+	prev := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	for _, procs := range []int{1, 2, 3, 6, 7, 16} {
+		runtime.GOMAXPROCS(procs)
+		for _, c := range []int{1, 5, 64, 10_000} {
+			r, err := newAntsMultiRunner(Config{Concurrency: c, Groups: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.(*antsMultiRunner).p.Cap(); got != c {
+				t.Errorf("GOMAXPROCS %d, concurrency %d: the MultiPool holds %d workers", procs, c, got)
+			}
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
