@@ -127,9 +127,10 @@ func Markdown(w io.Writer, results []bench.Result, m Meta) error {
 	p("shoal runs its defaults with the workload's concurrency as its most\n")
 	p("workers: it starts one worker and grows while its workers block, so in the\n")
 	p("sleep workload it starts its thousands of workers, and its groups' queues,\n")
-	p("inside the measured time, where `chan`, `chan+lanes` and `pond` start\n")
-	p("their goroutines before it; \"The sleep row, measured\" in\n")
-	p("docs/ARCHITECTURE.md has where its time goes.\n\n")
+	p("inside the measured time, where `chan` and the rows built on it\n")
+	p("(`chan+mutex`, `chan+lanes`, `chan+maplanes`) start their goroutines\n")
+	p("before it; ants and pond start theirs inside it, as shoal does. \"The\n")
+	p("sleep row, measured\" in docs/ARCHITECTURE.md has where its time goes.\n\n")
 	p("The same workloads run as Go benchmarks for `benchstat`:\n\n")
 	p("```sh\ngo test ./bench -run '^$' -bench 'Noop' -count 6 > new.txt\nbenchstat old.txt new.txt\n```\n")
 	return nil
