@@ -150,13 +150,14 @@ func Bytes(n int64) string {
 
 // Duration formats nanoseconds with three significant digits: 1.23ms.
 func Duration(ns int64) string {
-	d := time.Duration(ns)
+	// A value that rounds to 1000 at three digits takes the next unit.
+	d, v := time.Duration(ns), float64(ns)
 	switch {
 	case d < time.Microsecond:
 		return fmt.Sprintf("%dns", ns)
-	case d < time.Millisecond:
+	case v < 999.5e3:
 		return fmt.Sprintf("%.3gµs", float64(ns)/1e3)
-	case d < time.Second:
+	case v < 999.5e6:
 		return fmt.Sprintf("%.3gms", float64(ns)/1e6)
 	default:
 		return fmt.Sprintf("%.3gs", float64(ns)/1e9)

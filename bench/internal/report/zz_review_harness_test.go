@@ -50,3 +50,17 @@ func TestRowsSaidToStartGoroutinesBeforeTheClockDo(t *testing.T) {
 		}
 	}
 }
+
+// TestDurationNeverPrintsAnExponent: a value that rounds up to the next
+// unit at three digits prints in that unit ("1ms"), not as "1e+03µs"
+// (below 1,000 s).
+func TestDurationNeverPrintsAnExponent(t *testing.T) {
+	for ns, want := range map[int64]string{
+		999: "999ns", 1000: "1µs", 999_400: "999µs", 999_500: "1ms", 999_600: "1ms", 999_999: "1ms",
+		999_400_000: "999ms", 999_600_000: "1s",
+	} {
+		if got := Duration(ns); got != want {
+			t.Errorf("Duration(%d) = %q, want %q", ns, got, want)
+		}
+	}
+}
