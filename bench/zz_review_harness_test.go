@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -160,6 +162,79 @@ func TestMultiPoolHoldsTheWorkloadsConcurrency(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}
+		}
+	}
+}
+
+// TestFIFORowsKeepOrderAtTheBenchmarksScale: the rows the tables mark fifo
+// keep each producer's order per group at the comparison's own shape
+// (10,000 groups, 64 workers, 8 producers on random groups), not only at
+// TestOrderGuarantees' small one.
+func TestFIFORowsKeepOrderAtTheBenchmarksScale(t *testing.T) {
+	const producers, perProducer = 8, 5000
+	for _, lib := range Libs() {
+		if lib.Order != FIFO {
+			continue
+		}
+		t.Run(lib.Name, func(t *testing.T) {
+			r, err := lib.New(Config{Concurrency: 64, Groups: Groups})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var (
+				last    [producers][]int32 // per group, written by the group's running task
+				running = make([]atomic.Int32, Groups)
+				bad     atomic.Int64
+			)
+			for p := range last {
+				last[p] = make([]int32, Groups)
+			}
+			var wg sync.WaitGroup
+			for p := range producers {
+				wg.Go(func() {
+					rng := uint64(p+1) * 0x9e3779b97f4a7c15
+					for i := range perProducer {
+						rng ^= rng << 13
+						rng ^= rng >> 7
+						rng ^= rng << 17
+						g := rng % Groups
+						seq := int32(i + 1)
+						task := r.NewTask(func() {
+							if running[g].Add(1) != 1 || seq <= last[p][g] {
+								bad.Add(1)
+							}
+							last[p][g] = seq
+							running[g].Add(-1)
+						})
+						if err := r.Submit(g, task); err != nil {
+							t.Error(err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			r.Wait()
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n := bad.Load(); n != 0 {
+				t.Errorf("%d tasks overlapped or overtook an earlier task of their producer and group", n)
+			}
+		})
+	}
+}
+
+// TestPercentilesAreNearestRank: p50 and p99 are the values of rank
+// ceil(q·n), for every sample count the harness can have.
+func TestPercentilesAreNearestRank(t *testing.T) {
+	for n := 1; n <= maxSamples+64; n++ {
+		v := make([]int64, n)
+		for i := range v {
+			v[i] = int64(n - i) // n..1, unsorted
+		}
+		p50, p99, mx := percentiles(v)
+		if want50, want99 := int64((50*n+99)/100), int64((99*n+99)/100); p50 != want50 || p99 != want99 || mx != int64(n) {
+			t.Fatalf("%d samples: p50 %d, p99 %d, max %d; want %d, %d, %d", n, p50, p99, mx, want50, want99, n)
 		}
 	}
 }
