@@ -16,7 +16,7 @@
 //	-producers 1,8  submitting goroutines (default: each workload's own list)
 //	-tasks N        tasks per row (default: each workload's size)
 //	-count N        runs per row, the one with the median ns/task reported (default 1)
-//	-inprocess      run rows in this process (faster; peak RSS then covers all rows)
+//	-inprocess      run rows in this process (faster; no peak RSS, which would cover every row so far)
 //	-write-docs     also write docs/BENCHMARKS.md and its charts under docs/img
 //	-docs DIR       where -write-docs writes (default "docs")
 //	-list           print the rows and workloads and exit
