@@ -121,7 +121,9 @@ func Measure(lib Lib, spec Spec, t Timer) (res Result, err error) {
 		}
 	}()
 
-	every := max(1, spec.Tasks/maxSamples)
+	// One task in every is sampled, and a producer samples only whole
+	// windows of every tasks: at most Tasks/every <= maxSamples in all.
+	every := max(1, (spec.Tasks+maxSamples-1)/maxSamples)
 	prods := make([]producer, spec.Producers)
 	for i := range prods {
 		p := &prods[i]
@@ -132,7 +134,7 @@ func Measure(lib Lib, spec Spec, t Timer) (res Result, err error) {
 		p.rng = uint64(i+1) * 0x9e3779b97f4a7c15
 		p.task = r.NewTask(w.Body)
 		p.every = every
-		p.samples = make([]sample, (p.n+every-1)/every)
+		p.samples = make([]sample, p.n/every)
 		for j := range p.samples {
 			s := &p.samples[j]
 			body := w.Body

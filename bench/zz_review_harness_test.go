@@ -238,3 +238,19 @@ func TestPercentilesAreNearestRank(t *testing.T) {
 		}
 	}
 }
+
+// TestLatencySamplesStayWithinTheBound: Result.Samples is "up to 4,096"
+// (maxSamples) whatever the tasks and producers: 8,000 tasks must not
+// sample every task, nor 40,000 tasks from 64 producers take 4,480.
+func TestLatencySamplesStayWithinTheBound(t *testing.T) {
+	lib, _ := LibByName("chan")
+	for _, s := range []struct{ producers, tasks int }{{1, 8000}, {64, 40_000}, {8, maxSamples + 1}, {3, 1001}} {
+		res, err := Measure(lib, Spec{Workload: small("noop", 4), Producers: s.producers, Tasks: s.tasks}, noTimer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Samples == 0 || res.Samples > maxSamples {
+			t.Errorf("%d producers, %d tasks: %d latency samples, want 1 to %d", s.producers, s.tasks, res.Samples, maxSamples)
+		}
+	}
+}
