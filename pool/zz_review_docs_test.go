@@ -1,0 +1,92 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestNilCallbacksAndMismatchedOptionsRefused: the options that
+// docs/SEMANTICS.md §8 names besides TestBadInput's table get an error
+// matching ErrInvalidOption from New or NewBatcher, never a pool that
+// panics later: nil callbacks, and callbacks or bounds of another kind of
+// pool or another group type.
+func TestNilCallbacksAndMismatchedOptionsRefused(t *testing.T) {
+	newPool := func(opts ...Option) error {
+		p, err := New[int](opts...)
+		if err == nil {
+			p.Close(context.Background())
+		}
+		return err
+	}
+	newBatcher := func(opts ...Option) error {
+		b, err := NewBatcher(func(context.Context, int, []string) error { return nil }, opts...)
+		if err == nil {
+			b.Close(context.Background())
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"WithPanicHandler(nil)", newPool(WithPanicHandler(nil))},
+		{"WithClock(nil)", newPool(WithClock(nil))},
+		{"WithTimings(nil)", newPool(WithTimings(nil))},
+		{"WithDeadLetterHandler(nil)", newPool(WithDeadLetterHandler[int](nil))},
+		{"WithDeadLetterHandler of another group type", newPool(WithDeadLetterHandler(func(DeadLetter[string]) {}))},
+		{"WithBatchDeadLetterHandler given to New", newPool(WithBatchDeadLetterHandler(func(BatchDeadLetter[int, string]) {}))},
+		{"WithDeadLetterHandler given to NewBatcher", newBatcher(WithDeadLetterHandler(func(DeadLetter[int]) {}))},
+		{"WithBatchDeadLetterHandler(nil)", newBatcher(WithBatchDeadLetterHandler[int, string](nil))},
+		{"WithBatchDeadLetterHandler of another message type", newBatcher(WithBatchDeadLetterHandler(func(BatchDeadLetter[int, []byte]) {}))},
+		{"WithSlowTask(0)", newPool(WithSlowTask[int](0, nil))},
+		{"WithSlowTask of another group type", newPool(WithSlowTask(time.Second, func(SlowTask[string]) {}))},
+		{"WithMaxBatch given to New", newPool(WithMaxBatch(4))},
+		{"WithBatchSize given to NewBatcher", newBatcher(WithBatchSize(4))},
+		{"WithMaxBatch(0)", newBatcher(WithMaxBatch(0))},
+		{"WithScaling out of range", newPool(WithScaling(ScalingPolicy{}))},
+	} {
+		if !errors.Is(tc.err, ErrInvalidOption) {
+			t.Errorf("%s: got %v, want an error matching ErrInvalidOption", tc.name, tc.err)
+		}
+	}
+}
+
+// TestUntakenLettersLoggedAtMostOnceASecond: letters nobody takes are each
+// counted, but logged at most one line a second, with the count so far
+// (docs/SEMANTICS.md §2): ten letters whose handler panics within one
+// instant give one line, an eleventh 1.5 s later a second line that says
+// 11.
+func TestUntakenLettersLoggedAtMostOnceASecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := captureLog(t)
+		p := mustNew[int](t, WithDeadLetterHandler(func(DeadLetter[int]) { panic("handler fails") }))
+		fail := func(context.Context) error { return Permanent(errors.New("bad")) }
+		for g := range 10 {
+			if err := p.Submit(context.Background(), g, fail); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		if n := p.Snapshot().DeadLettersUntaken; n != 10 {
+			t.Fatalf("untaken %d, want 10", n)
+		}
+		if lines := strings.Count(logs.String(), "dead letter not taken"); lines != 1 {
+			t.Fatalf("%d log lines for 10 untaken letters within one instant, want 1:\n%s", lines, logs.String())
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if err := p.Submit(context.Background(), 10, fail); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		out := logs.String()
+		if lines := strings.Count(out, "dead letter not taken"); lines != 2 || !strings.Contains(out, "untaken=11") {
+			t.Fatalf("%d log lines after 1.5 s more, want 2, the second with untaken=11:\n%s", lines, out)
+		}
+	})
+}
