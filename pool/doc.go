@@ -76,10 +76,10 @@
 // # Workers
 //
 // Workers run between min and max (WithWorkers; max defaults to
-// DefaultMaxWorkers, 1024). A producer wakes or starts a worker when no
-// worker is free or more shards wait than workers are free (past
-// GOMAXPROCS workers it starts one only while at most GOMAXPROCS shards
-// wait; the monitor ramps up beyond); a worker whose tasks block (fewer
+// DefaultMaxWorkers, 1024, or 4×GOMAXPROCS where that is more). A
+// producer wakes or starts a worker when no worker is free or more shards
+// wait than workers are free (past GOMAXPROCS workers it starts one only
+// while at most GOMAXPROCS shards wait; the monitor ramps up beyond); a worker whose tasks block (fewer
 // than 16 turns per millisecond), or one started past GOMAXPROCS until
 // its first millisecond shows otherwise, does not count as free. A
 // monitor goroutine, ticking every millisecond while the pool has work,

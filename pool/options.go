@@ -145,7 +145,7 @@ func WithShards(n int) Option {
 }
 
 // WithWorkers sets the bounds of the worker count (default 1 and
-// DefaultMaxWorkers). 0 <= min <= max, max >= 1. Workers start when groups
+// DefaultMaxWorkers, or 4×GOMAXPROCS where that is more). 0 <= min <= max, max >= 1. Workers start when groups
 // are ready and none is free; past GOMAXPROCS, only while some busy
 // workers must be blocked (more of them than goroutines running or
 // waiting for a processor) and the processors are not full (no more
