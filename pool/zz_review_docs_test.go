@@ -90,3 +90,49 @@ func TestUntakenLettersLoggedAtMostOnceASecond(t *testing.T) {
 		}
 	})
 }
+
+// TestSecondCloseWaitsForTheFirst: a second Close waits for the first and
+// returns nil once it has finished, or its own context's error if that
+// ends first, leaving the first Close to go on (docs/SEMANTICS.md §4).
+func TestSecondCloseWaitsForTheFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t)
+		release := make(chan struct{})
+		if err := p.Submit(context.Background(), 1, func(context.Context) error { <-release; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		first := make(chan error, 1)
+		go func() { first <- p.Close(context.Background()) }()
+		synctest.Wait()
+
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		if err := p.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("second Close whose ctx ends while the first drains: %v, want context.DeadlineExceeded", err)
+		}
+		select {
+		case err := <-first:
+			t.Fatalf("the first Close returned (%v) while its task still ran", err)
+		default:
+		}
+
+		second := make(chan error, 1)
+		go func() { second <- p.Close(context.Background()) }()
+		synctest.Wait()
+		select {
+		case err := <-second:
+			t.Fatalf("a second Close returned (%v) before the first finished", err)
+		default:
+		}
+		close(release)
+		if err := <-first; err != nil {
+			t.Fatalf("first Close: %v", err)
+		}
+		if err := <-second; err != nil {
+			t.Fatalf("second Close after the first finished: %v, want nil", err)
+		}
+		if s := p.Snapshot(); s.Completed != 1 || !s.Closed {
+			t.Fatalf("completed %d, closed %v; want 1 and true", s.Completed, s.Closed)
+		}
+	})
+}
