@@ -136,3 +136,34 @@ func TestSecondCloseWaitsForTheFirst(t *testing.T) {
 		}
 	})
 }
+
+type plainCtxKey struct{}
+
+// TestContextWithoutDoneRunsAsIs: a task submitted with a context that has
+// no Done channel (context.Background, or values over it) runs with that
+// very context, unwrapped; one with a Done channel runs with a copy that
+// keeps its values but not its cancellation (docs/SEMANTICS.md §9).
+func TestContextWithoutDoneRunsAsIs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t)
+		plain := context.WithValue(context.Background(), plainCtxKey{}, "v")
+		cancelable, cancel := context.WithCancel(plain)
+		defer cancel()
+		got := make(chan context.Context, 3)
+		for _, ctx := range []context.Context{context.Background(), plain, cancelable} {
+			if err := p.Submit(ctx, 1, func(ctx context.Context) error { got <- ctx; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		closePool(t, p)
+		if c := <-got; c != context.Background() {
+			t.Errorf("context.Background(): the task got %v", c)
+		}
+		if c := <-got; c != plain {
+			t.Errorf("a context of values without Done: the task got %v, want it as submitted", c)
+		}
+		if c := <-got; c == cancelable || c.Done() == cancelable.Done() || c.Value(plainCtxKey{}) != "v" {
+			t.Errorf("a cancelable context: the task got %v, want a copy without its cancellation, with its values", c)
+		}
+	})
+}
