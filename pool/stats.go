@@ -131,7 +131,8 @@ type WorkerCounts struct {
 // Counters are read one by one while the pool runs, so a snapshot taken
 // under load may be off by the tasks of one batch per worker; once the pool
 // is quiet (or closed) they balance exactly:
-// Submitted == Completed + DeadLetters.Total() + Queued + in-flight.
+// Submitted == Completed + DeadLetters.Total() + Queued (Queued counts
+// running tasks too).
 type Stats struct {
 	// Taken is when the snapshot was taken.
 	Taken time.Time

@@ -167,3 +167,47 @@ func TestContextWithoutDoneRunsAsIs(t *testing.T) {
 		}
 	})
 }
+
+// TestSnapshotBalancesWithARunningTask: Queued counts running tasks too, so
+// a pool that has settled with a task still running balances as
+// Submitted == Completed + DeadLetters.Total() + Queued, with nothing added
+// for the running task (docs/SEMANTICS.md §2, Stats).
+func TestSnapshotBalancesWithARunningTask(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 1))
+		gate := make(chan struct{})
+		noop := func(context.Context) error { return nil }
+		submit := func(g int, task Task) {
+			t.Helper()
+			if err := p.Submit(context.Background(), g, task); err != nil {
+				t.Fatal(err)
+			}
+		}
+		submit(2, func(context.Context) error { return Permanent(errors.New("bad")) })
+		submit(2, noop)
+		time.Sleep(10 * time.Millisecond) // group 2's turn ends: its counts are published
+		for i := range 5 {
+			submit(i%2, noop)
+		}
+		submit(0, func(context.Context) error { <-gate; return nil })
+		submit(0, noop)
+		submit(1, noop)
+		time.Sleep(100 * time.Millisecond)
+		s := p.Snapshot()
+		if s.Workers.Busy != 1 {
+			t.Fatalf("%d workers busy, want the one running the blocked task", s.Workers.Busy)
+		}
+		if s.Submitted != s.Completed+s.DeadLetters.Total()+uint64(s.Queued) || s.DeadLetters.Total() != 1 {
+			t.Fatalf("submitted %d, completed %d, dead letters %d, queued %d: want submitted = completed + dead letters + queued, 1 letter",
+				s.Submitted, s.Completed, s.DeadLetters.Total(), s.Queued)
+		}
+		close(gate)
+		closePool(t, p)
+		<-p.DeadLetters()
+		s = p.Snapshot()
+		if s.Submitted != 10 || s.Completed != 9 || s.DeadLetters.Total() != 1 || s.Queued != 0 {
+			t.Fatalf("after Close: submitted %d, completed %d, dead letters %d, queued %d; want 10, 9, 1, 0",
+				s.Submitted, s.Completed, s.DeadLetters.Total(), s.Queued)
+		}
+	})
+}
