@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -243,7 +244,11 @@ func (c *conn) fail(code, msg, room string, clientSeq uint64, retry bool) {
 // handle checks one frame and submits its op to the room.
 func (c *conn) handle(ctx context.Context, data []byte) {
 	var f Frame
-	if err := json.Unmarshal(data, &f); err != nil {
+	err := json.Unmarshal(data, &f)
+	if t := bytes.TrimLeft(data, " \t\r\n"); err == nil && (len(t) == 0 || t[0] != '{') {
+		err = errors.New("null") // the only other value Unmarshal takes into a struct
+	}
+	if err != nil {
 		if c.limited() {
 			return
 		}

@@ -1,0 +1,222 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/shoal-go/shoal/pool"
+	"golang.org/x/time/rate"
+)
+
+// recordingBackend records every submitted op; a join or leave takes
+// effect at once (it is settled as taken).
+type recordingBackend struct {
+	subs []recorded
+}
+
+type recorded struct {
+	room string
+	o    op
+}
+
+func (b *recordingBackend) submit(_ context.Context, room string, o op) error {
+	b.subs = append(b.subs, recorded{room, o})
+	if o.kind != opSend {
+		o.c.settle(room, o.id, true, false)
+	}
+	return nil
+}
+
+func (b *recordingBackend) close(context.Context) error  { return nil }
+func (b *recordingBackend) snapshot() (pool.Stats, bool) { return pool.Stats{}, false }
+
+// parserConn returns a connection of a server that has no socket, no
+// database and no scheduler: only what conn.handle, the frame parser,
+// reads. Its rate limit allows every frame.
+func parserConn(cfg Config) (*conn, *recordingBackend) {
+	cfg.setDefaults()
+	be := &recordingBackend{}
+	st := newCounters()
+	s := &Server{cfg: cfg, stats: st, be: be, hub: &hub{stats: st, rooms: make(map[string]*roomLocal)}}
+	return &conn{
+		id: "c1", s: s, lim: rate.NewLimiter(rate.Inf, 0),
+		out: make(chan []byte, 64), done: make(chan struct{}), finish: make(chan struct{}),
+		rooms: make(map[string]struct{}), lastOp: make(map[string]uint64),
+	}, be
+}
+
+// frameModel is what the README's protocol section and Frame's
+// documentation say of one client frame, given the rooms the connection is
+// in: the error code it gets, or the op it submits.
+type frameModel struct {
+	cfg   Config
+	rooms map[string]bool
+}
+
+// want returns the error code data must get ("" for none), the op it must
+// submit (nil for none) and whether it is a state request.
+func (m *frameModel) want(data []byte) (code string, sub *recorded, state bool) {
+	// A frame is a JSON object whose fields have the types Frame gives
+	// them.
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return CodeBadJSON, nil, false
+	}
+	var f Frame
+	if json.Unmarshal(data, &f) != nil {
+		return CodeBadJSON, nil, false
+	}
+	switch f.Type {
+	case "state":
+		return "", nil, true
+	case "join", "leave", "send":
+	default:
+		return CodeUnknownType, nil, false
+	}
+	if f.Room == "" || len(f.Room) > m.cfg.MaxRoomBytes {
+		return CodeBadRoom, nil, false
+	}
+	in := m.rooms[f.Room]
+	o := op{}
+	switch f.Type {
+	case "join":
+		switch {
+		case in:
+			return CodeAlreadyIn, nil, false
+		case len(m.rooms) >= m.cfg.MaxRooms:
+			return CodeTooManyRooms, nil, false
+		}
+		o.kind = opJoin
+		if f.Since != nil {
+			o.hasSince, o.since = true, *f.Since
+		}
+		m.rooms[f.Room] = true
+	case "leave":
+		if !in {
+			return CodeNotJoined, nil, false
+		}
+		o.kind = opLeave
+		delete(m.rooms, f.Room)
+	case "send":
+		switch {
+		case !in:
+			return CodeNotJoined, nil, false
+		case f.Text == "":
+			return CodeEmptyText, nil, false
+		case len(f.Text) > m.cfg.MaxTextBytes:
+			return CodeTextTooLong, nil, false
+		}
+		o.kind, o.clientSeq, o.text = opSend, f.ClientSeq, f.Text
+	}
+	return "", &recorded{f.Room, o}, false
+}
+
+// fuzzCfg has small limits, so that random input reaches them.
+var fuzzCfg = Config{MaxRooms: 2, MaxRoomBytes: 8, MaxTextBytes: 10, MaxFrameBytes: 200}
+
+// checkFrames runs the '\n'-separated frames of input through conn.handle
+// and compares each answer with the model's.
+func checkFrames(t *testing.T, input []byte) {
+	c, be := parserConn(fuzzCfg)
+	m := &frameModel{cfg: c.s.cfg, rooms: map[string]bool{}}
+	for i, data := range bytes.Split(input, []byte{'\n'}) {
+		if i == 16 {
+			break
+		}
+		if len(data) > c.s.cfg.MaxFrameBytes {
+			continue // readLoop answers frame_too_long; handle never sees it
+		}
+		code, sub, state := m.want(data)
+		nsubs := len(be.subs)
+		c.handle(context.Background(), data)
+		var got []Frame
+		for len(c.out) > 0 {
+			var f Frame
+			if err := json.Unmarshal(<-c.out, &f); err != nil {
+				t.Fatalf("frame %q: the server's answer is no JSON: %v", data, err)
+			}
+			got = append(got, f)
+		}
+		switch {
+		case code != "":
+			if len(got) != 1 || got[0].Type != "error" || got[0].Code != code {
+				t.Fatalf("frame %q: answers %+v, want one %s error", data, got, code)
+			}
+			if len(be.subs) != nsubs {
+				t.Fatalf("frame %q: refused with %s, yet submitted %+v", data, code, be.subs[nsubs:])
+			}
+		case state:
+			if len(got) != 1 || (got[0].Type != "state" && got[0].Code != CodeStateTooOld) || len(be.subs) != nsubs {
+				t.Fatalf("frame %q: answers %+v, submitted %d; want one state frame, nothing submitted", data, got, len(be.subs)-nsubs)
+			}
+		default:
+			if len(got) != 0 || len(be.subs) != nsubs+1 {
+				t.Fatalf("frame %q: answers %+v, %d ops submitted; want one op and no answer yet", data, got, len(be.subs)-nsubs)
+			}
+			g := be.subs[nsubs]
+			if g.room != sub.room || g.o.kind != sub.o.kind || g.o.hasSince != sub.o.hasSince || g.o.since != sub.o.since ||
+				g.o.clientSeq != sub.o.clientSeq || g.o.text != sub.o.text || g.o.c != c {
+				t.Fatalf("frame %q: submitted to %q %+v, want to %q %+v", data, g.room, g.o, sub.room, sub.o)
+			}
+		}
+	}
+	// The connection's record of its rooms is the model's.
+	for room := range m.rooms {
+		if !c.inRoom(room) {
+			t.Fatalf("after %q: the connection is not in %q", input, room)
+		}
+	}
+	if len(c.rooms) != len(m.rooms) {
+		t.Fatalf("after %q: the connection is in %v, want %v", input, c.rooms, m.rooms)
+	}
+}
+
+// frameSeeds are the README's frames and one of each invalid kind it
+// names, alone and in sequences that reach the rooms' states.
+var frameSeeds = []string{
+	`{"type":"join","room":"lobby"}`,
+	`{"type":"join","room":"lobby","since":12}`,
+	`{"type":"join","room":"lobby"}` + "\n" + `{"type":"send","room":"lobby","client_seq":5,"text":"hi"}`,
+	`{"type":"join","room":"lobby"}` + "\n" + `{"type":"leave","room":"lobby"}` + "\n" + `{"type":"leave","room":"lobby"}`,
+	`{"type":"state","version":42}`,
+	`{"type":"state"}`,
+	// invalid JSON, or JSON that is no object
+	`hello`, `[1,2]`, `"join"`, `42`, `true`, `null`, ` null `, `{}x`, `{"type":"join"`, "",
+	// unknown type, or none
+	`{"type":"shout","room":"in"}`, `{"room":"in"}`, `{"type":"JOIN","room":"in"}`, `{"type":null,"room":"in"}`,
+	// bad room names
+	`{"type":"join"}`, `{"type":"join","room":""}`, `{"type":"join","room":"123456789"}`,
+	`{"type":"join","room":"ééééé"}`, `{"type":"join","room":"\xff\xff\xff"}`, `{"type":"join","room":7}`,
+	// missing or bad fields
+	`{"type":"join","room":"a"}` + "\n" + `{"type":"send","room":"a","client_seq":1}`,
+	`{"type":"join","room":"a"}` + "\n" + `{"type":"send","room":"a","text":""}`,
+	`{"type":"join","room":"a"}` + "\n" + `{"type":"send","room":"a","client_seq":1,"text":"12345678901"}`,
+	`{"type":"join","room":"a"}` + "\n" + `{"type":"send","room":"a","client_seq":-1,"text":"x"}`,
+	`{"type":"join","room":"a","since":-1}`, `{"type":"join","room":"a","since":"1"}`, `{"type":"state","version":1.5}`,
+	`{"type":"send","room":"out","client_seq":1,"text":"x"}`, `{"type":"leave","room":"out"}`,
+	// limits of the connection's rooms
+	`{"type":"join","room":"a"}` + "\n" + `{"type":"join","room":"a"}`,
+	`{"type":"join","room":"a"}` + "\n" + `{"type":"join","room":"b"}` + "\n" + `{"type":"join","room":"c"}`,
+	// fields of server frames, and duplicate keys
+	`{"type":"join","room":"a","seq":"x"}`, `{"type":"join","room":"a","room":"b"}`,
+}
+
+// FuzzFrameParser: whatever a client sends, conn.handle never panics, and
+// it answers each frame as the protocol says: the error code of what is
+// invalid, or exactly the op the frame asks for.
+func FuzzFrameParser(f *testing.F) {
+	for _, s := range frameSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(checkFrames)
+}
+
+// TestNonObjectFrameIsBadJSON: a frame that is JSON but no object (null) is
+// answered bad_json, "the frame is not a JSON object", as an array or a
+// number is; not unknown_type.
+func TestNonObjectFrameIsBadJSON(t *testing.T) {
+	for _, s := range []string{`null`, ` null`, `[]`, `1`} {
+		checkFrames(t, []byte(s))
+	}
+}
