@@ -241,6 +241,7 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 			// Not joined: the client may join again, as the frame says.
 			delete(r.members, o.c)
 			o.c.settle(room, o.id, false, false)
+			h.stats.errorf(CodeInternal)
 			r.out.add(o.c, errorFrame(CodeInternal, "reading missed messages: "+err.Error(), room, 0, true), false)
 			return
 		}
@@ -268,6 +269,7 @@ func (h *hub) failed(room string, ops []op, err error) {
 		switch o := &ops[i]; o.kind {
 		case opSend:
 			h.stats.notPersisted.Add(1)
+			h.stats.errorf(CodeNotPersisted)
 			o.c.enqueue(errorFrame(CodeNotPersisted, err.Error(), room, o.clientSeq, true))
 		case opJoin, opLeave:
 			if before == nil {
@@ -283,6 +285,7 @@ func (h *hub) failed(room string, ops []op, err error) {
 			if o.kind == opLeave {
 				what = "leave"
 			}
+			h.stats.errorf(CodeInternal)
 			o.c.enqueue(errorFrame(CodeInternal, what+" not applied: "+err.Error(), room, 0, true))
 		}
 	}

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/shoal-go/shoal/pool"
@@ -218,5 +222,60 @@ func FuzzFrameParser(f *testing.F) {
 func TestNonObjectFrameIsBadJSON(t *testing.T) {
 	for _, s := range []string{`null`, ` null`, `[]`, `1`} {
 		checkFrames(t, []byte(s))
+	}
+}
+
+// TestFailedCallErrorFramesCounted: the error frames a failed call sends
+// (not_persisted to a sender, internal to a joiner) are counted by code in
+// Stats.Errors and chat_error_frames_total, as every other error frame is.
+func TestFailedCallErrorFramesCounted(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "chat.db")
+			poisonDB(t, path)
+			srv, ts := startServer(t, Config{DBPath: path, Backend: be})
+			sender := dial(t, ts)
+			sender.join("r")
+			sender.send(Frame{Type: "send", Room: "r", ClientSeq: 1, Text: "poison"})
+			if f := sender.expect("error"); f.Code != CodeNotPersisted {
+				t.Fatalf("got %+v, want %s", f, CodeNotPersisted)
+			}
+			st := srv.Stats()
+			if st.NotPersisted != 1 || st.Errors[CodeNotPersisted] != 1 {
+				t.Errorf("NotPersisted %d, Errors %v: want one %s error frame counted", st.NotPersisted, st.Errors, CodeNotPersisted)
+			}
+			resp, err := http.Get(ts.URL + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := `chat_error_frames_total{code="not_persisted"} 1`; !strings.Contains(string(body), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		})
+	}
+}
+
+// TestJoinReplayErrorCounted: a join whose missed messages cannot be read
+// gets an internal error frame, counted in Stats.Errors.
+func TestJoinReplayErrorCounted(t *testing.T) {
+	srv, ts := startServer(t, Config{})
+	c := dial(t, ts)
+	c.join("r")
+	c.send(Frame{Type: "send", Room: "r", ClientSeq: 1, Text: "x"})
+	c.expect("msg")
+	c.expect("ack")
+	c.send(Frame{Type: "leave", Room: "r"})
+	c.expect("left")
+	// The readers can no longer read: the replay fails, the writer goes on.
+	srv.db.r.Close()
+	zero := uint64(0)
+	c.send(Frame{Type: "join", Room: "r", Since: &zero})
+	if f := c.expect("error"); f.Code != CodeInternal {
+		t.Fatalf("got %+v, want %s", f, CodeInternal)
+	}
+	if n := srv.Stats().Errors[CodeInternal]; n != 1 {
+		t.Errorf("Errors[%s] = %d, want 1", CodeInternal, n)
 	}
 }
