@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -68,7 +69,12 @@ func OpenDB(path string) (*DB, error) {
 		return nil, errors.New("chat: empty database path")
 	}
 	// The path goes into a URI: '%', '?' and '#' would be read as an
-	// escape, the query or a fragment, and open another file.
+	// escape, the query or a fragment, and open another file; a path that
+	// starts with "//" as an authority, and the relative ":memory:" as an
+	// in-memory database. An absolute, cleaned path is none of those.
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
 	dsn := "file:" + uriPath.Replace(path) + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)"
 	w, err := sql.Open("sqlite", dsn+"&_pragma=wal_autocheckpoint(0)")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -277,5 +278,32 @@ func TestJoinReplayErrorCounted(t *testing.T) {
 	}
 	if n := srv.Stats().Errors[CodeInternal]; n != 1 {
 		t.Errorf("Errors[%s] = %d, want 1", CodeInternal, n)
+	}
+}
+
+// TestDBPathNamesAFile: DBPath names a file whatever it holds: a path
+// that starts with two slashes (the same file as one) and a file named
+// ":memory:" in the working directory are files, not a URI authority or an
+// in-memory database (each of the DB's three pools its own).
+func TestDBPathNamesAFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, tc := range []struct{ path, file string }{
+		{"/" + filepath.Join(dir, "slashes.db"), filepath.Join(dir, "slashes.db")},
+		{":memory:", filepath.Join(dir, ":memory:")},
+	} {
+		db, err := OpenDB(tc.path)
+		if err != nil {
+			t.Errorf("OpenDB(%q): %v", tc.path, err)
+			continue
+		}
+		_, err = db.LastSeqs(context.Background())
+		db.Close()
+		if err != nil {
+			t.Errorf("OpenDB(%q): LastSeqs: %v", tc.path, err)
+		}
+		if _, err := os.Stat(tc.file); err != nil {
+			t.Errorf("OpenDB(%q): %v", tc.path, err)
+		}
 	}
 }
