@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -43,8 +44,9 @@ type DB struct {
 	r  *sql.DB
 	cp *sql.DB
 
-	stop chan struct{}
-	done chan struct{}
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // CheckpointEvery is how often a DB checkpoints its write-ahead log.
@@ -132,7 +134,7 @@ func (d *DB) Close() error { return d.close(context.Background()) }
 // passive one, which waits for no lock that another connection holds (a
 // full one waits up to the busy timeout, 10 s).
 func (d *DB) close(ctx context.Context) error {
-	close(d.stop)
+	d.stopOnce.Do(func() { close(d.stop) }) // a second Close finds the pools closed
 	<-d.done
 	var errCP error
 	if ctx.Err() != nil {

@@ -307,3 +307,21 @@ func TestDBPathNamesAFile(t *testing.T) {
 		}
 	}
 }
+
+// TestDBCloseTwice: a second Close of a DB returns (an error or nil) and
+// does not panic, as the sql.DB it wraps.
+func TestDBCloseTwice(t *testing.T) {
+	db, err := OpenDB(filepath.Join(t.TempDir(), "chat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("second Close panicked: %v", p)
+		}
+	}()
+	t.Logf("second Close: %v", db.Close())
+}
