@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -19,20 +22,53 @@ import (
 )
 
 func main() {
-	var cfg server.Config
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	flag.StringVar(&cfg.DBPath, "db", "chat.db", "SQLite database file")
-	flag.StringVar(&cfg.Backend, "backend", server.BackendShoal, "scheduler: shoal, or pond (pond v2 + a mutex per room)")
-	flag.Int64Var(&cfg.MemoryBudget, "memory-budget", 0, "memory budget in bytes for the breaker (0: none)")
-	rateLimit := flag.Float64("rate", 200, "frames per second per connection")
-	flag.IntVar(&cfg.WriteQueue, "write-queue", 256, "write queue bound per connection, in chunks")
-	withPprof := flag.Bool("pprof", false, "serve net/http/pprof under /debug/pprof/, with block and mutex profiling on")
-	flag.Parse()
-	cfg.Rate = rate.Limit(*rateLimit)
-	if err := run(*addr, cfg, *withPprof); err != nil {
+	addr, cfg, withPprof, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		os.Exit(2) // the flag set printed the error and the usage
+	}
+	if err := run(addr, cfg, withPprof); err != nil {
 		slog.Error("chat", "err", err)
 		os.Exit(1)
 	}
+}
+
+// parseFlags parses the command line. A value a flag cannot take, or an
+// argument that is no flag, is an error, printed with the usage.
+func parseFlags(args []string, stderr io.Writer) (addr string, cfg server.Config, withPprof bool, err error) {
+	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&cfg.DBPath, "db", "chat.db", "SQLite database file")
+	fs.StringVar(&cfg.Backend, "backend", server.BackendShoal, "scheduler: shoal, or pond (pond v2 + a mutex per room)")
+	fs.Int64Var(&cfg.MemoryBudget, "memory-budget", 0, "memory budget in bytes for the breaker (0: none)")
+	rateLimit := fs.Float64("rate", 200, "frames per second per connection (inf: no limit)")
+	fs.IntVar(&cfg.WriteQueue, "write-queue", 256, "write queue bound per connection, in chunks")
+	fs.BoolVar(&withPprof, "pprof", false, "serve net/http/pprof under /debug/pprof/, with block and mutex profiling on")
+	if err = fs.Parse(args); err != nil {
+		return
+	}
+	cfg.Rate = rate.Limit(*rateLimit)
+	if math.IsInf(*rateLimit, 1) {
+		cfg.Rate = rate.Inf
+	}
+	switch {
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q (every setting is a flag)", fs.Arg(0))
+	case !(*rateLimit > 0): // NaN too, which rate.Limiter takes as no limit
+		err = fmt.Errorf("-rate %v: want a number of frames per second above 0", *rateLimit)
+	case cfg.WriteQueue < 1:
+		err = fmt.Errorf("-write-queue %d: want at least 1", cfg.WriteQueue)
+	case cfg.MemoryBudget < 0:
+		err = fmt.Errorf("-memory-budget %d: want 0 (none) or a number of bytes", cfg.MemoryBudget)
+	}
+	if err != nil {
+		fmt.Fprintln(fs.Output(), err)
+		fs.Usage()
+	}
+	return
 }
 
 func run(addr string, cfg server.Config, withPprof bool) error {
