@@ -93,7 +93,7 @@ func (c *Config) setDefaults() {
 	if c.Backend == "" {
 		c.Backend = BackendShoal
 	}
-	if c.Rate <= 0 {
+	if !(c.Rate > 0) { // NaN too
 		c.Rate = 200
 	}
 	if c.WriteTimeout <= 0 {

@@ -5,11 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/shoal-go/shoal/pool"
 	"golang.org/x/time/rate"
@@ -324,4 +329,141 @@ func TestDBCloseTwice(t *testing.T) {
 		}
 	}()
 	t.Logf("second Close: %v", db.Close())
+}
+
+// TestSeqsAcrossRestartMidLoad: a server closed (past a short deadline)
+// while its clients send without pause leaves every room numbered 1..N
+// with no gap, holding every acknowledged message under its acknowledged
+// number and no message answered not_persisted; a new server on the same
+// file replays exactly the messages after a since, in order, and numbers
+// the next message N+1.
+func TestSeqsAcrossRestartMidLoad(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be, func(t *testing.T) { testSeqsAcrossRestart(t, be) })
+	}
+}
+
+func testSeqsAcrossRestart(t *testing.T, backend string) {
+	path := filepath.Join(t.TempDir(), "chat.db")
+	rooms := []string{"a", "b", "c"}
+	srv, err := New(Config{DBPath: path, Backend: backend, Rate: 1e6, Burst: 1 << 20, WriteQueue: 1 << 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	var clients []*client
+	for range 4 {
+		c := dial(t, ts)
+		for _, r := range rooms {
+			c.join(r)
+		}
+		clients = append(clients, c)
+	}
+	// Each client sends to its rooms in turn until its socket ends.
+	sent := make(chan struct{}, len(clients))
+	for i, c := range clients {
+		go func() {
+			defer func() { sent <- struct{}{} }()
+			for n := uint64(1); ; n++ {
+				b, _ := json.Marshal(Frame{Type: "send", Room: rooms[(int(n)+i)%len(rooms)], ClientSeq: n, Text: "m"})
+				if c.ws.Write(context.Background(), websocket.MessageText, b) != nil {
+					return
+				}
+			}
+		}()
+	}
+	waitFor(t, "300 accepted messages", func() bool { return srv.Stats().Accepted >= 300 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	err = srv.Close(ctx)
+	cancel()
+	t.Logf("Close mid-load: %v; accepted %d", err, srv.Stats().Accepted)
+	type key struct {
+		from string
+		cseq uint64
+	}
+	acked := map[string]map[uint64]key{} // room → seq → sender's message
+	refused := map[key]bool{}
+	for _, c := range clients {
+		<-c.closed
+		for f := range c.frames {
+			switch {
+			case f.Type == "ack":
+				if acked[f.Room] == nil {
+					acked[f.Room] = map[uint64]key{}
+				}
+				acked[f.Room][f.Seq] = key{c.id, f.ClientSeq}
+			case f.Type == "error" && f.Code == CodeNotPersisted:
+				refused[key{c.id, f.ClientSeq}] = true
+			}
+		}
+	}
+	for range clients {
+		<-sent
+	}
+	nacked := 0
+	for _, m := range acked {
+		nacked += len(m)
+	}
+	if acc := srv.Stats().Accepted; uint64(nacked+len(refused)) != acc {
+		t.Errorf("accepted %d messages, answered %d acks and %d not_persisted", acc, nacked, len(refused))
+	}
+
+	db, err := OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]uint64{}
+	for _, r := range rooms {
+		msgs, err := db.Range(context.Background(), r, 0, 1<<62, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range msgs {
+			if m.Seq != uint64(i+1) {
+				t.Fatalf("room %s: message %d has seq %d: a gap", r, i+1, m.Seq)
+			}
+			if refused[key{m.From, m.ClientSeq}] {
+				t.Errorf("room %s seq %d: stored, but its sender was told not_persisted", r, m.Seq)
+			}
+		}
+		for seq, k := range acked[r] {
+			if seq == 0 || seq > uint64(len(msgs)) || msgs[seq-1].From != k.from || msgs[seq-1].ClientSeq != k.cseq {
+				t.Errorf("room %s: ack of seq %d (%v) does not name the stored message", r, seq, k)
+			}
+		}
+		last[r] = uint64(len(msgs))
+	}
+	db.Close()
+	t.Logf("stored %v, not_persisted %d", last, len(refused))
+
+	_, ts2 := startServer(t, Config{DBPath: path, Backend: backend})
+	c := dial(t, ts2)
+	for _, r := range rooms {
+		since := last[r] / 2
+		c.send(Frame{Type: "join", Room: r, Since: &since})
+		if f := c.expect("joined"); f.Seq != last[r] || f.Truncated != 0 {
+			t.Fatalf("joined %+v after restart, want seq %d", f, last[r])
+		}
+		for seq := since + 1; seq <= last[r]; seq++ {
+			if f := c.expect("msg"); f.Seq != seq || f.Room != r {
+				t.Fatalf("replay after since %d: got %+v, want seq %d", since, f, seq)
+			}
+		}
+		c.send(Frame{Type: "send", Room: r, ClientSeq: 1, Text: "after"})
+		if f := c.expect("msg"); f.Seq != last[r]+1 {
+			t.Fatalf("first message after restart numbered %d, want %d", f.Seq, last[r]+1)
+		}
+		c.expect("ack")
+	}
+}
+
+// TestNaNRateTakesDefault: a Config.Rate that is NaN takes the default, as
+// a zero or negative one does; rate.Limiter would take NaN as no limit.
+func TestNaNRateTakesDefault(t *testing.T) {
+	cfg := Config{Rate: rate.Limit(math.NaN())}
+	cfg.setDefaults()
+	if cfg.Rate != 200 {
+		t.Fatalf("Rate NaN became %v, want the default 200", cfg.Rate)
+	}
 }
