@@ -172,6 +172,15 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 	}
 	h.stats.batch(len(msgs))
 	r.seq = seq
+	// A member whose connection ended is none any more, whether its leave
+	// is still queued or was refused (see conn.leaveAll): every call drops
+	// them, one without a message too, so that a joined frame and the
+	// room's state count live members only.
+	for c := range r.members {
+		if c.isDone() {
+			delete(r.members, c)
+		}
+	}
 
 	cur := seq - uint64(len(msgs)) // the room's last sequence at the current op
 	next := 0

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/shoal-go/shoal/backpressure"
 
 	"github.com/shoal-go/shoal/pool"
 	"golang.org/x/time/rate"
@@ -465,5 +467,49 @@ func TestNaNRateTakesDefault(t *testing.T) {
 	cfg.setDefaults()
 	if cfg.Rate != 200 {
 		t.Fatalf("Rate NaN became %v, want the default 200", cfg.Rate)
+	}
+}
+
+// TestRefusedLeaveDroppedByNextJoin: a connection ends while the breaker
+// refuses work, so the leave of its room is refused; the room's next call
+// drops it (README) even when that call holds a join and no message: the
+// joined frame and the room's state count the live members only.
+func TestRefusedLeaveDroppedByNextJoin(t *testing.T) {
+	src := new(pressure)
+	br, err := backpressure.NewBreaker(backpressure.WithBudget(1<<40), backpressure.WithSource(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, ts := startServer(t, Config{Breaker: br})
+	t.Cleanup(func() { br.Close() }) // runs after the server's Close
+	stay, gone := dial(t, ts), dial(t, ts)
+	stay.join("r")
+	gone.join("r")
+
+	src.used.Store(1 << 41)
+	waitFor(t, "breaker to refuse", func() bool { return errors.Is(br.Admit(), backpressure.ErrMemoryPressure) })
+	gone.ws.CloseNow()
+	<-gone.closed
+	waitFor(t, "the server to end the closed connection", func() bool { return srv.Stats().Conns == 1 })
+	src.used.Store(0)
+	waitFor(t, "breaker to admit again", func() bool { return br.Admit() == nil })
+
+	late := dial(t, ts)
+	for n := 0; ; n++ { // the breaker may refuse a few more: retry as told
+		late.send(Frame{Type: "join", Room: "r"})
+		f := firstOf(t, late, "joined", "error")
+		if f.Type == "joined" {
+			if f.Members != 2 {
+				t.Errorf("joined %+v: %d members, want 2 (the connection that ended is none)", f, f.Members)
+			}
+			break
+		}
+		if f.Code != CodeOverloaded || n > 1000 {
+			t.Fatalf("join: %+v", f)
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+	if st, _, _ := srv.hub.state.Get("r"); st.Members != 2 {
+		t.Fatalf("room r's state counts %d members, want 2", st.Members)
 	}
 }
