@@ -13,7 +13,7 @@ import (
 	"github.com/shoal-go/shoal/pool"
 )
 
-// batchBuckets is the number of batch-size buckets: 1, 2–3, 4–7, …, 256+.
+// batchBuckets is the number of batch-size buckets: 1, 2–3, 4–7, …, 256–511, 512+.
 const batchBuckets = 10
 
 // counters are the server's own figures, all atomics.
@@ -92,7 +92,7 @@ type Stats struct {
 	DBErrors, NotPersisted, DeadLetters uint64
 	// Batches counts stored batches, BatchedMsgs their messages, MaxBatch
 	// the largest one. BatchSizes[i] counts batches of 2^i to 2^(i+1)-1
-	// messages, the last bucket all from 256 up.
+	// messages, the last bucket all from 512 up.
 	Batches, BatchedMsgs uint64
 	MaxBatch             int64
 	BatchSizes           []uint64
