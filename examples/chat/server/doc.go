@@ -9,9 +9,11 @@
 //	                         Batcher.Submit(room, op)  ── refused: error frame (retry?)
 //	room's handler call (one at a time per room, ops in submission order):
 //	  1. number the call's messages seq+1.. and store them in one transaction
-//	  2. in order: queue each msg frame to every member, then the sender's ack;
+//	  2. in order: lay out each msg frame for every member, then the sender's ack;
 //	     apply joins (with catch-up from the database) and leaves at their place
 //	  3. publish the room's state (last seq, members) in a snapshot.Store
+//	  4. queue the laid-out frames, one chunk per member: a client that saw a
+//	     frame and asks for the state never gets an older one
 //	connection writer: packs queued frames, '\n'-separated, into WebSocket messages
 //
 // A member's write queue is bounded (Config.WriteQueue): when it is full,
