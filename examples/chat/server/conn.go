@@ -111,7 +111,10 @@ func (c *conn) isDone() bool {
 	}
 }
 
-// maxWriteBytes bounds one WebSocket message of packed frames.
+// maxWriteBytes is where a writer stops packing: it adds queued chunks to
+// a WebSocket message until the message has reached this size. It is no
+// bound: the last chunk added, or a single chunk (a catch-up page of
+// thousands of messages), may take the message past it.
 const maxWriteBytes = 64 << 10
 
 // writeLoop packs queued chunks into WebSocket messages until the
@@ -169,7 +172,7 @@ func reuse(buf []byte) []byte {
 }
 
 // pack appends, '\n'-separated, the chunks already queued behind the first,
-// up to maxWriteBytes.
+// until buf holds maxWriteBytes or more.
 func (c *conn) pack(buf []byte) []byte {
 	for len(buf) < maxWriteBytes {
 		select {
