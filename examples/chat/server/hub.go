@@ -16,7 +16,8 @@ import (
 //   - seq is the last sequence number written to the database: handle
 //     assigns seq+1.. to a batch, commits it, and only then stores the new
 //     seq and fans the batch out, so no client sees a sequence number that
-//     is not stored.
+//     is not stored. A failed commit reloads seq from the database, where
+//     another writer of the file may have stored more.
 //   - Frames of one room reach each member's write queue in sequence order,
 //     because only handle calls of that room enqueue them.
 //   - A handle call publishes the room's state before it queues any frame,
@@ -168,6 +169,13 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 	}
 	if err := h.db.insert(ctx, msgs); err != nil {
 		h.stats.dbErrors.Add(1)
+		// Another writer of the file (a second server on it, such as a
+		// restart overlapping the old process's drain) may have stored
+		// the numbers this call took: the retry numbers after the room's
+		// last stored one, instead of failing on the key for ever.
+		if last, err := h.db.lastSeq(ctx, room); err == nil && last > r.seq {
+			r.seq = last
+		}
 		return err
 	}
 	h.stats.batch(len(msgs))

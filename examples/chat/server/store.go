@@ -221,6 +221,14 @@ func (d *DB) LastSeqs(ctx context.Context) (map[string]uint64, error) {
 	return out, rows.Err()
 }
 
+// lastSeq returns the highest sequence number of room, 0 if it has no
+// message.
+func (d *DB) lastSeq(ctx context.Context, room string) (uint64, error) {
+	var seq sql.NullInt64
+	err := d.r.QueryRowContext(ctx, `SELECT MAX(seq) FROM messages WHERE room = ?`, room).Scan(&seq)
+	return uint64(seq.Int64), err
+}
+
 // Count returns the number of stored messages.
 func (d *DB) Count(ctx context.Context) (int64, error) {
 	var n int64

@@ -564,3 +564,30 @@ func TestFailedMultiStatementBatchStoresNothing(t *testing.T) {
 		t.Fatalf("next message numbered %d, want %d", f.Seq, acks+1)
 	}
 }
+
+// TestRoomNumbersAfterAnotherWriter: a second server on the same file (a
+// restart that overlaps the old process's drain) finds numbers of a room
+// taken by the other after it loaded them: its message is numbered after
+// the stored ones and stored, not refused for ever on the primary key.
+func TestRoomNumbersAfterAnotherWriter(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "chat.db")
+			_, tsOld := startServer(t, Config{DBPath: path, Backend: be})
+			_, tsNew := startServer(t, Config{DBPath: path, Backend: be})
+			old, c := dial(t, tsOld), dial(t, tsNew)
+			old.join("r")
+			old.send(Frame{Type: "send", Room: "r", ClientSeq: 1, Text: "old"})
+			if f := firstOf(t, old, "ack"); f.Seq != 1 {
+				t.Fatalf("old server's ack %+v, want seq 1", f)
+			}
+			c.join("r")
+			for n := uint64(1); n <= 2; n++ {
+				c.send(Frame{Type: "send", Room: "r", ClientSeq: n, Text: "new"})
+				if f := firstOf(t, c, "ack", "error"); f.Type != "ack" || f.Seq != n+1 {
+					t.Fatalf("new server's message %d: %+v, want its ack with seq %d", n, f, n+1)
+				}
+			}
+		})
+	}
+}
