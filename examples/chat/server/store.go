@@ -87,7 +87,7 @@ func OpenDB(path string) (*DB, error) {
 	w.SetConnMaxLifetime(0)
 	if _, err := w.Exec(schema); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("chat: create schema: %w", err)
+		return nil, fmt.Errorf("chat: open database %s: %w", path, err)
 	}
 	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	if err != nil {

@@ -591,3 +591,18 @@ func TestRoomNumbersAfterAnotherWriter(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenDBErrorNamesTheFile: a database that cannot be opened (its
+// directory does not exist) is an error that names the file, not only
+// "create schema: unable to open database file".
+func TestOpenDBErrorNamesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no-such-dir", "chat.db")
+	db, err := OpenDB(path)
+	if err == nil {
+		db.Close()
+		t.Fatal("OpenDB in a missing directory succeeded")
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Fatalf("OpenDB(%q): %v; want the error to name the file", path, err)
+	}
+}
