@@ -70,6 +70,10 @@ func OpenDB(path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("chat: empty database path")
 	}
+	if strings.IndexByte(path, 0) >= 0 {
+		// SQLite would open the file named by the bytes before it.
+		return nil, fmt.Errorf("chat: database path %q holds a NUL byte", path)
+	}
 	// The path goes into a URI: '%', '?' and '#' would be read as an
 	// escape, the query or a fragment, and open another file; a path that
 	// starts with "//" as an authority, and the relative ":memory:" as an

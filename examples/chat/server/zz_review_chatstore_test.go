@@ -606,3 +606,18 @@ func TestOpenDBErrorNamesTheFile(t *testing.T) {
 		t.Fatalf("OpenDB(%q): %v; want the error to name the file", path, err)
 	}
 }
+
+// TestDBPathWithNULRefused: a path with a NUL byte names no file (the
+// os package refuses one); OpenDB refuses it too, where SQLite opened the
+// file named by the bytes before the NUL.
+func TestDBPathWithNULRefused(t *testing.T) {
+	dir := t.TempDir()
+	db, err := OpenDB(filepath.Join(dir, "a.db\x00b"))
+	if err == nil {
+		db.Close()
+		t.Errorf("OpenDB accepted a path holding a NUL byte")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.db")); err == nil {
+		t.Errorf("OpenDB opened the file named by the path's bytes before its NUL")
+	}
+}
