@@ -442,7 +442,7 @@ func (p *core[K, P, L]) expired(e *entry[K, P]) bool {
 // goroutine unwinds, after the face lettered the dying task or batch and
 // counted it in ts.done and w.finished: the group goes back to
 // the ready list (or is released), and a new worker takes the ending one's
-// place (running is unchanged).
+// place (running is unchanged), or, above max, the place is given up.
 func (p *core[K, P, L]) afterGoexit(w *worker, ts *turnState[K, P]) {
 	g, s := ts.g, ts.s
 	g.clearFailures()
@@ -463,7 +463,12 @@ func (p *core[K, P, L]) afterGoexit(w *worker, ts *turnState[K, P]) {
 	// Flushes the counters too.
 	p.endBatch(w)
 	p.ctl.retire(w)
-	p.ctl.start()
+	// A new worker takes the ending one's place, unless Tune lowered max
+	// below the running count: then the place is given up, as afterRun
+	// would have.
+	if !p.ctl.exitIfAbove(p.ctl.maxLimit) {
+		p.ctl.start()
+	}
 	p.ctl.wakeNow()
 }
 
