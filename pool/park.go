@@ -254,7 +254,8 @@ func (c *control) woken(w *worker) bool {
 
 // idleExpired runs when w's idle timer ends: if w still parks for the idle
 // spell the timer was set for, it exits when more workers than the floor
-// run and parks for another idle timeout otherwise. A firing that finds w
+// run, parks untimed when no more than min run, and parks for another idle
+// timeout otherwise. A firing that finds w
 // woken, or parked again since (a later deadline), does nothing.
 func (c *control) idleExpired(w *worker) {
 	c.mu.Lock()
@@ -270,6 +271,13 @@ func (c *control) idleExpired(w *worker) {
 		c.running.Add(-1)
 		w.retire = true
 		w.wake <- struct{}{}
+		return
+	}
+	if c.running.Load() <= c.minW.Load() {
+		// At or below min no worker exits until Tune lowers min, and Tune
+		// wakes every parked worker: w parks on without a timer, as park
+		// would have it (an idle pool uses no CPU).
+		w.idleUntil = time.Time{}
 		return
 	}
 	d := c.idleFor()

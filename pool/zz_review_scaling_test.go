@@ -50,3 +50,45 @@ func TestGoexitAboveLoweredMaxIsNotReplaced(t *testing.T) {
 		_ = p.Close(context.Background())
 	})
 }
+
+// TestIdleWorkersAtMinParkWithoutTimer: once a burst's workers have gone
+// back to min, the workers left park without an idle timer (an idle pool
+// uses no CPU): none keeps waking every idle timeout.
+func TestIdleWorkersAtMinParkWithoutTimer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(2, 8), WithIdleTimeout(time.Second), withCPUReader(blockedCPU))
+		for g := range 64 {
+			if err := p.Submit(context.Background(), g, func(context.Context) error {
+				time.Sleep(10 * time.Millisecond)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+		synctest.Wait()
+		if s := p.Snapshot(); s.Workers.Running != 8 {
+			t.Fatalf("running %d during the burst, want 8", s.Workers.Running)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if s := p.Snapshot(); s.Workers.Running != 2 || s.Workers.Idle != 2 {
+			t.Fatalf("after idling: %+v, want 2 running and idle", s.Workers)
+		}
+		c := &p.c.ctl
+		c.mu.Lock()
+		timed := 0
+		for _, w := range c.all {
+			if w.parked && !w.idleUntil.IsZero() {
+				timed++
+			}
+		}
+		c.mu.Unlock()
+		if timed != 0 {
+			t.Errorf("%d of the 2 workers at min still park on an idle timer, want none", timed)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
