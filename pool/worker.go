@@ -339,11 +339,13 @@ func (p *core[K, P, L]) nextTurn(ts *turnState[K, P], parked bool) (uint32, bool
 	case g.n == 0:
 		p.releaseHeld(s, g)
 	case ts.budget == 0 || p.ctl.coarse.Load() >= ts.turnEnd:
-		if s.readyHead == nil && p.ctl.runq.Len() == 0 {
+		if s.readyHead == nil && p.ctl.runq.Len() == 0 && p.ctl.running.Load() <= p.ctl.maxW.Load() {
 			// Nobody waits for a worker: a new turn, without the
 			// hand-off. The worker may stay on this group for as long
 			// as it gets tasks (a Batcher's call after call): what it
 			// finished is published now, not when it leaves the shard.
+			// Not above max (Tune lowered it): the worker hands the
+			// group on and leaves (afterRun).
 			p.freshTurn(ts)
 			k := p.take(ts)
 			p.publish(ts.w)

@@ -92,3 +92,53 @@ func TestIdleWorkersAtMinParkWithoutTimer(t *testing.T) {
 		}
 	})
 }
+
+// TestTuneLowerMaxStopsWorkersStayingOnTheirGroups: after Tune lowers max,
+// workers that each stay on a busy group (nobody else waits, so each turn
+// is followed by a new one on the same group) still give up their places:
+// once their turns end, no more tasks run at once than the new max.
+func TestTuneLowerMaxStopsWorkersStayingOnTheirGroups(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(3, 3), withCPUReader(blockedCPU))
+		var now, peak atomic.Int32
+		task := func(context.Context) error {
+			n := now.Add(1)
+			for {
+				m := peak.Load()
+				if n <= m || peak.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			time.Sleep(time.Millisecond)
+			now.Add(-1)
+			return nil
+		}
+		for range 300 {
+			for g := range 3 {
+				if err := p.Submit(context.Background(), g, task); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+		if m := peak.Load(); m != 3 {
+			t.Fatalf("peak %d of 3 groups on 3 workers, want 3", m)
+		}
+		if err := p.Tune(0, 1); err != nil {
+			t.Fatal(err)
+		}
+		// The turns under way end within maxTurn and a task.
+		time.Sleep(10 * time.Millisecond)
+		peak.Store(now.Load())
+		time.Sleep(50 * time.Millisecond)
+		if m := peak.Load(); m > 1 {
+			t.Errorf("%d tasks ran at once 10 ms after Tune(0, 1), want at most 1", m)
+		}
+		if r := p.Snapshot().Workers.Running; r > 1 {
+			t.Errorf("running %d 10 ms after Tune(0, 1), want at most 1", r)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
