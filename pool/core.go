@@ -243,9 +243,11 @@ func (p *core[K, P, L]) tune(minWorkers, maxWorkers int) error {
 	// Parked workers re-read the bounds: those above max exit, the others
 	// re-arm their idle timers against the new floor.
 	p.ctl.wakeAll()
-	// A higher max serves shards already waiting at once.
+	// A higher max serves shards already waiting at once, past GOMAXPROCS
+	// within the growth room, as the pool's own growth (the monitor's tick
+	// goes on from there).
 	for range p.ctl.runq.Len() {
-		if !p.ctl.grow() {
+		if !p.ctl.growIfCPU() {
 			break
 		}
 	}

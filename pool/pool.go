@@ -132,7 +132,9 @@ func (p *Pool[K]) Close(ctx context.Context) error {
 }
 
 // Tune sets the bounds of the worker count at run time. It takes effect at
-// once: workers start up to the new minimum, workers above the new maximum
+// once: workers start up to the new minimum, shards already waiting get
+// workers up to a higher maximum as the pool's own growth allows (past
+// GOMAXPROCS, while busy workers must be blocked), workers above the new maximum
 // exit as soon as they finish their current batch (or stop looking for
 // work), and, without a scaler, idle workers above a lower minimum exit
 // after the idle timeout.

@@ -730,6 +730,10 @@ func TestTune(t *testing.T) {
 		if err := p.Tune(4, 6); err != nil {
 			t.Fatal(err)
 		}
+		// Past GOMAXPROCS, workers beyond min start within the growth
+		// room: at once as far as the last sample allows, the rest at
+		// the monitor's next tick.
+		time.Sleep(2 * monitorTick)
 		synctest.Wait()
 		if r := p.Snapshot().Workers.Running; r != 6 {
 			t.Fatalf("running %d after Tune(4, 6) in a burst, want 6", r)

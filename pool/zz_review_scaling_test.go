@@ -142,3 +142,34 @@ func TestTuneLowerMaxStopsWorkersStayingOnTheirGroups(t *testing.T) {
 		}
 	})
 }
+
+// TestTuneHigherMaxKeepsTheCPURule: a Tune that raises max while shards
+// wait starts workers past GOMAXPROCS only as the pool's own growth would
+// (within the growth room): with the processors full, none; not one per
+// waiting shard.
+func TestTuneHigherMaxKeepsTheCPURule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		procs := runtime.GOMAXPROCS(0)
+		p := mustNew[int](t, WithWorkers(1, procs), withCPUReader(saturatedCPU))
+		gate := make(chan struct{})
+		for g := range 64 {
+			_ = p.Submit(context.Background(), g, func(context.Context) error { <-gate; return nil })
+		}
+		time.Sleep(2 * monitorTick)
+		synctest.Wait()
+		if r := p.Snapshot().Workers.Running; r != procs {
+			t.Fatalf("running %d, want max %d", r, procs)
+		}
+		if err := p.Tune(1, 64); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if r := p.Snapshot().Workers.Running; r != procs {
+			t.Errorf("running %d right after Tune(1, 64) with the processors full, want %d", r, procs)
+		}
+		close(gate)
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
