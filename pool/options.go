@@ -244,8 +244,10 @@ func WithNonblocking() Option {
 }
 
 // WithIdleTimeout sets how long a worker above the target count waits for
-// work before it exits (default 10 s). With WithScaling, a worker above the
-// scaler's target waits at most 10 ms.
+// work before it exits (default 10 s). With WithScaling, a worker that
+// parks while more workers run than the scaler's target waits at most
+// 10 ms; one parked before the target fell exits within about two idle
+// timeouts (see WithScaling).
 func WithIdleTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if d <= 0 {
