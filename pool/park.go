@@ -130,6 +130,15 @@ func (c *control) findWork(w *worker) (uint32, bool) {
 		if !c.park(w) {
 			return 0, false
 		}
+		// Woken: by Tune, maybe, which wakes every parked worker to re-read
+		// a lower max. Above it w leaves before it takes a shard (another
+		// worker is told of any that waits), as after a batch (afterRun).
+		if c.running.Load() > c.maxW.Load() && c.exitIfAbove(c.maxLimit) {
+			if c.runq.Len() > 0 {
+				c.wake()
+			}
+			return 0, false
+		}
 	}
 }
 

@@ -173,3 +173,45 @@ func TestTuneHigherMaxKeepsTheCPURule(t *testing.T) {
 		}
 	})
 }
+
+// TestTuneLowerMaxWokenWorkersDoNotTakeWork: the parked workers that Tune
+// wakes to re-read a lower max leave without taking a waiting shard, so
+// that no more tasks run at once than the new max.
+func TestTuneLowerMaxWokenWorkersDoNotTakeWork(t *testing.T) {
+	// Enough processors that no worker starts slow: a producer then counts
+	// on the busy worker and leaves the second group to the monitor's tick.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(4, 4), withCPUReader(blockedCPU))
+		synctest.Wait()
+		blockA := make(chan struct{})
+		var inA, ranB atomic.Bool
+		_ = p.Submit(context.Background(), 1, func(context.Context) error { inA.Store(true); <-blockA; return nil })
+		synctest.Wait()
+		_ = p.Submit(context.Background(), 2, func(context.Context) error { ranB.Store(true); return nil })
+		synctest.Wait()
+		if !inA.Load() || ranB.Load() {
+			close(blockA)
+			_ = p.Close(context.Background())
+			t.Skipf("the second group did not wait for the tick (A %v, B %v)", inA.Load(), ranB.Load())
+		}
+		if err := p.Tune(0, 1); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if ranB.Load() {
+			t.Errorf("a worker woken by Tune(0, 1) ran a task beside the busy one")
+		}
+		if r := p.Snapshot().Workers.Running; r > 1 {
+			t.Errorf("running %d after Tune(0, 1), want at most 1", r)
+		}
+		close(blockA)
+		synctest.Wait()
+		if !ranB.Load() {
+			t.Errorf("the second task did not run once the worker came free")
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
