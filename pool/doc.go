@@ -48,7 +48,8 @@
 //     logged. A Submit that returns an error did not accept the task.
 //  4. A panicking task never kills a worker and never stalls its group
 //     (a task that calls runtime.Goexit ends its worker's goroutine, and a
-//     new worker takes its place).
+//     new worker takes its place, unless Tune lowered max below the
+//     workers running).
 //  5. Close stops admission, drains, and returns after every goroutine the
 //     pool started has exited; DeadLetters() is closed after its last letter.
 //  6. Submit of a plain task does not allocate while the pool is busy:
