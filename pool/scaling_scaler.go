@@ -97,7 +97,7 @@ type ScalingReason uint8
 // that moved the target, so it never shows the unexported ones (no rule
 // fired, a cooldown or a bound held the target).
 const (
-	ScalingNone     ScalingReason = iota // no sample seen yet
+	ScalingNone     ScalingReason = iota // no decision has moved the target yet
 	scalingSteady                        // no rule fired
 	scalingCooldown                      // a rule fired within the cooldown
 	scalingLimit                         // a rule fired but a bound, the busy floor or the busy cap held the target

@@ -172,9 +172,10 @@ type Stats struct {
 	// Workers describes the worker goroutines.
 	Workers WorkerCounts
 	// Scaling is the scaler's last decision that moved the target, with
-	// its reason; the zero value (Reason ScalingNone) without WithScaling
-	// or after Close. Workers.Target is the target in effect, clamped to
-	// the current bounds.
+	// its reason; the zero value (Reason ScalingNone) without WithScaling,
+	// before the scaler first moved the target (with min 0 its first
+	// sample keeps the target at 0), or after Close. Workers.Target is the
+	// target in effect, clamped to the current bounds.
 	Scaling ScalingDecision
 	// SlowTasks counts task attempts that ran longer than WithSlowTask's
 	// threshold; 0 without it.
