@@ -81,7 +81,6 @@ func (c *conn) enqueue(chunk []byte) bool {
 	case c.out <- chunk:
 		return true
 	default:
-		c.s.stats.slowConsumers.Add(1)
 		c.kill(true)
 		return false
 	}
@@ -91,9 +90,13 @@ func (c *conn) enqueue(chunk []byte) bool {
 // once, without a close handshake the client would not read: that ends a
 // write blocked on the full socket and the reader, so the connection leaves
 // its rooms now rather than after WriteTimeout. Otherwise the writer closes
-// the socket with a close frame.
+// the socket with a close frame. A slow consumer is counted here, once:
+// several rooms may find its queue full at once, each before done closes.
 func (c *conn) kill(slow bool) {
 	c.closeOnce.Do(func() {
+		if slow {
+			c.s.stats.slowConsumers.Add(1)
+		}
 		c.slow = slow
 		close(c.done) // publishes slow to the writer
 		if slow {

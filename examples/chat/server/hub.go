@@ -69,6 +69,8 @@ type box struct {
 	chunk []byte // frames joined by '\n'
 	owned bool   // chunk is this box's own; else it is a frame shared with other boxes
 	msgs  uint64 // live msg frames in chunk
+	// replayed counts the msg frames in chunk read back for a join.
+	replayed uint64
 }
 
 // add appends frame to c's chunk. frame may be shared by several
@@ -96,19 +98,28 @@ func (ob *outbox) add(c *conn, frame []byte, msg bool) {
 	b.msgs += n
 }
 
-// flush queues every connection's chunk and returns the live msg frames
-// queued; it leaves the outbox empty, holding no connection or frame.
-func (ob *outbox) flush() uint64 {
-	var delivered uint64
+// addReplay is add of a join's chunk holding n msg frames read back from
+// the database.
+func (ob *outbox) addReplay(c *conn, chunk []byte, n uint64) {
+	ob.add(c, chunk, false)
+	ob.boxes[ob.idx[c]].replayed += n
+}
+
+// flush queues every connection's chunk and returns the live and the
+// replayed msg frames queued, counting none of a chunk that its
+// connection refused; it leaves the outbox empty, holding no connection or
+// frame.
+func (ob *outbox) flush() (delivered, replayed uint64) {
 	for i := range ob.boxes {
 		if b := &ob.boxes[i]; b.c.enqueue(b.chunk) {
 			delivered += b.msgs
+			replayed += b.replayed
 		}
 	}
 	clear(ob.boxes)
 	ob.boxes = ob.boxes[:0]
 	clear(ob.idx)
-	return delivered
+	return delivered, replayed
 }
 
 // hub holds the rooms and runs their handler.
@@ -231,7 +242,9 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 	} else {
 		h.state.Set(room, RoomState{Room: room, Seq: r.seq, Members: len(r.members)})
 	}
-	h.stats.delivered.Add(out.flush())
+	delivered, replayed := out.flush()
+	h.stats.delivered.Add(delivered)
+	h.stats.replayed.Add(replayed)
 	return nil
 }
 
@@ -256,13 +269,13 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 		replay, err = h.db.Range(ctx, room, from, cur, h.maxReplay)
 		if err != nil {
 			// Not joined: the client may join again, as the frame says.
+			h.stats.dbErrors.Add(1)
 			delete(r.members, o.c)
 			o.c.settle(room, o.id, false, false)
 			h.stats.errorf(CodeInternal)
 			r.out.add(o.c, errorFrame(CodeInternal, "reading missed messages: "+err.Error(), room, 0, true), false)
 			return
 		}
-		h.stats.replayed.Add(uint64(len(replay)))
 	}
 	o.c.settle(room, o.id, true, false)
 	chunk := encode(&jf)
@@ -270,7 +283,7 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 		chunk = append(chunk, '\n')
 		chunk = append(chunk, msgFrame(&replay[i])...)
 	}
-	r.out.add(o.c, chunk, false)
+	r.out.addReplay(o.c, chunk, uint64(len(replay)))
 }
 
 // failed answers the ops of a call that failed for good, none of which

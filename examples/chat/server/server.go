@@ -402,7 +402,7 @@ func (s *Server) registry() (*prometheus.Registry, error) {
 	counter("chat_slow_consumers_total", "Connections closed for a full write queue.", &s.stats.slowConsumers)
 	counter("chat_batches_total", "Transactions that stored messages.", &s.stats.batches)
 	counter("chat_batched_messages_total", "Messages stored by those transactions.", &s.stats.batchedMsgs)
-	counter("chat_db_errors_total", "Failed transactions.", &s.stats.dbErrors)
+	counter("chat_db_errors_total", "Failed transactions and catch-up reads.", &s.stats.dbErrors)
 	for code, v := range s.stats.errors {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "chat_error_frames_total", Help: "Error frames sent, by code.",

@@ -79,16 +79,18 @@ type Stats struct {
 	Rooms int `json:"rooms"`
 	// Accepted counts messages accepted for a room (sends that were
 	// submitted); Delivered counts msg frames queued to members; Replayed
-	// counts msg frames read back from the database for a join.
+	// counts msg frames read back from the database for a join and queued
+	// to the joiner.
 	Accepted, Delivered, Replayed uint64
 	// SlowConsumers counts connections closed because their write queue
 	// was full.
 	SlowConsumers uint64
 	// Errors counts error frames by code.
 	Errors map[string]uint64
-	// DBErrors counts failed transactions; NotPersisted counts messages
-	// whose sender was told they were not stored; DeadLetters counts the
-	// scheduler's dead letters.
+	// DBErrors counts failed transactions and failed reads of a join's
+	// missed messages; NotPersisted counts messages whose sender was told
+	// they were not stored; DeadLetters counts the scheduler's dead
+	// letters.
 	DBErrors, NotPersisted, DeadLetters uint64
 	// Batches counts stored batches, BatchedMsgs their messages, MaxBatch
 	// the largest one. BatchSizes[i] counts batches of 2^i to 2^(i+1)-1

@@ -1,0 +1,174 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+)
+
+// hubOn opens a database at a new path holding n messages of room r, each
+// of text, and returns a hub on it (maxReplay 10,000) and its counters.
+func hubOn(t *testing.T, r string, n int, text string) (*hub, *DB, *counters) {
+	t.Helper()
+	db, err := OpenDB(filepath.Join(t.TempDir(), "chat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]Message, n)
+	for i := range msgs {
+		msgs[i] = Message{Room: r, Seq: uint64(i + 1), From: "c0", ClientSeq: uint64(i + 1), Text: text, At: 1}
+	}
+	if err := db.insert(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	st := newCounters()
+	h, err := newHub(context.Background(), db, 10000, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, db, st
+}
+
+// wsServerSide returns the server's end of a WebSocket whose client end
+// never reads; both are closed at cleanup.
+func wsServerSide(t *testing.T) *websocket.Conn {
+	t.Helper()
+	got := make(chan *websocket.Conn, 1)
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		got <- ws
+		<-release
+		ws.CloseNow()
+	}))
+	cws, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		close(release)
+		cws.CloseNow()
+		ts.Close()
+	})
+	return <-got
+}
+
+// hubConn returns a connection of a server with counters st, whose write
+// queue holds queue chunks, on socket ws (nil: none).
+func hubConn(st *counters, ws *websocket.Conn, queue int) *conn {
+	cfg := Config{}
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, stats: st}
+	return &conn{
+		id: "c1", s: s, ws: ws, lim: rate.NewLimiter(rate.Inf, 0),
+		out: make(chan []byte, queue), done: make(chan struct{}), finish: make(chan struct{}),
+		rooms: make(map[string]struct{}), lastOp: make(map[string]uint64),
+	}
+}
+
+// joinOp records a join of room r with since on c and returns its op.
+func joinOp(c *conn, r string, since uint64) op {
+	return op{kind: opJoin, c: c, id: c.record(r, true), hasSince: true, since: since}
+}
+
+// splitFrames decodes a chunk of '\n'-separated frames.
+func splitFrames(t *testing.T, chunk []byte) []Frame {
+	t.Helper()
+	var fs []Frame
+	for line := range bytes.SplitSeq(chunk, []byte{'\n'}) {
+		var f Frame
+		if err := json.Unmarshal(line, &f); err != nil {
+			t.Fatalf("bad frame %q: %v", line, err)
+		}
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// A join whose missed messages cannot be read from the database counts as
+// a database error, as a failed transaction does.
+func TestFailedCatchUpReadCountsDBError(t *testing.T) {
+	h, db, st := hubOn(t, "r", 3, "x")
+	db.Close()
+	c := hubConn(st, nil, 8)
+	if err := h.handle(context.Background(), "r", []op{joinOp(c, "r", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if f := splitFrames(t, <-c.out)[0]; f.Code != CodeInternal {
+		t.Fatalf("got %+v, want an internal error", f)
+	}
+	if n := st.dbErrors.Load(); n != 1 {
+		t.Fatalf("DBErrors = %d after a failed catch-up read, want 1", n)
+	}
+	if c.inRoom("r") {
+		t.Fatal("in the room after a failed join")
+	}
+}
+
+// A catch-up page the joiner's full write queue refuses was not replayed:
+// Replayed does not count it.
+func TestReplayedNotCountedWhenRefused(t *testing.T) {
+	h, db, st := hubOn(t, "r", 5, "x")
+	defer db.Close()
+	c := hubConn(st, wsServerSide(t), 1)
+	c.out <- []byte(`{"type":"hello"}`) // the queue is full
+	if err := h.handle(context.Background(), "r", []op{joinOp(c, "r", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if !c.isDone() {
+		t.Fatal("connection with a full queue not closed")
+	}
+	if n := st.replayed.Load(); n != 0 {
+		t.Fatalf("Replayed = %d, but the page was refused", n)
+	}
+	if n := st.slowConsumers.Load(); n != 1 {
+		t.Fatalf("SlowConsumers = %d, want 1", n)
+	}
+}
+
+// Rooms that find one connection's write queue full at once close it
+// once and count one slow consumer, not one per room. The two calls are
+// held where they race: each has found the queue full, and the first
+// close of the connection has not yet closed done (the test holds
+// closeOnce, as a kill under way does).
+func TestSlowConsumerCountedOnce(t *testing.T) {
+	st := newCounters()
+	c := hubConn(st, wsServerSide(t), 1)
+	c.out <- []byte(`{}`)
+	release := make(chan struct{})
+	held := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		c.closeOnce.Do(func() {
+			close(held)
+			<-release
+			close(c.done)
+		})
+	})
+	<-held
+	for range 2 {
+		wg.Go(func() { c.enqueue([]byte(`{}`)) })
+	}
+	waitFor(t, "both calls to wait in kill", func() bool {
+		buf := make([]byte, 1<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*conn).kill(") == 2
+	})
+	close(release)
+	wg.Wait()
+	if n := st.slowConsumers.Load(); n > 1 {
+		t.Fatalf("SlowConsumers = %d for one connection", n)
+	}
+}
