@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -275,7 +276,7 @@ func (c *conn) handle(ctx context.Context, data []byte) {
 		return
 	}
 	if f.Room == "" || len(f.Room) > c.s.cfg.MaxRoomBytes || !utf8.ValidString(f.Room) {
-		c.fail(CodeBadRoom, "room must be 1 to MaxRoomBytes bytes", "", f.ClientSeq, false)
+		c.fail(CodeBadRoom, "room must be valid UTF-8 of 1 to "+strconv.Itoa(c.s.cfg.MaxRoomBytes)+" bytes", "", f.ClientSeq, false)
 		return
 	}
 	c.roomsMu.Lock()

@@ -82,7 +82,7 @@ const (
 	CodeBinary       = "binary"         // binary WebSocket messages are not accepted
 	CodeFrameTooLong = "frame_too_long" // the frame exceeds Config.MaxFrameBytes
 	CodeUnknownType  = "unknown_type"   // the type is not join, leave, send or state
-	CodeBadRoom      = "bad_room"       // the room name is empty or too long
+	CodeBadRoom      = "bad_room"       // the room name is empty, too long or not UTF-8
 	CodeTextTooLong  = "text_too_long"  // the text exceeds Config.MaxTextBytes
 	CodeEmptyText    = "empty_text"     // a send without text
 	CodeNotJoined    = "not_joined"     // send or leave for a room the connection is not in

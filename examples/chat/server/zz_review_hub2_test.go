@@ -98,6 +98,17 @@ func splitFrames(t *testing.T, chunk []byte) []Frame {
 	return fs
 }
 
+// A bad room name is answered with the limit in bytes, not the name of the
+// Config field that holds it, which a client never sees.
+func TestBadRoomErrorNamesTheLimit(t *testing.T) {
+	c, _ := parserConn(Config{MaxRoomBytes: 8})
+	c.handle(context.Background(), []byte(`{"type":"join","room":"123456789"}`))
+	f := splitFrames(t, <-c.out)[0]
+	if f.Code != CodeBadRoom || strings.Contains(f.Message, "MaxRoomBytes") || !strings.Contains(f.Message, "8 bytes") {
+		t.Fatalf("got %+v, want bad_room saying the limit, 8 bytes", f)
+	}
+}
+
 // A join whose missed messages cannot be read from the database counts as
 // a database error, as a failed transaction does.
 func TestFailedCatchUpReadCountsDBError(t *testing.T) {
