@@ -124,9 +124,10 @@ func (ob *outbox) flush() (delivered, replayed uint64) {
 
 // hub holds the rooms and runs their handler.
 type hub struct {
-	db        *DB
-	maxReplay int
-	stats     *counters
+	db             *DB
+	maxReplay      int
+	maxReplayBytes int // Config.MaxReplayBytes
+	stats          *counters
 
 	// state is the rooms' published state: last sequence and member count,
 	// written once per handled batch.
@@ -141,7 +142,8 @@ func newHub(ctx context.Context, db *DB, maxReplay int, st *counters) (*hub, err
 	if err != nil {
 		return nil, err
 	}
-	h := &hub{db: db, maxReplay: maxReplay, stats: st, rooms: make(map[string]*roomLocal, len(last))}
+	h := &hub{db: db, maxReplay: maxReplay, maxReplayBytes: defaultMaxReplayBytes, stats: st,
+		rooms: make(map[string]*roomLocal, len(last))}
 	for room, seq := range last {
 		h.rooms[room] = &roomLocal{seq: seq, members: make(map[*conn]struct{})}
 		h.state.Set(room, RoomState{Room: room, Seq: seq})
@@ -250,7 +252,11 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 
 // join adds o's connection to the room at sequence cur and adds to the
 // room's outbox the joined frame and the stored messages the client asked
-// for.
+// for: the newest of them, at most maxReplay, whose frames take at most
+// maxReplayBytes; the joined frame's Truncated counts the older ones left
+// out. The page is one chunk of the joiner's write queue, so its bytes
+// are bounded: were they not, 10,000 messages of 4 KiB of control
+// characters (escaped, six bytes each) would make 240 MB for one join.
 func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur uint64) {
 	if o.c.isDone() {
 		o.c.settle(room, o.id, false, false)
@@ -258,15 +264,18 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 	}
 	r.members[o.c] = struct{}{}
 	jf := Frame{Type: "joined", Room: room, Seq: cur, Members: len(r.members)}
-	var replay []Message
+	var replay [][]byte // msg frames, newest first
+	size := 0
 	if o.hasSince && o.since < cur {
-		from := o.since
-		if cur-from > uint64(h.maxReplay) {
-			jf.Truncated = cur - from - uint64(h.maxReplay)
-			from = cur - uint64(h.maxReplay)
-		}
-		var err error
-		replay, err = h.db.Range(ctx, room, from, cur, h.maxReplay)
+		err := h.db.rangeNewest(ctx, room, o.since, cur, h.maxReplay, func(m *Message) bool {
+			f := msgFrame(m)
+			if size+1+len(f) > h.maxReplayBytes {
+				return false
+			}
+			replay = append(replay, f)
+			size += 1 + len(f)
+			return true
+		})
 		if err != nil {
 			// Not joined: the client may join again, as the frame says.
 			h.stats.dbErrors.Add(1)
@@ -276,12 +285,16 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 			r.out.add(o.c, errorFrame(CodeInternal, "reading missed messages: "+err.Error(), room, 0, true), false)
 			return
 		}
+		jf.Truncated = cur - o.since - uint64(len(replay))
 	}
 	o.c.settle(room, o.id, true, false)
 	chunk := encode(&jf)
-	for i := range replay {
+	if len(replay) > 0 {
+		chunk = append(make([]byte, 0, len(chunk)+size), chunk...)
+	}
+	for i := len(replay) - 1; i >= 0; i-- {
 		chunk = append(chunk, '\n')
-		chunk = append(chunk, msgFrame(&replay[i])...)
+		chunk = append(chunk, replay[i]...)
 	}
 	r.out.addReplay(o.c, chunk, uint64(len(replay)))
 }

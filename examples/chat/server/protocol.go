@@ -28,7 +28,10 @@ import (
 //
 // A joined frame comes before any msg frame of its room; the messages a
 // "since" asks for follow it, then live ones, all in sequence order with no
-// gap unless Truncated says more were missed than the server replays.
+// gap unless Truncated says more were missed than the server replays: it
+// replays the newest missed messages, up to Config.MaxReplay of them and
+// Config.MaxReplayBytes of their frames, and Truncated counts the older
+// ones, which the client will not receive.
 type Frame struct {
 	// Type names the frame: join, leave, send, state, hello, joined, msg,
 	// ack, left or error.
@@ -51,7 +54,9 @@ type Frame struct {
 	// Members is a room's member count (joined).
 	Members int `json:"members,omitempty"`
 	// Truncated, in joined, counts the missed messages that were not
-	// replayed because there were more than the server's replay limit.
+	// replayed because there were more than the server's replay limits
+	// (Config.MaxReplay messages, Config.MaxReplayBytes bytes): the
+	// oldest ones, right after since.
 	Truncated uint64 `json:"truncated,omitempty"`
 	// Version is a room-state version (state).
 	Version uint64 `json:"version,omitempty"`

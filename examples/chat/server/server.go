@@ -53,6 +53,11 @@ type Config struct {
 	WriteTimeout time.Duration
 	// MaxReplay bounds the messages replayed for one join (default 10,000).
 	MaxReplay int
+	// MaxReplayBytes bounds the bytes of the msg frames replayed for one
+	// join, which the server queues as one chunk (default 1 MiB). A join
+	// gets the newest missed messages that fit both bounds; its joined
+	// frame's Truncated counts the older ones.
+	MaxReplayBytes int
 	// MaxBatch is the most messages of a room stored in one transaction
 	// (default 256).
 	MaxBatch int
@@ -88,6 +93,7 @@ func (c *Config) setDefaults() {
 	def(&c.Burst, 400)
 	def(&c.WriteQueue, 256)
 	def(&c.MaxReplay, 10000)
+	def(&c.MaxReplayBytes, defaultMaxReplayBytes)
 	def(&c.MaxBatch, 256)
 	def(&c.PondWorkers, 256)
 	if c.Backend == "" {
@@ -148,6 +154,7 @@ func New(cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
+	s.hub.maxReplayBytes = cfg.MaxReplayBytes
 	if cfg.Breaker == nil && cfg.MemoryBudget > 0 {
 		if s.breaker, err = backpressure.NewBreaker(backpressure.WithBudget(cfg.MemoryBudget)); err != nil {
 			db.Close()
@@ -234,6 +241,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	return errors.Join(errBE, errWait, s.closeBreaker(), s.db.close(ctx))
 }
+
+// defaultMaxReplayBytes is Config.MaxReplayBytes's default.
+const defaultMaxReplayBytes = 1 << 20
 
 // closeGrace is how long Close, its deadline passed, lets the writers flush
 // what is queued before it closes the sockets still open.

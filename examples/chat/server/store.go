@@ -205,6 +205,31 @@ func (d *DB) Range(ctx context.Context, room string, after, upTo uint64, limit i
 	return out, rows.Err()
 }
 
+// rangeNewest calls fn with the messages of room with after < seq <= upTo,
+// newest first, at most limit of them, until fn returns false.
+func (d *DB) rangeNewest(ctx context.Context, room string, after, upTo uint64, limit int, fn func(*Message) bool) error {
+	rows, err := d.r.QueryContext(ctx,
+		`SELECT seq, sender, client_seq, text, at FROM messages
+		 WHERE room = ? AND seq > ? AND seq <= ? ORDER BY seq DESC LIMIT ?`,
+		room, int64(after), int64(upTo), limit)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m := Message{Room: room}
+		var seq, cseq int64
+		if err := rows.Scan(&seq, &m.From, &cseq, &m.Text, &m.At); err != nil {
+			return err
+		}
+		m.Seq, m.ClientSeq = uint64(seq), uint64(cseq)
+		if !fn(&m) {
+			return nil
+		}
+	}
+	return rows.Err()
+}
+
 // LastSeqs returns the highest sequence number of every room that has
 // messages.
 func (d *DB) LastSeqs(ctx context.Context) (map[string]uint64, error) {

@@ -150,6 +150,41 @@ func TestReplayedNotCountedWhenRefused(t *testing.T) {
 	}
 }
 
+// One join's catch-up page is bounded in bytes: 200 messages of 4 KiB of
+// control characters (about 24 KiB each once escaped, 4.9 MB in all) are
+// not queued as one chunk. The newest messages that fit are replayed,
+// after them none missing, and the joined frame's Truncated counts the
+// older ones, as it does past MaxReplay.
+func TestCatchUpPageBoundedInBytes(t *testing.T) {
+	const n = 200
+	h, db, st := hubOn(t, "r", n, strings.Repeat("\x01", 4<<10))
+	defer db.Close()
+	c := hubConn(st, nil, 8)
+	if err := h.handle(context.Background(), "r", []op{joinOp(c, "r", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	chunk := <-c.out
+	if len(chunk) > 1<<20+64<<10 {
+		t.Fatalf("one join's page is %d bytes, want at most about %d (MaxReplayBytes's default)", len(chunk), 1<<20)
+	}
+	fs := splitFrames(t, chunk)
+	jf, msgs := fs[0], fs[1:]
+	if jf.Type != "joined" || jf.Seq != n || len(msgs) == 0 {
+		t.Fatalf("joined %+v and %d messages", jf, len(msgs))
+	}
+	if jf.Truncated+uint64(len(msgs)) != n {
+		t.Fatalf("truncated %d + replayed %d != %d missed", jf.Truncated, len(msgs), n)
+	}
+	for i, m := range msgs {
+		if want := jf.Truncated + uint64(i) + 1; m.Seq != want {
+			t.Fatalf("replayed message %d has seq %d, want %d", i, m.Seq, want)
+		}
+	}
+	if got := st.replayed.Load(); got != uint64(len(msgs)) {
+		t.Fatalf("Replayed = %d, want %d", got, len(msgs))
+	}
+}
+
 // Rooms that find one connection's write queue full at once close it
 // once and count one slow consumer, not one per room. The two calls are
 // held where they race: each has found the queue full, and the first
