@@ -105,7 +105,11 @@ func run(addr string, cfg server.Config, withPprof bool) error {
 		srv.Close(context.Background())
 		return err
 	}
-	slog.Info("chat: shutting down")
+	// A second SIGINT or SIGTERM during the drain (up to 30 s) stops the
+	// process at once, as the signal's default action does: an operator
+	// who asks twice does not want to wait.
+	stop()
+	slog.Info("chat: shutting down; a second signal stops at once")
 	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	hs.SetKeepAlivesEnabled(false)
