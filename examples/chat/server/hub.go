@@ -303,8 +303,13 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 // took effect: the senders that their messages were not stored, the
 // joiners and leavers that they are where they were (not in the room, in
 // it). Their connections record that first, so that a client that retries
-// at once, as the answer allows, finds the record as it should be.
+// at once, as the answer allows, finds the record as it should be. Each
+// connection's answers are queued as one chunk, as handle's are: one per
+// op could fill a sender's queue with the answers to its own burst and cut
+// it off as a slow consumer. failed may run beside a handle call of the
+// room (a dead letter), so it has an outbox of its own.
 func (h *hub) failed(room string, ops []op, err error) {
+	var out outbox
 	// A connection's first join or leave in the call says where it was
 	// before it: out of the room before a join, in it before a leave.
 	var before map[*conn]bool
@@ -313,7 +318,7 @@ func (h *hub) failed(room string, ops []op, err error) {
 		case opSend:
 			h.stats.notPersisted.Add(1)
 			h.stats.errorf(CodeNotPersisted)
-			o.c.enqueue(errorFrame(CodeNotPersisted, err.Error(), room, o.clientSeq, true))
+			out.add(o.c, errorFrame(CodeNotPersisted, err.Error(), room, o.clientSeq, true), false)
 		case opJoin, opLeave:
 			if before == nil {
 				before = make(map[*conn]bool)
@@ -329,9 +334,10 @@ func (h *hub) failed(room string, ops []op, err error) {
 				what = "leave"
 			}
 			h.stats.errorf(CodeInternal)
-			o.c.enqueue(errorFrame(CodeInternal, what+" not applied: "+err.Error(), room, 0, true))
+			out.add(o.c, errorFrame(CodeInternal, what+" not applied: "+err.Error(), room, 0, true), false)
 		}
 	}
+	out.flush()
 }
 
 // msgFrame encodes m as a msg frame. It is written by hand because it is

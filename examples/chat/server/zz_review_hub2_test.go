@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -216,5 +217,39 @@ func TestSlowConsumerCountedOnce(t *testing.T) {
 	wg.Wait()
 	if n := st.slowConsumers.Load(); n > 1 {
 		t.Fatalf("SlowConsumers = %d for one connection", n)
+	}
+}
+
+// The answers to a batch that failed for good take one slot of each
+// sender's write queue, as a handled batch's acks do: a burst of sends
+// whose transaction failed does not fill the sender's queue with
+// not_persisted frames and cut it off as a slow consumer, losing them.
+func TestFailedBatchAnswersInOneChunk(t *testing.T) {
+	st := newCounters()
+	h := &hub{stats: st, rooms: make(map[string]*roomLocal)}
+	c := hubConn(st, wsServerSide(t), 4)
+	ops := make([]op, 8)
+	for i := range ops {
+		ops[i] = op{kind: opSend, c: c, clientSeq: uint64(i + 1), text: "x"}
+	}
+	ops = append(ops, op{kind: opJoin, c: c, id: c.record("s", true)})
+	h.failed("r", ops, errors.New("disk full"))
+	if c.isDone() {
+		t.Fatal("sender cut off as a slow consumer by the answers to one failed batch")
+	}
+	var fs []Frame
+	for len(c.out) > 0 {
+		fs = append(fs, splitFrames(t, <-c.out)...)
+	}
+	if len(fs) != len(ops) {
+		t.Fatalf("%d answers to %d ops", len(fs), len(ops))
+	}
+	for i, f := range fs[:8] {
+		if f.Code != CodeNotPersisted || f.ClientSeq != uint64(i+1) {
+			t.Fatalf("answer %d: %+v, want not_persisted of client_seq %d", i, f, i+1)
+		}
+	}
+	if f := fs[8]; f.Code != CodeInternal || !f.Retry {
+		t.Fatalf("answer to the join: %+v", f)
 	}
 }
