@@ -227,11 +227,14 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 		case opJoin:
 			h.join(ctx, r, room, o, cur)
 		case opLeave:
+			// Answered whether or not it was a member: a join sent
+			// before it in the same call or the one before may have
+			// failed (its missed messages unreadable), which the client
+			// did not know when it sent the leave. (A connection that
+			// ended, whose leaves these mostly are, takes no frame.)
 			o.c.settle(room, o.id, true, true)
-			if _, ok := r.members[o.c]; ok {
-				delete(r.members, o.c)
-				out.add(o.c, encode(&Frame{Type: "left", Room: room}), false)
-			}
+			delete(r.members, o.c)
+			out.add(o.c, encode(&Frame{Type: "left", Room: room}), false)
 		}
 	}
 	if len(r.members) == 0 && r.seq == 0 {

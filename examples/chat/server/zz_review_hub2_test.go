@@ -253,3 +253,26 @@ func TestFailedBatchAnswersInOneChunk(t *testing.T) {
 		t.Fatalf("answer to the join: %+v", f)
 	}
 }
+
+// A leave in the call of a join that failed (its missed messages could
+// not be read) is answered too: the client sent it, before it knew, and
+// gets left after the join's error rather than no answer at all.
+func TestLeaveAfterFailedJoinAnswered(t *testing.T) {
+	h, db, st := hubOn(t, "r", 3, "x")
+	db.Close()
+	c := hubConn(st, nil, 8)
+	ops := []op{joinOp(c, "r", 0), {kind: opLeave, c: c, id: c.record("r", false)}}
+	if err := h.handle(context.Background(), "r", ops); err != nil {
+		t.Fatal(err)
+	}
+	var fs []Frame
+	for len(c.out) > 0 {
+		fs = append(fs, splitFrames(t, <-c.out)...)
+	}
+	if len(fs) != 2 || fs[0].Code != CodeInternal || fs[1].Type != "left" {
+		t.Fatalf("answers %+v, want the join's internal error, then left", fs)
+	}
+	if c.inRoom("r") {
+		t.Fatal("in the room")
+	}
+}
