@@ -1,0 +1,315 @@
+package backpressure
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// refMachine is a reference implementation of the transition table in the
+// package documentation, written from the documentation alone:
+//
+//	Normal    Throttle at ≥ Throttle or on a second signal; Reject at ≥ Reject
+//	Throttle  Normal below Resume with no second signal; Reject at ≥ Reject
+//	Reject    Probe after pressure stayed below Recover for the hold time
+//	Probe     Reject at ≥ Reject; after a hold time in Probe below Recover:
+//	          Throttle (≥ Throttle or a second signal) or Normal
+//
+// Second signals: the GC's share of CPU over a full window above the bound
+// (the throttle rate then shrinks with the share), and the goroutine ceiling
+// (nothing admitted). The throttle rate is WithThrottleRate at the throttle
+// threshold, falling linearly to zero at the reject threshold.
+type refMachine struct {
+	state      State
+	enteredAt  time.Duration
+	runBelow   bool          // pressure has been below Recover since runStart
+	runStart   time.Duration // first sample of the current run below Recover
+	windowOpen bool
+	windowAt   time.Duration
+	windowGC   float64
+	windowCPU  float64
+	share      float64
+}
+
+type refOut struct {
+	state     State
+	pressure  float64
+	secondary bool
+	rate      float64
+	share     float64
+}
+
+func (r *refMachine) sample(c *config, now time.Duration, rd Reading, n int64) refOut {
+	th := c.thresholds
+	var o refOut
+	if c.budget > 0 {
+		o.pressure = (float64(rd.Used) + float64(n)*float64(c.bytesPerTask)) / float64(c.budget)
+	}
+
+	// The GC's share over the last full window.
+	if !r.windowOpen {
+		r.windowOpen, r.windowAt, r.windowGC, r.windowCPU = true, now, rd.GCCPUSeconds, rd.TotalCPUSeconds
+	} else if now-r.windowAt >= c.gcWindow {
+		r.share = 0
+		if cpu := rd.TotalCPUSeconds - r.windowCPU; cpu > 0 {
+			r.share = math.Min(math.Max((rd.GCCPUSeconds-r.windowGC)/cpu, 0), 1)
+		}
+		r.windowAt, r.windowGC, r.windowCPU = now, rd.GCCPUSeconds, rd.TotalCPUSeconds
+	}
+	o.share = r.share
+
+	gcHigh := r.share > c.gcBound
+	ceiling := c.maxGoroutines > 0 && rd.Goroutines >= c.maxGoroutines
+	o.secondary = gcHigh || ceiling
+
+	switch {
+	case o.pressure >= th.Reject:
+		o.rate = 0
+	case o.pressure > th.Throttle:
+		o.rate = c.throttleRate * (th.Reject - o.pressure) / (th.Reject - th.Throttle)
+	default:
+		o.rate = c.throttleRate
+	}
+	if gcHigh {
+		o.rate *= (1 - r.share) / (1 - c.gcBound)
+	}
+	if ceiling {
+		o.rate = 0
+	}
+
+	if o.pressure < th.Recover {
+		if !r.runBelow {
+			r.runBelow, r.runStart = true, now
+		}
+	} else {
+		r.runBelow = false
+	}
+	// heldBelowSince: pressure has been below Recover for the hold time,
+	// counting only the part of the run after t.
+	heldBelowSince := func(t time.Duration) bool {
+		return r.runBelow && now-max(r.runStart, t) >= c.hold
+	}
+	next := r.state
+	switch r.state {
+	case Normal:
+		switch {
+		case o.pressure >= th.Reject:
+			next = Reject
+		case o.pressure >= th.Throttle || o.secondary:
+			next = Throttle
+		}
+	case Throttle:
+		switch {
+		case o.pressure >= th.Reject:
+			next = Reject
+		case o.pressure < th.Resume && !o.secondary:
+			next = Normal
+		}
+	case Reject:
+		if heldBelowSince(r.enteredAt) {
+			next = Probe
+		}
+	case Probe:
+		switch {
+		case o.pressure >= th.Reject:
+			next = Reject
+		case heldBelowSince(r.enteredAt):
+			next = Normal
+			if o.pressure >= th.Throttle || o.secondary {
+				next = Throttle
+			}
+		}
+	}
+	if next != r.state {
+		r.state, r.enteredAt = next, now
+	}
+	o.state = r.state
+	return o
+}
+
+// bytesIn hands out bytes of a fuzz input, zero once it runs out.
+type bytesIn struct{ b []byte }
+
+func (in *bytesIn) byte() byte {
+	if len(in.b) == 0 {
+		return 0
+	}
+	v := in.b[0]
+	in.b = in.b[1:]
+	return v
+}
+
+func (in *bytesIn) u16() uint16 { return uint16(in.byte())<<8 | uint16(in.byte()) }
+
+// thresholdsFrom builds valid thresholds from four bytes, or the defaults.
+func thresholdsFrom(in *bytesIn) Thresholds {
+	v := []float64{float64(in.u16()%1000+1) / 1000, float64(in.u16()%1000+1) / 1000, float64(in.u16()%1000+1) / 1000}
+	sort.Float64s(v)
+	t := Thresholds{Resume: v[0], Throttle: v[1], Reject: v[2]}
+	if t.Throttle >= t.Reject {
+		return DefaultThresholds()
+	}
+	if k := in.byte(); k < 128 {
+		t.Recover = t.Reject * float64(k+1) / 129
+	} else {
+		t.Recover = t.Resume // the lower levels may coincide
+	}
+	if t.validate() != nil {
+		return DefaultThresholds()
+	}
+	return t
+}
+
+// configFrom builds a machine configuration from a fuzz input.
+func configFrom(in *bytesIn) config {
+	c := defaultConfig()
+	c.thresholds = thresholdsFrom(in)
+	c.hold = []time.Duration{0, time.Millisecond, 50 * time.Millisecond, time.Second}[in.byte()%4]
+	c.gcBound = float64(in.byte()%100+1) / 100
+	c.gcWindow = time.Duration(in.byte()%50+1) * 10 * time.Millisecond
+	if k := in.byte(); k%3 != 0 {
+		c.maxGoroutines = int64(k) * 10
+	}
+	c.throttleRate = float64(in.u16()%20000 + 1)
+	c.bytesPerTask = int64(in.u16()%4096 + 1)
+	if k := in.u16(); k%8 != 0 {
+		c.budget = int64(k)*64 + 1
+	}
+	return c
+}
+
+// usedFrom picks a measured use: near one of the thresholds (exactly on it,
+// or a byte either side) most of the time, anywhere up to 1.25 × budget
+// otherwise.
+func usedFrom(in *bytesIn, c *config, n int64) int64 {
+	k := in.byte()
+	reservation := n * c.bytesPerTask
+	if c.budget == 0 {
+		return int64(k) << 20
+	}
+	th := c.thresholds
+	levels := []float64{th.Throttle, th.Resume, th.Reject, th.Recover}
+	if k < 192 {
+		at := int64(math.Ceil(levels[k%4] * float64(c.budget)))
+		return max(at+int64(k/4%3)-1-reservation, 0)
+	}
+	return int64(in.u16()) * c.budget * 5 / 4 / 65535
+}
+
+// checkMachineAgainstModel runs the machine and the reference side by side
+// on the steps that data describes and fails at the first disagreement.
+func checkMachineAgainstModel(t *testing.T, data []byte) {
+	in := &bytesIn{data}
+	c := configFrom(in)
+	var m machine
+	m.init()
+	var ref refMachine
+	var now time.Duration
+	var rd Reading
+	for step := 0; len(in.b) > 0; step++ {
+		// Now and then, a hot update of the thresholds.
+		if k := in.byte(); k >= 240 {
+			c.thresholds = thresholdsFrom(in)
+		}
+		switch k := in.byte(); {
+		case k < 64:
+			now += time.Duration(k) * time.Millisecond
+		case k < 128:
+			now += time.Duration(k-64) * 25 * time.Millisecond
+		case k < 160: // same instant
+		default:
+			now += c.hold // exactly a hold time
+		}
+		n := int64(in.byte() % 16)
+		rd.Used = usedFrom(in, &c, n)
+		g := in.byte()
+		rd.Goroutines = int64(g) * 10
+		if g%7 == 0 && c.maxGoroutines > 0 {
+			rd.Goroutines = c.maxGoroutines // exactly at the ceiling
+		}
+		cpu := float64(in.byte()) / 100
+		rd.TotalCPUSeconds += cpu
+		rd.GCCPUSeconds += cpu * float64(in.byte()%101) / 100
+
+		prev := m.state
+		got := m.observe(&c, now, rd, n)
+		from, to, changed := m.step(&c, now, got)
+		want := ref.sample(&c, now, rd, n)
+
+		where := func() string {
+			return "step " + strconv.Itoa(step) + " at " + now.String()
+		}
+		if from != prev || to != m.state || changed != (from != to) {
+			t.Fatalf("%s: step returned (%v, %v, %v) from %v, now %v", where(), from, to, changed, prev, m.state)
+		}
+		if to != want.state {
+			t.Fatalf("%s: %v → %v, model says %v (pressure %.6f, second signal %v, thresholds %+v, hold %v, n %d, used %d, budget %d)",
+				where(), from, to, want.state, want.pressure, want.secondary, c.thresholds, c.hold, n, rd.Used, c.budget)
+		}
+		if got.pressure != want.pressure && math.Abs(got.pressure-want.pressure) > 1e-12 {
+			t.Fatalf("%s: pressure %v, model %v", where(), got.pressure, want.pressure)
+		}
+		if got.secondary != want.secondary {
+			t.Fatalf("%s: second signal %v, model %v (GC share %v bound %v, goroutines %d ceiling %d)",
+				where(), got.secondary, want.secondary, want.share, c.gcBound, rd.Goroutines, c.maxGoroutines)
+		}
+		if m.gcShare != want.share {
+			t.Fatalf("%s: GC share %v, model %v", where(), m.gcShare, want.share)
+		}
+		if d := math.Abs(got.rate - want.rate); d > 1e-9*c.throttleRate || (got.rate == 0) != (want.rate == 0) || got.rate < 0 {
+			t.Fatalf("%s: rate %v, model %v (pressure %v)", where(), got.rate, want.rate, want.pressure)
+		}
+	}
+}
+
+// TestMachineMatchesDocumentedTable drives the state machine and the
+// reference model of the documented table with random readings, in-flight
+// counts, times and threshold updates, and compares them after every sample.
+func TestMachineMatchesDocumentedTable(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 3000 {
+		data := make([]byte, 32+r.IntN(600))
+		for i := range data {
+			data[i] = byte(r.UintN(256))
+		}
+		checkMachineAgainstModel(t, data)
+	}
+}
+
+// FuzzMachineAgainstModel is TestMachineMatchesDocumentedTable's comparison
+// as a fuzz target.
+func FuzzMachineAgainstModel(f *testing.F) {
+	// Defaults, a hold of 1 s: up to Reject, a hold below Recover, Probe,
+	// another hold, Throttle, below Resume.
+	f.Add([]byte{
+		0, 0, 0, 0, 0, 0, 0, 3, 50, 0, 0, 0, 0, 0, 0,
+		0, 10, 0, 2, 0, 1, 0,
+		0, 200, 0, 2, 0, 1, 0,
+		0, 255, 0, 1, 0, 1, 0,
+		0, 255, 0, 3, 0, 1, 0,
+		0, 255, 0, 0, 0, 1, 0,
+		0, 10, 0, 1, 0, 1, 0,
+	})
+	// The goroutine ceiling and a GC spiral.
+	f.Add([]byte{
+		1, 2, 3, 4, 5, 6, 7, 1, 10, 5, 7, 1, 0, 0, 100,
+		0, 10, 3, 200, 7, 100, 90,
+		0, 100, 3, 200, 1, 100, 90,
+		0, 100, 3, 200, 1, 100, 0,
+		0, 200, 3, 200, 1, 100, 0,
+	})
+	// Hold zero, a hot update, the same instant.
+	f.Add([]byte{
+		10, 20, 30, 40, 50, 60, 70, 0, 20, 20, 0, 3, 3, 9, 9,
+		0, 150, 2, 2, 1, 1, 1,
+		0, 150, 2, 1, 1, 1, 1,
+		250, 9, 9, 9, 9, 9, 9, 100, 150, 2, 1, 1, 1, 1,
+		0, 150, 2, 0, 1, 1, 1,
+	})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkMachineAgainstModel(t, data)
+	})
+}
