@@ -505,7 +505,9 @@ func (b *Breaker) refresh(inline bool) {
 		retry = max(time.Duration(clampInt64(float64(time.Second)/in.rate)), c.maxStaleness)
 	}
 	d.throttleErr = &RejectError{Err: ErrThrottled, State: to, Used: in.effective, Budget: c.budget, RetryAfter: retry}
-	hold := c.hold
+	// Never zero, even with WithHold(0): nothing can change before the
+	// next sample, and a hint of zero only makes a client spin.
+	hold := max(c.hold, c.maxStaleness)
 	switch to {
 	case Probe:
 		hold = max(time.Duration(clampInt64(float64(time.Second)/c.probeRate)), c.maxStaleness)

@@ -1,11 +1,14 @@
 package backpressure
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -312,4 +315,154 @@ func FuzzMachineAgainstModel(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkMachineAgainstModel(t, data)
 	})
+}
+
+// admitMatch tells which refusal an Admit gave.
+func refusal(err error) (*RejectError, bool) {
+	var re *RejectError
+	return re, errors.As(err, &re)
+}
+
+// TestRetryAfterIsNeverZero: every refusal's RetryAfter is a positive wait,
+// in every state, including Reject with WithHold(0): a hint of zero tells a
+// client to retry at once, which only spins, since nothing can change before
+// the next sample.
+func TestRetryAfterIsNeverZero(t *testing.T) {
+	for _, hold := range []time.Duration{0, time.Second} {
+		synctest.Test(t, func(t *testing.T) {
+			b, src := newFake(t, 100, WithHold(hold), WithMaxGoroutines(1000))
+			var inflight atomic.Int64
+			if err := b.SetInFlightFunc(inflight.Load); err != nil {
+				t.Fatal(err)
+			}
+			check := func(what string, err error, state State) {
+				t.Helper()
+				re, ok := refusal(err)
+				if !ok {
+					t.Fatalf("hold %v, %s: Admit = %v, want a *RejectError", hold, what, err)
+				}
+				if re.State != state || re.RetryAfter <= 0 {
+					t.Fatalf("hold %v, %s: %+v, want state %v and a positive RetryAfter", hold, what, *re, state)
+				}
+			}
+			// Reject.
+			check("Reject", sample(b, src, 950), Reject)
+			// Throttle at the goroutine ceiling (rate 0).
+			src.update(func(r *Reading) { r.Used, r.Goroutines = 100, 1000 })
+			time.Sleep(2*hold + 100*time.Millisecond) // Reject → Probe → Throttle
+			check("Throttle at the goroutine ceiling", sample(b, src, 100), Throttle)
+		})
+	}
+}
+
+// recordingSource is a fakeSource that records every Read: when, what, the
+// in-flight count and the configuration the breaker samples by.
+type recordingSource struct {
+	fakeSource
+	b        *Breaker
+	inflight *atomic.Int64
+	reads    []recordedRead
+}
+
+type recordedRead struct {
+	at time.Time
+	r  Reading
+	n  int64
+	c  *config
+}
+
+func (s *recordingSource) Read(r *Reading) {
+	s.fakeSource.Read(r)
+	rec := recordedRead{at: time.Now(), r: *r, n: s.inflight.Load()}
+	if s.b != nil {
+		rec.c = s.b.cfg.Load()
+	}
+	s.reads = append(s.reads, rec)
+}
+
+// TestBreakerFollowsDocumentedTable drives a whole Breaker (inline samples,
+// the background sampler, hot updates of the thresholds and the budget) with random
+// readings, in-flight counts and pauses, replays every sample it took into
+// the reference model, and compares the states; every refusal must match the
+// state's sentinel and carry a positive RetryAfter.
+func TestBreakerFollowsDocumentedTable(t *testing.T) {
+	for seed := range uint64(20) {
+		synctest.Test(t, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			var inflight atomic.Int64
+			src := &recordingSource{inflight: &inflight}
+			src.r = Reading{Used: 100}
+			hold := []time.Duration{0, 30 * time.Millisecond, 200 * time.Millisecond}[r.IntN(3)]
+			b, err := NewBreaker(WithSource(src), WithBudget(budget), WithHold(hold), WithMaxGoroutines(1000),
+				WithGCCPUBound(0.5, 100*time.Millisecond), WithBytesPerTask(10))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			// The first Read checks the budget; the second is the first
+			// sample, taken before src.b was set.
+			src.reads = src.reads[1:]
+			for i := range src.reads {
+				src.reads[i].c = b.cfg.Load()
+			}
+			src.b = b
+			if err := b.SetInFlightFunc(inflight.Load); err != nil {
+				t.Fatal(err)
+			}
+			var ref refMachine
+			replayed := 0
+			for step := range 300 {
+				if r.IntN(20) == 0 {
+					in := &bytesIn{[]byte{byte(r.UintN(256)), byte(r.UintN(256)), byte(r.UintN(256)), byte(r.UintN(256)), byte(r.UintN(256)), byte(r.UintN(256)), byte(r.UintN(256))}}
+					if err := b.SetThresholds(thresholdsFrom(in)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if r.IntN(20) == 0 {
+					if err := b.SetBudget(int64(1000 + r.IntN(1000))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				inflight.Store(int64(r.IntN(8)))
+				src.update(func(rd *Reading) {
+					rd.Used = int64(r.IntN(1000))
+					if r.IntN(10) == 0 {
+						rd.Goroutines = int64(900 + r.IntN(200))
+					} else {
+						rd.Goroutines = 10
+					}
+					cpu := r.Float64()
+					rd.TotalCPUSeconds += cpu
+					rd.GCCPUSeconds += cpu * r.Float64()
+				})
+				time.Sleep(time.Duration(r.IntN(60)) * time.Millisecond)
+				synctest.Wait()
+				err := b.Admit()
+				synctest.Wait()
+				var last refOut
+				for _, rec := range src.reads[replayed:] {
+					last = ref.sample(rec.c, rec.at.Sub(b.epoch), rec.r, rec.n)
+				}
+				replayed = len(src.reads)
+				st := b.State()
+				if st != ref.state {
+					t.Fatalf("seed %d step %d: State %v, model %v (pressure %.3f, second signal %v, hold %v)",
+						seed, step, st, ref.state, last.pressure, last.secondary, hold)
+				}
+				if err == nil {
+					if st == Reject {
+						t.Fatalf("seed %d step %d: admitted in Reject", seed, step)
+					}
+					continue
+				}
+				re, ok := refusal(err)
+				if !ok || re.RetryAfter <= 0 {
+					t.Fatalf("seed %d step %d: Admit in %v = %v, want a *RejectError with a positive RetryAfter", seed, step, st, err)
+				}
+				if st == Reject && !errors.Is(err, ErrMemoryPressure) {
+					t.Fatalf("seed %d step %d: Admit in Reject = %v", seed, step, err)
+				}
+			}
+		})
+	}
 }
