@@ -589,9 +589,8 @@ func (b *Breaker) loop() {
 		case <-t.C:
 			// Force a GC before taking the refresher's role, never while
 			// holding it: a GC under load can take long.
-			c := b.cfg.Load()                         // acquires the forced-GC interval
-			rejecting := b.cur.Load().state == Reject // acquires the current state
-			if rejecting && c.gcInReject > 0 && b.now()-lastGC >= c.gcInReject {
+			c := b.cfg.Load() // acquires the forced-GC interval
+			if b.refusesForMemory() && c.gcInReject > 0 && b.now()-lastGC >= c.gcInReject {
 				lastGC = b.now()
 				runtime.GC()
 			}
@@ -604,6 +603,26 @@ func (b *Breaker) loop() {
 			}
 		}
 	}
+}
+
+// refusesForMemory reports whether the last decision refuses every Admit
+// with ErrMemoryPressure: in Reject, and in Throttle or Probe when the
+// in-flight count has used up the room below the reject threshold (used
+// within one task's reservation of it, say). Garbage must not hold either
+// shut: a refusing process allocates little, so the collector may not run.
+func (b *Breaker) refusesForMemory() bool {
+	d := b.cur.Load() // acquires the last decision
+	switch d.state {
+	case Reject:
+		return true
+	case Throttle, Probe:
+		var n int64
+		if d.inflight != nil {
+			n = d.inflight()
+		}
+		return n >= d.room
+	}
+	return false
 }
 
 // checkCgroup publishes how much more the cgroup is charged (less inactive

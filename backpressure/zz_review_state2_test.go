@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"runtime/metrics"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -353,6 +354,34 @@ func TestRetryAfterIsNeverZero(t *testing.T) {
 			check("Throttle at the goroutine ceiling", sample(b, src, 100), Throttle)
 		})
 	}
+}
+
+// TestThrottleWithNoRoomForcesGC: in Throttle with measured use within one
+// task's reservation of the reject level, no task fits and every Admit is
+// refused with ErrMemoryPressure, as in Reject; garbage must not hold that
+// shut either, so the background sampler forces a GC as it does in Reject.
+func TestThrottleWithNoRoomForcesGC(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+		forced := func() uint64 { metrics.Read(s); return s[0].Value.Uint64() }
+		// Reject at 920 of 1000; 900 used and 64 bytes a task: no room.
+		b, src := newFake(t, 100, WithBytesPerTask(64))
+		if err := b.SetInFlightFunc(func() int64 { return 0 }); err != nil {
+			t.Fatal(err)
+		}
+		err := sample(b, src, 900)
+		wantState(t, b, Throttle)
+		if !errors.Is(err, ErrMemoryPressure) {
+			t.Fatalf("Admit in Throttle with no room = %v, want ErrMemoryPressure", err)
+		}
+		n0 := forced()
+		time.Sleep(3050 * time.Millisecond)
+		synctest.Wait()
+		wantState(t, b, Throttle)
+		if n := forced() - n0; n < 2 {
+			t.Fatalf("forced GCs in 3 s of refusing everything = %d, want one a second", n)
+		}
+	})
 }
 
 // recordingSource is a fakeSource that records every Read: when, what, the
