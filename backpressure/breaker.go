@@ -113,9 +113,10 @@ type transition struct{ from, to State }
 
 // NewBreaker returns a running Breaker. It reads a first sample, so State is
 // meaningful at once. The budget comes from WithBudget, else the cgroup
-// memory limit × WithCgroupRatio, else GOMEMLIMIT, else there is none and the
-// breaker stays Normal (Stats().Source == BudgetNone). Close releases its
-// background goroutine.
+// memory limit × WithCgroupRatio, else GOMEMLIMIT, else there is none
+// (Stats().Source == BudgetNone): pressure stays zero and only the second
+// signals (WithGCCPUBound, WithMaxGoroutines) move the breaker out of Normal.
+// Close releases its background goroutine.
 func NewBreaker(opts ...Option) (*Breaker, error) {
 	c := defaultConfig()
 	for _, o := range opts {

@@ -52,7 +52,8 @@ type BudgetSource int32
 
 // The budget sources, in the order NewBreaker tries them.
 const (
-	// BudgetNone: no budget was found; the breaker stays Normal.
+	// BudgetNone: no budget was found; pressure stays zero, and only the
+	// second signals (GC CPU share, goroutine ceiling) leave Normal.
 	BudgetNone BudgetSource = iota
 	// BudgetExplicit: WithBudget or SetBudget.
 	BudgetExplicit
@@ -267,9 +268,11 @@ func WithGCCPUBound(bound float64, window time.Duration) Option {
 }
 
 // WithGCInReject sets how often the background sampler forces a garbage
-// collection while the breaker is in Reject (default every 1 s; zero never).
-// Without it, garbage can hold the breaker shut: a rejecting process
-// allocates little, so the collector may not run on its own.
+// collection while the breaker refuses every task for memory: in Reject, and
+// in Throttle or Probe while the in-flight reservation leaves no room below
+// the reject threshold (default every 1 s; zero never). Without it, garbage
+// can hold the breaker shut: a refusing process allocates little, so the
+// collector may not run on its own.
 func WithGCInReject(every time.Duration) Option {
 	return optionFunc(func(c *config) { c.gcInReject = every })
 }

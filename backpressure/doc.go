@@ -29,7 +29,9 @@
 // The budget is WithBudget if given; else the memory limit of the process's
 // cgroup (v1 memory.limit_in_bytes or v2 memory.max, the tightest on the path
 // to the root) × WithCgroupRatio (0.9); else GOMEMLIMIT if set; else there is
-// none, and the breaker stays Normal (Stats().Source is BudgetNone). When the
+// none: pressure stays zero, so memory never moves the breaker out of
+// Normal, though the second signals below still do (Stats().Source is
+// BudgetNone). When the
 // budget comes from the cgroup, the background sampler compares the cgroup's
 // charge, less inactive file cache, with the memory Go holds every 100 ms
 // (WithCgroupCheck) and adds the excess (C allocations, mapped files) to the
@@ -72,10 +74,16 @@
 //
 // Normal admits everything. Throttle admits through a token bucket
 // (WithThrottleRate, 10,000/s at the throttle threshold) whose rate falls
-// linearly to zero at the reject threshold; refusals match ErrThrottled.
-// Reject refuses everything with ErrMemoryPressure, and forces a GC once a
-// second (WithGCInReject) so that garbage cannot hold it shut. Probe admits a
-// trickle (WithProbeRate, 100/s); its refusals match ErrMemoryPressure.
+// linearly to zero at the reject threshold; refusals match ErrThrottled,
+// except that a task whose reservation would carry effective use past the
+// reject threshold is refused with ErrMemoryPressure while the state stays
+// Throttle. Reject refuses everything with ErrMemoryPressure, and forces a GC
+// once a second (WithGCInReject) so that garbage cannot hold it shut; so does
+// Throttle or Probe while it refuses every task that way (measured use within
+// one reservation of the reject threshold, say). Probe admits a trickle
+// (WithProbeRate, 100/s); its refusals match ErrMemoryPressure. A refusal's
+// RetryAfter is never zero: at least WithMaxStaleness, the time before the
+// next sample.
 // Going up acts at once; going down needs a lower level (Resume, Recover)
 // and, out of Reject, a hold time (WithHold, 1 s) in Reject and again in
 // Probe, so noise around a threshold cannot make the state flap.

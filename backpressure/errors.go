@@ -7,8 +7,9 @@ import (
 )
 
 // ErrMemoryPressure is matched (errors.Is) by every admission refused because
-// memory use is at or above the reject threshold, or because the breaker is
-// probing its way out of Reject.
+// memory use is at or above the reject threshold, or would pass it with the
+// refused task's reservation (in Throttle or Probe too), or because the
+// breaker is probing its way out of Reject.
 var ErrMemoryPressure = errors.New("backpressure: memory pressure")
 
 // ErrThrottled is matched (errors.Is) by every admission refused by the token

@@ -15,7 +15,8 @@ const (
 	// Normal admits everything.
 	Normal State = iota
 	// Throttle admits through a token bucket whose rate falls linearly to
-	// zero as pressure nears the reject threshold.
+	// zero as pressure nears the reject threshold; a task whose reservation
+	// would pass the reject threshold is refused with ErrMemoryPressure.
 	Throttle
 	// Reject refuses everything with ErrMemoryPressure.
 	Reject

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"runtime/metrics"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -494,4 +496,82 @@ func TestBreakerFollowsDocumentedTable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHotUpdateErrorsNameTheFault: SetThresholds and SetBudget with invalid
+// values return ErrInvalidConfig with a message that names what is wrong,
+// change nothing, and never panic, also after Close.
+func TestHotUpdateErrorsNameTheFault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, _ := newFake(t, 500)
+		before := b.cfg.Load()
+		for _, tc := range []struct {
+			th   Thresholds
+			says string
+		}{
+			{Thresholds{}, "each must be in (0, 1]"},
+			{Thresholds{Throttle: math.Inf(1), Resume: 0.4, Reject: 0.9, Recover: 0.8}, "each must be in (0, 1]"},
+			{Thresholds{Throttle: 0.5, Resume: 0.4, Reject: math.NaN(), Recover: 0.8}, "each must be in (0, 1]"},
+			{Thresholds{Throttle: 0.5, Resume: 0.6, Reject: 0.9, Recover: 0.8}, "Resume must not exceed Throttle"},
+			{Thresholds{Throttle: 0.9, Resume: 0.5, Reject: 0.9, Recover: 0.8}, "Throttle must be below Reject"},
+			{Thresholds{Throttle: 0.5, Resume: 0.4, Reject: 0.9, Recover: 0.9}, "Recover must be below Reject"},
+		} {
+			err := b.SetThresholds(tc.th)
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("SetThresholds(%+v) = %v, want ErrInvalidConfig saying %q", tc.th, err, tc.says)
+			}
+		}
+		for _, tc := range []struct {
+			bytes int64
+			says  string
+		}{
+			{0, "must be positive"},
+			{-1, "must be positive"},
+			{math.MinInt64, "must be positive"},
+			{500, "not above current use 500 bytes"},
+			{499, "not above current use 500 bytes"},
+		} {
+			err := b.SetBudget(tc.bytes)
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("SetBudget(%d) = %v, want ErrInvalidConfig saying %q", tc.bytes, err, tc.says)
+			}
+		}
+		if b.cfg.Load() != before {
+			t.Fatal("an invalid hot update changed the configuration")
+		}
+		_ = b.Close()
+		if err := b.SetThresholds(Thresholds{}); !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("SetThresholds(invalid) after Close = %v", err)
+		}
+		if err := b.SetThresholds(DefaultThresholds()); !errors.Is(err, ErrClosed) {
+			t.Fatalf("SetThresholds after Close = %v, want ErrClosed", err)
+		}
+		if err := b.SetBudget(2000); !errors.Is(err, ErrClosed) {
+			t.Fatalf("SetBudget after Close = %v, want ErrClosed", err)
+		}
+	})
+}
+
+// TestNoBudgetSecondSignalsStillThrottle: without a budget, pressure stays
+// zero, so memory never moves the breaker out of Normal; the second signals
+// still do, as the documentation says.
+func TestNoBudgetSecondSignalsStillThrottle(t *testing.T) {
+	if debug.SetMemoryLimit(-1) != math.MaxInt64 {
+		t.Skip("GOMEMLIMIT is set")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{r: Reading{Used: 1 << 40, Goroutines: 10}}
+		b, err := NewBreaker(WithSource(src), WithRoot(t.TempDir()), WithMaxGoroutines(10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		time.Sleep(3 * time.Millisecond)
+		if err := b.Admit(); !errors.Is(err, ErrThrottled) {
+			t.Fatalf("Admit at the goroutine ceiling without a budget = %v, want ErrThrottled", err)
+		}
+		if st := b.Stats(); st.Source != BudgetNone || st.State != Throttle {
+			t.Fatalf("Stats = %+v, want no budget, Throttle", st)
+		}
+	})
 }

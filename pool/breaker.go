@@ -8,8 +8,9 @@ import (
 )
 
 // ErrMemoryPressure is matched by every submission refused by the breaker
-// because memory use is at or above its reject threshold. It is the same
-// value as backpressure.ErrMemoryPressure.
+// because memory use is at or above its reject threshold, or would pass it
+// with the refused task's reservation, or while it probes its way out of
+// Reject. It is the same value as backpressure.ErrMemoryPressure.
 var ErrMemoryPressure = backpressure.ErrMemoryPressure
 
 // ErrThrottled is matched by every submission refused by the breaker's token
