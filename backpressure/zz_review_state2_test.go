@@ -441,6 +441,7 @@ func TestBreakerFollowsDocumentedTable(t *testing.T) {
 				t.Fatal(err)
 			}
 			var ref refMachine
+			var entered [numStates]uint64
 			replayed := 0
 			for step := range 300 {
 				if r.IntN(20) == 0 {
@@ -472,7 +473,16 @@ func TestBreakerFollowsDocumentedTable(t *testing.T) {
 				synctest.Wait()
 				var last refOut
 				for _, rec := range src.reads[replayed:] {
+					prev := ref.state
 					last = ref.sample(rec.c, rec.at.Sub(b.epoch), rec.r, rec.n)
+					if ref.state != prev {
+						entered[ref.state]++
+					}
+				}
+				if len(src.reads) > replayed {
+					if st := b.Stats(); st.Entered != entered || st.Pressure != last.pressure || st.GCCPUShare != last.share {
+						t.Fatalf("seed %d step %d: Stats %+v, model entered %v pressure %v GC share %v", seed, step, st, entered, last.pressure, last.share)
+					}
 				}
 				replayed = len(src.reads)
 				st := b.State()
