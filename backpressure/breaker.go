@@ -510,6 +510,11 @@ func (b *Breaker) refresh(inline bool) {
 	// next sample, and a hint of zero only makes a client spin.
 	hold := max(c.hold, c.maxStaleness)
 	switch to {
+	case Reject:
+		if b.m.belowSince >= 0 {
+			// Below Recover already: Probe opens when the hold is served.
+			hold = max(c.hold-(now-b.m.belowSince), c.maxStaleness)
+		}
 	case Probe:
 		hold = max(time.Duration(clampInt64(float64(time.Second)/c.probeRate)), c.maxStaleness)
 	case Throttle, Normal:

@@ -585,3 +585,33 @@ func TestNoBudgetSecondSignalsStillThrottle(t *testing.T) {
 		}
 	})
 }
+
+// TestRejectRetryAfterCountsTheHoldAlreadyServed: RetryAfter is documented as
+// the earliest time at which a retry may succeed. In Reject, once pressure
+// has been below Recover for most of the hold time, that is the rest of the
+// hold, not a whole hold: a client told 1 s when Probe opens in 100 ms waits
+// ten times longer than it needs to.
+func TestRejectRetryAfterCountsTheHoldAlreadyServed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, src := newFake(t, 100)
+		_ = sample(b, src, 950)
+		wantState(t, b, Reject)
+		src.setUsed(500)
+		time.Sleep(900 * time.Millisecond)
+		synctest.Wait()
+		err := sample(b, src, 500)
+		wantState(t, b, Reject)
+		re, ok := refusal(err)
+		if !ok || !errors.Is(err, ErrMemoryPressure) {
+			t.Fatalf("Admit in Reject = %v", err)
+		}
+		if re.RetryAfter > 150*time.Millisecond || re.RetryAfter <= 0 {
+			t.Fatalf("RetryAfter = %v with ~900 ms of the 1 s hold served, want the rest (~100 ms)", re.RetryAfter)
+		}
+		time.Sleep(re.RetryAfter)
+		synctest.Wait()
+		if err := b.Admit(); err != nil {
+			t.Fatalf("Admit after RetryAfter = %v, want admitted (Probe)", err)
+		}
+	})
+}
