@@ -82,8 +82,8 @@
 // Throttle or Probe while it refuses every task that way (measured use within
 // one reservation of the reject threshold, say). Probe admits a trickle
 // (WithProbeRate, 100/s); its refusals match ErrMemoryPressure. A refusal's
-// RetryAfter is never zero: at least WithMaxStaleness, the time before the
-// next sample.
+// RetryAfter is never zero (nothing changes before the next sample); in
+// Reject it is the hold time still to serve.
 // Going up acts at once; going down needs a lower level (Resume, Recover)
 // and, out of Reject, a hold time (WithHold, 1 s) in Reject and again in
 // Probe, so noise around a threshold cannot make the state flap.
