@@ -508,6 +508,12 @@ func (b *Breaker) refresh(inline bool) {
 	d.throttleErr = &RejectError{Err: ErrThrottled, State: to, Used: in.effective, Budget: c.budget, RetryAfter: retry}
 	// Never zero, even with WithHold(0): nothing can change before the
 	// next sample, and a hint of zero only makes a client spin.
+	// Probe's trickle, no faster than Throttle's rate while a second signal
+	// shrinks it (a rate of zero refuses in admitSlow).
+	probeRate := c.probeRate
+	if in.secondary && in.rate > 0 {
+		probeRate = min(probeRate, in.rate)
+	}
 	hold := max(c.hold, c.maxStaleness)
 	switch to {
 	case Reject:
@@ -516,13 +522,16 @@ func (b *Breaker) refresh(inline bool) {
 			hold = max(c.hold-(now-b.m.belowSince), c.maxStaleness)
 		}
 	case Probe:
-		hold = max(time.Duration(clampInt64(float64(time.Second)/c.probeRate)), c.maxStaleness)
+		hold = max(time.Duration(clampInt64(float64(time.Second)/probeRate)), c.maxStaleness)
 	case Throttle, Normal:
 		hold = retry
 	}
 	d.rejectErr = &RejectError{Err: ErrMemoryPressure, State: to, Used: in.effective, Budget: c.budget, RetryAfter: hold}
 	if to == Throttle && in.rate > 0 && b.throttle.Limit() != rate.Limit(in.rate) {
 		b.throttle.SetLimit(rate.Limit(in.rate))
+	}
+	if to == Probe && b.probe.Limit() != rate.Limit(probeRate) {
+		b.probe.SetLimit(rate.Limit(probeRate))
 	}
 	// Publish under mu, so that Close (which sets closed under mu before it
 	// publishes the closed decision and lets the loop make the last

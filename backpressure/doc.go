@@ -92,7 +92,8 @@
 // collector's share of CPU over a window above a bound (WithGCCPUBound, 50 %
 // over 1 s: the GC death spiral; the rate then shrinks with the share), and
 // a goroutine ceiling (WithMaxGoroutines; at the ceiling nothing is
-// admitted).
+// admitted). In Probe they hold too: its trickle is no faster than
+// Throttle's rate would be.
 //
 // # Choosing thresholds
 //

@@ -615,3 +615,42 @@ func TestRejectRetryAfterCountsTheHoldAlreadyServed(t *testing.T) {
 		}
 	})
 }
+
+// TestProbeAdmitsNoFasterThanThrottleUnderGCSpiral: the second signals lift
+// the state to at least Throttle, and with the GC's share above its bound
+// Throttle's rate shrinks with the share. Probe, the way out of Reject,
+// honours the goroutine ceiling; it must honour the shrunk rate too, and not
+// admit its full trickle while Throttle would admit far less.
+func TestProbeAdmitsNoFasterThanThrottleUnderGCSpiral(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Throttle: 50/s, × (1 − 0.9) / (1 − 0.5) = 10/s at 90 % GC.
+		b, src := newFake(t, 100, WithThrottleRate(50, 1), WithGCCPUBound(0.5, 100*time.Millisecond))
+		spiral := func(d time.Duration, admit bool) (admitted int) {
+			for range d / time.Millisecond {
+				src.update(func(r *Reading) { r.TotalCPUSeconds += 0.001; r.GCCPUSeconds += 0.0009 })
+				if admit && b.Admit() == nil {
+					admitted++
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return admitted
+		}
+		_ = sample(b, src, 950)
+		wantState(t, b, Reject)
+		src.setUsed(500)
+		spiral(1100*time.Millisecond, false) // a hold below Recover
+		wantState(t, b, Probe)
+		if s := b.Stats().GCCPUShare; math.Abs(s-0.9) > 0.01 {
+			t.Fatalf("GCCPUShare = %v, want 0.9", s)
+		}
+		admitted := spiral(800*time.Millisecond, true)
+		wantState(t, b, Probe)
+		if admitted > 12 {
+			t.Fatalf("Probe admitted %d in 0.8 s at 90 %% GC; Throttle would admit about 8 (10/s)", admitted)
+		}
+		var re *RejectError
+		if err := b.Admit(); errors.As(err, &re) && re.RetryAfter < 90*time.Millisecond {
+			t.Fatalf("Probe's RetryAfter at 10/s = %v, want about 100 ms", re.RetryAfter)
+		}
+	})
+}
