@@ -224,18 +224,24 @@ func (p *core[K, P, L]) takeCredit(s *shardq[K, P]) bool {
 	if p.cfg.overdrawn != nil {
 		p.cfg.overdrawn()
 	}
-	p.room.Add(c)
+	left := p.room.Add(c)
 	if c > 1 {
-		if p.room.Add(-1) >= 0 {
-			p.wakeRoomWaiters() // the chunk given back may serve one
+		if left = p.room.Add(-1); left >= 0 {
+			if left > 0 {
+				p.wakeRoomWaiters() // the chunk given back may serve one
+			}
 			s.credit = 1
 			return true
 		}
-		p.room.Add(1)
+		left = p.room.Add(1)
 	}
 	// Room a task returned while this overdraw hid it: a submitter that
-	// re-checked room meanwhile saw none, and waits for this.
-	p.wakeRoomWaiters()
+	// re-checked room meanwhile saw none, and waits for this. Only when
+	// there is room: a waiter woken for none fails again and would wake
+	// the others, which would wake it, for ever.
+	if left > 0 {
+		p.wakeRoomWaiters()
+	}
 	return false
 }
 
