@@ -12,9 +12,11 @@ package pool
 //     no task is accepted by a shard once it is sealed.
 //   - Pool-wide room: room + Σ shard credits + queued tasks is the bound
 //     set by WithMaxQueued (constant). A submitter that finds no room
-//     announces itself in roomWaiters before it re-checks room; a worker
-//     that gives room back loads roomWaiters after its add. Both are
-//     sequentially consistent, so one sees the other.
+//     announces itself in roomWaiters, under its shard's mutex, before it
+//     re-checks room; a worker that gives room back loads roomWaiters
+//     after its add. Both are sequentially consistent, so one sees the
+//     other. A worker whose shard had no credit and gets some wakes the
+//     waiters too: the shard's submitters can take it.
 
 import (
 	"context"
@@ -114,8 +116,11 @@ func (p *core[K, P, L]) submit(ctx context.Context, h uint64, group K, anon bool
 			ch, waitingOn = g.waitRoom(), g
 			s.mu.Unlock()
 		} else {
-			s.mu.Unlock()
+			// Announced before the shard's mu is released: a task of
+			// this shard that gives its credit back then sees the
+			// waiter (returnCredit).
 			ch = p.waitPoolRoom()
+			s.mu.Unlock()
 			// Re-checks after the announcement (see Invariants).
 			if p.room.Load() > 0 {
 				p.roomWaiters.Add(-1)
@@ -248,8 +253,14 @@ func (p *core[K, P, L]) takeCredit(s *shardq[K, P]) bool {
 // returnCredit gives the room of k finished tasks back to s, and the part
 // of s's credit above one chunk back to the pool. The caller holds s.mu.
 func (p *core[K, P, L]) returnCredit(s *shardq[K, P], k int64) {
+	had := s.credit
 	s.credit += int32(k)
 	if int64(s.credit) <= p.creditKeep {
+		if had <= 0 {
+			// The shard had no room, and has some: a submitter of it
+			// waiting for pool-wide room can take it.
+			p.wakeRoomWaiters()
+		}
 		return
 	}
 	give := int64(s.credit) - p.creditKeep/2

@@ -249,3 +249,227 @@ func TestBlockedSubmittersOnFullPoolSleep(t *testing.T) {
 		}
 	})
 }
+
+// TestBatcherCloseWithBlockedSubmittersLosesNoMessage is
+// TestCloseWithBlockedSubmittersLosesNoTask for a Batcher, whose messages
+// can be told apart: every message whose Submit returned nil is handled
+// by exactly one call or is in exactly one letter (channel or
+// Undelivered, or its letter counted untaken), and no refused message is
+// either; the counters balance and Rejected counts the refusals seen.
+func TestBatcherCloseWithBlockedSubmittersLosesNoMessage(t *testing.T) {
+	for seed := range uint64(40) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { batcherCloseStress(t, seed) })
+		})
+	}
+}
+
+func batcherCloseStress(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	var mu sync.Mutex
+	handled := map[int]int{}
+	fn := func(_ context.Context, _ int, msgs []int) error {
+		time.Sleep(time.Duration(len(msgs)%3) * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		switch msgs[0] % 7 {
+		case 0:
+			panic("boom")
+		case 1:
+			return errors.New("fail")
+		case 2:
+			if len(msgs) > 1 {
+				handled[msgs[0]]++
+				return Partial(1, errors.New("partial"))
+			}
+		}
+		for _, m := range msgs {
+			handled[m]++
+		}
+		return nil
+	}
+	opts := []Option{
+		WithShards(1 + rng.IntN(3)),
+		WithMaxQueued(1 + rng.IntN(6)),
+		WithGroupQueueSize(1 + rng.IntN(3)),
+		WithWorkers(1, 1+rng.IntN(3)),
+		WithMaxBatch(1 + rng.IntN(4)),
+		WithDeadLetterBuffer(1),
+		withCPUReader(blockedCPU),
+	}
+	if rng.IntN(2) == 0 {
+		opts = append(opts, WithRetry(RetryPolicy{MaxAttempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond}))
+	}
+	b, err := NewBatcher[int, int](fn, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := rng.IntN(3)
+	lettered := map[int]int{}
+	letters := 0
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		if reader == 2 {
+			return
+		}
+		for dl := range b.DeadLetters() {
+			if reader == 1 {
+				time.Sleep(3 * time.Millisecond)
+			}
+			letters++
+			for _, m := range dl.Msgs {
+				lettered[m]++
+			}
+		}
+	}()
+	const submitters, perSubmitter = 12, 6
+	accepted := map[int]bool{}
+	var refusedFull, refusedClosed int
+	var wg sync.WaitGroup
+	for s := range submitters {
+		srng := rand.New(rand.NewPCG(seed, uint64(s)+100))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perSubmitter {
+				id := s*perSubmitter + i
+				ctx := context.Background()
+				var cancel context.CancelFunc = func() {}
+				if srng.IntN(3) == 0 {
+					ctx, cancel = context.WithTimeout(ctx, time.Duration(1+srng.IntN(5))*time.Millisecond)
+				}
+				var err error
+				if srng.IntN(4) == 0 {
+					err = b.TrySubmit(srng.IntN(4), id)
+				} else {
+					err = b.Submit(ctx, srng.IntN(4), id)
+				}
+				ctxErr := ctx.Err()
+				cancel()
+				mu.Lock()
+				switch {
+				case err == nil:
+					accepted[id] = true
+				case errors.Is(err, ErrClosed):
+					refusedClosed++
+				case errors.Is(err, ErrQueueFull):
+					refusedFull++
+				case ctxErr != nil && errors.Is(err, ctxErr):
+				default:
+					t.Errorf("message %d: unexpected error %v", id, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(time.Duration(rng.IntN(8)) * time.Millisecond)
+	cctx, ccancel := context.WithTimeout(context.Background(), time.Duration(rng.IntN(4))*time.Millisecond)
+	cerr := b.Close(cctx)
+	ccancel()
+	wg.Wait()
+	<-readerDone
+	if cerr != nil {
+		var ce *BatchCloseError[int, int]
+		if !errors.As(cerr, &ce) {
+			t.Fatalf("Close: %v", cerr)
+		}
+		for _, dl := range ce.Undelivered {
+			letters++
+			for _, m := range dl.Msgs {
+				lettered[m]++
+			}
+		}
+	}
+	if reader == 2 {
+		for dl := range b.DeadLetters() {
+			letters++
+			for _, m := range dl.Msgs {
+				lettered[m]++
+			}
+		}
+	}
+	st := b.Snapshot()
+	missing := 0
+	for id := range accepted {
+		n := handled[id] + lettered[id]
+		switch {
+		case n > 1:
+			t.Errorf("message %d handled %d times and in %d letters", id, handled[id], lettered[id])
+		case n == 0:
+			missing++
+		}
+	}
+	for id := range handled {
+		if !accepted[id] {
+			t.Errorf("message %d handled but its Submit failed", id)
+		}
+	}
+	for id := range lettered {
+		if !accepted[id] {
+			t.Errorf("message %d lettered but its Submit failed", id)
+		}
+	}
+	if st.DeadLettersUntaken == 0 && missing != 0 {
+		t.Errorf("%d accepted messages neither handled nor lettered", missing)
+	}
+	if st.Submitted != uint64(len(accepted)) {
+		t.Errorf("Submitted %d, accepted %d", st.Submitted, len(accepted))
+	}
+	if st.Queued != 0 || st.Submitted != st.Completed+st.DeadLetters.Total() {
+		t.Errorf("Submitted %d != Completed %d + DeadLetters %d + Queued %d",
+			st.Submitted, st.Completed, st.DeadLetters.Total(), st.Queued)
+	}
+	if st.Rejected.Closed != uint64(refusedClosed) || st.Rejected.QueueFull != uint64(refusedFull) {
+		t.Errorf("Rejected %+v, seen closed %d full %d", st.Rejected, refusedClosed, refusedFull)
+	}
+}
+
+// TestBlockedSubmitWokenByItsShardsCredit: with one shard and a bound
+// not kept exactly (WithMaxQueued(32): chunks of 2), a Submit waiting for
+// pool-wide room must get in when a task of its own shard finishes: the
+// room is the shard's own credit, which a TrySubmit takes at once. Before,
+// the credit stayed in the shard until it passed a chunk, and the waiter
+// slept on while the pool held 31 tasks of 32 (for ever, here, as the
+// others wait for it).
+func TestBlockedSubmitWokenByItsShardsCredit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithShards(1), WithMaxQueued(32), WithWorkers(1, 1), withCPUReader(blockedCPU))
+		if p.c.creditChunk < 2 {
+			t.Fatalf("chunk %d: the bound is kept exactly", p.c.creditChunk)
+		}
+		first, rest := make(chan struct{}), make(chan struct{})
+		if err := p.Submit(context.Background(), 0, func(context.Context) error { <-first; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		for range 31 {
+			if err := p.Submit(context.Background(), 1, func(context.Context) error { <-rest; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waited := make(chan error, 1)
+		go func() { waited <- p.Submit(context.Background(), 2, func(context.Context) error { return nil }) }()
+		synctest.Wait()
+		select {
+		case err := <-waited:
+			t.Fatalf("Submit on a full pool returned %v, want it to wait", err)
+		default:
+		}
+		close(first) // one task finishes: room for one
+		synctest.Wait()
+		q := p.Snapshot().Queued
+		select {
+		case err := <-waited:
+			if err != nil {
+				t.Fatal(err)
+			}
+		default:
+			close(rest)
+			<-waited
+			closePool(t, p)
+			t.Fatalf("a Submit still waits with the pool holding %d tasks of 32", q)
+		}
+		close(rest)
+		closePool(t, p)
+	})
+}
