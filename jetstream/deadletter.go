@@ -79,11 +79,12 @@ func (pt *partition) deadLetter(e *entry, reason Reason, attempts int, cause err
 			return // unacknowledged: the next owner tries again
 		}
 	}
-	if !pt.settle(e) {
+	msg, ok := pt.settle(e)
+	if !ok {
 		return
 	}
-	if err := e.msg.TermWithReason(string(reason)); err != nil {
-		pt.ackFailed()
+	if err := msg.TermWithReason(string(reason)); err != nil {
+		pt.ackFailed(e)
 		return
 	}
 	c.st.deadLetters.Add(1)

@@ -78,7 +78,25 @@ type partition struct {
 	// lastDelivery is the consumer sequence of the last delivery received,
 	// 0 before the first; the fetch loop only.
 	lastDelivery uint64
-	lag          atomic.Uint64
+	delivered    uint64 // info.Delivered.Stream as the last consumer info gave it
+
+	// The partition's durable consumer and what recreate needs to create
+	// it anew after an operator deleted it; the fetch loop only.
+	//
+	// cons is the consumer; gen counts its recreations. maxSeq is a stream
+	// sequence at or below which every message of the partition was
+	// delivered and, unless pending or left holds it, acknowledged or
+	// terminated: valid once settled. ackFloor is the
+	// server's acknowledged floor as the last consumer info gave it.
+	// dupBelow: after a recreation, a delivery at or below it that neither
+	// pending nor left holds was acknowledged already.
+	cons       natsjs.Consumer
+	gen        uint64
+	maxSeq     uint64
+	ackFloor   uint64
+	dupBelow   uint64
+	recovering bool
+	lag        atomic.Uint64
 
 	leaseMu  sync.Mutex
 	rev      uint64
@@ -93,6 +111,10 @@ type partition struct {
 	inPool  int               // entries of pending submitted to the pool and not done
 	emptyCh chan struct{}
 	dirty   bool // a message was left unacknowledged (an Ack or a Dedup Record failed)
+	// left holds the stream sequences of messages taken out of pending
+	// but left unacknowledged (an Ack, a Term or a Dedup Record failed)
+	// until they come again: recreate must start at or below them.
+	left map[uint64]struct{}
 }
 
 // entry is one received message on its way through the pool.
@@ -101,6 +123,7 @@ type entry struct {
 	msg      natsjs.Msg
 	m        Msg
 	progress time.Duration // c.now() of the last InProgress or receipt; pt.mu
+	gen      uint64        // pt.gen of msg's consumer; pt.mu (with msg, once pending)
 }
 
 func (c *Consumer) newPartition(p int, rev uint64, sent time.Duration) *partition {
@@ -112,6 +135,7 @@ func (c *Consumer) newPartition(p int, rev uint64, sent time.Duration) *partitio
 		prefix:  c.cfg.subject + "." + strconv.Itoa(p) + ".",
 		release: make(chan struct{}),
 		pending: make(map[uint64]*entry),
+		left:    make(map[uint64]struct{}),
 
 		unknownSince: -1,
 	}
@@ -297,18 +321,19 @@ func (pt *partition) run() {
 		}
 	}()
 
-	cons, ok := pt.consumer()
+	cons, ok := pt.consumer(0)
 	if !ok {
 		pt.finish()
 		return
 	}
-	if !pt.recover(cons, false) {
+	pt.cons = cons
+	if !pt.recover(false) {
 		pt.finish()
 		return
 	}
 	pt.settled.Store(true)
 	for !pt.fenced() && !pt.releasing() {
-		if !pt.fetch(cons) {
+		if !pt.fetch() {
 			break
 		}
 	}
@@ -316,8 +341,10 @@ func (pt *partition) run() {
 }
 
 // consumer creates or binds the partition's durable pull consumer, retrying
-// until it succeeds or the partition is fenced or released.
-func (pt *partition) consumer() (natsjs.Consumer, bool) {
+// until it succeeds or the partition is fenced or released. start, if not
+// 0, is the stream sequence from which a consumer created anew delivers
+// (see recreate); one that exists already keeps where it delivers from.
+func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 	c := pt.c
 	cfg := natsjs.ConsumerConfig{
 		Durable:       fmt.Sprintf("shoal_%s_p%d", c.cfg.stream, pt.p),
@@ -329,10 +356,24 @@ func (pt *partition) consumer() (natsjs.Consumer, bool) {
 		MaxDeliver:    -1, // the consumer enforces WithMaxDeliveries with a dead letter
 		DeliverPolicy: natsjs.DeliverAllPolicy,
 	}
+	if start > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, start
+	}
 	wait := 10 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/2)
 		cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.stream, cfg)
+		if err != nil {
+			// The server refuses to change where a consumer delivers
+			// from: one that recreate created keeps its start.
+			if old, gerr := c.js.Consumer(ctx, c.cfg.stream, cfg.Durable); gerr == nil {
+				oc := old.CachedInfo().Config
+				if oc.DeliverPolicy != cfg.DeliverPolicy || oc.OptStartSeq != cfg.OptStartSeq {
+					cfg.DeliverPolicy, cfg.OptStartSeq = oc.DeliverPolicy, oc.OptStartSeq
+					cons, err = c.js.CreateOrUpdateConsumer(ctx, c.cfg.stream, cfg)
+				}
+			}
+		}
 		cancel()
 		if err == nil {
 			return cons, true
@@ -390,14 +431,25 @@ func (pt *partition) sleep(wait *time.Duration) bool {
 //
 // A claim of a partition that has no unacknowledged message at all skips the
 // wait.
-func (pt *partition) recover(cons natsjs.Consumer, lost bool) bool {
+func (pt *partition) recover(lost bool) bool {
 	c := pt.c
 	var got []*entry
+	pt.recovering = true
+	defer func() { pt.recovering = false }()
 recovery:
 	for {
-		pendingAtServer, ok := pt.baseline(cons)
+		gen := pt.gen
+		pendingAtServer, ok := pt.baseline()
 		if !ok {
 			return false
+		}
+		if pt.gen != gen {
+			// The consumer was deleted and created anew (see recreate):
+			// what the old one left unacknowledged, the new one delivers
+			// again, in stream order, got's messages among them.
+			got = pt.forget(got)
+			lost = false
+			continue recovery
 		}
 		if !lost && pendingAtServer == 0 {
 			break
@@ -413,18 +465,28 @@ recovery:
 			t.Stop()
 			return false
 		}
-		if _, ok := pt.baseline(cons); !ok {
+		if _, ok := pt.baseline(); !ok {
 			return false
 		}
 		for {
-			again, ok := pt.collect(cons, &got)
+			again, ok := pt.collect(&got)
 			if !ok {
 				return false
 			}
+			if pt.gen != gen {
+				got = pt.forget(got)
+				lost = false
+				continue recovery
+			}
 			if !again {
 				var done bool
-				if done, again, ok = pt.complete(cons); !ok {
+				if done, again, ok = pt.complete(); !ok {
 					return false
+				}
+				if pt.gen != gen {
+					got = pt.forget(got)
+					lost = false
+					continue recovery
 				}
 				if done {
 					break recovery
@@ -436,6 +498,9 @@ recovery:
 			}
 		}
 	}
+	// Every message delivered so far that pending does not hold is
+	// acknowledged or terminated (or in left).
+	pt.maxSeq = max(pt.maxSeq, pt.delivered)
 	slices.SortFunc(got, func(a, b *entry) int { return cmpSeq(a.m.Seq, b.m.Seq) })
 	for _, e := range got {
 		switch pt.submit(e) {
@@ -449,11 +514,27 @@ recovery:
 	return true
 }
 
+// forget takes got's entries, pulled by recover and not submitted, out of
+// pending, and returns got emptied: the consumer that delivered them was
+// replaced (see recreate), and the new one delivers them again, in stream
+// order with the messages of their rooms that the old one had not yet
+// brought back; submitted now, they would run before those.
+func (pt *partition) forget(got []*entry) []*entry {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	for _, e := range got {
+		if pt.pending[e.m.Seq] == e {
+			delete(pt.pending, e.m.Seq)
+		}
+	}
+	return got[:0]
+}
+
 // collect pulls into got (and pending) until a first delivery or an empty
 // pull. It reports whether recover must start over because of a gap in the
 // delivery sequence. A redelivery of a message already in pending is not
 // added: its first copy is on its way through the pool.
-func (pt *partition) collect(cons natsjs.Consumer, got *[]*entry) (again, ok bool) {
+func (pt *partition) collect(got *[]*entry) (again, ok bool) {
 	c := pt.c
 	for {
 		if !pt.live() {
@@ -469,11 +550,14 @@ func (pt *partition) collect(cons natsjs.Consumer, got *[]*entry) (again, ok boo
 		}
 		maxWait := min(c.cfg.fetchWait, left)
 		started := time.Now()
-		batch, err := cons.Fetch(c.cfg.fetchBatch, natsjs.FetchMaxWait(maxWait))
+		batch, err := pt.cons.Fetch(c.cfg.fetchBatch, natsjs.FetchMaxWait(maxWait))
 		if err != nil {
 			wait := 20 * time.Millisecond
 			if !pt.sleep(&wait) {
 				return false, false
+			}
+			if gone(err) {
+				return true, true // recover's baseline finds it gone
 			}
 			continue
 		}
@@ -525,8 +609,8 @@ func (pt *partition) collect(cons natsjs.Consumer, got *[]*entry) (again, ok boo
 // processed after the message's ack wait had run out there and the message
 // had been redelivered here. An owner sends InProgress at least every half
 // ack wait, so that acknowledgement was more than half an ack wait late.
-func (pt *partition) complete(cons natsjs.Consumer) (done, again, ok bool) {
-	info, ok := pt.info(cons)
+func (pt *partition) complete() (done, again, ok bool) {
+	info, ok := pt.info()
 	if !ok {
 		return false, false, false
 	}
@@ -542,8 +626,8 @@ func (pt *partition) complete(cons natsjs.Consumer) (done, again, ok bool) {
 // baseline reads the consumer's state: it returns how many messages the
 // consumer has unacknowledged, and takes its delivery sequence as the point
 // from which every delivery must come to this node.
-func (pt *partition) baseline(cons natsjs.Consumer) (int, bool) {
-	info, ok := pt.info(cons)
+func (pt *partition) baseline() (int, bool) {
+	info, ok := pt.info()
 	if !ok {
 		return 0, false
 	}
@@ -552,21 +636,104 @@ func (pt *partition) baseline(cons natsjs.Consumer) (int, bool) {
 }
 
 // info asks the server for the consumer's state, retrying until it answers
-// or the partition is fenced or released.
-func (pt *partition) info(cons natsjs.Consumer) (*natsjs.ConsumerInfo, bool) {
+// or the partition is fenced or released. A consumer that the server no
+// longer has (an operator deleted it) is created anew (see recreate), and
+// pt.gen moves.
+func (pt *partition) info() (*natsjs.ConsumerInfo, bool) {
 	c := pt.c
 	wait := 10 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
-		info, err := cons.Info(ctx)
+		info, err := pt.cons.Info(ctx)
 		cancel()
 		if err == nil {
+			pt.ackFloor = info.AckFloor.Stream
+			pt.delivered = info.Delivered.Stream
 			return info, true
+		}
+		if errors.Is(err, natsjs.ErrConsumerNotFound) {
+			still, ok := pt.stillGone()
+			if !ok || (still && !pt.recreate()) {
+				return nil, false
+			}
+			continue
 		}
 		if !pt.sleep(&wait) {
 			return nil, false
 		}
 	}
+}
+
+// stillGone waits a moment after the server said the consumer is gone and
+// reports whether it still is; ok is false when the partition was fenced or
+// released meanwhile. The server forgets a deleted consumer before it
+// removes its files: a consumer of the same name created in between loses
+// its own files to that removal, and the server then refuses every update
+// of it. The wait also leaves an operator who recreates it himself first.
+func (pt *partition) stillGone() (still, ok bool) {
+	for {
+		wait := 250 * time.Millisecond
+		if !pt.sleep(&wait) {
+			return false, false
+		}
+		ctx, cancel := context.WithTimeout(pt.ctx, pt.c.cfg.leaseTTL/4)
+		_, err := pt.cons.Info(ctx)
+		cancel()
+		if err == nil || errors.Is(err, natsjs.ErrConsumerNotFound) {
+			return err != nil, true
+		}
+	}
+}
+
+// gone reports whether err, from a pull request, may mean that the
+// partition's consumer no longer exists.
+func gone(err error) bool {
+	return errors.Is(err, natsjs.ErrConsumerNotFound) || errors.Is(err, natsjs.ErrConsumerDeleted) ||
+		errors.Is(err, nats.ErrNoResponders)
+}
+
+// recreate creates the partition's consumer anew after the server lost it
+// (an operator deleted it): without it the partition would stall for ever,
+// its lease renewed. The new consumer delivers from the partition's
+// acknowledged floor on, not from the stream's start: below the floor
+// every message was acknowledged or terminated. Once settled, the node
+// knows the floor exactly (the lowest sequence that pending or left holds,
+// or maxSeq), and a redelivery at or below maxSeq of a message it holds
+// neither is acknowledged at once as a duplicate: nothing acknowledged is
+// handled again, nothing unacknowledged is skipped. (maxSeq moves only
+// with deliveries received outside recover, or with the delivered sequence
+// once recover has every unacknowledged message in hand: a delivery lost
+// before a resync is of a later sequence.) Before the first recover has
+// settled, it starts after the server's floor as last read, and messages
+// acknowledged above it are handled again (a Dedup drops them).
+//
+// Entries in pending keep their place; their redelivery by the new
+// consumer replaces the message they acknowledge.
+func (pt *partition) recreate() bool {
+	pt.c.st.recreated.Add(1)
+	var start uint64
+	pt.mu.Lock()
+	if pt.settled.Load() {
+		floor := pt.maxSeq
+		for s := range pt.pending {
+			floor = min(floor, s-1)
+		}
+		for s := range pt.left {
+			floor = min(floor, s-1)
+		}
+		start, pt.dupBelow = floor+1, pt.maxSeq
+	} else {
+		start, pt.dupBelow, pt.maxSeq = pt.ackFloor+1, 0, 0
+	}
+	pt.gen++
+	pt.mu.Unlock()
+	cons, ok := pt.consumer(start)
+	if !ok {
+		return false
+	}
+	pt.cons = cons
+	pt.lastDelivery = 0
+	return true
 }
 
 // fetch runs one pull request and submits what it brings; it reports
@@ -580,7 +747,7 @@ func (pt *partition) info(cons natsjs.Consumer) (*natsjs.ConsumerInfo, bool) {
 // consumer's delivery sequence, which grows by one with every delivery of
 // the partition's consumer, reveals it, and resync handles it. The skipped
 // messages stay unacknowledged, without InProgress, and come again.
-func (pt *partition) fetch(cons natsjs.Consumer) bool {
+func (pt *partition) fetch() bool {
 	c := pt.c
 	left := pt.validUntil() - c.now() - c.cfg.leaseTTL/10
 	if left < 10*time.Millisecond {
@@ -590,10 +757,18 @@ func (pt *partition) fetch(cons natsjs.Consumer) bool {
 	}
 	maxWait := min(c.cfg.fetchWait, left)
 	started := time.Now()
-	batch, err := cons.Fetch(c.cfg.fetchBatch, natsjs.FetchMaxWait(maxWait))
+	batch, err := pt.cons.Fetch(c.cfg.fetchBatch, natsjs.FetchMaxWait(maxWait))
 	if err != nil {
 		wait := 20 * time.Millisecond
-		return pt.sleep(&wait)
+		if !pt.sleep(&wait) {
+			return false
+		}
+		if gone(err) {
+			// recover's baseline asks for the consumer, and creates it
+			// anew if the server no longer has it.
+			return pt.recover(false)
+		}
+		return true
 	}
 	count := 0
 	msgs := batch.Messages()
@@ -642,7 +817,7 @@ func (pt *partition) fetch(cons natsjs.Consumer) bool {
 		return false
 	}
 	if skip || abnormal(batch, count, c.cfg.fetchBatch, maxWait, started) {
-		return pt.resync(cons)
+		return pt.resync()
 	}
 	return true
 }
@@ -663,9 +838,9 @@ func abnormal(batch natsjs.MessageBatch, count, size int, maxWait time.Duration,
 // stream, what came after it, and handling those first could reorder a room.
 // The rest of the pull request was skipped; recover brings them all back
 // in stream order.
-func (pt *partition) resync(cons natsjs.Consumer) bool {
+func (pt *partition) resync() bool {
 	pt.c.st.resyncs.Add(1)
-	return pt.recover(cons, true)
+	return pt.recover(true)
 }
 
 // receive records a message as held by this node. It returns nil for a
@@ -698,13 +873,39 @@ func (pt *partition) receive(msg natsjs.Msg, meta *natsjs.MsgMetadata) *entry {
 		c.st.redelivered.Add(1)
 	}
 	pt.lag.Store(meta.NumPending)
+	if !pt.recovering {
+		pt.maxSeq = max(pt.maxSeq, e.m.Seq)
+	}
 	pt.mu.Lock()
-	defer pt.mu.Unlock()
 	if held, ok := pt.pending[e.m.Seq]; ok {
 		held.progress = e.progress // the server restarted its ack wait
+		if held.gen != pt.gen {
+			// Delivered by a consumer created anew: the old one's
+			// acknowledgement would go nowhere.
+			held.msg, held.gen = msg, pt.gen
+		}
+		pt.mu.Unlock()
 		return nil
 	}
+	if _, ok := pt.left[e.m.Seq]; ok {
+		delete(pt.left, e.m.Seq)
+	} else if e.m.Seq <= pt.dupBelow {
+		// Acknowledged to the consumer that recreate replaced.
+		pt.mu.Unlock()
+		if !pt.live() {
+			return nil // the next owner gets it again
+		}
+		c.st.duplicates.Add(1)
+		if err := msg.Ack(); err != nil {
+			c.st.ackErrors.Add(1)
+		} else {
+			c.st.acked.Add(1)
+		}
+		return nil
+	}
+	e.gen = pt.gen
 	pt.pending[e.m.Seq] = e
+	pt.mu.Unlock()
 	return e
 }
 
@@ -870,6 +1071,9 @@ func (pt *partition) finishHandled(es []*entry, attempts int, reason Reason, err
 				c.st.dedupErrors.Add(1)
 				pt.mu.Lock()
 				pt.dirty = true // a release leaves them unacknowledged
+				for _, e := range es {
+					pt.left[e.m.Seq] = struct{}{}
+				}
 				pt.mu.Unlock()
 				return // unacknowledged: redelivered, and handled again
 			}
@@ -945,36 +1149,40 @@ func guard(call func() error) (err error, panicked bool) {
 
 // ack acknowledges e unless the partition is no longer live.
 func (pt *partition) ack(e *entry) {
-	if !pt.settle(e) {
+	msg, ok := pt.settle(e)
+	if !ok {
 		return
 	}
-	if err := e.msg.Ack(); err != nil {
-		pt.ackFailed()
+	if err := msg.Ack(); err != nil {
+		pt.ackFailed(e)
 		return
 	}
 	pt.c.st.acked.Add(1)
 }
 
 // settle takes e out of pending before its Ack or Term is sent (see
-// complete), and reports whether the node may still send it.
-func (pt *partition) settle(e *entry) bool {
+// complete), and reports whether the node may still send it, and the
+// message to send it to (a redelivery by a recreated consumer replaces it).
+func (pt *partition) settle(e *entry) (natsjs.Msg, bool) {
 	if !pt.live() {
-		return false
+		return nil, false
 	}
 	pt.mu.Lock()
 	if pt.pending[e.m.Seq] == e {
 		delete(pt.pending, e.m.Seq)
 	}
+	msg := e.msg
 	pt.mu.Unlock()
-	return true
+	return msg, true
 }
 
-// ackFailed records an Ack or Term that could not be sent: the message is
-// redelivered, so a release must be marked dirty.
-func (pt *partition) ackFailed() {
+// ackFailed records an Ack or Term of e that could not be sent: the message
+// is redelivered, so a release must be marked dirty.
+func (pt *partition) ackFailed(e *entry) {
 	pt.c.st.ackErrors.Add(1)
 	pt.mu.Lock()
 	pt.dirty = true
+	pt.left[e.m.Seq] = struct{}{}
 	pt.mu.Unlock()
 }
 
@@ -1033,7 +1241,10 @@ func (pt *partition) finish() {
 	pt.fence() // tasks still queued for left must not act on them now
 	slices.SortFunc(left, func(a, b *entry) int { return cmpSeq(a.m.Seq, b.m.Seq) })
 	for _, e := range left {
-		_ = e.msg.Nak()
+		pt.mu.Lock()
+		msg := e.msg
+		pt.mu.Unlock()
+		_ = msg.Nak()
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.leaseTTL/4)
 	defer cancel()

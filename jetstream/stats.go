@@ -42,6 +42,10 @@ type Stats struct {
 	// redelivered (one after a dead letter changes nothing: the message is
 	// terminated).
 	DedupErrors uint64
+	// Recreated counts partition consumers that the server no longer had
+	// (an operator deleted one) and that the node created anew, starting
+	// after the partition's acknowledged floor (see docs/CLUSTER.md).
+	Recreated uint64
 }
 
 // PartitionStats describes one held partition.
@@ -79,6 +83,7 @@ func (c *Consumer) Stats() Stats {
 		AckErrors:   c.st.ackErrors.Load(),
 		Resyncs:     c.st.resyncs.Load(),
 		DedupErrors: c.st.dedupErrors.Load(),
+		Recreated:   c.st.recreated.Load(),
 	}
 	c.mu.Lock()
 	s.Members = slices.Clone(c.live)

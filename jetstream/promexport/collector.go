@@ -87,7 +87,7 @@ var _ prometheus.Collector = (*Collector)(nil)
 type descs struct {
 	members, owned, lag, held                                       *prometheus.Desc
 	handoffs, messages, retries, dead, refusals, ackErrors, resyncs *prometheus.Desc
-	dedupErrors                                                     *prometheus.Desc
+	dedupErrors, recreated                                          *prometheus.Desc
 }
 
 // New returns a Collector over src. It returns ErrNilSource without a
@@ -121,6 +121,7 @@ func New(src Source, opts ...Option) (*Collector, error) {
 		ackErrors:   d("ack_errors_total", "Acknowledgements or terminations that could not be sent; those messages are redelivered."),
 		resyncs:     d("resyncs_total", "Recoveries after a delivery went elsewhere (a gap in a partition consumer's delivery sequence), each a pause of one ack wait."),
 		dedupErrors: d("dedup_errors_total", "Dedup calls that failed: a LastApplied asked again while its room waits, or a Record whose message is left unacknowledged."),
+		recreated:   d("consumers_recreated_total", "Partition consumers that the server no longer had (deleted by an operator) and that this node created anew after the partition's acknowledged floor."),
 	}}, nil
 }
 
@@ -129,7 +130,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.d.members, c.d.owned, c.d.lag, c.d.held, c.d.handoffs, c.d.messages,
 		c.d.retries, c.d.dead, c.d.refusals, c.d.ackErrors, c.d.resyncs,
-		c.d.dedupErrors,
+		c.d.dedupErrors, c.d.recreated,
 	} {
 		ch <- d
 	}
@@ -173,4 +174,5 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.d.ackErrors, s.AckErrors)
 	counter(c.d.resyncs, s.Resyncs)
 	counter(c.d.dedupErrors, s.DedupErrors)
+	counter(c.d.recreated, s.Recreated)
 }
