@@ -64,6 +64,11 @@
 // order across hand-offs; docs/CLUSTER.md gives the argument and its
 // assumptions.
 //
+// A partition's consumer that the server no longer has (an operator deleted
+// it) is created anew by its holder, delivering from the partition's
+// acknowledged floor, not from the stream's start; Stats.Recreated counts
+// it (docs/CLUSTER.md).
+//
 // Delivery is at least once: a message is handled again when its node died
 // or lost its lease between handling it and acknowledging it. Msg.Seq and
 // Msg.Deliveries let a handler detect that; WithDedup drops such messages
