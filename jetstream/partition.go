@@ -557,7 +557,15 @@ func (pt *partition) collect(got *[]*entry) (again, ok bool) {
 				return false, false
 			}
 			if gone(err) {
-				return true, true // recover's baseline finds it gone
+				// info creates it anew if the server no longer has it;
+				// recover then starts over.
+				gen := pt.gen
+				if _, ok := pt.info(); !ok {
+					return false, false
+				}
+				if pt.gen != gen {
+					return false, true
+				}
 			}
 			continue
 		}
@@ -764,9 +772,15 @@ func (pt *partition) fetch() bool {
 			return false
 		}
 		if gone(err) {
-			// recover's baseline asks for the consumer, and creates it
-			// anew if the server no longer has it.
-			return pt.recover(false)
+			// info creates it anew if the server no longer has it;
+			// recover then reads the new one's delivery sequence.
+			gen := pt.gen
+			if _, ok := pt.info(); !ok {
+				return false
+			}
+			if pt.gen != gen {
+				return pt.recover(false)
+			}
 		}
 		return true
 	}
