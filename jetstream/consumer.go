@@ -627,7 +627,11 @@ func (c *Consumer) rebalance() {
 // claim takes the lease of partition p, last seen as s (nil: never seen),
 // and starts consuming it.
 func (c *Consumer) claim(p int, s *leaseSeen) {
-	val := leaseValue{Owner: c.cfg.member, Instance: c.instance, State: leaseHeld}.encode()
+	var floor uint64
+	if s != nil && !s.deleted {
+		floor = s.val.Floor
+	}
+	val := leaseValue{Owner: c.cfg.member, Instance: c.instance, State: leaseHeld, Floor: floor}.encode()
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.leaseTTL/4)
 	defer cancel()
 	sent := c.now()
@@ -645,6 +649,7 @@ func (c *Consumer) claim(p int, s *leaseSeen) {
 		return
 	}
 	pt := c.newPartition(p, rev, sent)
+	pt.floor0 = floor
 	c.mu.Lock()
 	c.parts[p] = pt
 	c.mu.Unlock()

@@ -44,6 +44,12 @@ type leaseValue struct {
 	// owner, which recovers them in stream order as after a crash). It is
 	// for operators: every new owner checks the consumer's state itself.
 	Dirty bool `json:"dirty,omitempty"`
+	// Floor is a stream sequence at or below which every message of the
+	// partition was acknowledged or terminated, as its holder last knew
+	// it: a claimant that finds the partition's consumer gone (deleted
+	// while nobody held the partition) creates it to deliver after Floor
+	// instead of from the stream's start.
+	Floor uint64 `json:"floor,omitempty"`
 }
 
 func (v leaseValue) encode() []byte {

@@ -90,9 +90,11 @@ type partition struct {
 	// server's acknowledged floor as the last consumer info gave it.
 	// dupBelow: after a recreation, a delivery at or below it that neither
 	// pending nor left holds was acknowledged already.
-	cons       natsjs.Consumer
-	gen        uint64
-	maxSeq     uint64
+	cons   natsjs.Consumer
+	gen    uint64
+	maxSeq atomic.Uint64 // written by the fetch loop only
+	// floor0 is the lease's Floor at the claim.
+	floor0     uint64
 	ackFloor   uint64
 	dupBelow   uint64
 	recovering bool
@@ -274,7 +276,7 @@ func (pt *partition) renew() {
 	}
 	ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
 	defer cancel()
-	val := leaseValue{Owner: c.cfg.member, Instance: c.instance, State: leaseHeld}.encode()
+	val := leaseValue{Owner: c.cfg.member, Instance: c.instance, State: leaseHeld, Floor: pt.floor()}.encode()
 	sent := c.now()
 	rev, err := c.leases.Update(ctx, leaseKey(pt.p), val, pt.rev)
 	switch {
@@ -321,7 +323,11 @@ func (pt *partition) run() {
 		}
 	}()
 
-	cons, ok := pt.consumer(0)
+	var start uint64
+	if pt.floor0 > 0 {
+		start = pt.floor0 + 1
+	}
+	cons, ok := pt.consumer(start)
 	if !ok {
 		pt.finish()
 		return
@@ -359,20 +365,26 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 	if start > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, start
 	}
+	// The server refuses to change where a consumer delivers from: an
+	// existing one keeps its own start.
+	keep := func(ctx context.Context) bool {
+		old, err := c.js.Consumer(ctx, c.cfg.stream, cfg.Durable)
+		if err != nil {
+			return false
+		}
+		oc := old.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartSeq = oc.DeliverPolicy, oc.OptStartSeq
+		return true
+	}
 	wait := 10 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/2)
+		if start > 0 {
+			keep(ctx) // a start is only for a consumer created here
+		}
 		cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.stream, cfg)
-		if err != nil {
-			// The server refuses to change where a consumer delivers
-			// from: one that recreate created keeps its start.
-			if old, gerr := c.js.Consumer(ctx, c.cfg.stream, cfg.Durable); gerr == nil {
-				oc := old.CachedInfo().Config
-				if oc.DeliverPolicy != cfg.DeliverPolicy || oc.OptStartSeq != cfg.OptStartSeq {
-					cfg.DeliverPolicy, cfg.OptStartSeq = oc.DeliverPolicy, oc.OptStartSeq
-					cons, err = c.js.CreateOrUpdateConsumer(ctx, c.cfg.stream, cfg)
-				}
-			}
+		if err != nil && start == 0 && keep(ctx) && cfg.DeliverPolicy != natsjs.DeliverAllPolicy {
+			cons, err = c.js.CreateOrUpdateConsumer(ctx, c.cfg.stream, cfg)
 		}
 		cancel()
 		if err == nil {
@@ -500,7 +512,7 @@ recovery:
 	}
 	// Every message delivered so far that pending does not hold is
 	// acknowledged or terminated (or in left).
-	pt.maxSeq = max(pt.maxSeq, pt.delivered)
+	pt.maxSeq.Store(max(pt.maxSeq.Load(), pt.delivered))
 	slices.SortFunc(got, func(a, b *entry) int { return cmpSeq(a.m.Seq, b.m.Seq) })
 	for _, e := range got {
 		switch pt.submit(e) {
@@ -693,6 +705,26 @@ func (pt *partition) stillGone() (still, ok bool) {
 	}
 }
 
+// floor is a stream sequence at or below which every message of the
+// partition was acknowledged or terminated: once settled, the lowest
+// sequence that pending or left holds, less one, or maxSeq; before, the
+// lease's Floor at the claim.
+func (pt *partition) floor() uint64 {
+	if !pt.settled.Load() {
+		return pt.floor0
+	}
+	floor := pt.maxSeq.Load()
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	for s := range pt.pending {
+		floor = min(floor, s-1)
+	}
+	for s := range pt.left {
+		floor = min(floor, s-1)
+	}
+	return floor
+}
+
 // gone reports whether err, from a pull request, may mean that the
 // partition's consumer no longer exists.
 func gone(err error) bool {
@@ -720,19 +752,13 @@ func gone(err error) bool {
 func (pt *partition) recreate() bool {
 	pt.c.st.recreated.Add(1)
 	var start uint64
-	pt.mu.Lock()
 	if pt.settled.Load() {
-		floor := pt.maxSeq
-		for s := range pt.pending {
-			floor = min(floor, s-1)
-		}
-		for s := range pt.left {
-			floor = min(floor, s-1)
-		}
-		start, pt.dupBelow = floor+1, pt.maxSeq
+		start, pt.dupBelow = pt.floor()+1, pt.maxSeq.Load()
 	} else {
-		start, pt.dupBelow, pt.maxSeq = pt.ackFloor+1, 0, 0
+		start, pt.dupBelow = max(pt.ackFloor, pt.floor0)+1, 0
+		pt.maxSeq.Store(0)
 	}
+	pt.mu.Lock()
 	pt.gen++
 	pt.mu.Unlock()
 	cons, ok := pt.consumer(start)
@@ -888,7 +914,7 @@ func (pt *partition) receive(msg natsjs.Msg, meta *natsjs.MsgMetadata) *entry {
 	}
 	pt.lag.Store(meta.NumPending)
 	if !pt.recovering {
-		pt.maxSeq = max(pt.maxSeq, e.m.Seq)
+		pt.maxSeq.Store(max(pt.maxSeq.Load(), e.m.Seq))
 	}
 	pt.mu.Lock()
 	if held, ok := pt.pending[e.m.Seq]; ok {
@@ -1273,7 +1299,7 @@ func (pt *partition) freeLease(ctx context.Context, dirty bool) {
 	c := pt.c
 	pt.leaseMu.Lock()
 	defer pt.leaseMu.Unlock()
-	val := leaseValue{State: leaseFree, Dirty: dirty}.encode()
+	val := leaseValue{State: leaseFree, Dirty: dirty, Floor: pt.floor()}.encode()
 	_, err := c.leases.Update(ctx, leaseKey(pt.p), val, pt.rev)
 	if isConflict(err) {
 		// A renewal whose reply was lost may have moved the revision

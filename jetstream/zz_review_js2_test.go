@@ -102,3 +102,37 @@ func TestDeletedConsumerRecreatedWhileHeld(t *testing.T) {
 		t.Errorf("acked %d, want handled + duplicates = %d", st.Acked, want)
 	}
 }
+
+// TestConsumerDeletedWhileUnheld: the consumer is deleted while no node
+// holds the partition (its holder left with Stop). The next owner creates
+// it from the floor that the lease records, not from the stream's start.
+func TestConsumerDeletedWhileUnheld(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
+	ck := newChecker(t)
+	n1 := startNode(t, s.ClientURL(), "n1", ck.handle)
+	publish(t, js, 3, 1, 5)
+	eventually(t, 20*time.Second, "first messages handled", func() bool { return ck.count() == 15 })
+	eventually(t, 10*time.Second, "first messages acknowledged", func() bool { return n1.c.Stats().Acked == 15 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n1.c.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	stream, err := js.Stream(ctx, "CHAT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteConsumer(ctx, "shoal_CHAT_p0"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, 3, 6, 5)
+	n2 := startNode(t, s.ClientURL(), "n2", ck.handle)
+	eventually(t, 30*time.Second, "later messages handled", func() bool { return ck.count() == 30 })
+	ck.verify(t, 3, 10)
+	nothingPending(t, js, 1)
+	if st := n2.c.Stats(); ck.dups != 0 || st.Handled != 15 {
+		t.Errorf("duplicates %d, handled by n2 %d; want 0, 15", ck.dups, st.Handled)
+	}
+}
