@@ -67,7 +67,8 @@
 // A partition's consumer that the server no longer has (an operator deleted
 // it) is created anew by its holder, delivering from the partition's
 // acknowledged floor, not from the stream's start; Stats.Recreated counts
-// it (docs/CLUSTER.md).
+// it (docs/CLUSTER.md). The lease records the floor, so a claimant that
+// finds the consumer gone creates it from there too.
 //
 // Delivery is at least once: a message is handled again when its node died
 // or lost its lease between handling it and acknowledging it. Msg.Seq and
