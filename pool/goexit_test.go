@@ -59,29 +59,11 @@ func TestJitterAtLargestMax(t *testing.T) {
 func TestGoexitThenDeferredPanic(t *testing.T) {
 	var handled atomic.Int32
 	p := mustNew[int](t, WithWorkers(1, 1), WithPanicHandler(func(any, []byte) { handled.Add(1) }))
-	_, letters := collect(p)
-	if err := p.Submit(context.Background(), 1, func(context.Context) error {
+	dls := dieThenNext(t, p, func(context.Context) error {
 		defer panic("cleanup panicked")
 		runtime.Goexit()
 		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ran := make(chan struct{})
-	if err := p.Submit(context.Background(), 1, func(context.Context) error { close(ran); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-ran:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the group's next task has not run after 10 s: %+v, queued %d", p.Snapshot().Workers, p.Snapshot().Queued)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.Close(ctx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	dls := letters()
+	})
 	if len(dls) != 1 || dls[0].Reason != ReasonPanicked || dls[0].Attempts != 1 || dls[0].Panic != "cleanup panicked" {
 		t.Fatalf("letters %+v; want one Panicked letter with the panic's value", dls)
 	}
@@ -107,30 +89,7 @@ func TestBatcherGoexitThenDeferredPanic(t *testing.T) {
 		runtime.Goexit()
 		return nil
 	}, WithWorkers(1, 1), WithMaxBatch(1), WithPanicHandler(func(any, []byte) { handled.Add(1) }))
-	var letters []BatchDeadLetter[int, string]
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for dl := range b.DeadLetters() {
-			letters = append(letters, dl)
-		}
-	}()
-	for _, m := range []string{"dies", "next"} {
-		if err := b.Submit(context.Background(), 1, m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-ran:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the group's next message has not been handled after 10 s: %+v, queued %d", b.Snapshot().Workers, b.Snapshot().Queued)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Close(ctx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	<-done
+	letters := batchDieThenNext(t, b, "dies", ran)
 	if len(letters) != 1 || letters[0].Reason != ReasonPanicked || letters[0].Attempts != 1 ||
 		letters[0].Panic != "cleanup panicked" || len(letters[0].Msgs) != 1 || letters[0].Msgs[0] != "dies" {
 		t.Fatalf("letters %+v; want one Panicked letter of [dies] with the panic's value", letters)
@@ -154,25 +113,7 @@ func TestJudgeGoexit(t *testing.T) {
 	for name, rp := range policies {
 		t.Run("pool/"+name, func(t *testing.T) {
 			p := mustNew[int](t, WithWorkers(1, 1), WithRetry(rp))
-			_, letters := collect(p)
-			if err := p.Submit(context.Background(), 1, func(context.Context) error { return errors.New("transient") }); err != nil {
-				t.Fatal(err)
-			}
-			ran := make(chan struct{})
-			if err := p.Submit(context.Background(), 1, func(context.Context) error { close(ran); return nil }); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-ran:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("the group's next task has not run after 10 s: %+v, queued %d", p.Snapshot().Workers, p.Snapshot().Queued)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := p.Close(ctx); err != nil {
-				t.Fatalf("Close: %v", err)
-			}
-			dls := letters()
+			dls := dieThenNext(t, p, func(context.Context) error { return errors.New("transient") })
 			if len(dls) != 1 || dls[0].Reason != ReasonPanicked || dls[0].Attempts != 1 || !errors.Is(dls[0].Err, ErrGoexit) {
 				t.Fatalf("letters %+v; want one Panicked letter matching ErrGoexit", dls)
 			}
@@ -189,30 +130,7 @@ func TestJudgeGoexit(t *testing.T) {
 				}
 				return errors.New("transient")
 			}, WithWorkers(1, 1), WithMaxBatch(1), WithRetry(rp))
-			var letters []BatchDeadLetter[int, string]
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for dl := range b.DeadLetters() {
-					letters = append(letters, dl)
-				}
-			}()
-			for _, m := range []string{"fails", "next"} {
-				if err := b.Submit(context.Background(), 1, m); err != nil {
-					t.Fatal(err)
-				}
-			}
-			select {
-			case <-ran:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("the group's next message has not been handled after 10 s: %+v, queued %d", b.Snapshot().Workers, b.Snapshot().Queued)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := b.Close(ctx); err != nil {
-				t.Fatalf("Close: %v", err)
-			}
-			<-done
+			letters := batchDieThenNext(t, b, "fails", ran)
 			if len(letters) != 1 || letters[0].Reason != ReasonPanicked || letters[0].Attempts != 1 ||
 				!errors.Is(letters[0].Err, ErrGoexit) || len(letters[0].Msgs) != 1 || letters[0].Msgs[0] != "fails" {
 				t.Fatalf("letters %+v; want one Panicked letter of [fails] matching ErrGoexit", letters)
@@ -243,4 +161,54 @@ func TestDelayCostDoesNotGrowWithAttempts(t *testing.T) {
 			t.Fatalf("Multiplier %v: delay after MaxInt attempts has not returned in 5 s", m)
 		}
 	}
+}
+
+// dieThenNext submits die and then a task that records it ran to group 1
+// of p, waits up to 10 s for the second (the group must go on after die),
+// closes p within 10 s and returns the letters.
+func dieThenNext(t *testing.T, p *Pool[int], die Task) []DeadLetter[int] {
+	t.Helper()
+	_, letters := collect(p)
+	if err := p.Submit(context.Background(), 1, die); err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan struct{})
+	if err := p.Submit(context.Background(), 1, func(context.Context) error { close(ran); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the group's next task has not run after 10 s: %+v, queued %d", p.Snapshot().Workers, p.Snapshot().Queued)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	return letters()
+}
+
+// batchDieThenNext submits the message die and then "next" to group 1 of
+// b, whose fn closes ran on "next"; it waits up to 10 s for that, closes b
+// within 10 s and returns the letters.
+func batchDieThenNext(t *testing.T, b *Batcher[int, string], die string, ran <-chan struct{}) []BatchDeadLetter[int, string] {
+	t.Helper()
+	letters := collectBatch(b)
+	for _, m := range []string{die, "next"} {
+		if err := b.Submit(context.Background(), 1, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the group's next message has not been handled after 10 s: %+v, queued %d", b.Snapshot().Workers, b.Snapshot().Queued)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	return letters()
 }
