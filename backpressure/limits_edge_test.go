@@ -2,8 +2,6 @@ package backpressure
 
 import (
 	"errors"
-	"runtime/metrics"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -65,29 +63,8 @@ func TestReservationReachesThrottle(t *testing.T) {
 func TestCrossCheckTieGoesToTheAncestor(t *testing.T) {
 	const mib = 1 << 20
 	synctest.Test(t, func(t *testing.T) {
-		s := []metrics.Sample{{Name: metricTotal}, {Name: metricReleased}}
-		metrics.Read(s)
-		held := s[0].Value.Uint64() - s[1].Value.Uint64()
-		root := t.TempDir()
-		writeTree(t, root, map[string]string{
-			"proc/self/cgroup":                     "0::/pod/app\n",
-			"proc/self/mountinfo":                  "40 22 0:37 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
-			"sys/fs/cgroup/pod/memory.max":         strconv.Itoa(1024*mib) + "\n",
-			"sys/fs/cgroup/pod/app/memory.max":     strconv.Itoa(1024*mib) + "\n",
-			"sys/fs/cgroup/pod/memory.current":     strconv.FormatUint(held+950*mib, 10) + "\n",
-			"sys/fs/cgroup/pod/memory.stat":        "anon 1\ninactive_file 0\n",
-			"sys/fs/cgroup/pod/app/memory.current": strconv.FormatUint(held, 10) + "\n",
-			"sys/fs/cgroup/pod/app/memory.stat":    "anon 1\ninactive_file 0\n",
-		})
-		b, err := NewBreaker(WithRoot(root))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		time.Sleep(130 * time.Millisecond) // one cross-check
-		synctest.Wait()
-		err = b.Admit()
-		if st := b.Stats(); st.Outside < 900*mib || !errors.Is(err, ErrMemoryPressure) {
+		st, err := crossChecked(t, parentAndApp(t, 1024*mib, 1024*mib, 950*mib))
+		if st.Outside < 900*mib || !errors.Is(err, ErrMemoryPressure) {
 			t.Fatalf("the parent, with the same 1 GiB limit, is charged 950 MiB beyond Go's memory: "+
 				"Outside = %d MiB, Admit = %v; want ≥ 900 MiB and ErrMemoryPressure", st.Outside/mib, err)
 		}
@@ -146,35 +123,11 @@ func TestCloseDuringRefresh(t *testing.T) {
 func TestCrossCheckLooserAncestorNearlyFull(t *testing.T) {
 	const mib = 1 << 20
 	synctest.Test(t, func(t *testing.T) {
-		s := []metrics.Sample{{Name: metricTotal}, {Name: metricReleased}}
-		metrics.Read(s)
-		held := s[0].Value.Uint64() - s[1].Value.Uint64()
-		root := t.TempDir()
-		writeTree(t, root, map[string]string{
-			"proc/self/cgroup":                       "0::/slice/app\n",
-			"proc/self/mountinfo":                    "40 22 0:37 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
-			"sys/fs/cgroup/slice/memory.max":         strconv.Itoa(1536*mib) + "\n",
-			"sys/fs/cgroup/slice/app/memory.max":     strconv.Itoa(1024*mib) + "\n",
-			"sys/fs/cgroup/slice/memory.current":     strconv.FormatUint(held+1400*mib, 10) + "\n",
-			"sys/fs/cgroup/slice/memory.stat":        "anon 1\ninactive_file 0\n",
-			"sys/fs/cgroup/slice/app/memory.current": strconv.FormatUint(held, 10) + "\n",
-			"sys/fs/cgroup/slice/app/memory.stat":    "anon 1\ninactive_file 0\n",
-		})
-		b, err := NewBreaker(WithRoot(root))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
+		b := parentAndApp(t, 1536*mib, 1024*mib, 1400*mib)
 		if st := b.Stats(); st.Source != BudgetCgroup || st.Budget != 966367641 {
 			t.Fatalf("Stats = %+v, want 0.9 GiB from the process's own limit", st)
 		}
-		time.Sleep(130 * time.Millisecond) // one cross-check
-		synctest.Wait()
-		err = b.Admit()
-		st := b.Stats()
-		t.Logf("Outside %d MiB, Used %d MiB of %d MiB, state %v, Admit = %v",
-			st.Outside/mib, st.Used/mib, st.Budget/mib, st.State, err)
-		if !errors.Is(err, ErrMemoryPressure) {
+		if _, err := crossChecked(t, b); !errors.Is(err, ErrMemoryPressure) {
 			t.Fatalf("about 100 MiB left before the parent's limit: Admit = %v, want ErrMemoryPressure", err)
 		}
 	})

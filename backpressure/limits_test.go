@@ -19,41 +19,61 @@ import (
 func TestCrossCheckUsesLimitingGroup(t *testing.T) {
 	const mib = 1 << 20
 	synctest.Test(t, func(t *testing.T) {
-		s := []metrics.Sample{{Name: metricTotal}, {Name: metricReleased}}
-		metrics.Read(s)
-		held := s[0].Value.Uint64() - s[1].Value.Uint64()
-		root := t.TempDir()
-		writeTree(t, root, map[string]string{
-			"proc/self/cgroup":                   "0::/slice/app\n",
-			"proc/self/mountinfo":                "40 22 0:37 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
-			"sys/fs/cgroup/slice/memory.max":     strconv.Itoa(1024*mib) + "\n",
-			"sys/fs/cgroup/slice/app/memory.max": "max\n",
-			// The parent is charged for this process and its siblings.
-			"sys/fs/cgroup/slice/memory.current": strconv.FormatUint(held+950*mib, 10) + "\n",
-			"sys/fs/cgroup/slice/memory.stat":    "anon 1\ninactive_file 0\n",
-			// This process's own group: Go's memory only.
-			"sys/fs/cgroup/slice/app/memory.current": strconv.FormatUint(held, 10) + "\n",
-			"sys/fs/cgroup/slice/app/memory.stat":    "anon 1\ninactive_file 0\n",
-		})
-		b, err := NewBreaker(WithRoot(root))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
+		b := parentAndApp(t, 1024*mib, 0, 950*mib)
 		if st := b.Stats(); st.Source != BudgetCgroup || st.Budget != 966367641 {
 			t.Fatalf("Stats = %+v, want 0.9 GiB from the parent's limit", st)
 		}
-		time.Sleep(130 * time.Millisecond) // one cross-check
-		synctest.Wait()
-		err = b.Admit()
-		st := b.Stats()
-		t.Logf("Outside %d MiB, Used %d MiB of %d MiB, state %v, Admit = %v",
-			st.Outside/mib, st.Used/mib, st.Budget/mib, st.State, err)
+		st, err := crossChecked(t, b)
 		if st.Outside < 900*mib || !errors.Is(err, ErrMemoryPressure) {
 			t.Fatalf("the limiting group is charged 950 MiB beyond Go's memory (limit 1 GiB): "+
 				"Outside = %d MiB, Admit = %v; want ≥ 900 MiB and ErrMemoryPressure", st.Outside/mib, err)
 		}
 	})
+}
+
+// parentAndApp returns a Breaker (closed at the test's end) over a cgroup v2
+// tree in which the process's group slice/app sits below slice: slice has
+// the limit parentMax, app appMax (0: none), and slice is charged Go's
+// memory and others more (its other members), app Go's memory alone.
+func parentAndApp(t *testing.T, parentMax, appMax int, others uint64) *Breaker {
+	t.Helper()
+	s := []metrics.Sample{{Name: metricTotal}, {Name: metricReleased}}
+	metrics.Read(s)
+	held := s[0].Value.Uint64() - s[1].Value.Uint64()
+	appLimit := "max"
+	if appMax > 0 {
+		appLimit = strconv.Itoa(appMax)
+	}
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"proc/self/cgroup":                       "0::/slice/app\n",
+		"proc/self/mountinfo":                    "40 22 0:37 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+		"sys/fs/cgroup/slice/memory.max":         strconv.Itoa(parentMax) + "\n",
+		"sys/fs/cgroup/slice/app/memory.max":     appLimit + "\n",
+		"sys/fs/cgroup/slice/memory.current":     strconv.FormatUint(held+others, 10) + "\n",
+		"sys/fs/cgroup/slice/memory.stat":        "anon 1\ninactive_file 0\n",
+		"sys/fs/cgroup/slice/app/memory.current": strconv.FormatUint(held, 10) + "\n",
+		"sys/fs/cgroup/slice/app/memory.stat":    "anon 1\ninactive_file 0\n",
+	})
+	b, err := NewBreaker(WithRoot(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// crossChecked lets one cgroup cross-check run (in a synctest bubble), then
+// admits once and returns the breaker's Stats and Admit's answer.
+func crossChecked(t *testing.T, b *Breaker) (Stats, error) {
+	t.Helper()
+	time.Sleep(130 * time.Millisecond)
+	synctest.Wait()
+	err := b.Admit()
+	st := b.Stats()
+	t.Logf("Outside %d MiB, Used %d MiB of %d MiB, state %v, Admit = %v",
+		st.Outside>>20, st.Used>>20, st.Budget>>20, st.State, err)
+	return st, err
 }
 
 // TestRetryAfterTinyRate: a valid rate so small that 1 s / rate exceeds a
