@@ -46,9 +46,8 @@ func closeStress(t *testing.T, seed uint64) {
 
 	const submitters, perSubmitter = 12, 6
 	var mu sync.Mutex
-	ran := map[int]int{}       // id → successful runs
-	accepted := map[int]bool{} // id → Submit returned nil
-	var refusedFull, refusedClosed, refusedCtx int
+	ran := map[int]int{} // id → successful runs
+	tl := newTally()     // what the submitters saw
 
 	reader := rng.IntN(3) // 0 reads, 1 lags, 2 never reads until Close
 	var letters []DeadLetter[int]
@@ -107,20 +106,7 @@ func closeStress(t *testing.T, seed uint64) {
 				}
 				ctxErr := ctx.Err()
 				cancel()
-				mu.Lock()
-				switch {
-				case err == nil:
-					accepted[id] = true
-				case errors.Is(err, ErrClosed):
-					refusedClosed++
-				case errors.Is(err, ErrQueueFull):
-					refusedFull++
-				case ctxErr != nil && errors.Is(err, ctxErr):
-					refusedCtx++
-				default:
-					t.Errorf("task %d: unexpected error %v", id, err)
-				}
-				mu.Unlock()
+				tl.record(t, id, err, ctxErr)
 			}
 		}()
 	}
@@ -158,7 +144,7 @@ func closeStress(t *testing.T, seed uint64) {
 	}
 	nAccepted := 0
 	nRan := 0
-	for id := range accepted {
+	for id := range tl.accepted {
 		nAccepted++
 		if ran[id] > 1 {
 			t.Errorf("task %d ran %d times", id, ran[id])
@@ -168,7 +154,7 @@ func closeStress(t *testing.T, seed uint64) {
 		}
 	}
 	for id := range ran {
-		if !accepted[id] {
+		if !tl.accepted[id] {
 			t.Errorf("task %d ran but its Submit failed", id)
 		}
 	}
@@ -199,11 +185,11 @@ func closeStress(t *testing.T, seed uint64) {
 	if reader != 2 && shutdown >= 0 && shutdownLetters+int(st.DeadLettersUntaken) < shutdown {
 		t.Errorf("Shutdown %d, Shutdown letters seen %d", shutdown, shutdownLetters)
 	}
-	if got, want := st.Rejected.Closed, uint64(refusedClosed); got != want {
+	if got, want := st.Rejected.Closed, uint64(tl.closed); got != want {
 		t.Errorf("Rejected.Closed %d, want %d", got, want)
 	}
-	if got, want := st.Rejected.QueueFull, uint64(refusedFull); got != want {
-		t.Errorf("Rejected.QueueFull %d, want %d (full %d, ctx %d)", got, want, refusedFull, refusedCtx)
+	if got, want := st.Rejected.QueueFull, uint64(tl.full); got != want {
+		t.Errorf("Rejected.QueueFull %d, want %d (full %d, ctx %d)", got, want, tl.full, tl.ctx)
 	}
 }
 
@@ -324,8 +310,7 @@ func batcherCloseStress(t *testing.T, seed uint64) {
 		}
 	}()
 	const submitters, perSubmitter = 12, 6
-	accepted := map[int]bool{}
-	var refusedFull, refusedClosed int
+	tl := newTally()
 	var wg sync.WaitGroup
 	for s := range submitters {
 		srng := rand.New(rand.NewPCG(seed, uint64(s)+100))
@@ -347,19 +332,7 @@ func batcherCloseStress(t *testing.T, seed uint64) {
 				}
 				ctxErr := ctx.Err()
 				cancel()
-				mu.Lock()
-				switch {
-				case err == nil:
-					accepted[id] = true
-				case errors.Is(err, ErrClosed):
-					refusedClosed++
-				case errors.Is(err, ErrQueueFull):
-					refusedFull++
-				case ctxErr != nil && errors.Is(err, ctxErr):
-				default:
-					t.Errorf("message %d: unexpected error %v", id, err)
-				}
-				mu.Unlock()
+				tl.record(t, id, err, ctxErr)
 			}
 		}()
 	}
@@ -391,7 +364,7 @@ func batcherCloseStress(t *testing.T, seed uint64) {
 	}
 	st := b.Snapshot()
 	missing := 0
-	for id := range accepted {
+	for id := range tl.accepted {
 		n := handled[id] + lettered[id]
 		switch {
 		case n > 1:
@@ -401,27 +374,27 @@ func batcherCloseStress(t *testing.T, seed uint64) {
 		}
 	}
 	for id := range handled {
-		if !accepted[id] {
+		if !tl.accepted[id] {
 			t.Errorf("message %d handled but its Submit failed", id)
 		}
 	}
 	for id := range lettered {
-		if !accepted[id] {
+		if !tl.accepted[id] {
 			t.Errorf("message %d lettered but its Submit failed", id)
 		}
 	}
 	if st.DeadLettersUntaken == 0 && missing != 0 {
 		t.Errorf("%d accepted messages neither handled nor lettered", missing)
 	}
-	if st.Submitted != uint64(len(accepted)) {
-		t.Errorf("Submitted %d, accepted %d", st.Submitted, len(accepted))
+	if st.Submitted != uint64(len(tl.accepted)) {
+		t.Errorf("Submitted %d, accepted %d", st.Submitted, len(tl.accepted))
 	}
 	if st.Queued != 0 || st.Submitted != st.Completed+st.DeadLetters.Total() {
 		t.Errorf("Submitted %d != Completed %d + DeadLetters %d + Queued %d",
 			st.Submitted, st.Completed, st.DeadLetters.Total(), st.Queued)
 	}
-	if st.Rejected.Closed != uint64(refusedClosed) || st.Rejected.QueueFull != uint64(refusedFull) {
-		t.Errorf("Rejected %+v, seen closed %d full %d", st.Rejected, refusedClosed, refusedFull)
+	if st.Rejected.Closed != uint64(tl.closed) || st.Rejected.QueueFull != uint64(tl.full) {
+		t.Errorf("Rejected %+v, seen closed %d full %d", st.Rejected, tl.closed, tl.full)
 	}
 }
 
@@ -472,4 +445,33 @@ func TestBlockedSubmitWokenByItsShardsCredit(t *testing.T) {
 		close(rest)
 		closePool(t, p)
 	})
+}
+
+// tally counts what concurrent submitters were told: the ids accepted, and
+// the refusals by kind.
+type tally struct {
+	mu                sync.Mutex
+	accepted          map[int]bool
+	closed, full, ctx int
+}
+
+func newTally() *tally { return &tally{accepted: map[int]bool{}} }
+
+// record files err, the answer to the submission of id whose context's
+// error after the call was ctxErr; an answer of any other kind fails t.
+func (tl *tally) record(t *testing.T, id int, err, ctxErr error) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	switch {
+	case err == nil:
+		tl.accepted[id] = true
+	case errors.Is(err, ErrClosed):
+		tl.closed++
+	case errors.Is(err, ErrQueueFull):
+		tl.full++
+	case ctxErr != nil && errors.Is(err, ctxErr):
+		tl.ctx++
+	default:
+		t.Errorf("submission %d: unexpected error %v", id, err)
+	}
 }
