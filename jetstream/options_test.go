@@ -179,16 +179,11 @@ func TestBucketPrefixValidated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close(ctx)
-	h := func(context.Context, *jetstream.Msg) error { return nil }
 	for _, opts := range [][]jetstream.Option{
 		{jetstream.WithStream("CHAT"), jetstream.WithBucketPrefix("a=b")},
 		{jetstream.WithStream("A=B")},
 	} {
-		c, err := jetstream.Start(ctx, js, p, h, append(opts, jetstream.WithMember("n1"))...)
-		if err == nil {
-			_ = c.Stop(ctx)
-		}
-		if !errors.Is(err, jetstream.ErrBadOption) {
+		if err := startErr(ctx, js, p, append(opts, jetstream.WithMember("n1"))...); !errors.Is(err, jetstream.ErrBadOption) {
 			t.Errorf("Start: %v; want ErrBadOption", err)
 		}
 	}
@@ -212,12 +207,7 @@ func TestTransformPartitionsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close(ctx)
-	c, err := jetstream.Start(ctx, js, p, func(context.Context, *jetstream.Msg) error { return nil },
-		append([]jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("n1")}, testTiming...)...)
-	if err == nil {
-		_ = c.Stop(ctx)
-	}
-	if !errors.Is(err, jetstream.ErrBadPartitions) {
+	if err := startErr(ctx, js, p, append([]jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("n1")}, testTiming...)...); !errors.Is(err, jetstream.ErrBadPartitions) {
 		t.Errorf("Start on a stream of 5000 partitions: %v; want ErrBadPartitions", err)
 	}
 }
@@ -286,12 +276,7 @@ func TestStartRefusesClosedPool(t *testing.T) {
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c, err := jetstream.Start(ctx, js, p, func(context.Context, *jetstream.Msg) error { return nil },
-		append([]jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("n1")}, testTiming...)...)
-	if err == nil {
-		_ = c.Stop(ctx)
-	}
-	if !errors.Is(err, jetstream.ErrPoolClosed) {
+	if err := startErr(ctx, js, p, append([]jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("n1")}, testTiming...)...); !errors.Is(err, jetstream.ErrPoolClosed) {
 		t.Errorf("Start with a closed pool: %v; want ErrPoolClosed", err)
 	}
 }
@@ -340,14 +325,7 @@ func TestSubjectNotInStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close(ctx)
-	h := func(context.Context, *jetstream.Msg) error { return nil }
-	start := func(opts ...jetstream.Option) error {
-		c, err := jetstream.Start(ctx, js, p, h, append(opts, testTiming...)...)
-		if err == nil {
-			_ = c.Stop(ctx)
-		}
-		return err
-	}
+	start := func(opts ...jetstream.Option) error { return startErr(ctx, js, p, append(opts, testTiming...)...) }
 	if err := start(jetstream.WithStream("CHAT"), jetstream.WithMember("n1"), jetstream.WithPartitions(2)); !errors.Is(err, jetstream.ErrBadOption) {
 		t.Errorf("default prefix rooms on a stream of chat.*.*: %v; want ErrBadOption", err)
 	}
@@ -378,4 +356,14 @@ func TestFetchBatchBounded(t *testing.T) {
 	if !errors.Is(err, jetstream.ErrBadOption) {
 		t.Errorf("WithFetch(math.MaxInt, 1s): %v; want ErrBadOption", err)
 	}
+}
+
+// startErr starts a consumer of p with a handler that does nothing, stops
+// it if it started, and returns Start's error.
+func startErr(ctx context.Context, js natsjs.JetStream, p *pool.Pool[string], opts ...jetstream.Option) error {
+	c, err := jetstream.Start(ctx, js, p, func(context.Context, *jetstream.Msg) error { return nil }, opts...)
+	if err == nil {
+		_ = c.Stop(ctx)
+	}
+	return err
 }
