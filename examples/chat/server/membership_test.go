@@ -162,24 +162,7 @@ func TestFailedCallAnswersJoinAndLeave(t *testing.T) {
 // refuses work, so the leave of its room is refused; the room's next call
 // drops it all the same, and the room counts one member.
 func TestRefusedLeaveLeaksNoMember(t *testing.T) {
-	src := new(pressure)
-	br, err := backpressure.NewBreaker(backpressure.WithBudget(1<<40), backpressure.WithSource(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, ts := startServer(t, Config{Breaker: br})
-	t.Cleanup(func() { br.Close() }) // runs after the server's Close
-	stay, gone := dial(t, ts), dial(t, ts)
-	stay.join("r")
-	gone.join("r")
-
-	src.used.Store(1 << 41)
-	waitFor(t, "breaker to refuse", func() bool { return errors.Is(br.Admit(), backpressure.ErrMemoryPressure) })
-	gone.ws.CloseNow()
-	<-gone.closed
-	waitFor(t, "the server to end the closed connection", func() bool { return srv.Stats().Conns == 1 })
-	src.used.Store(0)
-	waitFor(t, "breaker to admit again", func() bool { return br.Admit() == nil })
+	srv, _, stay := refusedLeave(t)
 
 	for n := uint64(1); ; n++ { // the breaker may refuse a few more: retry as told
 		stay.send(Frame{Type: "send", Room: "r", ClientSeq: n, Text: "after"})
@@ -305,4 +288,31 @@ func TestCloseDeadlineAnswers(t *testing.T) {
 	if len(answered) != sends {
 		t.Fatalf("%d of %d accepted sends answered before the connection closed (%v); %d stored", len(answered), sends, answered, stored)
 	}
+}
+
+// refusedLeave starts a server with a breaker, joins two connections to
+// room r, and ends the second while the breaker refuses work, so that its
+// leave is refused; it returns once the breaker admits again, with the
+// server, its test server and the connection that stayed.
+func refusedLeave(t *testing.T) (*Server, *httptest.Server, *client) {
+	t.Helper()
+	src := new(pressure)
+	br, err := backpressure.NewBreaker(backpressure.WithBudget(1<<40), backpressure.WithSource(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, ts := startServer(t, Config{Breaker: br})
+	t.Cleanup(func() { br.Close() }) // runs after the server's Close
+	stay, gone := dial(t, ts), dial(t, ts)
+	stay.join("r")
+	gone.join("r")
+
+	src.used.Store(1 << 41)
+	waitFor(t, "breaker to refuse", func() bool { return errors.Is(br.Admit(), backpressure.ErrMemoryPressure) })
+	gone.ws.CloseNow()
+	<-gone.closed
+	waitFor(t, "the server to end the closed connection", func() bool { return srv.Stats().Conns == 1 })
+	src.used.Store(0)
+	waitFor(t, "breaker to admit again", func() bool { return br.Admit() == nil })
+	return srv, ts, stay
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/shoal-go/shoal/backpressure"
 
 	"github.com/shoal-go/shoal/pool"
 	"golang.org/x/time/rate"
@@ -475,24 +473,7 @@ func TestNaNRateTakesDefault(t *testing.T) {
 // drops it (README) even when that call holds a join and no message: the
 // joined frame and the room's state count the live members only.
 func TestRefusedLeaveDroppedByNextJoin(t *testing.T) {
-	src := new(pressure)
-	br, err := backpressure.NewBreaker(backpressure.WithBudget(1<<40), backpressure.WithSource(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, ts := startServer(t, Config{Breaker: br})
-	t.Cleanup(func() { br.Close() }) // runs after the server's Close
-	stay, gone := dial(t, ts), dial(t, ts)
-	stay.join("r")
-	gone.join("r")
-
-	src.used.Store(1 << 41)
-	waitFor(t, "breaker to refuse", func() bool { return errors.Is(br.Admit(), backpressure.ErrMemoryPressure) })
-	gone.ws.CloseNow()
-	<-gone.closed
-	waitFor(t, "the server to end the closed connection", func() bool { return srv.Stats().Conns == 1 })
-	src.used.Store(0)
-	waitFor(t, "breaker to admit again", func() bool { return br.Admit() == nil })
+	srv, ts, _ := refusedLeave(t)
 
 	late := dial(t, ts)
 	for n := 0; ; n++ { // the breaker may refuse a few more: retry as told
