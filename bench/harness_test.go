@@ -125,6 +125,22 @@ var errRefused = errors.New("refused")
 func (r *refuser) Submit(uint64, Task) error { return errRefused }
 func (r *refuser) Close() error              { return nil }
 
+// TestRunFailsRefusedRow: a row whose library refused submissions is an
+// error, not a figure: its time covers fewer tasks than the others', and a
+// table would rank it by them (as the fastest, for a library that refuses
+// everything).
+func TestRunFailsRefusedRow(t *testing.T) {
+	w, ok := WorkloadByName("noop")
+	if !ok {
+		t.Fatal("no noop workload")
+	}
+	lib := Lib{Name: "refuser", Order: FIFO, New: func(Config) (Runner, error) { return &refuser{}, nil }}
+	res, err := Run(lib, Spec{Workload: w, Producers: 2, Tasks: 100})
+	if !errors.Is(err, ErrRefused) || res.Errors != 100 {
+		t.Fatalf("Run: %v, %d errors; want ErrRefused with 100", err, res.Errors)
+	}
+}
+
 // TestRefusedDrainLosesNothing checks both lane wrappers when the inner
 // pool refuses a lane's drain: the refused task does not run, is not
 // counted, and its lane is left as if it had never been used.

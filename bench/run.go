@@ -60,7 +60,8 @@ type Result struct {
 	// run.
 	GCPauseNs int64 `json:"gc_pause_ns"`
 	NumGC     int64 `json:"num_gc"`
-	// Errors counts the submissions the row refused.
+	// Errors counts the submissions the row refused (Run then returns
+	// ErrRefused with the Result).
 	Errors int64 `json:"errors"`
 	// XcoreNs is the time to move a cache line between two CPUs, measured
 	// by Run right after the run (internal/xcore; 0 with one CPU). On a
@@ -89,6 +90,11 @@ const maxSamples = 4096
 
 // ErrSpec is returned for a Spec that cannot be run.
 var ErrSpec = errors.New("bench: bad spec")
+
+// ErrRefused is returned, with the Result, for a run in which the library
+// refused submissions: its time covers fewer tasks than the Spec's, so the
+// row is not comparable with the others.
+var ErrRefused = errors.New("bench: submissions refused")
 
 // Run builds lib's runner for spec, measures it and closes it, then measures
 // the machine's cache-line transfer time (Result.XcoreNs).
@@ -200,6 +206,9 @@ func Measure(lib Lib, spec Spec, t Timer) (res Result, err error) {
 	}
 	res.P50Ns, res.P99Ns, res.MaxNs = percentiles(lat)
 	res.Samples = len(lat)
+	if res.Errors > 0 {
+		return res, fmt.Errorf("%w: %s refused %d of %d", ErrRefused, lib.Name, res.Errors, spec.Tasks)
+	}
 	return res, nil
 }
 
