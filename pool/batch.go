@@ -415,12 +415,19 @@ func (b *Batcher[K, M]) unwound(w *worker, ts *turnState[K, M]) {
 	}
 	pv, stack := ts.pv, ts.stack
 	ts.panicked, ts.pv, ts.stack = false, nil, nil
+	prev, _ := ts.g.failures()
+	// The call's k messages are the group's taken ones: take copied them.
+	b.letterDying(w, ts, ts.g.taken, prev+1, pv, stack)
+}
+
+// letterDying finishes the k messages of the call whose worker's goroutine
+// is ending (runtime.Goexit) as one Panicked letter with pv, and calls the
+// panic handler; workerMain's deferred afterGoexit then hands the group and
+// the worker's place on.
+func (b *Batcher[K, M]) letterDying(w *worker, ts *turnState[K, M], k uint32, attempts int, pv any, stack []byte) {
 	w.goexit = true
-	g := ts.g
-	k := g.taken // the holder's: take copied k for this call
-	prev, _ := g.failures()
 	w.stats.local[cPanicked]++
-	b.letter(w, ts, 0, k, ReasonPanicked, &PanicError{Value: pv}, prev+1, pv, stack)
+	b.letter(w, ts, 0, k, ReasonPanicked, &PanicError{Value: pv}, attempts, pv, stack)
 	b.done(w, ts, k)
 	if h := b.c.cfg.panicHandler; h != nil {
 		callHandler(h, pv, stack)
@@ -467,13 +474,7 @@ func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts 
 			return
 		}
 		if !returned {
-			w.goexit = true
-			w.stats.local[cPanicked]++
-			b.letter(w, ts, 0, uint32(len(vals)), ReasonPanicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
-			b.done(w, ts, uint32(len(vals)))
-			if h := b.c.cfg.panicHandler; h != nil {
-				callHandler(h, ErrGoexit, nil)
-			}
+			b.letterDying(w, ts, uint32(len(vals)), attempts, ErrGoexit, debug.Stack())
 		}
 	}()
 	err = b.fn(b.ctx, ts.g.key, vals)

@@ -346,16 +346,7 @@ func (p *Pool[K]) endCall(ts *turnState[K, Task]) {
 	}
 	ts.cur = nil
 	if !ts.returned {
-		w.goexit = true
-		// afterGoexit finishes the dying task.
-		ts.done++
-		w.finished++
-		w.stats.local[cPanicked]++
-		attempts := ts.prev + 1
-		p.letter(w, ts.g.key, e, ReasonPanicked, &PanicError{Value: ErrGoexit}, attempts, ErrGoexit, debug.Stack())
-		if h := p.c.cfg.panicHandler; h != nil {
-			callHandler(h, ErrGoexit, nil)
-		}
+		p.letterDying(w, ts, e, ErrGoexit, debug.Stack())
 	}
 }
 
@@ -373,6 +364,14 @@ func (p *Pool[K]) unwound(w *worker, ts *turnState[K, Task]) {
 	}
 	e, pv, stack := ts.cur, ts.pv, ts.stack
 	ts.cur, ts.panicked, ts.pv, ts.stack = nil, false, nil, nil
+	p.letterDying(w, ts, e, pv, stack)
+}
+
+// letterDying finishes e, the task whose worker's goroutine is ending
+// (runtime.Goexit), as one Panicked letter with pv, counted as finished,
+// and calls the panic handler; workerMain's deferred afterGoexit then
+// hands the group and the worker's place on.
+func (p *Pool[K]) letterDying(w *worker, ts *turnState[K, Task], e *entry[K, Task], pv any, stack []byte) {
 	w.goexit = true
 	ts.done++
 	w.finished++

@@ -435,10 +435,7 @@ func (p *core[K, P, L]) expiresWithin(e *entry[K, P], d time.Duration) bool {
 }
 
 // expired reports whether e's deadline has passed, by the pool's clock.
-func (p *core[K, P, L]) expired(e *entry[K, P]) bool {
-	d, ok := e.ctx.Deadline()
-	return ok && !p.now().Before(d)
-}
+func (p *core[K, P, L]) expired(e *entry[K, P]) bool { return p.expiresWithin(e, 0) }
 
 // afterGoexit runs on a worker whose task called runtime.Goexit, as the
 // goroutine unwinds, after the face lettered the dying task or batch and
