@@ -138,7 +138,7 @@ func NewBreaker(opts ...Option) (*Breaker, error) {
 	if b.src == nil {
 		b.src = newRuntimeSource()
 	}
-	b.src.Read(&b.reading)
+	b.read()
 	switch {
 	case c.hasExplicit:
 		if c.explicit <= b.reading.Used {
@@ -419,6 +419,22 @@ func (b *Breaker) markStale() {
 
 func (b *Breaker) now() time.Duration { return time.Since(b.epoch) }
 
+// read takes a reading from the Source into b.reading. The CPU totals are
+// cumulative: a pair in which either is NaN, infinite or below the last
+// good one (negative, to begin with) is ignored and the last good pair
+// kept, so that one bad reading cannot make the GC's share NaN, or 1 or 0,
+// for the window it ends or the one it starts. The caller holds refreshing
+// (or b is not yet shared).
+func (b *Breaker) read() {
+	r := b.reading // fields the Source does not set keep their last values
+	b.src.Read(&r)
+	good := func(v, last float64) bool { return v >= last && v <= math.MaxFloat64 }
+	if !good(r.GCCPUSeconds, b.reading.GCCPUSeconds) || !good(r.TotalCPUSeconds, b.reading.TotalCPUSeconds) {
+		r.GCCPUSeconds, r.TotalCPUSeconds = b.reading.GCCPUSeconds, b.reading.TotalCPUSeconds
+	}
+	b.reading = r
+}
+
 // minRefreshBatch is the fewest admissions between count-driven samples,
 // so that near a threshold Admit does not sample on every call.
 const minRefreshBatch = 16
@@ -451,7 +467,7 @@ func (b *Breaker) refresh(inline bool) {
 	}()
 	c := b.cfg.Load() // acquires the config this sample is judged by
 	now := b.now()
-	b.src.Read(&b.reading)
+	b.read()
 	r := b.reading
 	var outside int64
 	if b.crossCheck && c.budgetSource == BudgetCgroup {

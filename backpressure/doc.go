@@ -93,7 +93,9 @@
 // over 1 s: the GC death spiral; the rate then shrinks with the share), and
 // a goroutine ceiling (WithMaxGoroutines; at the ceiling nothing is
 // admitted). In Probe they hold too: its trickle is no faster than
-// Throttle's rate would be.
+// Throttle's rate would be. A Source's CPU totals that come back NaN,
+// infinite, negative or lower than before are ignored (the last good pair
+// is kept), so one bad reading cannot fake or hide a GC spiral.
 //
 // # Choosing thresholds
 //

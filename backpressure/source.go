@@ -9,7 +9,9 @@ type Reading struct {
 	// Goroutines is the number of live goroutines.
 	Goroutines int64
 	// GCCPUSeconds and TotalCPUSeconds are cumulative CPU times; the breaker
-	// divides their growth over a window to get the GC's share of CPU.
+	// divides their growth over a window to get the GC's share of CPU. A
+	// reading in which either is NaN, infinite, negative or below its last
+	// value is ignored: the breaker keeps the last good pair.
 	GCCPUSeconds, TotalCPUSeconds float64
 }
 
