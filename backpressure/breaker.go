@@ -89,10 +89,12 @@ type decision struct {
 	closed   bool
 	inflight func() int64
 	// room is, in Normal, the in-flight count at which the reservation
-	// reaches the throttle threshold; otherwise the most tasks whose
-	// reservation stays within the reject threshold. limit ≤ room is the
+	// reaches the throttle threshold; otherwise reject. limit ≤ room is the
 	// count at which Admit samples again (see refreshBatch).
 	limit, room int64
+	// reject is the most tasks whose reservation stays within the reject
+	// threshold.
+	reject int64
 	// rate is the token-bucket rate in Throttle; zero refuses everything,
 	// in Probe too.
 	rate float64
@@ -217,19 +219,20 @@ func (b *Breaker) admitSlow(d *decision) error {
 	}
 	switch d.state {
 	case Normal:
-		if age > c.unknownAfter {
-			// Another caller holds the refresh and the last sample is too
-			// old to trust: admit no faster than Throttle would.
-			if n < d.room && b.throttle.Allow() {
-				return nil
-			}
-			return d.throttleErr
-		}
-		if n < d.room {
+		if n < d.room && age <= c.unknownAfter {
 			return nil
 		}
-		// The reservation reached the throttle threshold while another
-		// caller held the refresh: refuse rather than overshoot.
+		// Another caller holds the refresh, and the last sample is too
+		// old to trust or the reservation has reached the throttle
+		// threshold since: judge as Throttle would by the last sample,
+		// through the bucket (at WithThrottleRate, set by the Normal
+		// sample) and never past the reject threshold.
+		if n >= d.reject {
+			return d.rejectErr
+		}
+		if b.throttle.Allow() {
+			return nil
+		}
 		return d.throttleErr
 	case Throttle:
 		if n >= d.room {
@@ -498,20 +501,21 @@ func (b *Breaker) refresh(inline bool) {
 		rate:         in.rate,
 		limit:        math.MaxInt64,
 		room:         math.MaxInt64,
+		reject:       math.MaxInt64,
 	}
 	if f != nil {
 		d.inflight = *f
 		if c.budget > 0 {
+			// The most tasks whose reservation stays within the reject
+			// level: Admit never carries it past.
+			d.reject = clampInt64((c.thresholds.Reject*float64(c.budget) - float64(r.Used)) / float64(in.bytesPerTask))
+			d.room = d.reject
 			if to == Normal {
 				// The count at which the reservation reaches the throttle
 				// level: a sample there moves the breaker to Throttle,
 				// whose bucket takes over. (A count that stopped one task
 				// short would leave it Normal, refusing everything.)
 				d.room = roomReaching(c.thresholds.Throttle, c.budget, r.Used, in.bytesPerTask)
-			} else {
-				// The most tasks whose reservation stays within the reject
-				// level: Admit never carries it past.
-				d.room = clampInt64((c.thresholds.Reject*float64(c.budget) - float64(r.Used)) / float64(in.bytesPerTask))
 			}
 			d.limit = refreshBatch(n, d.room)
 		}
@@ -543,7 +547,10 @@ func (b *Breaker) refresh(inline bool) {
 		hold = retry
 	}
 	d.rejectErr = &RejectError{Err: ErrMemoryPressure, State: to, Used: in.effective, Budget: c.budget, RetryAfter: hold}
-	if to == Throttle && in.rate > 0 && b.throttle.Limit() != rate.Limit(in.rate) {
+	// Normal sets the bucket too (to WithThrottleRate, its rate below the
+	// throttle threshold): an unknown sample in Normal admits through it,
+	// and must not be held to the rate of a past Throttle near Reject.
+	if (to == Throttle || to == Normal) && in.rate > 0 && b.throttle.Limit() != rate.Limit(in.rate) {
 		b.throttle.SetLimit(rate.Limit(in.rate))
 	}
 	if to == Probe && b.probe.Limit() != rate.Limit(probeRate) {

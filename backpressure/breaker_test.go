@@ -344,6 +344,44 @@ func TestUnknownSampleIsThrottled(t *testing.T) {
 	})
 }
 
+// TestUnknownSampleUsesTheThrottleRate: an unknown sample in Normal admits
+// as fast as Throttle does at the throttle threshold (WithThrottleRate), not
+// at the lower rate a past Throttle near the reject threshold left in the
+// bucket.
+func TestUnknownSampleUsesTheThrottleRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, src := newFake(t, 100, WithThrottleRate(1000, 1))
+		_ = sample(b, src, 919) // Throttle at (0.92-0.919)/0.12 × 1000 ≈ 8/s
+		wantState(t, b, Throttle)
+		_ = sample(b, src, 100) // back to Normal
+		wantState(t, b, Normal)
+		gate := make(chan struct{})
+		src.mu.Lock()
+		src.gate = gate
+		src.mu.Unlock()
+		time.Sleep(3 * time.Millisecond)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = b.Admit() }) // takes the refresh and blocks in Read
+		synctest.Wait()
+		time.Sleep(60 * time.Millisecond) // the sample is unknown
+		admitted := 0
+		for range 100 {
+			time.Sleep(time.Millisecond)
+			if b.Admit() == nil {
+				admitted++
+			}
+		}
+		if admitted < 90 {
+			t.Errorf("unknown sample in Normal: %d of 100 Admits a millisecond apart admitted, want ≥ 90 (1000/s)", admitted)
+		}
+		src.mu.Lock()
+		src.gate = nil
+		src.mu.Unlock()
+		close(gate)
+		wg.Wait()
+	})
+}
+
 func TestThrottleRateFallsLinearly(t *testing.T) {
 	for _, tc := range []struct {
 		used      int64
@@ -415,6 +453,58 @@ func TestReservation(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 		_ = b.Admit()
 		wantState(t, b, Normal)
+	})
+}
+
+// TestNormalPastRoomWhileAnotherRefreshes: in Normal, an Admit that finds
+// the in-flight count at the throttle room while another caller holds the
+// refresh (blocked in the source's Read) is judged as Throttle would judge
+// it by the last sample: admitted through the bucket, up to its burst, and
+// refused with ErrMemoryPressure only where the reservation would pass the
+// reject threshold; never refused merely because the refresh is taken.
+func TestNormalPastRoomWhileAnotherRefreshes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const mib = 1 << 20
+		src := &fakeSource{r: Reading{Used: 100 * mib}}
+		b, err := NewBreaker(WithSource(src), WithBudget(1000*mib), WithBytesPerTask(mib), WithThrottleRate(1000, 5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		var inflight atomic.Int64
+		if err := b.SetInFlightFunc(inflight.Load); err != nil {
+			t.Fatal(err)
+		}
+		_ = b.Admit() // Normal; throttle room 700 (0.80), reject room 820 (0.92)
+		wantState(t, b, Normal)
+		gate := make(chan struct{})
+		src.mu.Lock()
+		src.gate = gate
+		src.mu.Unlock()
+		inflight.Store(700)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = b.Admit() }) // takes the refresh and blocks in Read
+		synctest.Wait()
+
+		admitted := 0
+		for range 10 {
+			if b.Admit() == nil {
+				admitted++
+			}
+		}
+		if admitted != 5 {
+			t.Errorf("at the throttle room during another's refresh: %d of 10 Admits admitted, want 5 (the bucket's burst)", admitted)
+		}
+		inflight.Store(820)
+		time.Sleep(time.Second) // the bucket refills; the sample, though unknown, still says 100 MiB
+		if err := b.Admit(); !errors.Is(err, ErrMemoryPressure) {
+			t.Errorf("at the reject room during another's refresh: Admit = %v, want ErrMemoryPressure", err)
+		}
+		src.mu.Lock()
+		src.gate = nil
+		src.mu.Unlock()
+		close(gate)
+		wg.Wait()
 	})
 }
 

@@ -56,8 +56,13 @@
 //     survival test).
 //
 // A background sampler (every 25 ms) lets the breaker recover while nothing
-// is admitted. A sample older than 50 ms counts as unknown: Normal then
-// admits no faster than Throttle would.
+// is admitted. A caller that finds another sampling goes on with the last
+// sample. In Normal, when that sample is older than 50 ms (unknown) or the
+// in-flight count has reached the throttle threshold since it was taken,
+// the caller is judged as Throttle would judge it by that sample: admitted
+// through Throttle's bucket at WithThrottleRate (the rate at the throttle
+// threshold, whatever rate a past Throttle left it at), and refused with
+// ErrMemoryPressure where its reservation would pass the reject threshold.
 //
 // # States
 //
