@@ -7,7 +7,8 @@
 //
 // Every row (one library, one workload, one number of producers) runs in its
 // own child process, this command re-executed, so that peak RSS belongs to
-// one library. Flags:
+// one library; with -inprocess all rows run in this process, and the
+// BENCHMARKS.md that -write-docs writes says so. Flags:
 //
 //	-quick          smaller task counts: the whole comparison in under a minute on 2 cores
 //	-json           one JSON object per row on stdout instead of a table

@@ -102,6 +102,28 @@ func TestTableAndDocs(t *testing.T) {
 	}
 }
 
+// TestInProcessDocsSayWhereRowsRan: -inprocess -write-docs writes a
+// BENCHMARKS.md that says the rows ran in one process, not in children.
+func TestInProcessDocsSayWhereRowsRan(t *testing.T) {
+	dir := t.TempDir()
+	o, err := parse([]string{"-inprocess", "-write-docs", "-docs", dir}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []bench.Result{{Lib: "chan", Order: "no", Workload: "cpu", Producers: 2, Tasks: 300, NsPerTask: 100}}
+	if err := writeDocs(o, rows, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "BENCHMARKS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(md)), " ")
+	if !strings.Contains(text, "all rows in one process") || strings.Contains(text, "child process") {
+		t.Errorf("BENCHMARKS.md of an -inprocess run does not say the rows ran in one process:\n%s", md)
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-libs", "nope"},

@@ -323,6 +323,7 @@ func writeDocs(o options, results []bench.Result, stderr io.Writer) error {
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
 		Quick:      o.quick,
 		Count:      o.count,
+		InProcess:  o.inprocess,
 		ImgDir:     "img",
 		Charts:     charts,
 	}

@@ -20,6 +20,7 @@ type Meta struct {
 	GOMAXPROCS int       // runtime.GOMAXPROCS(0)
 	Quick      bool      // -quick sizes
 	Count      int       // runs per row; the median one is shown
+	InProcess  bool      // -inprocess: every row ran in this one process, not in a child each
 	ImgDir     string    // charts' directory, relative to the document
 	Charts     []string  // chart files in ImgDir
 }
@@ -30,9 +31,16 @@ func Markdown(w io.Writer, results []bench.Result, m Meta) error {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("# Benchmarks\n\n")
 	p("shoal against the pools and patterns Go chat backends use instead. Every row\n")
-	p("runs the same tasks through the same harness (`bench.Run`), each row in its own\n")
-	p("child process so that peak RSS belongs to one library; figures of one run are\n")
-	p("comparable with each other, not with another machine's.\n\n")
+	if m.InProcess {
+		p("runs the same tasks through the same harness (`bench.Run`), all rows in one\n")
+		p("process, one after another (`-inprocess`), so peak RSS, which would cover\n")
+		p("every row so far, is not measured; figures of one run are comparable with\n")
+		p("each other, not with another machine's.\n\n")
+	} else {
+		p("runs the same tasks through the same harness (`bench.Run`), each row in its own\n")
+		p("child process so that peak RSS belongs to one library; figures of one run are\n")
+		p("comparable with each other, not with another machine's.\n\n")
+	}
 	p("This file is written by the command below; do not edit it by hand.\n\n")
 	p("```sh\n%s\n```\n\n", m.Command)
 	p("| | |\n|---|---|\n")
@@ -45,7 +53,11 @@ func Markdown(w io.Writer, results []bench.Result, m Meta) error {
 	}
 	p("| sizes | %s |\n", sizes)
 	if m.Count > 1 {
-		p("| runs | %d per row, each in a fresh process; the run with the median ns/task is shown, all its figures together |\n", m.Count)
+		where := "each in a fresh process"
+		if m.InProcess {
+			where = "one after another in the same process"
+		}
+		p("| runs | %d per row, %s; the run with the median ns/task is shown, all its figures together |\n", m.Count, where)
 	}
 	p("\n")
 
@@ -78,13 +90,23 @@ func Markdown(w io.Writer, results []bench.Result, m Meta) error {
 	p("\nFigures: **ns/task** is wall time from the first submission to the last\n")
 	p("task's return, divided by the tasks; **tasks/s** its inverse; **allocs/task**\n")
 	p("and **B/task** are `runtime.MemStats` deltas over the run (harness included:\n")
-	p("it allocates nothing per task); **peak RSS** is the child process's VmHWM;\n")
-	p("**faults** counts its page faults during the run (memory touched for the\n")
+	if m.InProcess {
+		p("it allocates nothing per task); **peak RSS** is not measured (`-`): the rows\n")
+		p("share one process; **faults** counts that process's page faults during the\n")
+		p("run (memory touched for the\n")
+	} else {
+		p("it allocates nothing per task); **peak RSS** is the child process's VmHWM;\n")
+		p("**faults** counts its page faults during the run (memory touched for the\n")
+	}
 	p("first time, about one per 4 KiB: goroutine stacks, queues, heap growth);\n")
 	p("**p50/p99** are submit-to-start latencies from up to 4,096 sampled tasks\n")
 	p("(from just before `Submit` to the task's first instruction); **GC pause** is\n")
 	p("the total stop-the-world pause during the run; **xcore** is the time to move\n")
-	p("a cache line between two CPUs, measured in the row's process right after the\n")
+	if m.InProcess {
+		p("a cache line between two CPUs, measured in that process right after the\n")
+	} else {
+		p("a cache line between two CPUs, measured in the row's process right after the\n")
+	}
 	p("run (see below). Producers submit as fast as\n")
 	p("they can, so latency here is mostly time spent queued behind earlier tasks:\n")
 	p("a pool that makes producers wait inside Submit (ants hands each task to a\n")

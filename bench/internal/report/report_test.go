@@ -203,3 +203,38 @@ func TestSummaryMarksMovedPlacements(t *testing.T) {
 		t.Errorf("summary of like placements is marked:\n%s", md.String())
 	}
 }
+
+// TestMarkdownSaysWhereRowsRan: BENCHMARKS.md says how its rows ran. From
+// child processes (the default), each row in its own; with -inprocess, all
+// in the command's one process, one after another, with no peak RSS (it
+// would cover every row so far) and, with -count, no fresh process per run.
+func TestMarkdownSaysWhereRowsRan(t *testing.T) {
+	for _, c := range []struct {
+		inprocess     bool
+		want, wantNot []string
+	}{
+		{false,
+			[]string{"each row in its own child process", "the child process's VmHWM", "3 per row, each in a fresh process", "measured in the row's process"},
+			[]string{"-inprocess", "one process"}},
+		{true,
+			[]string{"`-inprocess`", "in one process", "peak RSS** is not measured", "3 per row, one after another in the same process", "measured in that process"},
+			[]string{"child process", "fresh process", "own process", "in its own", "the row's process"}},
+	} {
+		var md bytes.Buffer
+		m := Meta{Command: "go run ./bench/cmd/shoalbench", Date: time.Unix(0, 0), Count: 3, InProcess: c.inprocess}
+		if err := Markdown(&md, results(), m); err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(strings.Fields(md.String()), " ")
+		for _, w := range c.want {
+			if !strings.Contains(text, w) {
+				t.Errorf("inprocess %v: BENCHMARKS.md lacks %q", c.inprocess, w)
+			}
+		}
+		for _, w := range c.wantNot {
+			if strings.Contains(text, w) {
+				t.Errorf("inprocess %v: BENCHMARKS.md says %q", c.inprocess, w)
+			}
+		}
+	}
+}
