@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/shoal-go/shoal/bench"
 )
@@ -96,48 +96,64 @@ func MarkdownTable(w io.Writer, s Section) {
 	}
 }
 
-// Float formats a per-task figure: one decimal below 100, none above.
+// Float formats a per-task figure: one decimal below 100, none from there
+// on (a value that rounds to 100.0 prints "100"), "-" for NaN or Inf.
 func Float(v float64) string {
 	switch {
 	case math.IsNaN(v) || math.IsInf(v, 0):
 		return "-"
 	case v == 0:
 		return "0"
-	case v < 100:
-		return fmt.Sprintf("%.1f", v)
-	default:
-		return Count(int(v + 0.5))
 	}
+	s := strconv.FormatFloat(v, 'f', 1, 64) // as it would print
+	if r, _ := strconv.ParseFloat(s, 64); math.Abs(r) < 100 {
+		if r == 0 {
+			return "0.0" // not "-0.0"
+		}
+		return s
+	}
+	return group(strconv.FormatFloat(math.Round(v), 'f', 0, 64))
 }
 
 // Count formats n with thousands separators: 1,000,000.
-func Count(n int) string {
-	s := fmt.Sprint(n)
-	neg := n < 0
-	if neg {
-		s = s[1:]
+func Count(n int) string { return group(strconv.Itoa(n)) }
+
+// group puts thousands separators into a string of digits with an optional
+// leading minus sign.
+func group(s string) string {
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
 	}
 	for i := len(s) - 3; i > 0; i -= 3 {
 		s = s[:i] + "," + s[i:]
 	}
-	if neg {
-		return "-" + s
-	}
-	return s
+	return sign + s
 }
 
-// SI formats a rate with a k/M/G suffix: 8.93M.
+// SI formats a rate with a k/M/G suffix: 8.93M; "-" for NaN or Inf. A value
+// that would round to 1000 in a unit takes the next one (999,950 is 1.00M,
+// not 1000.0k); a negative value takes the unit of its magnitude.
 func SI(v float64) string {
-	switch {
-	case v >= 1e9:
-		return fmt.Sprintf("%.2fG", v/1e9)
-	case v >= 1e6:
-		return fmt.Sprintf("%.2fM", v/1e6)
-	case v >= 1e3:
-		return fmt.Sprintf("%.1fk", v/1e3)
-	default:
-		return fmt.Sprintf("%.0f", v)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
 	}
+	a := math.Abs(v)
+	var s string
+	switch {
+	case a >= 999.995e6:
+		s = fmt.Sprintf("%.2fG", a/1e9)
+	case a >= 999.95e3:
+		s = fmt.Sprintf("%.2fM", a/1e6)
+	case a >= 999.5:
+		s = fmt.Sprintf("%.1fk", a/1e3)
+	default:
+		s = fmt.Sprintf("%.0f", a)
+	}
+	if v < 0 && s != "0" {
+		s = "-" + s
+	}
+	return s
 }
 
 // Bytes formats a size in MiB, or "-" when unknown (0).
@@ -148,18 +164,22 @@ func Bytes(n int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
-// Duration formats nanoseconds with three significant digits: 1.23ms.
+// Duration formats nanoseconds with three significant digits: 1.23ms; from
+// 1,000 s on, whole seconds (12345s), never an exponent. A negative value
+// takes the unit of its magnitude.
 func Duration(ns int64) string {
 	// A value that rounds to 1000 at three digits takes the next unit.
-	d, v := time.Duration(ns), float64(ns)
-	switch {
-	case d < time.Microsecond:
+	v := float64(ns)
+	switch a := math.Abs(v); {
+	case a < 1e3:
 		return fmt.Sprintf("%dns", ns)
-	case v < 999.5e3:
-		return fmt.Sprintf("%.3gµs", float64(ns)/1e3)
-	case v < 999.5e6:
-		return fmt.Sprintf("%.3gms", float64(ns)/1e6)
+	case a < 999.5e3:
+		return fmt.Sprintf("%.3gµs", v/1e3)
+	case a < 999.5e6:
+		return fmt.Sprintf("%.3gms", v/1e6)
+	case a < 999.5e9:
+		return fmt.Sprintf("%.3gs", v/1e9)
 	default:
-		return fmt.Sprintf("%.3gs", float64(ns)/1e9)
+		return fmt.Sprintf("%.0fs", v/1e9)
 	}
 }
