@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
@@ -170,27 +171,45 @@ func report(w io.Writer, cfg bench.IsolationConfig, results []bench.IsolationRes
 }
 
 // duration formats d with three significant digits in the largest unit
-// that keeps it at 1 or more.
+// that keeps it at 1 or more: whole nanoseconds, and whole seconds from
+// 1000 s on. The digits are counted after rounding, so a value that rounds
+// up loses a decimal (99.95 ms is "100ms") or takes the next unit (999.6 µs
+// is "1.00ms"). A negative value takes the unit of its magnitude.
 func duration(d time.Duration) string {
 	if d == 0 {
 		return "0"
 	}
-	v, unit := float64(d), "ns"
-	for _, u := range []struct {
-		size time.Duration
+	units := [...]struct {
+		size float64
 		name string
-	}{{time.Second, "s"}, {time.Millisecond, "ms"}, {time.Microsecond, "µs"}} {
-		if d >= u.size {
-			v, unit = float64(d)/float64(u.size), u.name
-			break
+	}{{1, "ns"}, {1e3, "µs"}, {1e6, "ms"}, {1e9, "s"}}
+	a := math.Abs(float64(d))
+	i := 0
+	for i+1 < len(units) && a >= units[i+1].size {
+		i++
+	}
+	s := strconv.FormatFloat(a, 'f', 0, 64)
+	if i > 0 {
+		s = threeDigits(a / units[i].size)
+		if r, _ := strconv.ParseFloat(s, 64); r >= 1000 && i+1 < len(units) {
+			i++
+			s = threeDigits(a / units[i].size)
 		}
 	}
-	prec := 0
-	switch {
-	case v < 10:
-		prec = 2
-	case v < 100:
-		prec = 1
+	if d < 0 {
+		s = "-" + s
 	}
-	return strconv.FormatFloat(v, 'f', prec, 64) + unit
+	return s + units[i].name
+}
+
+// threeDigits formats v (at least 1) with three significant digits after
+// rounding (9.999 is "10.0"), or as a whole number from 100 on.
+func threeDigits(v float64) string {
+	for prec := 2; prec > 0; prec-- {
+		s := strconv.FormatFloat(v, 'f', prec, 64)
+		if r, _ := strconv.ParseFloat(s, 64); r < math.Pow10(3-prec) {
+			return s
+		}
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -66,6 +67,23 @@ func TestDuration(t *testing.T) {
 	} {
 		if got := duration(d); got != want {
 			t.Errorf("duration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestDurationEdges: three significant digits counted after rounding, so a
+// value that rounds up takes one digit fewer (99.95 ms is "100ms") or the
+// next unit (999.6 µs is "1.00ms"); nanoseconds are whole; a negative value
+// takes the unit of its magnitude.
+func TestDurationEdges(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		1: "1ns", 999: "999ns", 9_999: "10.0µs", 99_999: "100µs", 999_600: "1.00ms",
+		9_996_000: "10.0ms", 99_950_000: "100ms", 999_500_000: "1.00s",
+		1000 * time.Second: "1000s", -5000: "-5.00µs", -750: "-750ns",
+		math.MinInt64: "-9223372037s",
+	} {
+		if got := duration(d); got != want {
+			t.Errorf("duration(%d) = %q, want %q", int64(d), got, want)
 		}
 	}
 }
