@@ -58,13 +58,27 @@ const (
 // too large for the server (its max_payload, or the dead-letter stream's
 // largest message) goes without the message's data and headers, with
 // HeaderDataOmitted: with them it would be refused on every try.
+//
+// Like an acknowledgement, a letter is sent only before the lease's end:
+// each try checks live() first (past the end it waits for the control
+// loop's verdict) and ends at the lease's end, so that the publication's
+// own resends (nats.go retries a request nobody answered) stop there too.
+// Past the end the message is the next owner's, which may handle it: a
+// letter published then would record as failed a message that succeeded.
+// A try whose reply was lost may still have been stored: the next try's
+// copy, or the next owner's, has the same Nats-Msg-Id, which the
+// dead-letter stream's duplicate window drops.
 func (pt *partition) deadLetter(e *entry, reason Reason, attempts int, cause error) {
 	c := pt.c
 	slim := false
 	dl := pt.letter(e, reason, attempts, cause, slim)
 	wait := 10 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
+		if !pt.live() {
+			return // unacknowledged: the next owner tries again
+		}
+		end := pt.validUntil()
+		ctx, cancel := context.WithTimeout(pt.ctx, min(c.cfg.leaseTTL/4, end-c.now()))
 		_, err := c.js.PublishMsg(ctx, dl)
 		cancel()
 		if err == nil {

@@ -59,8 +59,8 @@
 // A gap in the consumer's delivery sequence (a delivery lost with a
 // connection, or served to an old owner's late pull request) is handled the
 // same way. Past its lease's end a node does nothing more for the partition
-// (no pull, handler start, acknowledgement or InProgress) unless a renewal
-// stored late moves the end. So a room's messages are handled in stream
+// (no pull, handler start, dead letter, acknowledgement or InProgress)
+// unless a renewal stored late moves the end. So a room's messages are handled in stream
 // order across hand-offs; docs/CLUSTER.md gives the argument and its
 // assumptions.
 //

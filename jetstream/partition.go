@@ -12,8 +12,9 @@ package jetstream
 //     drain's Naks: no fetch, no InProgress, no Ack, no Term.
 //   - Past validUntil the node acts on the partition no more until a
 //     renewal moves validUntil: every fetch, submission, handler start,
-//     InProgress, Ack and Term checks live() first, which waits, past
-//     validUntil, for the control loop's verdict (a renewal, or the fence).
+//     dead letter's publication, InProgress, Ack and Term checks live()
+//     first, which waits, past validUntil, for the control loop's verdict
+//     (a renewal, or the fence).
 //     The control loop fences only once its renewals have returned, so a
 //     renewal that the servers stored late keeps the lease, and nothing was
 //     done for the partition meanwhile.
