@@ -2,9 +2,12 @@ package jetstream
 
 // Invariants:
 //
-//   - pt.mu guards pending, inPool, emptyCh and dirty. A message is in
-//     pending from its receipt until its task has acknowledged, terminated
-//     or abandoned it; InProgress is sent only for messages in pending.
+//   - pt.mu guards pending, inPool, emptyCh, dirty and left. A message is
+//     in pending from its receipt until its task has acknowledged,
+//     terminated or abandoned it, or the drain gave it back (Nak); whoever
+//     takes it out of pending, under pt.mu, is the one that settles it, so
+//     it gets one of Ack, Term or Nak. InProgress is sent only for
+//     messages in pending.
 //     inPool counts the entries of pending submitted to the pool.
 //   - pt.ctx is cancelled exactly when the partition is fenced: its lease
 //     was lost or ran out, the consumer stopped, or the drain ended. After
@@ -1204,17 +1207,20 @@ func (pt *partition) ack(e *entry) {
 // settle takes e out of pending before its Ack or Term is sent (see
 // complete), and reports whether the node may still send it, and the
 // message to send it to (a redelivery by a recreated consumer replaces it).
+// Taking e out of pending is what entitles the caller to settle it: an
+// entry that is no longer there was given back by the drain (giveBack),
+// possibly after the lease check here, and has its Nak.
 func (pt *partition) settle(e *entry) (natsjs.Msg, bool) {
 	if !pt.live() {
 		return nil, false
 	}
 	pt.mu.Lock()
-	if pt.pending[e.m.Seq] == e {
-		delete(pt.pending, e.m.Seq)
+	defer pt.mu.Unlock()
+	if pt.pending[e.m.Seq] != e {
+		return nil, false
 	}
-	msg := e.msg
-	pt.mu.Unlock()
-	return msg, true
+	delete(pt.pending, e.m.Seq)
+	return e.msg, true
 }
 
 // ackFailed records an Ack or Term of e that could not be sent: the message
@@ -1272,12 +1278,31 @@ func (pt *partition) finish() {
 	if !pt.live() {
 		return
 	}
+	dirty := pt.giveBack() || !pt.settled.Load()
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.leaseTTL/4)
+	defer cancel()
+	_ = c.nc.FlushWithContext(ctx)
+	pt.freeLease(ctx, dirty)
+}
+
+// giveBack ends a drain: it fences the partition and Naks, in stream order,
+// the messages still held. It reports whether the release is dirty: a
+// message given back, or one left unacknowledged before.
+//
+// It takes them out of pending (into left, which keeps the lease's Floor
+// below them) in the same critical section that lists them, so that a
+// task that passed its lease check before the fence cannot settle one of
+// them too (see settle): each message gets an Ack, a Term or a Nak, never
+// two of them.
+func (pt *partition) giveBack() (dirty bool) {
 	pt.mu.Lock()
 	left := make([]*entry, 0, len(pt.pending))
-	for _, e := range pt.pending {
+	for s, e := range pt.pending {
 		left = append(left, e)
+		delete(pt.pending, s)
+		pt.left[s] = struct{}{}
 	}
-	dirty := pt.dirty || len(left) > 0 || !pt.settled.Load()
+	dirty = pt.dirty || len(left) > 0
 	pt.mu.Unlock()
 	pt.fence() // tasks still queued for left must not act on them now
 	slices.SortFunc(left, func(a, b *entry) int { return cmpSeq(a.m.Seq, b.m.Seq) })
@@ -1287,10 +1312,7 @@ func (pt *partition) finish() {
 		pt.mu.Unlock()
 		_ = msg.Nak()
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.leaseTTL/4)
-	defer cancel()
-	_ = c.nc.FlushWithContext(ctx)
-	pt.freeLease(ctx, dirty)
+	return dirty
 }
 
 // freeLease writes the partition's lease free (dirty: with messages left

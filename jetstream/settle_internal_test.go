@@ -145,3 +145,36 @@ func TestBatchOfTwoConsumers(t *testing.T) {
 		t.Errorf("calls %v; stream A's message %v, stream B's %v; want two calls, both acknowledged", calls, fmA, fmB)
 	}
 }
+
+// drainCtx is a partition's context whose Err, the first time it is asked,
+// runs drain before it answers: a drain that gives the held messages back
+// just after a task's lease check passed.
+type drainCtx struct {
+	context.Context
+	drain func()
+}
+
+func (c *drainCtx) Err() error {
+	err := c.Context.Err()
+	if f := c.drain; f != nil {
+		c.drain = nil
+		f()
+	}
+	return err
+}
+
+// TestDrainRacingSettle: the drain timeout has passed and the drain gives
+// back (Naks) the messages still held while a task settles one of them,
+// between the task's lease check and its taking the message out of
+// pending. The message must be settled once: acknowledged or given back,
+// never both (the Ack would follow a Nak that had it redelivered).
+func TestDrainRacingSettle(t *testing.T) {
+	pt, _ := fakePartition(t)
+	e, fm := fakeEntry(pt, "r", 5, 1)
+	pt.ctx = &drainCtx{Context: pt.ctx, drain: func() { pt.giveBack() }}
+	pt.ack(e)
+	pt.done(e)
+	if n := fm.settled() + fm.naks.Load(); n != 1 {
+		t.Errorf("settled %d times (%v), want once", n, fm)
+	}
+}
