@@ -2,8 +2,9 @@ package jetstream
 
 // Invariants:
 //
-//   - c.mu guards memberView, leaseView, parts, ring, ringKey, the ready
-//     flags and fatalErr. It is never held across a network call.
+//   - c.mu guards memberView, leaseView, parts, ring, ringKey, live, the
+//     ready flags, fatalErr and stoppedByStop. It is never held across a
+//     network call.
 //   - A partition is in c.parts from the successful claim of its lease until
 //     its goroutine exits; only that goroutine removes it.
 //   - The control goroutine is the only one that claims leases and renews
@@ -174,6 +175,7 @@ func start(ctx context.Context, js natsjs.JetStream, p *pool.Pool[string], b *po
 		memberView: make(map[string]*memberSeen),
 		leaseView:  make(map[int]*leaseSeen),
 		parts:      make(map[int]*partition),
+		live:       []string{cfg.member}, // a member from Start on; rebalance adds the others
 	}
 	if c.members, err = js.CreateOrUpdateKeyValue(ctx, natsjs.KeyValueConfig{
 		Bucket:      cfg.bucketPrefix + "_shoal_members",

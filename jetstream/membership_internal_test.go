@@ -7,6 +7,7 @@ package jetstream
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -364,5 +365,61 @@ func TestFreeLeaseErrorIsReleased(t *testing.T) {
 	pt.freeLease(context.Background(), false)
 	if r, l := pt.c.st.released.Load(), pt.c.st.lost.Load(); l != 0 {
 		t.Errorf("free write failed with %v: released %d, lost %d; counted as taken by another node", nats.ErrNoResponders, r, l)
+	}
+}
+
+// heldWatchKV is a bucket whose watchers report nothing (their initial
+// values never arrive) and whose watchers' Stop waits until release is
+// closed (nil: it does not wait).
+type heldWatchKV struct {
+	natsjs.KeyValue
+	release chan struct{}
+}
+
+func (kv *heldWatchKV) WatchAll(ctx context.Context, opts ...natsjs.WatchOpt) (natsjs.KeyWatcher, error) {
+	w, err := kv.KeyValue.WatchAll(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &heldWatcher{KeyWatcher: w, release: kv.release}, nil
+}
+
+type heldWatcher struct {
+	natsjs.KeyWatcher
+	release chan struct{}
+}
+
+func (w *heldWatcher) Updates() <-chan natsjs.KeyValueEntry { return nil }
+
+func (w *heldWatcher) Stop() error {
+	if w.release != nil {
+		<-w.release
+	}
+	return w.KeyWatcher.Stop()
+}
+
+// holdWatchers returns a JetStream on s whose members bucket is a
+// heldWatchKV with release.
+func holdWatchers(t *testing.T, s *server.Server, release chan struct{}) natsjs.JetStream {
+	return &wrappedJS{JetStream: inprocConnect(t, s.ClientURL()), wrap: func(bucket string, kv natsjs.KeyValue) natsjs.KeyValue {
+		if bucket == "CHAT_shoal_members" {
+			return &heldWatchKV{KeyValue: kv, release: release}
+		}
+		return kv
+	}}
+}
+
+// TestMembersBeforeFirstRebalance: Stats.Members counts this node from
+// Start on, before its watcher has brought the members' initial values
+// (here it never does), not only after its first rebalance.
+func TestMembersBeforeFirstRebalance(t *testing.T) {
+	s := inprocServer(t)
+	js := inprocConnect(t, s.ClientURL())
+	if _, err := CreateStream(context.Background(), js, StreamSpec{Name: "CHAT", Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	c := inprocStart(t, holdWatchers(t, s, nil), "n1")
+	if got := c.Stats().Members; !slices.Equal(got, []string{"n1"}) {
+		t.Errorf("Stats().Members after Start = %q, want [n1]", got)
 	}
 }

@@ -9,7 +9,9 @@ import (
 type Stats struct {
 	// Member is this node's name.
 	Member string
-	// Members are the live members as this node sees them, sorted.
+	// Members are the live members as this node sees them, sorted. This
+	// node is among them from Start on; until it has read the members
+	// bucket (its first rebalance), it is the only one.
 	Members []string
 	// Partitions are the partitions this node holds, by partition number.
 	Partitions []PartitionStats
