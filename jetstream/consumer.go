@@ -674,9 +674,11 @@ func (c *Consumer) exited(pt *partition) {
 // pulling, lets the messages it holds finish and acknowledges them (or, past
 // the drain timeout, releases them for redelivery), and releases its leases,
 // so that the next owners start at once. It returns nil after a graceful
-// leave, ErrStopped if the consumer had already stopped, ctx's error if
-// ctx ended first (the consumer is then stopped as if killed), and an error
-// matching ErrBadOption, doing nothing, for a nil ctx.
+// leave; ctx's error if ctx ended first (the consumer is then stopped as if
+// killed); an error matching ErrStopped if the consumer had already
+// stopped, or stopped otherwise before its leave was over (a failure, or
+// Start's context ended), which wraps Err's error when there is one; and
+// an error matching ErrBadOption, doing nothing, for a nil ctx.
 func (c *Consumer) Stop(ctx context.Context) error {
 	if ctx == nil {
 		return fmt.Errorf("%w: nil context", ErrBadOption)
@@ -695,7 +697,12 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	c.once.Do(func() { close(c.leave) })
 	select {
 	case <-c.done:
-		return c.Err()
+		// A failure or a kill may have come first, or during the leave:
+		// the consumer stopped, but not by this Stop's graceful leave.
+		if err := c.Err(); err != nil {
+			return fmt.Errorf("%w: %w", ErrStopped, err)
+		}
+		return nil
 	case <-ctx.Done():
 		c.cancel(ctx.Err())
 		<-c.done

@@ -23,7 +23,10 @@ var (
 	// Stop or CreateStream was given a nil context (CreateStream: or a nil
 	// JetStream).
 	ErrBadOption = errors.New("shoal/jetstream: bad option")
-	// ErrStopped: Stop was called on a consumer that has already stopped.
+	// ErrStopped: Stop was called on a consumer that has already stopped,
+	// or that stopped otherwise (a failure, or Start's context ended)
+	// before the leave Stop asked for was over; the error wraps the
+	// consumer's Err, if any.
 	ErrStopped = errors.New("shoal/jetstream: consumer stopped")
 	// ErrPoolClosed: the pool given to Start (or StartBatcher) is closed
 	// already, or the local pool refused a message because it is closed,
