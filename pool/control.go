@@ -216,6 +216,9 @@ type control struct {
 	// onIdle runs on the monitor when the pool goes idle (it drops the
 	// free lists of the group table).
 	onIdle func()
+	// hook, set only by tests (nil otherwise, at the cost of a nil check
+	// off the per-task path), runs at the points named by hookPoint.
+	hook func(hookPoint)
 	// scaler is the pool's autoscaler from its start to its stop, nil
 	// without one (see scaling.go).
 	scaler atomic.Pointer[autoscaler]
@@ -254,6 +257,17 @@ func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration, nanot
 	c.monDone = make(chan struct{})
 	return nil
 }
+
+// hookPoint names a point of the scheduler where a test's hook runs
+// (control.hook), to force an interleaving.
+type hookPoint uint8
+
+const (
+	// hookSpin: a spinning worker, before each look at the run queue.
+	hookSpin hookPoint = iota
+	// hookGrow: grow, between its check of max and its CAS of running.
+	hookGrow
+)
 
 // floor is the number of workers kept warm: the target, within [min, max].
 func (c *control) floor() int32 {
@@ -366,6 +380,9 @@ func (c *control) grow() bool {
 		n := c.running.Load()
 		if n >= c.maxW.Load() {
 			return false
+		}
+		if c.hook != nil {
+			c.hook(hookGrow)
 		}
 		// Reserves the new worker's place under max.
 		if c.running.CompareAndSwap(n, n+1) {

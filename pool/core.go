@@ -196,6 +196,7 @@ func (p *core[K, P, L]) init(cfg config, turn turnFunc[K, P], turnMax int) error
 		p.ctl.capacity = q
 	}
 	p.ctl.readCPU = cfg.cpuReader
+	p.ctl.hook = cfg.schedHook
 	if cfg.cpuReader != nil {
 		// A test's readings stand alone, unless it fakes the usage too.
 		p.ctl.readUsage = cfg.usageReader

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"runtime/metrics"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-go/shoal/shard"
@@ -59,4 +60,24 @@ func watchPeakWorkers[K shard.Key](p *Pool[K]) (stop func() int) {
 		<-done
 		return peak
 	}
+}
+
+// withSchedHook runs h at the scheduler's points (see hookPoint).
+func withSchedHook(h func(hookPoint)) Option {
+	return optionFunc(func(c *config) error { c.schedHook = h; return nil })
+}
+
+// pauseAt returns a scheduler hook that, once armed, stops the first
+// goroutine reaching point at: it sends on reached and waits for resume
+// to be closed. Other points and later arrivals pass.
+func pauseAt(at hookPoint) (hook func(hookPoint), arm func(), reached <-chan struct{}, resume func()) {
+	var armed atomic.Bool
+	r, res := make(chan struct{}), make(chan struct{})
+	hook = func(pt hookPoint) {
+		if pt == at && armed.CompareAndSwap(true, false) {
+			r <- struct{}{}
+			<-res
+		}
+	}
+	return hook, func() { armed.Store(true) }, r, func() { close(res) }
 }

@@ -46,6 +46,9 @@ type config struct {
 	// overdrawn, set only by tests, runs in takeCredit between an overdraw
 	// of the pool-wide room that failed and its rollback.
 	overdrawn func()
+	// schedHook, set only by tests, runs at the scheduler's points named
+	// by hookPoint (control.hook).
+	schedHook func(hookPoint)
 	// cpuLimit reads the process's CPU quota in thousandths of a CPU
 	// (internal/cgroup.CPULimit); tests replace it.
 	cpuLimit func() (int64, bool)

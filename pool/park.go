@@ -86,9 +86,9 @@ func (c *control) exitIfAbove(limit func() int32) bool {
 func (c *control) maxLimit() int32 { return c.maxW.Load() }
 
 // afterRun is what w does after it ran a batch of n tasks: it yields its
-// processor after a short batch, and reports false if w must exit because
-// more workers than max run (running already decremented).
-func (c *control) afterRun(w *worker, n int64) bool {
+// processor after a short batch. Whether w must exit because more workers
+// than max run is looked at when it takes its next shard (findWork).
+func (c *control) afterRun(w *worker, n int64) {
 	if n < c.yieldBelow && !w.slow {
 		// A short batch: let goroutines waiting for a processor
 		// (producers, most likely) run before this worker takes the next
@@ -98,11 +98,16 @@ func (c *control) afterRun(w *worker, n int64) bool {
 		// scheduler's global run queue.
 		runtime.Gosched()
 	}
-	return !(c.running.Load() > c.maxW.Load() && c.exitIfAbove(c.maxLimit))
 }
 
 // findWork returns the next shard for w, or false when w must exit (running
 // already decremented).
+//
+// Every shard w pops is checked against max after the pop (within): a
+// check before it would let w take a shard above a max that Tune lowered
+// in between, whether w comes from a batch, spins, or was just started by
+// a growth that read the old max. The check is the one afterRun made
+// before, moved, so a batch costs no more.
 func (c *control) findWork(w *worker) (uint32, bool) {
 	for {
 		// A worker just started or woken does not wake the next one when it
@@ -111,7 +116,7 @@ func (c *control) findWork(w *worker) (uint32, bool) {
 		// against 72 ns/task. Producers and the monitor's tick grow the pool
 		// instead.
 		if idx, ok := c.runq.TryPop(); ok {
-			return idx, true
+			return idx, c.within(idx)
 		}
 		if c.stopping.Load() {
 			return 0, !c.exitIfAbove(func() int32 { return -1 })
@@ -124,7 +129,7 @@ func (c *control) findWork(w *worker) (uint32, bool) {
 		// processor for nothing on every idle spell.
 		if !w.slow {
 			if idx, ok := c.spin(); ok {
-				return idx, true
+				return idx, c.within(idx)
 			}
 		}
 		if !c.park(w) {
@@ -132,7 +137,7 @@ func (c *control) findWork(w *worker) (uint32, bool) {
 		}
 		// Woken: by Tune, maybe, which wakes every parked worker to re-read
 		// a lower max. Above it w leaves before it takes a shard (another
-		// worker is told of any that waits), as after a batch (afterRun).
+		// worker is told of any that waits).
 		if c.running.Load() > c.maxW.Load() && c.exitIfAbove(c.maxLimit) {
 			if c.runq.Len() > 0 {
 				c.wake()
@@ -140,6 +145,27 @@ func (c *control) findWork(w *worker) (uint32, bool) {
 			return 0, false
 		}
 	}
+}
+
+// within reports whether the worker that popped shard idx may serve it:
+// no more workers than max run. Read after the pop: a Tune that returned
+// before it is seen. Small enough to inline; above max, aboveMax decides.
+func (c *control) within(idx uint32) bool {
+	return c.running.Load() <= c.maxW.Load() || c.aboveMax(idx)
+}
+
+// aboveMax is within's rare case: more workers than max run. Unless
+// another worker has left meanwhile, the worker gives up its place and the
+// shard goes back to the run queue, with a wake for a worker within max
+// (false: the worker must exit, running already decremented).
+func (c *control) aboveMax(idx uint32) bool {
+	if !c.exitIfAbove(c.maxLimit) {
+		return true
+	}
+	// Hands the shard back; the popped slot left room for it.
+	c.push(idx)
+	c.wake()
+	return false
 }
 
 // spin looks for work for a bounded number of rounds, if not too many
@@ -152,6 +178,9 @@ func (c *control) spin() (uint32, bool) {
 	c.spinning.Add(1)
 	for range c.spinRounds {
 		runtime.Gosched()
+		if c.hook != nil {
+			c.hook(hookSpin)
+		}
 		if idx, ok := c.runq.TryPop(); ok {
 			c.foundWhileSpinning()
 			return idx, true

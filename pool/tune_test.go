@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -96,4 +97,135 @@ func TestTuneLowerMaxWhileSpinning(t *testing.T) {
 			return
 		}
 	}
+}
+
+// overlapTasks returns a task maker for groups that must never run at
+// once under max 1: each task notes whether another was running when it
+// started; hold makes the task wait for gate.
+func overlapTasks(gate <-chan struct{}) (task func(hold bool) Task, overlapped *atomic.Bool, ran *atomic.Int32) {
+	var running atomic.Int32
+	overlapped, ran = new(atomic.Bool), new(atomic.Int32)
+	task = func(hold bool) Task {
+		return func(context.Context) error {
+			if running.Add(1) > 1 {
+				overlapped.Store(true)
+			}
+			if hold {
+				<-gate
+			}
+			running.Add(-1)
+			ran.Add(1)
+			return nil
+		}
+	}
+	return task, overlapped, ran
+}
+
+// otherShards returns n groups of p in distinct shards.
+func otherShards(p *Pool[int], n int) []int {
+	var gs []int
+	seen := map[int]bool{}
+	for g := 0; len(gs) < n; g++ {
+		if s := p.ShardOf(g); !seen[s] {
+			seen[s] = true
+			gs = append(gs, g)
+		}
+	}
+	return gs
+}
+
+// TestTuneLowerMaxSpinnerTakesNoShard: a worker that spins while Tune
+// lowers max below the running count takes no shard after Tune returned:
+// it leaves, and the shard waits for a worker within the new max.
+func TestTuneLowerMaxSpinnerTakesNoShard(t *testing.T) {
+	prev := runtime.GOMAXPROCS(4) // workers start fast, and spin
+	defer runtime.GOMAXPROCS(prev)
+	synctest.Test(t, func(t *testing.T) {
+		hook, arm, reached, resume := pauseAt(hookSpin)
+		p := mustNew[int](t, WithWorkers(2, 2), WithIdleTimeout(time.Hour), withSchedHook(hook))
+		gs := otherShards(p, 2)
+		gate := make(chan struct{})
+		task, overlapped, ran := overlapTasks(gate)
+		synctest.Wait()
+		if err := p.Submit(context.Background(), gs[0], task(true)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // one worker in the task, the other parked
+		arm()
+		// Wakes the parked worker, which finds nothing and spins.
+		if err := p.Tune(2, 2); err != nil {
+			t.Fatal(err)
+		}
+		<-reached
+		if err := p.Tune(1, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Submit(context.Background(), gs[1], task(false)); err != nil {
+			t.Fatal(err)
+		}
+		resume()
+		synctest.Wait()
+		if overlapped.Load() {
+			t.Errorf("a spinning worker took a shard after Tune(1, 1) returned, beside the running one")
+		}
+		close(gate)
+		synctest.Wait()
+		if s := p.Snapshot(); ran.Load() != 2 || s.Workers.Running > 1 {
+			t.Errorf("%d tasks ran, workers %+v; want 2, at most 1 running", ran.Load(), s.Workers)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestTuneLowerMaxGrowthTakesNoShard: a worker that growth starts while
+// Tune lowers max (past growth's check of max) takes no shard above the
+// new max.
+func TestTuneLowerMaxGrowthTakesNoShard(t *testing.T) {
+	prev := runtime.GOMAXPROCS(4) // growth below GOMAXPROCS needs no room
+	defer runtime.GOMAXPROCS(prev)
+	synctest.Test(t, func(t *testing.T) {
+		hook, arm, reached, resume := pauseAt(hookGrow)
+		p := mustNew[int](t, WithWorkers(1, 2), WithIdleTimeout(time.Hour), withSchedHook(hook))
+		gs := otherShards(p, 3)
+		gate := make(chan struct{})
+		task, overlapped, ran := overlapTasks(gate)
+		synctest.Wait()
+		if err := p.Submit(context.Background(), gs[0], task(true)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the worker in the task
+		arm()
+		submitted := make(chan error, 1)
+		go func() {
+			// The second shard waiting, with no free worker, grows the
+			// pool.
+			err := p.Submit(context.Background(), gs[1], task(false))
+			if err == nil {
+				err = p.Submit(context.Background(), gs[2], task(false))
+			}
+			submitted <- err
+		}()
+		<-reached
+		if err := p.Tune(1, 1); err != nil {
+			t.Fatal(err)
+		}
+		resume()
+		if err := <-submitted; err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if overlapped.Load() {
+			t.Errorf("a worker growth started took a shard after Tune(1, 1) returned, beside the running one")
+		}
+		close(gate)
+		synctest.Wait()
+		if s := p.Snapshot(); ran.Load() != 3 || s.Workers.Running > 1 {
+			t.Errorf("%d tasks ran, workers %+v; want 3, at most 1 running", ran.Load(), s.Workers)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

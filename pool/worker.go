@@ -140,9 +140,7 @@ func (p *core[K, P, L]) workerMain(w *worker, ts *turnState[K, P]) {
 		if !ok {
 			return
 		}
-		if !p.ctl.afterRun(w, p.run(w, ts, idx)) {
-			return
-		}
+		p.ctl.afterRun(w, p.run(w, ts, idx))
 	}
 }
 
@@ -345,7 +343,7 @@ func (p *core[K, P, L]) nextTurn(ts *turnState[K, P], parked bool) (uint32, bool
 			// as it gets tasks (a Batcher's call after call): what it
 			// finished is published now, not when it leaves the shard.
 			// Not above max (Tune lowered it): the worker hands the
-			// group on and leaves (afterRun).
+			// group on and leaves (findWork).
 			p.freshTurn(ts)
 			k := p.take(ts)
 			p.publish(ts.w)
@@ -463,7 +461,7 @@ func (p *core[K, P, L]) afterGoexit(w *worker, ts *turnState[K, P]) {
 	p.endBatch(w)
 	p.ctl.retire(w)
 	// A new worker takes the ending one's place, unless Tune lowered max
-	// below the running count: then the place is given up, as afterRun
+	// below the running count: then the place is given up, as findWork
 	// would have.
 	if !p.ctl.exitIfAbove(p.ctl.maxLimit) {
 		p.ctl.start()
