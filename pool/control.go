@@ -267,6 +267,9 @@ const (
 	hookSpin hookPoint = iota
 	// hookGrow: grow, between its check of max and its CAS of running.
 	hookGrow
+	// hookAccepted: a submission of a pool with a breaker, right after
+	// the shard's unlock that made its task visible to workers.
+	hookAccepted
 )
 
 // floor is the number of workers kept warm: the target, within [min, max].

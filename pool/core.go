@@ -53,6 +53,8 @@ type core[K shard.Key, P any, L any] struct {
 
 	// inFlight counts accepted tasks not yet finished, kept only when a
 	// breaker needs it (trackInFlight), so a pool without one pays nothing.
+	// A task is counted before the unlock that makes it visible to
+	// workers (submit), so the count never reads below zero.
 	trackInFlight bool
 	inFlight      atomic.Int64
 

@@ -86,10 +86,19 @@ func (p *core[K, P, L]) submit(ctx context.Context, h uint64, group K, anon bool
 		if r == enqOK {
 			// The group is yieldBehind tasks behind with this one.
 			behind := block && g.n-g.taken == p.ctl.yieldBehind
-			s.mu.Unlock()
 			if p.trackInFlight {
-				// Counts the task for the breaker's reservation.
+				// Counts the task for the breaker's reservation
+				// before the unlock makes it visible to workers: the
+				// worker that takes, runs and finishes it subtracts it
+				// (publish) only after its own lock of s.mu, so the
+				// count never reads below zero.
 				p.inFlight.Add(1)
+				s.mu.Unlock()
+				if p.ctl.hook != nil {
+					p.ctl.hook(hookAccepted)
+				}
+			} else {
+				s.mu.Unlock()
 			}
 			if sched {
 				p.ctl.push(idx)
