@@ -304,8 +304,21 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 	if w.goexit {
 		// call came back, so fn did not call runtime.Goexit: it panicked
 		// with nil under GODEBUG=panicnil=1, which call's recover stopped
-		// and took for a Goexit. call lettered and counted the messages.
+		// and took for a Goexit. call lettered and counted the messages;
+		// the call still ends for the timings and the observer, which
+		// clears the profiler labels (else the worker would keep the
+		// shard's label into its next turns).
 		w.goexit = false
+		var end int64
+		if timed {
+			end = c.nanotime()
+		}
+		if c.obs != nil {
+			c.obs.after(c, ts.idx, g.key, attempts, obsStart)
+		}
+		if timed {
+			b.record(ts, k, start, end)
+		}
 		return false
 	}
 	// The call's end is read before the slow-task callback runs: its

@@ -1,12 +1,15 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -182,6 +185,22 @@ func TestRetryPolicyDefaultsFitTheOtherBound(t *testing.T) {
 // panicNilChild names the test a child process of TestPanicNil runs.
 const panicNilChild = "SHOAL_PANICNIL_CHILD"
 
+// inPanicNilChild reports whether t runs in a child process with
+// GODEBUG=panicnil=1; if not, it runs t alone in such a child, and fails
+// t if the child fails.
+func inPanicNilChild(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(panicNilChild) != "" {
+		return true
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.timeout=60s")
+	cmd.Env = append(os.Environ(), panicNilChild+"=1", "GODEBUG=panicnil=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child with GODEBUG=panicnil=1: %v\n%s", err, out)
+	}
+	return false
+}
+
 // TestPanicNil: under GODEBUG=panicnil=1 (the default where the main
 // module says go < 1.21) recover returns nil for panic(nil), as it does
 // while runtime.Goexit unwinds. The pool letters such a task as it does a
@@ -189,12 +208,7 @@ const panicNilChild = "SHOAL_PANICNIL_CHILD"
 // tasks run and the counters balance. Run in a child process with that
 // setting.
 func TestPanicNil(t *testing.T) {
-	if os.Getenv(panicNilChild) == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestPanicNil$", "-test.count=1", "-test.timeout=60s")
-		cmd.Env = append(os.Environ(), panicNilChild+"=1", "GODEBUG=panicnil=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("child with GODEBUG=panicnil=1: %v\n%s", err, out)
-		}
+	if !inPanicNilChild(t) {
 		return
 	}
 	for _, face := range []string{"pool", "batcher"} {
@@ -259,4 +273,76 @@ func TestPanicNil(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestPanicNilObserved: under GODEBUG=panicnil=1, the attempt of a task
+// (a Batcher's call) that panics with nil ends for the observer as any
+// other: the profiler label it set is cleared, not kept by the worker
+// between turns, and a slow attempt is counted. Run in a child process
+// with that setting.
+func TestPanicNilObserved(t *testing.T) {
+	if !inPanicNilChild(t) {
+		return
+	}
+	for _, face := range []string{"pool", "batcher"} {
+		t.Run(face, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := []Option{WithWorkers(1, 1), WithProfilerLabels(), WithSlowTask[int](time.Second, nil)}
+				var s Stats
+				var labels string
+				var letters int
+				slowNil := func() {
+					time.Sleep(2 * time.Second)
+					panic(nil)
+				}
+				if face == "pool" {
+					p := mustNew[int](t, opts...)
+					_, all := collect(p)
+					_ = p.Submit(context.Background(), 1, func(context.Context) error { slowNil(); return nil })
+					time.Sleep(3 * time.Second) // past the attempt
+					synctest.Wait()
+					s, labels = p.Snapshot(), goroutineLabels(t)
+					if err := p.Close(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+					letters = len(all())
+				} else {
+					b := mustBatcher(t, func(context.Context, int, []int) error { slowNil(); return nil }, opts...)
+					all := collectBatch(b)
+					_ = b.Submit(context.Background(), 1, 1)
+					time.Sleep(3 * time.Second) // past the call
+					synctest.Wait()
+					s, labels = b.Snapshot(), goroutineLabels(t)
+					if err := b.Close(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+					letters = len(all())
+				}
+				if letters != 1 || s.DeadLetters.Panicked != 1 {
+					t.Fatalf("letters %d, panicked %d; want 1, 1", letters, s.DeadLetters.Panicked)
+				}
+				if strings.Contains(labels, `"shard"`) {
+					t.Errorf("a goroutine keeps the shard label after the attempt:\n%s", labels)
+				}
+				if s.SlowTasks != 1 {
+					t.Errorf("slow attempts %d, want 1", s.SlowTasks)
+				}
+			})
+		})
+	}
+}
+
+// goroutineLabels returns the label lines of the goroutine profile.
+func goroutineLabels(t *testing.T) string {
+	var buf bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for line := range strings.Lines(buf.String()) {
+		if strings.HasPrefix(line, "# labels:") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
 }

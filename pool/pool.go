@@ -176,8 +176,10 @@ func (p *Pool[K]) runTurn(w *worker, ts *turnState[K, Task], k uint32) bool {
 				// call came back, so the task did not call
 				// runtime.Goexit: it panicked with nil under
 				// GODEBUG=panicnil=1, which endCall's recover stopped
-				// and took for a Goexit. endCall lettered and counted it.
+				// and took for a Goexit. endCall lettered and counted it;
+				// the attempt still ends for the observer.
 				w.goexit, counted = false, true
+				p.endPanicNil(ts, e)
 			} else if p.settle(w, ts, e, err) {
 				// The parked task and those after it stay in g's buffer.
 				clear(ts.batch[i:k])
@@ -310,6 +312,32 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 	w.stats.local[cRetried]++
 	g.setFailures(attempts, err, delay)
 	return true
+}
+
+// endPanicNil ends the attempt of e that panicked with nil under
+// GODEBUG=panicnil=1 (endCall lettered it as a Goexit, and call came
+// back): as settle does for every other attempt, it is timed and ends for
+// the observer, which clears the profiler labels (else the worker would
+// keep the shard's label into its next turns) and counts a slow attempt.
+// Not in settle's path: this is the rare case.
+//
+//go:noinline
+func (p *Pool[K]) endPanicNil(ts *turnState[K, Task], e *entry[K, Task]) {
+	attempts := ts.prev + 1
+	// The attempt's end is read before the slow-task callback runs: its
+	// time is not the task's.
+	if timed := e.enq&stampTimed != 0; p.c.cfg.onTask != nil || timed {
+		start, end := ts.start, p.c.nanotime()
+		if timed {
+			p.c.timings.recordSample(ts.idx, e.enq, start, end)
+		}
+		if p.c.cfg.onTask != nil {
+			p.c.cfg.onTask(int(ts.idx), time.Duration(start-enqTime(e.enq)), time.Duration(end-start))
+		}
+	}
+	if p.c.obs != nil {
+		p.c.obs.after(&p.c, ts.idx, ts.g.key, attempts, ts.obsStart)
+	}
 }
 
 // call runs the task; endCall, deferred, recovers a panic into ts. If the
