@@ -287,6 +287,10 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		return false
 	}
 	attempts := prev + 1
+	if prev != 0 {
+		// A retry that runs (Stats.Retried).
+		w.stats.local[cRetried]++
+	}
 	w.stats.countCall(int(k))
 	var start int64
 	if timed {
@@ -371,7 +375,6 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 			b.letter(w, ts, n, k-n, r, err, attempts, nil, nil)
 			break
 		}
-		w.stats.local[cRetried]++
 		// The handled ones leave the queue (finish drops ts.done tasks);
 		// the retry takes exactly the rest.
 		ts.done += n

@@ -344,6 +344,7 @@ func runBatcherModel(t *testing.T, seed uint64) {
 				}
 				attempts = restAtt + 1
 				retryDue = false
+				retried++ // the retry ran
 			} else {
 				for j, m := range ev.msgs {
 					if m != pos+j {
@@ -385,7 +386,6 @@ func runBatcherModel(t *testing.T, seed uint64) {
 					panicked++
 					letter = &modelEvent{reason: ReasonPanicked}
 				default:
-					retried++
 					rest, restAtt, restErr, retryDue = slices.Clone(left), attempts, errModelRetry, true
 				}
 			}

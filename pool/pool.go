@@ -211,6 +211,13 @@ func (p *Pool[K]) begin(w *worker, ts *turnState[K, Task], e *entry[K, Task], fi
 	if first && g.rs != nil {
 		ts.prev, ts.prevErr = g.failures()
 		g.clearFailures()
+		if ts.prev != 0 {
+			// A retry (Stats.Retried): counted here, off the path
+			// of a task without failures; the letter paths below,
+			// where it does not run, take the count back before the
+			// worker can publish it.
+			w.stats.local[cRetried]++
+		}
 	}
 	if p.c.abandon.Load() {
 		// Counts the task for CloseError.Shutdown.
@@ -219,6 +226,9 @@ func (p *Pool[K]) begin(w *worker, ts *turnState[K, Task], e *entry[K, Task], fi
 		if err == nil {
 			err = ErrClosed
 		}
+		if ts.prev != 0 {
+			w.stats.local[cRetried]-- // the retry does not run
+		}
 		p.letter(w, g.key, e, ReasonShutdown, err, ts.prev, nil, nil)
 		return false
 	}
@@ -226,6 +236,9 @@ func (p *Pool[K]) begin(w *worker, ts *turnState[K, Task], e *entry[K, Task], fi
 		err := ts.prevErr
 		if err == nil {
 			err = context.DeadlineExceeded
+		}
+		if ts.prev != 0 {
+			w.stats.local[cRetried]-- // the retry does not run
 		}
 		p.letter(w, g.key, e, ReasonExpired, err, ts.prev, nil, nil)
 		return false
@@ -309,7 +322,6 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 		p.letter(w, g.key, e, ReasonExpired, err, attempts, nil, nil)
 		return false
 	}
-	w.stats.local[cRetried]++
 	g.setFailures(attempts, err, delay)
 	return true
 }

@@ -611,6 +611,95 @@ func TestRetryPastDeadlineExpiresAtOnce(t *testing.T) {
 	})
 }
 
+// TestRetriedCountsRetriesThatRan: Stats.Retried counts the retries that
+// ran, not those scheduled: a task whose retry comes due while the only
+// worker is busy past the task's deadline (an Expired letter), one whose
+// retry is still waiting when Close's deadline passes (a Shutdown letter),
+// and a Batcher's call in the same case, count no retry; a retry that
+// runs counts one.
+func TestRetriedCountsRetriesThatRan(t *testing.T) {
+	errBusy := errors.New("busy")
+	t.Run("expired", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := mustNew[int](t, WithWorkers(1, 1),
+				WithRetry(RetryPolicy{MaxAttempts: 3, Base: 50 * time.Millisecond, NoJitter: true}))
+			_, letters := collect(p)
+			g, other := otherShards(p, 2)[0], otherShards(p, 2)[1]
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			_ = p.Submit(ctx, g, func(context.Context) error { return errBusy })
+			// Holds the only worker past the deadline while the retry
+			// comes due at 50 ms.
+			_ = p.Submit(context.Background(), other, func(context.Context) error { time.Sleep(200 * time.Millisecond); return nil })
+			if err := p.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			dls := letters()
+			if len(dls) != 1 || dls[0].Reason != ReasonExpired || dls[0].Attempts != 1 {
+				t.Fatalf("letters %+v, want one Expired after 1 attempt", dls)
+			}
+			if s := p.Snapshot(); s.Retried != 0 || s.FailedAttempts != 1 {
+				t.Errorf("Retried %d, FailedAttempts %d; want 0, 1: the retry never ran", s.Retried, s.FailedAttempts)
+			}
+		})
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := mustNew[int](t, WithWorkers(1, 1),
+				WithRetry(RetryPolicy{MaxAttempts: 3, Base: time.Hour, NoJitter: true}))
+			_, letters := collect(p)
+			attempts := 0
+			// A task that fails once, then completes.
+			_ = p.Submit(context.Background(), 1, func(context.Context) error {
+				attempts++
+				if attempts == 1 {
+					return errBusy
+				}
+				return nil
+			})
+			// Its retry runs an hour later.
+			time.Sleep(2 * time.Hour)
+			synctest.Wait()
+			// A task whose retry is still an hour away at Close's deadline.
+			_ = p.Submit(context.Background(), 3, func(context.Context) error { return errBusy })
+			synctest.Wait()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			var ce *CloseError[int]
+			if err := p.Close(ctx); !errors.As(err, &ce) || ce.Shutdown != 1 {
+				t.Fatalf("Close: %v, want a CloseError with 1 shut down", err)
+			}
+			if dls := letters(); len(dls) != 1 || dls[0].Reason != ReasonShutdown || dls[0].Attempts != 1 {
+				t.Fatalf("letters %+v, want one Shutdown after 1 attempt", dls)
+			}
+			if s := p.Snapshot(); s.Retried != 1 || s.FailedAttempts != 2 {
+				t.Errorf("Retried %d, FailedAttempts %d; want 1 (the retry that ran), 2", s.Retried, s.FailedAttempts)
+			}
+		})
+	})
+	t.Run("batcher shutdown", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := mustBatcher(t, func(context.Context, int, []int) error { return errBusy }, WithWorkers(1, 1),
+				WithRetry(RetryPolicy{MaxAttempts: 3, Base: time.Hour, NoJitter: true}))
+			letters := collectBatch(b)
+			_ = b.Submit(context.Background(), 1, 1)
+			synctest.Wait()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			var ce *BatchCloseError[int, int]
+			if err := b.Close(ctx); !errors.As(err, &ce) || ce.Shutdown != 1 {
+				t.Fatalf("Close: %v, want a BatchCloseError with 1 shut down", err)
+			}
+			if dls := letters(); len(dls) != 1 || dls[0].Reason != ReasonShutdown {
+				t.Fatalf("letters %+v, want one Shutdown", dls)
+			}
+			if s := b.Snapshot(); s.Retried != 0 || s.FailedAttempts != 1 {
+				t.Errorf("Retried %d, FailedAttempts %d; want 0, 1: the retry never ran", s.Retried, s.FailedAttempts)
+			}
+		})
+	})
+}
+
 // TestRetryParksShard: while a task waits for its retry, later tasks of its
 // shard wait, other shards run, and the backoff grows.
 func TestRetryParksShard(t *testing.T) {

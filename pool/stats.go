@@ -143,7 +143,10 @@ type Stats struct {
 	// FailedAttempts counts attempts that returned an error (retried or
 	// not); DeadLetters counts the tasks that failed for good.
 	FailedAttempts uint64
-	// Retried counts retries scheduled.
+	// Retried counts retries that ran: attempts after a failed one (a
+	// Batcher's calls). A retry scheduled that never runs is not counted:
+	// its task became a letter first (Shutdown when Close's deadline
+	// passed, Expired when the task's deadline did).
 	Retried uint64
 	// Panicked counts tasks that panicked.
 	Panicked uint64

@@ -168,7 +168,7 @@ func New(src Source, opts ...Option) (*Collector, error) {
 		dead:           d("dead_letters_total", "Tasks that became dead letters, by reason.", "reason"),
 		rejected:       d("rejections_total", "Submissions refused, by reason.", "reason"),
 		failedAttempts: d("task_attempts_failed_total", "Task attempts that returned an error, retried or not."),
-		retries:        d("task_retries_total", "Retries scheduled."),
+		retries:        d("task_retries_total", "Attempts after a failed one (retries that ran)."),
 		panics:         d("task_panics_total", "Tasks that panicked."),
 		stalls:         d("dead_letter_stalls_total", "Times a worker waited for room in the dead-letter channel."),
 		untaken:        d("dead_letters_untaken_total", "Dead letters nobody took (channel full past the wait, or the handler panicked); each was logged."),

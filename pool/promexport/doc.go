@@ -16,7 +16,7 @@
 //	dead_letters_total{reason}        counter    failed, panicked, canceled, expired, shutdown
 //	rejections_total{reason}          counter    queue_full, closed, memory_pressure, throttled
 //	task_attempts_failed_total        counter    attempts that returned an error
-//	task_retries_total                counter    retries scheduled
+//	task_retries_total                counter    retries that ran
 //	task_panics_total                 counter    tasks that panicked
 //	dead_letter_stalls_total          counter    waits for room in the dead-letter channel
 //	dead_letters_untaken_total        counter    letters nobody took (logged)
