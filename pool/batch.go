@@ -147,7 +147,9 @@ type BatchCloseError[K shard.Key, M any] struct {
 	// and its attempts).
 	Shutdown int
 	// Undelivered holds the letters the dead-letter channel had no room
-	// for after the deadline.
+	// for after the deadline, when the Batcher no longer waits for a
+	// reader (an unbuffered channel has room only while a reader is
+	// receiving).
 	Undelivered []BatchDeadLetter[K, M]
 }
 

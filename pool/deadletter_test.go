@@ -132,3 +132,52 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestUnbufferedDeadLettersAfterDeadline: with WithDeadLetterBuffer(0),
+// once Close's deadline has passed the worker no longer waits for a
+// reader: a letter goes on the channel only if a reader is receiving at
+// that instant; the others, made while the reader handles the previous
+// one, are in CloseError.Undelivered, none lost.
+func TestUnbufferedDeadLettersAfterDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 1), WithDeadLetterBuffer(0))
+		received := make(chan []DeadLetter[int], 1)
+		go func() {
+			var got []DeadLetter[int]
+			for dl := range p.DeadLetters() {
+				got = append(got, dl)
+				time.Sleep(10 * time.Millisecond) // handles it
+			}
+			received <- got
+		}()
+		bad := func(context.Context) error { return Permanent(errors.New("bad")) }
+		// Fails after Close's deadline, while the reader waits.
+		_ = p.Submit(context.Background(), 1, func(context.Context) error {
+			time.Sleep(2 * time.Second)
+			return Permanent(errors.New("late"))
+		})
+		_ = p.Submit(context.Background(), 1, bad)
+		_ = p.Submit(context.Background(), 1, bad)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var ce *CloseError[int]
+		if err := p.Close(ctx); !errors.As(err, &ce) {
+			t.Fatalf("Close: %v, want a CloseError", err)
+		}
+		got := <-received
+		if len(got) != 1 || got[0].Reason != ReasonFailed {
+			t.Fatalf("received %+v, want the one Failed letter made while the reader waited", got)
+		}
+		if len(ce.Undelivered) != 2 || ce.Shutdown != 2 {
+			t.Fatalf("undelivered %d, shutdown %d; want the 2 Shutdown letters made while the reader was busy", len(ce.Undelivered), ce.Shutdown)
+		}
+		for _, dl := range ce.Undelivered {
+			if dl.Reason != ReasonShutdown {
+				t.Errorf("undelivered %v letter, want Shutdown", dl.Reason)
+			}
+		}
+		if s := p.Snapshot(); s.DeadLetters.Total() != 3 || s.DeadLettersUntaken != 0 {
+			t.Errorf("letters %+v, untaken %d; want 3, 0", s.DeadLetters, s.DeadLettersUntaken)
+		}
+	})
+}

@@ -165,7 +165,9 @@ type CloseError[K shard.Key] struct {
 	// for a retry (their letters carry the last error and the attempts).
 	Shutdown int
 	// Undelivered holds the letters the dead-letter channel had no room for
-	// after the deadline. Every accepted task that neither completed,
+	// after the deadline, when the pool no longer waits for a reader (an
+	// unbuffered channel has room only while a reader is receiving).
+	// Every accepted task that neither completed,
 	// reached DeadLetters() (or the dead-letter handler), nor was counted
 	// in Stats.DeadLettersUntaken (a letter nobody took within
 	// DeadLetterWait before the deadline, or whose handler panicked) is

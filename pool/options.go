@@ -285,10 +285,13 @@ const DeadLetterWait = time.Second
 // has a letter waits for room, up to DeadLetterWait, so a reader that lags
 // slows the pool down instead of losing letters; each such wait is counted
 // in Stats.DeadLetterStalls. A letter still without room after the wait is
-// counted in Stats.DeadLettersUntaken and logged. Use
-// WithDeadLetterHandler instead of a reader to take every letter. The
-// buffer is allocated by New, about 140 bytes a slot (n at most 2^24: 2.3
-// GB).
+// counted in Stats.DeadLettersUntaken and logged. Once Close's deadline
+// has passed the worker no longer waits: a letter the channel has no room
+// for at once is returned in CloseError.Undelivered. Unbuffered, that is
+// every letter no reader is receiving at that instant, such as those made
+// while the reader handles the previous one. Use WithDeadLetterHandler
+// instead of a reader to take every letter. The buffer is allocated by
+// New, about 140 bytes a slot (n at most 2^24: 2.3 GB).
 func WithDeadLetterBuffer(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 0 || n > 1<<24 {
