@@ -136,8 +136,9 @@ func (p *Pool[K]) Close(ctx context.Context) error {
 // workers up to a higher maximum as the pool's own growth allows (past
 // GOMAXPROCS, while busy workers must be blocked), workers above the new maximum
 // exit as soon as they finish their current batch (or stop looking for
-// work), and, without a scaler, idle workers above a lower minimum exit
-// after the idle timeout.
+// work): once Tune has returned, no worker takes a shard while more than
+// the new maximum run. Without a scaler, idle workers above a lower
+// minimum exit after the idle timeout.
 func (p *Pool[K]) Tune(minWorkers, maxWorkers int) error { return p.c.tune(minWorkers, maxWorkers) }
 
 // Snapshot returns the pool's counters, timings, rates and breaker figures.
