@@ -64,7 +64,9 @@ func ExampleWithRetry() {
 	_ = p.Submit(context.Background(), "room-8", func(context.Context) error {
 		return pool.Permanent(errors.New("bad payload")) // no retry
 	})
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		for dl := range p.DeadLetters() {
 			fmt.Println("dead letter:", dl.Group, dl.Reason, dl.Attempts, dl.Err)
 		}
@@ -72,6 +74,9 @@ func ExampleWithRetry() {
 	if err := p.Close(context.Background()); err != nil {
 		panic(err)
 	}
+	// Close closed the channel after its last letter; the reader may still
+	// be printing it.
+	<-done
 	// Unordered output:
 	// delivered after 3 attempts
 	// next message of room-7
