@@ -192,7 +192,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // taking connections and messages, lets the scheduler handle every message
 // it accepted (stored, fanned out, acknowledged), flushes each connection's
 // write queue and closes it with status 1001, and closes the database.
-// If ctx ends first, Close returns ctx's error after closing what it can.
+// If ctx ends first, Close returns ctx's error (once, whichever steps gave
+// up on it) after closing what it can.
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -238,6 +239,9 @@ func (s *Server) Close(ctx context.Context) error {
 			<-waited
 		}
 		grace.Stop()
+	}
+	if errors.Is(errBE, errWait) {
+		errWait = nil // the scheduler's error says it already
 	}
 	return errors.Join(errBE, errWait, s.closeBreaker(), s.db.close(ctx))
 }

@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestShutdownPersists: clients send as fast as they can while the server
@@ -76,5 +79,59 @@ func testShutdownPersists(t *testing.T, backend string) {
 	t.Logf("accepted %d, stored %d, acknowledged %d", accepted, stored, acks.Load())
 	if uint64(stored) != accepted || acks.Load() != stored {
 		t.Fatalf("accepted %d, stored %d, acknowledged %d: want all equal", accepted, stored, acks.Load())
+	}
+}
+
+// TestCloseDeadlineErrorOnce: when Close's context ends while a call is
+// blocked in the database and a client does not answer the close
+// handshake, both the scheduler and the wait for the connections give up
+// on that context; Close returns its error once, not once for each.
+func TestCloseDeadlineErrorOnce(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be, func(t *testing.T) {
+			t.Parallel() // each waits out the non-reader's close handshake
+			path := filepath.Join(t.TempDir(), "chat.db")
+			srv, err := New(Config{DBPath: path, Backend: be})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(srv)
+			t.Cleanup(ts.Close)
+			c := dial(t, ts)
+			c.join("r")
+			joinNonReader(t, srv, ts, "r", 2)
+			release := lockDB(t, path)
+			c.send(Frame{Type: "send", Room: "r", ClientSeq: 1, Text: "x"})
+			waitFor(t, "the room's call to block in its insert", func() bool { return stackHas("server.(*DB).insert") })
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			closed := make(chan error, 1)
+			go func() { closed <- srv.Close(ctx) }()
+			<-ctx.Done()
+			release()
+			err = <-closed
+			if n := countErr(err, ctx.Err()); n != 1 {
+				t.Fatalf("Close: %v\nholds the context's error %d times, want once", err, n)
+			}
+		})
+	}
+}
+
+// countErr counts the branches of err's tree that end in target.
+func countErr(err, target error) int {
+	switch e := err.(type) {
+	case nil:
+		return 0
+	case interface{ Unwrap() []error }:
+		n := 0
+		for _, e := range e.Unwrap() {
+			n += countErr(e, target)
+		}
+		return n
+	default:
+		if err == target {
+			return 1
+		}
+		return countErr(errors.Unwrap(err), target)
 	}
 }
