@@ -45,9 +45,8 @@ type backend interface {
 // ops reach hub.handle together, in submission order, one call at a time,
 // and each call stores its messages in one transaction.
 type shoalBackend struct {
-	h    *hub
-	b    *pool.Batcher[string, op]
-	done chan struct{}
+	h *hub
+	b *pool.Batcher[string, op]
 }
 
 func newShoalBackend(h *hub, cfg *Config) (*shoalBackend, error) {
@@ -55,6 +54,7 @@ func newShoalBackend(h *hub, cfg *Config) (*shoalBackend, error) {
 		pool.WithTopGroups(),
 		pool.WithMaxBatch(cfg.MaxBatch),
 		pool.WithRetry(pool.RetryPolicy{MaxAttempts: handleAttempts}),
+		pool.WithBatchDeadLetterHandler(h.deadLetter),
 	}
 	if cfg.Breaker != nil {
 		opts = append(opts, pool.WithBreaker(cfg.Breaker))
@@ -63,19 +63,19 @@ func newShoalBackend(h *hub, cfg *Config) (*shoalBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	sb := &shoalBackend{h: h, b: b, done: make(chan struct{})}
-	go sb.drainLetters()
-	return sb, nil
+	return &shoalBackend{h: h, b: b}, nil
 }
 
-// drainLetters tells the senders of ops whose batch failed for good that
-// their messages were not stored; it ends when Close closes the channel.
-func (b *shoalBackend) drainLetters() {
-	defer close(b.done)
-	for dl := range b.b.DeadLetters() {
-		b.h.stats.deadLetters.Add(1)
-		b.h.failed(dl.Group, dl.Msgs, dl.Err)
-	}
+// deadLetter tells the senders of ops whose batch failed for good that
+// their messages were not stored, and the joiners and leavers that they
+// are where they were. The Batcher calls it on the worker that holds the
+// room, before the room's next call: the answers reach each client before
+// any frame of a later call, as a pond room's do. (Read from
+// Batcher.DeadLetters by a goroutine of its own, they could come after the
+// next call's acks.)
+func (h *hub) deadLetter(dl pool.BatchDeadLetter[string, op]) {
+	h.stats.deadLetters.Add(1)
+	h.failed(dl.Group, dl.Msgs, dl.Err)
 }
 
 func (b *shoalBackend) submit(ctx context.Context, room string, o op) error {
@@ -83,9 +83,7 @@ func (b *shoalBackend) submit(ctx context.Context, room string, o op) error {
 }
 
 func (b *shoalBackend) close(ctx context.Context) error {
-	err := b.b.Close(ctx)
-	<-b.done
-	return err
+	return b.b.Close(ctx)
 }
 
 func (b *shoalBackend) snapshot() (pool.Stats, bool) { return b.b.Snapshot(), true }

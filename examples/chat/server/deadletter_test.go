@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -59,4 +61,76 @@ func testNotPersisted(t *testing.T, backend string) {
 	if n != 1 {
 		t.Fatalf("database holds %d messages, want 1", n)
 	}
+}
+
+// TestDeadLetterAnsweredInOrder: the answers to a call that failed for
+// good (a dead letter, with shoal) reach a client before the answers of
+// the room's next call: a sender gets not_persisted for its failed
+// message before the ack of the message it sent next. The test holds the
+// record of a joiner in the failed call, so that answering the letter
+// waits; the room's next call must wait for it.
+func TestDeadLetterAnsweredInOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chat.db")
+	poisonDB(t, path)
+	srv, ts := startServer(t, Config{DBPath: path, MaxBatch: 2})
+	sender, joiner := dial(t, ts), dial(t, ts)
+	sender.join("r")
+	var jc *conn
+	srv.mu.Lock()
+	for c := range srv.conns {
+		if c.id == joiner.id {
+			jc = c
+		}
+	}
+	srv.mu.Unlock()
+
+	release := lockDB(t, path)
+	sender.send(Frame{Type: "send", Room: "r", ClientSeq: 1, Text: "first"})
+	waitFor(t, "the room's call to block in its insert", func() bool { return stackHas("server.(*DB).insert") })
+	sender.send(Frame{Type: "send", Room: "r", ClientSeq: 2, Text: "poison"})
+	joiner.send(Frame{Type: "join", Room: "r"}) // in the failed call, with the poison
+	queued := func(n int) func() bool {
+		return func() bool { st, _ := srv.be.snapshot(); return st.Queued >= n }
+	}
+	waitFor(t, "the poison and the join to queue behind the blocked call", queued(3))
+	sender.send(Frame{Type: "send", Room: "r", ClientSeq: 3, Text: "after"}) // the next call
+	waitFor(t, "the next send to queue", queued(4))
+	jc.roomsMu.Lock() // answering the letter waits here, in the joiner's settle
+	locked := true
+	unlock := func() {
+		if locked {
+			locked = false
+			jc.roomsMu.Unlock()
+		}
+	}
+	t.Cleanup(unlock) // before the server's Close, which waits for the letter
+	release()
+	waitFor(t, "the letter's answer to wait, and the room's next call to run or to wait for it", func() bool {
+		g := goroutineWith("(*hub).failed(")
+		return g != "" && (strings.Contains(g, "shoal/pool.") || srv.Stats().Batches >= 2)
+	})
+	unlock()
+
+	var got []Frame
+	for len(got) < 2 {
+		if f := sender.next(); f.Type == "error" || f.Type == "ack" && f.ClientSeq == 3 {
+			got = append(got, f)
+		}
+	}
+	if got[0].Code != CodeNotPersisted || got[0].ClientSeq != 2 || got[1].Type != "ack" {
+		t.Fatalf("sender got %+v then %+v; want not_persisted for client_seq 2, then the ack of client_seq 3", got[0], got[1])
+	}
+}
+
+// goroutineWith returns the stack of a goroutine whose stack contains s,
+// or "".
+func goroutineWith(s string) string {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, s) {
+			return g
+		}
+	}
+	return ""
 }

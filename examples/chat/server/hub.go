@@ -309,8 +309,10 @@ func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur ui
 // at once, as the answer allows, finds the record as it should be. Each
 // connection's answers are queued as one chunk, as handle's are: one per
 // op could fill a sender's queue with the answers to its own burst and cut
-// it off as a slow consumer. failed may run beside a handle call of the
-// room (a dead letter), so it has an outbox of its own.
+// it off as a slow consumer. failed runs in the room's order (pond: under
+// the room's mutex; shoal: on the worker that holds the room, see
+// hub.deadLetter), but with an outbox of its own: a call that panicked may
+// have left frames in the room's.
 func (h *hub) failed(room string, ops []op, err error) {
 	var out outbox
 	// A connection's first join or leave in the call says where it was
