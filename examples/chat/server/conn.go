@@ -64,6 +64,13 @@ type conn struct {
 	rooms   map[string]struct{}
 	lastOp  map[string]uint64 // per room, the last join or leave not yet settled
 	opID    uint64            // the last number given to a join or leave
+	// member holds the rooms the connection is a member of in each
+	// room's order: the room's handler adds the room when a join takes
+	// effect and removes it when a leave does (settle). A room's handler
+	// reads it for a send whose sender it dropped (an ended connection)
+	// or never added (a join that failed): rooms records what the client
+	// asked for, which a send queued behind a failed join still finds.
+	member map[string]struct{}
 	// shutdownSaid is set when the reader answered a frame with
 	// shutting_down; it answers no frame after that one.
 	shutdownSaid bool
@@ -363,10 +370,20 @@ func (c *conn) record(room string, in bool) uint64 {
 // settle records that the join or leave of room numbered id was handled:
 // if it did not take effect (!took), the connection is back where it was
 // before it (in the room or not: before), unless a later join or leave of
-// room was submitted since.
+// room was submitted since. A join (before: out of the room) or a leave
+// (before: in it) that took effect is called by the room's handler, in
+// the room's order: it makes the connection a member, or none.
 func (c *conn) settle(room string, id uint64, took, before bool) {
 	c.roomsMu.Lock()
 	defer c.roomsMu.Unlock()
+	if took && before {
+		delete(c.member, room)
+	} else if took {
+		if c.member == nil {
+			c.member = make(map[string]struct{})
+		}
+		c.member[room] = struct{}{}
+	}
 	if last, ok := c.lastOp[room]; !ok || last != id {
 		return // a later op's record stands
 	}
@@ -383,6 +400,15 @@ func (c *conn) setRoomLocked(room string, in bool) {
 	} else {
 		delete(c.rooms, room)
 	}
+}
+
+// isMember reports whether a join of room took effect and no leave since
+// (see member).
+func (c *conn) isMember(room string) bool {
+	c.roomsMu.Lock()
+	defer c.roomsMu.Unlock()
+	_, ok := c.member[room]
+	return ok
 }
 
 // inRoom reports whether the connection is in room.

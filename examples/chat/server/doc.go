@@ -8,9 +8,11 @@
 //	client ── send frame ──▶ connection reader: checks (size, JSON, rate, room, text)
 //	                         Batcher.Submit(room, op)  ── refused: error frame (retry?)
 //	room's handler call (one at a time per room, ops in submission order):
-//	  1. number the call's messages seq+1.. and store them in one transaction
+//	  1. read each join's catch-up from the database (a join whose read fails
+//	     does not take effect, nor do the sends its connection queued behind it),
+//	     number the members' messages seq+1.. and store them in one transaction
 //	  2. in order: lay out each msg frame for every member, then the sender's ack;
-//	     apply joins (with catch-up from the database) and leaves at their place
+//	     apply joins (with their catch-up) and leaves at their place
 //	  3. publish the room's state (last seq, members) in a snapshot.Store
 //	  4. queue the laid-out frames, one chunk per member: a client that saw a
 //	     frame and asks for the state never gets an older one

@@ -20,6 +20,10 @@ import (
 //     another writer of the file may have stored more.
 //   - Frames of one room reach each member's write queue in sequence order,
 //     because only handle calls of that room enqueue them.
+//   - A message is stored only for a sender that is a member at its place
+//     in the room's order: handle's first pass reads every join's catch-up
+//     before the call's transaction, so that a send queued behind a join
+//     that fails is known to be refused before anything is stored.
 //   - A handle call publishes the room's state before it queues any frame,
 //     so a client that received a frame of the batch and then asks for the
 //     state sees this batch's last sequence and member count, never older.
@@ -44,6 +48,18 @@ type op struct {
 	since     uint64
 	text      string
 	at        int64
+	// refused is set by handle's first pass: a send whose sender is no
+	// member of the room at its place (its join did not take effect), or
+	// a join that does not take effect.
+	refused bool
+}
+
+// catchUpPage is a join's catch-up, read by handle's first pass.
+type catchUpPage struct {
+	frames    [][]byte // msg frames, newest first
+	size      int      // their bytes, with a separator each
+	truncated uint64   // the older missed messages left out
+	err       error    // the read failed: the join does not take effect
 }
 
 // roomLocal is a room's handler-owned state.
@@ -163,21 +179,53 @@ func (h *hub) room(name string) *roomLocal {
 	return r
 }
 
-// handle runs one room's ops in order: it numbers the messages, stores them
-// in one transaction, then lays out their fan-out and their senders' acks,
+// handle runs one room's ops in order: it reads the joins' catch-up,
+// numbers the members' messages, stores them in one transaction, then lays out their fan-out and their senders' acks,
 // applying joins and leaves at their place among them, publishes the room's
 // state, and only then queues the frames. It returns an error
 // only when the transaction failed; then nothing was stored or sent and the
 // same ops may be handled again.
 func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 	r := h.room(room)
+	// The first pass, before anything is stored, numbers the messages and
+	// reads the catch-up of each join: a join whose catch-up cannot be
+	// read does not take effect, and the sends its connection queued
+	// behind it are refused, not stored and acknowledged for a sender that
+	// is in no room.
 	var msgs []Message
+	var pages []catchUpPage // one per join, in order
+	var in map[*conn]bool   // this call's joins and leaves so far: whether each left its connection in the room
 	seq := r.seq
 	for i := range ops {
-		if ops[i].kind == opSend {
+		o := &ops[i]
+		switch o.kind {
+		case opSend:
+			member, ok := in[o.c]
+			if !ok {
+				_, member = r.members[o.c]
+				member = member || o.c.isMember(room) // an ended member, dropped below
+			}
+			if o.refused = !member; o.refused {
+				continue
+			}
 			seq++
-			o := &ops[i]
 			msgs = append(msgs, Message{Room: room, Seq: seq, From: o.c.id, ClientSeq: o.clientSeq, Text: o.text, At: o.at})
+		case opJoin, opLeave:
+			if in == nil {
+				in = make(map[*conn]bool)
+			}
+			if o.kind == opLeave {
+				in[o.c] = false
+				continue
+			}
+			var p catchUpPage
+			o.refused = o.c.isDone()
+			if !o.refused && o.hasSince && o.since < seq {
+				p = h.catchUp(ctx, room, r.seq, msgs, o.since, seq)
+				o.refused = p.err != nil
+			}
+			pages = append(pages, p)
+			in[o.c] = !o.refused
 		}
 	}
 	if err := h.db.insert(ctx, msgs); err != nil {
@@ -210,6 +258,11 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 		o := &ops[i]
 		switch o.kind {
 		case opSend:
+			if o.refused {
+				h.stats.errorf(CodeNotJoined)
+				out.add(o.c, errorFrame(CodeNotJoined, "not in the room: the join before this send did not take effect", room, o.clientSeq, false), false)
+				continue
+			}
 			m := &msgs[next]
 			next++
 			cur = m.Seq
@@ -225,7 +278,8 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 			}
 			out.add(o.c, encode(&Frame{Type: "ack", Room: room, Seq: m.Seq, ClientSeq: o.clientSeq}), false)
 		case opJoin:
-			h.join(ctx, r, room, o, cur)
+			h.join(r, room, o, cur, &pages[0])
+			pages = pages[1:]
 		case opLeave:
 			// Answered whether or not it was a member: a join sent
 			// before it in the same call or the one before may have
@@ -253,53 +307,67 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 	return nil
 }
 
-// join adds o's connection to the room at sequence cur and adds to the
-// room's outbox the joined frame and the stored messages the client asked
-// for: the newest of them, at most maxReplay, whose frames take at most
-// maxReplayBytes; the joined frame's Truncated counts the older ones left
-// out. The page is one chunk of the joiner's write queue, so its bytes
-// are bounded: were they not, 10,000 messages of 4 KiB of control
-// characters (escaped, six bytes each) would make 240 MB for one join.
-func (h *hub) join(ctx context.Context, r *roomLocal, room string, o *op, cur uint64) {
-	if o.c.isDone() {
+// catchUp reads the catch-up page of a join at sequence cur that asks for
+// the messages after since: the newest of them, at most maxReplay, whose
+// frames take at most maxReplayBytes; Truncated counts the older ones left
+// out. Those up to stored come from the database, the later ones from
+// batch, the call's messages before the join (not yet stored). The page
+// is one chunk of the joiner's write queue, so its bytes are bounded: were
+// they not, 10,000 messages of 4 KiB of control characters (escaped, six
+// bytes each) would make 240 MB for one join.
+func (h *hub) catchUp(ctx context.Context, room string, stored uint64, batch []Message, since, cur uint64) catchUpPage {
+	var p catchUpPage
+	add := func(m *Message) bool {
+		if len(p.frames) >= h.maxReplay {
+			return false
+		}
+		f := msgFrame(m)
+		if p.size+1+len(f) > h.maxReplayBytes {
+			return false
+		}
+		p.frames = append(p.frames, f)
+		p.size += 1 + len(f)
+		return true
+	}
+	full := false
+	for i := len(batch) - 1; i >= 0 && batch[i].Seq > since && !full; i-- {
+		full = !add(&batch[i])
+	}
+	if !full && since < stored {
+		if err := h.db.rangeNewest(ctx, room, since, stored, h.maxReplay, add); err != nil {
+			return catchUpPage{err: err}
+		}
+	}
+	p.truncated = cur - since - uint64(len(p.frames))
+	return p
+}
+
+// join adds o's connection to the room at sequence cur, as handle's first
+// pass decided, and adds to the room's outbox the joined frame and the
+// catch-up page p; or, if the join does not take effect, the connection
+// is told (an error frame when its catch-up could not be read).
+func (h *hub) join(r *roomLocal, room string, o *op, cur uint64, p *catchUpPage) {
+	if o.refused {
 		o.c.settle(room, o.id, false, false)
+		if p.err != nil {
+			// Not joined: the client may join again, as the frame says.
+			h.stats.dbErrors.Add(1)
+			h.stats.errorf(CodeInternal)
+			r.out.add(o.c, errorFrame(CodeInternal, "reading missed messages: "+p.err.Error(), room, 0, true), false)
+		}
 		return
 	}
 	r.members[o.c] = struct{}{}
-	jf := Frame{Type: "joined", Room: room, Seq: cur, Members: len(r.members)}
-	var replay [][]byte // msg frames, newest first
-	size := 0
-	if o.hasSince && o.since < cur {
-		err := h.db.rangeNewest(ctx, room, o.since, cur, h.maxReplay, func(m *Message) bool {
-			f := msgFrame(m)
-			if size+1+len(f) > h.maxReplayBytes {
-				return false
-			}
-			replay = append(replay, f)
-			size += 1 + len(f)
-			return true
-		})
-		if err != nil {
-			// Not joined: the client may join again, as the frame says.
-			h.stats.dbErrors.Add(1)
-			delete(r.members, o.c)
-			o.c.settle(room, o.id, false, false)
-			h.stats.errorf(CodeInternal)
-			r.out.add(o.c, errorFrame(CodeInternal, "reading missed messages: "+err.Error(), room, 0, true), false)
-			return
-		}
-		jf.Truncated = cur - o.since - uint64(len(replay))
-	}
 	o.c.settle(room, o.id, true, false)
-	chunk := encode(&jf)
-	if len(replay) > 0 {
-		chunk = append(make([]byte, 0, len(chunk)+size), chunk...)
+	chunk := encode(&Frame{Type: "joined", Room: room, Seq: cur, Members: len(r.members), Truncated: p.truncated})
+	if len(p.frames) > 0 {
+		chunk = append(make([]byte, 0, len(chunk)+p.size), chunk...)
 	}
-	for i := len(replay) - 1; i >= 0; i-- {
+	for i := len(p.frames) - 1; i >= 0; i-- {
 		chunk = append(chunk, '\n')
-		chunk = append(chunk, replay[i]...)
+		chunk = append(chunk, p.frames[i]...)
 	}
-	r.out.addReplay(o.c, chunk, uint64(len(replay)))
+	r.out.addReplay(o.c, chunk, uint64(len(p.frames)))
 }
 
 // failed answers the ops of a call that failed for good, none of which

@@ -276,3 +276,59 @@ func TestLeaveAfterFailedJoinAnswered(t *testing.T) {
 		t.Fatal("in the room")
 	}
 }
+
+// A send queued behind a join whose catch-up could not be read is neither
+// stored nor acknowledged, whether it shares the join's call or comes in a
+// later one: its sender is in no room. It is answered not_joined, after
+// the join's error; the room numbers on from where it was.
+func TestSendAfterFailedJoinNotStored(t *testing.T) {
+	for _, sameCall := range []bool{true, false} {
+		h, db, st := hubOn(t, "r", 3, "x")
+		defer db.Close()
+		db.r.Close() // catch-up reads fail; the writer works
+		c := hubConn(st, nil, 8)
+		join := joinOp(c, "r", 0)
+		send := op{kind: opSend, c: c, clientSeq: 7, text: "hi"}
+		calls := [][]op{{join}, {send}}
+		if sameCall {
+			calls = [][]op{{join, send}}
+		}
+		for _, ops := range calls {
+			if err := h.handle(context.Background(), "r", ops); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var fs []Frame
+		for len(c.out) > 0 {
+			fs = append(fs, splitFrames(t, <-c.out)...)
+		}
+		if len(fs) != 2 || fs[0].Code != CodeInternal || fs[1].Code != CodeNotJoined || fs[1].ClientSeq != 7 {
+			t.Fatalf("same call %v: answers %+v, want the join's internal error, then not_joined for client_seq 7", sameCall, fs)
+		}
+		var n int
+		if err := db.w.QueryRow(`SELECT COUNT(*) FROM messages`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 3 || h.room("r").seq != 3 {
+			t.Fatalf("same call %v: %d messages stored, room at seq %d; want 3, 3", sameCall, n, h.room("r").seq)
+		}
+	}
+}
+
+// A member whose connection ended is dropped from the room, but the sends
+// it queued before it ended are still stored: they were accepted.
+func TestSendOfEndedMemberStored(t *testing.T) {
+	h, db, st := hubOn(t, "r", 0, "x")
+	defer db.Close()
+	c := hubConn(st, nil, 8)
+	if err := h.handle(context.Background(), "r", []op{{kind: opJoin, c: c, id: c.record("r", true)}}); err != nil {
+		t.Fatal(err)
+	}
+	c.kill(false)
+	if err := h.handle(context.Background(), "r", []op{{kind: opSend, c: c, clientSeq: 1, text: "last"}}); err != nil {
+		t.Fatal(err)
+	}
+	if seq := h.room("r").seq; seq != 1 {
+		t.Fatalf("room at seq %d after an ended member's send, want 1", seq)
+	}
+}
