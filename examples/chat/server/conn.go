@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -44,7 +45,13 @@ type conn struct {
 	ws  *websocket.Conn
 	lim *rate.Limiter
 
-	out chan []byte // bounded write queue, Config.WriteQueue chunks
+	out chan outChunk // bounded write queue, Config.WriteQueue chunks
+
+	// replayQueued is the bytes of catch-up pages queued and not yet taken
+	// by the writer: a join reserves its page's bytes (reserveReplay), the
+	// writer gives them back when it takes the page (taken), or the room
+	// does when the page is not queued after all.
+	replayQueued atomic.Int64
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -76,22 +83,61 @@ type conn struct {
 	shutdownSaid bool
 }
 
+// outChunk is one entry of a connection's write queue: one or more
+// frames, of which replay bytes are a catch-up page (see replayQueued).
+type outChunk struct {
+	b      []byte
+	replay int
+}
+
 // enqueue queues chunk (one or more frames) for the writer. A full queue
 // means the client does not read fast enough: the connection is closed at
 // once and enqueue returns false, so the room that called it never waits.
-func (c *conn) enqueue(chunk []byte) bool {
+func (c *conn) enqueue(chunk []byte) bool { return c.enqueueReplay(chunk, 0) }
+
+// enqueueReplay is enqueue of a chunk whose replay bytes are a catch-up
+// page reserved with reserveReplay: if the chunk is not queued, it gives
+// them back.
+func (c *conn) enqueueReplay(chunk []byte, replay int) bool {
 	select {
 	case <-c.done:
-		return false
 	default:
+		select {
+		case c.out <- outChunk{chunk, replay}:
+			return true
+		default:
+			c.kill(true)
+		}
 	}
-	select {
-	case c.out <- chunk:
-		return true
-	default:
-		c.kill(true)
-		return false
+	if replay > 0 {
+		c.replayQueued.Add(-int64(replay))
 	}
+	return false
+}
+
+// reserveReplay reserves up to want bytes of the connection's catch-up
+// bound (limit) for a join's page and returns how many it got: 0 when
+// pages queued before hold the whole bound.
+func (c *conn) reserveReplay(want, limit int) int {
+	for {
+		cur := c.replayQueued.Load()
+		n := min(int64(want), int64(limit)-cur)
+		if n <= 0 {
+			return 0
+		}
+		if c.replayQueued.CompareAndSwap(cur, cur+n) {
+			return int(n)
+		}
+	}
+}
+
+// taken returns the frames of a chunk the writer took from the queue,
+// giving back the catch-up bytes it held.
+func (c *conn) taken(ch outChunk) []byte {
+	if ch.replay > 0 {
+		c.replayQueued.Add(-int64(ch.replay))
+	}
+	return ch.b
 }
 
 // kill ends the connection. For a slow consumer it closes the socket at
@@ -140,7 +186,7 @@ func (c *conn) writeLoop(wrote chan<- struct{}) {
 	for {
 		select {
 		case chunk := <-c.out:
-			buf = c.pack(append(buf[:0], chunk...))
+			buf = c.pack(append(buf[:0], c.taken(chunk)...))
 			if err := c.write(buf); err != nil {
 				c.kill(false)
 				c.ws.CloseNow()
@@ -154,7 +200,7 @@ func (c *conn) writeLoop(wrote chan<- struct{}) {
 			return
 		case <-c.finish:
 			for len(c.out) > 0 {
-				buf = c.pack(append(buf[:0], <-c.out...))
+				buf = c.pack(append(buf[:0], c.taken(<-c.out)...))
 				if c.write(buf) != nil {
 					c.kill(false)
 					c.ws.CloseNow()
@@ -189,7 +235,7 @@ func (c *conn) pack(buf []byte) []byte {
 		select {
 		case chunk := <-c.out:
 			buf = append(buf, '\n')
-			buf = append(buf, chunk...)
+			buf = append(buf, c.taken(chunk)...)
 		default:
 			return buf
 		}

@@ -57,7 +57,7 @@ type op struct {
 // catchUpPage is a join's catch-up, read by handle's first pass.
 type catchUpPage struct {
 	frames    [][]byte // msg frames, newest first
-	size      int      // their bytes, with a separator each
+	size      int      // their bytes, with a separator each, reserved on the joiner
 	truncated uint64   // the older missed messages left out
 	err       error    // the read failed: the join does not take effect
 }
@@ -85,8 +85,10 @@ type box struct {
 	chunk []byte // frames joined by '\n'
 	owned bool   // chunk is this box's own; else it is a frame shared with other boxes
 	msgs  uint64 // live msg frames in chunk
-	// replayed counts the msg frames in chunk read back for a join.
-	replayed uint64
+	// replayed counts the msg frames in chunk read back for a join, and
+	// replayBytes their bytes, reserved on the connection (replayQueued).
+	replayed    uint64
+	replayBytes int
 }
 
 // add appends frame to c's chunk. frame may be shared by several
@@ -115,10 +117,12 @@ func (ob *outbox) add(c *conn, frame []byte, msg bool) {
 }
 
 // addReplay is add of a join's chunk holding n msg frames read back from
-// the database.
-func (ob *outbox) addReplay(c *conn, chunk []byte, n uint64) {
+// the database, whose size bytes the connection has reserved.
+func (ob *outbox) addReplay(c *conn, chunk []byte, n uint64, size int) {
 	ob.add(c, chunk, false)
-	ob.boxes[ob.idx[c]].replayed += n
+	b := &ob.boxes[ob.idx[c]]
+	b.replayed += n
+	b.replayBytes += size
 }
 
 // flush queues every connection's chunk and returns the live and the
@@ -127,7 +131,7 @@ func (ob *outbox) addReplay(c *conn, chunk []byte, n uint64) {
 // frame.
 func (ob *outbox) flush() (delivered, replayed uint64) {
 	for i := range ob.boxes {
-		if b := &ob.boxes[i]; b.c.enqueue(b.chunk) {
+		if b := &ob.boxes[i]; b.c.enqueueReplay(b.chunk, b.replayBytes) {
 			delivered += b.msgs
 			replayed += b.replayed
 		}
@@ -143,7 +147,9 @@ type hub struct {
 	db             *DB
 	maxReplay      int
 	maxReplayBytes int // Config.MaxReplayBytes
-	stats          *counters
+	// maxConnReplayBytes is Config.MaxConnReplayBytes.
+	maxConnReplayBytes int
+	stats              *counters
 
 	// state is the rooms' published state: last sequence and member count,
 	// written once per handled batch.
@@ -158,7 +164,8 @@ func newHub(ctx context.Context, db *DB, maxReplay int, st *counters) (*hub, err
 	if err != nil {
 		return nil, err
 	}
-	h := &hub{db: db, maxReplay: maxReplay, maxReplayBytes: defaultMaxReplayBytes, stats: st,
+	h := &hub{db: db, maxReplay: maxReplay, maxReplayBytes: defaultMaxReplayBytes,
+		maxConnReplayBytes: defaultMaxConnReplayBytes, stats: st,
 		rooms: make(map[string]*roomLocal, len(last))}
 	for room, seq := range last {
 		h.rooms[room] = &roomLocal{seq: seq, members: make(map[*conn]struct{})}
@@ -221,7 +228,7 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 			var p catchUpPage
 			o.refused = o.c.isDone()
 			if !o.refused && o.hasSince && o.since < seq {
-				p = h.catchUp(ctx, room, r.seq, msgs, o.since, seq)
+				p = h.catchUp(ctx, room, r.seq, msgs, o.c, o.since, seq)
 				o.refused = p.err != nil
 			}
 			pages = append(pages, p)
@@ -229,6 +236,13 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 		}
 	}
 	if err := h.db.insert(ctx, msgs); err != nil {
+		// The pages are not queued: a retry reads them again.
+		for i, j := 0, 0; i < len(ops); i++ {
+			if ops[i].kind == opJoin {
+				ops[i].c.replayQueued.Add(-int64(pages[j].size))
+				j++
+			}
+		}
 		h.stats.dbErrors.Add(1)
 		// Another writer of the file (a second server on it, such as a
 		// restart overlapping the old process's drain) may have stored
@@ -314,15 +328,21 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 // batch, the call's messages before the join (not yet stored). The page
 // is one chunk of the joiner's write queue, so its bytes are bounded: were
 // they not, 10,000 messages of 4 KiB of control characters (escaped, six
-// bytes each) would make 240 MB for one join.
-func (h *hub) catchUp(ctx context.Context, room string, stored uint64, batch []Message, since, cur uint64) catchUpPage {
+// bytes each) would make 240 MB for one join. So are the pages queued to
+// one connection together (maxConnReplayBytes): the page reserves its
+// bytes on the joiner c, which its writer gives back when it takes the
+// page, so that a client joining 64 rooms at once does not queue 64
+// pages in full.
+func (h *hub) catchUp(ctx context.Context, room string, stored uint64, batch []Message, c *conn, since, cur uint64) catchUpPage {
 	var p catchUpPage
+	budget := c.reserveReplay(h.maxReplayBytes, h.maxConnReplayBytes)
+	defer func() { c.replayQueued.Add(-int64(budget - p.size)) }() // keep what the page holds
 	add := func(m *Message) bool {
 		if len(p.frames) >= h.maxReplay {
 			return false
 		}
 		f := msgFrame(m)
-		if p.size+1+len(f) > h.maxReplayBytes {
+		if p.size+1+len(f) > budget {
 			return false
 		}
 		p.frames = append(p.frames, f)
@@ -335,7 +355,8 @@ func (h *hub) catchUp(ctx context.Context, room string, stored uint64, batch []M
 	}
 	if !full && since < stored {
 		if err := h.db.rangeNewest(ctx, room, since, stored, h.maxReplay, add); err != nil {
-			return catchUpPage{err: err}
+			p = catchUpPage{err: err}
+			return p
 		}
 	}
 	p.truncated = cur - since - uint64(len(p.frames))
@@ -367,7 +388,7 @@ func (h *hub) join(r *roomLocal, room string, o *op, cur uint64, p *catchUpPage)
 		chunk = append(chunk, '\n')
 		chunk = append(chunk, p.frames[i]...)
 	}
-	r.out.addReplay(o.c, chunk, uint64(len(p.frames)))
+	r.out.addReplay(o.c, chunk, uint64(len(p.frames)), p.size)
 }
 
 // failed answers the ops of a call that failed for good, none of which

@@ -75,7 +75,7 @@ func hubConn(st *counters, ws *websocket.Conn, queue int) *conn {
 	s := &Server{cfg: cfg, stats: st}
 	return &conn{
 		id: "c1", s: s, ws: ws, lim: rate.NewLimiter(rate.Inf, 0),
-		out: make(chan []byte, queue), done: make(chan struct{}), finish: make(chan struct{}),
+		out: make(chan outChunk, queue), done: make(chan struct{}), finish: make(chan struct{}),
 		rooms: make(map[string]struct{}), lastOp: make(map[string]uint64),
 	}
 }
@@ -104,7 +104,7 @@ func splitFrames(t *testing.T, chunk []byte) []Frame {
 func TestBadRoomErrorNamesTheLimit(t *testing.T) {
 	c, _ := parserConn(Config{MaxRoomBytes: 8})
 	c.handle(context.Background(), []byte(`{"type":"join","room":"123456789"}`))
-	f := splitFrames(t, <-c.out)[0]
+	f := splitFrames(t, (<-c.out).b)[0]
 	if f.Code != CodeBadRoom || strings.Contains(f.Message, "MaxRoomBytes") || !strings.Contains(f.Message, "8 bytes") {
 		t.Fatalf("got %+v, want bad_room saying the limit, 8 bytes", f)
 	}
@@ -119,7 +119,7 @@ func TestFailedCatchUpReadCountsDBError(t *testing.T) {
 	if err := h.handle(context.Background(), "r", []op{joinOp(c, "r", 0)}); err != nil {
 		t.Fatal(err)
 	}
-	if f := splitFrames(t, <-c.out)[0]; f.Code != CodeInternal {
+	if f := splitFrames(t, (<-c.out).b)[0]; f.Code != CodeInternal {
 		t.Fatalf("got %+v, want an internal error", f)
 	}
 	if n := st.dbErrors.Load(); n != 1 {
@@ -136,7 +136,7 @@ func TestReplayedNotCountedWhenRefused(t *testing.T) {
 	h, db, st := hubOn(t, "r", 5, "x")
 	defer db.Close()
 	c := hubConn(st, wsServerSide(t), 1)
-	c.out <- []byte(`{"type":"hello"}`) // the queue is full
+	c.out <- outChunk{b: []byte(`{"type":"hello"}`)} // the queue is full
 	if err := h.handle(context.Background(), "r", []op{joinOp(c, "r", 0)}); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestCatchUpPageBoundedInBytes(t *testing.T) {
 	if err := h.handle(context.Background(), "r", []op{joinOp(c, "r", 0)}); err != nil {
 		t.Fatal(err)
 	}
-	chunk := <-c.out
+	chunk := (<-c.out).b
 	if len(chunk) > 1<<20+64<<10 {
 		t.Fatalf("one join's page is %d bytes, want at most about %d (MaxReplayBytes's default)", len(chunk), 1<<20)
 	}
@@ -194,7 +194,7 @@ func TestCatchUpPageBoundedInBytes(t *testing.T) {
 func TestSlowConsumerCountedOnce(t *testing.T) {
 	st := newCounters()
 	c := hubConn(st, wsServerSide(t), 1)
-	c.out <- []byte(`{}`)
+	c.out <- outChunk{b: []byte(`{}`)}
 	release := make(chan struct{})
 	held := make(chan struct{})
 	var wg sync.WaitGroup
@@ -239,7 +239,7 @@ func TestFailedBatchAnswersInOneChunk(t *testing.T) {
 	}
 	var fs []Frame
 	for len(c.out) > 0 {
-		fs = append(fs, splitFrames(t, <-c.out)...)
+		fs = append(fs, splitFrames(t, (<-c.out).b)...)
 	}
 	if len(fs) != len(ops) {
 		t.Fatalf("%d answers to %d ops", len(fs), len(ops))
@@ -267,7 +267,7 @@ func TestLeaveAfterFailedJoinAnswered(t *testing.T) {
 	}
 	var fs []Frame
 	for len(c.out) > 0 {
-		fs = append(fs, splitFrames(t, <-c.out)...)
+		fs = append(fs, splitFrames(t, (<-c.out).b)...)
 	}
 	if len(fs) != 2 || fs[0].Code != CodeInternal || fs[1].Type != "left" {
 		t.Fatalf("answers %+v, want the join's internal error, then left", fs)
@@ -300,7 +300,7 @@ func TestSendAfterFailedJoinNotStored(t *testing.T) {
 		}
 		var fs []Frame
 		for len(c.out) > 0 {
-			fs = append(fs, splitFrames(t, <-c.out)...)
+			fs = append(fs, splitFrames(t, (<-c.out).b)...)
 		}
 		if len(fs) != 2 || fs[0].Code != CodeInternal || fs[1].Code != CodeNotJoined || fs[1].ClientSeq != 7 {
 			t.Fatalf("same call %v: answers %+v, want the join's internal error, then not_joined for client_seq 7", sameCall, fs)
@@ -330,5 +330,77 @@ func TestSendOfEndedMemberStored(t *testing.T) {
 	}
 	if seq := h.room("r").seq; seq != 1 {
 		t.Fatalf("room at seq %d after an ended member's send, want 1", seq)
+	}
+}
+
+// The catch-up queued to one connection is bounded as a whole, not only
+// per join: a connection that joins three rooms with since 0 and has read
+// nothing yet holds at most MaxConnReplayBytes of replayed frames. The
+// join past the bound gets the newest messages that fit, its joined
+// frame's Truncated counting the others; once the writer has taken the
+// pages, a join gets its whole catch-up again.
+func TestCatchUpBoundedPerConnection(t *testing.T) {
+	const (
+		n     = 40
+		bound = 100 << 10
+	)
+	text := strings.Repeat("y", 1000)
+	db, err := OpenDB(filepath.Join(t.TempDir(), "chat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rooms := []string{"r1", "r2", "r3", "r4"}
+	for _, r := range rooms {
+		msgs := make([]Message, n)
+		for i := range msgs {
+			msgs[i] = Message{Room: r, Seq: uint64(i + 1), From: "c0", ClientSeq: uint64(i + 1), Text: text, At: 1}
+		}
+		if err := db.insert(context.Background(), msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := newCounters()
+	h, err := newHub(context.Background(), db, 10000, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.maxConnReplayBytes = bound
+	c := hubConn(st, nil, 8)
+	// join joins room and returns the page's joined frame and msg frames,
+	// and the chunk queued, which the writer has not taken yet.
+	join := func(room string) (Frame, []Frame, outChunk) {
+		t.Helper()
+		if err := h.handle(context.Background(), room, []op{joinOp(c, room, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		chunk := <-c.out
+		fs := splitFrames(t, chunk.b)
+		return fs[0], fs[1:], chunk
+	}
+	var queued int
+	var pages []outChunk
+	for _, r := range rooms[:3] {
+		jf, msgs, chunk := join(r)
+		queued += len(chunk.b)
+		pages = append(pages, chunk)
+		if jf.Truncated+uint64(len(msgs)) != n || len(msgs) > 0 && msgs[0].Seq != jf.Truncated+1 {
+			t.Fatalf("%s: joined %+v with %d messages", r, jf, len(msgs))
+		}
+		if r == "r3" && jf.Truncated == 0 {
+			t.Fatalf("%s: the whole catch-up replayed, %d bytes queued in all; want at most about %d", r, queued, bound)
+		}
+	}
+	if queued > bound+1<<10 {
+		t.Fatalf("%d bytes of catch-up queued to one connection, want at most about %d", queued, bound)
+	}
+	for _, chunk := range pages {
+		c.taken(chunk)
+	}
+	if q := c.replayQueued.Load(); q != 0 {
+		t.Fatalf("%d bytes of catch-up counted as queued after the writer took every chunk", q)
+	}
+	if jf, msgs, _ := join("r4"); jf.Truncated != 0 || len(msgs) != n {
+		t.Fatalf("r4, after the writer took the pages: joined %+v with %d messages, want all %d", jf, len(msgs), n)
 	}
 }

@@ -30,8 +30,9 @@ import (
 // "since" asks for follow it, then live ones, all in sequence order with no
 // gap unless Truncated says more were missed than the server replays: it
 // replays the newest missed messages, up to Config.MaxReplay of them and
-// Config.MaxReplayBytes of their frames, and Truncated counts the older
-// ones, which the client will not receive.
+// Config.MaxReplayBytes of their frames, within what is left of
+// Config.MaxConnReplayBytes for the connection, and Truncated counts the
+// older ones, which the client will not receive.
 type Frame struct {
 	// Type names the frame: join, leave, send, state, hello, joined, msg,
 	// ack, left or error.
@@ -55,8 +56,9 @@ type Frame struct {
 	Members int `json:"members,omitempty"`
 	// Truncated, in joined, counts the missed messages that were not
 	// replayed because there were more than the server's replay limits
-	// (Config.MaxReplay messages, Config.MaxReplayBytes bytes): the
-	// oldest ones, right after since.
+	// (Config.MaxReplay messages, Config.MaxReplayBytes bytes, what is
+	// left of Config.MaxConnReplayBytes): the oldest ones, right after
+	// since.
 	Truncated uint64 `json:"truncated,omitempty"`
 	// Version is a room-state version (state).
 	Version uint64 `json:"version,omitempty"`

@@ -58,6 +58,14 @@ type Config struct {
 	// gets the newest missed messages that fit both bounds; its joined
 	// frame's Truncated counts the older ones.
 	MaxReplayBytes int
+	// MaxConnReplayBytes bounds the bytes of catch-up pages queued to one
+	// connection and not yet taken by its writer, over all its joins
+	// (default 4 MiB): a client that joins MaxRooms rooms with since at
+	// once queues no more than this, not MaxRooms × MaxReplayBytes. A
+	// join that finds less room than MaxReplayBytes gets the newest missed
+	// messages that fit in what is left (none when nothing is), and its
+	// joined frame's Truncated counts the others, as past MaxReplay.
+	MaxConnReplayBytes int
 	// MaxBatch is the most messages of a room stored in one transaction
 	// (default 256).
 	MaxBatch int
@@ -94,6 +102,7 @@ func (c *Config) setDefaults() {
 	def(&c.WriteQueue, 256)
 	def(&c.MaxReplay, 10000)
 	def(&c.MaxReplayBytes, defaultMaxReplayBytes)
+	def(&c.MaxConnReplayBytes, defaultMaxConnReplayBytes)
 	def(&c.MaxBatch, 256)
 	def(&c.PondWorkers, 256)
 	if c.Backend == "" {
@@ -155,6 +164,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.hub.maxReplayBytes = cfg.MaxReplayBytes
+	s.hub.maxConnReplayBytes = cfg.MaxConnReplayBytes
 	if cfg.Breaker == nil && cfg.MemoryBudget > 0 {
 		if s.breaker, err = backpressure.NewBreaker(backpressure.WithBudget(cfg.MemoryBudget)); err != nil {
 			db.Close()
@@ -249,6 +259,9 @@ func (s *Server) Close(ctx context.Context) error {
 // defaultMaxReplayBytes is Config.MaxReplayBytes's default.
 const defaultMaxReplayBytes = 1 << 20
 
+// defaultMaxConnReplayBytes is Config.MaxConnReplayBytes's default.
+const defaultMaxConnReplayBytes = 4 << 20
+
 // closeGrace is how long Close, its deadline passed, lets the writers flush
 // what is queued before it closes the sockets still open.
 const closeGrace = time.Second
@@ -283,7 +296,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s:      s,
 		ws:     ws,
 		lim:    rate.NewLimiter(s.cfg.Rate, s.cfg.Burst),
-		out:    make(chan []byte, s.cfg.WriteQueue),
+		out:    make(chan outChunk, s.cfg.WriteQueue),
 		done:   make(chan struct{}),
 		finish: make(chan struct{}),
 		rooms:  make(map[string]struct{}),

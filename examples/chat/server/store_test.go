@@ -52,7 +52,7 @@ func parserConn(cfg Config) (*conn, *recordingBackend) {
 	s := &Server{cfg: cfg, stats: st, be: be, hub: &hub{stats: st, rooms: make(map[string]*roomLocal)}}
 	return &conn{
 		id: "c1", s: s, lim: rate.NewLimiter(rate.Inf, 0),
-		out: make(chan []byte, 64), done: make(chan struct{}), finish: make(chan struct{}),
+		out: make(chan outChunk, 64), done: make(chan struct{}), finish: make(chan struct{}),
 		rooms: make(map[string]struct{}), lastOp: make(map[string]uint64),
 	}, be
 }
@@ -143,7 +143,7 @@ func checkFrames(t *testing.T, input []byte) {
 		var got []Frame
 		for len(c.out) > 0 {
 			var f Frame
-			if err := json.Unmarshal(<-c.out, &f); err != nil {
+			if err := json.Unmarshal((<-c.out).b, &f); err != nil {
 				t.Fatalf("frame %q: the server's answer is no JSON: %v", data, err)
 			}
 			got = append(got, f)
