@@ -13,6 +13,13 @@ import (
 //     The backend never runs two calls of one room at once and orders them
 //     (shoal: the group's calls; pond: the room's mutex), so it needs no lock
 //     of its own.
+//   - rooms (guarded by mu) holds the rooms that have members. A call
+//     that leaves its room without members frees it; the room's next call,
+//     which starts after that one returned, loads it anew with the last
+//     sequence stored, which is the room's seq: every number a call gives
+//     out is stored before the call returns. A join that arrives while a
+//     room is freed is an op of the room's next call, so it never finds
+//     the room half made or half freed.
 //   - seq is the last sequence number written to the database: handle
 //     assigns seq+1.. to a batch, commits it, and only then stores the new
 //     seq and fans the batch out, so no client sees a sequence number that
@@ -159,31 +166,42 @@ type hub struct {
 	rooms map[string]*roomLocal
 }
 
-func newHub(ctx context.Context, db *DB, maxReplay int, st *counters) (*hub, error) {
-	last, err := db.LastSeqs(ctx)
+// newHub returns a hub on db that holds no room yet: a room is loaded
+// (its last sequence read from db) by its first call, and forgotten when
+// a call leaves it without members.
+func newHub(db *DB, maxReplay int, st *counters) *hub {
+	return &hub{db: db, maxReplay: maxReplay, maxReplayBytes: defaultMaxReplayBytes,
+		maxConnReplayBytes: defaultMaxConnReplayBytes, stats: st,
+		rooms: make(map[string]*roomLocal)}
+}
+
+// room returns room's state, loading it on first use: its last sequence
+// is the last one stored. Only the room's own calls call it, and they
+// never overlap, so no other call makes or frees the room meanwhile.
+func (h *hub) room(ctx context.Context, name string) (*roomLocal, error) {
+	h.mu.Lock()
+	r := h.rooms[name]
+	h.mu.Unlock()
+	if r != nil {
+		return r, nil
+	}
+	seq, err := h.db.lastSeq(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	h := &hub{db: db, maxReplay: maxReplay, maxReplayBytes: defaultMaxReplayBytes,
-		maxConnReplayBytes: defaultMaxConnReplayBytes, stats: st,
-		rooms: make(map[string]*roomLocal, len(last))}
-	for room, seq := range last {
-		h.rooms[room] = &roomLocal{seq: seq, members: make(map[*conn]struct{})}
-		h.state.Set(room, RoomState{Room: room, Seq: seq})
-	}
-	return h, nil
+	r = &roomLocal{seq: seq, members: make(map[*conn]struct{})}
+	h.mu.Lock()
+	h.rooms[name] = r
+	h.mu.Unlock()
+	return r, nil
 }
 
-// room returns room's state, creating it on first use.
-func (h *hub) room(name string) *roomLocal {
+// free forgets room, which has no member: its next call loads it anew.
+func (h *hub) free(room string) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	r := h.rooms[name]
-	if r == nil {
-		r = &roomLocal{members: make(map[*conn]struct{})}
-		h.rooms[name] = r
-	}
-	return r
+	delete(h.rooms, room)
+	h.mu.Unlock()
+	h.state.Delete(room)
 }
 
 // handle runs one room's ops in order: it reads the joins' catch-up,
@@ -193,7 +211,11 @@ func (h *hub) room(name string) *roomLocal {
 // only when the transaction failed; then nothing was stored or sent and the
 // same ops may be handled again.
 func (h *hub) handle(ctx context.Context, room string, ops []op) error {
-	r := h.room(room)
+	r, err := h.room(ctx, room)
+	if err != nil {
+		h.stats.dbErrors.Add(1)
+		return err
+	}
 	// The first pass, before anything is stored, numbers the messages and
 	// reads the catch-up of each join: a join whose catch-up cannot be
 	// read does not take effect, and the sends its connection queued
@@ -305,13 +327,11 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 			out.add(o.c, encode(&Frame{Type: "left", Room: room}), false)
 		}
 	}
-	if len(r.members) == 0 && r.seq == 0 {
-		// Nothing stored and nobody in it: the room costs nothing until
-		// it is used again (h.room makes it anew, at sequence 0).
-		h.mu.Lock()
-		delete(h.rooms, room)
-		h.mu.Unlock()
-		h.state.Delete(room)
+	if len(r.members) == 0 {
+		// Nobody in it: the room costs nothing until it is used again.
+		// Its messages are stored; its next call, which cannot run
+		// before this one returns, reads its last sequence back.
+		h.free(room)
 	} else {
 		h.state.Set(room, RoomState{Room: room, Seq: r.seq, Members: len(r.members)})
 	}

@@ -316,3 +316,106 @@ func refusedLeave(t *testing.T) (*Server, *httptest.Server, *client) {
 	waitFor(t, "breaker to admit again", func() bool { return br.Admit() == nil })
 	return srv, ts, stay
 }
+
+// TestUsedRoomsFreed: a room costs nothing once its last member left,
+// though it stored messages: a connection that joins 200 rooms, sends to
+// each and leaves leaves no room behind, in the hub or in the published
+// state; a server started on the database holds none either. Joining
+// again, a room numbers on from its last stored message.
+func TestUsedRoomsFreed(t *testing.T) {
+	const n = 200
+	path := filepath.Join(t.TempDir(), "chat.db")
+	srv, ts := startServer(t, Config{DBPath: path, Rate: 1e6, Burst: 1 << 20})
+	c := dial(t, ts)
+	for i := range n {
+		room := fmt.Sprint("used-", i)
+		c.join(room)
+		c.send(Frame{Type: "send", Room: room, ClientSeq: 1, Text: "x"})
+		firstOf(t, c, "ack")
+		c.send(Frame{Type: "leave", Room: room})
+		c.expect("left")
+	}
+	held := func(srv *Server) int {
+		srv.hub.mu.Lock()
+		defer srv.hub.mu.Unlock()
+		return len(srv.hub.rooms)
+	}
+	if rooms := srv.Stats().Rooms; rooms != 0 || held(srv) != 0 {
+		t.Fatalf("after using and leaving %d rooms the server holds %d rooms (state %d); want 0", n, held(srv), rooms)
+	}
+	if j := c.join("used-7"); j.Seq != 1 {
+		t.Fatalf("joined a freed room at seq %d, want 1", j.Seq)
+	}
+	c.send(Frame{Type: "send", Room: "used-7", ClientSeq: 2, Text: "y"})
+	if a := firstOf(t, c, "ack", "error"); a.Type != "ack" || a.Seq != 2 {
+		t.Fatalf("send to a freed room: %+v, want the ack of seq 2", a)
+	}
+
+	again, err := New(Config{DBPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close(context.Background())
+	if rooms := again.Stats().Rooms; rooms != 0 || held(again) != 0 {
+		t.Fatalf("a server started on a database of %d rooms holds %d rooms (state %d); want 0", n, held(again), rooms)
+	}
+}
+
+// TestJoinRacesFreeing: one client uses a room and leaves it, so that the
+// room is freed, while another joins it with since 0. Whatever the order,
+// the joiner gets the first message once and its own is numbered after it.
+func TestJoinRacesFreeing(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be, func(t *testing.T) { testJoinRacesFreeing(t, be) })
+	}
+}
+
+func testJoinRacesFreeing(t *testing.T, backend string) {
+	const n = 50
+	srv, ts := startServer(t, Config{Backend: backend, Rate: 1e6, Burst: 1 << 20})
+	a, b := dial(t, ts), dial(t, ts)
+	done := make(chan struct{})
+	go func() { // a: uses each room once, then leaves it
+		defer close(done)
+		for i := range n {
+			room := fmt.Sprint("race-", i)
+			a.send(Frame{Type: "join", Room: room})
+			a.send(Frame{Type: "send", Room: room, ClientSeq: 1, Text: "first"})
+			a.send(Frame{Type: "leave", Room: room})
+			for f := range a.frames {
+				if f.Type == "error" {
+					t.Errorf("a in %s: %+v", room, f)
+					return
+				}
+				if f.Type == "left" {
+					break
+				}
+			}
+		}
+	}()
+	since := uint64(0)
+	for i := range n {
+		room := fmt.Sprint("race-", i)
+		b.send(Frame{Type: "join", Room: room, Since: &since})
+		// The first message, live or replayed, before b sends.
+		for f := b.next(); f.Type != "msg" || f.Seq != 1; f = b.next() {
+			if f.Type == "error" || f.Type == "msg" {
+				t.Fatalf("b in %s: %+v, want msg 1", room, f)
+			}
+		}
+		b.send(Frame{Type: "send", Room: room, ClientSeq: uint64(i + 1), Text: "second"})
+		if f := firstOf(t, b, "ack", "error"); f.Type != "ack" || f.Seq != 2 {
+			t.Fatalf("b in %s: %+v, want the ack of seq 2", room, f)
+		}
+		b.send(Frame{Type: "leave", Room: room})
+		firstOf(t, b, "left")
+	}
+	<-done
+	// A room is freed before its call queues the left frame.
+	srv.hub.mu.Lock()
+	held := len(srv.hub.rooms)
+	srv.hub.mu.Unlock()
+	if held != 0 || srv.hub.state.Len() != 0 {
+		t.Fatalf("after both clients left every room the server holds %d rooms (state %d); want 0", held, srv.hub.state.Len())
+	}
+}

@@ -146,8 +146,9 @@ type Server struct {
 	wg     sync.WaitGroup
 }
 
-// New opens the database, loads every room's last sequence number and
-// starts the scheduler.
+// New opens the database and starts the scheduler. It loads no room: a
+// room's last sequence number is read by its first call after a time
+// without members.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	if cfg.Backend != BackendShoal && cfg.Backend != BackendPond {
@@ -159,10 +160,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, db: db, stats: newCounters(), started: time.Now(),
 		conns: make(map[*conn]struct{}), quit: make(chan struct{})}
-	if s.hub, err = newHub(context.Background(), db, cfg.MaxReplay, s.stats); err != nil {
-		db.Close()
-		return nil, err
-	}
+	s.hub = newHub(db, cfg.MaxReplay, s.stats)
 	s.hub.maxReplayBytes = cfg.MaxReplayBytes
 	s.hub.maxConnReplayBytes = cfg.MaxConnReplayBytes
 	if cfg.Breaker == nil && cfg.MemoryBudget > 0 {

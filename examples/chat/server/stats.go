@@ -74,8 +74,9 @@ type Stats struct {
 	Uptime float64 `json:"uptime_s"`
 	// Conns is the number of open WebSocket connections.
 	Conns int64 `json:"conns"`
-	// Rooms is the number of rooms that have members or stored messages (a
-	// room left empty with no message is forgotten).
+	// Rooms is the number of rooms that have members: a room whose last
+	// member left is forgotten (its messages stay in the database), and
+	// loaded again by its next use.
 	Rooms int `json:"rooms"`
 	// Accepted counts messages accepted for a room (sends that were
 	// submitted); Delivered counts msg frames queued to members; Replayed
