@@ -26,7 +26,12 @@ import (
 //   - done is closed once, by kill, when the connection ends for any reason:
 //     a read or write error, a slow consumer, or the server's shutdown. After
 //     it, enqueue accepts nothing.
-//   - rooms and lastOp are guarded by roomsMu. The reader (the HTTP
+//   - replayQueued is added to by a room's handler (reserveReplay) and
+//     taken from by the writer (taken) or the handler (a page not queued):
+//     it never exceeds Config.MaxConnReplayBytes.
+//   - member is written only by rooms' handlers, each for its own room in
+//     the room's order (settle), and read by them.
+//   - rooms, lastOp and member are guarded by roomsMu. The reader (the HTTP
 //     handler's goroutine) records a join or a leave (record) before it
 //     submits it: it adds or removes the room and numbers the op, noting
 //     the number in lastOp. Every op so numbered is settled once: by the
