@@ -50,6 +50,22 @@ func (f *fakeSource) Read(r *Reading) {
 	f.reads++
 }
 
+// hold makes every Read from now on wait, as a refresh that takes long,
+// until the returned release: it lets the held reads finish and later
+// reads return at once.
+func (f *fakeSource) hold() (release func()) {
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.gate = gate
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		f.gate = nil
+		f.mu.Unlock()
+		close(gate)
+	}
+}
+
 func (f *fakeSource) setUsed(u int64) {
 	f.mu.Lock()
 	f.r.Used = u
@@ -308,10 +324,7 @@ func TestUnknownSampleIsThrottled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, src := newFake(t, 100, WithThrottleRate(10, 1))
 		_ = b.Admit() // inline refresh; the sample goes stale 2 ms later
-		gate := make(chan struct{})
-		src.mu.Lock()
-		src.gate = gate
-		src.mu.Unlock()
+		release := src.hold()
 		time.Sleep(3 * time.Millisecond)
 		var wg sync.WaitGroup
 		wg.Go(func() { _ = b.Admit() }) // takes the refresh and blocks in Read
@@ -332,11 +345,8 @@ func TestUnknownSampleIsThrottled(t *testing.T) {
 		if err := b.Admit(); !errors.Is(err, ErrThrottled) {
 			t.Fatalf("second Admit on an unknown sample = %v, want ErrThrottled", err)
 		}
-		close(gate)
+		release()
 		wg.Wait()
-		src.mu.Lock()
-		src.gate = nil
-		src.mu.Unlock()
 		time.Sleep(3 * time.Millisecond)
 		if err := b.Admit(); err != nil {
 			t.Fatalf("Admit after the refresh completed = %v", err)
@@ -355,10 +365,7 @@ func TestUnknownSampleUsesTheThrottleRate(t *testing.T) {
 		wantState(t, b, Throttle)
 		_ = sample(b, src, 100) // back to Normal
 		wantState(t, b, Normal)
-		gate := make(chan struct{})
-		src.mu.Lock()
-		src.gate = gate
-		src.mu.Unlock()
+		release := src.hold()
 		time.Sleep(3 * time.Millisecond)
 		var wg sync.WaitGroup
 		wg.Go(func() { _ = b.Admit() }) // takes the refresh and blocks in Read
@@ -374,10 +381,7 @@ func TestUnknownSampleUsesTheThrottleRate(t *testing.T) {
 		if admitted < 90 {
 			t.Errorf("unknown sample in Normal: %d of 100 Admits a millisecond apart admitted, want ≥ 90 (1000/s)", admitted)
 		}
-		src.mu.Lock()
-		src.gate = nil
-		src.mu.Unlock()
-		close(gate)
+		release()
 		wg.Wait()
 	})
 }
@@ -477,10 +481,7 @@ func TestNormalPastRoomWhileAnotherRefreshes(t *testing.T) {
 		}
 		_ = b.Admit() // Normal; throttle room 700 (0.80), reject room 820 (0.92)
 		wantState(t, b, Normal)
-		gate := make(chan struct{})
-		src.mu.Lock()
-		src.gate = gate
-		src.mu.Unlock()
+		release := src.hold()
 		inflight.Store(700)
 		var wg sync.WaitGroup
 		wg.Go(func() { _ = b.Admit() }) // takes the refresh and blocks in Read
@@ -500,10 +501,7 @@ func TestNormalPastRoomWhileAnotherRefreshes(t *testing.T) {
 		if err := b.Admit(); !errors.Is(err, ErrMemoryPressure) {
 			t.Errorf("at the reject room during another's refresh: Admit = %v, want ErrMemoryPressure", err)
 		}
-		src.mu.Lock()
-		src.gate = nil
-		src.mu.Unlock()
-		close(gate)
+		release()
 		wg.Wait()
 	})
 }
@@ -1028,10 +1026,7 @@ func TestHotUpdateDuringRefresh(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				b, src := newFake(t, 500)
 				_ = b.Admit()
-				gate := make(chan struct{})
-				src.mu.Lock()
-				src.gate = gate
-				src.mu.Unlock()
+				release := src.hold()
 				time.Sleep(3 * time.Millisecond) // the sample goes stale
 				refreshed := make(chan struct{})
 				go func() {
@@ -1042,10 +1037,7 @@ func TestHotUpdateDuringRefresh(t *testing.T) {
 				if err := tc.update(b); err != nil {
 					t.Fatal(err)
 				}
-				src.mu.Lock()
-				src.gate = nil
-				src.mu.Unlock()
-				close(gate)
+				release()
 				<-refreshed
 				// No time passes: the refresh just published is fresh.
 				admitted := 0

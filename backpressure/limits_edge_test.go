@@ -82,10 +82,7 @@ func TestCloseDuringRefresh(t *testing.T) {
 		var rec recorder
 		b, src := newFake(t, 500, WithOnStateChange(rec.record))
 		_ = b.Admit()
-		gate := make(chan struct{})
-		src.mu.Lock()
-		src.gate = gate
-		src.mu.Unlock()
+		release := src.hold()
 		time.Sleep(3 * time.Millisecond) // the sample goes stale
 		refreshed := make(chan error)
 		go func() { refreshed <- b.Admit() }() // takes the role, then waits in Read
@@ -94,10 +91,7 @@ func TestCloseDuringRefresh(t *testing.T) {
 		if err := b.Close(); err != nil {
 			t.Fatal(err)
 		}
-		src.mu.Lock()
-		src.gate = nil
-		src.mu.Unlock()
-		close(gate)
+		release()
 		if err := <-refreshed; !errors.Is(err, ErrClosed) {
 			t.Fatalf("Admit racing Close = %v, want ErrClosed", err)
 		}

@@ -307,26 +307,6 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		// call returned: the panic is settled here, not by unwound.
 		ts.panicked, ts.pv, ts.stack = false, nil, nil
 	}
-	if w.goexit {
-		// call came back, so fn did not call runtime.Goexit: it panicked
-		// with nil under GODEBUG=panicnil=1, which call's recover stopped
-		// and took for a Goexit. call lettered and counted the messages;
-		// the call still ends for the timings and the observer, which
-		// clears the profiler labels (else the worker would keep the
-		// shard's label into its next turns).
-		w.goexit = false
-		var end int64
-		if timed {
-			end = c.nanotime()
-		}
-		if c.obs != nil {
-			c.obs.after(c, ts.idx, g.key, attempts, obsStart)
-		}
-		if timed {
-			b.record(ts, k, start, end)
-		}
-		return false
-	}
 	// The call's end is read before the slow-task callback runs: its
 	// time is not the call's.
 	var end int64
@@ -338,6 +318,16 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 	}
 	if timed {
 		b.record(ts, k, start, end)
+	}
+	if w.goexit {
+		// call came back, so fn did not call runtime.Goexit: it panicked
+		// with nil under GODEBUG=panicnil=1, which call's recover stopped
+		// and took for a Goexit. call lettered and counted the messages;
+		// the call has ended for the timings and the observer above (which
+		// clears the profiler labels: else the worker would keep the
+		// shard's label into its next turns).
+		w.goexit = false
+		return false
 	}
 	switch {
 	case panicked:

@@ -180,7 +180,7 @@ func (p *Pool[K]) runTurn(w *worker, ts *turnState[K, Task], k uint32) bool {
 				// and took for a Goexit. endCall lettered and counted it;
 				// the attempt still ends for the observer.
 				w.goexit, counted = false, true
-				p.endPanicNil(ts, e)
+				p.endAttempt(ts, e, ts.prev+1)
 			} else if p.settle(w, ts, e, err) {
 				// The parked task and those after it stay in g's buffer.
 				clear(ts.batch[i:k])
@@ -263,19 +263,8 @@ func (p *Pool[K]) begin(w *worker, ts *turnState[K, Task], e *entry[K, Task], fi
 func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], err error) bool {
 	g := ts.g
 	attempts := ts.prev + 1
-	// The attempt's end is read before the slow-task callback runs: its
-	// time is not the task's.
-	if timed := e.enq&stampTimed != 0; p.c.cfg.onTask != nil || timed {
-		start, end := ts.start, p.c.nanotime()
-		if timed {
-			p.c.timings.recordSample(ts.idx, e.enq, start, end)
-		}
-		if p.c.cfg.onTask != nil {
-			p.c.cfg.onTask(int(ts.idx), time.Duration(start-enqTime(e.enq)), time.Duration(end-start))
-		}
-	}
-	if p.c.obs != nil {
-		p.c.obs.after(&p.c, ts.idx, g.key, attempts, ts.obsStart)
+	if e.enq&stampTimed != 0 || p.c.cfg.onTask != nil || p.c.obs != nil {
+		p.endAttempt(ts, e, attempts)
 	}
 	if ts.panicked {
 		pv, stack := ts.pv, ts.stack
@@ -327,16 +316,16 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 	return true
 }
 
-// endPanicNil ends the attempt of e that panicked with nil under
-// GODEBUG=panicnil=1 (endCall lettered it as a Goexit, and call came
-// back): as settle does for every other attempt, it is timed and ends for
-// the observer, which clears the profiler labels (else the worker would
-// keep the shard's label into its next turns) and counts a slow attempt.
-// Not in settle's path: this is the rare case.
+// endAttempt ends attempt number attempts of e for whatever observes
+// attempts: the timings (a sampled task), the slow-task callback and the
+// observer, which clears the profiler labels. settle calls it only when
+// one of them is on, and so does runTurn for an attempt that panicked
+// with nil under GODEBUG=panicnil=1 (endCall lettered it as a Goexit, and
+// call came back): else the worker would keep the shard's label into its
+// next turns. Out of line: most attempts need none of it.
 //
 //go:noinline
-func (p *Pool[K]) endPanicNil(ts *turnState[K, Task], e *entry[K, Task]) {
-	attempts := ts.prev + 1
+func (p *Pool[K]) endAttempt(ts *turnState[K, Task], e *entry[K, Task], attempts int) {
 	// The attempt's end is read before the slow-task callback runs: its
 	// time is not the task's.
 	if timed := e.enq&stampTimed != 0; p.c.cfg.onTask != nil || timed {
