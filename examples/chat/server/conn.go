@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,7 @@ type conn struct {
 	id  string
 	s   *Server
 	ws  *websocket.Conn
+	raw net.Conn // ws's socket (nil if unknown), for closeSocket
 	lim *rate.Limiter
 
 	out chan outChunk // bounded write queue, Config.WriteQueue chunks
@@ -162,6 +164,18 @@ func (c *conn) kill(slow bool) {
 			c.ws.CloseNow()
 		}
 	})
+}
+
+// closeSocket closes the connection's socket at once, without waiting: it
+// ends a write blocked on a client that does not read, and a close
+// handshake the writer waits in for a client that does not answer it
+// (where ws.CloseNow would wait for that handshake to give up, 5 s).
+func (c *conn) closeSocket() {
+	if c.raw != nil {
+		c.raw.Close()
+		return
+	}
+	c.ws.CloseNow()
 }
 
 func (c *conn) isDone() bool {

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -241,7 +243,7 @@ func (s *Server) Close(ctx context.Context) error {
 			s.mu.Lock()
 			for c := range s.conns {
 				c.kill(false)
-				c.ws.CloseNow()
+				c.closeSocket()
 			}
 			s.mu.Unlock()
 			<-waited
@@ -284,6 +286,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.wg.Done()
 
+	var hj *hijackRecorder
+	if h, ok := w.(http.Hijacker); ok {
+		hj = &hijackRecorder{ResponseWriter: w, h: h}
+		w = hj
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.OriginPatterns})
 	if err != nil {
 		return // Accept wrote the response (403 for a foreign origin)
@@ -293,6 +300,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		id:     "c" + strconv.FormatUint(s.nextID.Add(1), 10),
 		s:      s,
 		ws:     ws,
+		raw:    hj.conn(),
 		lim:    rate.NewLimiter(s.cfg.Rate, s.cfg.Burst),
 		out:    make(chan outChunk, s.cfg.WriteQueue),
 		done:   make(chan struct{}),
@@ -320,6 +328,30 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+}
+
+// hijackRecorder is a ResponseWriter whose Hijack keeps the connection it
+// hands to websocket.Accept, so that Close can close a socket at once:
+// websocket.Conn.CloseNow, while the writer waits in Close for a client
+// that does not answer the close handshake, waits with it (5 s).
+type hijackRecorder struct {
+	http.ResponseWriter
+	h   http.Hijacker
+	raw net.Conn
+}
+
+func (w *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := w.h.Hijack()
+	w.raw = c
+	return c, brw, err
+}
+
+// conn returns the hijacked connection, or nil.
+func (w *hijackRecorder) conn() net.Conn {
+	if w == nil {
+		return nil
+	}
+	return w.raw
 }
 
 // Stats returns the server's figures.

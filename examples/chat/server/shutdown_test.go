@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // TestShutdownPersists: clients send as fast as they can while the server
@@ -89,7 +91,7 @@ func testShutdownPersists(t *testing.T, backend string) {
 func TestCloseDeadlineErrorOnce(t *testing.T) {
 	for _, be := range backends() {
 		t.Run(be, func(t *testing.T) {
-			t.Parallel() // each waits out the non-reader's close handshake
+			t.Parallel() // each waits out Close's grace for the writers
 			path := filepath.Join(t.TempDir(), "chat.db")
 			srv, err := New(Config{DBPath: path, Backend: be})
 			if err != nil {
@@ -133,5 +135,37 @@ func countErr(err, target error) int {
 			return 1
 		}
 		return countErr(errors.Unwrap(err), target)
+	}
+}
+
+// TestCloseBoundedPastDeadline: a client that never reads does not answer
+// the WebSocket close handshake, which coder/websocket waits 5 s for. Close
+// past its deadline gives the writers closeGrace, then closes the sockets
+// still open: it returns soon after, not when the handshake gives up.
+func TestCloseBoundedPastDeadline(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be, func(t *testing.T) {
+			srv, ts := startServer(t, Config{Backend: be})
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			mute, _, err := websocket.Dial(ctx, wsURL(ts), nil) // never reads
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { mute.CloseNow() })
+			waitFor(t, "the connection to open", func() bool { return srv.Stats().Conns == 1 })
+			const deadline = 100 * time.Millisecond
+			cctx, ccancel := context.WithTimeout(context.Background(), deadline)
+			defer ccancel()
+			start := time.Now()
+			err = srv.Close(cctx)
+			took := time.Since(start)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Close: %v, want the deadline's error", err)
+			}
+			if limit := deadline + closeGrace + time.Second; took > limit {
+				t.Fatalf("Close took %v past a %v deadline, want at most %v (deadline, grace and a margin)", took, deadline, limit)
+			}
+		})
 	}
 }
