@@ -273,6 +273,13 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 		if last, err := h.db.lastSeq(ctx, room); err == nil && last > r.seq {
 			r.seq = last
 		}
+		if len(r.members) == 0 {
+			// Nobody in it, before this call as after (its joins did
+			// not take effect): forget it, as a call that succeeds
+			// does; were it held, a room whose call fails for good
+			// would stay in rooms for ever. A retry loads it anew.
+			h.free(room)
+		}
 		return err
 	}
 	h.stats.batch(len(msgs))

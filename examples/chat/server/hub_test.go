@@ -415,3 +415,35 @@ func TestCatchUpBoundedPerConnection(t *testing.T) {
 		t.Fatalf("r4, after the writer took the pages: joined %+v with %d messages, want all %d", jf, len(msgs), n)
 	}
 }
+
+// A call that fails for good leaves its room as it was: a room that had no
+// member before it (its only join failed with it) is not held in the hub
+// afterwards, as a room whose last member left is not.
+func TestRoomOfFailedCallFreed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chat.db")
+	poisonDB(t, path)
+	db, err := OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st := newCounters()
+	h := newHub(db, 10000, st)
+	c := hubConn(st, nil, 8)
+	ops := []op{
+		{kind: opJoin, c: c, id: c.record("r", true)},
+		{kind: opSend, c: c, clientSeq: 1, text: "poison"},
+	}
+	if err := h.handleRetry(context.Background(), "r", ops); err != nil {
+		t.Fatal(err)
+	}
+	if fs := splitFrames(t, (<-c.out).b); len(fs) != 2 || fs[0].Code != CodeInternal || fs[1].Code != CodeNotPersisted {
+		t.Fatalf("answers %+v, want the join's internal error, then not_persisted", fs)
+	}
+	h.mu.Lock()
+	held := len(h.rooms)
+	h.mu.Unlock()
+	if held != 0 || h.state.Len() != 0 {
+		t.Fatalf("after a failed call of a room without members the hub holds %d rooms (state %d); want 0", held, h.state.Len())
+	}
+}
