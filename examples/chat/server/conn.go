@@ -122,18 +122,18 @@ func (c *conn) enqueueReplay(chunk []byte, replay int) bool {
 	return false
 }
 
-// reserveReplay reserves up to want bytes of the connection's catch-up
-// bound (limit) for a join's page and returns how many it got: 0 when
-// pages queued before hold the whole bound.
-func (c *conn) reserveReplay(want, limit int) int {
+// reserveReplay reserves n bytes of the connection's catch-up bound
+// (limit) for a frame of a join's page, and reports whether they were
+// left: false when the pages queued before and the frames reserved for
+// them hold more than limit-n.
+func (c *conn) reserveReplay(n, limit int) bool {
 	for {
 		cur := c.replayQueued.Load()
-		n := min(int64(want), int64(limit)-cur)
-		if n <= 0 {
-			return 0
+		if cur+int64(n) > int64(limit) {
+			return false
 		}
-		if c.replayQueued.CompareAndSwap(cur, cur+n) {
-			return int(n)
+		if c.replayQueued.CompareAndSwap(cur, cur+int64(n)) {
+			return true
 		}
 	}
 }

@@ -357,19 +357,22 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 // they not, 10,000 messages of 4 KiB of control characters (escaped, six
 // bytes each) would make 240 MB for one join. So are the pages queued to
 // one connection together (maxConnReplayBytes): the page reserves its
-// bytes on the joiner c, which its writer gives back when it takes the
-// page, so that a client joining 64 rooms at once does not queue 64
-// pages in full.
+// frames' bytes on the joiner c, which its writer gives back when it
+// takes the page, so that a client joining 64 rooms at once does not
+// queue 64 pages in full.
 func (h *hub) catchUp(ctx context.Context, room string, stored uint64, batch []Message, c *conn, since, cur uint64) catchUpPage {
 	var p catchUpPage
-	budget := c.reserveReplay(h.maxReplayBytes, h.maxConnReplayBytes)
-	defer func() { c.replayQueued.Add(-int64(budget - p.size)) }() // keep what the page holds
+	// Each frame's bytes are reserved as it is added, so that the
+	// connection's bound counts its pages, never bytes a join that is
+	// still reading might take: reserving MaxReplayBytes up front, four
+	// joins reading at once held the default bound whole, and a fifth got
+	// no catch-up however little the pages held.
 	add := func(m *Message) bool {
 		if len(p.frames) >= h.maxReplay {
 			return false
 		}
 		f := msgFrame(m)
-		if p.size+1+len(f) > budget {
+		if p.size+1+len(f) > h.maxReplayBytes || !c.reserveReplay(1+len(f), h.maxConnReplayBytes) {
 			return false
 		}
 		p.frames = append(p.frames, f)
@@ -382,8 +385,8 @@ func (h *hub) catchUp(ctx context.Context, room string, stored uint64, batch []M
 	}
 	if !full && since < stored {
 		if err := h.db.rangeNewest(ctx, room, since, stored, h.maxReplay, add); err != nil {
-			p = catchUpPage{err: err}
-			return p
+			c.replayQueued.Add(-int64(p.size))
+			return catchUpPage{err: err}
 		}
 	}
 	p.truncated = cur - since - uint64(len(p.frames))

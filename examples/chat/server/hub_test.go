@@ -3,8 +3,10 @@ package server
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -445,5 +447,68 @@ func TestRoomOfFailedCallFreed(t *testing.T) {
 	h.mu.Unlock()
 	if held != 0 || h.state.Len() != 0 {
 		t.Fatalf("after a failed call of a room without members the hub holds %d rooms (state %d); want 0", held, h.state.Len())
+	}
+}
+
+// The catch-up bound of one connection (MaxConnReplayBytes) counts the
+// bytes of its pages, not what its joins might take while they read: a
+// connection that joins more rooms at once than the bound holds
+// MaxReplayBytes-sized pages gets each room's few missed messages, though
+// its joins read at the same time.
+func TestConcurrentCatchUpsShareConnBound(t *testing.T) {
+	const rooms = 5 // one more than MaxConnReplayBytes / MaxReplayBytes (defaults)
+	db, err := OpenDB(filepath.Join(t.TempDir(), "chat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	names := make([]string, rooms)
+	for i := range names {
+		names[i] = fmt.Sprint("r", i)
+		if err := db.insert(context.Background(), []Message{{Room: names[i], Seq: 1, From: "c0", ClientSeq: 1, Text: "x", At: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := newCounters()
+	h := newHub(db, 10000, st)
+	for _, r := range names {
+		stayIn(t, h, st, r) // loaded: a join's only read is its catch-up
+	}
+	c := hubConn(st, nil, 2*rooms)
+	// The joins read while the test holds every reader connection, so
+	// that they are all reading at once.
+	var held []*sql.Conn
+	for range 4 {
+		rc, err := db.r.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, rc)
+	}
+	reading := func(n int) func() bool {
+		return func() bool {
+			buf := make([]byte, 1<<22)
+			return strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*DB).rangeNewest(") >= n
+		}
+	}
+	var wg sync.WaitGroup
+	for i, r := range names {
+		o := joinOp(c, r, 0)
+		wg.Go(func() {
+			if err := h.handle(context.Background(), r, []op{o}); err != nil {
+				t.Error(err)
+			}
+		})
+		waitFor(t, "the joins to read", reading(i+1))
+	}
+	for _, rc := range held {
+		rc.Close()
+	}
+	wg.Wait()
+	for range rooms {
+		fs := splitFrames(t, (<-c.out).b)
+		if fs[0].Truncated != 0 || len(fs) != 2 {
+			t.Fatalf("%s: joined %+v with %d messages; want its one missed message (a few bytes of catch-up queued in all)", fs[0].Room, fs[0], len(fs)-1)
+		}
 	}
 }
