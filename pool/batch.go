@@ -307,6 +307,23 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 		// call returned: the panic is settled here, not by unwound.
 		ts.panicked, ts.pv, ts.stack = false, nil, nil
 	}
+	if w.goexit {
+		// call came back, so fn did not call runtime.Goexit: it panicked
+		// with nil under GODEBUG=panicnil=1, which call's recover stopped
+		// and took for a Goexit. call lettered and counted the messages;
+		// the call still ends for the timings and the observer, which
+		// clears the profiler labels (else the worker would keep the
+		// shard's label into its next turns), when it stopped, before
+		// its letter and the panic handler (ts.stopped).
+		w.goexit = false
+		if c.obs != nil {
+			c.obs.afterAt(ts.idx, g.key, attempts, obsStart, ts.stopped)
+		}
+		if timed {
+			b.record(ts, k, start, ts.stopped)
+		}
+		return false
+	}
 	// The call's end is read before the slow-task callback runs: its
 	// time is not the call's.
 	var end int64
@@ -318,16 +335,6 @@ func (b *Batcher[K, M]) runTurn(w *worker, ts *turnState[K, M], k uint32) bool {
 	}
 	if timed {
 		b.record(ts, k, start, end)
-	}
-	if w.goexit {
-		// call came back, so fn did not call runtime.Goexit: it panicked
-		// with nil under GODEBUG=panicnil=1, which call's recover stopped
-		// and took for a Goexit. call lettered and counted the messages;
-		// the call has ended for the timings and the observer above (which
-		// clears the profiler labels: else the worker would keep the
-		// shard's label into its next turns).
-		w.goexit = false
-		return false
 	}
 	switch {
 	case panicked:
@@ -482,6 +489,12 @@ func (b *Batcher[K, M]) call(w *worker, ts *turnState[K, M], vals []M, attempts 
 			return
 		}
 		if !returned {
+			// The call ends here, not after its letter and the panic
+			// handler, should it come back (runTurn).
+			ts.stopped = b.c.nanotime()
+			if b.c.obs != nil {
+				b.c.obs.stop()
+			}
 			b.letterDying(w, ts, uint32(len(vals)), attempts, ErrGoexit, debug.Stack())
 		}
 	}()

@@ -346,3 +346,51 @@ func goroutineLabels(t *testing.T) string {
 	}
 	return strings.Join(out, "")
 }
+
+// TestPanicNilRunExcludesLetter: under GODEBUG=panicnil=1, the attempt of
+// a task (a Batcher's call) that panics with nil at once ends when the
+// task stopped, not after its letter went out and the panic handler
+// returned: its run time in WithTimings is nil, and WithSlowTask does
+// not count it, though the handler takes two seconds. Run in a child
+// process with that setting.
+func TestPanicNilRunExcludesLetter(t *testing.T) {
+	if !inPanicNilChild(t) {
+		return
+	}
+	for _, face := range []string{"pool", "batcher"} {
+		t.Run(face, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var tm Timings
+				opts := []Option{WithWorkers(1, 1), WithTimings(&tm), WithSlowTask[int](time.Second, nil),
+					WithPanicHandler(func(any, []byte) { time.Sleep(2 * time.Second) })}
+				var s Stats
+				if face == "pool" {
+					p := mustNew[int](t, opts...)
+					_, _ = collect(p)
+					_ = p.Submit(context.Background(), 1, func(context.Context) error { panic(nil) })
+					if err := p.Close(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+					s = p.Snapshot()
+				} else {
+					b := mustBatcher(t, func(context.Context, int, []int) error { panic(nil) }, opts...)
+					_ = collectBatch(b)
+					_ = b.Submit(context.Background(), 1, 1)
+					if err := b.Close(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+					s = b.Snapshot()
+				}
+				if s.DeadLetters.Panicked != 1 {
+					t.Fatalf("panicked letters %d, want 1", s.DeadLetters.Panicked)
+				}
+				if run := tm.Snapshot().Run; run.Count() != 1 || run.Max() != 0 {
+					t.Errorf("Run: count %d, max %v; want 1 attempt of 0s (the handler's 2s are not the task's)", run.Count(), run.Max())
+				}
+				if s.SlowTasks != 0 {
+					t.Errorf("slow attempts %d, want 0: the task stopped at once", s.SlowTasks)
+				}
+			})
+		})
+	}
+}

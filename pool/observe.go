@@ -150,6 +150,28 @@ func (o *observer[K]) after(p nanoClock, idx uint32, group K, attempt int, start
 	}
 }
 
+// stop runs on the worker when an attempt stops without returning (see
+// turnState.stopped), before its letter and the panic handler: it clears
+// the labels, which the handler's goroutine would inherit.
+func (o *observer[K]) stop() {
+	if o.labels != labelOff {
+		pprof.SetGoroutineLabels(context.Background())
+	}
+}
+
+// afterAt is after for an attempt that ended at end, read earlier: its
+// letter and the panic handler are not its run.
+func (o *observer[K]) afterAt(idx uint32, group K, attempt int, start, end int64) {
+	o.stop()
+	if o.slowAfter > 0 && end-start > o.slowAfter {
+		// Counts the slow attempt for Snapshot.
+		o.slow.Add(1)
+		if o.slowFn != nil {
+			callSlow(o.slowFn, SlowTask[K]{Group: group, Shard: int(idx), Attempt: attempt, Run: time.Duration(end - start)})
+		}
+	}
+}
+
 // nanoClock is the pool's clock as the observer reads it.
 type nanoClock interface{ nanotime() int64 }
 

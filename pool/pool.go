@@ -180,7 +180,7 @@ func (p *Pool[K]) runTurn(w *worker, ts *turnState[K, Task], k uint32) bool {
 				// and took for a Goexit. endCall lettered and counted it;
 				// the attempt still ends for the observer.
 				w.goexit, counted = false, true
-				p.endAttempt(ts, e, ts.prev+1)
+				p.endAttempt(ts, e, ts.prev+1, ts.stopped)
 			} else if p.settle(w, ts, e, err) {
 				// The parked task and those after it stay in g's buffer.
 				clear(ts.batch[i:k])
@@ -264,7 +264,7 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 	g := ts.g
 	attempts := ts.prev + 1
 	if e.enq&stampTimed != 0 || p.c.cfg.onTask != nil || p.c.obs != nil {
-		p.endAttempt(ts, e, attempts)
+		p.endAttempt(ts, e, attempts, 0)
 	}
 	if ts.panicked {
 		pv, stack := ts.pv, ts.stack
@@ -318,18 +318,23 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 
 // endAttempt ends attempt number attempts of e for whatever observes
 // attempts: the timings (a sampled task), the slow-task callback and the
-// observer, which clears the profiler labels. settle calls it only when
-// one of them is on, and so does runTurn for an attempt that panicked
-// with nil under GODEBUG=panicnil=1 (endCall lettered it as a Goexit, and
-// call came back): else the worker would keep the shard's label into its
+// observer, which clears the profiler labels. The attempt ended at stopped,
+// or, when stopped is 0, now. settle calls it (with 0) only when one of
+// them is on; runTurn calls it for an attempt that panicked with nil under
+// GODEBUG=panicnil=1 (endCall lettered it as a Goexit, and call came back)
+// with the time the task stopped (ts.stopped), before its letter and the
+// panic handler: else the worker would keep the shard's label into its
 // next turns. Out of line: most attempts need none of it.
 //
 //go:noinline
-func (p *Pool[K]) endAttempt(ts *turnState[K, Task], e *entry[K, Task], attempts int) {
+func (p *Pool[K]) endAttempt(ts *turnState[K, Task], e *entry[K, Task], attempts int, stopped int64) {
 	// The attempt's end is read before the slow-task callback runs: its
 	// time is not the task's.
 	if timed := e.enq&stampTimed != 0; p.c.cfg.onTask != nil || timed {
-		start, end := ts.start, p.c.nanotime()
+		start, end := ts.start, stopped
+		if end == 0 {
+			end = p.c.nanotime()
+		}
 		if timed {
 			p.c.timings.recordSample(ts.idx, e.enq, start, end)
 		}
@@ -337,8 +342,13 @@ func (p *Pool[K]) endAttempt(ts *turnState[K, Task], e *entry[K, Task], attempts
 			p.c.cfg.onTask(int(ts.idx), time.Duration(start-enqTime(e.enq)), time.Duration(end-start))
 		}
 	}
-	if p.c.obs != nil {
+	if p.c.obs == nil {
+		return
+	}
+	if stopped == 0 {
 		p.c.obs.after(&p.c, ts.idx, ts.g.key, attempts, ts.obsStart)
+	} else {
+		p.c.obs.afterAt(ts.idx, ts.g.key, attempts, ts.obsStart, stopped)
 	}
 }
 
@@ -376,6 +386,12 @@ func (p *Pool[K]) endCall(ts *turnState[K, Task]) {
 	}
 	ts.cur = nil
 	if !ts.returned {
+		// The attempt ends here, not after its letter and the panic
+		// handler, should call come back (endAttempt).
+		ts.stopped = p.c.nanotime()
+		if p.c.obs != nil {
+			p.c.obs.stop()
+		}
 		p.letterDying(w, ts, e, ErrGoexit, debug.Stack())
 	}
 }

@@ -127,6 +127,10 @@ type turnState[K shard.Key, P any] struct {
 	obsStart int64
 	pv       any
 	stack    []byte
+	// stopped is the clock when a task (a Batcher's call) that did not
+	// return stopped, read before its letter: the attempt's end should
+	// the call come back (panic(nil) under GODEBUG=panicnil=1).
+	stopped int64
 }
 
 func (p *core[K, P, L]) workerMain(w *worker, ts *turnState[K, P]) {
