@@ -229,3 +229,75 @@ func TestTuneLowerMaxGrowthTakesNoShard(t *testing.T) {
 		}
 	})
 }
+
+// TestTuneLowerMaxHolderTakesNoOtherGroup: a worker that holds a group
+// when Tune lowers max below the running count does not go on, once that
+// group is empty, with another group of its shard that waits for a worker:
+// it leaves, and that group waits for a worker within the new max, as a
+// shard in the run queue does.
+func TestTuneLowerMaxHolderTakesNoOtherGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(2, 2), WithIdleTimeout(time.Hour))
+		// g1 and g2 share a shard; h is in another.
+		g1, g2, h := 0, -1, -1
+		for g := 1; g2 < 0 || h < 0; g++ {
+			if p.ShardOf(g) == p.ShardOf(g1) {
+				if g2 < 0 {
+					g2 = g
+				}
+			} else if h < 0 {
+				h = g
+			}
+		}
+		var running atomic.Int32
+		var overlapped atomic.Bool
+		var ran atomic.Int32
+		task := func(gate <-chan struct{}) Task {
+			return func(context.Context) error {
+				if running.Add(1) > 1 {
+					overlapped.Store(true)
+				}
+				if gate != nil {
+					<-gate
+				}
+				running.Add(-1)
+				ran.Add(1)
+				return nil
+			}
+		}
+		gate1, gateH := make(chan struct{}), make(chan struct{})
+		synctest.Wait()
+		if err := p.Submit(context.Background(), g1, task(gate1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Submit(context.Background(), h, task(gateH)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // the monitor wakes the second worker
+		synctest.Wait()
+		if n := running.Load(); n != 2 {
+			t.Fatalf("%d tasks running, want 2 (both workers busy)", n)
+		}
+		overlapped.Store(false) // two at once are within max 2
+		// g2 waits for a worker: both are busy, and max is reached.
+		if err := p.Submit(context.Background(), g2, task(nil)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Tune(1, 1); err != nil {
+			t.Fatal(err)
+		}
+		close(gate1) // g1's holder is free, above max
+		synctest.Wait()
+		if overlapped.Load() {
+			t.Errorf("after Tune(1, 1) returned, g1's holder ran g2's task beside h's")
+		}
+		close(gateH)
+		synctest.Wait()
+		if s := p.Snapshot(); ran.Load() != 3 || s.Workers.Running > 1 {
+			t.Errorf("%d tasks ran, workers %+v; want 3, at most 1 running", ran.Load(), s.Workers)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -13,7 +13,8 @@ package pool
 //     in the run queue), it goes to the back of its shard's ready list
 //     (fairness); if none waits, a new turn begins at once.
 //     Within the same budget the worker may go on with the next ready group
-//     of the shard without a trip through the run queue. A Batcher's turn
+//     of the shard without a trip through the run queue, unless more
+//     workers than max run. A Batcher's turn
 //     (oneCall) is one call of up to turnMax tasks.
 //   - A task that fails and will be retried stays at its queue's head; its
 //     group stays held, parked on its timer, until the timer hands it back
@@ -360,7 +361,11 @@ func (p *core[K, P, L]) nextTurn(ts *turnState[K, P], parked bool) (uint32, bool
 		return p.take(ts), true
 	}
 	ts.g = nil
-	if ts.budget > 0 {
+	// Not above max (Tune lowered it): another group of the shard waits
+	// for a worker within max, as the shard in the run queue does (the
+	// ready list is not empty, so the shard is there, see inRunq); the
+	// worker leaves (findWork).
+	if ts.budget > 0 && s.readyHead != nil && p.ctl.running.Load() <= p.ctl.maxW.Load() {
 		if g = s.popReady(); g != nil {
 			if s.readyHead != nil && !s.inRunq {
 				s.inRunq, ts.repush = true, true
