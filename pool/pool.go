@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"runtime/debug"
 	"time"
@@ -264,7 +265,7 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 	g := ts.g
 	attempts := ts.prev + 1
 	if e.enq&stampTimed != 0 || p.c.cfg.onTask != nil || p.c.obs != nil {
-		p.endAttempt(ts, e, attempts, 0)
+		p.endAttempt(ts, e, attempts, endNow)
 	}
 	if ts.panicked {
 		pv, stack := ts.pv, ts.stack
@@ -316,10 +317,14 @@ func (p *Pool[K]) settle(w *worker, ts *turnState[K, Task], e *entry[K, Task], e
 	return true
 }
 
+// endNow, as endAttempt's stopped, says the attempt ends now: the pool's
+// clock never reads it.
+const endNow = math.MinInt64
+
 // endAttempt ends attempt number attempts of e for whatever observes
 // attempts: the timings (a sampled task), the slow-task callback and the
 // observer, which clears the profiler labels. The attempt ended at stopped,
-// or, when stopped is 0, now. settle calls it (with 0) only when one of
+// or, when stopped is endNow, now. settle calls it (with endNow) only when one of
 // them is on; runTurn calls it for an attempt that panicked with nil under
 // GODEBUG=panicnil=1 (endCall lettered it as a Goexit, and call came back)
 // with the time the task stopped (ts.stopped), before its letter and the
@@ -332,7 +337,7 @@ func (p *Pool[K]) endAttempt(ts *turnState[K, Task], e *entry[K, Task], attempts
 	// time is not the task's.
 	if timed := e.enq&stampTimed != 0; p.c.cfg.onTask != nil || timed {
 		start, end := ts.start, stopped
-		if end == 0 {
+		if end == endNow {
 			end = p.c.nanotime()
 		}
 		if timed {
@@ -345,7 +350,7 @@ func (p *Pool[K]) endAttempt(ts *turnState[K, Task], e *entry[K, Task], attempts
 	if p.c.obs == nil {
 		return
 	}
-	if stopped == 0 {
+	if stopped == endNow {
 		p.c.obs.after(&p.c, ts.idx, ts.g.key, attempts, ts.obsStart)
 	} else {
 		p.c.obs.afterAt(ts.idx, ts.g.key, attempts, ts.obsStart, stopped)
