@@ -917,9 +917,10 @@ func (pt *partition) receive(msg natsjs.Msg, meta *natsjs.MsgMetadata) *entry {
 		c.st.redelivered.Add(1)
 	}
 	pt.lag.Store(meta.NumPending)
-	if !pt.recovering {
-		pt.maxSeq.Store(max(pt.maxSeq.Load(), e.m.Seq))
-	}
+	// maxSeq moves under pt.mu once pending holds the message: floor,
+	// which reads maxSeq before pending, must never see the new maxSeq
+	// without the entry that keeps the floor below it. (A duplicate is at
+	// or below dupBelow, hence maxSeq, already.)
 	pt.mu.Lock()
 	if held, ok := pt.pending[e.m.Seq]; ok {
 		held.progress = e.progress // the server restarted its ack wait
@@ -928,6 +929,7 @@ func (pt *partition) receive(msg natsjs.Msg, meta *natsjs.MsgMetadata) *entry {
 			// acknowledgement would go nowhere.
 			held.msg, held.gen = msg, pt.gen
 		}
+		pt.received(e.m.Seq)
 		pt.mu.Unlock()
 		return nil
 	}
@@ -949,8 +951,18 @@ func (pt *partition) receive(msg natsjs.Msg, meta *natsjs.MsgMetadata) *entry {
 	}
 	e.gen = pt.gen
 	pt.pending[e.m.Seq] = e
+	pt.received(e.m.Seq)
 	pt.mu.Unlock()
 	return e
+}
+
+// received moves maxSeq up to seq, a message that pending holds, unless
+// recover is pulling (it sets maxSeq itself once it has every
+// unacknowledged message in hand). pt.mu is held.
+func (pt *partition) received(seq uint64) {
+	if !pt.recovering {
+		pt.maxSeq.Store(max(pt.maxSeq.Load(), seq))
+	}
 }
 
 // submitResult is what became of a submission.
