@@ -754,7 +754,6 @@ func gone(err error) bool {
 // Entries in pending keep their place; their redelivery by the new
 // consumer replaces the message they acknowledge.
 func (pt *partition) recreate() bool {
-	pt.c.st.recreated.Add(1)
 	var start uint64
 	if pt.settled.Load() {
 		start, pt.dupBelow = pt.floor()+1, pt.maxSeq.Load()
@@ -767,8 +766,9 @@ func (pt *partition) recreate() bool {
 	pt.mu.Unlock()
 	cons, ok := pt.consumer(start)
 	if !ok {
-		return false
+		return false // released or fenced first: nothing was created
 	}
+	pt.c.st.recreated.Add(1)
 	pt.cons = cons
 	pt.lastDelivery = 0
 	return true
