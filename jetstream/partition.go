@@ -366,9 +366,6 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 		MaxDeliver:    -1, // the consumer enforces WithMaxDeliveries with a dead letter
 		DeliverPolicy: natsjs.DeliverAllPolicy,
 	}
-	if start > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, start
-	}
 	// The server refuses to change where a consumer delivers from: an
 	// existing one keeps its own start.
 	keep := func(ctx context.Context) bool {
@@ -384,6 +381,9 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 	for {
 		ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/2)
 		if start > 0 {
+			// Each try wants start again: the consumer whose start an
+			// earlier try kept may be gone since.
+			cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, start
 			keep(ctx) // a start is only for a consumer created here
 		}
 		cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.stream, cfg)

@@ -3,7 +3,9 @@ package jetstream
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
+	"testing/synctest"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
@@ -41,4 +43,69 @@ func TestRecreatedCountsOnlyCreated(t *testing.T) {
 	if n := pt.c.Stats().Recreated; n != 0 {
 		t.Errorf("Stats().Recreated = %d after a recreation that created nothing, want 0", n)
 	}
+}
+
+// vanishingJS is a JetStream whose partition consumer exists (delivering
+// all) until the first creation attempt, which fails; an operator deletes
+// the consumer meanwhile. It records the configuration of the consumer it
+// finally creates.
+type vanishingJS struct {
+	natsjs.JetStream
+	mu      sync.Mutex
+	lookups int
+	creates int
+	created *natsjs.ConsumerConfig
+}
+
+// infoConsumer is a consumer whose CachedInfo gives cfg.
+type infoConsumer struct {
+	natsjs.Consumer
+	cfg natsjs.ConsumerConfig
+}
+
+func (c *infoConsumer) CachedInfo() *natsjs.ConsumerInfo {
+	return &natsjs.ConsumerInfo{Config: c.cfg}
+}
+
+func (js *vanishingJS) Consumer(context.Context, string, string) (natsjs.Consumer, error) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	js.lookups++
+	if js.creates == 0 {
+		return &infoConsumer{cfg: natsjs.ConsumerConfig{DeliverPolicy: natsjs.DeliverAllPolicy}}, nil
+	}
+	return nil, natsjs.ErrConsumerNotFound
+}
+
+func (js *vanishingJS) CreateOrUpdateConsumer(_ context.Context, _ string, cfg natsjs.ConsumerConfig) (natsjs.Consumer, error) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	js.creates++
+	if js.creates == 1 {
+		return nil, errors.New("timed out") // and the consumer is deleted
+	}
+	js.created = &cfg
+	return &infoConsumer{cfg: cfg}, nil
+}
+
+// TestConsumerStartAfterRetry: a partition's consumer is created to
+// deliver after the floor (start). A first try found one that exists and
+// adopted its start, then failed; the consumer was deleted before the
+// next try. That try creates it, and must create it from start, not with
+// the start of the consumer that is gone (here the stream's first message:
+// every message acknowledged would run again).
+func TestConsumerStartAfterRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pt, _ := fakePartition(t)
+		js := &vanishingJS{}
+		pt.c.js = js
+		if _, ok := pt.consumer(50); !ok {
+			t.Fatal("consumer gave up")
+		}
+		js.mu.Lock()
+		defer js.mu.Unlock()
+		if got := js.created; got == nil || got.DeliverPolicy != natsjs.DeliverByStartSequencePolicy || got.OptStartSeq != 50 {
+			t.Errorf("created %+v; want delivery by start sequence from 50", got)
+		}
+	})
 }
