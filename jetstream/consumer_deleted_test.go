@@ -132,7 +132,7 @@ func TestConsumerDeletedWhileUnheld(t *testing.T) {
 	eventually(t, 30*time.Second, "later messages handled", func() bool { return ck.count() == 30 })
 	ck.verify(t, 3, 10)
 	nothingPending(t, js, 1)
-	if st := n2.c.Stats(); ck.dups != 0 || st.Handled != 15 {
-		t.Errorf("duplicates %d, handled by n2 %d; want 0, 15", ck.dups, st.Handled)
+	if st := n2.c.Stats(); ck.dups != 0 || st.Handled != 15 || st.Recreated != 1 {
+		t.Errorf("duplicates %d, handled by n2 %d, recreated by n2 %d; want 0, 15, 1", ck.dups, st.Handled, st.Recreated)
 	}
 }

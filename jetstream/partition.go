@@ -354,6 +354,8 @@ func (pt *partition) run() {
 // until it succeeds or the partition is fenced or released. start, if not
 // 0, is the stream sequence from which a consumer created anew delivers
 // (see recreate); one that exists already keeps where it delivers from.
+// A consumer created anew from start (recreate's, or a claimant's that
+// found the consumer gone) counts in Stats.Recreated.
 func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 	c := pt.c
 	cfg := natsjs.ConsumerConfig{
@@ -368,9 +370,14 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 	}
 	// The server refuses to change where a consumer delivers from: an
 	// existing one keeps its own start.
+	//
+	// gone: a try found no consumer, so one created from start is created
+	// anew (the creation of a try whose reply was lost shows in the next).
+	gone := false
 	keep := func(ctx context.Context) bool {
 		old, err := c.js.Consumer(ctx, c.cfg.stream, cfg.Durable)
 		if err != nil {
+			gone = gone || errors.Is(err, natsjs.ErrConsumerNotFound)
 			return false
 		}
 		oc := old.CachedInfo().Config
@@ -392,6 +399,9 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 		}
 		cancel()
 		if err == nil {
+			if start > 0 && gone {
+				c.st.recreated.Add(1)
+			}
 			return cons, true
 		}
 		if !pt.sleep(&wait) {
@@ -764,11 +774,10 @@ func (pt *partition) recreate() bool {
 	pt.mu.Lock()
 	pt.gen++
 	pt.mu.Unlock()
-	cons, ok := pt.consumer(start)
+	cons, ok := pt.consumer(start) // counts the recreation in Stats.Recreated
 	if !ok {
-		return false // released or fenced first: nothing was created
+		return false
 	}
-	pt.c.st.recreated.Add(1)
 	pt.cons = cons
 	pt.lastDelivery = 0
 	return true

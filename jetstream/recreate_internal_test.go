@@ -109,3 +109,56 @@ func TestConsumerStartAfterRetry(t *testing.T) {
 		}
 	})
 }
+
+// storeJS is a JetStream that holds at most the one partition consumer,
+// created by CreateOrUpdateConsumer.
+type storeJS struct {
+	natsjs.JetStream
+	mu  sync.Mutex
+	cfg *natsjs.ConsumerConfig
+}
+
+func (js *storeJS) Consumer(context.Context, string, string) (natsjs.Consumer, error) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	if js.cfg == nil {
+		return nil, natsjs.ErrConsumerNotFound
+	}
+	return &infoConsumer{cfg: *js.cfg}, nil
+}
+
+func (js *storeJS) CreateOrUpdateConsumer(_ context.Context, _ string, cfg natsjs.ConsumerConfig) (natsjs.Consumer, error) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	js.cfg = &cfg
+	return &infoConsumer{cfg: cfg}, nil
+}
+
+// TestClaimantRecreationCounted: a claimant that finds the partition's
+// consumer gone (deleted while nobody held the partition) creates it anew
+// after the lease's floor; Stats.Recreated counts it, as it counts a
+// holder's recreation. Binding a consumer that exists, or creating the
+// first one (no floor yet), counts nothing.
+func TestClaimantRecreationCounted(t *testing.T) {
+	pt, _ := fakePartition(t)
+	js := &storeJS{}
+	pt.c.js = js
+	if _, ok := pt.consumer(0); !ok { // the first claim ever
+		t.Fatal("consumer gave up")
+	}
+	if _, ok := pt.consumer(11); !ok { // a claim that binds the consumer
+		t.Fatal("consumer gave up")
+	}
+	if n := pt.c.Stats().Recreated; n != 0 {
+		t.Fatalf("Recreated = %d after creating the first consumer and binding it, want 0", n)
+	}
+	js.mu.Lock()
+	js.cfg = nil // an operator deletes it while nobody holds the partition
+	js.mu.Unlock()
+	if _, ok := pt.consumer(11); !ok { // the next claimant, floor 10
+		t.Fatal("consumer gave up")
+	}
+	if n := pt.c.Stats().Recreated; n != 1 {
+		t.Errorf("Recreated = %d after a claimant created the deleted consumer anew, want 1", n)
+	}
+}
