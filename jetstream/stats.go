@@ -26,7 +26,9 @@ type Stats struct {
 
 	// Delivered counts messages received, Redelivered those among them that
 	// had been delivered before, Handled those whose handler succeeded,
-	// Acked those acknowledged, Duplicates those dropped by the Dedup.
+	// Acked those acknowledged, Duplicates those acknowledged without
+	// running as applied already: by the Dedup, or, after a deleted
+	// consumer was created anew, as acknowledged to the old one.
 	Delivered, Redelivered, Handled, Acked, Duplicates uint64
 	// Retries counts handler calls after a failed one, DeadLetters messages
 	// published to the dead-letter subject and terminated, Refusals the
