@@ -630,10 +630,10 @@ func (c *Consumer) rebalance() {
 // and starts consuming it.
 func (c *Consumer) claim(p int, s *leaseSeen) {
 	var floor uint64
-	if s != nil && !s.deleted {
+	if s != nil && !s.deleted && s.val.StreamCreated == c.cfg.streamCreated {
 		floor = s.val.Floor
 	}
-	val := leaseValue{Owner: c.cfg.member, Instance: c.instance, State: leaseHeld, Floor: floor}.encode()
+	val := leaseValue{Owner: c.cfg.member, Instance: c.instance, State: leaseHeld, Floor: floor, StreamCreated: c.cfg.streamCreated}.encode()
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.leaseTTL/4)
 	defer cancel()
 	sent := c.now()

@@ -50,6 +50,12 @@ type leaseValue struct {
 	// while nobody held the partition) creates it to deliver after Floor
 	// instead of from the stream's start.
 	Floor uint64 `json:"floor,omitempty"`
+	// StreamCreated is the creation time (UnixNano) of the stream whose
+	// sequences Floor counts. A stream deleted and created anew under
+	// the same name numbers its messages from 1 again, while the leases
+	// bucket keeps the old Floor: a claimant ignores the Floor of another
+	// stream than the one it consumes (or one written without this field).
+	StreamCreated int64 `json:"stream_created,omitempty"`
 }
 
 func (v leaseValue) encode() []byte {

@@ -19,6 +19,7 @@ func (f optionFunc) apply(c *config) error { return f(c) }
 // holds their default values.
 type config struct {
 	stream        string
+	streamCreated int64 // the stream's creation time (UnixNano), as Start read it
 	member        string
 	partitions    int // 0: from the stream's transform
 	subject       string

@@ -280,7 +280,7 @@ func (pt *partition) renew() {
 	}
 	ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
 	defer cancel()
-	val := leaseValue{Owner: c.cfg.member, Instance: c.instance, State: leaseHeld, Floor: pt.floor()}.encode()
+	val := leaseValue{Owner: c.cfg.member, Instance: c.instance, State: leaseHeld, Floor: pt.floor(), StreamCreated: c.cfg.streamCreated}.encode()
 	sent := c.now()
 	rev, err := c.leases.Update(ctx, leaseKey(pt.p), val, pt.rev)
 	switch {
@@ -1343,7 +1343,7 @@ func (pt *partition) freeLease(ctx context.Context, dirty bool) {
 	c := pt.c
 	pt.leaseMu.Lock()
 	defer pt.leaseMu.Unlock()
-	val := leaseValue{State: leaseFree, Dirty: dirty, Floor: pt.floor()}.encode()
+	val := leaseValue{State: leaseFree, Dirty: dirty, Floor: pt.floor(), StreamCreated: c.cfg.streamCreated}.encode()
 	_, err := c.leases.Update(ctx, leaseKey(pt.p), val, pt.rev)
 	if isConflict(err) {
 		// A renewal whose reply was lost may have moved the revision

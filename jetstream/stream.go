@@ -97,6 +97,7 @@ func layout(ctx context.Context, js natsjs.JetStream, cfg *config) (replicas int
 		return 0, fmt.Errorf("shoal/jetstream: stream %q: %w", cfg.stream, err)
 	}
 	sc := s.CachedInfo().Config
+	cfg.streamCreated = s.CachedInfo().Created.UnixNano()
 	if t := sc.SubjectTransform; t != nil {
 		m := partitionRE.FindStringSubmatch(t.Destination)
 		if m == nil {

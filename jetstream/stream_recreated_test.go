@@ -1,0 +1,40 @@
+package jetstream_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/shoal-go/shoal/jetstream"
+)
+
+// TestStreamRecreatedWhileUnheld: the stream is deleted and created anew
+// (same name, sequences from 1 again) while no node runs; the leases
+// bucket keeps the floor that the last holder recorded, a sequence of the
+// old stream. The next claimant must not create the partition's consumer
+// after that floor: the new stream's first messages would never be
+// delivered.
+func TestStreamRecreatedWhileUnheld(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	spec := jetstream.StreamSpec{Name: "CHAT", Partitions: 1}
+	createStream(t, js, spec)
+	ck := newChecker(t)
+	n1 := startNode(t, s.ClientURL(), "n1", ck.handle)
+	publish(t, js, 3, 1, 5)
+	eventually(t, 20*time.Second, "first messages handled", func() bool { return ck.count() == 15 })
+	eventually(t, 10*time.Second, "first messages acknowledged", func() bool { return n1.c.Stats().Acked == 15 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n1.c.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := js.DeleteStream(ctx, "CHAT"); err != nil {
+		t.Fatal(err)
+	}
+	createStream(t, js, spec)
+	publish(t, js, 3, 6, 2) // sequences 1 to 6 of the new stream
+	startNode(t, s.ClientURL(), "n2", ck.handle)
+	eventually(t, 15*time.Second, "the new stream's messages handled", func() bool { return ck.count() == 21 })
+	ck.verify(t, 3, 7)
+}
