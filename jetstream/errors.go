@@ -34,4 +34,10 @@ var (
 	// Close gave up on them); the consumer stops, and the messages it held
 	// are redelivered to the next owner of their partitions.
 	ErrPoolClosed = errors.New("shoal/jetstream: pool closed")
+	// ErrStreamRecreated: the stream was deleted and created anew under its
+	// name while the consumer ran (its sequences start over); the
+	// consumer stops, since what it held and the partitions' floors are
+	// the old stream's. A consumer started anew consumes the new stream
+	// from its start.
+	ErrStreamRecreated = errors.New("shoal/jetstream: stream deleted and created anew")
 )

@@ -764,6 +764,9 @@ func gone(err error) bool {
 // Entries in pending keep their place; their redelivery by the new
 // consumer replaces the message they acknowledge.
 func (pt *partition) recreate() bool {
+	if !pt.sameStream() {
+		return false
+	}
 	var start uint64
 	if pt.settled.Load() {
 		start, pt.dupBelow = pt.floor()+1, pt.maxSeq.Load()
@@ -781,6 +784,34 @@ func (pt *partition) recreate() bool {
 	pt.cons = cons
 	pt.lastDelivery = 0
 	return true
+}
+
+// sameStream reports whether the stream is still the one that Start read
+// (the same creation time), retrying until the server answers or the
+// partition is fenced or released (false). A consumer that the server no
+// longer has may have gone with its stream, deleted and created anew under
+// its name: its sequences start over, and neither the floor nor the
+// messages held, all of the old stream, mean anything in the new one. The
+// consumer then stops with ErrStreamRecreated, instead of creating the
+// consumer after a floor that would skip the new stream's first messages.
+func (pt *partition) sameStream() bool {
+	c := pt.c
+	wait := 10 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
+		s, err := c.js.Stream(ctx, c.cfg.stream)
+		cancel()
+		if err == nil {
+			if s.CachedInfo().Created.UnixNano() != c.cfg.streamCreated {
+				c.fail(fmt.Errorf("%w: %q", ErrStreamRecreated, c.cfg.stream))
+				return false
+			}
+			return true
+		}
+		if !pt.sleep(&wait) {
+			return false
+		}
+	}
 }
 
 // fetch runs one pull request and submits what it brings; it reports

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
@@ -17,6 +18,18 @@ type refusingJS struct {
 }
 
 var errRefused = errors.New("consumer creation refused")
+
+// epochStream is the stream of a test partition's Consumer, whose
+// cfg.streamCreated is 0: created at the Unix epoch.
+type epochStream struct {
+	natsjs.Stream
+}
+
+func (epochStream) CachedInfo() *natsjs.StreamInfo {
+	return &natsjs.StreamInfo{Created: time.Unix(0, 0)}
+}
+
+func (refusingJS) Stream(context.Context, string) (natsjs.Stream, error) { return epochStream{}, nil }
 
 func (refusingJS) Consumer(context.Context, string, string) (natsjs.Consumer, error) {
 	return nil, natsjs.ErrConsumerNotFound

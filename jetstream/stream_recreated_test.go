@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -36,5 +37,41 @@ func TestStreamRecreatedWhileUnheld(t *testing.T) {
 	publish(t, js, 3, 6, 2) // sequences 1 to 6 of the new stream
 	startNode(t, s.ClientURL(), "n2", ck.handle)
 	eventually(t, 15*time.Second, "the new stream's messages handled", func() bool { return ck.count() == 21 })
+	ck.verify(t, 3, 7)
+}
+
+// TestStreamRecreatedWhileHeld: the stream is deleted and created anew
+// while a node consumes it. The node must not create the partition's
+// consumer after its floor, a sequence of the old stream (the new
+// stream's first messages would never be delivered): it stops with
+// ErrStreamRecreated, and a node started anew consumes the new stream
+// from its start.
+func TestStreamRecreatedWhileHeld(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	spec := jetstream.StreamSpec{Name: "CHAT", Partitions: 1}
+	createStream(t, js, spec)
+	ck := newChecker(t)
+	n1 := startNode(t, s.ClientURL(), "n1", ck.handle)
+	publish(t, js, 3, 1, 5)
+	eventually(t, 20*time.Second, "first messages handled", func() bool { return ck.count() == 15 })
+	eventually(t, 10*time.Second, "first messages acknowledged", func() bool { return n1.c.Stats().Acked == 15 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, "CHAT"); err != nil {
+		t.Fatal(err)
+	}
+	createStream(t, js, spec)
+	publish(t, js, 3, 6, 2) // sequences 1 to 6 of the new stream
+	select {
+	case <-n1.c.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the node still runs on a stream created anew; handled %d", ck.count())
+	}
+	if err := n1.c.Err(); !errors.Is(err, jetstream.ErrStreamRecreated) {
+		t.Fatalf("Err = %v, want ErrStreamRecreated", err)
+	}
+	startNode(t, s.ClientURL(), "n2", ck.handle)
+	eventually(t, 20*time.Second, "the new stream's messages handled", func() bool { return ck.count() == 21 })
 	ck.verify(t, 3, 7)
 }
