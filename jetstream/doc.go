@@ -68,7 +68,9 @@
 // it) is created anew by its holder, delivering from the partition's
 // acknowledged floor, not from the stream's start; Stats.Recreated counts
 // it (docs/CLUSTER.md). The lease records the floor, so a claimant that
-// finds the consumer gone creates it from there too.
+// finds the consumer gone creates it from there too. A stream deleted and
+// created anew under its name starts its sequences over: a claimant then
+// ignores the old floor, and a holder stops with ErrStreamRecreated.
 //
 // Delivery is at least once: a message is handled again when its node died
 // or lost its lease between handling it and acknowledging it. Msg.Seq and
