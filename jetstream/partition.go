@@ -355,7 +355,10 @@ func (pt *partition) run() {
 // 0, is the stream sequence from which a consumer created anew delivers
 // (see recreate); one that exists already keeps where it delivers from.
 // A consumer created anew from start (recreate's, or a claimant's that
-// found the consumer gone) counts in Stats.Recreated.
+// found the consumer gone) counts in Stats.Recreated; before it is
+// created, sameStream checks that start is a sequence of the stream
+// consumed (a node that has not yet noticed the stream's recreation may
+// claim a partition whose lease holds a floor of the old one).
 func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 	c := pt.c
 	cfg := natsjs.ConsumerConfig{
@@ -391,7 +394,12 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 			// Each try wants start again: the consumer whose start an
 			// earlier try kept may be gone since.
 			cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, start
-			keep(ctx) // a start is only for a consumer created here
+			// A start is only for a consumer created here, and only
+			// in the stream whose sequence it is.
+			if !keep(ctx) && gone && !pt.sameStream() {
+				cancel()
+				return nil, false
+			}
 		}
 		cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.stream, cfg)
 		if err != nil && start == 0 && keep(ctx) && cfg.DeliverPolicy != natsjs.DeliverAllPolicy {
@@ -764,9 +772,6 @@ func gone(err error) bool {
 // Entries in pending keep their place; their redelivery by the new
 // consumer replaces the message they acknowledge.
 func (pt *partition) recreate() bool {
-	if !pt.sameStream() {
-		return false
-	}
 	var start uint64
 	if pt.settled.Load() {
 		start, pt.dupBelow = pt.floor()+1, pt.maxSeq.Load()

@@ -80,6 +80,8 @@ func (c *infoConsumer) CachedInfo() *natsjs.ConsumerInfo {
 	return &natsjs.ConsumerInfo{Config: c.cfg}
 }
 
+func (*vanishingJS) Stream(context.Context, string) (natsjs.Stream, error) { return epochStream{}, nil }
+
 func (js *vanishingJS) Consumer(context.Context, string, string) (natsjs.Consumer, error) {
 	js.mu.Lock()
 	defer js.mu.Unlock()
@@ -131,6 +133,8 @@ type storeJS struct {
 	cfg *natsjs.ConsumerConfig
 }
 
+func (*storeJS) Stream(context.Context, string) (natsjs.Stream, error) { return epochStream{}, nil }
+
 func (js *storeJS) Consumer(context.Context, string, string) (natsjs.Consumer, error) {
 	js.mu.Lock()
 	defer js.mu.Unlock()
@@ -173,5 +177,47 @@ func TestClaimantRecreationCounted(t *testing.T) {
 	}
 	if n := pt.c.Stats().Recreated; n != 1 {
 		t.Errorf("Recreated = %d after a claimant created the deleted consumer anew, want 1", n)
+	}
+}
+
+// newStreamJS is a storeJS whose stream was created anew since Start read
+// it.
+type newStreamJS struct {
+	storeJS
+}
+
+func (*newStreamJS) Stream(context.Context, string) (natsjs.Stream, error) {
+	return newStream{}, nil
+}
+
+type newStream struct {
+	natsjs.Stream
+}
+
+func (newStream) CachedInfo() *natsjs.StreamInfo {
+	return &natsjs.StreamInfo{Created: time.Unix(0, 0).Add(time.Hour)}
+}
+
+// TestClaimAfterStreamRecreated: a node that has not yet noticed that the
+// stream was deleted and created anew claims a partition whose lease holds
+// a floor that it wrote itself for the old stream (so the lease's stream
+// matches its own), and finds the consumer gone. It must not create the
+// consumer after that floor, in the new stream whose sequences started
+// over: it stops with ErrStreamRecreated.
+func TestClaimAfterStreamRecreated(t *testing.T) {
+	pt, _ := fakePartition(t)
+	js := &newStreamJS{}
+	pt.c.js = js
+	if _, ok := pt.consumer(11); ok {
+		t.Error("consumer created after an old stream's floor")
+	}
+	js.mu.Lock()
+	created := js.cfg
+	js.mu.Unlock()
+	if created != nil {
+		t.Errorf("created %+v", *created)
+	}
+	if cause := context.Cause(pt.c.ctx); !errors.Is(cause, ErrStreamRecreated) {
+		t.Errorf("the consumer's cause = %v, want ErrStreamRecreated", cause)
 	}
 }
