@@ -49,7 +49,11 @@ const (
 	// message is in the stream at HeaderSeq, while the stream keeps it),
 	// and it holds the data's size in bytes.
 	HeaderDataOmitted = "Shoal-Data-Omitted"
-	headerMsgID       = nats.MsgIdHdr // "<stream>-<seq>": a stream's duplicate window drops a second copy
+	// "<stream>-<created>-<seq>", created the stream's creation time
+	// (UnixNano): the dead-letter stream's duplicate window drops a second
+	// copy of one message's letter, and only that (a stream deleted and
+	// created anew numbers its messages from 1 again).
+	headerMsgID = nats.MsgIdHdr
 )
 
 // deadLetter publishes e to the dead-letter subject, waiting for a stream to
@@ -139,7 +143,7 @@ func (pt *partition) letter(e *entry, reason Reason, attempts int, cause error, 
 	dl.Header.Set(HeaderRoom, e.m.Room)
 	dl.Header.Set(HeaderPartition, strconv.Itoa(pt.p))
 	dl.Header.Set(HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
-	dl.Header.Set(headerMsgID, c.cfg.stream+"-"+strconv.FormatUint(e.m.Seq, 10))
+	dl.Header.Set(headerMsgID, c.cfg.stream+"-"+strconv.FormatInt(c.cfg.streamCreated, 10)+"-"+strconv.FormatUint(e.m.Seq, 10))
 	return dl
 }
 
