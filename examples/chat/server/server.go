@@ -146,6 +146,14 @@ type Server struct {
 	closed bool
 	quit   chan struct{} // closed by Close: ends the event streams
 	wg     sync.WaitGroup
+	// socketsClosed is set when Close, its deadline and grace passed,
+	// closed the sockets: a connection registered after it is closed at
+	// once.
+	socketsClosed bool
+	// closeDone is closed when the first Close has shut the server
+	// down, closeErr (written before) its result.
+	closeDone chan struct{}
+	closeErr  error
 }
 
 // New opens the database and starts the scheduler. It loads no room: a
@@ -161,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, db: db, stats: newCounters(), started: time.Now(),
-		conns: make(map[*conn]struct{}), quit: make(chan struct{})}
+		conns: make(map[*conn]struct{}), quit: make(chan struct{}), closeDone: make(chan struct{})}
 	s.hub = newHub(db, cfg.MaxReplay, s.stats)
 	s.hub.maxReplayBytes = cfg.MaxReplayBytes
 	s.hub.maxConnReplayBytes = cfg.MaxConnReplayBytes
@@ -204,11 +212,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // write queue and closes it with status 1001, and closes the database.
 // If ctx ends first, Close returns ctx's error (once, whichever steps gave
 // up on it) after closing what it can.
+//
+// Close may be called more than once, from any goroutine: a later call
+// waits for the shutdown the first one runs and returns its result, or
+// its own ctx's error if ctx ends first (the shutdown goes on).
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil
+		select {
+		case <-s.closeDone:
+			return s.closeErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	s.closed = true
 	close(s.quit)
@@ -241,6 +258,7 @@ func (s *Server) Close(ctx context.Context) error {
 		case <-waited:
 		case <-grace.C:
 			s.mu.Lock()
+			s.socketsClosed = true
 			for c := range s.conns {
 				c.kill(false)
 				c.closeSocket()
@@ -253,7 +271,9 @@ func (s *Server) Close(ctx context.Context) error {
 	if errors.Is(errBE, errWait) {
 		errWait = nil // the scheduler's error says it already
 	}
-	return errors.Join(errBE, errWait, s.closeBreaker(), s.db.close(ctx))
+	s.closeErr = errors.Join(errBE, errWait, s.closeBreaker(), s.db.close(ctx))
+	close(s.closeDone)
+	return s.closeErr
 }
 
 // defaultMaxReplayBytes is Config.MaxReplayBytes's default.
@@ -311,6 +331,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closed {
 		c.finishOnce.Do(func() { close(c.finish) })
+	}
+	if s.socketsClosed {
+		// Close closed the sockets while this one was being accepted:
+		// it is closed at once too, or Close would wait for its close
+		// handshake with a client that may not answer it.
+		c.kill(false)
+		c.closeSocket()
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()

@@ -1,0 +1,134 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// TestCloseConcurrentWaits: a Close called while another is shutting the
+// server down waits for that shutdown (here, a call blocked in the
+// database): it returns its own context's error if that ends first, and
+// the first Close's result once the server is down, never nil at once.
+func TestCloseConcurrentWaits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chat.db")
+	srv, err := New(Config{DBPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	c := dial(t, ts)
+	c.join("r")
+	release := lockDB(t, path)
+	defer release()
+	c.send(Frame{Type: "send", Room: "r", ClientSeq: 1, Text: "x"})
+	waitFor(t, "the room's call to block in its insert", func() bool { return stackHas("server.(*DB).insert") })
+
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() { first <- srv.Close(ctx) }()
+	waitFor(t, "the first Close to begin", func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return srv.closed
+	})
+
+	short, scancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer scancel()
+	if err := srv.Close(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second Close during the first's shutdown: %v, want its context's error (the server is not closed yet)", err)
+	}
+	release()
+	err1 := <-first
+	if err1 != nil {
+		t.Fatalf("first Close: %v", err1)
+	}
+	if err := srv.Close(ctx); err != err1 {
+		t.Fatalf("Close after the shutdown: %v, want the first's result %v", err, err1)
+	}
+}
+
+// gatedHijacker holds websocket.Accept in Hijack, after serveWS has
+// passed its closed check, until gate is closed.
+type gatedHijacker struct {
+	http.ResponseWriter
+	entered chan<- struct{}
+	gate    <-chan struct{}
+}
+
+func (g *gatedHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	close(g.entered)
+	<-g.gate
+	return g.ResponseWriter.(http.Hijacker).Hijack()
+}
+
+// closeAfterGrace reports whether a Close has closed the sockets past its
+// deadline and grace and waits for the connections: its goroutine is in a
+// channel receive (before, it is in a select).
+func closeAfterGrace() bool {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "[chan receive") && strings.Contains(g, "server.(*Server).Close(") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCloseBoundedLateConnection: a connection accepted while Close's
+// grace ends (past serveWS's closed check, not yet registered) is closed
+// at once when it registers, as those Close found were: Close does not
+// wait for its close handshake with a client that never reads (5 s).
+func TestCloseBoundedLateConnection(t *testing.T) {
+	srv, err := New(Config{DBPath: filepath.Join(t.TempDir(), "chat.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, gate := make(chan struct{}), make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.ServeHTTP(&gatedHijacker{ResponseWriter: w, entered: entered, gate: gate}, r)
+	}))
+	t.Cleanup(ts.Close)
+	dialed := make(chan *websocket.Conn, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		mute, _, err := websocket.Dial(ctx, wsURL(ts), nil) // never reads
+		if err != nil {
+			t.Error(err)
+		}
+		dialed <- mute
+	}()
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- srv.Close(ctx) }()
+	waitFor(t, "Close to close the sockets past its grace", closeAfterGrace)
+	start := time.Now()
+	close(gate)
+	if mute := <-dialed; mute != nil {
+		defer mute.CloseNow()
+	}
+	err = <-closed
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close: %v, want the deadline's error", err)
+	}
+	if took > time.Second {
+		t.Fatalf("Close returned %v after the late connection was accepted, want it closed at once (under 1 s)", took)
+	}
+}
