@@ -132,3 +132,97 @@ func TestCloseBoundedLateConnection(t *testing.T) {
 		t.Fatalf("Close returned %v after the late connection was accepted, want it closed at once (under 1 s)", took)
 	}
 }
+
+// unwrapWriter is a middleware's ResponseWriter: no Hijack of its own,
+// but Unwrap, as http.ResponseController and coder/websocket follow.
+type unwrapWriter struct{ w http.ResponseWriter }
+
+func (u unwrapWriter) Header() http.Header         { return u.w.Header() }
+func (u unwrapWriter) Write(b []byte) (int, error) { return u.w.Write(b) }
+func (u unwrapWriter) WriteHeader(code int)        { u.w.WriteHeader(code) }
+func (u unwrapWriter) Unwrap() http.ResponseWriter { return u.w }
+
+// TestCloseBoundedBehindMiddleware: TestCloseBoundedPastDeadline with the
+// server behind a middleware whose ResponseWriter hijacks only through
+// Unwrap: Close still closes the mute client's socket at once.
+func TestCloseBoundedBehindMiddleware(t *testing.T) {
+	srv, err := New(Config{DBPath: filepath.Join(t.TempDir(), "chat.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.ServeHTTP(unwrapWriter{w}, r)
+	}))
+	t.Cleanup(ts.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	mute, _, err := websocket.Dial(ctx, wsURL(ts), nil) // never reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mute.CloseNow() })
+	waitFor(t, "the connection to open", func() bool { return srv.Stats().Conns == 1 })
+	const deadline = 100 * time.Millisecond
+	cctx, ccancel := context.WithTimeout(context.Background(), deadline)
+	defer ccancel()
+	start := time.Now()
+	err = srv.Close(cctx)
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close: %v, want the deadline's error", err)
+	}
+	if limit := deadline + closeGrace + time.Second; took > limit {
+		t.Fatalf("Close took %v past a %v deadline, want at most %v", took, deadline, limit)
+	}
+}
+
+// lazyHeaderWriter writes the status only on WriteHeaderNow or a Write,
+// as gin's ResponseWriter does; coder/websocket calls WriteHeaderNow
+// before it hijacks.
+type lazyHeaderWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (l *lazyHeaderWriter) WriteHeader(code int) { l.code = code }
+func (l *lazyHeaderWriter) WriteHeaderNow() {
+	if l.code != 0 {
+		l.ResponseWriter.WriteHeader(l.code)
+		l.code = 0
+	}
+}
+func (l *lazyHeaderWriter) Write(b []byte) (int, error) {
+	l.WriteHeaderNow()
+	return l.ResponseWriter.Write(b)
+}
+func (l *lazyHeaderWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return l.ResponseWriter.(http.Hijacker).Hijack()
+}
+
+// TestAcceptLazyHeaderWriter: serveWS's wrapper passes WriteHeaderNow on,
+// so a client behind a writer that holds the status until then gets the
+// 101 and connects.
+func TestAcceptLazyHeaderWriter(t *testing.T) {
+	srv, err := New(Config{DBPath: filepath.Join(t.TempDir(), "chat.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.ServeHTTP(&lazyHeaderWriter{ResponseWriter: w}, r)
+	}))
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, wsURL(ts), nil)
+	if err != nil {
+		t.Fatalf("Dial behind a lazy-header writer: %v", err)
+	}
+	ws.CloseNow()
+}

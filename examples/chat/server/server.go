@@ -307,7 +307,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	defer s.wg.Done()
 
 	var hj *hijackRecorder
-	if h, ok := w.(http.Hijacker); ok {
+	if h := findHijacker(w); h != nil {
 		hj = &hijackRecorder{ResponseWriter: w, h: h}
 		w = hj
 	}
@@ -360,7 +360,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // hijackRecorder is a ResponseWriter whose Hijack keeps the connection it
 // hands to websocket.Accept, so that Close can close a socket at once:
 // websocket.Conn.CloseNow, while the writer waits in Close for a client
-// that does not answer the close handshake, waits with it (5 s).
+// that does not answer the close handshake, waits with it (5 s). It
+// hides nothing of the writer it wraps: Unwrap gives it to
+// http.ResponseController, and WriteHeaderNow (which coder/websocket
+// calls before it hijacks, for writers such as gin's that hold the
+// status until then) is passed on.
 type hijackRecorder struct {
 	http.ResponseWriter
 	h   http.Hijacker
@@ -369,8 +373,36 @@ type hijackRecorder struct {
 
 func (w *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := w.h.Hijack()
-	w.raw = c
+	if err == nil {
+		w.raw = c
+	}
 	return c, brw, err
+}
+
+// Unwrap returns the wrapped writer, for http.ResponseController.
+func (w *hijackRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// WriteHeaderNow calls the wrapped writer's WriteHeaderNow, if it has one.
+func (w *hijackRecorder) WriteHeaderNow() {
+	if n, ok := w.ResponseWriter.(interface{ WriteHeaderNow() }); ok {
+		n.WriteHeaderNow()
+	}
+}
+
+// findHijacker returns w's Hijacker, following Unwrap as coder/websocket
+// and http.ResponseController do (a middleware's writer may hijack only
+// through the writer it wraps), or nil.
+func findHijacker(w http.ResponseWriter) http.Hijacker {
+	for {
+		switch t := w.(type) {
+		case http.Hijacker:
+			return t
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return nil
+		}
+	}
 }
 
 // conn returns the hijacked connection, or nil.
