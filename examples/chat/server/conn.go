@@ -314,10 +314,11 @@ func (c *conn) limited() bool {
 	return true
 }
 
-// fail sends an error frame and counts it by code.
+// fail sends an error frame and counts it by code if it was queued.
 func (c *conn) fail(code, msg, room string, clientSeq uint64, retry bool) {
-	c.s.stats.errorf(code)
-	c.enqueue(errorFrame(code, msg, room, clientSeq, retry))
+	if c.enqueue(errorFrame(code, msg, room, clientSeq, retry)) {
+		c.s.stats.errorf(code)
+	}
 }
 
 // handle checks one frame and submits its op to the room.

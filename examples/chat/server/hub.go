@@ -96,6 +96,9 @@ type box struct {
 	// replayBytes their bytes, reserved on the connection (replayQueued).
 	replayed    uint64
 	replayBytes int
+	// errs holds the codes of the error frames in chunk, counted in
+	// Stats.Errors only if the connection takes the chunk.
+	errs []string
 }
 
 // add appends frame to c's chunk. frame may be shared by several
@@ -123,6 +126,13 @@ func (ob *outbox) add(c *conn, frame []byte, msg bool) {
 	b.msgs += n
 }
 
+// addError is add of an error frame of code.
+func (ob *outbox) addError(c *conn, code string, frame []byte) {
+	ob.add(c, frame, false)
+	b := &ob.boxes[ob.idx[c]]
+	b.errs = append(b.errs, code)
+}
+
 // addReplay is add of a join's chunk holding n msg frames read back from
 // the database, whose size bytes the connection has reserved.
 func (ob *outbox) addReplay(c *conn, chunk []byte, n uint64, size int) {
@@ -132,15 +142,18 @@ func (ob *outbox) addReplay(c *conn, chunk []byte, n uint64, size int) {
 	b.replayBytes += size
 }
 
-// flush queues every connection's chunk and returns the live and the
-// replayed msg frames queued, counting none of a chunk that its
-// connection refused; it leaves the outbox empty, holding no connection or
-// frame.
-func (ob *outbox) flush() (delivered, replayed uint64) {
+// flush queues every connection's chunk, counts its error frames in st,
+// and returns the live and the replayed msg frames queued, counting none
+// of a chunk that its connection refused (it ended: they are never
+// sent); it leaves the outbox empty, holding no connection or frame.
+func (ob *outbox) flush(st *counters) (delivered, replayed uint64) {
 	for i := range ob.boxes {
 		if b := &ob.boxes[i]; b.c.enqueueReplay(b.chunk, b.replayBytes) {
 			delivered += b.msgs
 			replayed += b.replayed
+			for _, code := range b.errs {
+				st.errorf(code)
+			}
 		}
 	}
 	clear(ob.boxes)
@@ -302,8 +315,7 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 		switch o.kind {
 		case opSend:
 			if o.refused {
-				h.stats.errorf(CodeNotJoined)
-				out.add(o.c, errorFrame(CodeNotJoined, "not in the room: the join before this send did not take effect", room, o.clientSeq, false), false)
+				out.addError(o.c, CodeNotJoined, errorFrame(CodeNotJoined, "not in the room: the join before this send did not take effect", room, o.clientSeq, false))
 				continue
 			}
 			m := &msgs[next]
@@ -342,7 +354,7 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 	} else {
 		h.state.Set(room, RoomState{Room: room, Seq: r.seq, Members: len(r.members)})
 	}
-	delivered, replayed := out.flush()
+	delivered, replayed := out.flush(h.stats)
 	h.stats.delivered.Add(delivered)
 	h.stats.replayed.Add(replayed)
 	return nil
@@ -403,8 +415,7 @@ func (h *hub) join(r *roomLocal, room string, o *op, cur uint64, p *catchUpPage)
 		if p.err != nil {
 			// Not joined: the client may join again, as the frame says.
 			h.stats.dbErrors.Add(1)
-			h.stats.errorf(CodeInternal)
-			r.out.add(o.c, errorFrame(CodeInternal, "reading missed messages: "+p.err.Error(), room, 0, true), false)
+			r.out.addError(o.c, CodeInternal, errorFrame(CodeInternal, "reading missed messages: "+p.err.Error(), room, 0, true))
 		}
 		return
 	}
@@ -441,8 +452,7 @@ func (h *hub) failed(room string, ops []op, err error) {
 		switch o := &ops[i]; o.kind {
 		case opSend:
 			h.stats.notPersisted.Add(1)
-			h.stats.errorf(CodeNotPersisted)
-			out.add(o.c, errorFrame(CodeNotPersisted, err.Error(), room, o.clientSeq, true), false)
+			out.addError(o.c, CodeNotPersisted, errorFrame(CodeNotPersisted, err.Error(), room, o.clientSeq, true))
 		case opJoin, opLeave:
 			if before == nil {
 				before = make(map[*conn]bool)
@@ -457,11 +467,10 @@ func (h *hub) failed(room string, ops []op, err error) {
 			if o.kind == opLeave {
 				what = "leave"
 			}
-			h.stats.errorf(CodeInternal)
-			out.add(o.c, errorFrame(CodeInternal, what+" not applied: "+err.Error(), room, 0, true), false)
+			out.addError(o.c, CodeInternal, errorFrame(CodeInternal, what+" not applied: "+err.Error(), room, 0, true))
 		}
 	}
-	out.flush()
+	out.flush(h.stats)
 }
 
 // msgFrame encodes m as a msg frame. It is written by hand because it is

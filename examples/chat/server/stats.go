@@ -86,12 +86,14 @@ type Stats struct {
 	// SlowConsumers counts connections closed because their write queue
 	// was full.
 	SlowConsumers uint64
-	// Errors counts error frames by code.
+	// Errors counts error frames queued to clients, by code: not the
+	// answers to a connection that had ended, which are never sent.
 	Errors map[string]uint64
 	// DBErrors counts failed transactions and failed reads of a join's
-	// missed messages; NotPersisted counts messages whose sender was told
-	// they were not stored; DeadLetters counts the scheduler's dead
-	// letters.
+	// missed messages; NotPersisted counts accepted messages that could
+	// not be stored, whether or not their sender could still be told
+	// (Errors counts the not_persisted frames queued); DeadLetters counts
+	// the scheduler's dead letters.
 	DBErrors, NotPersisted, DeadLetters uint64
 	// Batches counts stored batches, BatchedMsgs their messages, MaxBatch
 	// the largest one. BatchSizes[i] counts batches of 2^i to 2^(i+1)-1

@@ -1,0 +1,57 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// Stats.Errors counts error frames queued to clients: the answers to a
+// connection that had ended, which are dropped unsent, are not counted.
+// NotPersisted counts every accepted message not stored, its sender gone
+// or not.
+func TestErrorsCountOnlyQueuedFrames(t *testing.T) {
+	h, db, st := hubOn(t, "r", 1, "x")
+	defer db.Close()
+	stayIn(t, h, st, "r")
+
+	// A send of a connection that ended and was never a member: refused,
+	// its not_joined answer dropped.
+	gone := hubConn(st, nil, 8)
+	gone.kill(false)
+	if err := h.handle(context.Background(), "r", []op{{kind: opSend, c: gone, clientSeq: 1, text: "hi"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A failed call's answers to an ended sender and joiner.
+	h.failed("r", []op{
+		{kind: opSend, c: gone, clientSeq: 2, text: "hi"},
+		{kind: opJoin, c: gone, id: gone.record("s", true)},
+	}, errors.New("disk full"))
+	// A refusal answered by the reader of a connection that ended.
+	gone.fail(CodeRateLimited, "too many frames", "r", 3, true)
+
+	for _, code := range []string{CodeNotJoined, CodeNotPersisted, CodeInternal, CodeRateLimited} {
+		if n := st.errors[code].Load(); n != 0 {
+			t.Errorf("Errors[%s] = %d for answers to an ended connection, never sent; want 0", code, n)
+		}
+	}
+	if n := st.notPersisted.Load(); n != 1 {
+		t.Errorf("NotPersisted = %d, want 1: the message was accepted and not stored", n)
+	}
+
+	// The same answers to a live connection are counted.
+	live := hubConn(st, nil, 8)
+	if err := h.handle(context.Background(), "r", []op{{kind: opSend, c: live, clientSeq: 1, text: "hi"}}); err != nil {
+		t.Fatal(err)
+	}
+	h.failed("r", []op{{kind: opSend, c: live, clientSeq: 2, text: "hi"}}, errors.New("disk full"))
+	live.fail(CodeRateLimited, "too many frames", "r", 3, true)
+	for _, code := range []string{CodeNotJoined, CodeNotPersisted, CodeRateLimited} {
+		if n := st.errors[code].Load(); n != 1 {
+			t.Errorf("Errors[%s] = %d for one answer queued to a live connection, want 1", code, n)
+		}
+	}
+	if n := st.notPersisted.Load(); n != 2 {
+		t.Errorf("NotPersisted = %d, want 2", n)
+	}
+}
