@@ -430,6 +430,13 @@ func (b *Batcher[K, M]) unwound(w *worker, ts *turnState[K, M]) {
 	}
 	pv, stack := ts.pv, ts.stack
 	ts.panicked, ts.pv, ts.stack = false, nil, nil
+	if b.c.obs != nil {
+		// The call ends here, before its letter and the panic handler, as
+		// call's for a Goexit: the observer's end after call never ran
+		// (or judgeCall's Goexit followed it; stop again is harmless).
+		// Else the handler's goroutine inherits the shard's label.
+		b.c.obs.stop()
+	}
 	prev, _ := ts.g.failures()
 	// The call's k messages are the group's taken ones: take copied them.
 	b.letterDying(w, ts, ts.g.taken, prev+1, pv, stack)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -211,4 +212,49 @@ func batchDieThenNext(t *testing.T, b *Batcher[int, string], die string, ran <-c
 		t.Fatalf("Close: %v", err)
 	}
 	return letters()
+}
+
+// TestGoexitThenDeferredPanicClearsLabels: with WithProfilerLabels, a task
+// (a Batcher's call) that runs runtime.Goexit while a deferred call panics
+// never returns, and its worker letters it on its way out (unwound). The
+// attempt must still end for the observer before its letter and the panic
+// handler: else the handler's goroutine, which inherits its creator's
+// labels, runs under the shard's label.
+func TestGoexitThenDeferredPanicClearsLabels(t *testing.T) {
+	die := func() {
+		defer panic("cleanup panicked")
+		runtime.Goexit()
+	}
+	for _, face := range []string{"pool", "batcher"} {
+		t.Run(face, func(t *testing.T) {
+			var mu sync.Mutex
+			var handlerLabels []string
+			opts := []Option{WithWorkers(1, 1), WithProfilerLabels(), WithPanicHandler(func(any, []byte) {
+				l := labelProbe(t)
+				mu.Lock()
+				handlerLabels = append(handlerLabels, l)
+				mu.Unlock()
+			})}
+			if face == "pool" {
+				p := mustNew[int](t, opts...)
+				_ = dieThenNext(t, p, func(context.Context) error { die(); return nil })
+			} else {
+				ran := make(chan struct{})
+				b := mustBatcher(t, func(_ context.Context, _ int, msgs []string) error {
+					if msgs[0] == "next" {
+						close(ran)
+						return nil
+					}
+					die()
+					return nil
+				}, append(opts, WithMaxBatch(1))...)
+				_ = batchDieThenNext(t, b, "dies", ran)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(handlerLabels) != 1 || handlerLabels[0] != "" {
+				t.Fatalf("panic handler ran with labels %q; want once, with none", handlerLabels)
+			}
+		})
+	}
 }

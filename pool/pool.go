@@ -415,6 +415,14 @@ func (p *Pool[K]) unwound(w *worker, ts *turnState[K, Task]) {
 	}
 	e, pv, stack := ts.cur, ts.pv, ts.stack
 	ts.cur, ts.panicked, ts.pv, ts.stack = nil, false, nil, nil
+	if p.c.obs != nil {
+		// The attempt ends here, before its letter and the panic handler,
+		// as endCall's for a Goexit: settle, which would have ended it,
+		// never ran (or judge's Goexit followed its end; stop again is
+		// harmless). Else the handler's goroutine inherits the shard's
+		// label.
+		p.c.obs.stop()
+	}
 	p.letterDying(w, ts, e, pv, stack)
 }
 
