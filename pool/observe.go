@@ -33,7 +33,9 @@ type SlowTask[K shard.Key] struct {
 }
 
 // WithSlowTask counts the task attempts that run longer than d in
-// Stats.SlowTasks and, if fn is not nil, calls fn with each of them. fn runs
+// Stats.SlowTasks and, if fn is not nil, calls fn with each of them; an
+// attempt that ends in runtime.Goexit (the task or a Batcher's call never
+// returns) is not looked at, as WithTimings does not record it. fn runs
 // on the worker right after the attempt, so it delays the tasks of that
 // shard: keep it short (log, count, sample). A panic in fn is recovered and
 // ignored, and a runtime.Goexit in fn ends only fn (it runs on a goroutine

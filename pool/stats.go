@@ -181,7 +181,8 @@ type Stats struct {
 	// target in effect, clamped to the current bounds.
 	Scaling ScalingDecision
 	// SlowTasks counts task attempts that ran longer than WithSlowTask's
-	// threshold; 0 without it.
+	// threshold; 0 without it. An attempt that ends in runtime.Goexit is
+	// not looked at (see WithSlowTask).
 	SlowTasks uint64
 	// Closed reports whether Close has been called.
 	Closed bool
@@ -194,7 +195,8 @@ type Stats struct {
 	// picked by its shard's submission count, with exact clock readings at acceptance,
 	// start and end (the other tasks read no clock); counts are then of
 	// sampled attempts, and Max is the largest sampled one. With
-	// WithTimings they are that Timings' distributions: every attempt.
+	// WithTimings they are that Timings' distributions: every attempt
+	// but one that ends in runtime.Goexit (see WithTimings).
 	Timings TimingStats
 	// TimingSampleEvery is how many tasks each attempt in Timings stands
 	// for: TimingSampleEvery by default, 1 with WithTimings.

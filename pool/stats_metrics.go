@@ -48,8 +48,11 @@ type timingStripe struct {
 }
 
 // WithTimings makes the pool record every task attempt's queue wait and run
-// time into t. The queue wait of a retried task is counted from its
-// acceptance. It composes with other options that observe tasks.
+// time into t, but for an attempt that ends in runtime.Goexit (the task or
+// a Batcher's call never returns; its letter is Panicked, ErrGoexit or the
+// value of a panic that interrupted the Goexit), which is not recorded. The
+// queue wait of a retried task is counted from its acceptance. It composes
+// with other options that observe tasks.
 func WithTimings(t *Timings) Option {
 	return optionFunc(func(c *config) error {
 		if t == nil {
