@@ -216,8 +216,11 @@ type control struct {
 	// onIdle runs on the monitor when the pool goes idle (it drops the
 	// free lists of the group table).
 	onIdle func()
-	// hook, set only by tests (nil otherwise, at the cost of a nil check
-	// off the per-task path), runs at the points named by hookPoint.
+	// hook, set only by tests, runs at the points named by hookPoint. Nil
+	// otherwise, at the cost of a nil check at each point: off the
+	// per-task path but for hookAccepted, which a pool with a breaker
+	// checks on every accepted submission (a read of a field written only
+	// by New and a branch always predicted).
 	hook func(hookPoint)
 	// scaler is the pool's autoscaler from its start to its stop, nil
 	// without one (see scaling.go).
