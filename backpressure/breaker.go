@@ -48,6 +48,9 @@ type Breaker struct {
 	m       machine
 	src     Source
 	reading Reading
+	// cpuRead: a reading's CPU totals have been good once (read); until
+	// then reading holds the zero pair, which no GC window may start from.
+	cpuRead bool
 
 	throttle *rate.Limiter // internally synchronized
 	probe    *rate.Limiter // internally synchronized
@@ -426,14 +429,18 @@ func (b *Breaker) now() time.Duration { return time.Since(b.epoch) }
 // cumulative: a pair in which either is NaN, infinite or below the last
 // good one (negative, to begin with) is ignored and the last good pair
 // kept, so that one bad reading cannot make the GC's share NaN, or 1 or 0,
-// for the window it ends or the one it starts. The caller holds refreshing
-// (or b is not yet shared).
+// for the window it ends or the one it starts. Until a first good pair
+// (cpuRead), the GC window does not start: from the zero pair its first
+// share would be the process's lifetime average. The caller holds
+// refreshing (or b is not yet shared).
 func (b *Breaker) read() {
 	r := b.reading // fields the Source does not set keep their last values
 	b.src.Read(&r)
 	good := func(v, last float64) bool { return v >= last && v <= math.MaxFloat64 }
 	if !good(r.GCCPUSeconds, b.reading.GCCPUSeconds) || !good(r.TotalCPUSeconds, b.reading.TotalCPUSeconds) {
 		r.GCCPUSeconds, r.TotalCPUSeconds = b.reading.GCCPUSeconds, b.reading.TotalCPUSeconds
+	} else {
+		b.cpuRead = true
 	}
 	b.reading = r
 }
@@ -482,7 +489,7 @@ func (b *Breaker) refresh(inline bool) {
 	if f != nil {
 		n = max((*f)(), 0)
 	}
-	in := b.m.observe(c, now, r, n)
+	in := b.m.observe(c, now, r, n, b.cpuRead)
 	from, to, changed := b.m.step(c, now, in)
 
 	d := &decision{

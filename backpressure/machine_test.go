@@ -241,7 +241,7 @@ func checkMachineAgainstModel(t *testing.T, data []byte) {
 		rd.GCCPUSeconds += cpu * float64(in.byte()%101) / 100
 
 		prev := m.state
-		got := m.observe(&c, now, rd, n)
+		got := m.observe(&c, now, rd, n, true)
 		from, to, changed := m.step(&c, now, got)
 		want := ref.sample(&c, now, rd, n)
 

@@ -58,3 +58,35 @@ func TestBadCPUReadingIsIgnored(t *testing.T) {
 		})
 	}
 }
+
+// TestBadFirstCPUReadingStartsNoWindow: when the Source's CPU totals are
+// bad at the breaker's first reading (NaN here), no good pair is kept yet,
+// and the first GC window must start at the first good reading: started at
+// the zero pair, it averaged the GC's share over the whole life of the
+// process (60 % here, an early burst long past) and reported a GC spiral,
+// Throttle, while the window itself saw 10 %.
+func TestBadFirstCPUReadingStartsNoWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{r: Reading{Used: 100, GCCPUSeconds: math.NaN(), TotalCPUSeconds: math.NaN()}}
+		b, err := NewBreaker(WithSource(src), WithBudget(budget))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		time.Sleep(10 * time.Millisecond)
+		gc, total := 60.0, 100.0 // the process's lifetime so far: 60 % in GC
+		for k := range 25 {
+			gc, total = gc+0.02, total+0.2
+			src.update(func(r *Reading) { r.GCCPUSeconds, r.TotalCPUSeconds = gc, total })
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+			if s := b.Stats().GCCPUShare; s > 0.1+1e-6 {
+				t.Fatalf("at %v: GCCPUShare = %v, want at most 0.1", time.Duration(k+1)*100*time.Millisecond+10*time.Millisecond, s)
+			}
+			wantState(t, b, Normal)
+		}
+		if s := b.Stats().GCCPUShare; !(math.Abs(s-0.1) < 1e-6) {
+			t.Fatalf("GCCPUShare = %v, want 0.1", s)
+		}
+	})
+}

@@ -71,8 +71,9 @@ type inputs struct {
 }
 
 // observe turns a reading and the in-flight count into inputs, updating the
-// GC window.
-func (m *machine) observe(c *config, now time.Duration, r Reading, n int64) inputs {
+// GC window; cpuOK says r's CPU totals come from a good reading (the first
+// window starts at the first one).
+func (m *machine) observe(c *config, now time.Duration, r Reading, n int64, cpuOK bool) inputs {
 	bpt := c.bytesPerTask
 	in := inputs{bytesPerTask: bpt}
 	in.effective = effectiveUse(r.Used, n, bpt)
@@ -81,7 +82,11 @@ func (m *machine) observe(c *config, now time.Duration, r Reading, n int64) inpu
 	}
 
 	if !m.gcInit {
-		m.gcInit, m.gcAt, m.gcStartGC, m.gcStartTotal = true, now, r.GCCPUSeconds, r.TotalCPUSeconds
+		// Not from the zero pair a bad first reading left (!cpuOK): that
+		// window would average the GC's share since the process started.
+		if cpuOK {
+			m.gcInit, m.gcAt, m.gcStartGC, m.gcStartTotal = true, now, r.GCCPUSeconds, r.TotalCPUSeconds
+		}
 	} else if now-m.gcAt >= c.gcWindow {
 		// The runtime advances these totals only at a GC's stop-the-world
 		// points, so a window in which they did not move had no GC: share 0.
