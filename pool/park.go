@@ -122,6 +122,7 @@ func (c *control) findWork(w *worker) (uint32, bool) {
 			return 0, !c.exitIfAbove(func() int32 { return -1 })
 		}
 		if c.running.Load() > c.maxW.Load() && c.exitIfAbove(c.maxLimit) {
+			c.handOn()
 			return 0, false
 		}
 		// A slow worker parks at once: its next task is unlikely to arrive
@@ -139,11 +140,21 @@ func (c *control) findWork(w *worker) (uint32, bool) {
 		// a lower max. Above it w leaves before it takes a shard (another
 		// worker is told of any that waits).
 		if c.running.Load() > c.maxW.Load() && c.exitIfAbove(c.maxLimit) {
-			if c.runq.Len() > 0 {
-				c.wake()
-			}
+			c.handOn()
 			return 0, false
 		}
+	}
+}
+
+// handOn runs when a worker leaves above max without a shard (its place
+// already given up): a producer that pushed a shard meanwhile may have
+// counted it as free and woken nobody, so a shard waiting is handed to
+// another worker (wake), as aboveMax does, rather than left to the
+// monitor's tick. Read after the decrement: a producer that pushes after
+// it counts one free worker less.
+func (c *control) handOn() {
+	if c.runq.Len() > 0 {
+		c.wake()
 	}
 }
 
@@ -235,6 +246,7 @@ func (c *control) park(w *worker) bool {
 		// w exits rather than park above max (as exitIfAbove, under mu).
 		c.running.Add(-1)
 		c.mu.Unlock()
+		c.handOn()
 		return false
 	}
 	w.parked = true

@@ -301,3 +301,41 @@ func TestTuneLowerMaxHolderTakesNoOtherGroup(t *testing.T) {
 		}
 	})
 }
+
+// TestExitAboveMaxHandsOnWaitingShard: a worker that leaves above max
+// without a shard (here park's own check, as after a Tune that lowered max
+// while it spun) may be the free worker a producer counted on when it
+// pushed a shard and woke nobody. Leaving, it must hand the waiting shard
+// to a parked worker within max (as aboveMax does), not leave it to the
+// monitor's next tick. The leaving worker is simulated: one more place in
+// running, then control.park.
+func TestExitAboveMaxHandsOnWaitingShard(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustNew[int](t, WithWorkers(1, 1), WithIdleTimeout(time.Hour))
+		synctest.Wait() // the one worker parked
+		c := &p.c.ctl
+		// The leaving worker's place: above max 1, counted free.
+		c.running.Add(1)
+		var ranAt time.Time
+		submitted := time.Now()
+		if err := p.Submit(context.Background(), 1, func(context.Context) error { ranAt = time.Now(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if !ranAt.IsZero() {
+			t.Fatal("the producer woke the parked worker itself: it did not count on the leaving one")
+		}
+		if c.park(&worker{wake: make(chan struct{}, 1)}) {
+			t.Fatal("park above max: the worker stays")
+		}
+		synctest.Wait()
+		if ranAt.IsZero() {
+			t.Errorf("the task waits for the monitor's tick after the worker left above max; the leaving worker must hand its shard on")
+		} else if ranAt.After(submitted) {
+			t.Errorf("the task ran at +%v, after the monitor's tick; want at once", ranAt.Sub(submitted))
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
