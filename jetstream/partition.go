@@ -356,9 +356,10 @@ func (pt *partition) run() {
 // (see recreate); one that exists already keeps where it delivers from.
 // A consumer created anew from start (recreate's, or a claimant's that
 // found the consumer gone) counts in Stats.Recreated; before it is
-// created, sameStream checks that start is a sequence of the stream
-// consumed (a node that has not yet noticed the stream's recreation may
-// claim a partition whose lease holds a floor of the old one).
+// created or bound, sameStream checks that the stream is the one Start
+// read (a node that has not yet noticed the stream's recreation may claim
+// a partition whose lease holds a floor of the old one, or none), and
+// again before a consumer found gone is created from start.
 func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 	c := pt.c
 	cfg := natsjs.ConsumerConfig{
@@ -377,6 +378,14 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 	// gone: a try found no consumer, so one created from start is created
 	// anew (the creation of a try whose reply was lost shows in the next).
 	gone := false
+	// Whatever start, the stream must be the one Start read: a node that
+	// has not yet noticed its stream's recreation, claiming a partition
+	// without a floor, would bind or create the consumer in the new stream
+	// and go on under the old stream's creation time (the floors its
+	// leases record, its dead letters' Nats-Msg-Id).
+	if !pt.sameStream() {
+		return nil, false
+	}
 	keep := func(ctx context.Context) bool {
 		old, err := c.js.Consumer(ctx, c.cfg.stream, cfg.Durable)
 		if err != nil {
