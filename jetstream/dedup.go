@@ -24,6 +24,11 @@ import (
 // record, unless the handler's effect was saved but the record was not. For
 // exactly-once effects the record must live where the handler's effects do,
 // and be written in the same transaction: implement Dedup over that store.
+//
+// A stream deleted and created anew under its name numbers its messages
+// from 1 again: the old stream's records must be removed before a Consumer
+// consumes the new one, or it acknowledges without handling each room's
+// messages up to its old record.
 // MemoryDedup suits one process; KVDedup survives nodes.
 //
 // A Consumer calls a Dedup for one room at a time, but for different rooms

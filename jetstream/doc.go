@@ -70,7 +70,10 @@
 // it (docs/CLUSTER.md). The lease records the floor, so a claimant that
 // finds the consumer gone creates it from there too. A stream deleted and
 // created anew under its name starts its sequences over: a claimant then
-// ignores the old floor, and a holder stops with ErrStreamRecreated.
+// ignores the old floor, and a holder stops with ErrStreamRecreated. A
+// Dedup's records are the old stream's sequences: clear them before
+// consuming the new stream, or its messages up to them are acknowledged
+// without running.
 //
 // Delivery is at least once: a message is handled again when its node died
 // or lost its lease between handling it and acknowledging it. Msg.Seq and

@@ -38,6 +38,7 @@ var (
 	// name while the consumer ran (its sequences start over); the
 	// consumer stops, since what it held and the partitions' floors are
 	// the old stream's. A consumer started anew consumes the new stream
-	// from its start.
+	// from its start; a Dedup's records, sequences of the old stream, must
+	// be cleared first, or it drops the new stream's messages up to them.
 	ErrStreamRecreated = errors.New("shoal/jetstream: stream deleted and created anew")
 )
