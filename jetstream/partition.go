@@ -404,10 +404,21 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 			// earlier try kept may be gone since.
 			cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, start
 			// A start is only for a consumer created here, and only
-			// in the stream whose sequence it is.
-			if !keep(ctx) && gone && !pt.sameStream() {
-				cancel()
-				return nil, false
+			// in the stream whose sequence it is. A lookup that failed
+			// says neither: created now, the consumer might not be
+			// counted, or not checked against the stream.
+			if !keep(ctx) {
+				if !gone {
+					cancel()
+					if !pt.sleep(&wait) {
+						return nil, false
+					}
+					continue
+				}
+				if !pt.sameStream() {
+					cancel()
+					return nil, false
+				}
 			}
 		}
 		cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.stream, cfg)

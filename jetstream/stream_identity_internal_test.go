@@ -42,3 +42,46 @@ func TestClaimWithoutFloorChecksStream(t *testing.T) {
 		})
 	}
 }
+
+// flakyLookupJS is a storeJS whose first consumer lookup times out.
+type flakyLookupJS struct {
+	storeJS
+	lookups int
+}
+
+func (js *flakyLookupJS) Consumer(ctx context.Context, stream, name string) (natsjs.Consumer, error) {
+	js.mu.Lock()
+	js.lookups++
+	first := js.lookups == 1
+	js.mu.Unlock()
+	if first {
+		return nil, context.DeadlineExceeded
+	}
+	return js.storeJS.Consumer(ctx, stream, name)
+}
+
+// TestClaimAfterFailedLookupCounted: a claimant with a floor whose lookup
+// of the partition's consumer fails (a timeout) does not know whether the
+// consumer is gone. It must not create it from the floor then: the
+// creation would go uncounted in Stats.Recreated (an operator deleted the
+// consumer while nobody held the partition, and the claimant created it
+// anew), and skip the check that the stream is still the one whose
+// sequence the floor is. It asks again, finds the consumer gone, and
+// counts the consumer it creates.
+func TestClaimAfterFailedLookupCounted(t *testing.T) {
+	pt, _ := fakePartition(t)
+	js := &flakyLookupJS{}
+	pt.c.js = js
+	if _, ok := pt.consumer(11); !ok {
+		t.Fatal("consumer gave up")
+	}
+	js.mu.Lock()
+	created := js.cfg
+	js.mu.Unlock()
+	if created == nil || created.OptStartSeq != 11 {
+		t.Fatalf("created %+v, want a consumer from 11", created)
+	}
+	if n := pt.c.Stats().Recreated; n != 1 {
+		t.Errorf("Recreated = %d after the claimant created the deleted consumer anew, want 1", n)
+	}
+}
