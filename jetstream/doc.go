@@ -69,8 +69,9 @@
 // acknowledged floor, not from the stream's start; Stats.Recreated counts
 // it (docs/CLUSTER.md). The lease records the floor, so a claimant that
 // finds the consumer gone creates it from there too. A stream deleted and
-// created anew under its name starts its sequences over: a claimant then
-// ignores the old floor, and a holder stops with ErrStreamRecreated. A
+// created anew under its name starts its sequences over: a node started
+// since ignores the old floor, and a node started before stops with
+// ErrStreamRecreated once it finds its consumer gone or claims a partition. A
 // Dedup's records are the old stream's sequences: clear them before
 // consuming the new stream, or its messages up to them are acknowledged
 // without running.
