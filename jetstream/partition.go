@@ -383,7 +383,7 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 	// without a floor, would bind or create the consumer in the new stream
 	// and go on under the old stream's creation time (the floors its
 	// leases record, its dead letters' Nats-Msg-Id).
-	if !pt.sameStream() {
+	if _, ok := pt.sameStream(); !ok {
 		return nil, false
 	}
 	keep := func(ctx context.Context) bool {
@@ -415,9 +415,20 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 					}
 					continue
 				}
-				if !pt.sameStream() {
+				last, ok := pt.sameStream()
+				if !ok {
 					cancel()
 					return nil, false
+				}
+				// A start beyond the stream's last message is of
+				// messages the stream no longer has: restored from a
+				// backup, it keeps its creation time, and numbers the
+				// messages published since from last+1 on. Every
+				// message up to last was acknowledged (a backup holds
+				// a prefix of the stream).
+				if start > last+1 {
+					start = last + 1
+					cfg.OptStartSeq = start
 				}
 			}
 		}
@@ -812,14 +823,14 @@ func (pt *partition) recreate() bool {
 }
 
 // sameStream reports whether the stream is still the one that Start read
-// (the same creation time), retrying until the server answers or the
+// (the same creation time), and its last sequence, retrying until the server answers or the
 // partition is fenced or released (false). A consumer that the server no
 // longer has may have gone with its stream, deleted and created anew under
 // its name: its sequences start over, and neither the floor nor the
 // messages held, all of the old stream, mean anything in the new one. The
 // consumer then stops with ErrStreamRecreated, instead of creating the
 // consumer after a floor that would skip the new stream's first messages.
-func (pt *partition) sameStream() bool {
+func (pt *partition) sameStream() (last uint64, ok bool) {
 	c := pt.c
 	wait := 10 * time.Millisecond
 	for {
@@ -827,14 +838,15 @@ func (pt *partition) sameStream() bool {
 		s, err := c.js.Stream(ctx, c.cfg.stream)
 		cancel()
 		if err == nil {
-			if s.CachedInfo().Created.UnixNano() != c.cfg.streamCreated {
+			info := s.CachedInfo()
+			if info.Created.UnixNano() != c.cfg.streamCreated {
 				c.fail(fmt.Errorf("%w: %q", ErrStreamRecreated, c.cfg.stream))
-				return false
+				return 0, false
 			}
-			return true
+			return info.State.LastSeq, true
 		}
 		if !pt.sleep(&wait) {
-			return false
+			return 0, false
 		}
 	}
 }

@@ -20,13 +20,14 @@ type refusingJS struct {
 var errRefused = errors.New("consumer creation refused")
 
 // epochStream is the stream of a test partition's Consumer, whose
-// cfg.streamCreated is 0: created at the Unix epoch.
+// cfg.streamCreated is 0: created at the Unix epoch. It holds messages up
+// to 1000.
 type epochStream struct {
 	natsjs.Stream
 }
 
 func (epochStream) CachedInfo() *natsjs.StreamInfo {
-	return &natsjs.StreamInfo{Created: time.Unix(0, 0)}
+	return &natsjs.StreamInfo{Created: time.Unix(0, 0), State: natsjs.StreamState{LastSeq: 1000}}
 }
 
 func (refusingJS) Stream(context.Context, string) (natsjs.Stream, error) { return epochStream{}, nil }

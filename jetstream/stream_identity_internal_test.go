@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
@@ -83,5 +84,46 @@ func TestClaimAfterFailedLookupCounted(t *testing.T) {
 	}
 	if n := pt.c.Stats().Recreated; n != 1 {
 		t.Errorf("Recreated = %d after the claimant created the deleted consumer anew, want 1", n)
+	}
+}
+
+// restoredJS is a storeJS whose stream, the one Start read (same creation
+// time, as a stream restored from a backup on one server keeps it), ends
+// at sequence 5.
+type restoredJS struct {
+	storeJS
+}
+
+type restoredStream struct {
+	natsjs.Stream
+}
+
+func (restoredStream) CachedInfo() *natsjs.StreamInfo {
+	return &natsjs.StreamInfo{Created: time.Unix(0, 0), State: natsjs.StreamState{LastSeq: 5}}
+}
+
+func (*restoredJS) Stream(context.Context, string) (natsjs.Stream, error) {
+	return restoredStream{}, nil
+}
+
+// TestClaimFloorBeyondStreamEnd: a claimant finds the partition's consumer
+// gone and the lease's floor (10) beyond the stream's last message (5): the
+// stream was restored from a backup taken before messages 6 to 10, and
+// keeps its creation time. Every message up to 5 was acknowledged (a
+// backup holds a prefix of the stream), but the messages published since
+// the restore are numbered 6 on: a consumer created from 11 would never
+// deliver 6 to 10. It is created from 6.
+func TestClaimFloorBeyondStreamEnd(t *testing.T) {
+	pt, _ := fakePartition(t)
+	js := &restoredJS{}
+	pt.c.js = js
+	if _, ok := pt.consumer(11); !ok {
+		t.Fatal("consumer gave up")
+	}
+	js.mu.Lock()
+	created := js.cfg
+	js.mu.Unlock()
+	if created == nil || created.OptStartSeq != 6 {
+		t.Fatalf("created %+v, want a consumer from 6", created)
 	}
 }
