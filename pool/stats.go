@@ -128,9 +128,10 @@ type WorkerCounts struct {
 // Stats is a snapshot of a pool's counters. It is a value: later activity
 // does not change it, and ShardQueued belongs to the caller.
 //
-// Counters are read one by one while the pool runs, so a snapshot taken
-// under load may be off by the tasks of one batch per worker; once the pool
-// is quiet (or closed) they balance exactly:
+// Counters are read one by one while the pool runs, and a worker publishes
+// what it finished when its batch ends, so a snapshot taken under load, or
+// while a task runs, may be off by the tasks of one batch per worker; once
+// the pool is quiet (or closed) they balance exactly:
 // Submitted == Completed + DeadLetters.Total() + Queued (Queued counts
 // running tasks too).
 type Stats struct {

@@ -150,30 +150,9 @@ func TestCloseBoundedBehindMiddleware(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	closeBoundedWithMuteClient(t, srv, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		srv.ServeHTTP(unwrapWriter{w}, r)
 	}))
-	t.Cleanup(ts.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	mute, _, err := websocket.Dial(ctx, wsURL(ts), nil) // never reads
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mute.CloseNow() })
-	waitFor(t, "the connection to open", func() bool { return srv.Stats().Conns == 1 })
-	const deadline = 100 * time.Millisecond
-	cctx, ccancel := context.WithTimeout(context.Background(), deadline)
-	defer ccancel()
-	start := time.Now()
-	err = srv.Close(cctx)
-	took := time.Since(start)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close: %v, want the deadline's error", err)
-	}
-	if limit := deadline + closeGrace + time.Second; took > limit {
-		t.Fatalf("Close took %v past a %v deadline, want at most %v", took, deadline, limit)
-	}
 }
 
 // lazyHeaderWriter writes the status only on WriteHeaderNow or a Write,

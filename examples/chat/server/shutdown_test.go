@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
@@ -151,28 +152,36 @@ func TestCloseBoundedPastDeadline(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ts := httptest.NewServer(srv)
-			t.Cleanup(ts.Close)
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-			defer cancel()
-			mute, _, err := websocket.Dial(ctx, wsURL(ts), nil) // never reads
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { mute.CloseNow() })
-			waitFor(t, "the connection to open", func() bool { return srv.Stats().Conns == 1 })
-			const deadline = 100 * time.Millisecond
-			cctx, ccancel := context.WithTimeout(context.Background(), deadline)
-			defer ccancel()
-			start := time.Now()
-			err = srv.Close(cctx)
-			took := time.Since(start)
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("Close: %v, want the deadline's error", err)
-			}
-			if limit := deadline + closeGrace + time.Second; took > limit {
-				t.Fatalf("Close took %v past a %v deadline, want at most %v (deadline, grace and a margin)", took, deadline, limit)
-			}
+			closeBoundedWithMuteClient(t, srv, srv)
 		})
+	}
+}
+
+// closeBoundedWithMuteClient serves srv through h, connects a client that
+// never reads, and checks that a Close with a 100 ms deadline returns the
+// deadline's error within the deadline, closeGrace and a second's margin.
+func closeBoundedWithMuteClient(t *testing.T, srv *Server, h http.Handler) {
+	t.Helper()
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	mute, _, err := websocket.Dial(ctx, wsURL(ts), nil) // never reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mute.CloseNow() })
+	waitFor(t, "the connection to open", func() bool { return srv.Stats().Conns == 1 })
+	const deadline = 100 * time.Millisecond
+	cctx, ccancel := context.WithTimeout(context.Background(), deadline)
+	defer ccancel()
+	start := time.Now()
+	err = srv.Close(cctx)
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close: %v, want the deadline's error", err)
+	}
+	if limit := deadline + closeGrace + time.Second; took > limit {
+		t.Fatalf("Close took %v past a %v deadline, want at most %v (deadline, grace and a margin)", took, deadline, limit)
 	}
 }
