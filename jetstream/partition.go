@@ -383,9 +383,11 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 	// without a floor, would bind or create the consumer in the new stream
 	// and go on under the old stream's creation time (the floors its
 	// leases record, its dead letters' Nats-Msg-Id).
-	if _, ok := pt.sameStream(); !ok {
+	last, ok := pt.sameStream()
+	if !ok {
 		return nil, false
 	}
+	pt.dropAbove(last)
 	keep := func(ctx context.Context) bool {
 		old, err := c.js.Consumer(ctx, c.cfg.stream, cfg.Durable)
 		if err != nil {
@@ -420,6 +422,7 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 					cancel()
 					return nil, false
 				}
+				pt.dropAbove(last)
 				// A start beyond the stream's last message is of
 				// messages the stream no longer has: restored from a
 				// backup, it keeps its creation time, and numbers the
@@ -446,6 +449,34 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 		if !pt.sleep(&wait) {
 			return nil, false
 		}
+	}
+}
+
+// dropAbove forgets what the node holds beyond the stream's last sequence:
+// a stream restored from a backup (same creation time) ends there and
+// numbers the messages published since from last+1 on. Entries above it
+// can never be acknowledged (their task may still run: its settle finds
+// the entry gone and sends nothing), and a new message reusing their
+// number must not be taken for their redelivery; dupBelow and maxSeq come
+// down to last so that such a message is not acknowledged as a duplicate.
+// A stream's last sequence never goes back otherwise, so this drops
+// nothing then. The fetch loop only.
+func (pt *partition) dropAbove(last uint64) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	for s := range pt.pending {
+		if s > last {
+			delete(pt.pending, s)
+		}
+	}
+	for s := range pt.left {
+		if s > last {
+			delete(pt.left, s)
+		}
+	}
+	pt.dupBelow = min(pt.dupBelow, last)
+	if pt.maxSeq.Load() > last {
+		pt.maxSeq.Store(last)
 	}
 }
 
