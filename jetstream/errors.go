@@ -1,6 +1,9 @@
 package jetstream
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Errors returned by Start, CreateStream and the options. They are wrapped
 // with the offending value; match them with errors.Is.
@@ -41,4 +44,18 @@ var (
 	// from its start; a Dedup's records, sequences of the old stream, must
 	// be cleared first, or it drops the new stream's messages up to them.
 	ErrStreamRecreated = errors.New("shoal/jetstream: stream deleted and created anew")
+	// ErrStreamDeleted: a holder found its partition's consumer gone (or
+	// claimed a partition) and the stream missing for StreamMissingLimit
+	// (deleted and not created again, or a restore that took longer); the
+	// consumer stops rather than hold its partitions' leases with nothing
+	// to consume, each one stalled without a sign. A consumer started anew
+	// once the stream exists again goes on from the leases' floors (a
+	// stream restored from a backup keeps its creation time) or, if the
+	// stream was created anew, stops with ErrStreamRecreated.
+	ErrStreamDeleted = errors.New("shoal/jetstream: stream deleted")
 )
+
+// StreamMissingLimit is how long a holder keeps looking for its stream
+// (a restore from a backup deletes it first) before it stops the consumer
+// with ErrStreamDeleted.
+const StreamMissingLimit = time.Minute

@@ -861,13 +861,27 @@ func (pt *partition) recreate() bool {
 // messages held, all of the old stream, mean anything in the new one. The
 // consumer then stops with ErrStreamRecreated, instead of creating the
 // consumer after a floor that would skip the new stream's first messages.
+// A stream missing for StreamMissingLimit (deleted and not created again)
+// stops the consumer with ErrStreamDeleted: the partition would otherwise
+// stall for ever, its lease renewed.
 func (pt *partition) sameStream() (last uint64, ok bool) {
 	c := pt.c
 	wait := 10 * time.Millisecond
+	missing := time.Duration(-1) // c.now() when the stream was first found missing
 	for {
 		ctx, cancel := context.WithTimeout(pt.ctx, c.cfg.leaseTTL/4)
 		s, err := c.js.Stream(ctx, c.cfg.stream)
 		cancel()
+		if errors.Is(err, natsjs.ErrStreamNotFound) {
+			if missing < 0 {
+				missing = c.now()
+			} else if c.now()-missing >= StreamMissingLimit {
+				c.fail(fmt.Errorf("%w: %q missing for %v", ErrStreamDeleted, c.cfg.stream, StreamMissingLimit))
+				return 0, false
+			}
+		} else {
+			missing = -1
+		}
 		if err == nil {
 			info := s.CachedInfo()
 			if info.Created.UnixNano() != c.cfg.streamCreated {
