@@ -717,7 +717,7 @@ func (c *Consumer) Done() <-chan struct{} { return c.done }
 // Err returns why the consumer stopped: nil while it runs and after a
 // graceful Stop, the cause of Start's context after a kill, or the error that
 // stopped it (its connection closed, ErrDuplicateMember, ErrPoolClosed,
-// ErrStreamRecreated).
+// ErrStreamRecreated, ErrStreamDeleted).
 func (c *Consumer) Err() error {
 	select {
 	case <-c.done:
