@@ -136,6 +136,13 @@ type storeJS struct {
 
 func (*storeJS) Stream(context.Context, string) (natsjs.Stream, error) { return epochStream{}, nil }
 
+// created returns the config of the consumer created last, or nil.
+func (js *storeJS) created() *natsjs.ConsumerConfig {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	return js.cfg
+}
+
 func (js *storeJS) Consumer(context.Context, string, string) (natsjs.Consumer, error) {
 	js.mu.Lock()
 	defer js.mu.Unlock()
@@ -212,9 +219,7 @@ func TestClaimAfterStreamRecreated(t *testing.T) {
 	if _, ok := pt.consumer(11); ok {
 		t.Error("consumer created after an old stream's floor")
 	}
-	js.mu.Lock()
-	created := js.cfg
-	js.mu.Unlock()
+	created := js.created()
 	if created != nil {
 		t.Errorf("created %+v", *created)
 	}

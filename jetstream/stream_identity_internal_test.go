@@ -76,9 +76,7 @@ func TestClaimAfterFailedLookupCounted(t *testing.T) {
 	if _, ok := pt.consumer(11); !ok {
 		t.Fatal("consumer gave up")
 	}
-	js.mu.Lock()
-	created := js.cfg
-	js.mu.Unlock()
+	created := js.created()
 	if created == nil || created.OptStartSeq != 11 {
 		t.Fatalf("created %+v, want a consumer from 11", created)
 	}
@@ -120,9 +118,7 @@ func TestClaimFloorBeyondStreamEnd(t *testing.T) {
 	if _, ok := pt.consumer(11); !ok {
 		t.Fatal("consumer gave up")
 	}
-	js.mu.Lock()
-	created := js.cfg
-	js.mu.Unlock()
+	created := js.created()
 	if created == nil || created.OptStartSeq != 6 {
 		t.Fatalf("created %+v, want a consumer from 6", created)
 	}

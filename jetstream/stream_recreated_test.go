@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
 	"github.com/shoal-go/shoal/jetstream"
 )
 
@@ -16,15 +19,7 @@ import (
 // after that floor: the new stream's first messages would never be
 // delivered.
 func TestStreamRecreatedWhileUnheld(t *testing.T) {
-	s := startServer(t, "s1", nil, 0)
-	_, js := connect(t, s.ClientURL())
-	spec := jetstream.StreamSpec{Name: "CHAT", Partitions: 1}
-	createStream(t, js, spec)
-	ck := newChecker(t)
-	n1 := startNode(t, s.ClientURL(), "n1", ck.handle)
-	publish(t, js, 3, 1, 5)
-	eventually(t, 20*time.Second, "first messages handled", func() bool { return ck.count() == 15 })
-	eventually(t, 10*time.Second, "first messages acknowledged", func() bool { return n1.c.Stats().Acked == 15 })
+	s, js, spec, ck, n1 := streamHandledByN1(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n1.c.Stop(ctx); err != nil {
@@ -47,15 +42,7 @@ func TestStreamRecreatedWhileUnheld(t *testing.T) {
 // ErrStreamRecreated, and a node started anew consumes the new stream
 // from its start.
 func TestStreamRecreatedWhileHeld(t *testing.T) {
-	s := startServer(t, "s1", nil, 0)
-	_, js := connect(t, s.ClientURL())
-	spec := jetstream.StreamSpec{Name: "CHAT", Partitions: 1}
-	createStream(t, js, spec)
-	ck := newChecker(t)
-	n1 := startNode(t, s.ClientURL(), "n1", ck.handle)
-	publish(t, js, 3, 1, 5)
-	eventually(t, 20*time.Second, "first messages handled", func() bool { return ck.count() == 15 })
-	eventually(t, 10*time.Second, "first messages acknowledged", func() bool { return n1.c.Stats().Acked == 15 })
+	s, js, spec, ck, n1 := streamHandledByN1(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := js.DeleteStream(ctx, "CHAT"); err != nil {
@@ -74,4 +61,21 @@ func TestStreamRecreatedWhileHeld(t *testing.T) {
 	startNode(t, s.ClientURL(), "n2", ck.handle)
 	eventually(t, 20*time.Second, "the new stream's messages handled", func() bool { return ck.count() == 21 })
 	ck.verify(t, 3, 7)
+}
+
+// streamHandledByN1 starts a server with a one-partition stream CHAT and a
+// node n1 on it, and waits until n1 has handled and acknowledged 15
+// messages (3 rooms, 5 each).
+func streamHandledByN1(t *testing.T) (*server.Server, natsjs.JetStream, jetstream.StreamSpec, *checker, *node) {
+	t.Helper()
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	spec := jetstream.StreamSpec{Name: "CHAT", Partitions: 1}
+	createStream(t, js, spec)
+	ck := newChecker(t)
+	n1 := startNode(t, s.ClientURL(), "n1", ck.handle)
+	publish(t, js, 3, 1, 5)
+	eventually(t, 20*time.Second, "first messages handled", func() bool { return ck.count() == 15 })
+	eventually(t, 10*time.Second, "first messages acknowledged", func() bool { return n1.c.Stats().Acked == 15 })
+	return s, js, spec, ck, n1
 }
