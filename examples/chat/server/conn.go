@@ -91,33 +91,37 @@ type conn struct {
 }
 
 // outChunk is one entry of a connection's write queue: one or more
-// frames, of which replay bytes are a catch-up page (see replayQueued).
+// frames, of which replay bytes are a catch-up page (see replayQueued),
+// and errs the codes of its error frames, counted in Stats.Errors when
+// the writer takes the chunk: before the client can read them, and never
+// for a chunk of a connection that ended first.
 type outChunk struct {
 	b      []byte
 	replay int
+	errs   []string
 }
 
 // enqueue queues chunk (one or more frames) for the writer. A full queue
 // means the client does not read fast enough: the connection is closed at
 // once and enqueue returns false, so the room that called it never waits.
-func (c *conn) enqueue(chunk []byte) bool { return c.enqueueReplay(chunk, 0) }
+func (c *conn) enqueue(chunk []byte) bool { return c.enqueueChunk(outChunk{b: chunk}) }
 
-// enqueueReplay is enqueue of a chunk whose replay bytes are a catch-up
-// page reserved with reserveReplay: if the chunk is not queued, it gives
-// them back.
-func (c *conn) enqueueReplay(chunk []byte, replay int) bool {
+// enqueueChunk is enqueue of a whole entry, whose replay bytes are a
+// catch-up page reserved with reserveReplay: if the chunk is not queued,
+// it gives them back.
+func (c *conn) enqueueChunk(ch outChunk) bool {
 	select {
 	case <-c.done:
 	default:
 		select {
-		case c.out <- outChunk{chunk, replay}:
+		case c.out <- ch:
 			return true
 		default:
 			c.kill(true)
 		}
 	}
-	if replay > 0 {
-		c.replayQueued.Add(-int64(replay))
+	if ch.replay > 0 {
+		c.replayQueued.Add(-int64(ch.replay))
 	}
 	return false
 }
@@ -139,10 +143,13 @@ func (c *conn) reserveReplay(n, limit int) bool {
 }
 
 // taken returns the frames of a chunk the writer took from the queue,
-// giving back the catch-up bytes it held.
+// giving back the catch-up bytes it held and counting its error frames.
 func (c *conn) taken(ch outChunk) []byte {
 	if ch.replay > 0 {
 		c.replayQueued.Add(-int64(ch.replay))
+	}
+	for _, code := range ch.errs {
+		c.s.stats.errorf(code)
 	}
 	return ch.b
 }
@@ -314,11 +321,9 @@ func (c *conn) limited() bool {
 	return true
 }
 
-// fail sends an error frame and counts it by code if it was queued.
+// fail sends an error frame, counted by code when the writer takes it.
 func (c *conn) fail(code, msg, room string, clientSeq uint64, retry bool) {
-	if c.enqueue(errorFrame(code, msg, room, clientSeq, retry)) {
-		c.s.stats.errorf(code)
-	}
+	c.enqueueChunk(outChunk{b: errorFrame(code, msg, room, clientSeq, retry), errs: []string{code}})
 }
 
 // handle checks one frame and submits its op to the room.

@@ -97,7 +97,7 @@ type box struct {
 	replayed    uint64
 	replayBytes int
 	// errs holds the codes of the error frames in chunk, counted in
-	// Stats.Errors only if the connection takes the chunk.
+	// Stats.Errors when the connection's writer takes the chunk.
 	errs []string
 }
 
@@ -142,18 +142,16 @@ func (ob *outbox) addReplay(c *conn, chunk []byte, n uint64, size int) {
 	b.replayBytes += size
 }
 
-// flush queues every connection's chunk, counts its error frames in st,
-// and returns the live and the replayed msg frames queued, counting none
-// of a chunk that its connection refused (it ended: they are never
-// sent); it leaves the outbox empty, holding no connection or frame.
-func (ob *outbox) flush(st *counters) (delivered, replayed uint64) {
+// flush queues every connection's chunk (whose error frames its writer
+// counts when it takes the chunk) and returns the live and the replayed
+// msg frames queued, counting none of a chunk that its connection refused
+// (it ended: they are never sent); it leaves the outbox empty, holding no
+// connection or frame.
+func (ob *outbox) flush() (delivered, replayed uint64) {
 	for i := range ob.boxes {
-		if b := &ob.boxes[i]; b.c.enqueueReplay(b.chunk, b.replayBytes) {
+		if b := &ob.boxes[i]; b.c.enqueueChunk(outChunk{b: b.chunk, replay: b.replayBytes, errs: b.errs}) {
 			delivered += b.msgs
 			replayed += b.replayed
-			for _, code := range b.errs {
-				st.errorf(code)
-			}
 		}
 	}
 	clear(ob.boxes)
@@ -354,7 +352,7 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 	} else {
 		h.state.Set(room, RoomState{Room: room, Seq: r.seq, Members: len(r.members)})
 	}
-	delivered, replayed := out.flush(h.stats)
+	delivered, replayed := out.flush()
 	h.stats.delivered.Add(delivered)
 	h.stats.replayed.Add(replayed)
 	return nil
@@ -470,7 +468,7 @@ func (h *hub) failed(room string, ops []op, err error) {
 			out.addError(o.c, CodeInternal, errorFrame(CodeInternal, what+" not applied: "+err.Error(), room, 0, true))
 		}
 	}
-	out.flush(h.stats)
+	out.flush()
 }
 
 // msgFrame encodes m as a msg frame. It is written by hand because it is

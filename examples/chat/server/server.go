@@ -521,7 +521,7 @@ func (s *Server) registry() (*prometheus.Registry, error) {
 	counter("chat_db_errors_total", "Failed transactions and catch-up reads.", &s.stats.dbErrors)
 	for code, v := range s.stats.errors {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "chat_error_frames_total", Help: "Error frames queued to connected clients, by code.",
+			Name: "chat_error_frames_total", Help: "Error frames sent to connected clients, by code.",
 			ConstLabels: prometheus.Labels{"code": code}}, func() float64 { return float64(v.Load()) }))
 	}
 	for _, c := range cs {

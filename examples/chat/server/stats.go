@@ -86,13 +86,15 @@ type Stats struct {
 	// SlowConsumers counts connections closed because their write queue
 	// was full.
 	SlowConsumers uint64
-	// Errors counts error frames queued to clients, by code: not the
-	// answers to a connection that had ended, which are never sent.
+	// Errors counts error frames sent to clients, by code: counted when
+	// the connection's writer takes them to write, before the client can
+	// read them; not the answers to a connection that had ended, which
+	// are never sent.
 	Errors map[string]uint64
 	// DBErrors counts failed transactions and failed reads of a join's
 	// missed messages; NotPersisted counts accepted messages that could
 	// not be stored, whether or not their sender could still be told
-	// (Errors counts the not_persisted frames queued); DeadLetters counts
+	// (Errors counts the not_persisted frames sent); DeadLetters counts
 	// the scheduler's dead letters.
 	DBErrors, NotPersisted, DeadLetters uint64
 	// Batches counts stored batches, BatchedMsgs their messages, MaxBatch

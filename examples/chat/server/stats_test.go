@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// Stats.Errors counts error frames queued to clients: the answers to a
-// connection that had ended, which are dropped unsent, are not counted.
+// Stats.Errors counts error frames sent to clients, when the writer takes
+// them: the answers to a connection that had ended, which are dropped
+// unsent, are not counted, nor are those still queued.
 // NotPersisted counts every accepted message not stored, its sender gone
 // or not.
 func TestErrorsCountOnlyQueuedFrames(t *testing.T) {
@@ -47,8 +48,16 @@ func TestErrorsCountOnlyQueuedFrames(t *testing.T) {
 	h.failed("r", []op{{kind: opSend, c: live, clientSeq: 2, text: "hi"}}, errors.New("disk full"))
 	live.fail(CodeRateLimited, "too many frames", "r", 3, true)
 	for _, code := range []string{CodeNotJoined, CodeNotPersisted, CodeRateLimited} {
+		if n := st.errors[code].Load(); n != 0 {
+			t.Errorf("Errors[%s] = %d for an answer the writer has not taken, want 0", code, n)
+		}
+	}
+	for len(live.out) > 0 {
+		live.taken(<-live.out)
+	}
+	for _, code := range []string{CodeNotJoined, CodeNotPersisted, CodeRateLimited} {
 		if n := st.errors[code].Load(); n != 1 {
-			t.Errorf("Errors[%s] = %d for one answer queued to a live connection, want 1", code, n)
+			t.Errorf("Errors[%s] = %d for one answer taken by a live connection's writer, want 1", code, n)
 		}
 	}
 	if n := st.notPersisted.Load(); n != 2 {
