@@ -378,6 +378,12 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 	// gone: a try found no consumer, so one created from start is created
 	// anew (the creation of a try whose reply was lost shows in the next).
 	gone := false
+	// streamGone: the last lookup or creation found no stream. sameStream
+	// then waits for it (a restore) or stops the consumer after
+	// StreamMissingLimit (ErrStreamDeleted), as when the stream was
+	// missing at the start: a try that only slept would look for it for
+	// ever, the partition stalled while its lease renews.
+	streamGone := false
 	// Whatever start, the stream must be the one Start read: a node that
 	// has not yet noticed its stream's recreation, claiming a partition
 	// without a floor, would bind or create the consumer in the new stream
@@ -392,6 +398,7 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 		old, err := c.js.Consumer(ctx, c.cfg.stream, cfg.Durable)
 		if err != nil {
 			gone = gone || errors.Is(err, natsjs.ErrConsumerNotFound)
+			streamGone = errors.Is(err, natsjs.ErrStreamNotFound)
 			return false
 		}
 		oc := old.CachedInfo().Config
@@ -410,6 +417,13 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 			// says neither: created now, the consumer might not be
 			// counted, or not checked against the stream.
 			if !keep(ctx) {
+				if streamGone {
+					cancel()
+					if !pt.streamBack(&wait) {
+						return nil, false
+					}
+					continue
+				}
 				if !gone {
 					cancel()
 					if !pt.sleep(&wait) {
@@ -446,10 +460,32 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 			}
 			return cons, true
 		}
+		if errors.Is(err, natsjs.ErrStreamNotFound) {
+			if !pt.streamBack(&wait) {
+				return nil, false
+			}
+			continue
+		}
 		if !pt.sleep(&wait) {
 			return nil, false
 		}
 	}
+}
+
+// streamBack is consumer's wait after a lookup or a creation found no
+// stream: sameStream waits for it to exist again, the same one, and
+// stops the consumer once it has been missing for StreamMissingLimit.
+// What the node holds beyond a restored stream's end is dropped. It then
+// sleeps before the next try, as after any failed one (the lookup and
+// the stream's info may disagree for a moment); false: the partition was
+// fenced or released, or the consumer stopped.
+func (pt *partition) streamBack(wait *time.Duration) bool {
+	last, ok := pt.sameStream()
+	if !ok {
+		return false
+	}
+	pt.dropAbove(last)
+	return pt.sleep(wait)
 }
 
 // dropAbove forgets what the node holds beyond the stream's last sequence:
