@@ -75,10 +75,11 @@
 // Dedup's records are the old stream's sequences: clear them before
 // consuming the new stream, or its messages up to them are acknowledged
 // without running. A stream deleted and not created again (missing for
-// StreamMissingLimit when a holder or a claimant looks for it) stops the
-// consumer with ErrStreamDeleted. A stream restored from a backup keeps its creation
-// time and numbers new messages from the backup's end: a holder forgets
-// the messages it held beyond that end (their settle sends nothing).
+// WithStreamMissingLimit, a minute by default, when a holder or a claimant
+// looks for it) stops the consumer with ErrStreamDeleted. A stream
+// restored from a backup keeps its creation time and numbers new messages
+// from the backup's end: a holder forgets the messages it held beyond that
+// end (their settle sends nothing).
 //
 // Delivery is at least once: a message is handled again when its node died
 // or lost its lease between handling it and acknowledging it. Msg.Seq and

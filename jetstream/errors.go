@@ -45,7 +45,8 @@ var (
 	// be cleared first, or it drops the new stream's messages up to them.
 	ErrStreamRecreated = errors.New("shoal/jetstream: stream deleted and created anew")
 	// ErrStreamDeleted: a holder found its partition's consumer gone (or
-	// claimed a partition) and the stream missing for StreamMissingLimit
+	// claimed a partition) and the stream missing for the stream missing
+	// limit (WithStreamMissingLimit, a minute by default)
 	// (deleted and not created again, or a restore that took longer); the
 	// consumer stops rather than hold its partitions' leases with nothing
 	// to consume, each one stalled without a sign. A consumer started anew
@@ -55,7 +56,8 @@ var (
 	ErrStreamDeleted = errors.New("shoal/jetstream: stream deleted")
 )
 
-// StreamMissingLimit is how long a holder keeps looking for its stream
-// (a restore from a backup deletes it first) before it stops the consumer
-// with ErrStreamDeleted.
-const StreamMissingLimit = time.Minute
+// DefaultStreamMissingLimit is how long, by default, a holder or a
+// claimant keeps looking for its stream (a restore from a backup deletes
+// it first) before it stops the consumer with ErrStreamDeleted; see
+// WithStreamMissingLimit.
+const DefaultStreamMissingLimit = time.Minute

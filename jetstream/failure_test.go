@@ -136,6 +136,7 @@ func TestBadConfig(t *testing.T) {
 		{"huge TTL", []jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("a"), jetstream.WithLeaseTTL(math.MaxInt64)}, jetstream.ErrBadOption},
 		{"huge ack wait", []jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("a"), jetstream.WithAckWait(math.MaxInt64)}, jetstream.ErrBadOption},
 		{"nil dedup", []jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("a"), jetstream.WithDedup(nil)}, jetstream.ErrBadOption},
+		{"zero stream missing limit", []jetstream.Option{jetstream.WithStream("CHAT"), jetstream.WithMember("a"), jetstream.WithStreamMissingLimit(0)}, jetstream.ErrBadOption},
 	} {
 		if c, err := jetstream.Start(ctx, js, p, h, tc.opts...); !errors.Is(err, tc.want) {
 			if c != nil {

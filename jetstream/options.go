@@ -38,6 +38,7 @@ type config struct {
 	dedup         Dedup
 	drainTimeout  time.Duration
 	refusalWait   time.Duration
+	streamMissing time.Duration // WithStreamMissingLimit
 }
 
 func defaults() config {
@@ -53,6 +54,7 @@ func defaults() config {
 		maxBackoff:    5 * time.Second,
 		maxDeliveries: 5,
 		drainTimeout:  30 * time.Second,
+		streamMissing: DefaultStreamMissingLimit,
 		refusalWait:   200 * time.Millisecond,
 	}
 }
@@ -264,11 +266,27 @@ func WithDedup(d Dedup) Option {
 // are cancelled, they are released unacknowledged, and the next owner waits
 // one ack wait before it starts.
 func WithDrainTimeout(d time.Duration) Option {
+	return positive("drain timeout", d, func(c *config) { c.drainTimeout = d })
+}
+
+// WithStreamMissingLimit is how long a holder or a claimant that finds no
+// stream keeps looking for it before it stops the consumer with
+// ErrStreamDeleted (default DefaultStreamMissingLimit, a minute). A
+// restore from a backup deletes the stream first: give a restore that
+// takes longer the time it takes, or a deleted stream is noticed later
+// while its partitions stall, their leases renewed.
+func WithStreamMissingLimit(d time.Duration) Option {
+	return positive("stream missing limit", d, func(c *config) { c.streamMissing = d })
+}
+
+// positive is an option that refuses a duration d <= 0 and otherwise
+// sets it; what names it in the error.
+func positive(what string, d time.Duration, set func(*config)) Option {
 	return optionFunc(func(c *config) error {
 		if d <= 0 {
-			return fmt.Errorf("%w: drain timeout %v, want > 0", ErrBadOption, d)
+			return fmt.Errorf("%w: %s %v, want > 0", ErrBadOption, what, d)
 		}
-		c.drainTimeout = d
+		set(c)
 		return nil
 	})
 }

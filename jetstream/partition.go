@@ -379,9 +379,9 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 	// anew (the creation of a try whose reply was lost shows in the next).
 	gone := false
 	// streamGone: the last lookup or creation found no stream. sameStream
-	// then waits for it (a restore) or stops the consumer after
-	// StreamMissingLimit (ErrStreamDeleted), as when the stream was
-	// missing at the start: a try that only slept would look for it for
+	// then waits for it (a restore) or stops the consumer with
+	// ErrStreamDeleted after WithStreamMissingLimit, as when the stream
+	// was missing at the start: a try that only slept would look for it for
 	// ever, the partition stalled while its lease renews.
 	streamGone := false
 	// Whatever start, the stream must be the one Start read: a node that
@@ -474,7 +474,7 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 
 // streamBack is consumer's wait after a lookup or a creation found no
 // stream: sameStream waits for it to exist again, the same one, and
-// stops the consumer once it has been missing for StreamMissingLimit.
+// stops the consumer once it has been missing for WithStreamMissingLimit.
 // What the node holds beyond a restored stream's end is dropped. It then
 // sleeps before the next try, as after any failed one (the lookup and
 // the stream's info may disagree for a moment); false: the partition was
@@ -897,9 +897,9 @@ func (pt *partition) recreate() bool {
 // messages held, all of the old stream, mean anything in the new one. The
 // consumer then stops with ErrStreamRecreated, instead of creating the
 // consumer after a floor that would skip the new stream's first messages.
-// A stream missing for StreamMissingLimit (deleted and not created again)
-// stops the consumer with ErrStreamDeleted: the partition would otherwise
-// stall for ever, its lease renewed.
+// A stream missing for WithStreamMissingLimit (deleted and not created
+// again) stops the consumer with ErrStreamDeleted: the partition would
+// otherwise stall for ever, its lease renewed.
 func (pt *partition) sameStream() (last uint64, ok bool) {
 	c := pt.c
 	wait := 10 * time.Millisecond
@@ -911,8 +911,8 @@ func (pt *partition) sameStream() (last uint64, ok bool) {
 		if errors.Is(err, natsjs.ErrStreamNotFound) {
 			if missing < 0 {
 				missing = c.now()
-			} else if c.now()-missing >= StreamMissingLimit {
-				c.fail(fmt.Errorf("%w: %q missing for %v", ErrStreamDeleted, c.cfg.stream, StreamMissingLimit))
+			} else if c.now()-missing >= c.cfg.streamMissing {
+				c.fail(fmt.Errorf("%w: %q missing for %v", ErrStreamDeleted, c.cfg.stream, c.cfg.streamMissing))
 				return 0, false
 			}
 		} else {

@@ -27,22 +27,22 @@ func (js *deletedStreamJS) Stream(context.Context, string) (natsjs.Stream, error
 // TestStreamDeletedStopsConsumer: a holder that finds its consumer gone
 // because its stream was deleted (and not created again) must not look
 // for the stream for ever while its leases renew, the partition stalled
-// without a sign: once the stream has been missing for StreamMissingLimit
+// without a sign: once the stream has been missing for DefaultStreamMissingLimit
 // the consumer stops with ErrStreamDeleted. A stream missing for less (a
 // restore from a backup deletes it first) is waited for.
 func TestStreamDeletedStopsConsumer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pt, _ := fakePartition(t)
-		pt.c.js = &deletedStreamJS{back: time.Now().Add(StreamMissingLimit / 2)}
+		pt.c.js = &deletedStreamJS{back: time.Now().Add(DefaultStreamMissingLimit / 2)}
 		if _, ok := pt.consumer(11); !ok {
-			t.Fatalf("consumer gave up on a stream missing for less than StreamMissingLimit: %v", context.Cause(pt.c.ctx))
+			t.Fatalf("consumer gave up on a stream missing for less than DefaultStreamMissingLimit: %v", context.Cause(pt.c.ctx))
 		}
 	})
 	synctest.Test(t, func(t *testing.T) {
 		pt, _ := fakePartition(t)
-		pt.c.js = &deletedStreamJS{back: time.Now().Add(10 * StreamMissingLimit)}
+		pt.c.js = &deletedStreamJS{back: time.Now().Add(10 * DefaultStreamMissingLimit)}
 		if _, ok := pt.consumer(11); ok {
-			t.Error("consumer created after the stream was missing for 10 StreamMissingLimit")
+			t.Error("consumer created after the stream was missing for 10 DefaultStreamMissingLimit")
 		}
 		if cause := context.Cause(pt.c.ctx); !errors.Is(cause, ErrStreamDeleted) {
 			t.Errorf("the consumer's cause = %v, want ErrStreamDeleted", cause)
@@ -93,20 +93,20 @@ func (js *goneAfterFirstJS) CreateOrUpdateConsumer(ctx context.Context, stream s
 // first look at it, while it looks the consumer up (a claim after a floor)
 // or creates it (the first claim): the lookup and the creation then fail
 // with ErrStreamNotFound, and the consumer must not retry them for ever,
-// the partition stalled while its lease renews. Past StreamMissingLimit it
+// the partition stalled while its lease renews. Past DefaultStreamMissingLimit it
 // stops with ErrStreamDeleted; a stream back sooner (a restore) gets its
 // consumer.
 func TestStreamDeletedDuringLookup(t *testing.T) {
 	for _, start := range []uint64{0, 11} {
 		synctest.Test(t, func(t *testing.T) {
 			pt, _ := fakePartition(t)
-			pt.c.js = &goneAfterFirstJS{back: time.Now().Add(10 * StreamMissingLimit)}
+			pt.c.js = &goneAfterFirstJS{back: time.Now().Add(10 * DefaultStreamMissingLimit)}
 			result := make(chan bool, 1)
 			go func() {
 				_, ok := pt.consumer(start)
 				result <- ok
 			}()
-			time.Sleep(3 * StreamMissingLimit)
+			time.Sleep(3 * DefaultStreamMissingLimit)
 			select {
 			case ok := <-result:
 				if ok {
@@ -116,21 +116,61 @@ func TestStreamDeletedDuringLookup(t *testing.T) {
 					t.Errorf("start %d: the consumer's cause = %v, want ErrStreamDeleted", start, cause)
 				}
 			default:
-				t.Errorf("start %d: still trying after the stream was missing for 3 StreamMissingLimit", start)
+				t.Errorf("start %d: still trying after the stream was missing for 3 DefaultStreamMissingLimit", start)
 				pt.c.cancel(nil)
 				<-result
 			}
 		})
 		synctest.Test(t, func(t *testing.T) {
 			pt, _ := fakePartition(t)
-			js := &goneAfterFirstJS{back: time.Now().Add(StreamMissingLimit / 2)}
+			js := &goneAfterFirstJS{back: time.Now().Add(DefaultStreamMissingLimit / 2)}
 			pt.c.js = js
 			if _, ok := pt.consumer(start); !ok {
-				t.Fatalf("start %d: consumer gave up on a stream missing for less than StreamMissingLimit: %v", start, context.Cause(pt.c.ctx))
+				t.Fatalf("start %d: consumer gave up on a stream missing for less than DefaultStreamMissingLimit: %v", start, context.Cause(pt.c.ctx))
 			}
 			if js.created() == nil {
 				t.Errorf("start %d: no consumer created once the stream was back", start)
 			}
 		})
+	}
+}
+
+// TestStreamMissingLimitOption: WithStreamMissingLimit sets how long a
+// missing stream is looked for: a restore that takes longer than the
+// default is waited for under a longer limit, and a shorter limit stops
+// the consumer sooner.
+func TestStreamMissingLimitOption(t *testing.T) {
+	limit := func(pt *partition, d time.Duration) {
+		if err := WithStreamMissingLimit(d).apply(&pt.c.cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		pt, _ := fakePartition(t)
+		limit(pt, 5*DefaultStreamMissingLimit)
+		pt.c.js = &deletedStreamJS{back: time.Now().Add(3 * DefaultStreamMissingLimit)}
+		if _, ok := pt.consumer(11); !ok {
+			t.Fatalf("consumer gave up on a stream missing for 3 minutes under a 5-minute limit: %v", context.Cause(pt.c.ctx))
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		pt, _ := fakePartition(t)
+		limit(pt, time.Second)
+		start := time.Now()
+		pt.c.js = &deletedStreamJS{back: start.Add(DefaultStreamMissingLimit / 2)}
+		if _, ok := pt.consumer(11); ok {
+			t.Fatal("consumer created after the stream was missing past a 1 s limit")
+		}
+		if cause := context.Cause(pt.c.ctx); !errors.Is(cause, ErrStreamDeleted) {
+			t.Errorf("the consumer's cause = %v, want ErrStreamDeleted", cause)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("stopped after %v under a 1 s limit", took)
+		}
+	})
+	for _, d := range []time.Duration{0, -time.Second} {
+		if err := WithStreamMissingLimit(d).apply(&config{}); !errors.Is(err, ErrBadOption) {
+			t.Errorf("WithStreamMissingLimit(%v): %v, want ErrBadOption", d, err)
+		}
 	}
 }
