@@ -133,7 +133,9 @@ func group(s string) string {
 
 // SI formats a rate with a k/M/G suffix: 8.93M; "-" for NaN or Inf. A value
 // that would round to 1000 in a unit takes the next one (999,950 is 1.00M,
-// not 1000.0k); a negative value takes the unit of its magnitude.
+// not 1000.0k); a negative value takes the unit of its magnitude. Below 10
+// it keeps two significant digits (0.25, 9.9), so that a slow rate does
+// not read as none; below 0.001 it is 0.
 func SI(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
@@ -147,8 +149,12 @@ func SI(v float64) string {
 		s = fmt.Sprintf("%.2fM", a/1e6)
 	case a >= 999.5:
 		s = fmt.Sprintf("%.1fk", a/1e3)
-	default:
+	case a >= 9.95:
 		s = fmt.Sprintf("%.0f", a)
+	case a >= 0.001:
+		s = fmt.Sprintf("%.2g", a)
+	default:
+		s = "0"
 	}
 	if v < 0 && s != "0" {
 		s = "-" + s
