@@ -331,7 +331,7 @@ func (pt *partition) run() {
 	if pt.floor0 > 0 {
 		start = pt.floor0 + 1
 	}
-	cons, ok := pt.consumer(start)
+	cons, ok := pt.consumer(start, false)
 	if !ok {
 		pt.finish()
 		return
@@ -359,8 +359,10 @@ func (pt *partition) run() {
 // created or bound, sameStream checks that the stream is the one Start
 // read (a node that has not yet noticed the stream's recreation may claim
 // a partition whose lease holds a floor of the old one, or none), and
-// again before a consumer found gone is created from start.
-func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
+// again before a consumer found gone is created from start. A claimant
+// that finds it gone first waits goneWait and looks again, as a holder
+// does (stillGone) before it calls consumer with waited set.
+func (pt *partition) consumer(start uint64, waited bool) (natsjs.Consumer, bool) {
 	c := pt.c
 	cfg := natsjs.ConsumerConfig{
 		Durable:       fmt.Sprintf("shoal_%s_p%d", c.cfg.stream, pt.p),
@@ -427,6 +429,18 @@ func (pt *partition) consumer(start uint64) (natsjs.Consumer, bool) {
 				if !gone {
 					cancel()
 					if !pt.sleep(&wait) {
+						return nil, false
+					}
+					continue
+				}
+				if !waited {
+					// Deleted a moment ago, its files may not be
+					// removed yet (see stillGone): look again after
+					// goneWait, and create it only if still gone.
+					cancel()
+					waited, gone = true, false
+					w := goneWait
+					if !pt.sleep(&w) {
 						return nil, false
 					}
 					continue
@@ -804,6 +818,10 @@ func (pt *partition) info() (*natsjs.ConsumerInfo, bool) {
 	}
 }
 
+// goneWait is how long a partition waits after the server said its
+// consumer is gone before it looks again (see stillGone).
+const goneWait = 250 * time.Millisecond
+
 // stillGone waits a moment after the server said the consumer is gone and
 // reports whether it still is; ok is false when the partition was fenced or
 // released meanwhile. The server forgets a deleted consumer before it
@@ -812,7 +830,7 @@ func (pt *partition) info() (*natsjs.ConsumerInfo, bool) {
 // of it. The wait also leaves an operator who recreates it himself first.
 func (pt *partition) stillGone() (still, ok bool) {
 	for {
-		wait := 250 * time.Millisecond
+		wait := goneWait
 		if !pt.sleep(&wait) {
 			return false, false
 		}
@@ -880,7 +898,7 @@ func (pt *partition) recreate() bool {
 	pt.mu.Lock()
 	pt.gen++
 	pt.mu.Unlock()
-	cons, ok := pt.consumer(start) // counts the recreation in Stats.Recreated
+	cons, ok := pt.consumer(start, true) // counts the recreation in Stats.Recreated
 	if !ok {
 		return false
 	}

@@ -115,7 +115,7 @@ func TestConsumerStartAfterRetry(t *testing.T) {
 		pt, _ := fakePartition(t)
 		js := &vanishingJS{}
 		pt.c.js = js
-		if _, ok := pt.consumer(50); !ok {
+		if _, ok := pt.consumer(50, true); !ok {
 			t.Fatal("consumer gave up")
 		}
 		js.mu.Lock()
@@ -168,10 +168,10 @@ func TestClaimantRecreationCounted(t *testing.T) {
 	pt, _ := fakePartition(t)
 	js := &storeJS{}
 	pt.c.js = js
-	if _, ok := pt.consumer(0); !ok { // the first claim ever
+	if _, ok := pt.consumer(0, false); !ok { // the first claim ever
 		t.Fatal("consumer gave up")
 	}
-	if _, ok := pt.consumer(11); !ok { // a claim that binds the consumer
+	if _, ok := pt.consumer(11, false); !ok { // a claim that binds the consumer
 		t.Fatal("consumer gave up")
 	}
 	if n := pt.c.Stats().Recreated; n != 0 {
@@ -180,7 +180,7 @@ func TestClaimantRecreationCounted(t *testing.T) {
 	js.mu.Lock()
 	js.cfg = nil // an operator deletes it while nobody holds the partition
 	js.mu.Unlock()
-	if _, ok := pt.consumer(11); !ok { // the next claimant, floor 10
+	if _, ok := pt.consumer(11, false); !ok { // the next claimant, floor 10
 		t.Fatal("consumer gave up")
 	}
 	if n := pt.c.Stats().Recreated; n != 1 {
@@ -216,7 +216,7 @@ func TestClaimAfterStreamRecreated(t *testing.T) {
 	pt, _ := fakePartition(t)
 	js := &newStreamJS{}
 	pt.c.js = js
-	if _, ok := pt.consumer(11); ok {
+	if _, ok := pt.consumer(11, false); ok {
 		t.Error("consumer created after an old stream's floor")
 	}
 	created := js.created()
@@ -226,4 +226,69 @@ func TestClaimAfterStreamRecreated(t *testing.T) {
 	if cause := context.Cause(pt.c.ctx); !errors.Is(cause, ErrStreamRecreated) {
 		t.Errorf("the consumer's cause = %v, want ErrStreamRecreated", cause)
 	}
+}
+
+// backSoonJS is a storeJS whose consumer, deleted, is looked up as gone
+// until back (the server's view settling, or an operator who created it
+// again himself), then as it was; it records when a consumer was created.
+type backSoonJS struct {
+	storeJS
+	back      time.Time
+	createdAt time.Time
+}
+
+func (js *backSoonJS) Consumer(ctx context.Context, stream, name string) (natsjs.Consumer, error) {
+	if time.Now().Before(js.back) {
+		return nil, natsjs.ErrConsumerNotFound
+	}
+	return js.storeJS.Consumer(ctx, stream, name)
+}
+
+func (js *backSoonJS) CreateOrUpdateConsumer(ctx context.Context, stream string, cfg natsjs.ConsumerConfig) (natsjs.Consumer, error) {
+	js.mu.Lock()
+	js.createdAt = time.Now()
+	js.mu.Unlock()
+	return js.storeJS.CreateOrUpdateConsumer(ctx, stream, cfg)
+}
+
+// TestClaimantWaitsBeforeRecreating: a claimant that finds the partition's
+// consumer gone waits goneWait and looks again before it creates one, as a
+// holder does: the server forgets a deleted consumer before it removes its
+// files, and a consumer created in between loses its own to that removal.
+// One found again after the wait is bound, not created anew (Recreated 0);
+// one still gone is created after the wait, from the floor (Recreated 1).
+func TestClaimantWaitsBeforeRecreating(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pt, _ := fakePartition(t)
+		js := &backSoonJS{back: time.Now().Add(goneWait / 2)}
+		js.cfg = &natsjs.ConsumerConfig{DeliverPolicy: natsjs.DeliverAllPolicy} // as the server has it
+		pt.c.js = js
+		if _, ok := pt.consumer(11, false); !ok {
+			t.Fatal("consumer gave up")
+		}
+		if cfg := js.created(); cfg.DeliverPolicy != natsjs.DeliverAllPolicy {
+			t.Errorf("the consumer found again was created anew from %d, want it bound as it was", cfg.OptStartSeq)
+		}
+		if n := pt.c.Stats().Recreated; n != 0 {
+			t.Errorf("Recreated = %d for a consumer found again, want 0", n)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		pt, _ := fakePartition(t)
+		js := &backSoonJS{back: time.Now().Add(time.Hour)}
+		pt.c.js = js
+		start := time.Now()
+		if _, ok := pt.consumer(11, false); !ok {
+			t.Fatal("consumer gave up")
+		}
+		if took := js.createdAt.Sub(start); took < goneWait {
+			t.Errorf("a consumer found gone was created %v after the lookup, before goneWait (%v)", took, goneWait)
+		}
+		if cfg := js.created(); cfg.DeliverPolicy != natsjs.DeliverByStartSequencePolicy || cfg.OptStartSeq != 11 {
+			t.Errorf("created with %v from %d, want from the floor, 11", cfg.DeliverPolicy, cfg.OptStartSeq)
+		}
+		if n := pt.c.Stats().Recreated; n != 1 {
+			t.Errorf("Recreated = %d, want 1", n)
+		}
+	})
 }

@@ -34,14 +34,14 @@ func TestStreamDeletedStopsConsumer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pt, _ := fakePartition(t)
 		pt.c.js = &deletedStreamJS{back: time.Now().Add(DefaultStreamMissingLimit / 2)}
-		if _, ok := pt.consumer(11); !ok {
+		if _, ok := pt.consumer(11, true); !ok {
 			t.Fatalf("consumer gave up on a stream missing for less than DefaultStreamMissingLimit: %v", context.Cause(pt.c.ctx))
 		}
 	})
 	synctest.Test(t, func(t *testing.T) {
 		pt, _ := fakePartition(t)
 		pt.c.js = &deletedStreamJS{back: time.Now().Add(10 * DefaultStreamMissingLimit)}
-		if _, ok := pt.consumer(11); ok {
+		if _, ok := pt.consumer(11, true); ok {
 			t.Error("consumer created after the stream was missing for 10 DefaultStreamMissingLimit")
 		}
 		if cause := context.Cause(pt.c.ctx); !errors.Is(cause, ErrStreamDeleted) {
@@ -103,7 +103,7 @@ func TestStreamDeletedDuringLookup(t *testing.T) {
 			pt.c.js = &goneAfterFirstJS{back: time.Now().Add(10 * DefaultStreamMissingLimit)}
 			result := make(chan bool, 1)
 			go func() {
-				_, ok := pt.consumer(start)
+				_, ok := pt.consumer(start, false)
 				result <- ok
 			}()
 			time.Sleep(3 * DefaultStreamMissingLimit)
@@ -125,7 +125,7 @@ func TestStreamDeletedDuringLookup(t *testing.T) {
 			pt, _ := fakePartition(t)
 			js := &goneAfterFirstJS{back: time.Now().Add(DefaultStreamMissingLimit / 2)}
 			pt.c.js = js
-			if _, ok := pt.consumer(start); !ok {
+			if _, ok := pt.consumer(start, false); !ok {
 				t.Fatalf("start %d: consumer gave up on a stream missing for less than DefaultStreamMissingLimit: %v", start, context.Cause(pt.c.ctx))
 			}
 			if js.created() == nil {
@@ -149,7 +149,7 @@ func TestStreamMissingLimitOption(t *testing.T) {
 		pt, _ := fakePartition(t)
 		limit(pt, 5*DefaultStreamMissingLimit)
 		pt.c.js = &deletedStreamJS{back: time.Now().Add(3 * DefaultStreamMissingLimit)}
-		if _, ok := pt.consumer(11); !ok {
+		if _, ok := pt.consumer(11, true); !ok {
 			t.Fatalf("consumer gave up on a stream missing for 3 minutes under a 5-minute limit: %v", context.Cause(pt.c.ctx))
 		}
 	})
@@ -158,7 +158,7 @@ func TestStreamMissingLimitOption(t *testing.T) {
 		limit(pt, time.Second)
 		start := time.Now()
 		pt.c.js = &deletedStreamJS{back: start.Add(DefaultStreamMissingLimit / 2)}
-		if _, ok := pt.consumer(11); ok {
+		if _, ok := pt.consumer(11, true); ok {
 			t.Fatal("consumer created after the stream was missing past a 1 s limit")
 		}
 		if cause := context.Cause(pt.c.ctx); !errors.Is(cause, ErrStreamDeleted) {

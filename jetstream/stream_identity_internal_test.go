@@ -34,7 +34,7 @@ func TestClaimWithoutFloorChecksStream(t *testing.T) {
 				js.cfg = &natsjs.ConsumerConfig{DeliverPolicy: natsjs.DeliverAllPolicy}
 			}
 			pt.c.js = js
-			if _, ok := pt.consumer(0); ok {
+			if _, ok := pt.consumer(0, false); ok {
 				t.Error("consumer bound or created in a stream other than the one Start read")
 			}
 			if cause := context.Cause(pt.c.ctx); !errors.Is(cause, ErrStreamRecreated) {
@@ -73,7 +73,7 @@ func TestClaimAfterFailedLookupCounted(t *testing.T) {
 	pt, _ := fakePartition(t)
 	js := &flakyLookupJS{}
 	pt.c.js = js
-	if _, ok := pt.consumer(11); !ok {
+	if _, ok := pt.consumer(11, false); !ok {
 		t.Fatal("consumer gave up")
 	}
 	created := js.created()
@@ -115,7 +115,7 @@ func TestClaimFloorBeyondStreamEnd(t *testing.T) {
 	pt, _ := fakePartition(t)
 	js := &restoredJS{}
 	pt.c.js = js
-	if _, ok := pt.consumer(11); !ok {
+	if _, ok := pt.consumer(11, false); !ok {
 		t.Fatal("consumer gave up")
 	}
 	created := js.created()
