@@ -812,6 +812,17 @@ func (pt *partition) info() (*natsjs.ConsumerInfo, bool) {
 			}
 			continue
 		}
+		if errors.Is(err, natsjs.ErrStreamNotFound) {
+			// The stream went, and the consumer with it: the server
+			// says so, not that the consumer is gone. streamBack waits
+			// for the stream, or stops the consumer past
+			// WithStreamMissingLimit; the next try then finds the
+			// consumer gone and recreates it.
+			if !pt.streamBack(&wait) {
+				return nil, false
+			}
+			continue
+		}
 		if !pt.sleep(&wait) {
 			return nil, false
 		}
@@ -837,7 +848,9 @@ func (pt *partition) stillGone() (still, ok bool) {
 		ctx, cancel := context.WithTimeout(pt.ctx, pt.c.cfg.leaseTTL/4)
 		_, err := pt.cons.Info(ctx)
 		cancel()
-		if err == nil || errors.Is(err, natsjs.ErrConsumerNotFound) {
+		if err == nil || errors.Is(err, natsjs.ErrConsumerNotFound) || errors.Is(err, natsjs.ErrStreamNotFound) {
+			// With no stream, recreate's consumer waits for it
+			// (sameStream) or stops.
 			return err != nil, true
 		}
 	}

@@ -63,17 +63,40 @@ func TestStreamRecreatedWhileHeld(t *testing.T) {
 	ck.verify(t, 3, 7)
 }
 
+// TestStreamDeletedWhileHeld: the stream is deleted, and not created
+// again, while a node consumes it: the server then answers the holder's
+// questions about its consumer with "stream not found", not "consumer not
+// found". The node must not ask for ever while its lease renews: once the
+// stream has been missing for WithStreamMissingLimit it stops with
+// ErrStreamDeleted.
+func TestStreamDeletedWhileHeld(t *testing.T) {
+	_, js, _, ck, n1 := streamHandledByN1(t, jetstream.WithStreamMissingLimit(time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, "CHAT"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-n1.c.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the node still runs 15 s after its stream was deleted, under a 1 s limit; handled %d", ck.count())
+	}
+	if err := n1.c.Err(); !errors.Is(err, jetstream.ErrStreamDeleted) {
+		t.Fatalf("Err = %v, want ErrStreamDeleted", err)
+	}
+}
+
 // streamHandledByN1 starts a server with a one-partition stream CHAT and a
-// node n1 on it, and waits until n1 has handled and acknowledged 15
-// messages (3 rooms, 5 each).
-func streamHandledByN1(t *testing.T) (*server.Server, natsjs.JetStream, jetstream.StreamSpec, *checker, *node) {
+// node n1 on it (with opts), and waits until n1 has handled and
+// acknowledged 15 messages (3 rooms, 5 each).
+func streamHandledByN1(t *testing.T, opts ...jetstream.Option) (*server.Server, natsjs.JetStream, jetstream.StreamSpec, *checker, *node) {
 	t.Helper()
 	s := startServer(t, "s1", nil, 0)
 	_, js := connect(t, s.ClientURL())
 	spec := jetstream.StreamSpec{Name: "CHAT", Partitions: 1}
 	createStream(t, js, spec)
 	ck := newChecker(t)
-	n1 := startNode(t, s.ClientURL(), "n1", ck.handle)
+	n1 := startNode(t, s.ClientURL(), "n1", ck.handle, opts...)
 	publish(t, js, 3, 1, 5)
 	eventually(t, 20*time.Second, "first messages handled", func() bool { return ck.count() == 15 })
 	eventually(t, 10*time.Second, "first messages acknowledged", func() bool { return n1.c.Stats().Acked == 15 })
