@@ -56,7 +56,8 @@ type Consumer struct {
 	once   sync.Once     // closes leave
 	done   chan struct{} // closed when every goroutine has exited
 
-	memberRev uint64 // the own member key's revision; control goroutine only
+	memberRev uint64      // the own member key's revision; control goroutine only
+	checking  atomic.Bool // a checkBucket question is under way
 
 	mu            sync.Mutex
 	memberView    map[string]*memberSeen
@@ -384,6 +385,31 @@ func (c *Consumer) refreshLease(ctx context.Context, p int) {
 	}
 }
 
+// checkBucket asks, after a write to kv failed for another reason than a
+// conflict, whether the server still has the bucket; one deleted stops the
+// consumer with ErrBucketDeleted. (Nothing else would tell: the watchers
+// of a deleted bucket fall silent, and the partitions' leases, lost at
+// their next renewal, could never be claimed again.) The question runs
+// on a goroutine of its own, one at a time: a write to a deleted bucket
+// fails only when its context ends (nats.go retries it), as one to an
+// unreachable server does, and the control loop must not wait a second
+// round trip before it renews the leases.
+func (c *Consumer) checkBucket(kv natsjs.KeyValue) {
+	if !c.checking.CompareAndSwap(false, true) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.checking.Store(false)
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.leaseTTL/4)
+		defer cancel()
+		if _, err := c.js.KeyValue(ctx, kv.Bucket()); errors.Is(err, natsjs.ErrBucketNotFound) {
+			c.fail(fmt.Errorf("%w: %q", ErrBucketDeleted, kv.Bucket()))
+		}
+	}()
+}
+
 // fail stops the consumer at once with err.
 func (c *Consumer) fail(err error) {
 	c.mu.Lock()
@@ -448,6 +474,8 @@ func (c *Consumer) renewMember() {
 	switch {
 	case err == nil:
 		c.memberRev = rev
+	case !isConflict(err):
+		c.checkBucket(c.members)
 	case isConflict(err):
 		// A renewal that timed out may have been stored: then the key
 		// still names this instance.
@@ -645,6 +673,9 @@ func (c *Consumer) claim(p int, s *leaseSeen) {
 		rev, err = c.leases.Update(ctx, leaseKey(p), val, s.rev)
 	}
 	if err != nil {
+		if !isConflict(err) {
+			c.checkBucket(c.leases)
+		}
 		// Someone else was faster, or the view is stale: the next pass
 		// judges from the key as it is now.
 		c.refreshLease(ctx, p)
@@ -717,7 +748,7 @@ func (c *Consumer) Done() <-chan struct{} { return c.done }
 // Err returns why the consumer stopped: nil while it runs and after a
 // graceful Stop, the cause of Start's context after a kill, or the error that
 // stopped it (its connection closed, ErrDuplicateMember, ErrPoolClosed,
-// ErrStreamRecreated, ErrStreamDeleted).
+// ErrStreamRecreated, ErrStreamDeleted, ErrBucketDeleted).
 func (c *Consumer) Err() error {
 	select {
 	case <-c.done:

@@ -79,7 +79,9 @@
 // looks for it) stops the consumer with ErrStreamDeleted. A stream
 // restored from a backup keeps its creation time and numbers new messages
 // from the backup's end: a holder forgets the messages it held beyond that
-// end (their settle sends nothing).
+// end (their settle sends nothing). A members or leases bucket deleted
+// while the consumer runs stops it with ErrBucketDeleted; started anew,
+// it creates the buckets again.
 //
 // Delivery is at least once: a message is handled again when its node died
 // or lost its lease between handling it and acknowledging it. Msg.Seq and

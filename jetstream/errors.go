@@ -54,6 +54,14 @@ var (
 	// stream restored from a backup keeps its creation time) or, if the
 	// stream was created anew, stops with ErrStreamRecreated.
 	ErrStreamDeleted = errors.New("shoal/jetstream: stream deleted")
+	// ErrBucketDeleted: the members or the leases bucket (see
+	// WithBucketPrefix) was deleted while the consumer ran: without it no
+	// node can hold a partition, so every partition would stall while
+	// the consumer ran on. The consumer stops; one started anew creates
+	// the buckets again, and its claims find the partitions' consumers as
+	// they were (the floors the leases held are gone: a consumer an
+	// operator deleted meanwhile is created to deliver all).
+	ErrBucketDeleted = errors.New("shoal/jetstream: coordination bucket deleted")
 )
 
 // DefaultStreamMissingLimit is how long, by default, a holder or a

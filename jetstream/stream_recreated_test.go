@@ -102,3 +102,34 @@ func streamHandledByN1(t *testing.T, opts ...jetstream.Option) (*server.Server, 
 	eventually(t, 10*time.Second, "first messages acknowledged", func() bool { return n1.c.Stats().Acked == 15 })
 	return s, js, spec, ck, n1
 }
+
+// TestBucketDeleted: the members or the leases bucket is deleted while a
+// node runs. Nothing can hold a partition without them (the lease is lost
+// at its next renewal and never claimed again), so the node must not run
+// on with every partition stalled: it stops with ErrBucketDeleted. A node
+// started anew creates the buckets again and handles what was published
+// meanwhile.
+func TestBucketDeleted(t *testing.T) {
+	for _, bucket := range []string{"CHAT_shoal_members", "CHAT_shoal_leases"} {
+		t.Run(bucket, func(t *testing.T) {
+			s, js, _, ck, n1 := streamHandledByN1(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := js.DeleteKeyValue(ctx, bucket); err != nil {
+				t.Fatal(err)
+			}
+			publish(t, js, 3, 6, 2)
+			select {
+			case <-n1.c.Done():
+			case <-time.After(15 * time.Second):
+				t.Fatalf("the node still runs 15 s after %s was deleted; handled %d", bucket, ck.count())
+			}
+			if err := n1.c.Err(); !errors.Is(err, jetstream.ErrBucketDeleted) {
+				t.Fatalf("Err = %v, want ErrBucketDeleted", err)
+			}
+			startNode(t, s.ClientURL(), "n2", ck.handle)
+			eventually(t, 20*time.Second, "the messages published after the deletion handled", func() bool { return ck.count() == 21 })
+			ck.verify(t, 3, 7)
+		})
+	}
+}
