@@ -475,8 +475,9 @@ func (c *Consumer) renewMember() {
 	case err == nil:
 		c.memberRev = rev
 	case !isConflict(err):
+		// Timed out, unreachable, or the bucket is gone.
 		c.checkBucket(c.members)
-	case isConflict(err):
+	default:
 		// A renewal that timed out may have been stored: then the key
 		// still names this instance.
 		e, gerr := c.members.Get(ctx, c.cfg.member)

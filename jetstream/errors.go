@@ -44,15 +44,15 @@ var (
 	// from its start; a Dedup's records, sequences of the old stream, must
 	// be cleared first, or it drops the new stream's messages up to them.
 	ErrStreamRecreated = errors.New("shoal/jetstream: stream deleted and created anew")
-	// ErrStreamDeleted: a holder found its partition's consumer gone (or
-	// claimed a partition) and the stream missing for the stream missing
-	// limit (WithStreamMissingLimit, a minute by default)
-	// (deleted and not created again, or a restore that took longer); the
-	// consumer stops rather than hold its partitions' leases with nothing
-	// to consume, each one stalled without a sign. A consumer started anew
-	// once the stream exists again goes on from the leases' floors (a
-	// stream restored from a backup keeps its creation time) or, if the
-	// stream was created anew, stops with ErrStreamRecreated.
+	// ErrStreamDeleted: the stream was found missing, by a holder whose
+	// consumer went with it or by a claimant, and stayed missing for
+	// WithStreamMissingLimit (a minute by default): deleted and not
+	// created again, or a restore that took longer. The consumer stops
+	// rather than hold its partitions' leases with nothing to consume,
+	// each one stalled without a sign. A consumer started anew once the
+	// stream exists again goes on from the leases' floors (a stream
+	// restored from a backup keeps its creation time) or, if the stream
+	// was created anew, stops with ErrStreamRecreated.
 	ErrStreamDeleted = errors.New("shoal/jetstream: stream deleted")
 	// ErrBucketDeleted: the members or the leases bucket (see
 	// WithBucketPrefix) was deleted while the consumer ran: without it no

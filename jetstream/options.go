@@ -272,9 +272,10 @@ func WithDrainTimeout(d time.Duration) Option {
 // WithStreamMissingLimit is how long a holder or a claimant that finds no
 // stream keeps looking for it before it stops the consumer with
 // ErrStreamDeleted (default DefaultStreamMissingLimit, a minute). A
-// restore from a backup deletes the stream first: give a restore that
-// takes longer the time it takes, or a deleted stream is noticed later
-// while its partitions stall, their leases renewed.
+// restore from a backup deletes the stream first, and one that takes
+// longer than the limit stops the consumers; a longer limit lets it
+// finish, and a stream deleted for good is noticed that much later, its
+// partitions stalled meanwhile.
 func WithStreamMissingLimit(d time.Duration) Option {
 	return positive("stream missing limit", d, func(c *config) { c.streamMissing = d })
 }
