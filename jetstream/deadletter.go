@@ -58,7 +58,7 @@ const (
 
 // deadLetter publishes e to the dead-letter subject, waiting for a stream to
 // store it (retrying, the room held back, until one does or the partition is
-// fenced), then terminates e so that it is never delivered again. A letter
+// fenced; Stats.LetterErrors counts the failed tries), then terminates e so that it is never delivered again. A letter
 // too large for the server (its max_payload, or the dead-letter stream's
 // largest message) goes without the message's data and headers, with
 // HeaderDataOmitted: with them it would be refused on every try.
@@ -88,6 +88,7 @@ func (pt *partition) deadLetter(e *entry, reason Reason, attempts int, cause err
 		if err == nil {
 			break
 		}
+		c.st.letterErrors.Add(1)
 		if tooLarge(err) && !slim {
 			slim = true
 			dl = pt.letter(e, reason, attempts, cause, slim)

@@ -456,13 +456,7 @@ func TestDeadLetterDropsServerHeaders(t *testing.T) {
 	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
 	dlq := createDLQ(t, js)
 	var next atomic.Bool
-	h := func(_ context.Context, m *jetstream.Msg) error {
-		if string(m.Data) == "poison" {
-			return pool.Permanent(errors.New("cannot parse"))
-		}
-		next.Store(true)
-		return nil
-	}
+	h := poisonHandler(&next)
 	startNode(t, s.ClientURL(), "n1", h)
 	msg := nats.NewMsg("rooms.r0")
 	msg.Data = []byte("poison")
@@ -486,6 +480,53 @@ func TestDeadLetterDropsServerHeaders(t *testing.T) {
 	}
 	if got := dl.Header.Get("Nats-Expected-Stream"); got != "" {
 		t.Errorf("the letter carries Nats-Expected-Stream %q", got)
+	}
+}
+
+// poisonHandler fails a message whose data is "poison" for good and sets
+// next when it handles any other.
+func poisonHandler(next *atomic.Bool) jetstream.Handler {
+	return func(_ context.Context, m *jetstream.Msg) error {
+		if string(m.Data) == "poison" {
+			return pool.Permanent(errors.New("cannot parse"))
+		}
+		next.Store(true)
+		return nil
+	}
+}
+
+// TestDeadLetterWaitsForItsStream: a message that fails for good while no
+// stream stores the dead-letter subject is not dropped: its room waits
+// (the room's next message does not run), each failed publication counts
+// in Stats.LetterErrors, and once a stream for the subject exists the
+// letter is stored there and the room goes on.
+func TestDeadLetterWaitsForItsStream(t *testing.T) {
+	s := startServer(t, "s1", nil, 0)
+	_, js := connect(t, s.ClientURL())
+	ctx := context.Background()
+	createStream(t, js, jetstream.StreamSpec{Name: "CHAT", Partitions: 1})
+	var next atomic.Bool
+	h := poisonHandler(&next)
+	n := startNode(t, s.ClientURL(), "n1", h)
+	for _, data := range []string{"poison", "next"} {
+		if _, err := js.Publish(ctx, "rooms.r0", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "failed publications of the letter counted", func() bool { return n.c.Stats().LetterErrors >= 2 })
+	if next.Load() {
+		t.Fatal("the room's next message ran while its failed message's letter was not stored")
+	}
+	if st := n.c.Stats(); st.DeadLetters != 0 {
+		t.Fatalf("DeadLetters = %d with no stream to store the letter", st.DeadLetters)
+	}
+	dlq := createDLQ(t, js)
+	eventually(t, 10*time.Second, "the letter stored and the room's next message handled", func() bool {
+		_, err := dlq.GetLastMsgForSubject(ctx, "shoal.dlq.CHAT.r0")
+		return err == nil && next.Load()
+	})
+	if st := n.c.Stats(); st.DeadLetters != 1 {
+		t.Errorf("DeadLetters = %d, want 1", st.DeadLetters)
 	}
 }
 

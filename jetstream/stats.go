@@ -46,6 +46,12 @@ type Stats struct {
 	// redelivered (one after a dead letter changes nothing: the message is
 	// terminated).
 	DedupErrors uint64
+	// LetterErrors counts publications of dead letters that failed: no
+	// stream stores the dead-letter subject, or none answered in time.
+	// Each is tried again, with backoff, while its room waits (a failed
+	// message is never dropped): a count that grows is a room held back
+	// until a stream takes its letters.
+	LetterErrors uint64
 	// Recreated counts partition consumers that the server no longer had
 	// (an operator deleted one) and that the node created anew, starting
 	// after the partition's acknowledged floor (see docs/CLUSTER.md).
@@ -72,22 +78,23 @@ type PartitionStats struct {
 // lock and an allocation per held partition; it does no network call.
 func (c *Consumer) Stats() Stats {
 	s := Stats{
-		Member:      c.cfg.member,
-		Acquired:    c.st.acquired.Load(),
-		Released:    c.st.released.Load(),
-		Lost:        c.st.lost.Load(),
-		Delivered:   c.st.delivered.Load(),
-		Redelivered: c.st.redelivered.Load(),
-		Handled:     c.st.handled.Load(),
-		Acked:       c.st.acked.Load(),
-		Duplicates:  c.st.duplicates.Load(),
-		Retries:     c.st.retries.Load(),
-		DeadLetters: c.st.deadLetters.Load(),
-		Refusals:    c.st.refusals.Load(),
-		AckErrors:   c.st.ackErrors.Load(),
-		Resyncs:     c.st.resyncs.Load(),
-		DedupErrors: c.st.dedupErrors.Load(),
-		Recreated:   c.st.recreated.Load(),
+		Member:       c.cfg.member,
+		Acquired:     c.st.acquired.Load(),
+		Released:     c.st.released.Load(),
+		Lost:         c.st.lost.Load(),
+		Delivered:    c.st.delivered.Load(),
+		Redelivered:  c.st.redelivered.Load(),
+		Handled:      c.st.handled.Load(),
+		Acked:        c.st.acked.Load(),
+		Duplicates:   c.st.duplicates.Load(),
+		Retries:      c.st.retries.Load(),
+		DeadLetters:  c.st.deadLetters.Load(),
+		Refusals:     c.st.refusals.Load(),
+		AckErrors:    c.st.ackErrors.Load(),
+		Resyncs:      c.st.resyncs.Load(),
+		DedupErrors:  c.st.dedupErrors.Load(),
+		LetterErrors: c.st.letterErrors.Load(),
+		Recreated:    c.st.recreated.Load(),
 	}
 	c.mu.Lock()
 	s.Members = slices.Clone(c.live)

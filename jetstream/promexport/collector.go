@@ -87,7 +87,7 @@ var _ prometheus.Collector = (*Collector)(nil)
 type descs struct {
 	members, owned, lag, held                                       *prometheus.Desc
 	handoffs, messages, retries, dead, refusals, ackErrors, resyncs *prometheus.Desc
-	dedupErrors, recreated                                          *prometheus.Desc
+	dedupErrors, letterErrors, recreated                            *prometheus.Desc
 }
 
 // New returns a Collector over src. It returns ErrNilSource without a
@@ -109,19 +109,20 @@ func New(src Source, opts ...Option) (*Collector, error) {
 		return prometheus.NewDesc("shoal_jetstream_"+name, help, labels, cfg.constLabels)
 	}
 	return &Collector{src: src, d: descs{
-		members:     d("members", "Live members of the cluster as this node sees them, itself included."),
-		owned:       d("partitions_owned", "Partitions whose lease this node holds."),
-		lag:         d("partition_lag", "Messages of a held partition not yet delivered, as of the last message received.", "partition"),
-		held:        d("partition_held", "Messages of a held partition that this node holds unacknowledged: waiting for the pool, queued or running.", "partition"),
-		handoffs:    d("handoffs_total", "Partition hand-offs seen from this node: leases acquired, released gracefully, or lost (taken, run out, or dropped at a kill).", "event"),
-		messages:    d("messages_total", "Messages by event: delivered (received), redelivered (received again), handled (handler succeeded), acked, duplicate (dropped by the Dedup).", "event"),
-		retries:     d("handler_retries_total", "Handler calls after a failed one."),
-		dead:        d("dead_letters_total", "Messages published to the dead-letter subject and terminated."),
-		refusals:    d("pool_refusals_total", "Refusals of the local pool that held pulling back."),
-		ackErrors:   d("ack_errors_total", "Acknowledgements or terminations that could not be sent; those messages are redelivered."),
-		resyncs:     d("resyncs_total", "Recoveries after a delivery went elsewhere (a gap in a partition consumer's delivery sequence), each a pause of one ack wait."),
-		dedupErrors: d("dedup_errors_total", "Dedup calls that failed: a LastApplied asked again while its room waits, or a Record whose message is left unacknowledged."),
-		recreated:   d("consumers_recreated_total", "Partition consumers that the server no longer had (deleted by an operator) and that this node created anew after the partition's acknowledged floor."),
+		members:      d("members", "Live members of the cluster as this node sees them, itself included."),
+		owned:        d("partitions_owned", "Partitions whose lease this node holds."),
+		lag:          d("partition_lag", "Messages of a held partition not yet delivered, as of the last message received.", "partition"),
+		held:         d("partition_held", "Messages of a held partition that this node holds unacknowledged: waiting for the pool, queued or running.", "partition"),
+		handoffs:     d("handoffs_total", "Partition hand-offs seen from this node: leases acquired, released gracefully, or lost (taken, run out, or dropped at a kill).", "event"),
+		messages:     d("messages_total", "Messages by event: delivered (received), redelivered (received again), handled (handler succeeded), acked, duplicate (dropped by the Dedup).", "event"),
+		retries:      d("handler_retries_total", "Handler calls after a failed one."),
+		dead:         d("dead_letters_total", "Messages published to the dead-letter subject and terminated."),
+		refusals:     d("pool_refusals_total", "Refusals of the local pool that held pulling back."),
+		ackErrors:    d("ack_errors_total", "Acknowledgements or terminations that could not be sent; those messages are redelivered."),
+		resyncs:      d("resyncs_total", "Recoveries after a delivery went elsewhere (a gap in a partition consumer's delivery sequence), each a pause of one ack wait."),
+		dedupErrors:  d("dedup_errors_total", "Dedup calls that failed: a LastApplied asked again while its room waits, or a Record whose message is left unacknowledged."),
+		letterErrors: d("dead_letter_errors_total", "Publications of dead letters that failed (no stream stores the subject, or none answered in time); each is tried again while its room waits."),
+		recreated:    d("consumers_recreated_total", "Partition consumers that the server no longer had (deleted by an operator) and that this node created anew after the partition's acknowledged floor."),
 	}}, nil
 }
 
@@ -130,7 +131,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.d.members, c.d.owned, c.d.lag, c.d.held, c.d.handoffs, c.d.messages,
 		c.d.retries, c.d.dead, c.d.refusals, c.d.ackErrors, c.d.resyncs,
-		c.d.dedupErrors, c.d.recreated,
+		c.d.dedupErrors, c.d.letterErrors, c.d.recreated,
 	} {
 		ch <- d
 	}
@@ -174,5 +175,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.d.ackErrors, s.AckErrors)
 	counter(c.d.resyncs, s.Resyncs)
 	counter(c.d.dedupErrors, s.DedupErrors)
+	counter(c.d.letterErrors, s.LetterErrors)
 	counter(c.d.recreated, s.Recreated)
 }

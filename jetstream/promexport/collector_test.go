@@ -60,7 +60,7 @@ func TestCollectorValues(t *testing.T) {
 		},
 		Acquired: 5, Released: 2, Lost: 1,
 		Delivered: 1000, Redelivered: 30, Handled: 990, Acked: 985, Duplicates: 4,
-		Retries: 6, DeadLetters: 2, Refusals: 8, AckErrors: 1, Resyncs: 3, DedupErrors: 2, Recreated: 1,
+		Retries: 6, DeadLetters: 2, Refusals: 8, AckErrors: 1, Resyncs: 3, DedupErrors: 2, LetterErrors: 4, Recreated: 1,
 	}}
 	c, err := promexport.New(src, promexport.WithConstLabels(prometheus.Labels{"stream": "CHAT"}))
 	if err != nil {
@@ -75,6 +75,9 @@ shoal_jetstream_ack_errors_total{stream="CHAT"} 1
 # HELP shoal_jetstream_consumers_recreated_total Partition consumers that the server no longer had (deleted by an operator) and that this node created anew after the partition's acknowledged floor.
 # TYPE shoal_jetstream_consumers_recreated_total counter
 shoal_jetstream_consumers_recreated_total{stream="CHAT"} 1
+# HELP shoal_jetstream_dead_letter_errors_total Publications of dead letters that failed (no stream stores the subject, or none answered in time); each is tried again while its room waits.
+# TYPE shoal_jetstream_dead_letter_errors_total counter
+shoal_jetstream_dead_letter_errors_total{stream="CHAT"} 4
 # HELP shoal_jetstream_dead_letters_total Messages published to the dead-letter subject and terminated.
 # TYPE shoal_jetstream_dead_letters_total counter
 shoal_jetstream_dead_letters_total{stream="CHAT"} 2
@@ -120,8 +123,8 @@ shoal_jetstream_resyncs_total{stream="CHAT"} 3
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 21 {
-		t.Errorf("%d series (%v), want 21", n, err)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 22 {
+		t.Errorf("%d series (%v), want 22", n, err)
 	}
 }
 
