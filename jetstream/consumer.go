@@ -394,7 +394,9 @@ func (c *Consumer) refreshLease(ctx context.Context, p int) {
 // on a goroutine of its own, one at a time: a write to a deleted bucket
 // fails only when its context ends (nats.go retries it), as one to an
 // unreachable server does, and the control loop must not wait a second
-// round trip before it renews the leases.
+// round trip before it renews the leases. The bucket must be missing at
+// two questions a quarter TTL apart: stopping the consumer is the
+// application's to undo.
 func (c *Consumer) checkBucket(kv natsjs.KeyValue) {
 	if !c.checking.CompareAndSwap(false, true) {
 		return
@@ -403,9 +405,21 @@ func (c *Consumer) checkBucket(kv natsjs.KeyValue) {
 	go func() {
 		defer c.wg.Done()
 		defer c.checking.Store(false)
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.leaseTTL/4)
-		defer cancel()
-		if _, err := c.js.KeyValue(ctx, kv.Bucket()); errors.Is(err, natsjs.ErrBucketNotFound) {
+		missing := func() bool {
+			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.leaseTTL/4)
+			defer cancel()
+			_, err := c.js.KeyValue(ctx, kv.Bucket())
+			return errors.Is(err, natsjs.ErrBucketNotFound)
+		}
+		if !missing() {
+			return
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(c.cfg.leaseTTL / 4):
+		}
+		if missing() {
 			c.fail(fmt.Errorf("%w: %q", ErrBucketDeleted, kv.Bucket()))
 		}
 	}()
