@@ -80,7 +80,7 @@ type counters struct {
 	delivered, redelivered, acked, duplicates atomic.Uint64
 	retries, deadLetters, refusals, ackErrors atomic.Uint64
 	handled, resyncs, dedupErrors, recreated  atomic.Uint64
-	letterErrors                              atomic.Uint64
+	letterErrors, leaseErrors                 atomic.Uint64
 }
 
 // errGraceful is the cause of the consumer's context after a graceful Stop.
@@ -491,6 +491,7 @@ func (c *Consumer) renewMember() {
 		c.memberRev = rev
 	case !isConflict(err):
 		// Timed out, unreachable, or the bucket is gone.
+		c.st.leaseErrors.Add(1)
 		c.checkBucket(c.members)
 	default:
 		// A renewal that timed out may have been stored: then the key
@@ -690,6 +691,7 @@ func (c *Consumer) claim(p int, s *leaseSeen) {
 	}
 	if err != nil {
 		if !isConflict(err) {
+			c.st.leaseErrors.Add(1)
 			c.checkBucket(c.leases)
 		}
 		// Someone else was faster, or the view is stale: the next pass

@@ -311,6 +311,8 @@ func (pt *partition) renew() {
 		if pt.unknownSince < 0 {
 			pt.unknownSince = sent
 		}
+		c.st.leaseErrors.Add(1)
+		c.checkBucket(c.leases)
 	}
 }
 

@@ -52,6 +52,12 @@ type Stats struct {
 	// message is never dropped): a count that grows is a room held back
 	// until a stream takes its letters.
 	LetterErrors uint64
+	// LeaseErrors counts writes of this node's member key and of leases
+	// (renewals and claims) that failed for another reason than another
+	// node's write: timed out, the server unreachable, the bucket full
+	// or gone. Each is tried again at the next renewal or claim; a count
+	// that keeps growing is a node that cannot hold its partitions.
+	LeaseErrors uint64
 	// Recreated counts partition consumers that the server no longer had
 	// (an operator deleted one) and that the node created anew, starting
 	// after the partition's acknowledged floor (see docs/CLUSTER.md).
@@ -94,6 +100,7 @@ func (c *Consumer) Stats() Stats {
 		Resyncs:      c.st.resyncs.Load(),
 		DedupErrors:  c.st.dedupErrors.Load(),
 		LetterErrors: c.st.letterErrors.Load(),
+		LeaseErrors:  c.st.leaseErrors.Load(),
 		Recreated:    c.st.recreated.Load(),
 	}
 	c.mu.Lock()

@@ -127,6 +127,9 @@ func TestBucketDeleted(t *testing.T) {
 			if err := n1.c.Err(); !errors.Is(err, jetstream.ErrBucketDeleted) {
 				t.Fatalf("Err = %v, want ErrBucketDeleted", err)
 			}
+			if n := n1.c.Stats().LeaseErrors; n == 0 {
+				t.Error("LeaseErrors = 0 after writes to a deleted bucket failed")
+			}
 			startNode(t, s.ClientURL(), "n2", ck.handle)
 			eventually(t, 20*time.Second, "the messages published after the deletion handled", func() bool { return ck.count() == 21 })
 			ck.verify(t, 3, 7)

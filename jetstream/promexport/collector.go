@@ -87,7 +87,7 @@ var _ prometheus.Collector = (*Collector)(nil)
 type descs struct {
 	members, owned, lag, held                                       *prometheus.Desc
 	handoffs, messages, retries, dead, refusals, ackErrors, resyncs *prometheus.Desc
-	dedupErrors, letterErrors, recreated                            *prometheus.Desc
+	dedupErrors, letterErrors, leaseErrors, recreated               *prometheus.Desc
 }
 
 // New returns a Collector over src. It returns ErrNilSource without a
@@ -122,6 +122,7 @@ func New(src Source, opts ...Option) (*Collector, error) {
 		resyncs:      d("resyncs_total", "Recoveries after a delivery went elsewhere (a gap in a partition consumer's delivery sequence), each a pause of one ack wait."),
 		dedupErrors:  d("dedup_errors_total", "Dedup calls that failed: a LastApplied asked again while its room waits, or a Record whose message is left unacknowledged."),
 		letterErrors: d("dead_letter_errors_total", "Publications of dead letters that failed (no stream stores the subject, or none answered in time); each is tried again while its room waits."),
+		leaseErrors:  d("lease_errors_total", "Writes of this node's member key and leases (renewals, claims) that failed other than by another node's write: timed out, unreachable, the bucket full or gone."),
 		recreated:    d("consumers_recreated_total", "Partition consumers that the server no longer had (deleted by an operator) and that this node created anew after the partition's acknowledged floor."),
 	}}, nil
 }
@@ -131,7 +132,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.d.members, c.d.owned, c.d.lag, c.d.held, c.d.handoffs, c.d.messages,
 		c.d.retries, c.d.dead, c.d.refusals, c.d.ackErrors, c.d.resyncs,
-		c.d.dedupErrors, c.d.letterErrors, c.d.recreated,
+		c.d.dedupErrors, c.d.letterErrors, c.d.leaseErrors, c.d.recreated,
 	} {
 		ch <- d
 	}
@@ -176,5 +177,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.d.resyncs, s.Resyncs)
 	counter(c.d.dedupErrors, s.DedupErrors)
 	counter(c.d.letterErrors, s.LetterErrors)
+	counter(c.d.leaseErrors, s.LeaseErrors)
 	counter(c.d.recreated, s.Recreated)
 }

@@ -60,7 +60,7 @@ func TestCollectorValues(t *testing.T) {
 		},
 		Acquired: 5, Released: 2, Lost: 1,
 		Delivered: 1000, Redelivered: 30, Handled: 990, Acked: 985, Duplicates: 4,
-		Retries: 6, DeadLetters: 2, Refusals: 8, AckErrors: 1, Resyncs: 3, DedupErrors: 2, LetterErrors: 4, Recreated: 1,
+		Retries: 6, DeadLetters: 2, Refusals: 8, AckErrors: 1, Resyncs: 3, DedupErrors: 2, LetterErrors: 4, LeaseErrors: 5, Recreated: 1,
 	}}
 	c, err := promexport.New(src, promexport.WithConstLabels(prometheus.Labels{"stream": "CHAT"}))
 	if err != nil {
@@ -92,6 +92,9 @@ shoal_jetstream_handler_retries_total{stream="CHAT"} 6
 shoal_jetstream_handoffs_total{event="acquired",stream="CHAT"} 5
 shoal_jetstream_handoffs_total{event="lost",stream="CHAT"} 1
 shoal_jetstream_handoffs_total{event="released",stream="CHAT"} 2
+# HELP shoal_jetstream_lease_errors_total Writes of this node's member key and leases (renewals, claims) that failed other than by another node's write: timed out, unreachable, the bucket full or gone.
+# TYPE shoal_jetstream_lease_errors_total counter
+shoal_jetstream_lease_errors_total{stream="CHAT"} 5
 # HELP shoal_jetstream_members Live members of the cluster as this node sees them, itself included.
 # TYPE shoal_jetstream_members gauge
 shoal_jetstream_members{stream="CHAT"} 3
@@ -123,8 +126,8 @@ shoal_jetstream_resyncs_total{stream="CHAT"} 3
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 22 {
-		t.Errorf("%d series (%v), want 22", n, err)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 23 {
+		t.Errorf("%d series (%v), want 23", n, err)
 	}
 }
 

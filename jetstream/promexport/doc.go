@@ -30,6 +30,7 @@
 //	resyncs_total                  counter  recoveries after a delivery went elsewhere
 //	dedup_errors_total             counter  Dedup calls that failed (asked again, or the message left unacknowledged)
 //	dead_letter_errors_total       counter  dead-letter publications that failed (tried again while the room waits)
+//	lease_errors_total             counter  member-key and lease writes that failed (timed out, unreachable, bucket full or gone)
 //	consumers_recreated_total      counter  partition consumers found deleted and created anew
 //
 // partition is a label because a stream's partitions are few and fixed (64
