@@ -502,7 +502,25 @@ func (c *Consumer) renewMember() {
 			c.memberRev = e.Revision()
 			return
 		}
-		if gerr == nil || errors.Is(gerr, natsjs.ErrKeyNotFound) {
+		if errors.Is(gerr, natsjs.ErrKeyNotFound) {
+			// Deleted (by an operator, or by the bucket's TTL after a
+			// long partition), not taken over: this node is alive, and
+			// joins again. The others saw it leave and rebalanced; they
+			// see it join. Its leases, fenced by instance, are what they
+			// are. A key created meanwhile under its name is another
+			// node's: a duplicate.
+			rev, cerr := c.members.Create(ctx, c.cfg.member, val)
+			switch {
+			case cerr == nil:
+				c.memberRev = rev
+			case isConflict(cerr):
+				c.fail(fmt.Errorf("%w: %q was deleted and taken by another node", ErrDuplicateMember, c.cfg.member))
+			default:
+				c.st.leaseErrors.Add(1) // tried again at the next renewal
+			}
+			return
+		}
+		if gerr == nil {
 			c.fail(fmt.Errorf("%w: %q was taken over while this node could not renew it", ErrDuplicateMember, c.cfg.member))
 		}
 	}

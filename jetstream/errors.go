@@ -19,7 +19,8 @@ var (
 	// digits, '-', '_' and '=' only).
 	ErrNoMember = errors.New("shoal/jetstream: bad member name")
 	// ErrDuplicateMember: another live node already runs under this member
-	// name, or took it over while this node could not renew it.
+	// name, or took it over while this node could not renew it (a key
+	// deleted under a running node is created again, not a duplicate).
 	ErrDuplicateMember = errors.New("shoal/jetstream: duplicate member name")
 	// ErrBadOption: an option's value is out of range (a zero or negative
 	// duration, count or size, a nil pool, handler or dedup), or Start,

@@ -136,3 +136,33 @@ func TestBucketDeleted(t *testing.T) {
 		})
 	}
 }
+
+// TestMemberKeyDeleted: a node's member key deleted under it (by an
+// operator, or by the members bucket's TTL after a long partition) is not
+// another node taking its name: the node joins again, creating the key,
+// and goes on handling its stream; it does not stop with
+// ErrDuplicateMember.
+func TestMemberKeyDeleted(t *testing.T) {
+	_, js, _, ck, n1 := streamHandledByN1(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, "CHAT_shoal_members")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, 3, 6, 2)
+	eventually(t, 10*time.Second, "the member key created again", func() bool {
+		_, err := kv.Get(ctx, "n1")
+		return err == nil
+	})
+	eventually(t, 10*time.Second, "the messages published after the deletion handled", func() bool { return ck.count() == 21 })
+	select {
+	case <-n1.c.Done():
+		t.Fatalf("the node stopped: %v", n1.c.Err())
+	default:
+	}
+	ck.verify(t, 3, 7)
+}
