@@ -393,11 +393,9 @@ func (pt *partition) consumer(start uint64, waited bool) (natsjs.Consumer, bool)
 	// without a floor, would bind or create the consumer in the new stream
 	// and go on under the old stream's creation time (the floors its
 	// leases record, its dead letters' Nats-Msg-Id).
-	last, ok := pt.sameStream()
-	if !ok {
+	if _, ok := pt.sameStream(); !ok {
 		return nil, false
 	}
-	pt.dropAbove(last)
 	keep := func(ctx context.Context) bool {
 		old, err := c.js.Consumer(ctx, c.cfg.stream, cfg.Durable)
 		if err != nil {
@@ -452,7 +450,6 @@ func (pt *partition) consumer(start uint64, waited bool) (natsjs.Consumer, bool)
 					cancel()
 					return nil, false
 				}
-				pt.dropAbove(last)
 				// A start beyond the stream's last message is of
 				// messages the stream no longer has: restored from a
 				// backup, it keeps its creation time, and numbers the
@@ -491,17 +488,12 @@ func (pt *partition) consumer(start uint64, waited bool) (natsjs.Consumer, bool)
 // streamBack is consumer's wait after a lookup or a creation found no
 // stream: sameStream waits for it to exist again, the same one, and
 // stops the consumer once it has been missing for WithStreamMissingLimit.
-// What the node holds beyond a restored stream's end is dropped. It then
-// sleeps before the next try, as after any failed one (the lookup and
+// It then sleeps before the next try, as after any failed one (the lookup and
 // the stream's info may disagree for a moment); false: the partition was
 // fenced or released, or the consumer stopped.
 func (pt *partition) streamBack(wait *time.Duration) bool {
-	last, ok := pt.sameStream()
-	if !ok {
-		return false
-	}
-	pt.dropAbove(last)
-	return pt.sleep(wait)
+	_, ok := pt.sameStream()
+	return ok && pt.sleep(wait)
 }
 
 // dropAbove forgets what the node holds beyond the stream's last sequence:
@@ -923,8 +915,10 @@ func (pt *partition) recreate() bool {
 }
 
 // sameStream reports whether the stream is still the one that Start read
-// (the same creation time), and its last sequence, retrying until the server answers or the
-// partition is fenced or released (false). A consumer that the server no
+// (the same creation time), and its last sequence, retrying until the
+// server answers or the partition is fenced or released (false); what the
+// node holds beyond that last sequence it drops (dropAbove: a stream
+// restored from a backup ends there). A consumer that the server no
 // longer has may have gone with its stream, deleted and created anew under
 // its name: its sequences start over, and neither the floor nor the
 // messages held, all of the old stream, mean anything in the new one. The
@@ -957,6 +951,7 @@ func (pt *partition) sameStream() (last uint64, ok bool) {
 				c.fail(fmt.Errorf("%w: %q", ErrStreamRecreated, c.cfg.stream))
 				return 0, false
 			}
+			pt.dropAbove(info.State.LastSeq)
 			return info.State.LastSeq, true
 		}
 		if !pt.sleep(&wait) {

@@ -137,19 +137,11 @@ func (o *observer[K]) before(p nanoClock, idx uint32, group K) int64 {
 // after runs on the worker right after attempt number attempt of e, started
 // at start: it clears the labels and looks for a slow attempt.
 func (o *observer[K]) after(p nanoClock, idx uint32, group K, attempt int, start int64) {
-	if o.labels != labelOff {
-		pprof.SetGoroutineLabels(context.Background())
-	}
 	if o.slowAfter == 0 {
+		o.stop() // no clock to read
 		return
 	}
-	if end := p.nanotime(); end-start > o.slowAfter {
-		// Counts the slow attempt for Snapshot.
-		o.slow.Add(1)
-		if o.slowFn != nil {
-			callSlow(o.slowFn, SlowTask[K]{Group: group, Shard: int(idx), Attempt: attempt, Run: time.Duration(end - start)})
-		}
-	}
+	o.afterAt(idx, group, attempt, start, p.nanotime())
 }
 
 // stop runs on the worker when an attempt stops without returning (see
