@@ -216,15 +216,10 @@ func TestClaimAfterStreamRecreated(t *testing.T) {
 	pt, _ := fakePartition(t)
 	js := &newStreamJS{}
 	pt.c.js = js
-	if _, ok := pt.consumer(11, false); ok {
-		t.Error("consumer created after an old stream's floor")
-	}
-	created := js.created()
-	if created != nil {
-		t.Errorf("created %+v", *created)
-	}
-	if cause := context.Cause(pt.c.ctx); !errors.Is(cause, ErrStreamRecreated) {
-		t.Errorf("the consumer's cause = %v, want ErrStreamRecreated", cause)
+	_, ok := pt.consumer(11, false)
+	stoppedWith(t, pt, ok, ErrStreamRecreated)
+	if created := js.created(); created != nil {
+		t.Errorf("created %+v after an old stream's floor", *created)
 	}
 }
 

@@ -41,12 +41,8 @@ func TestStreamDeletedStopsConsumer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pt, _ := fakePartition(t)
 		pt.c.js = &deletedStreamJS{back: time.Now().Add(10 * DefaultStreamMissingLimit)}
-		if _, ok := pt.consumer(11, true); ok {
-			t.Error("consumer created after the stream was missing for 10 DefaultStreamMissingLimit")
-		}
-		if cause := context.Cause(pt.c.ctx); !errors.Is(cause, ErrStreamDeleted) {
-			t.Errorf("the consumer's cause = %v, want ErrStreamDeleted", cause)
-		}
+		_, ok := pt.consumer(11, true) // missing for 10 limits
+		stoppedWith(t, pt, ok, ErrStreamDeleted)
 	})
 }
 
@@ -109,12 +105,7 @@ func TestStreamDeletedDuringLookup(t *testing.T) {
 			time.Sleep(3 * DefaultStreamMissingLimit)
 			select {
 			case ok := <-result:
-				if ok {
-					t.Errorf("start %d: consumer created in a stream missing since", start)
-				}
-				if cause := context.Cause(pt.c.ctx); !errors.Is(cause, ErrStreamDeleted) {
-					t.Errorf("start %d: the consumer's cause = %v, want ErrStreamDeleted", start, cause)
-				}
+				stoppedWith(t, pt, ok, ErrStreamDeleted)
 			default:
 				t.Errorf("start %d: still trying after the stream was missing for 3 DefaultStreamMissingLimit", start)
 				pt.c.cancel(nil)
@@ -158,12 +149,8 @@ func TestStreamMissingLimitOption(t *testing.T) {
 		limit(pt, time.Second)
 		start := time.Now()
 		pt.c.js = &deletedStreamJS{back: start.Add(DefaultStreamMissingLimit / 2)}
-		if _, ok := pt.consumer(11, true); ok {
-			t.Fatal("consumer created after the stream was missing past a 1 s limit")
-		}
-		if cause := context.Cause(pt.c.ctx); !errors.Is(cause, ErrStreamDeleted) {
-			t.Errorf("the consumer's cause = %v, want ErrStreamDeleted", cause)
-		}
+		_, ok := pt.consumer(11, true)
+		stoppedWith(t, pt, ok, ErrStreamDeleted)
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("stopped after %v under a 1 s limit", took)
 		}
@@ -215,5 +202,17 @@ func TestCheckBucketAsksTwice(t *testing.T) {
 				t.Errorf("%s: the consumer's cause %v, want ErrBucketDeleted", tc.name, cause)
 			}
 		})
+	}
+}
+
+// stoppedWith checks that a consumer call gave up (ok false) and that the
+// consumer stopped with want.
+func stoppedWith(t *testing.T, pt *partition, ok bool, want error) {
+	t.Helper()
+	if ok {
+		t.Error("the consumer was bound or created; want the call to give up")
+	}
+	if cause := context.Cause(pt.c.ctx); !errors.Is(cause, want) {
+		t.Errorf("the consumer's cause = %v, want %v", cause, want)
 	}
 }

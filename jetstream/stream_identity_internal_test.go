@@ -2,7 +2,6 @@ package jetstream
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -34,12 +33,8 @@ func TestClaimWithoutFloorChecksStream(t *testing.T) {
 				js.cfg = &natsjs.ConsumerConfig{DeliverPolicy: natsjs.DeliverAllPolicy}
 			}
 			pt.c.js = js
-			if _, ok := pt.consumer(0, false); ok {
-				t.Error("consumer bound or created in a stream other than the one Start read")
-			}
-			if cause := context.Cause(pt.c.ctx); !errors.Is(cause, ErrStreamRecreated) {
-				t.Errorf("the consumer's cause = %v, want ErrStreamRecreated", cause)
-			}
+			_, ok := pt.consumer(0, false)
+			stoppedWith(t, pt, ok, ErrStreamRecreated)
 		})
 	}
 }
@@ -70,16 +65,7 @@ func (js *flakyLookupJS) Consumer(ctx context.Context, stream, name string) (nat
 // sequence the floor is. It asks again, finds the consumer gone, and
 // counts the consumer it creates.
 func TestClaimAfterFailedLookupCounted(t *testing.T) {
-	pt, _ := fakePartition(t)
-	js := &flakyLookupJS{}
-	pt.c.js = js
-	if _, ok := pt.consumer(11, false); !ok {
-		t.Fatal("consumer gave up")
-	}
-	created := js.created()
-	if created == nil || created.OptStartSeq != 11 {
-		t.Fatalf("created %+v, want a consumer from 11", created)
-	}
+	pt := claimCreates(t, &flakyLookupJS{}, 11)
 	if n := pt.c.Stats().Recreated; n != 1 {
 		t.Errorf("Recreated = %d after the claimant created the deleted consumer anew, want 1", n)
 	}
@@ -112,14 +98,23 @@ func (*restoredJS) Stream(context.Context, string) (natsjs.Stream, error) {
 // the restore are numbered 6 on: a consumer created from 11 would never
 // deliver 6 to 10. It is created from 6.
 func TestClaimFloorBeyondStreamEnd(t *testing.T) {
+	claimCreates(t, &restoredJS{}, 6)
+}
+
+// claimCreates runs the claim of a partition whose lease's floor is 10 on
+// js and checks that it created the consumer from want.
+func claimCreates(t *testing.T, js interface {
+	natsjs.JetStream
+	created() *natsjs.ConsumerConfig
+}, want uint64) *partition {
+	t.Helper()
 	pt, _ := fakePartition(t)
-	js := &restoredJS{}
 	pt.c.js = js
 	if _, ok := pt.consumer(11, false); !ok {
 		t.Fatal("consumer gave up")
 	}
-	created := js.created()
-	if created == nil || created.OptStartSeq != 6 {
-		t.Fatalf("created %+v, want a consumer from 6", created)
+	if created := js.created(); created == nil || created.OptStartSeq != want {
+		t.Fatalf("created %+v, want a consumer from %d", created, want)
 	}
+	return pt
 }
