@@ -21,19 +21,8 @@ import (
 // database): it returns its own context's error if that ends first, and
 // the first Close's result once the server is down, never nil at once.
 func TestCloseConcurrentWaits(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "chat.db")
-	srv, err := New(Config{DBPath: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	c := dial(t, ts)
-	c.join("r")
-	release := lockDB(t, path)
+	srv, _, _, release := stalledRoom(t, "")
 	defer release()
-	c.send(Frame{Type: "send", Room: "r", ClientSeq: 1, Text: "x"})
-	waitFor(t, "the room's call to block in its insert", func() bool { return stackHas("server.(*DB).insert") })
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()

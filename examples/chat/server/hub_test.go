@@ -27,6 +27,16 @@ func hubOn(t *testing.T, r string, n int, text string) (*hub, *DB, *counters) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fillRoom(t, db, r, n, text)
+	st := newCounters()
+	h := newHub(db, 10000, st)
+	return h, db, st
+}
+
+// fillRoom stores n messages of room r in db, numbered from 1, each of
+// text.
+func fillRoom(t *testing.T, db *DB, r string, n int, text string) {
+	t.Helper()
 	msgs := make([]Message, n)
 	for i := range msgs {
 		msgs[i] = Message{Room: r, Seq: uint64(i + 1), From: "c0", ClientSeq: uint64(i + 1), Text: text, At: 1}
@@ -34,9 +44,6 @@ func hubOn(t *testing.T, r string, n int, text string) (*hub, *DB, *counters) {
 	if err := db.insert(context.Background(), msgs); err != nil {
 		t.Fatal(err)
 	}
-	st := newCounters()
-	h := newHub(db, 10000, st)
-	return h, db, st
 }
 
 // wsServerSide returns the server's end of a WebSocket whose client end
@@ -368,13 +375,7 @@ func TestCatchUpBoundedPerConnection(t *testing.T) {
 	defer db.Close()
 	rooms := []string{"r1", "r2", "r3", "r4"}
 	for _, r := range rooms {
-		msgs := make([]Message, n)
-		for i := range msgs {
-			msgs[i] = Message{Room: r, Seq: uint64(i + 1), From: "c0", ClientSeq: uint64(i + 1), Text: text, At: 1}
-		}
-		if err := db.insert(context.Background(), msgs); err != nil {
-			t.Fatal(err)
-		}
+		fillRoom(t, db, r, n, text)
 	}
 	st := newCounters()
 	h := newHub(db, 10000, st)
