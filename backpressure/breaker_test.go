@@ -104,7 +104,15 @@ func (r *recorder) get() []transition {
 
 const budget = 1000
 
+// newFake is a breaker of a budget of budget bytes on a fake source that
+// reads used bytes in use; Close runs at the test's end.
 func newFake(t *testing.T, used int64, opts ...Option) (*Breaker, *fakeSource) {
+	t.Helper()
+	return newFakeBudget(t, used, budget, opts...)
+}
+
+// newFakeBudget is newFake with a budget of its own.
+func newFakeBudget(t *testing.T, used, budget int64, opts ...Option) (*Breaker, *fakeSource) {
 	t.Helper()
 	src := &fakeSource{r: Reading{Used: used}}
 	b, err := NewBreaker(append([]Option{WithSource(src), WithBudget(budget)}, opts...)...)
@@ -113,6 +121,17 @@ func newFake(t *testing.T, used int64, opts ...Option) (*Breaker, *fakeSource) {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	return b, src
+}
+
+// counted gives b a count of the work in flight (SetInFlightFunc) and
+// returns it.
+func counted(t *testing.T, b *Breaker) *atomic.Int64 {
+	t.Helper()
+	inflight := new(atomic.Int64)
+	if err := b.SetInFlightFunc(inflight.Load); err != nil {
+		t.Fatal(err)
+	}
+	return inflight
 }
 
 // sample sets the reading, lets the last sample go stale and admits once,
@@ -421,16 +440,8 @@ func TestThrottleRateFallsLinearly(t *testing.T) {
 func TestReservation(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const mib = 1 << 20
-		src := &fakeSource{r: Reading{Used: 100 * mib}}
-		b, err := NewBreaker(WithSource(src), WithBudget(1000*mib), WithBytesPerTask(mib))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		var inflight atomic.Int64
-		if err := b.SetInFlightFunc(inflight.Load); err != nil {
-			t.Fatal(err)
-		}
+		b, _ := newFakeBudget(t, 100*mib, 1000*mib, WithBytesPerTask(mib))
+		inflight := counted(t, b)
 		// A burst within one sample: no time passes, the memory has not
 		// grown yet; the reservation alone must stop it.
 		for range 100000 {
@@ -469,16 +480,8 @@ func TestReservation(t *testing.T) {
 func TestNormalPastRoomWhileAnotherRefreshes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const mib = 1 << 20
-		src := &fakeSource{r: Reading{Used: 100 * mib}}
-		b, err := NewBreaker(WithSource(src), WithBudget(1000*mib), WithBytesPerTask(mib), WithThrottleRate(1000, 5))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		var inflight atomic.Int64
-		if err := b.SetInFlightFunc(inflight.Load); err != nil {
-			t.Fatal(err)
-		}
+		b, src := newFakeBudget(t, 100*mib, 1000*mib, WithBytesPerTask(mib), WithThrottleRate(1000, 5))
+		inflight := counted(t, b)
 		_ = b.Admit() // Normal; throttle room 700 (0.80), reject room 820 (0.92)
 		wantState(t, b, Normal)
 		release := src.hold()
@@ -512,16 +515,8 @@ func TestNormalPastRoomWhileAnotherRefreshes(t *testing.T) {
 func TestCountDrivenRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const mib = 1 << 20
-		src := &fakeSource{r: Reading{Used: 100 * mib}}
-		b, err := NewBreaker(WithSource(src), WithBudget(1000*mib), WithBytesPerTask(mib))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		var inflight atomic.Int64
-		if err := b.SetInFlightFunc(inflight.Load); err != nil {
-			t.Fatal(err)
-		}
+		b, src := newFakeBudget(t, 100*mib, 1000*mib, WithBytesPerTask(mib))
+		inflight := counted(t, b)
 		_ = b.Admit()
 		r0 := src.readCount()
 		for range 1000 {
@@ -930,10 +925,7 @@ func TestRejectErrorMessage(t *testing.T) {
 
 func TestAdmitAllocations(t *testing.T) {
 	b, src := newFake(t, 100, WithBytesPerTask(1))
-	var inflight atomic.Int64
-	if err := b.SetInFlightFunc(inflight.Load); err != nil {
-		t.Fatal(err)
-	}
+	counted(t, b)
 	_ = b.Admit()
 	if n := testing.AllocsPerRun(10000, func() { _ = b.Admit() }); n != 0 {
 		t.Fatalf("Admit in Normal: %v allocations, want 0", n)

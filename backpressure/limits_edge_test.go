@@ -16,16 +16,8 @@ import (
 func TestReservationReachesThrottle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const mib = 1 << 20
-		src := &fakeSource{r: Reading{Used: 100*mib + mib/2}}
-		b, err := NewBreaker(WithSource(src), WithBudget(1000*mib), WithBytesPerTask(mib))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		var inflight atomic.Int64
-		if err := b.SetInFlightFunc(inflight.Load); err != nil {
-			t.Fatal(err)
-		}
+		b, _ := newFakeBudget(t, 100*mib+mib/2, 1000*mib, WithBytesPerTask(mib))
+		inflight := counted(t, b)
 		for range 100000 {
 			if b.Admit() != nil {
 				break

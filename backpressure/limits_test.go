@@ -5,7 +5,6 @@ import (
 	"math"
 	"runtime/metrics"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -129,17 +128,9 @@ func TestRetryAfterTinyRate(t *testing.T) {
 // not wrap negative and refuse every Admit at a pressure of 0.
 func TestRoomOverflow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		src := &fakeSource{r: Reading{Used: 100}}
-		b, err := NewBreaker(WithSource(src), WithBudget(math.MaxInt64), WithBytesPerTask(1),
+		b, src := newFakeBudget(t, 100, math.MaxInt64, WithBytesPerTask(1),
 			WithThresholds(Thresholds{Throttle: 0.8, Resume: 0.75, Reject: 1, Recover: 0.85}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		var inflight atomic.Int64
-		if err := b.SetInFlightFunc(inflight.Load); err != nil {
-			t.Fatal(err)
-		}
+		counted(t, b) // nothing in flight
 		// 60 % of CPU in GC for 2 s: Throttle as a second signal, at a
 		// rate of 8000/s.
 		for range 20 {
@@ -147,7 +138,7 @@ func TestRoomOverflow(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		synctest.Wait()
-		err = b.Admit()
+		err := b.Admit()
 		wantState(t, b, Throttle)
 		if errors.Is(err, ErrMemoryPressure) {
 			t.Fatalf("Throttle at pressure %g with nothing in flight: Admit = %v, want nil (room overflowed)", b.Pressure(), err)

@@ -334,10 +334,7 @@ func TestRetryAfterIsNeverZero(t *testing.T) {
 	for _, hold := range []time.Duration{0, time.Second} {
 		synctest.Test(t, func(t *testing.T) {
 			b, src := newFake(t, 100, WithHold(hold), WithMaxGoroutines(1000))
-			var inflight atomic.Int64
-			if err := b.SetInFlightFunc(inflight.Load); err != nil {
-				t.Fatal(err)
-			}
+			counted(t, b) // nothing in flight
 			check := func(what string, err error, state State) {
 				t.Helper()
 				re, ok := refusal(err)
