@@ -16,7 +16,9 @@
 //	-workload a,b   workloads to run: noop, cpu, sleep, burst (default: all)
 //	-producers 1,8  submitting goroutines (default: each workload's own list)
 //	-tasks N        tasks per row (default: each workload's size)
-//	-count N        runs per row, the one with the median ns/task reported (default 1)
+//	-count N        runs per row, the one with the median ns/task reported (default 1);
+//	                the rows of one workload and producer count take turns, a run
+//	                of each per round, so that the machine's drift falls on all alike
 //	-inprocess      run rows in this process (faster; no peak RSS, which would cover every row so far)
 //	-write-docs     also write docs/BENCHMARKS.md and its charts under docs/img
 //	-docs DIR       where -write-docs writes (default "docs")

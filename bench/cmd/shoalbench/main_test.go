@@ -6,9 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -156,6 +159,81 @@ func TestMedianPicksOneWholeRun(t *testing.T) {
 	}
 	if runs[0].NsPerTask != 300 {
 		t.Fatal("median reordered its argument")
+	}
+}
+
+// TestMeasureTakesTurns: the rows of one comparison run in rounds, one run
+// of each per round, and each comparison's medians are emitted once it is
+// complete; a failed run ends the measurement with its error.
+func TestMeasureTakesTurns(t *testing.T) {
+	noop, cpu := bench.Workload{Name: "noop"}, bench.Workload{Name: "cpu"}
+	mk := func(lib string, w bench.Workload, producers int) row {
+		return row{lib: bench.Lib{Name: lib}, spec: bench.Spec{Workload: w, Producers: producers, Tasks: 100}}
+	}
+	rows := []row{
+		mk("a", noop, 1), mk("b", noop, 1),
+		mk("a", noop, 8), mk("b", noop, 8), mk("c", noop, 8),
+		mk("a", cpu, 8),
+	}
+	var order []string
+	runs := map[string]int{}
+	runOne := func(r row) (bench.Result, error) {
+		order = append(order, r.label())
+		runs[r.label()]++
+		// Each row's runs take 30, 10, 20 ns/task: the median is 20.
+		ns := []float64{30, 10, 20}[runs[r.label()]-1]
+		return bench.Result{Lib: r.lib.Name, Workload: r.spec.Workload.Name, Producers: r.spec.Producers, NsPerTask: ns}, nil
+	}
+	var emitted [][]string
+	emit := func(res []bench.Result) error {
+		var names []string
+		for _, r := range res {
+			names = append(names, fmt.Sprintf("%s/%d %s", r.Workload, r.Producers, r.Lib))
+		}
+		emitted = append(emitted, names)
+		return nil
+	}
+	results, err := measure(rows, 3, runOne, emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, group := range [][]row{rows[:2], rows[2:5], rows[5:]} {
+		for range 3 {
+			for _, r := range group {
+				want = append(want, r.label())
+			}
+		}
+	}
+	if !slices.Equal(order, want) {
+		t.Errorf("runs in the order\n%v\nwant\n%v", order, want)
+	}
+	wantEmitted := [][]string{{"noop/1 a", "noop/1 b"}, {"noop/8 a", "noop/8 b", "noop/8 c"}, {"cpu/8 a"}}
+	if !reflect.DeepEqual(emitted, wantEmitted) {
+		t.Errorf("emitted %v, want %v", emitted, wantEmitted)
+	}
+	if len(results) != len(rows) {
+		t.Fatalf("%d results, want %d", len(results), len(rows))
+	}
+	for i, r := range results {
+		if r.Lib != rows[i].lib.Name || r.Producers != rows[i].spec.Producers || r.NsPerTask != 20 {
+			t.Errorf("result %d = %s/%d %s at %g ns/task, want %s at the median, 20", i, r.Workload, r.Producers, r.Lib, r.NsPerTask, rows[i].label())
+		}
+	}
+
+	boom := errors.New("boom")
+	emitted, runs = nil, map[string]int{}
+	failing := func(r row) (bench.Result, error) {
+		if runs[r.label()]++; r.spec.Producers == 8 && runs[r.label()] == 2 {
+			return bench.Result{}, boom
+		}
+		return bench.Result{NsPerTask: 1}, nil
+	}
+	if _, err := measure(rows, 3, failing, emit); !errors.Is(err, boom) {
+		t.Fatalf("measure with a failing run = %v, want boom", err)
+	}
+	if len(emitted) != 1 {
+		t.Errorf("emitted %d comparisons before the failure, want 1 (the complete one)", len(emitted))
 	}
 }
 

@@ -45,7 +45,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.workloads, "workload", "", "comma-separated workloads: noop, cpu, sleep, burst (default all)")
 	fs.StringVar(&o.producers, "producers", "", "comma-separated submitter counts (default: per workload)")
 	fs.IntVar(&o.tasks, "tasks", 0, "tasks per row (default: per workload)")
-	fs.IntVar(&o.count, "count", 1, "runs per row; the run with the median ns/task is reported")
+	fs.IntVar(&o.count, "count", 1, "runs per row, in rounds over the rows of each comparison; the run with the median ns/task is reported")
 	fs.BoolVar(&o.inprocess, "inprocess", false, "run rows in this process instead of one child each")
 	fs.BoolVar(&o.writeDocs, "write-docs", false, "write BENCHMARKS.md and charts under -docs")
 	fs.StringVar(&o.docs, "docs", "docs", "directory -write-docs writes to")
@@ -181,33 +181,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	began := time.Now()
 	bar := progress.New(stderr, len(rows)*o.count)
 	enc := json.NewEncoder(stdout)
-	results := make([]bench.Result, 0, len(rows))
-	for _, r := range rows {
-		runs := make([]bench.Result, 0, o.count)
-		for range o.count {
-			bar.Draw(r.label())
-			var res bench.Result
-			if o.inprocess {
-				res, err = bench.Run(r.lib, r.spec)
-			} else {
-				res, err = spawn(ctx, r, spin)
-			}
-			if err != nil {
-				bar.Finish()
-				return fmt.Errorf("%s: %w", r.label(), err)
-			}
-			runs = append(runs, res)
-			bar.Step(r.label())
+	runOne := func(r row) (bench.Result, error) {
+		bar.Draw(r.label())
+		var (
+			res bench.Result
+			err error
+		)
+		if o.inprocess {
+			res, err = bench.Run(r.lib, r.spec)
+		} else {
+			res, err = spawn(ctx, r, spin)
 		}
-		res := median(runs)
-		results = append(results, res)
-		if o.json {
-			if err := enc.Encode(res); err != nil {
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", r.label(), err)
+		}
+		bar.Step(r.label())
+		return res, nil
+	}
+	emit := func(res []bench.Result) error {
+		if !o.json {
+			return nil
+		}
+		for _, r := range res {
+			if err := enc.Encode(r); err != nil {
 				return err
 			}
 		}
+		return nil
 	}
+	results, err := measure(rows, o.count, runOne, emit)
 	bar.Finish()
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(stderr, "%d rows in %s\n", len(rows), time.Since(began).Round(100*time.Millisecond))
 	if !o.json {
 		if err := report.Table(stdout, results); err != nil {
@@ -222,6 +228,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return writeDocs(o, results, stderr)
 	}
 	return nil
+}
+
+// measure runs each row count times with runOne and returns, row by row,
+// the run with the median ns/task, handing each comparison's results to
+// emit as soon as it is complete. The rows of one comparison (one workload
+// and producer count: consecutive rows of plan) take turns, one run of
+// each per round, so that a change of the machine's speed while they run
+// (the host moving the virtual CPUs, another process) falls on all of
+// them alike instead of on whichever row ran last.
+func measure(rows []row, count int, runOne func(row) (bench.Result, error), emit func([]bench.Result) error) ([]bench.Result, error) {
+	results := make([]bench.Result, 0, len(rows))
+	for len(rows) > 0 {
+		n := 1
+		for n < len(rows) && rows[n].spec.String() == rows[0].spec.String() && rows[n].spec.Tasks == rows[0].spec.Tasks {
+			n++
+		}
+		runs := make([][]bench.Result, n)
+		for range count {
+			for i, r := range rows[:n] {
+				res, err := runOne(r)
+				if err != nil {
+					return nil, err
+				}
+				runs[i] = append(runs[i], res)
+			}
+		}
+		first := len(results)
+		for _, rs := range runs {
+			results = append(results, median(rs))
+		}
+		if err := emit(results[first:]); err != nil {
+			return nil, err
+		}
+		rows = rows[n:]
+	}
+	return results, nil
 }
 
 // median returns the run with the median ns/task (the lower middle one for
