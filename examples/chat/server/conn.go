@@ -92,13 +92,16 @@ type conn struct {
 
 // outChunk is one entry of a connection's write queue: one or more
 // frames, of which replay bytes are a catch-up page (see replayQueued),
-// and errs the codes of its error frames, counted in Stats.Errors when
-// the writer takes the chunk: before the client can read them, and never
-// for a chunk of a connection that ended first.
+// errs the codes of its error frames, msgs its live msg frames and
+// replayed its msg frames read back for a join. They are counted (in
+// Stats.Errors, Delivered and Replayed) when the writer takes the chunk:
+// before the client can read them, and never for a chunk of a connection
+// that ended first.
 type outChunk struct {
-	b      []byte
-	replay int
-	errs   []string
+	b              []byte
+	replay         int
+	errs           []string
+	msgs, replayed uint64
 }
 
 // enqueue queues chunk (one or more frames) for the writer. A full queue
@@ -143,13 +146,19 @@ func (c *conn) reserveReplay(n, limit int) bool {
 }
 
 // taken returns the frames of a chunk the writer took from the queue,
-// giving back the catch-up bytes it held and counting its error frames.
+// giving back the catch-up bytes it held and counting its frames.
 func (c *conn) taken(ch outChunk) []byte {
 	if ch.replay > 0 {
 		c.replayQueued.Add(-int64(ch.replay))
 	}
 	for _, code := range ch.errs {
 		c.s.stats.errorf(code)
+	}
+	if ch.msgs > 0 {
+		c.s.stats.delivered.Add(ch.msgs)
+	}
+	if ch.replayed > 0 {
+		c.s.stats.replayed.Add(ch.replayed)
 	}
 	return ch.b
 }

@@ -142,22 +142,18 @@ func (ob *outbox) addReplay(c *conn, chunk []byte, n uint64, size int) {
 	b.replayBytes += size
 }
 
-// flush queues every connection's chunk (whose error frames its writer
-// counts when it takes the chunk) and returns the live and the replayed
-// msg frames queued, counting none of a chunk that its connection refused
-// (it ended: they are never sent); it leaves the outbox empty, holding no
+// flush queues every connection's chunk, whose frames its writer counts
+// when it takes the chunk (none of a chunk that its connection refused: it
+// ended, and they are never sent); it leaves the outbox empty, holding no
 // connection or frame.
-func (ob *outbox) flush() (delivered, replayed uint64) {
+func (ob *outbox) flush() {
 	for i := range ob.boxes {
-		if b := &ob.boxes[i]; b.c.enqueueChunk(outChunk{b: b.chunk, replay: b.replayBytes, errs: b.errs}) {
-			delivered += b.msgs
-			replayed += b.replayed
-		}
+		b := &ob.boxes[i]
+		b.c.enqueueChunk(outChunk{b: b.chunk, replay: b.replayBytes, errs: b.errs, msgs: b.msgs, replayed: b.replayed})
 	}
 	clear(ob.boxes)
 	ob.boxes = ob.boxes[:0]
 	clear(ob.idx)
-	return delivered, replayed
 }
 
 // hub holds the rooms and runs their handler.
@@ -352,9 +348,7 @@ func (h *hub) handle(ctx context.Context, room string, ops []op) error {
 	} else {
 		h.state.Set(room, RoomState{Room: room, Seq: r.seq, Members: len(r.members)})
 	}
-	delivered, replayed := out.flush()
-	h.stats.delivered.Add(delivered)
-	h.stats.replayed.Add(replayed)
+	out.flush()
 	return nil
 }
 

@@ -181,7 +181,10 @@ func TestCatchUpPageBoundedInBytes(t *testing.T) {
 	if err := h.handle(context.Background(), "r", []op{joinOp(c, "r", 0)}); err != nil {
 		t.Fatal(err)
 	}
-	chunk := (<-c.out).b
+	if got := st.replayed.Load(); got != 0 {
+		t.Fatalf("Replayed = %d before the writer took the page, want 0", got)
+	}
+	chunk := c.taken(<-c.out)
 	if len(chunk) > 1<<20+64<<10 {
 		t.Fatalf("one join's page is %d bytes, want at most about %d (MaxReplayBytes's default)", len(chunk), 1<<20)
 	}

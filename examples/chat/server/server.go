@@ -513,8 +513,8 @@ func (s *Server) registry() (*prometheus.Registry, error) {
 			func() float64 { return float64(v.Load()) }))
 	}
 	counter("chat_messages_accepted_total", "Messages accepted for a room.", &s.stats.accepted)
-	counter("chat_messages_delivered_total", "Message frames queued to room members.", &s.stats.delivered)
-	counter("chat_messages_replayed_total", "Message frames replayed from the database on join.", &s.stats.replayed)
+	counter("chat_messages_delivered_total", "Message frames sent to room members (counted when the connection's writer takes them).", &s.stats.delivered)
+	counter("chat_messages_replayed_total", "Message frames replayed from the database on join (counted when the joiner's writer takes them).", &s.stats.replayed)
 	counter("chat_slow_consumers_total", "Connections closed for a full write queue.", &s.stats.slowConsumers)
 	counter("chat_batches_total", "Transactions that stored messages.", &s.stats.batches)
 	counter("chat_batched_messages_total", "Messages stored by those transactions.", &s.stats.batchedMsgs)

@@ -79,9 +79,11 @@ type Stats struct {
 	// loaded again by its next use.
 	Rooms int `json:"rooms"`
 	// Accepted counts messages accepted for a room (sends that were
-	// submitted); Delivered counts msg frames queued to members; Replayed
-	// counts msg frames read back from the database for a join and queued
-	// to the joiner.
+	// submitted); Delivered counts msg frames sent to members; Replayed
+	// counts msg frames read back from the database for a join and sent
+	// to the joiner. Both are counted as Errors is: when the connection's
+	// writer takes the frames, before the client can read them, and never
+	// for a connection that ended before that.
 	Accepted, Delivered, Replayed uint64
 	// SlowConsumers counts connections closed because their write queue
 	// was full.

@@ -6,6 +6,37 @@ import (
 	"testing"
 )
 
+// TestDeliveredCountedWhenTaken: a join's replayed frames and a message's
+// frames count in Replayed and Delivered when each connection's writer
+// takes them, not when the room queues them, and never for a connection
+// that ended before its writer took them.
+func TestDeliveredCountedWhenTaken(t *testing.T) {
+	h, db, st := hubOn(t, "r", 1, "x")
+	defer db.Close()
+	ctx := context.Background()
+	a, b, gone := hubConn(st, nil, 8), hubConn(st, nil, 8), hubConn(st, nil, 8)
+	for _, c := range []*conn{a, b, gone} {
+		if err := h.handle(ctx, "r", []op{joinOp(c, "r", 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone.kill(false) // its page stays queued, never taken
+	if err := h.handle(ctx, "r", []op{{kind: opSend, c: a, clientSeq: 1, text: "hi"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, r := st.delivered.Load(), st.replayed.Load(); d != 0 || r != 0 {
+		t.Fatalf("Delivered %d, Replayed %d before any writer took a frame, want 0 and 0", d, r)
+	}
+	for _, c := range []*conn{a, b} {
+		for len(c.out) > 0 {
+			c.taken(<-c.out)
+		}
+	}
+	if d, r := st.delivered.Load(), st.replayed.Load(); d != 2 || r != 2 {
+		t.Fatalf("Delivered %d, Replayed %d once the two live writers took their frames, want 2 and 2", d, r)
+	}
+}
+
 // Stats.Errors counts error frames sent to clients, when the writer takes
 // them: the answers to a connection that had ended, which are dropped
 // unsent, are not counted, nor are those still queued.
