@@ -692,20 +692,12 @@ func (pt *partition) collect(got *[]*entry) (again, ok bool) {
 		started := time.Now()
 		batch, err := pt.cons.Fetch(c.cfg.fetchBatch, natsjs.FetchMaxWait(maxWait))
 		if err != nil {
-			wait := 20 * time.Millisecond
-			if !pt.sleep(&wait) {
+			ok, anew := pt.fetchFailed(err)
+			if !ok {
 				return false, false
 			}
-			if gone(err) {
-				// info creates it anew if the server no longer has it;
-				// recover then starts over.
-				gen := pt.gen
-				if _, ok := pt.info(); !ok {
-					return false, false
-				}
-				if pt.gen != gen {
-					return false, true
-				}
+			if anew {
+				return false, true // recover starts over
 			}
 			continue
 		}
@@ -983,22 +975,12 @@ func (pt *partition) fetch() bool {
 	started := time.Now()
 	batch, err := pt.cons.Fetch(c.cfg.fetchBatch, natsjs.FetchMaxWait(maxWait))
 	if err != nil {
-		wait := 20 * time.Millisecond
-		if !pt.sleep(&wait) {
-			return false
+		ok, anew := pt.fetchFailed(err)
+		if ok && anew {
+			// recover reads the new consumer's delivery sequence.
+			return pt.recover(false)
 		}
-		if gone(err) {
-			// info creates it anew if the server no longer has it;
-			// recover then reads the new one's delivery sequence.
-			gen := pt.gen
-			if _, ok := pt.info(); !ok {
-				return false
-			}
-			if pt.gen != gen {
-				return pt.recover(false)
-			}
-		}
-		return true
+		return ok
 	}
 	count := 0
 	msgs := batch.Messages()
@@ -1050,6 +1032,27 @@ func (pt *partition) fetch() bool {
 		return pt.resync()
 	}
 	return true
+}
+
+// fetchFailed is what follows a pull request that could not be made: a
+// pause of 20 ms, and, where the error may mean that the server no longer
+// has the consumer, info, which creates it anew if so.
+// It reports whether to go on (false: the partition was fenced or
+// released, or the consumer stopped) and whether the consumer is a new
+// one, whose delivery sequence recover must read. The fetch loop only.
+func (pt *partition) fetchFailed(err error) (ok, anew bool) {
+	wait := 20 * time.Millisecond
+	if !pt.sleep(&wait) {
+		return false, false
+	}
+	if !gone(err) {
+		return true, false
+	}
+	gen := pt.gen
+	if _, ok := pt.info(); !ok {
+		return false, false
+	}
+	return true, pt.gen != gen
 }
 
 // abnormal reports whether a pull request may have lost deliveries without
