@@ -57,7 +57,7 @@ func Markdown(w io.Writer, results []bench.Result, m Meta) error {
 		if m.InProcess {
 			where = "one after another in the same process"
 		}
-		p("| runs | %d per row, %s; the run with the median ns/task is shown, all its figures together |\n", m.Count, where)
+		p("| runs | %d per row, %s, the rows of one workload and producer count taking turns (a run of each per round); the run with the median ns/task is shown, all its figures together |\n", m.Count, where)
 	}
 	p("\n")
 

@@ -214,10 +214,10 @@ func TestMarkdownSaysWhereRowsRan(t *testing.T) {
 		want, wantNot []string
 	}{
 		{false,
-			[]string{"each row in its own child process", "the child process's VmHWM", "3 per row, each in a fresh process", "measured in the row's process"},
+			[]string{"each row in its own child process", "the child process's VmHWM", "3 per row, each in a fresh process, the rows of one workload and producer count taking turns", "measured in the row's process"},
 			[]string{"-inprocess", "one process"}},
 		{true,
-			[]string{"`-inprocess`", "in one process", "peak RSS** is not measured", "3 per row, one after another in the same process", "measured in that process"},
+			[]string{"`-inprocess`", "in one process", "peak RSS** is not measured", "3 per row, one after another in the same process, the rows of one workload and producer count taking turns", "measured in that process"},
 			[]string{"child process", "fresh process", "own process", "in its own", "the row's process"}},
 	} {
 		var md bytes.Buffer
