@@ -280,6 +280,37 @@ func BenchmarkWorkersCPUAndIO(b *testing.B) {
 	}
 }
 
+// BenchmarkParkWake is one park and wake cycle of a worker above min, as
+// a worker whose tasks wait on I/O goes through after nearly every task:
+// park (the idle list, the idle timer) and wakeOne (the token), from two
+// goroutines. ns/op is per cycle.
+func BenchmarkParkWake(b *testing.B) {
+	var c control
+	if err := c.init(8, 0, 4, time.Second, func() int64 { return time.Now().UnixNano() }); err != nil {
+		b.Fatal(err)
+	}
+	c.running.Store(2) // above min: every park is timed
+	w := &worker{wake: make(chan struct{}, 1)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for c.park(w) && !c.stopping.Load() {
+		}
+	}()
+	for b.Loop() {
+		for c.idle.Load() == 0 {
+			runtime.Gosched()
+		}
+		c.wakeOne()
+	}
+	c.stopping.Store(true)
+	c.wakeAll()
+	<-done
+	if w.timer != nil {
+		w.timer.Stop() // left pending by the last wake
+	}
+}
+
 // BenchmarkSubmitShards is BenchmarkSubmit's no-op row at several shard
 // counts: more shards are cheaper while each shard's idle list holds the
 // groups that come and go. Run with -benchtime=1000000x.

@@ -67,10 +67,17 @@ type worker struct {
 	allIdx  int32
 	// timer is the idle timer (idleExpired), created at the first timed
 	// park and reused. idleUntil is when the current idle spell ends (zero:
-	// untimed) and retire says the timer ended w's life; both guarded by
-	// mu, retire read by w after the token.
+	// untimed); armed says the timer is pending. A wake does not stop it,
+	// and a park for the whole idle timeout does not reset a pending one,
+	// which fires no later than the spell ends (it was set at an earlier
+	// park, for at most the idle timeout): its firing sets it for the rest
+	// of the spell, or finds w awake and disarms it. So a worker that
+	// parks after every task touches the runtime's timers about once per
+	// idle timeout instead of twice per park. retire says the timer ended
+	// w's life. All guarded by mu, retire read by w after the token.
 	timer     *time.Timer
 	idleUntil time.Time
+	armed     bool
 	retire    bool
 	// stats are the worker's counters (see stats.go).
 	stats workerStats
@@ -273,6 +280,8 @@ const (
 	// hookAccepted: a submission of a pool with a breaker, right after
 	// the shard's unlock that made its task visible to workers.
 	hookAccepted
+	// hookArm: a worker's idle timer is set (arm), under control.mu.
+	hookArm
 )
 
 // floor is the number of workers kept warm: the target, within [min, max].

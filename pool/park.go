@@ -256,16 +256,21 @@ func (c *control) park(w *worker) bool {
 	c.idle.Add(1)
 	// Reads the count and the bound; a parked worker at or below min
 	// sleeps without a timer (an idle pool uses no CPU).
-	var d time.Duration
 	w.idleUntil = time.Time{}
 	if c.running.Load() > c.minW.Load() {
-		d = c.idleFor()
+		d := c.idleFor()
 		w.idleUntil = time.Now().Add(d)
 		if w.timer == nil {
 			// Created at the first timed park (a worker that never
 			// parks above min needs none), unarmed, under mu, where
 			// idleExpired reads it.
 			w.timer = time.AfterFunc(time.Duration(1<<63-1), func() { c.idleExpired(w) })
+		}
+		if !w.armed || d < c.idleTimeout {
+			// Not pending, or this spell is shorter than the one a
+			// pending timer may have been set for (a scaler's
+			// target, see idleFor).
+			c.arm(w, d)
 		}
 	}
 	c.mu.Unlock()
@@ -277,16 +282,16 @@ func (c *control) park(w *worker) bool {
 		}
 		return true
 	}
-	if d > 0 {
-		w.timer.Reset(d)
+	return c.woken(w)
+}
+
+// arm sets w's idle timer to fire in d. The caller holds c.mu.
+func (c *control) arm(w *worker, d time.Duration) {
+	if c.hook != nil {
+		c.hook(hookArm)
 	}
-	if !c.woken(w) {
-		return false
-	}
-	if d > 0 {
-		w.timer.Stop()
-	}
-	return true
+	w.armed = true
+	w.timer.Reset(d)
 }
 
 // woken receives the token of whoever took w off the idle list; it reports
@@ -302,16 +307,22 @@ func (c *control) woken(w *worker) bool {
 	return true
 }
 
-// idleExpired runs when w's idle timer ends: if w still parks for the idle
-// spell the timer was set for, it exits when more workers than the floor
-// run, parks untimed when no more than min run, and parks for another idle
-// timeout otherwise. A firing that finds w
-// woken, or parked again since (a later deadline), does nothing.
+// idleExpired runs when w's idle timer ends. If w is awake or parks
+// untimed, the timer is disarmed (w's next timed park arms it); if w
+// parked again since the timer was set, it is set for the rest of the
+// current spell. Once a spell has run out, w exits when more workers than
+// the floor run, parks untimed when no more than min run, and parks for
+// another idle timeout otherwise.
 func (c *control) idleExpired(w *worker) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	w.armed = false
+	if !w.parked || w.idleUntil.IsZero() {
+		return
+	}
 	now := time.Now()
-	if !w.parked || w.idleUntil.IsZero() || now.Before(w.idleUntil) {
+	if now.Before(w.idleUntil) {
+		c.arm(w, w.idleUntil.Sub(now))
 		return
 	}
 	if c.running.Load() > c.floor() {
@@ -332,7 +343,7 @@ func (c *control) idleExpired(w *worker) {
 	}
 	d := c.idleFor()
 	w.idleUntil = now.Add(d)
-	w.timer.Reset(d)
+	c.arm(w, d)
 }
 
 // aboveTargetIdle bounds how long a worker parks, with a scaler, while more
@@ -370,6 +381,12 @@ func (c *control) register(w *worker) bool {
 // retire removes an exiting worker and keeps its counters.
 func (c *control) retire(w *worker) {
 	c.mu.Lock()
+	if w.timer != nil {
+		// A wake may have left it pending (see worker.armed); w parks
+		// no more.
+		w.timer.Stop()
+		w.armed = false
+	}
 	w.stats.addTo(&c.retired)
 	last := len(c.all) - 1
 	x := c.all[last]

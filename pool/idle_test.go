@@ -1,0 +1,84 @@
+package pool
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestIdleTimerArmedOncePerSpell: a worker that parks after every task
+// sets its idle timer at its first park and not again while the timer is
+// pending: a hundred park and wake cycles within one idle timeout arm it
+// once (see worker.armed).
+func TestIdleTimerArmedOncePerSpell(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var arms atomic.Int64
+		hook := func(pt hookPoint) {
+			if pt == hookArm {
+				arms.Add(1)
+			}
+		}
+		p := mustNew[int](t, WithWorkers(0, 1), WithIdleTimeout(time.Second), withSchedHook(hook))
+		const cycles = 100
+		for i := range cycles {
+			done := make(chan struct{})
+			if err := p.Submit(context.Background(), i, func(context.Context) error { close(done); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			<-done
+			synctest.Wait() // the worker has parked
+			if s := p.Snapshot().Workers; s.Running != 1 || s.Idle != 1 {
+				t.Fatalf("cycle %d: running %d, idle %d, want one parked worker", i, s.Running, s.Idle)
+			}
+		}
+		if n := arms.Load(); n != 1 {
+			t.Fatalf("%d parks armed the idle timer %d times, want once", cycles, n)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestIdleTimeoutFromLastPark: a worker woken again and again before its
+// idle timeout never exits, though the timer set at its first park fires
+// meanwhile; it exits one idle timeout after its last park, not before.
+func TestIdleTimeoutFromLastPark(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const idle = time.Second
+		p := mustNew[int](t, WithWorkers(0, 1), WithIdleTimeout(idle))
+		run := func(i int) {
+			done := make(chan struct{})
+			if err := p.Submit(context.Background(), i, func(context.Context) error { close(done); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			<-done
+			synctest.Wait() // parked
+		}
+		running := func() int { return p.Snapshot().Workers.Running }
+		for i := range 10 {
+			run(i)
+			time.Sleep(idle * 6 / 10)
+			synctest.Wait()
+			if r := running(); r != 1 {
+				t.Fatalf("after park %d and %v idle: %d workers, want 1", i, idle*6/10, r)
+			}
+		}
+		run(10)
+		time.Sleep(idle - time.Millisecond)
+		synctest.Wait()
+		if r := running(); r != 1 {
+			t.Fatalf("%v after the last park: %d workers, want 1", idle-time.Millisecond, r)
+		}
+		time.Sleep(2 * time.Millisecond)
+		synctest.Wait()
+		if r := running(); r != 0 {
+			t.Fatalf("%v after the last park: %d workers, want 0", idle+time.Millisecond, r)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
