@@ -128,8 +128,8 @@ const yieldBelow = 16
 
 // yieldBehind is how many tasks of one group, not yet taken by a worker,
 // make a blocking submitter yield its processor (runtime.Gosched) once, as
-// its task becomes the yieldBehind-th, while goroutines queue for the
-// processors (control.crowded). Submitters that outnumber the processors
+// its task becomes the yieldBehind-th, while goroutines other than the
+// pool's slow workers queue for the processors (control.crowded). Submitters that outnumber the processors
 // and never wait otherwise keep the workers off them: the backlog then
 // spreads over every group in memory no cache holds, and each task pays
 // for it twice, in its push and in its take. Yielding as a room falls
@@ -161,8 +161,9 @@ type control struct {
 	coarse atomic.Int64
 	asleep atomic.Bool
 	// crowded says that the monitor's last sample found more goroutines
-	// waiting for a processor than there are processors (see sampleCPU):
-	// a submitter whose group falls yieldBehind tasks behind then yields.
+	// waiting for a processor than there are processors and than the pool
+	// has slow workers in a batch (see sampleCPU): a submitter whose group
+	// falls yieldBehind tasks behind then yields.
 	crowded atomic.Bool
 	_       [cacheLine - 16]byte
 	// busy counts slow workers running a batch (see slowDrains): written

@@ -298,7 +298,14 @@ func (c *control) sampleCPU(sample []metrics.Sample, self int64) {
 		// so the pool may double each tick while its workers wait.
 		room = 2 * max(0, busy-wantCPU)
 		full := int64(runnable) > max(busy/2, cpuQueuePerProc*int64(c.procs))
-		crowded := runnable > uint64(c.procs)
+		// Crowded: more goroutines wait for a processor than there are
+		// processors, and than the pool has slow workers in a batch
+		// (tasks that block or run long), so that some of those waiting
+		// are its submitters or quick workers. A crowd that may be all
+		// slow workers, readied together as their tasks' I/O ends, is no
+		// reason for a submitter to yield: it would only queue behind
+		// them (a rate-paced submitter then falls behind its schedule).
+		crowded := runnable > uint64(c.procs) && runnable > uint64(max(0, c.busy.Load()))
 		if u := c.util.Load(); u >= 0 && u < utilTrusted {
 			// The processors stood idle for half of the last utilWindow
 			// or more, so the goroutines counted as waiting for one are

@@ -129,16 +129,26 @@ func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 	for _, tc := range []struct {
 		name                           string
 		procs, busy, running, runnable int
+		slow                           int // of busy: slow workers in a batch
 		self, capacity                 int64
 		util                           int32
 		want                           int32
 		full, crowded                  bool
 	}{
 		// 10 workers sleeping 1 ms on 1 processor, all readied with
-		// the monitor's tick: the burst reads as a full processor.
-		{name: "burst, share unknown", procs: 1, busy: 10, running: 1, runnable: 10, self: 1, util: -1, want: 0, full: true, crowded: true},
-		{name: "burst, processor idle", procs: 1, busy: 10, running: 1, runnable: 10, self: 1, util: 20, want: 20},
-		{name: "burst, processor busy", procs: 1, busy: 10, running: 1, runnable: 10, self: 1, util: 900, want: 0, full: true, crowded: true},
+		// the monitor's tick: the burst reads as a full processor, but
+		// not as crowded: those waiting may all be the slow workers.
+		{name: "burst, share unknown", procs: 1, busy: 10, slow: 10, running: 1, runnable: 10, self: 1, util: -1, want: 0, full: true},
+		{name: "burst, processor idle", procs: 1, busy: 10, slow: 10, running: 1, runnable: 10, self: 1, util: 20, want: 20},
+		{name: "burst, processor busy", procs: 1, busy: 10, slow: 10, running: 1, runnable: 10, self: 1, util: 900, want: 0, full: true},
+		// One more waits than the pool has slow workers: a submitter,
+		// at least, queues for the processor.
+		{name: "burst and a submitter", procs: 1, busy: 10, slow: 10, running: 1, runnable: 11, self: 1, util: 900, want: 0, full: true, crowded: true},
+		// 500 workers whose tasks wait on I/O, 40 of them readied and
+		// waiting for 2 busy processors: the pool may grow (most of
+		// its workers block), and a submitter that yielded would
+		// queue behind them.
+		{name: "workers readied by I/O", procs: 2, busy: 500, slow: 500, running: 2, runnable: 40, self: 1, util: 990, want: 918},
 		// Half of 2 processors on average: one of the 10 workers
 		// computes, 9 block.
 		{name: "2 processors, one busy", procs: 2, busy: 10, running: 1, runnable: 10, self: 1, util: 450, want: 18},
@@ -156,8 +166,8 @@ func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 		// processors, the waiting goroutines read as a burst and the
 		// pool grows by 20; against the quota they are a queue.
 		{name: "quota, judged by the processors", procs: 2, busy: 10, running: 2, runnable: 8, self: 1, util: 245, want: 20},
-		{name: "quota of half a CPU", procs: 2, capacity: 500, busy: 10, running: 2, runnable: 8, self: 1, util: 980, want: 2, crowded: true},
-		// Eight submitters and two workers on 2 processors: more wait
+		{name: "quota of half a CPU", procs: 2, capacity: 500, busy: 10, slow: 10, running: 2, runnable: 8, self: 1, util: 980, want: 2},
+		// Eight submitters and two quick workers on 2 processors: more wait
 		// for a processor than there are, so a submitter that falls
 		// behind yields; not enough for full.
 		{name: "submitters queue for processors", procs: 2, busy: 2, running: 2, runnable: 7, self: 1, util: 990, want: 0, crowded: true},
@@ -173,6 +183,7 @@ func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 			return uint64(tc.running), uint64(tc.runnable), true
 		}
 		c.running.Store(int32(tc.busy))
+		c.busy.Store(int32(tc.slow))
 		c.util.Store(tc.util)
 		c.sampleCPU(c.sample, tc.self)
 		if got := c.growRoom.Load(); got != tc.want {
