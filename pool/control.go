@@ -129,14 +129,15 @@ const yieldBelow = 16
 // yieldBehind is how many tasks of one group, not yet taken by a worker,
 // make a blocking submitter yield its processor (runtime.Gosched) once, as
 // its task becomes the yieldBehind-th, while goroutines other than the
-// pool's slow workers queue for the processors (control.crowded). Submitters that outnumber the processors
-// and never wait otherwise keep the workers off them: the backlog then
-// spreads over every group in memory no cache holds, and each task pays
-// for it twice, in its push and in its take. Yielding as a room falls
-// that far behind lets the workers catch up while the backlog is still
-// warm: eight producers of no-op tasks on two processors took about 0.8×
-// the time (docs/ARCHITECTURE.md, "Submitters yield when their room falls
-// behind"). A lone submitter beside idle processors never yields.
+// pool's slow workers queue for the processors (control.crowded).
+// Submitters that outnumber the processors and never wait otherwise keep
+// the workers off them: the backlog then spreads over every group in
+// memory no cache holds, and each task pays for it twice, in its push and
+// in its take. Yielding as a room falls that far behind lets the workers
+// catch up while the backlog is still warm: eight producers of no-op
+// tasks on two processors took about 0.8× the time (docs/ARCHITECTURE.md,
+// "Submitters yield when their room falls behind"). A lone submitter
+// beside idle processors never yields.
 const yieldBehind = 8
 
 // control is the non-generic half of a pool: the run queue of ready shards,

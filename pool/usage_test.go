@@ -164,7 +164,8 @@ func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 		// a CPU: throttled, the process used 0.49 CPU, 245 per mille
 		// of the processors but 980 of the quota. Judged against the
 		// processors, the waiting goroutines read as a burst and the
-		// pool grows by 20; against the quota they are a queue.
+		// pool grows by 20; against the quota they are a queue. The
+		// waiting are the slow workers themselves: not crowded.
 		{name: "quota, judged by the processors", procs: 2, busy: 10, running: 2, runnable: 8, self: 1, util: 245, want: 20},
 		{name: "quota of half a CPU", procs: 2, capacity: 500, busy: 10, slow: 10, running: 2, runnable: 8, self: 1, util: 980, want: 2},
 		// Eight submitters and two quick workers on 2 processors: more wait
