@@ -66,19 +66,19 @@ type worker struct {
 	idleIdx int32
 	allIdx  int32
 	// timer is the idle timer (idleExpired), created at the first timed
-	// park and reused. idleUntil is when the current idle spell ends (zero:
-	// untimed); armed says the timer is pending. A wake does not stop it,
-	// and a park for the whole idle timeout does not reset a pending one,
-	// which fires no later than the spell ends (it was set at an earlier
-	// park, for at most the idle timeout): its firing sets it for the rest
-	// of the spell, or finds w awake and disarms it. So a worker that
-	// parks after every task touches the runtime's timers about once per
-	// idle timeout instead of twice per park. retire says the timer ended
-	// w's life. All guarded by mu, retire read by w after the token.
-	timer     *time.Timer
-	idleUntil time.Time
-	armed     bool
-	retire    bool
+	// park and reused. idleUntil is when the current idle spell ends, and
+	// armedUntil when the timer fires, both on control.clock (zero:
+	// untimed, and not pending). A wake does not stop the timer, and a
+	// park does not reset one that fires no later than the new spell ends:
+	// its firing sets it for the rest of the spell, or finds w awake and
+	// disarms it. So a worker that parks after every task touches the
+	// runtime's timers about once per idle spell instead of twice per
+	// park. retire says the timer ended w's life. All guarded by mu,
+	// retire read by w after the token.
+	timer      *time.Timer
+	idleUntil  int64
+	armedUntil int64
+	retire     bool
 	// stats are the worker's counters (see stats.go).
 	stats workerStats
 	// goexit is set when the running task called runtime.Goexit.
@@ -203,6 +203,8 @@ type control struct {
 
 	// nanotime reads the real pool clock.
 	nanotime func() int64
+	// epoch is when init ran: clock counts from it.
+	epoch time.Time
 	// monWake (capacity 1) carries the token of whoever cleared asleep;
 	// monStop is closed to stop the monitor, which closes monDone.
 	monWake chan struct{}
@@ -259,6 +261,7 @@ func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration, nanot
 	c.readUsage = proccpu.Read
 	c.maxSpinning = max(1, c.procs/2)
 	c.nanotime = nanotime
+	c.epoch = time.Now()
 	c.spinRounds = spinRounds
 	c.yieldBelow = yieldBelow
 	c.yieldBehind = yieldBehind

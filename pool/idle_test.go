@@ -11,7 +11,7 @@ import (
 // TestIdleTimerArmedOncePerSpell: a worker that parks after every task
 // sets its idle timer at its first park and not again while the timer is
 // pending: a hundred park and wake cycles within one idle timeout arm it
-// once (see worker.armed).
+// once (see worker.timer).
 func TestIdleTimerArmedOncePerSpell(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var arms atomic.Int64
@@ -81,4 +81,59 @@ func TestIdleTimeoutFromLastPark(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestIdleTimerShortSpells: with a scaler and more workers than its
+// target, a worker's idle spell is aboveTargetIdle; a worker woken every
+// millisecond does not reset its timer at each park (the pending one
+// fires before the new spell ends and is set for the rest), and it exits
+// aboveTargetIdle after its last park.
+func TestIdleTimerShortSpells(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var c control
+		if err := c.init(16, 1, 8, time.Second, func() int64 { return 0 }); err != nil {
+			t.Fatal(err)
+		}
+		var arms atomic.Int64
+		c.hook = func(pt hookPoint) {
+			if pt == hookArm {
+				arms.Add(1)
+			}
+		}
+		c.scaler.Store(&autoscaler{})
+		c.target.Store(1)
+		c.running.Store(3) // above the target: spells of aboveTargetIdle
+		w := &worker{wake: make(chan struct{}, 1)}
+		const parks = 9 // all within one spell of the first park
+		for i := range parks {
+			done := parkAsync(&c, w)
+			time.Sleep(time.Millisecond)
+			c.wakeAll()
+			if !<-done {
+				t.Fatalf("park %d: the worker exited after %v idle, want it woken", i, time.Millisecond)
+			}
+		}
+		last := time.Now()
+		if <-parkAsync(&c, w) {
+			t.Fatal("a worker above the target stayed after its idle spell, want it to exit")
+		}
+		if idle := time.Since(last); idle != aboveTargetIdle {
+			t.Fatalf("the worker exited after %v idle, want %v", idle, aboveTargetIdle)
+		}
+		// The first park's, and the firing that set it for the rest
+		// of the last spell.
+		if n := arms.Load(); n != 2 {
+			t.Fatalf("%d parks armed the idle timer %d times, want 2", parks+1, n)
+		}
+	})
+}
+
+// parkAsync parks w in a goroutine of the synctest bubble and returns once
+// every goroutine of the bubble is blocked (w parked, or gone); the
+// channel carries park's result.
+func parkAsync(c *control, w *worker) <-chan bool {
+	done := make(chan bool, 1)
+	go func() { done <- c.park(w) }()
+	synctest.Wait()
+	return done
 }

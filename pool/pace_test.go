@@ -207,12 +207,6 @@ func TestIdleTimerFiringForAnEarlierSpell(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := &worker{wake: make(chan struct{}, 1)}
-		parkAsync := func() <-chan bool {
-			done := make(chan bool, 1)
-			go func() { done <- c.park(w) }()
-			synctest.Wait()
-			return done
-		}
 		expectParked := func(when string) {
 			t.Helper()
 			c.mu.Lock()
@@ -225,7 +219,7 @@ func TestIdleTimerFiringForAnEarlierSpell(t *testing.T) {
 
 		// At min: an untimed park; a stray firing leaves it parked.
 		c.running.Store(1)
-		done := parkAsync()
+		done := parkAsync(&c, w)
 		c.idleExpired(w)
 		expectParked("a stray firing at min")
 		c.wakeAll()
@@ -238,7 +232,7 @@ func TestIdleTimerFiringForAnEarlierSpell(t *testing.T) {
 		// they were.
 		c.running.Store(3)
 		start := time.Now()
-		done = parkAsync()
+		done = parkAsync(&c, w)
 		time.Sleep(500 * time.Millisecond)
 		c.idleExpired(w)
 		expectParked("a firing half-way through the spell")

@@ -256,20 +256,19 @@ func (c *control) park(w *worker) bool {
 	c.idle.Add(1)
 	// Reads the count and the bound; a parked worker at or below min
 	// sleeps without a timer (an idle pool uses no CPU).
-	w.idleUntil = time.Time{}
+	w.idleUntil = 0
 	if c.running.Load() > c.minW.Load() {
 		d := c.idleFor()
-		w.idleUntil = time.Now().Add(d)
+		w.idleUntil = c.clock() + int64(d)
 		if w.timer == nil {
 			// Created at the first timed park (a worker that never
 			// parks above min needs none), unarmed, under mu, where
 			// idleExpired reads it.
 			w.timer = time.AfterFunc(time.Duration(1<<63-1), func() { c.idleExpired(w) })
 		}
-		if !w.armed || d < c.idleTimeout {
-			// Not pending, or this spell is shorter than the one a
-			// pending timer may have been set for (a scaler's
-			// target, see idleFor).
+		if w.armedUntil == 0 || w.idleUntil < w.armedUntil {
+			// Not pending, or pending past this spell's end (a
+			// shorter spell: a scaler's target, see idleFor).
 			c.arm(w, d)
 		}
 	}
@@ -285,14 +284,19 @@ func (c *control) park(w *worker) bool {
 	return c.woken(w)
 }
 
-// arm sets w's idle timer to fire in d. The caller holds c.mu.
+// arm sets w's idle timer to fire in d, at the end of its idle spell
+// (w.idleUntil). The caller holds c.mu.
 func (c *control) arm(w *worker, d time.Duration) {
 	if c.hook != nil {
 		c.hook(hookArm)
 	}
-	w.armed = true
+	w.armedUntil = w.idleUntil
 	w.timer.Reset(d)
 }
+
+// clock reads the time since init, in nanoseconds, never 0: the idle
+// spells' clock.
+func (c *control) clock() int64 { return int64(time.Since(c.epoch)) + 1 }
 
 // woken receives the token of whoever took w off the idle list; it reports
 // false when that was w's idle timer retiring it (running already
@@ -316,13 +320,13 @@ func (c *control) woken(w *worker) bool {
 func (c *control) idleExpired(w *worker) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w.armed = false
-	if !w.parked || w.idleUntil.IsZero() {
+	w.armedUntil = 0
+	if !w.parked || w.idleUntil == 0 {
 		return
 	}
-	now := time.Now()
-	if now.Before(w.idleUntil) {
-		c.arm(w, w.idleUntil.Sub(now))
+	now := c.clock()
+	if now < w.idleUntil {
+		c.arm(w, time.Duration(w.idleUntil-now))
 		return
 	}
 	if c.running.Load() > c.floor() {
@@ -338,11 +342,11 @@ func (c *control) idleExpired(w *worker) {
 		// At or below min no worker exits until Tune lowers min, and Tune
 		// wakes every parked worker: w parks on without a timer, as park
 		// would have it (an idle pool uses no CPU).
-		w.idleUntil = time.Time{}
+		w.idleUntil = 0
 		return
 	}
 	d := c.idleFor()
-	w.idleUntil = now.Add(d)
+	w.idleUntil = now + int64(d)
 	c.arm(w, d)
 }
 
@@ -382,10 +386,10 @@ func (c *control) register(w *worker) bool {
 func (c *control) retire(w *worker) {
 	c.mu.Lock()
 	if w.timer != nil {
-		// A wake may have left it pending (see worker.armed); w parks
+		// A wake may have left it pending (see worker.timer); w parks
 		// no more.
 		w.timer.Stop()
-		w.armed = false
+		w.armedUntil = 0
 	}
 	w.stats.addTo(&c.retired)
 	last := len(c.all) - 1

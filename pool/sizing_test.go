@@ -79,7 +79,7 @@ func TestIdleWorkersAtMinParkWithoutTimer(t *testing.T) {
 		c.mu.Lock()
 		timed := 0
 		for _, w := range c.all {
-			if w.parked && !w.idleUntil.IsZero() {
+			if w.parked && w.idleUntil != 0 {
 				timed++
 			}
 		}
