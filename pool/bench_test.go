@@ -286,7 +286,7 @@ func BenchmarkWorkersCPUAndIO(b *testing.B) {
 // goroutines. ns/op is per cycle.
 func BenchmarkParkWake(b *testing.B) {
 	var c control
-	if err := c.init(8, 0, 4, time.Second, func() int64 { return time.Now().UnixNano() }); err != nil {
+	if err := c.init(8, 0, 4, time.Second, sinceStart()); err != nil {
 		b.Fatal(err)
 	}
 	c.running.Store(2) // above min: every park is timed

@@ -201,10 +201,9 @@ type control struct {
 	// less (read once, at New). util is a share of it.
 	capacity int64
 
-	// nanotime reads the real pool clock.
+	// nanotime reads the real pool clock (the idle spells' too, see
+	// clock).
 	nanotime func() int64
-	// epoch is when init ran: clock counts from it.
-	epoch time.Time
 	// monWake (capacity 1) carries the token of whoever cleared asleep;
 	// monStop is closed to stop the monitor, which closes monDone.
 	monWake chan struct{}
@@ -261,7 +260,6 @@ func (c *control) init(nshards, minW, maxW int, idleTimeout time.Duration, nanot
 	c.readUsage = proccpu.Read
 	c.maxSpinning = max(1, c.procs/2)
 	c.nanotime = nanotime
-	c.epoch = time.Now()
 	c.spinRounds = spinRounds
 	c.yieldBelow = yieldBelow
 	c.yieldBehind = yieldBehind

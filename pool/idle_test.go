@@ -91,7 +91,7 @@ func TestIdleTimeoutFromLastPark(t *testing.T) {
 func TestIdleTimerShortSpells(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var c control
-		if err := c.init(16, 1, 8, time.Second, func() int64 { return 0 }); err != nil {
+		if err := c.init(16, 1, 8, time.Second, sinceStart()); err != nil {
 			t.Fatal(err)
 		}
 		var arms atomic.Int64
@@ -136,4 +136,12 @@ func parkAsync(c *control, w *worker) <-chan bool {
 	go func() { done <- c.park(w) }()
 	synctest.Wait()
 	return done
+}
+
+// sinceStart returns a pool clock for a control of a test's own: the time
+// since the call (in a synctest bubble, the bubble's). Parks time their
+// idle spells on it.
+func sinceStart() func() int64 {
+	start := time.Now()
+	return func() int64 { return int64(time.Since(start)) }
 }

@@ -152,7 +152,7 @@ func submitOK(p *Pool[int], g int, task Task) {
 func TestParkAboveScalerTarget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var c control
-		if err := c.init(16, 1, 8, time.Hour, func() int64 { return 0 }); err != nil {
+		if err := c.init(16, 1, 8, time.Hour, sinceStart()); err != nil {
 			t.Fatal(err)
 		}
 		// No timer: the first timed park creates it, the next ones reuse it.
@@ -203,7 +203,7 @@ func TestParkAboveScalerTarget(t *testing.T) {
 func TestIdleTimerFiringForAnEarlierSpell(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var c control
-		if err := c.init(16, 1, 8, time.Second, func() int64 { return 0 }); err != nil {
+		if err := c.init(16, 1, 8, time.Second, sinceStart()); err != nil {
 			t.Fatal(err)
 		}
 		w := &worker{wake: make(chan struct{}, 1)}

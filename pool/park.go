@@ -294,9 +294,9 @@ func (c *control) arm(w *worker, d time.Duration) {
 	w.timer.Reset(d)
 }
 
-// clock reads the time since init, in nanoseconds, never 0: the idle
-// spells' clock.
-func (c *control) clock() int64 { return int64(time.Since(c.epoch)) + 1 }
+// clock is the idle spells' clock: the pool's real clock, never 0 (0
+// means untimed).
+func (c *control) clock() int64 { return c.nanotime() + 1 }
 
 // woken receives the token of whoever took w off the idle list; it reports
 // false when that was w's idle timer retiring it (running already
