@@ -369,15 +369,19 @@ func (g *gqueue[K, P]) push(s *shardq[K, P], e *entry[K, P]) {
 	pos := g.head + m
 	switch {
 	case g.hc == nil:
-		c := s.newChunk()
-		g.hc, g.tc, g.head, pos = c, c, 0, 0
+		c := s.newChunk(e)
+		g.hc, g.tc, g.head = c, c, 0
+		g.n++
+		return
 	case m == 0:
 		// Every task of the kept chunk ran: start it over.
 		g.head, pos = 0, 0
 	case pos%chunkLen == 0:
-		c := s.newChunk()
+		c := s.newChunk(e)
 		g.tc.next = c
 		g.tc = c
+		g.n++
+		return
 	}
 	g.tc.e[pos%chunkLen] = *e
 	g.n++
@@ -442,14 +446,26 @@ func (g *gqueue[K, P]) dropChunks(s *shardq[K, P]) {
 	}
 }
 
-// newChunk returns a chunk from the free list, or a new one.
-func (s *shardq[K, P]) newChunk() *chunk[K, P] {
+// newChunk returns a chunk from the free list, or a new one, with e in its
+// first slot.
+//
+// A new chunk's memory may be fresh from the operating system, never
+// touched. Its first access is a store of a word that holds no pointer
+// (the acceptance time), so that the page is faulted in once, writable. A load
+// first (the nil check of an indexed store, or a write barrier reading
+// the slot's old pointers) would map the shared zero page, and the store
+// after it would fault again and flush the page's mapping from every
+// processor's TLB.
+func (s *shardq[K, P]) newChunk(e *entry[K, P]) *chunk[K, P] {
 	c := s.free
 	if c == nil {
-		return new(chunk[K, P])
+		c = new(chunk[K, P])
+		c.e[0].enq = e.enq
+	} else {
+		s.free, c.next = c.next, nil
+		s.nfree--
 	}
-	s.free, c.next = c.next, nil
-	s.nfree--
+	c.e[0] = *e
 	return c
 }
 
