@@ -4,6 +4,7 @@ package pool
 
 import (
 	"context"
+	"fmt"
 	"runtime/debug"
 	"syscall"
 	"testing"
@@ -19,6 +20,12 @@ import (
 // twice that when it is first read (the zero page, then a copy-on-write
 // fault). ns/submit is the submissions' time per task.
 func BenchmarkBacklogFaults(b *testing.B) {
+	for _, subs := range []int{1, 8} {
+		b.Run(fmt.Sprintf("submitters=%d", subs), func(b *testing.B) { benchBacklogFaults(b, subs) })
+	}
+}
+
+func benchBacklogFaults(b *testing.B, subs int) {
 	const groups, perGroup = 10_000, 20
 	var faults, tasks int64
 	var took time.Duration
@@ -41,11 +48,11 @@ func BenchmarkBacklogFaults(b *testing.B) {
 		task := Task(func(context.Context) error { return nil })
 		debug.FreeOSMemory()
 		before, t0 := minorFaults(b), time.Now()
-		for i := range groups * perGroup {
+		spread(groups*perGroup, subs, func(i int) {
 			if err := p.Submit(context.Background(), i%groups, task); err != nil {
-				b.Fatal(err)
+				b.Error(err)
 			}
-		}
+		})
 		took += time.Since(t0)
 		faults += minorFaults(b) - before
 		tasks += groups * perGroup
