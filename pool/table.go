@@ -61,10 +61,20 @@ func (s *shardq[K, P]) place(h uint64, g *gqueue[K, P]) {
 	s.slots[i] = gslot[K, P]{h: h, g: g}
 }
 
+// pageSlots is the number of slots in a 4 KiB page (16-byte slots on
+// 64-bit platforms).
+const pageSlots = 4096 / 16
+
 // resize moves the groups to a new table of n slots.
 func (s *shardq[K, P]) resize(n int) {
 	old := s.slots
 	s.slots = make([]gslot[K, P], n)
+	// The new table's memory may be fresh from the operating system, and
+	// place reads a slot before it writes one: a store to each page first
+	// faults it in once, writable (see newChunk).
+	for i := 0; i < n; i += pageSlots {
+		s.slots[i].h = 0
+	}
 	for _, sl := range old {
 		if sl.g != nil {
 			s.place(sl.h, sl.g)
