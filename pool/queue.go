@@ -451,11 +451,11 @@ func (g *gqueue[K, P]) dropChunks(s *shardq[K, P]) {
 //
 // A new chunk's memory may be fresh from the operating system, never
 // touched. Its first access is a store of a word that holds no pointer
-// (the acceptance time), so that the page is faulted in once, writable. A load
-// first (the nil check of an indexed store, or a write barrier reading
-// the slot's old pointers) would map the shared zero page, and the store
-// after it would fault again and flush the page's mapping from every
-// processor's TLB.
+// (the acceptance time), so that the page is faulted in once, writable.
+// A load first (the nil check of an indexed store, or a write barrier
+// reading the slot's old pointers) would map the shared zero page, and
+// the store after it would fault again and flush the page's mapping from
+// every processor's TLB (BenchmarkBacklogFaults).
 func (s *shardq[K, P]) newChunk(e *entry[K, P]) *chunk[K, P] {
 	c := s.free
 	if c == nil {
