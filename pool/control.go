@@ -128,8 +128,9 @@ const yieldBelow = 16
 
 // yieldBehind is how many tasks of one group, not yet taken by a worker,
 // make a blocking submitter yield its processor (runtime.Gosched) once, as
-// its task becomes the yieldBehind-th, while goroutines other than the
-// pool's slow workers queue for the processors (control.crowded).
+// its task becomes the yieldBehind-th, while more goroutines queue for
+// the processors than there are, and fewer slow workers are in a batch
+// (control.crowded).
 // Submitters that outnumber the processors and never wait otherwise keep
 // the workers off them: the backlog then spreads over every group in
 // memory no cache holds, and each task pays for it twice, in its push and
@@ -137,7 +138,10 @@ const yieldBelow = 16
 // catch up while the backlog is still warm: eight producers of no-op
 // tasks on two processors took about 0.8× the time (docs/ARCHITECTURE.md,
 // "Submitters yield when their room falls behind"). A lone submitter
-// beside idle processors never yields.
+// beside idle processors never yields, nor does one beside workers whose
+// tasks block: those queued are then mostly workers their I/O readied, and
+// a submitter that yielded would queue behind all of them, milliseconds
+// at the seed's scale (docs/ARCHITECTURE.md, the same section).
 const yieldBehind = 8
 
 // control is the non-generic half of a pool: the run queue of ready shards,
@@ -162,9 +166,9 @@ type control struct {
 	coarse atomic.Int64
 	asleep atomic.Bool
 	// crowded says that the monitor's last sample found more goroutines
-	// waiting for a processor than there are processors and than the pool
-	// has slow workers in a batch (see sampleCPU): a submitter whose group
-	// falls yieldBehind tasks behind then yields.
+	// waiting for a processor than there are processors, and fewer slow
+	// workers in a batch (see sampleCPU): a submitter whose group falls
+	// yieldBehind tasks behind then yields.
 	crowded atomic.Bool
 	_       [cacheLine - 16]byte
 	// busy counts slow workers running a batch (see slowDrains): written

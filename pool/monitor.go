@@ -299,13 +299,14 @@ func (c *control) sampleCPU(sample []metrics.Sample, self int64) {
 		room = 2 * max(0, busy-wantCPU)
 		full := int64(runnable) > max(busy/2, cpuQueuePerProc*int64(c.procs))
 		// Crowded: more goroutines wait for a processor than there are
-		// processors, and than the pool has slow workers in a batch
-		// (tasks that block or run long), so that some of those waiting
-		// are its submitters or quick workers. A crowd that may be all
-		// slow workers, readied together as their tasks' I/O ends, is no
-		// reason for a submitter to yield: it would only queue behind
-		// them (a rate-paced submitter then falls behind its schedule).
-		crowded := runnable > uint64(c.procs) && runnable > uint64(max(0, c.busy.Load()))
+		// processors, while fewer slow workers (tasks that block or run
+		// long) are in a batch than there are processors, so that those
+		// waiting are the pool's submitters and quick workers. Where
+		// tasks block, the backlog drains at the pace of their I/O, and
+		// the crowd is mostly workers that their I/O readied: a
+		// submitter that yielded would only queue behind them, and a
+		// rate-paced one falls behind its schedule (see yieldBehind).
+		crowded := runnable > uint64(c.procs) && c.busy.Load() < c.procs
 		if u := c.util.Load(); u >= 0 && u < utilTrusted {
 			// The processors stood idle for half of the last utilWindow
 			// or more, so the goroutines counted as waiting for one are

@@ -124,7 +124,8 @@ func TestUsageLateReading(t *testing.T) {
 // the monitor's tick are a burst (timers that fired with the tick), not
 // a queue, and do not stop the growth; when the processors were busy, or
 // the share is unknown, they do. The same reading says whether submitters
-// that fall behind yield (crowded: more wait than there are processors).
+// that fall behind yield (crowded: more wait than there are processors,
+// and fewer slow workers are in a batch than there are processors).
 func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 	for _, tc := range []struct {
 		name                           string
@@ -142,8 +143,19 @@ func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 		{name: "burst, processor idle", procs: 1, busy: 10, slow: 10, running: 1, runnable: 10, self: 1, util: 20, want: 20},
 		{name: "burst, processor busy", procs: 1, busy: 10, slow: 10, running: 1, runnable: 10, self: 1, util: 900, want: 0, full: true},
 		// One more waits than the pool has slow workers: a submitter,
-		// at least, queues for the processor.
-		{name: "burst and a submitter", procs: 1, busy: 10, slow: 10, running: 1, runnable: 11, self: 1, util: 900, want: 0, full: true, crowded: true},
+		// at least, queues for the processor, but behind the workers
+		// that I/O readied: yielding would only put it further back.
+		{name: "burst and a submitter", procs: 1, busy: 10, slow: 10, running: 1, runnable: 11, self: 1, util: 900, want: 0, full: true},
+		// 175 workers awake, 124 of them slow in a batch, 368 waiting
+		// for 2 processors (a sample of chatsim at the seed's scale):
+		// the crowd is the workers that the I/O readied, and those
+		// the rate-paced submitter would queue behind.
+		{name: "crowd of I/O workers", procs: 2, busy: 389, slow: 124, running: 2, runnable: 368, self: 1, util: 990, want: 0, full: true},
+		// One slow worker (a room stuck in a long task) among quick
+		// ones, and submitters that queue: still crowded.
+		{name: "submitters beside one slow worker", procs: 2, busy: 3, slow: 1, running: 2, runnable: 7, self: 1, util: 990, want: 0, crowded: true},
+		// As many slow workers in a batch as processors: not crowded.
+		{name: "submitters beside slow workers", procs: 2, busy: 4, slow: 2, running: 2, runnable: 7, self: 1, util: 990, want: 0},
 		// 500 workers whose tasks wait on I/O, 40 of them readied and
 		// waiting for 2 busy processors: the pool may grow (most of
 		// its workers block), and a submitter that yielded would
