@@ -5,7 +5,9 @@
 # two builds see the same drift, and the median of many pairs ignores the
 # runs a neighbour disturbed.
 #
-#   git stash; go build -o /tmp/a ./bench/cmd/shoalbench; git stash pop
+#   git worktree add /tmp/base HEAD
+#   (cd /tmp/base && go build -o /tmp/a ./bench/cmd/shoalbench)
+#   git worktree remove /tmp/base
 #   go build -o /tmp/b ./bench/cmd/shoalbench
 #   bench/scripts/pair.sh 20 /tmp/a /tmp/b -workload sleep -producers 8
 #
