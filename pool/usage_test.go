@@ -146,7 +146,7 @@ func TestSampleCPUTrustsIdleProcessors(t *testing.T) {
 		// at least, queues for the processor, but behind the workers
 		// that I/O readied: yielding would only put it further back.
 		{name: "burst and a submitter", procs: 1, busy: 10, slow: 10, running: 1, runnable: 11, self: 1, util: 900, want: 0, full: true},
-		// 175 workers awake, 124 of them slow in a batch, 368 waiting
+		// 389 workers awake, 124 of them slow in a batch, 368 waiting
 		// for 2 processors (a sample of chatsim at the seed's scale):
 		// the crowd is the workers that the I/O readied, and those
 		// the rate-paced submitter would queue behind.
