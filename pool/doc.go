@@ -99,10 +99,13 @@
 // goroutines that fill the CPUs hide blocked workers from that count, once
 // waiting groups have gone 10 ms with no worker taking any. Workers above
 // the kept-warm count exit after WithIdleTimeout without work. While more
-// goroutines wait for a processor than there are processors, a Submit
-// that may wait and leaves its group eight tasks behind yields its
-// processor once (runtime.Gosched), so that submitters which outnumber
-// the processors let the workers catch up.
+// goroutines wait for a processor than there are processors, and fewer
+// workers whose tasks block are running a batch than there are
+// processors, a Submit that may wait and leaves its group eight tasks
+// behind yields its processor once (runtime.Gosched), so that submitters
+// which outnumber the processors let the workers catch up; beside workers
+// whose tasks block, those waiting are mostly workers their I/O readied,
+// and a submitter does not queue behind them.
 //
 // # Costs
 //
