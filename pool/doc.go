@@ -77,35 +77,27 @@
 // # Workers
 //
 // Workers run between min and max (WithWorkers; max defaults to
-// DefaultMaxWorkers, 1024, or 4×GOMAXPROCS where that is more). A
-// producer wakes or starts a worker when no worker is free or more shards
-// wait than workers are free (past GOMAXPROCS workers it starts one only
-// while at most GOMAXPROCS shards wait; the monitor ramps up beyond); a worker whose tasks block (fewer
-// than 16 turns per millisecond), or one started past GOMAXPROCS until
-// its first millisecond shows otherwise, does not count as free. A
+// DefaultMaxWorkers, 1024, or 4×GOMAXPROCS where that is more). They start
+// on demand: a Submit that readies a group wakes or starts one when none is
+// free (a worker whose tasks block counts as busy while it runs one), and a
 // monitor goroutine, ticking every millisecond while the pool has work,
-// starts or wakes workers while shards still wait, so a group behind
-// a worker stuck in a long task waits at most about a millisecond. Past
-// GOMAXPROCS workers, a worker starts only while more workers are busy
-// than goroutines run or wait for a processor (runtime/metrics), so tasks
-// that wait on I/O get the workers they need, doubling each millisecond
-// until more goroutines wait for a processor than half the busy workers,
-// and CPU-bound tasks do not oversubscribe the CPUs. Where the process's
-// CPU time shows the processors (or the cgroup's CPU quota, where that is
-// less) idle half the time or more over the last 16 ms, and the monitor's
-// ticks came on time, goroutines counted as waiting for a processor are
-// taken for what they are, a burst readied together (workers whose sleeps
-// end with the monitor's tick), and do not stop the growth. And, since other
-// goroutines that fill the CPUs hide blocked workers from that count, once
-// waiting groups have gone 10 ms with no worker taking any. Workers above
-// the kept-warm count exit after WithIdleTimeout without work. While more
-// goroutines wait for a processor than there are processors, and fewer
-// workers whose tasks block are running a batch than there are
-// processors, a Submit that may wait and leaves its group eight tasks
-// behind yields its processor once (runtime.Gosched), so that submitters
-// which outnumber the processors let the workers catch up; beside workers
-// whose tasks block, those waiting are mostly workers their I/O readied,
-// and a submitter does not queue behind them.
+// starts or wakes more while groups wait, so a group behind a worker stuck
+// in a long task waits about a millisecond. Past GOMAXPROCS workers, a
+// worker starts only while the runtime counts fewer goroutines running or
+// waiting for a processor than busy workers (runtime/metrics): some of
+// them must be blocked. So tasks that wait on I/O get the workers they
+// need, the pool doubling each millisecond, and CPU-bound tasks do not
+// oversubscribe the processors. Other goroutines that fill the processors
+// hide blocked workers from that count, so the monitor also starts a few
+// workers when waiting groups have gone 10 ms with no worker taking any.
+// Workers above the kept-warm count exit after WithIdleTimeout without
+// work. While more goroutines wait for a processor than there are
+// processors, and fewer workers than processors are in a batch of tasks
+// that block, a Submit that may wait yields its processor once
+// (runtime.Gosched) as its group falls eight tasks behind, so that
+// submitters which outnumber the processors let the workers catch up.
+// docs/TUNING.md ("Workers") gives each rule with its exceptions and
+// measurements.
 //
 // # Costs
 //
