@@ -80,7 +80,7 @@ type counters struct {
 	delivered, redelivered, acked, duplicates atomic.Uint64
 	retries, deadLetters, refusals, ackErrors atomic.Uint64
 	handled, resyncs, dedupErrors, recreated  atomic.Uint64
-	letterErrors, leaseErrors                 atomic.Uint64
+	letterErrors, leaseErrors, requestErrors  atomic.Uint64
 }
 
 // errGraceful is the cause of the consumer's context after a graceful Stop.

@@ -401,6 +401,7 @@ func (pt *partition) consumer(start uint64, waited bool) (natsjs.Consumer, bool)
 		if err != nil {
 			gone = gone || errors.Is(err, natsjs.ErrConsumerNotFound)
 			streamGone = errors.Is(err, natsjs.ErrStreamNotFound)
+			pt.countFailed(err, false)
 			return false
 		}
 		oc := old.CachedInfo().Config
@@ -479,6 +480,7 @@ func (pt *partition) consumer(start uint64, waited bool) (natsjs.Consumer, bool)
 			}
 			continue
 		}
+		pt.countFailed(err, false)
 		if !pt.sleep(&wait) {
 			return nil, false
 		}
@@ -809,6 +811,7 @@ func (pt *partition) info() (*natsjs.ConsumerInfo, bool) {
 			}
 			continue
 		}
+		pt.countFailed(err, false)
 		if !pt.sleep(&wait) {
 			return nil, false
 		}
@@ -839,7 +842,23 @@ func (pt *partition) stillGone() (still, ok bool) {
 			// (sameStream) or stops.
 			return err != nil, true
 		}
+		pt.countFailed(err, false)
 	}
+}
+
+// countFailed counts a failed request about the partition's consumer or
+// stream in Stats.RequestErrors. Not counted: a request cut short because
+// the partition was fenced or the consumer stopped (its context ended),
+// and, unless it is a pull request (pull), an answer that the consumer or
+// the stream is gone, which the callers handle apart.
+func (pt *partition) countFailed(err error, pull bool) {
+	if err == nil || pt.ctx.Err() != nil {
+		return
+	}
+	if !pull && (errors.Is(err, natsjs.ErrConsumerNotFound) || errors.Is(err, natsjs.ErrStreamNotFound)) {
+		return
+	}
+	pt.c.st.requestErrors.Add(1)
 }
 
 // floor is a stream sequence at or below which every message of the
@@ -946,6 +965,7 @@ func (pt *partition) sameStream() (last uint64, ok bool) {
 			pt.dropAbove(info.State.LastSeq)
 			return info.State.LastSeq, true
 		}
+		pt.countFailed(err, false)
 		if !pt.sleep(&wait) {
 			return 0, false
 		}
@@ -1041,6 +1061,7 @@ func (pt *partition) fetch() bool {
 // released, or the consumer stopped) and whether the consumer is a new
 // one, whose delivery sequence recover must read. The fetch loop only.
 func (pt *partition) fetchFailed(err error) (ok, anew bool) {
+	pt.countFailed(err, true)
 	wait := 20 * time.Millisecond
 	if !pt.sleep(&wait) {
 		return false, false

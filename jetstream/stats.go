@@ -62,6 +62,15 @@ type Stats struct {
 	// (an operator deleted one) and that the node created anew, starting
 	// after the partition's acknowledged floor (see docs/CLUSTER.md).
 	Recreated uint64
+	// RequestErrors counts requests about a held partition's consumer or
+	// its stream that failed and are tried again: pull requests that
+	// failed, and lookups, creations and state reads of the consumer or
+	// the stream that failed for another reason than the server saying it
+	// is gone (timed out, no server to answer); not those cut short
+	// because the partition was fenced or the consumer stopped. The
+	// partition's rooms wait meanwhile and nothing is lost; a count that
+	// keeps growing is a node that cannot reach JetStream.
+	RequestErrors uint64
 }
 
 // PartitionStats describes one held partition.
@@ -84,24 +93,25 @@ type PartitionStats struct {
 // lock and an allocation per held partition; it does no network call.
 func (c *Consumer) Stats() Stats {
 	s := Stats{
-		Member:       c.cfg.member,
-		Acquired:     c.st.acquired.Load(),
-		Released:     c.st.released.Load(),
-		Lost:         c.st.lost.Load(),
-		Delivered:    c.st.delivered.Load(),
-		Redelivered:  c.st.redelivered.Load(),
-		Handled:      c.st.handled.Load(),
-		Acked:        c.st.acked.Load(),
-		Duplicates:   c.st.duplicates.Load(),
-		Retries:      c.st.retries.Load(),
-		DeadLetters:  c.st.deadLetters.Load(),
-		Refusals:     c.st.refusals.Load(),
-		AckErrors:    c.st.ackErrors.Load(),
-		Resyncs:      c.st.resyncs.Load(),
-		DedupErrors:  c.st.dedupErrors.Load(),
-		LetterErrors: c.st.letterErrors.Load(),
-		LeaseErrors:  c.st.leaseErrors.Load(),
-		Recreated:    c.st.recreated.Load(),
+		Member:        c.cfg.member,
+		Acquired:      c.st.acquired.Load(),
+		Released:      c.st.released.Load(),
+		Lost:          c.st.lost.Load(),
+		Delivered:     c.st.delivered.Load(),
+		Redelivered:   c.st.redelivered.Load(),
+		Handled:       c.st.handled.Load(),
+		Acked:         c.st.acked.Load(),
+		Duplicates:    c.st.duplicates.Load(),
+		Retries:       c.st.retries.Load(),
+		DeadLetters:   c.st.deadLetters.Load(),
+		Refusals:      c.st.refusals.Load(),
+		AckErrors:     c.st.ackErrors.Load(),
+		Resyncs:       c.st.resyncs.Load(),
+		DedupErrors:   c.st.dedupErrors.Load(),
+		LetterErrors:  c.st.letterErrors.Load(),
+		LeaseErrors:   c.st.leaseErrors.Load(),
+		Recreated:     c.st.recreated.Load(),
+		RequestErrors: c.st.requestErrors.Load(),
 	}
 	c.mu.Lock()
 	s.Members = slices.Clone(c.live)

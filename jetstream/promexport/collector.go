@@ -85,9 +85,9 @@ type Collector struct {
 var _ prometheus.Collector = (*Collector)(nil)
 
 type descs struct {
-	members, owned, lag, held                                       *prometheus.Desc
-	handoffs, messages, retries, dead, refusals, ackErrors, resyncs *prometheus.Desc
-	dedupErrors, letterErrors, leaseErrors, recreated               *prometheus.Desc
+	members, owned, lag, held                                        *prometheus.Desc
+	handoffs, messages, retries, dead, refusals, ackErrors, resyncs  *prometheus.Desc
+	dedupErrors, letterErrors, leaseErrors, recreated, requestErrors *prometheus.Desc
 }
 
 // New returns a Collector over src. It returns ErrNilSource without a
@@ -109,21 +109,22 @@ func New(src Source, opts ...Option) (*Collector, error) {
 		return prometheus.NewDesc("shoal_jetstream_"+name, help, labels, cfg.constLabels)
 	}
 	return &Collector{src: src, d: descs{
-		members:      d("members", "Live members of the cluster as this node sees them, itself included."),
-		owned:        d("partitions_owned", "Partitions whose lease this node holds."),
-		lag:          d("partition_lag", "Messages of a held partition not yet delivered, as of the last message received.", "partition"),
-		held:         d("partition_held", "Messages of a held partition that this node holds unacknowledged: waiting for the pool, queued or running.", "partition"),
-		handoffs:     d("handoffs_total", "Partition hand-offs seen from this node: leases acquired, released gracefully, or lost (taken, run out, or dropped at a kill).", "event"),
-		messages:     d("messages_total", "Messages by event: delivered (received), redelivered (received again), handled (handler succeeded), acked, duplicate (dropped by the Dedup).", "event"),
-		retries:      d("handler_retries_total", "Handler calls after a failed one."),
-		dead:         d("dead_letters_total", "Messages published to the dead-letter subject and terminated."),
-		refusals:     d("pool_refusals_total", "Refusals of the local pool that held pulling back."),
-		ackErrors:    d("ack_errors_total", "Acknowledgements or terminations that could not be sent; those messages are redelivered."),
-		resyncs:      d("resyncs_total", "Recoveries after a delivery went elsewhere (a gap in a partition consumer's delivery sequence), each a pause of one ack wait."),
-		dedupErrors:  d("dedup_errors_total", "Dedup calls that failed: a LastApplied asked again while its room waits, or a Record whose message is left unacknowledged."),
-		letterErrors: d("dead_letter_errors_total", "Publications of dead letters that failed (no stream stores the subject, or none answered in time); each is tried again while its room waits."),
-		leaseErrors:  d("lease_errors_total", "Writes of this node's member key and leases (renewals, claims) that failed other than by another node's write: timed out, unreachable, the bucket full or gone."),
-		recreated:    d("consumers_recreated_total", "Partition consumers that the server no longer had (deleted by an operator) and that this node created anew after the partition's acknowledged floor."),
+		members:       d("members", "Live members of the cluster as this node sees them, itself included."),
+		owned:         d("partitions_owned", "Partitions whose lease this node holds."),
+		lag:           d("partition_lag", "Messages of a held partition not yet delivered, as of the last message received.", "partition"),
+		held:          d("partition_held", "Messages of a held partition that this node holds unacknowledged: waiting for the pool, queued or running.", "partition"),
+		handoffs:      d("handoffs_total", "Partition hand-offs seen from this node: leases acquired, released gracefully, or lost (taken, run out, or dropped at a kill).", "event"),
+		messages:      d("messages_total", "Messages by event: delivered (received), redelivered (received again), handled (handler succeeded), acked, duplicate (dropped by the Dedup).", "event"),
+		retries:       d("handler_retries_total", "Handler calls after a failed one."),
+		dead:          d("dead_letters_total", "Messages published to the dead-letter subject and terminated."),
+		refusals:      d("pool_refusals_total", "Refusals of the local pool that held pulling back."),
+		ackErrors:     d("ack_errors_total", "Acknowledgements or terminations that could not be sent; those messages are redelivered."),
+		resyncs:       d("resyncs_total", "Recoveries after a delivery went elsewhere (a gap in a partition consumer's delivery sequence), each a pause of one ack wait."),
+		dedupErrors:   d("dedup_errors_total", "Dedup calls that failed: a LastApplied asked again while its room waits, or a Record whose message is left unacknowledged."),
+		letterErrors:  d("dead_letter_errors_total", "Publications of dead letters that failed (no stream stores the subject, or none answered in time); each is tried again while its room waits."),
+		leaseErrors:   d("lease_errors_total", "Writes of this node's member key and leases (renewals, claims) that failed other than by another node's write: timed out, unreachable, the bucket full or gone."),
+		recreated:     d("consumers_recreated_total", "Partition consumers that the server no longer had (deleted by an operator) and that this node created anew after the partition's acknowledged floor."),
+		requestErrors: d("request_errors_total", "Requests about a held partition's consumer or stream that failed and are tried again: pull requests, and lookups, creations and state reads that timed out or found no server to answer."),
 	}}, nil
 }
 
@@ -132,7 +133,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.d.members, c.d.owned, c.d.lag, c.d.held, c.d.handoffs, c.d.messages,
 		c.d.retries, c.d.dead, c.d.refusals, c.d.ackErrors, c.d.resyncs,
-		c.d.dedupErrors, c.d.letterErrors, c.d.leaseErrors, c.d.recreated,
+		c.d.dedupErrors, c.d.letterErrors, c.d.leaseErrors, c.d.recreated, c.d.requestErrors,
 	} {
 		ch <- d
 	}
@@ -179,4 +180,5 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.d.letterErrors, s.LetterErrors)
 	counter(c.d.leaseErrors, s.LeaseErrors)
 	counter(c.d.recreated, s.Recreated)
+	counter(c.d.requestErrors, s.RequestErrors)
 }

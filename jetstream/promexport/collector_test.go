@@ -60,7 +60,7 @@ func TestCollectorValues(t *testing.T) {
 		},
 		Acquired: 5, Released: 2, Lost: 1,
 		Delivered: 1000, Redelivered: 30, Handled: 990, Acked: 985, Duplicates: 4,
-		Retries: 6, DeadLetters: 2, Refusals: 8, AckErrors: 1, Resyncs: 3, DedupErrors: 2, LetterErrors: 4, LeaseErrors: 5, Recreated: 1,
+		Retries: 6, DeadLetters: 2, Refusals: 8, AckErrors: 1, Resyncs: 3, DedupErrors: 2, LetterErrors: 4, LeaseErrors: 5, Recreated: 1, RequestErrors: 9,
 	}}
 	c, err := promexport.New(src, promexport.WithConstLabels(prometheus.Labels{"stream": "CHAT"}))
 	if err != nil {
@@ -119,6 +119,9 @@ shoal_jetstream_partitions_owned{stream="CHAT"} 2
 # HELP shoal_jetstream_pool_refusals_total Refusals of the local pool that held pulling back.
 # TYPE shoal_jetstream_pool_refusals_total counter
 shoal_jetstream_pool_refusals_total{stream="CHAT"} 8
+# HELP shoal_jetstream_request_errors_total Requests about a held partition's consumer or stream that failed and are tried again: pull requests, and lookups, creations and state reads that timed out or found no server to answer.
+# TYPE shoal_jetstream_request_errors_total counter
+shoal_jetstream_request_errors_total{stream="CHAT"} 9
 # HELP shoal_jetstream_resyncs_total Recoveries after a delivery went elsewhere (a gap in a partition consumer's delivery sequence), each a pause of one ack wait.
 # TYPE shoal_jetstream_resyncs_total counter
 shoal_jetstream_resyncs_total{stream="CHAT"} 3
@@ -126,8 +129,8 @@ shoal_jetstream_resyncs_total{stream="CHAT"} 3
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 23 {
-		t.Errorf("%d series (%v), want 23", n, err)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 24 {
+		t.Errorf("%d series (%v), want 24", n, err)
 	}
 }
 

@@ -32,6 +32,7 @@
 //	dead_letter_errors_total       counter  dead-letter publications that failed (tried again while the room waits)
 //	lease_errors_total             counter  member-key and lease writes that failed (timed out, unreachable, bucket full or gone)
 //	consumers_recreated_total      counter  partition consumers found deleted and created anew
+//	request_errors_total           counter  requests about a partition's consumer or stream that failed (tried again)
 //
 // partition is a label because a stream's partitions are few and fixed (64
 // is the documented choice, at most 4096); rooms are not, for the reason
